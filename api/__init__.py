@@ -1,0 +1,1 @@
+"""Command-line interface, FastAPI service and dashboard."""

@@ -1,0 +1,71 @@
+"""The ``greenwave`` command line.
+
+Each subcommand lives in its own module under :mod:`api.commands` and exposes
+``register(subparsers)``, which adds its parser and sets ``func`` to a
+``run(args) -> int``. Errors that greenwave raises on purpose
+(:class:`~intersections.errors.GreenwaveError`) print one line naming what and
+where, and exit with code 2: no traceback for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from typing import Sequence
+
+from intersections.errors import GreenwaveError, PlanError
+
+__all__ = ["main", "build_parser", "COMMAND_MODULES"]
+
+# One table: subcommand modules in the order ``--help`` lists them.
+COMMAND_MODULES: tuple[str, ...] = (
+    "api.commands.optimize",
+    "api.commands.check",
+    "api.commands.netgen",
+)
+
+
+def _version() -> str:
+    try:
+        return version("greenwave")
+    except PackageNotFoundError:  # running from a source tree without install
+        return "0+unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="greenwave",
+        description="Adaptive traffic-signal control and simulation (SUMO, Modbus, NTCIP).",
+    )
+    parser.add_argument("--version", action="version", version=f"greenwave {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except PlanError as e:
+        print(f"greenwave {args.command}: {e.where}: plan refused:", file=sys.stderr)
+        for p in e.problems:
+            print(f"  - {p}", file=sys.stderr)
+        return 1
+    except GreenwaveError as e:
+        print(f"greenwave {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"greenwave {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

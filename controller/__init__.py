@@ -1,0 +1,1 @@
+"""Engine, safety supervisor, offline timing and control policies. Pure: no SUMO, Modbus, SNMP or web imports."""

@@ -1,0 +1,1 @@
+"""Field controller adapters (Modbus TCP, NTCIP 1202) and controller emulators."""

@@ -1,0 +1,1 @@
+"""Scenario library, regression runner and sweeps."""

@@ -1,0 +1,1 @@
+"""SUMO backend (libsumo / TraCI) and KPIs."""
