@@ -24,10 +24,10 @@ Every value is validated on construction; a model that exists is consistent.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
-from typing import Mapping
 
 import numpy as np
 
@@ -340,7 +340,7 @@ class Intersection:
         yellows = [g.yellow_s for g, e in zip(self.groups, ending) if e]
         return max([need, *yellows])
 
-    def with_stages(self, stages: tuple[Stage, ...]) -> "Intersection":
+    def with_stages(self, stages: tuple[Stage, ...]) -> Intersection:
         """A copy with other stages (validated again)."""
         return Intersection(
             id=self.id,

@@ -11,8 +11,8 @@ this graph; the engine works on the intersections.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Mapping
 
 import networkx as nx
 
@@ -91,6 +91,6 @@ class Network:
                 where=self.source or "network",
             ) from None
 
-    def subset(self, ids: Iterable[str]) -> "Network":
+    def subset(self, ids: Iterable[str]) -> Network:
         ids = list(ids)
         return Network(tuple(self.get(i) for i in ids), self.graph, self.source)

@@ -1,0 +1,98 @@
+"""Intersections packed into padded numpy arrays for vectorised control.
+
+Every per-tick computation (supervisor, policies, estimators) works on one
+:class:`PackedNetwork`: ``N`` intersections, padded to ``G`` signal groups and
+``S`` stages. Padding groups are never valid, never conflict and stay red;
+padding stages are never valid. Row ``n`` is ``network.intersections[n]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from intersections.model import GroupKind, Intersection
+
+__all__ = ["PackedNetwork", "pack"]
+
+
+@dataclass(frozen=True, eq=False)
+class PackedNetwork:
+    ids: tuple[str, ...]
+    group_valid: np.ndarray  # (N, G) bool
+    is_pedestrian: np.ndarray  # (N, G) bool
+    conflicts: np.ndarray  # (N, G, G) bool
+    intergreen_s: np.ndarray  # (N, G, G) float, diagonal = own clearance
+    min_green_s: np.ndarray  # (N, G) float (WALK for pedestrian groups)
+    max_green_s: np.ndarray  # (N, G)
+    yellow_s: np.ndarray  # (N, G)
+    all_red_s: np.ndarray  # (N, G)
+    stage_mask: np.ndarray  # (N, S, G) bool
+    stage_valid: np.ndarray  # (N, S) bool
+    n_groups: np.ndarray  # (N,) int
+    n_stages: np.ndarray  # (N,) int
+
+    @property
+    def n(self) -> int:
+        return len(self.ids)
+
+    @property
+    def g(self) -> int:
+        return self.group_valid.shape[1]
+
+    @property
+    def s(self) -> int:
+        return self.stage_mask.shape[1]
+
+
+def pack(intersections: Sequence[Intersection]) -> PackedNetwork:
+    """Pad and stack intersections; O(N·G²) once, at engine start."""
+    n = len(intersections)
+    if n == 0:
+        raise ValueError("cannot pack an empty list of intersections")
+    g = max(len(i.groups) for i in intersections)
+    s = max(max(len(i.stages), 1) for i in intersections)
+    group_valid = np.zeros((n, g), bool)
+    is_ped = np.zeros((n, g), bool)
+    conflicts = np.zeros((n, g, g), bool)
+    intergreen = np.zeros((n, g, g), float)
+    min_green = np.zeros((n, g))
+    max_green = np.zeros((n, g))
+    yellow = np.zeros((n, g))
+    all_red = np.zeros((n, g))
+    stage_mask = np.zeros((n, s, g), bool)
+    stage_valid = np.zeros((n, s), bool)
+    n_groups = np.zeros(n, int)
+    n_stages = np.zeros(n, int)
+    for k, inter in enumerate(intersections):
+        m = len(inter.groups)
+        n_groups[k] = m
+        group_valid[k, :m] = True
+        is_ped[k, :m] = [grp.kind is GroupKind.PEDESTRIAN for grp in inter.groups]
+        conflicts[k, :m, :m] = inter.conflicts
+        intergreen[k, :m, :m] = inter.intergreen_s
+        min_green[k, :m] = [grp.required_green_s for grp in inter.groups]
+        max_green[k, :m] = [grp.max_green_s for grp in inter.groups]
+        yellow[k, :m] = [grp.yellow_s for grp in inter.groups]
+        all_red[k, :m] = [grp.all_red_s for grp in inter.groups]
+        sm = inter.stage_mask()
+        n_stages[k] = len(inter.stages)
+        stage_mask[k, : sm.shape[0], :m] = sm
+        stage_valid[k, : sm.shape[0]] = True
+    return PackedNetwork(
+        ids=tuple(i.id for i in intersections),
+        group_valid=group_valid,
+        is_pedestrian=is_ped,
+        conflicts=conflicts,
+        intergreen_s=intergreen,
+        min_green_s=min_green,
+        max_green_s=max_green,
+        yellow_s=yellow,
+        all_red_s=all_red,
+        stage_mask=stage_mask,
+        stage_valid=stage_valid,
+        n_groups=n_groups,
+        n_stages=n_stages,
+    )

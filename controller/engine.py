@@ -1,0 +1,160 @@
+"""The engine: read -> estimate -> policy -> safety supervisor -> write.
+
+One :class:`Engine` drives one backend. Each tick it reads an
+:class:`~controller.backend.Observation`, updates the demand estimate, asks
+the policy for a stage per intersection, passes the requests through the
+:class:`~controller.safety.SafetySupervisor`, applies the resulting safe
+states (and intents) to the backend and advances its clock. Intersections
+whose backend lost contact are not commanded: the supervisor puts them into
+their fail-safe (flash, or the local fixed-time plan when one is configured).
+
+Every refused request, fail-safe entry and detected violation becomes an
+:class:`EngineEvent`, kept in ``engine.events`` and sent to the ``logging``
+logger ``greenwave.engine``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from controller.backend import BaseBackend, Commands, Observation
+from controller.estimate import DemandEstimator, Estimate
+from controller.policies import Policy
+from controller.policies.base import PolicyContext
+from controller.policies.fixed_time import FixedTimePolicy
+from controller.safety import FailSafe, Mode, SafetySupervisor, SupervisorReport
+from intersections.plan import TimingPlan
+
+__all__ = ["Engine", "EngineEvent", "TickResult"]
+
+log = logging.getLogger("greenwave.engine")
+
+
+@dataclass(frozen=True)
+class EngineEvent:
+    time_s: float
+    intersection: str
+    kind: str  # "refused", "fail_safe", "recovered", "violation"
+    message: str
+
+
+@dataclass(frozen=True)
+class TickResult:
+    time_s: float
+    observation: Observation
+    estimate: Estimate
+    requests: np.ndarray
+    states: np.ndarray
+    report: SupervisorReport
+
+
+class Engine:
+    """Ties a backend, a policy and the supervisor together.
+
+    ``fallback_plans`` (plans per intersection id) enables the LOCAL_PLAN
+    fail-safe for the intersections they cover; elsewhere the fail-safe is
+    flash. ``comm_timeout_s`` is how stale an intersection's data may be
+    before the engine stops commanding it (field-io.md §3.5 item 8: two poll
+    periods by default).
+    """
+
+    def __init__(
+        self,
+        backend: BaseBackend,
+        policy: Policy,
+        *,
+        fallback_plans: Mapping[str, TimingPlan] | None = None,
+        comm_timeout_s: float | None = None,
+        estimator_half_life_s: float = 300.0,
+    ) -> None:
+        self.backend = backend
+        self.policy = policy
+        self.network = backend.network
+        self.packed = backend.packed
+        self.dt_s = backend.dt_s
+        self.comm_timeout_s = 2 * self.dt_s if comm_timeout_s is None else comm_timeout_s
+        fail_safe = np.full(self.packed.n, FailSafe.FLASH, dtype=np.int8)
+        self.fallback: FixedTimePolicy | None = None
+        if fallback_plans:
+            covered = np.array([i.id in fallback_plans for i in self.network.intersections])
+            fail_safe[covered] = FailSafe.LOCAL_PLAN
+            if covered.all():
+                self.fallback = FixedTimePolicy(fallback_plans)
+                self.fallback.reset(self.network, self.packed)
+            else:
+                fail_safe[:] = FailSafe.FLASH  # a partial set cannot be played as one array; flash is the safe default
+        self.supervisor = SafetySupervisor(self.packed, fail_safe=fail_safe)
+        self.estimator = DemandEstimator(
+            backend.detectors, self.packed.n, self.packed.g, half_life_s=estimator_half_life_s
+        )
+        self.policy.reset(self.network, self.packed)
+        self.events: list[EngineEvent] = []
+        self._prev_mode = self.supervisor.mode.copy()
+        self.ticks = 0
+
+    def _context(self, time_s: float) -> PolicyContext:
+        s = self.supervisor
+        return PolicyContext(
+            time_s=time_s,
+            dt_s=self.dt_s,
+            target=s.target.copy(),
+            state=s.state.copy(),
+            state_time_s=s.state_time_s.copy(),
+        )
+
+    def _event(self, time_s: float, row: int, kind: str, message: str) -> None:
+        ev = EngineEvent(time_s, self.packed.ids[row], kind, message)
+        self.events.append(ev)
+        level = logging.ERROR if kind == "violation" else logging.WARNING
+        log.log(level, "%s t=%.1f %s: %s", ev.intersection, time_s, kind, message)
+
+    def tick(self) -> TickResult:
+        obs = self.backend.read()
+        t = obs.time_s
+        est = self.estimator.update(obs, self.dt_s)
+        ctx = self._context(t)
+        requests = np.asarray(self.policy.decide(obs, est, ctx), dtype=np.int64)
+        healthy = ~obs.fault & (obs.comm_age_s <= self.comm_timeout_s)
+        fallback = self.fallback.requests_at(t) if self.fallback is not None else None
+        dt = 0.0 if self.ticks == 0 else self.dt_s
+        states, report = self.supervisor.step(requests, dt, healthy=healthy, fallback_requests=fallback)
+        self._report(t, requests, report)
+        # Unhealthy intersections are not commanded (field-io.md §3.5 item 8); a
+        # backend that simulates the controller itself (SUMO) may still show
+        # the supervisor's fail-safe states for them.
+        self.backend.apply(Commands(time_s=t, states=states, target_stage=report.target, active=healthy))
+        self.backend.advance()
+        self.ticks += 1
+        return TickResult(t, obs, est, requests, states, report)
+
+    def _report(self, t: float, requests: np.ndarray, report: SupervisorReport) -> None:
+        for r in np.flatnonzero(report.refused):
+            self._event(t, int(r), "refused", f"request for stage {int(requests[r])} refused: no such stage")
+        for r in np.flatnonzero(report.violation):
+            self._event(t, int(r), "violation", "MMU check failed: latched fault flash")
+        changed = np.flatnonzero(report.mode != self._prev_mode)
+        for r in changed:
+            new = Mode(int(report.mode[r]))
+            if new is Mode.NORMAL:
+                self._event(t, int(r), "recovered", "backend healthy again: normal control")
+            elif new is not Mode.FAULT:
+                self._event(t, int(r), "fail_safe", f"entering {new.name.lower()}")
+        self._prev_mode = report.mode.copy()
+
+    def run(self, *, ticks: int | None = None, until_s: float | None = None) -> int:
+        """Run ``ticks`` ticks, or until the backend clock reaches ``until_s``."""
+        if (ticks is None) == (until_s is None):
+            raise ValueError("give exactly one of ticks or until_s")
+        done = 0
+        while True:
+            if ticks is not None and done >= ticks:
+                break
+            res = self.tick()
+            done += 1
+            if until_s is not None and res.time_s + self.dt_s >= until_s:
+                break
+        return done

@@ -1,0 +1,305 @@
+"""The safety supervisor: a software malfunction-management unit (MMU).
+
+Every decision of every policy reaches the signal heads only through
+:class:`SafetySupervisor`. It turns a requested stage per intersection per
+tick into signal-group states and guarantees, by construction and by an
+independent check (:func:`mmu_faults`), that:
+
+(a) no two conflicting groups are ever green, or green and yellow, together;
+(b) minimum green (WALK for pedestrians), yellow and the intergreen
+    (yellow + all-red, or pedestrian clearance) are always served in full;
+(c) a request that cannot be executed now is held — executed as soon as it is
+    legal — and reported with its reason (:class:`Hold`); a request for a
+    stage that does not exist is refused and reported;
+(d) a detected violation puts the intersection into latched fault flash
+    (like a hardware MMU: ``../shared/reference/field-io.md`` §3.1, restored
+    only by :meth:`SafetySupervisor.reset`), and a lost backend puts it into
+    its configured fail-safe: an orderly clearance to flash, or a local
+    fixed-time plan (§3.6), until the backend is healthy again.
+
+Timing model: ``step(dt_s)`` says that ``dt_s`` seconds passed since the
+previous step; the returned states are shown until the next step. A yellow of
+3.5 s at 1-s ticks therefore shows for 4 s (rounded up, never down).
+
+Everything is vectorised over ``N`` intersections padded to ``G`` groups
+(:mod:`controller.arrays`), so a 1,000-intersection tick is a handful of numpy
+operations on ``(N, G, G)`` arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+from controller.arrays import PackedNetwork
+from intersections.model import SignalState
+
+__all__ = [
+    "FailSafe",
+    "Mode",
+    "Hold",
+    "HOLD",
+    "SupervisorReport",
+    "SafetySupervisor",
+    "mmu_faults",
+]
+
+EPS = 1e-9
+HOLD = -1  # request: keep the current stage
+RED, YELLOW, GREEN, FLASH = (int(s) for s in (SignalState.RED, SignalState.YELLOW, SignalState.GREEN, SignalState.FLASH))
+
+
+class FailSafe(IntEnum):
+    """What an intersection does when its backend is lost."""
+
+    FLASH = 0
+    LOCAL_PLAN = 1
+
+
+class Mode(IntEnum):
+    NORMAL = 0
+    CLEARING = 1  # orderly yellow/all-red on the way to flash
+    FLASH = 2  # fail-safe flash (backend lost); leaves when healthy
+    LOCAL_PLAN = 3  # backend lost: running the local fixed-time plan
+    FAULT = 4  # a violation was detected: latched flash until reset()
+
+
+class Hold(IntEnum):
+    """Why the requested stage is not (yet) fully shown. Higher wins."""
+
+    NONE = 0
+    CLEARANCE = 1  # waiting for yellow / all-red / intergreen to run out
+    MIN_GREEN = 2  # a group of the previous stage has not served its minimum green
+    FAIL_SAFE = 3  # the intersection is in a fail-safe mode; request ignored
+    REFUSED = 4  # unknown stage: request refused, previous target kept
+
+
+@dataclass(frozen=True)
+class SupervisorReport:
+    """What happened in one step, per intersection (arrays of length N)."""
+
+    hold: np.ndarray  # (N,) int8, Hold codes
+    refused: np.ndarray  # (N,) bool: the request named no valid stage
+    violation: np.ndarray  # (N,) bool: mmu_faults fired this step (now latched in FAULT)
+    mode: np.ndarray  # (N,) int8, Mode codes after the step
+    target: np.ndarray  # (N,) int, stage being served (-1: none)
+
+
+def mmu_faults(
+    packed: PackedNetwork,
+    prev_state: np.ndarray,
+    prev_state_time_s: np.ndarray,
+    since_green_end_s: np.ndarray,
+    new_state: np.ndarray,
+    dt_s: float,
+) -> np.ndarray:
+    """Independent check of one transition, per intersection (bool, (N,)).
+
+    Written apart from the sequencing logic on purpose (a hardware MMU does
+    not trust the controller): it flags conflicting groups both green or
+    yellow, a green that ends without its yellow, a yellow cut short or turned
+    back to green, a green that ends before its minimum, and a green that
+    starts before the intergreen from a conflicting group has run out.
+    ``since_green_end_s`` is the time since each group last left green,
+    measured at the new step.
+    """
+    elapsed = prev_state_time_s + dt_s
+    shown = (new_state == GREEN) | (new_state == YELLOW)
+    clash = (packed.conflicts & shown[:, :, None] & shown[:, None, :]).any(axis=(1, 2))
+    was_green = prev_state == GREEN
+    was_yellow = prev_state == YELLOW
+    veh = ~packed.is_pedestrian & (packed.yellow_s > 0)
+    skipped_yellow = (was_green & veh & (new_state == RED)).any(axis=1)
+    short_green = (was_green & (new_state != GREEN) & (new_state != FLASH) & (elapsed + EPS < packed.min_green_s)).any(
+        axis=1
+    )
+    short_yellow = (was_yellow & (new_state == RED) & (elapsed + EPS < packed.yellow_s)).any(axis=1)
+    yellow_to_green = (was_yellow & (new_state == GREEN)).any(axis=1)
+    starts = (prev_state != GREEN) & (new_state == GREEN)
+    # A start of j is early if some conflicting k (or j itself) left green less than IG[k, j] ago.
+    early = (
+        starts[:, None, :]
+        & (packed.conflicts | np.eye(packed.g, dtype=bool)[None])
+        & (since_green_end_s[:, :, None] + EPS < packed.intergreen_s)
+    ).any(axis=(1, 2))
+    return clash | skipped_yellow | short_green | short_yellow | yellow_to_green | early
+
+
+class SafetySupervisor:
+    """Sequences requested stages into safe signal-group states.
+
+    ``fail_safe`` is one :class:`FailSafe` for all or an array per
+    intersection. ``startup_clearance`` starts every intersection as if all
+    groups had just ended green, so the first green waits a full intergreen
+    (a controller's start-up all-red).
+    """
+
+    def __init__(
+        self,
+        packed: PackedNetwork,
+        *,
+        fail_safe: FailSafe | np.ndarray = FailSafe.FLASH,
+        startup_clearance: bool = True,
+    ) -> None:
+        self.packed = packed
+        n, g = packed.n, packed.g
+        self.fail_safe = np.broadcast_to(np.asarray(fail_safe, dtype=np.int8), (n,)).copy()
+        self.state = np.full((n, g), RED, dtype=np.int8)
+        self.state_time_s = np.zeros((n, g))
+        start = 0.0 if startup_clearance else np.inf
+        self.since_green_end_s = np.full((n, g), start)
+        self.target = np.full(n, -1, dtype=np.int64)
+        self.mode = np.full(n, Mode.NORMAL, dtype=np.int8)
+        self.time_s = 0.0
+        # Upper bound of any clearance: used to know when flash may start.
+        self._max_clearance_s = packed.intergreen_s.max(axis=(1, 2)) if g else np.zeros(n)
+
+    # ------------------------------------------------------------------
+    def reset(self, rows: np.ndarray | list[int] | None = None) -> None:
+        """Clear a latched fault (a technician's action): back to all-red."""
+        idx = np.arange(self.packed.n) if rows is None else np.asarray(rows)
+        self.mode[idx] = Mode.NORMAL
+        self.state[idx] = RED
+        self.state_time_s[idx] = 0.0
+        self.since_green_end_s[idx] = 0.0
+        self.target[idx] = -1
+
+    def _validate(self, requests: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Split requests into (new target, refused)."""
+        p = self.packed
+        req = np.asarray(requests, dtype=np.int64)
+        if req.shape != (p.n,):
+            raise ValueError(f"requests must have shape ({p.n},), got {req.shape}")
+        in_range = (req >= 0) & (req < p.s)
+        valid = in_range.copy()
+        valid[in_range] = p.stage_valid[np.flatnonzero(in_range), req[in_range]]
+        refused = (req != HOLD) & ~valid
+        target = np.where(valid, req, self.target)
+        return target, refused
+
+    def step(
+        self,
+        requests: np.ndarray,
+        dt_s: float,
+        *,
+        healthy: np.ndarray | None = None,
+        fallback_requests: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, SupervisorReport]:
+        """Advance ``dt_s`` seconds and return ``(states (N, G) int8, report)``.
+
+        ``requests``: stage index per intersection, or ``HOLD`` (-1) to keep
+        the current one. ``healthy``: False where the backend lost the
+        intersection. ``fallback_requests``: the local plan's stage requests,
+        used where the fail-safe is LOCAL_PLAN and the backend is unhealthy.
+        """
+        p = self.packed
+        n = p.n
+        if dt_s < 0:
+            raise ValueError("dt_s must be >= 0")
+        self.time_s += dt_s
+        prev_state = self.state.copy()
+        prev_time = self.state_time_s.copy()
+        self.state_time_s += dt_s
+        self.since_green_end_s = np.where(prev_state == GREEN, 0.0, self.since_green_end_s + dt_s)
+
+        healthy = np.ones(n, bool) if healthy is None else np.asarray(healthy, bool)
+        mode = self.mode
+        fault = mode == Mode.FAULT
+        # Backend lost: enter the configured fail-safe.
+        lost = ~healthy & ~fault
+        to_local = lost & (self.fail_safe == FailSafe.LOCAL_PLAN) & (mode == Mode.NORMAL)
+        to_clear = lost & (self.fail_safe == FailSafe.FLASH) & (mode == Mode.NORMAL)
+        mode[to_local] = Mode.LOCAL_PLAN
+        mode[to_clear] = Mode.CLEARING
+        # Backend back: leave fail-safe (flash leaves through all-red).
+        back = healthy & ((mode == Mode.LOCAL_PLAN) | (mode == Mode.CLEARING) | (mode == Mode.FLASH))
+        leaving_flash = back & (mode == Mode.FLASH)
+        if leaving_flash.any():
+            self.state[leaving_flash] = RED
+            self.state_time_s[leaving_flash] = 0.0
+            self.since_green_end_s[leaving_flash] = 0.0
+            self.target[leaving_flash] = -1
+            prev_state[leaving_flash] = RED
+        mode[back] = Mode.NORMAL
+
+        # Requests -> target stage.
+        reqs = np.asarray(requests, dtype=np.int64).copy()
+        local = mode == Mode.LOCAL_PLAN
+        if local.any():
+            if fallback_requests is None:
+                reqs[local] = HOLD
+            else:
+                reqs[local] = np.asarray(fallback_requests, dtype=np.int64)[local]
+        target, refused = self._validate(reqs)
+        ignoring = (mode == Mode.CLEARING) | (mode == Mode.FLASH) | (mode == Mode.FAULT)
+        target = np.where(ignoring, -1, target)
+        self.target = target
+
+        state = self.state
+        desired = np.zeros((n, p.g), bool)
+        has = target >= 0
+        desired[has] = p.stage_mask[np.flatnonzero(has), target[has]]
+        desired &= p.group_valid
+
+        normal_like = ~((mode == Mode.FLASH) | (mode == Mode.FAULT))[:, None]
+        # 1. Yellow runs out -> red.
+        end_yellow = (state == YELLOW) & (self.state_time_s + EPS >= p.yellow_s) & normal_like
+        state[end_yellow] = RED
+        self.state_time_s[end_yellow] = 0.0
+        # 2. Greens not wanted end once their minimum is served.
+        want_off = (state == GREEN) & ~desired & normal_like
+        can_off = want_off & (self.state_time_s + EPS >= p.min_green_s)
+        held_min = (want_off & ~can_off).any(axis=1)
+        to_yellow = can_off & (p.yellow_s > 0) & ~p.is_pedestrian
+        to_red = can_off & ~to_yellow
+        state[to_yellow] = YELLOW
+        state[to_red] = RED
+        self.state_time_s[can_off] = 0.0
+        self.since_green_end_s[can_off] = 0.0
+        # 3. Wanted groups start once every conflicting group (and their own
+        #    clearance) has cleared: red and past the intergreen.
+        want_on = (state == RED) & desired & normal_like
+        nonred = state != RED
+        cleared = self.since_green_end_s[:, :, None] + EPS >= p.intergreen_s  # [n, k, j]
+        blockers = p.conflicts & (nonred[:, :, None] | ~cleared)
+        own = ~np.einsum("njj->nj", cleared)
+        blocked = blockers.any(axis=1) | own
+        start = want_on & ~blocked
+        state[start] = GREEN
+        self.state_time_s[start] = 0.0
+        held_clear = (want_on & blocked).any(axis=1)
+
+        # 4. Clearing to flash: once nothing shows green or yellow and the
+        #    clearances have run out, flash.
+        clearing = mode == Mode.CLEARING
+        if clearing.any():
+            quiet = ~((state == GREEN) | (state == YELLOW)).any(axis=1)
+            cleared_all = (self.since_green_end_s + EPS >= p.yellow_s + p.all_red_s).all(axis=1)
+            go_flash = clearing & quiet & cleared_all
+            mode[go_flash] = Mode.FLASH
+        flashing = (mode == Mode.FLASH) | (mode == Mode.FAULT)
+        state[flashing] = np.where(p.group_valid[flashing], FLASH, RED)
+        state[~p.group_valid] = RED
+
+        # 5. Independent MMU check of what we are about to show.
+        violation = mmu_faults(p, prev_state, prev_time, self.since_green_end_s, state, dt_s)
+        if violation.any():
+            mode[violation] = Mode.FAULT
+            state[violation] = np.where(p.group_valid[violation], FLASH, RED)
+            self.target[violation] = -1
+
+        hold = np.zeros(n, np.int8)
+        hold[held_clear] = Hold.CLEARANCE
+        hold[held_min] = Hold.MIN_GREEN
+        hold[(mode != Mode.NORMAL) & (mode != Mode.LOCAL_PLAN)] = Hold.FAIL_SAFE
+        hold[refused] = Hold.REFUSED
+        report = SupervisorReport(
+            hold=hold,
+            refused=refused,
+            violation=violation,
+            mode=mode.copy(),
+            target=self.target.copy(),
+        )
+        return state.copy(), report
