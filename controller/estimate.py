@@ -35,7 +35,11 @@ class DemandEstimator:
         self.half_life_s = half_life_s
         self.flow_veh_h = np.zeros((n, g))
         self._flat = layout.row * g + layout.group
-        self._stop_counts = np.bincount(self._flat[layout.stop_line], minlength=n * g).reshape(n, g) if len(layout.ids) else np.zeros((n, g))
+        self._stop_counts = (
+            np.bincount(self._flat[layout.stop_line], minlength=n * g).reshape(n, g)
+            if len(layout.ids)
+            else np.zeros((n, g))
+        )
 
     def update(self, obs: Observation, dt_s: float) -> Estimate:
         n, g = self.n, self.g

@@ -48,7 +48,9 @@ __all__ = [
 
 EPS = 1e-9
 HOLD = -1  # request: keep the current stage
-RED, YELLOW, GREEN, FLASH = (int(s) for s in (SignalState.RED, SignalState.YELLOW, SignalState.GREEN, SignalState.FLASH))
+RED, YELLOW, GREEN, FLASH = (
+    int(s) for s in (SignalState.RED, SignalState.YELLOW, SignalState.GREEN, SignalState.FLASH)
+)
 
 
 class FailSafe(IntEnum):

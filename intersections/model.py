@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from types import MappingProxyType
 
 import numpy as np
@@ -45,14 +45,14 @@ __all__ = [
 ]
 
 
-class GroupKind(str, Enum):
+class GroupKind(StrEnum):
     VEHICLE = "vehicle"
     PEDESTRIAN = "pedestrian"
     BUS = "bus"
     BICYCLE = "bicycle"
 
 
-class DetectorKind(str, Enum):
+class DetectorKind(StrEnum):
     STOP_LINE = "stop_line"  # lane-area / presence detector at the stop line
     ADVANCE = "advance"  # loop upstream, counts arrivals
     PEDESTRIAN = "pedestrian"  # push button or passive ped detector
@@ -84,7 +84,9 @@ class Movement:
 
     def __post_init__(self) -> None:
         if self.turn not in {"l", "s", "r", "t", "p", "L", "R"}:
-            raise InputError(f"turn must be one of l s r t p, got {self.turn!r}", where=f"movement {self.from_edge}->{self.to_edge}")
+            raise InputError(
+                f"turn must be one of l s r t p, got {self.turn!r}", where=f"movement {self.from_edge}->{self.to_edge}"
+            )
         object.__setattr__(self, "lanes", tuple(self.lanes))
 
 
@@ -130,9 +132,7 @@ class SignalGroup:
         for name in ("min_green_s", "max_green_s", "yellow_s", "all_red_s", "walk_s", "ped_clearance_s"):
             object.__setattr__(self, name, _check_duration(where, name, getattr(self, name)))
         if self.max_green_s < self.min_green_s:
-            raise InputError(
-                f"max_green_s ({self.max_green_s}) is below min_green_s ({self.min_green_s})", where=where
-            )
+            raise InputError(f"max_green_s ({self.max_green_s}) is below min_green_s ({self.min_green_s})", where=where)
         if self.kind is GroupKind.PEDESTRIAN and self.yellow_s != 0:
             # Pedestrian heads have no yellow; the clearance is the flashing DON'T WALK.
             object.__setattr__(self, "yellow_s", 0.0)
@@ -337,7 +337,7 @@ class Intersection:
         sub = self.conflicts[np.ix_(ending, starting)]
         if sub.any():
             need = float(self.intergreen_s[np.ix_(ending, starting)][sub].max())
-        yellows = [g.yellow_s for g, e in zip(self.groups, ending) if e]
+        yellows = [g.yellow_s for g, e in zip(self.groups, ending, strict=False) if e]
         return max([need, *yellows])
 
     def with_stages(self, stages: tuple[Stage, ...]) -> Intersection:

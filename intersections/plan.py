@@ -149,7 +149,7 @@ def plan_problems(plan: TimingPlan, inter: Intersection) -> list[str]:
     if plan.intersection_id != inter.id:
         problems.append(f"intersection: plan is for {plan.intersection_id!r}, not {inter.id!r}")
     if not plan.stages:
-        return problems + ["stages: a plan needs at least one stage"]
+        return [*problems, "stages: a plan needs at least one stage"]
     numbers_ok = True
     for name in ("cycle_s", "offset_s"):
         v = getattr(plan, name)
@@ -167,9 +167,7 @@ def plan_problems(plan: TimingPlan, inter: Intersection) -> list[str]:
         return problems
     total = float(plan.greens_s.sum() + plan.intergreens_s.sum())
     if abs(total - plan.cycle_s) > CYCLE_TOLERANCE_S:
-        problems.append(
-            f"cycle_s: {plan.cycle_s:g} s does not equal greens + intergreens = {total:g} s"
-        )
+        problems.append(f"cycle_s: {plan.cycle_s:g} s does not equal greens + intergreens = {total:g} s")
     if plan.cycle_s > 0 and not (0 <= plan.offset_s < plan.cycle_s):
         problems.append(f"offset_s: {plan.offset_s:g} s must be in [0, cycle_s={plan.cycle_s:g})")
     n = len(plan.stages)
@@ -184,7 +182,7 @@ def plan_problems(plan: TimingPlan, inter: Intersection) -> list[str]:
                 f"required clearance {need:g} s from {plan.stages[k].stage} to {plan.stages[(k + 1) % n].stage}"
             )
     # Contiguous green of every group around the cycle.
-    for gi, grp in enumerate(inter.groups):
+    for _gi, grp in enumerate(inter.groups):
         on = [grp.id in g for g in groups]
         if not any(on):
             problems.append(f"stages: signal group {grp.id} is never served")
@@ -226,7 +224,9 @@ def check_plan(plan: TimingPlan, inter: Intersection, *, source: str | None = No
     return plan
 
 
-def check_plan_set(plans: Iterable[TimingPlan], intersections: Mapping[str, Intersection], *, source: str | None = None) -> list[str]:
+def check_plan_set(
+    plans: Iterable[TimingPlan], intersections: Mapping[str, Intersection], *, source: str | None = None
+) -> list[str]:
     """Problems of a whole plan set, each prefixed with the intersection id."""
     out: list[str] = []
     for k, p in enumerate(plans):
@@ -241,6 +241,7 @@ def check_plan_set(plans: Iterable[TimingPlan], intersections: Mapping[str, Inte
 
 
 # ---- JSON ------------------------------------------------------------------
+
 
 def _num(d: Mapping[str, Any], key: str, where: str, default: float | None = None) -> Any:
     if key not in d:
@@ -304,7 +305,11 @@ def plan_to_json(p: TimingPlan) -> dict[str, Any]:
     if p.name:
         out["name"] = p.name
     for s in p.stages:
-        st: dict[str, Any] = {"stage": s.stage, "green_s": round(s.green_s, 3), "intergreen_s": round(s.intergreen_s, 3)}
+        st: dict[str, Any] = {
+            "stage": s.stage,
+            "green_s": round(s.green_s, 3),
+            "intergreen_s": round(s.intergreen_s, 3),
+        }
         if s.groups:
             st["groups"] = sorted(s.groups)
         out["stages"].append(st)
