@@ -23,7 +23,7 @@ __all__ = ["main", "build_parser", "COMMAND_MODULES"]
 COMMAND_MODULES: tuple[str, ...] = (
     "api.commands.optimize",
     "api.commands.check",
-    "api.commands.netgen",
+    "api.commands.scenario",
 )
 
 
