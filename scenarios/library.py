@@ -77,8 +77,14 @@ def _grid(out: Path, name: str, n: int, seed: int, total_veh_h_per_entry: float,
         "netgenerate",
     )
     sn = sumolib.net.readNet(str(net))
-    entries = [e for e in sn.getEdges() if len(e.getFromNode().getIncoming()) <= 1 and e.getFromNode().getType() != "traffic_light"]
-    exits = [e for e in sn.getEdges() if len(e.getToNode().getOutgoing()) <= 1 and e.getToNode().getType() != "traffic_light"]
+    entries = [
+        e
+        for e in sn.getEdges()
+        if len(e.getFromNode().getIncoming()) <= 1 and e.getFromNode().getType() != "traffic_light"
+    ]
+    exits = [
+        e for e in sn.getEdges() if len(e.getToNode().getOutgoing()) <= 1 and e.getToNode().getType() != "traffic_light"
+    ]
     rng = np.random.default_rng(seed)
     routes = out / f"{name}.rou.xml"
     with routes.open("w", encoding="utf-8") as f:

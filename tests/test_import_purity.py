@@ -12,7 +12,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FORBIDDEN = ("traci", "libsumo", "sumolib", "sumo", "pymodbus", "pysnmp", "fastapi", "starlette", "uvicorn", "sqlalchemy")
+FORBIDDEN = (
+    "traci",
+    "libsumo",
+    "sumolib",
+    "sumo",
+    "pymodbus",
+    "pysnmp",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "sqlalchemy",
+)
 
 
 def _modules(package: str) -> list[str]:

@@ -24,8 +24,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Validate every plan in --plan against the intersections of --intersection "
         "(an inventory TOML/YAML or a SUMO .net.xml). Exit 1 listing every problem.",
     )
-    p.add_argument("--intersection", "--net", dest="intersection", metavar="FILE", required=True,
-                   help="intersection inventory (.toml/.yaml) or SUMO network (.net.xml)")
+    p.add_argument(
+        "--intersection",
+        "--net",
+        dest="intersection",
+        metavar="FILE",
+        required=True,
+        help="intersection inventory (.toml/.yaml) or SUMO network (.net.xml)",
+    )
     p.add_argument("--plan", metavar="FILE", required=True, help="plan file (JSON)")
     p.set_defaults(func=run)
 

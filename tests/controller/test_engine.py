@@ -21,7 +21,10 @@ G, Y, R, F = (int(s) for s in (SignalState.GREEN, SignalState.YELLOW, SignalStat
 def plans() -> dict[str, TimingPlan]:
     return {
         "J1": TimingPlan(
-            "J1", 92, 10, (PlanStage("S1", 30, 12), PlanStage("S2", 8, 4), PlanStage("S3", 25, 3), PlanStage("S4", 6, 4))
+            "J1",
+            92,
+            10,
+            (PlanStage("S1", 30, 12), PlanStage("S2", 8, 4), PlanStage("S3", 25, 3), PlanStage("S4", 6, 4)),
         ),
         "J2": TimingPlan("J2", 60, 0, (PlanStage("SA", 25, 5), PlanStage("SB", 25, 5))),
     }

@@ -16,12 +16,20 @@ def four_leg(id: str = "J1") -> Intersection:
     groups = (
         SignalGroup("NS", movements=(Movement("n_in", "s_out", ("n_in_0",)),), min_green_s=7, yellow_s=3, all_red_s=2),
         SignalGroup("EW", movements=(Movement("e_in", "w_out", ("e_in_0",)),), min_green_s=7, yellow_s=3, all_red_s=2),
-        SignalGroup("NL", movements=(Movement("n_in", "e_out", ("n_in_1",), "l"),), min_green_s=5, yellow_s=3,
-                    all_red_s=1),
-        SignalGroup("EL", movements=(Movement("e_in", "s_out", ("e_in_1",), "l"),), min_green_s=5, yellow_s=3,
-                    all_red_s=1),
-        SignalGroup("PE", kind=GroupKind.PEDESTRIAN, movements=(Movement("c_e", "c_e", (), "p"),), min_green_s=0,
-                    walk_s=7, ped_clearance_s=10),
+        SignalGroup(
+            "NL", movements=(Movement("n_in", "e_out", ("n_in_1",), "l"),), min_green_s=5, yellow_s=3, all_red_s=1
+        ),
+        SignalGroup(
+            "EL", movements=(Movement("e_in", "s_out", ("e_in_1",), "l"),), min_green_s=5, yellow_s=3, all_red_s=1
+        ),
+        SignalGroup(
+            "PE",
+            kind=GroupKind.PEDESTRIAN,
+            movements=(Movement("c_e", "c_e", (), "p"),),
+            min_green_s=0,
+            walk_s=7,
+            ped_clearance_s=10,
+        ),
     )
     ids = [g.id for g in groups]
     pairs = [("NS", "EW"), ("NS", "EL"), ("EW", "NL"), ("NL", "EL"), ("PE", "EW"), ("PE", "NL")]
@@ -43,5 +51,11 @@ def two_phase(id: str = "J2", yellow_s: float = 3.0, all_red_s: float = 2.0) -> 
     )
     c = np.array([[False, True], [True, False]])
     ig = np.full((2, 2), yellow_s + all_red_s)
-    return Intersection(id, groups, c, ig, (Stage("SA", {"A"}), Stage("SB", {"B"})),
-                        (Detector("dA", "a0", "A"), Detector("dB", "b0", "B")))
+    return Intersection(
+        id,
+        groups,
+        c,
+        ig,
+        (Stage("SA", {"A"}), Stage("SB", {"B"})),
+        (Detector("dA", "a0", "A"), Detector("dB", "b0", "B")),
+    )
