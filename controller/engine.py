@@ -103,7 +103,8 @@ class Engine:
             dt_s=self.dt_s,
             target=s.target.copy(),
             state=s.state.copy(),
-            state_time_s=s.state_time_s.copy(),
+            # The states have been shown for one more tick by now.
+            state_time_s=s.state_time_s + (self.dt_s if self.ticks else 0.0),
         )
 
     def _event(self, time_s: float, row: int, kind: str, message: str) -> None:

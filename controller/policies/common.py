@@ -1,0 +1,102 @@
+"""Array helpers shared by the actuated, max-pressure and adaptive policies."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from controller.arrays import PackedNetwork
+from controller.backend import DetectorLayout, Observation
+from controller.policies.base import PolicyContext
+from intersections.model import SignalState
+from intersections.network import Network
+
+__all__ = [
+    "stage_green_elapsed_s",
+    "actuations",
+    "next_stage_with_demand",
+    "downstream_matrix",
+    "group_lanes",
+]
+
+GREEN = int(SignalState.GREEN)
+
+
+def stage_green_elapsed_s(ctx: PolicyContext, packed: PackedNetwork) -> np.ndarray:
+    """Seconds the current target stage has been fully green; -1 if it is not (yet).
+
+    The youngest green of the stage's groups counts: a stage is only as old as
+    its last group to start.
+    """
+    n = packed.n
+    has = ctx.target >= 0
+    members = np.zeros((n, packed.g), bool)
+    members[has] = packed.stage_mask[np.flatnonzero(has), ctx.target[has]]
+    green = ctx.state == GREEN
+    all_green = has & ~(members & ~green).any(axis=1)
+    elapsed = np.where(members, ctx.state_time_s, np.inf).min(axis=1)
+    return np.where(all_green & np.isfinite(elapsed), elapsed, -1.0)
+
+
+def actuations(obs: Observation, layout: DetectorLayout, n: int, g: int) -> np.ndarray:
+    """(N, G) bool: any detector of the group saw a vehicle this tick."""
+    if not len(layout.ids):
+        return np.zeros((n, g), bool)
+    hit = np.nan_to_num(obs.counts) > 0
+    hit |= np.nan_to_num(obs.occupancy) > 0
+    flat = np.bincount(layout.row * g + layout.group, weights=hit.astype(float), minlength=n * g)
+    return flat.reshape(n, g) > 0
+
+
+def next_stage_with_demand(current: np.ndarray, stage_demand: np.ndarray, stage_valid: np.ndarray) -> np.ndarray:
+    """First stage after ``current`` (cyclically) with demand; -1 where none.
+
+    Vectorised: rotate each row so the stage after ``current`` comes first,
+    then ``argmax`` finds the first True.
+    """
+    n, s = stage_demand.shape
+    order = (np.maximum(current, -1)[:, None] + 1 + np.arange(s)[None, :]) % s
+    cand = np.take_along_axis(stage_demand & stage_valid, order, axis=1)
+    first = cand.argmax(axis=1)
+    found = cand[np.arange(n), first]
+    return np.where(found, order[np.arange(n), first], -1)
+
+
+def group_lanes(network: Network, packed: PackedNetwork) -> np.ndarray:
+    """(N, G) number of incoming lanes each group serves (>= 1 for valid groups)."""
+    out = np.zeros((packed.n, packed.g))
+    for r, inter in enumerate(network.intersections):
+        for k, grp in enumerate(inter.groups):
+            lanes = {ln for m in grp.movements for ln in m.lanes}
+            out[r, k] = max(1, len(lanes))
+    return out
+
+
+def downstream_matrix(network: Network, packed: PackedNetwork) -> sp.csr_matrix:
+    """Sparse (N·G, N·G) matrix ``D`` so that ``D @ q.ravel()`` is each movement's downstream queue.
+
+    A movement (from_edge -> to_edge) discharges into the intersection that
+    ``to_edge`` leads to; its downstream queue is the mean queue of the groups
+    there that serve traffic coming from ``to_edge`` (Varaiya 2013's
+    ``x_m`` for the receiving link, averaged over its turning movements).
+    """
+    g = packed.g
+    by_from_edge: dict[str, list[int]] = {}
+    for r, inter in enumerate(network.intersections):
+        for k, grp in enumerate(inter.groups):
+            for m in grp.movements:
+                if m.turn != "p":
+                    by_from_edge.setdefault(m.from_edge, []).append(r * g + k)
+    rows, cols, vals = [], [], []
+    for r, inter in enumerate(network.intersections):
+        for k, grp in enumerate(inter.groups):
+            targets: set[int] = set()
+            for m in grp.movements:
+                if m.turn != "p":
+                    targets.update(by_from_edge.get(m.to_edge, ()))
+            for t in targets:
+                rows.append(r * g + k)
+                cols.append(t)
+                vals.append(1.0 / len(targets))
+    size = packed.n * g
+    return sp.csr_matrix((vals, (rows, cols)), shape=(size, size))

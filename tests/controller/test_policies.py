@@ -1,0 +1,88 @@
+"""Actuated and max-pressure policies on the fake backend."""
+
+import networkx as nx
+import numpy as np
+from gwfactories import two_phase
+
+from controller.backend import FakeBackend
+from controller.engine import Engine
+from controller.policies import make_policy
+from controller.policies.common import next_stage_with_demand
+from intersections.model import SignalState
+from intersections.network import Network
+
+G = int(SignalState.GREEN)
+
+
+def one() -> Network:
+    return Network((two_phase("J"),), nx.DiGraph())
+
+
+def green_share(shown: np.ndarray, group: int) -> float:
+    return float((shown[:, 0, group] == G).mean())
+
+
+def test_next_stage_with_demand_wraps_and_skips() -> None:
+    demand = np.array([[True, False, True, False], [False, False, False, False], [False, True, False, False]])
+    valid = np.ones((3, 4), bool)
+    assert next_stage_with_demand(np.array([0, 1, 1]), demand, valid).tolist() == [2, -1, 1]
+    assert next_stage_with_demand(np.array([2, -1, 3]), demand, valid).tolist() == [0, -1, 1]
+
+
+def test_actuated_rests_in_green_without_conflicting_calls() -> None:
+    with FakeBackend(one(), arrival_rate_veh_s=np.array([[0.2, 0.0]]), seed=3) as be:
+        Engine(be, make_policy("actuated")).run(ticks=300)
+    shown = np.array(be.shown)
+    assert green_share(shown[20:], 0) == 1.0
+
+
+def test_actuated_gaps_out_and_serves_both() -> None:
+    rates = np.array([[0.25, 0.08]])
+    with FakeBackend(one(), arrival_rate_veh_s=rates, seed=3) as be:
+        eng = Engine(be, make_policy("actuated", passage_s=2.0))
+        eng.run(ticks=1200)
+    shown = np.array(be.shown)
+    a, b = green_share(shown, 0), green_share(shown, 1)
+    assert a > b > 0.1
+    assert be.queue.max() < 15
+    # Max-out: no green of A is longer than its 60 s maximum.
+    run, longest = 0, 0
+    for v in shown[:, 0, 0]:
+        run = run + 1 if v == G else 0
+        longest = max(longest, run)
+    assert longest <= 60
+
+
+def test_max_pressure_favours_the_heavier_approach_without_starving() -> None:
+    rates = np.array([[0.3, 0.05]])
+    worst = 0
+    red_queued = 0
+    with FakeBackend(one(), arrival_rate_veh_s=rates, seed=5) as be:
+        eng = Engine(be, make_policy("max-pressure", max_red_s=90.0))
+        for _ in range(1800):
+            res = eng.tick()
+            # Time B has had a queue without being green.
+            red_queued = red_queued + 1 if res.states[0, 1] != G and be.queue[0, 1] > 0.5 else 0
+            worst = max(worst, red_queued)
+    shown = np.array(be.shown)
+    assert green_share(shown, 0) > 2 * green_share(shown, 1) > 0
+    assert be.departed.sum() > 0.9 * be.arrived.sum()
+    # Forced after max_red_s, then at most A's remaining min green and the intergreen.
+    assert worst <= 90 + 5 + 5 + 1
+
+
+def test_max_pressure_beats_a_bad_fixed_plan_on_queues() -> None:
+    from intersections.plan import PlanStage, TimingPlan
+
+    rates = np.array([[0.3, 0.05]])
+    plan = {"J": TimingPlan("J", 60, 0, (PlanStage("SA", 25, 5), PlanStage("SB", 25, 5)))}
+    out = {}
+    for name, pol in (("fixed", make_policy("fixed", plans=plan)), ("mp", make_policy("max-pressure"))):
+        with FakeBackend(one(), arrival_rate_veh_s=rates, seed=11) as be:
+            eng = Engine(be, pol)
+            qs = []
+            for _ in range(1800):
+                eng.tick()
+                qs.append(be.queue.sum())
+        out[name] = np.mean(qs)
+    assert out["mp"] < 0.6 * out["fixed"]
