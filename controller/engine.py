@@ -92,6 +92,7 @@ class Engine:
             backend.detectors, self.packed.n, self.packed.g, half_life_s=estimator_half_life_s
         )
         self.policy.reset(self.network, self.packed)
+        self.passive = bool(getattr(policy, "passive", False))
         self.events: list[EngineEvent] = []
         self._prev_mode = self.supervisor.mode.copy()
         self.ticks = 0
@@ -119,6 +120,22 @@ class Engine:
         est = self.estimator.update(obs, self.dt_s)
         ctx = self._context(t)
         requests = np.asarray(self.policy.decide(obs, est, ctx), dtype=np.int64)
+        if self.passive:
+            # The backend's own programs run; nothing is commanded, everything is still observed.
+            n = self.packed.n
+            report = SupervisorReport(
+                hold=np.zeros(n, np.int8),
+                refused=np.zeros(n, bool),
+                violation=np.zeros(n, bool),
+                mode=np.zeros(n, np.int8),
+                target=np.full(n, -1),
+            )
+            self.backend.apply(
+                Commands(time_s=t, states=obs.signal_state, target_stage=report.target, active=np.zeros(n, bool))
+            )
+            self.backend.advance()
+            self.ticks += 1
+            return TickResult(t, obs, est, requests, obs.signal_state, report)
         healthy = ~obs.fault & (obs.comm_age_s <= self.comm_timeout_s)
         fallback = self.fallback.requests_at(t) if self.fallback is not None else None
         dt = 0.0 if self.ticks == 0 else self.dt_s

@@ -1,0 +1,330 @@
+"""Run one controller on one SUMO simulation and measure it.
+
+:func:`resolve_run` turns what a user hands us (a ``.sumocfg``, a net plus
+route files, or a library scenario) into a :class:`RunSpec`;
+:func:`simulate` loads the intersection model from the net, generates the
+detectors, starts SUMO through :class:`~simulation.sumo_backend.SumoBackend`,
+drives it with the engine and the named controller until the end time (or
+until every vehicle has left), and returns the KPIs of :mod:`simulation.kpi`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from controller.engine import Engine
+from controller.policies import make_policy
+from intersections.errors import InputError, NetworkFileError, SimulationError
+from intersections.loaders.sumo_net import load_sumo_net
+from intersections.network import Network
+from simulation.detectors import generate_detectors
+from simulation.kpi import intersection_delays, read_statistics, read_tripinfo, read_vtype_classes, trip_kpis
+from simulation.sumo_backend import SumoBackend, SumoRun, merge_sumo_args
+
+__all__ = ["RunSpec", "resolve_run", "simulate", "program_states", "controller_params"]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Inputs of one SUMO run, resolved to files."""
+
+    net: Path
+    routes: tuple[Path, ...] = ()
+    additional: tuple[Path, ...] = ()
+    sumocfg: Path | None = None
+    begin_s: float | None = None
+    end_s: float | None = None
+    seed: int = 42
+    sumo_args: tuple[str, ...] = ()  # the user's, verbatim
+    step_length_s: float = 1.0
+    traci: bool = False
+    gui: bool = False
+    tripinfo_output: Path | None = None
+    name: str = ""
+    scenario_args: tuple[str, ...] = ()  # options the scenario itself sets (sublane, ...)
+    corridor: tuple[str, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _cfg_value(root: ET.Element, *names: str) -> str | None:
+    for name in names:
+        for el in root.iter(name):
+            v = el.get("value")
+            if v is not None:
+                return v
+    return None
+
+
+def _read_sumocfg(path: Path) -> tuple[Path, tuple[Path, ...], tuple[Path, ...], float | None, float | None]:
+    if not path.exists():
+        raise InputError("file not found", where=str(path))
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as e:
+        raise InputError(f"not valid XML: {e}", where=str(path)) from None
+    base = path.parent
+
+    def files(v: str | None) -> tuple[Path, ...]:
+        return tuple((base / f.strip()).resolve() for f in (v or "").replace(" ", ",").split(",") if f.strip())
+
+    net = _cfg_value(root, "net-file")
+    if not net:
+        raise InputError("the configuration names no <net-file>", where=str(path))
+    begin = _cfg_value(root, "begin")
+    end = _cfg_value(root, "end")
+    return (
+        files(net)[0],
+        files(_cfg_value(root, "route-files")),
+        files(_cfg_value(root, "additional-files")),
+        float(begin) if begin else None,
+        float(end) if end else None,
+    )
+
+
+def resolve_run(
+    *,
+    sumocfg: str | Path | None = None,
+    net: str | Path | None = None,
+    routes: list[str | Path] | None = None,
+    scenario: str | None = None,
+    scenario_dir: str | Path | None = None,
+    **kw: Any,
+) -> RunSpec:
+    """One of ``sumocfg``, ``net`` (+ ``routes``) or ``scenario``; the rest as RunSpec fields."""
+    given = [x is not None for x in (sumocfg, net, scenario)]
+    if sum(given) != 1:
+        raise InputError("give exactly one of --sumocfg, --net (with --routes) or --scenario")
+    kw = {k: v for k, v in kw.items() if v is not None}
+    if scenario is not None:
+        from scenarios.library import build_scenario
+
+        out = Path(scenario_dir) if scenario_dir else Path(tempfile.mkdtemp(prefix="gw-scn-"))
+        built = build_scenario(scenario, out, seed=int(kw.get("seed", 42)))
+        spec = (
+            resolve_run(sumocfg=built.sumocfg, **kw)
+            if getattr(built, "sumocfg", None)
+            else resolve_run(net=built.net, routes=list(built.routes), **kw)
+        )
+        extra = dict(
+            name=built.name,
+            scenario_args=tuple(getattr(built, "sumo_args", ())),
+            corridor=tuple(getattr(built, "corridor", ())),
+        )
+        if spec.begin_s is None:
+            extra["begin_s"] = built.begin_s
+        if spec.end_s is None:
+            extra["end_s"] = built.end_s
+        return replace(spec, **extra)
+    if sumocfg is not None:
+        cfg = Path(sumocfg).resolve()
+        net_p, route_p, add_p, b, e = _read_sumocfg(cfg)
+        kw.setdefault("begin_s", b)
+        kw.setdefault("end_s", e)
+        return RunSpec(net=net_p, routes=route_p, additional=add_p, sumocfg=cfg, name=cfg.stem, **kw)
+    net_p = Path(net).resolve()  # type: ignore[arg-type]
+    if not net_p.exists():
+        raise NetworkFileError("file not found", where=str(net))
+    route_p = tuple(Path(r).resolve() for r in (routes or []))
+    for r in route_p:
+        if not r.exists():
+            raise InputError("route file not found", where=str(r))
+    return RunSpec(net=net_p, routes=route_p, name=net_p.name.split(".")[0], **kw)
+
+
+def program_states(net_file: str | Path) -> dict[str, list[str]]:
+    """Phase state strings of the program SUMO runs (the last loaded) per tls."""
+    import sumolib
+
+    net = sumolib.net.readNet(str(net_file), withPrograms=True)
+    out: dict[str, list[str]] = {}
+    for tls in net.getTrafficLights():
+        progs = list(tls.getPrograms().values())
+        if progs:
+            out[tls.getID()] = [p.state for p in progs[-1].getPhases()]
+    return out
+
+
+def controller_params(controller: str, spec: RunSpec, network: Network) -> dict[str, Any]:
+    """Parameters a controller needs from the run (demand for Webster)."""
+    if controller == "webster":
+        from controller.timing import compute_plans
+        from controller.timing.demand import load_demand
+
+        if not spec.routes:
+            raise InputError("the webster controller needs route files to estimate demand")
+        demand = load_demand([str(r) for r in spec.routes], network)
+        plans = compute_plans(network, demand, method="webster")
+        return {"plans": {p.intersection_id: p for p in plans}}
+    return {}
+
+
+def simulate(
+    spec: RunSpec,
+    controller: str,
+    *,
+    out_dir: str | Path | None = None,
+    params: Mapping[str, Any] | None = None,
+    dt_s: float = 1.0,
+    progress: Callable[[float, float], None] | None = None,
+    on_tick: Callable[[Any], None] | None = None,
+    network: Network | None = None,
+) -> dict[str, Any]:
+    """Run ``controller`` on ``spec`` and return its KPIs (see :mod:`simulation.kpi`)."""
+    tmp = None
+    if out_dir is None:
+        tmp = tempfile.mkdtemp(prefix="gw-run-")
+        out = Path(tmp)
+    else:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _simulate(spec, controller, out, params or {}, dt_s, progress, on_tick, network)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _simulate(
+    spec: RunSpec,
+    controller: str,
+    out: Path,
+    params: Mapping[str, Any],
+    dt_s: float,
+    progress: Callable[[float, float], None] | None,
+    on_tick: Callable[[Any], None] | None,
+    network: Network | None,
+) -> dict[str, Any]:
+    network = network or load_sumo_net(spec.net)
+    det = generate_detectors(network, spec.net, out / "gw_detectors.add.xml")
+    meandata = out / "gw_meandata.add.xml"
+    edgedata = out / "edgedata.xml"
+    meandata.write_text(
+        f'<additional>\n    <edgeData id="gw_edges" file="{edgedata}" excludeEmpty="true" withInternal="false"/>\n'
+        "</additional>\n",
+        encoding="utf-8",
+    )
+    tripinfo = Path(spec.tripinfo_output) if spec.tripinfo_output else out / "tripinfo.xml"
+    stats = out / "statistics.xml"
+    log = out / "sumo.log"
+    adds = [*spec.additional, det.additional, meandata]
+    base = ["-c", str(spec.sumocfg)] if spec.sumocfg else ["-n", str(spec.net)]
+    if spec.routes and not spec.sumocfg:
+        base += ["-r", ",".join(str(r) for r in spec.routes)]
+    ours = [
+        "--additional-files", ",".join(str(a) for a in adds),
+        "--tripinfo-output", str(tripinfo),
+        "--tripinfo-output.write-unfinished", "true",
+        "--statistic-output", str(stats),
+        "--seed", str(spec.seed),
+        "--step-length", f"{spec.step_length_s:g}",
+        "--no-step-log", "true",
+        "--log", str(log),
+        "--time-to-teleport", "300",
+    ]  # fmt: skip
+    if spec.begin_s is not None:
+        ours += ["--begin", f"{spec.begin_s:g}"]
+    if spec.end_s is not None:
+        ours += ["--end", f"{spec.end_s:g}"]
+    args = base + merge_sumo_args([*ours, *spec.scenario_args], list(spec.sumo_args))
+    run = SumoRun(
+        sumo_args=args,
+        gui=spec.gui,
+        traci=spec.traci,
+        step_length_s=spec.step_length_s,
+        begin_s=spec.begin_s or 0.0,
+        end_s=spec.end_s,
+        log_file=log,
+    )
+    all_params = {**controller_params(controller, spec, network), **params}
+    policy = make_policy(controller, **all_params)
+    backend = SumoBackend(
+        network,
+        run,
+        detectors=det,
+        control=not getattr(policy, "passive", False),
+        dt_s=dt_s,
+        program_states=program_states(spec.net),
+    )
+    wall0 = time.perf_counter()
+    pending: dict[str, tuple[str, float]] = {}
+    vtypes = read_vtype_classes([*spec.routes, *spec.additional])
+    e2_ids = det.e2_ids
+    q_sum = np.zeros(len(e2_ids))
+    q_max = np.zeros(len(e2_ids))
+    ticks = 0
+    with backend:
+        engine = Engine(backend, policy)
+        end = spec.end_s
+        while True:
+            res = engine.tick()
+            ticks += 1
+            h = backend.e2_halting
+            if h.size:
+                q_sum += h
+                np.maximum(q_max, h, out=q_max)
+            if on_tick is not None:
+                on_tick(res)
+            t = backend.time_s
+            if progress is not None:
+                progress(t, end if end is not None else t)
+            if end is not None and t >= end:
+                break
+            if end is None and backend.vehicles_remaining() == 0:
+                break
+        pending = backend.pending_depart_delays(vtypes)
+        events = list(engine.events)
+    wall = time.perf_counter() - wall0
+    trips = read_tripinfo(tripinfo, vtypes)
+    st = read_statistics(stats)
+    kpis = trip_kpis(trips, st, pending=pending)
+    incoming = {
+        i.id: sorted({m.from_edge for g in i.groups for m in g.movements if m.turn != "p"})
+        for i in network.intersections
+    }
+    kpis["intersections"] = intersection_delays(edgedata, incoming)
+    kpis["queues"] = _approach_queues(e2_ids, q_sum / max(ticks, 1), q_max, det.network)
+    kpis["meta"] = {
+        "controller": controller,
+        "seed": spec.seed,
+        "scenario": spec.name,
+        "wall_s": round(wall, 3),
+        "sim_s": round(backend.time_s - (spec.begin_s or 0.0), 3),
+        "ticks": ticks,
+        "safety_events": len([e for e in events if e.kind in ("violation", "refused")]),
+    }
+    return kpis
+
+
+def _approach_queues(
+    e2_ids: tuple[str, ...], mean: np.ndarray, peak: np.ndarray, network: Network
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Mean and max halting vehicles per approach (incoming edge) per intersection."""
+    lane_of = {f"gw_e2_{ln}": ln for i in network.intersections for d in i.detectors for ln in [d.lane]}
+    inter_of: dict[str, str] = {}
+    for i in network.intersections:
+        for d in i.detectors:
+            inter_of[d.lane] = i.id
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for k, det in enumerate(e2_ids):
+        lane = lane_of.get(det)
+        if lane is None:
+            continue
+        edge = lane.rsplit("_", 1)[0]
+        slot = out.setdefault(inter_of[lane], {}).setdefault(edge, {"mean_queue_veh": 0.0, "max_queue_veh": 0.0})
+        slot["mean_queue_veh"] = round(slot["mean_queue_veh"] + float(mean[k]), 3)
+        slot["max_queue_veh"] = round(slot["max_queue_veh"] + float(peak[k]), 3)
+    return out
+
+
+def ensure_sumo_ok(spec: RunSpec) -> None:  # pragma: no cover - thin guard used by the CLI
+    if not spec.net.exists():
+        raise SimulationError("network file not found", where=str(spec.net))

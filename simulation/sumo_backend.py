@@ -1,0 +1,361 @@
+"""The SUMO backend: libsumo in process (default) or TraCI (``sumo-gui`` too).
+
+Implements the engine's backend protocol (:mod:`controller.backend`), so the
+engine and the safety supervisor drive SUMO exactly as they drive field
+controllers. Per tick it costs:
+
+* one ``getAllSubscriptionResults`` per detector domain (lane-area and
+  induction loops; subscribed once at start) and one for the traffic lights:
+  batched reads, never a call per value per vehicle;
+* one ``setRedYellowGreenState`` per intersection whose displayed states
+  changed (at most one call per intersection per tick);
+* one ``simulationStep``.
+
+Signal groups map to SUMO link indices (the loader keeps them). Where the
+program shows a group as ``g`` (green, yield: a permissive left turn) the
+backend shows ``g`` too, so drivers keep yielding exactly as under the net's
+own program; a group that the program shows as ``G`` in some phases and ``g``
+in others gets ``G`` only when the displayed set of green groups is one of the
+program's ``G`` phases for it.
+
+With ``control=False`` (the ``sumo`` controller) nothing is written: SUMO runs
+the network's own programs, untouched, and the backend only observes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from controller.backend import BaseBackend, Commands, Observation
+from intersections.errors import SimulationError
+from intersections.model import SignalState
+from intersections.network import Network
+from simulation.detectors import SumoDetectors
+from simulation.sumo_home import sumo_binary
+
+__all__ = ["SumoRun", "SumoBackend", "merge_sumo_args", "option_name"]
+
+_labels = itertools.count()
+
+# traci.constants values (identical in libsumo); spelled here to keep the
+# import of traci lazy.
+LAST_STEP_VEHICLE_NUMBER = 0x10
+LAST_STEP_OCCUPANCY = 0x13
+LAST_STEP_VEHICLE_HALTING_NUMBER = 0x14
+VAR_INTERVAL_NUMBER = 0x25
+TL_RED_YELLOW_GREEN_STATE = 0x20
+
+STATE_CHAR = {int(SignalState.RED): "r", int(SignalState.YELLOW): "y", int(SignalState.FLASH): "o"}
+CHAR_STATE = {
+    "G": SignalState.GREEN,
+    "g": SignalState.GREEN,
+    "s": SignalState.GREEN,
+    "y": SignalState.YELLOW,
+    "u": SignalState.RED,
+    "r": SignalState.RED,
+    "o": SignalState.FLASH,
+    "O": SignalState.FLASH,
+}
+
+
+def option_name(token: str) -> str | None:
+    """``--foo=bar`` / ``--foo`` -> ``foo``; None for a value token."""
+    if token.startswith("--"):
+        return token[2:].split("=", 1)[0]
+    if token.startswith("-") and len(token) > 1 and not token[1].isdigit():
+        return token[1:].split("=", 1)[0]
+    return None
+
+
+# SUMO's one-letter abbreviations of the options greenwave sets.
+_ALIASES = {
+    "n": "net-file",
+    "r": "route-files",
+    "a": "additional-files",
+    "c": "configuration-file",
+    "b": "begin",
+    "e": "end",
+    "W": "no-warnings",
+    "v": "verbose",
+}
+
+
+def merge_sumo_args(ours: list[str], user: list[str]) -> list[str]:
+    """Our options, minus those the user gives, then the user's verbatim.
+
+    SUMO refuses an option given twice, so a user's ``--time-to-teleport=-1``
+    replaces greenwave's own default rather than adding to it.
+    """
+
+    def split(tokens: list[str]) -> list[tuple[str, list[str]]]:
+        out: list[tuple[str, list[str]]] = []
+        for t in tokens:
+            name = option_name(t)
+            if name is None and out:
+                out[-1][1].append(t)
+            else:
+                out.append((_ALIASES.get(name or "", name or ""), [t]))
+        return out
+
+    user_names = {n for n, _ in split(user)}
+    kept = [tok for name, toks in split(ours) if name not in user_names for tok in toks]
+    return kept + list(user)
+
+
+@dataclass
+class SumoRun:
+    """How to start SUMO for one run."""
+
+    sumo_args: list[str]  # net/routes/cfg and options, without the binary
+    gui: bool = False
+    traci: bool = False
+    step_length_s: float = 1.0
+    begin_s: float = 0.0
+    end_s: float | None = None
+    log_file: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class SumoBackend(BaseBackend):
+    """Drives one SUMO simulation; see the module docstring."""
+
+    def __init__(
+        self,
+        network: Network,
+        run: SumoRun,
+        *,
+        detectors: SumoDetectors | None = None,
+        control: bool = True,
+        dt_s: float = 1.0,
+        program_states: dict[str, list[str]] | None = None,
+    ) -> None:
+        super().__init__(detectors.network if detectors is not None else network, dt_s=dt_s)
+        self.run = run
+        self.control = control
+        self.sumo_detectors = detectors
+        self.time_s = run.begin_s
+        self._conn: Any = None
+        self._label = f"gw{next(_labels)}"
+        p = self.packed
+        self._tls = [i.tls_id for i in self.network.intersections]
+        self._shown = np.full((p.n, p.g), -1, np.int8)
+        self._link_maps = [self._link_map(i, (program_states or {}).get(i.tls_id)) for i in self.network.intersections]
+        self._prev_cum: dict[str, float] = {}
+        self.steps = 0
+        # Halting vehicles on each stop-line lane-area detector (detectors.e2_ids order).
+        self.e2_halting = np.zeros(0)
+
+    # ---- mapping groups <-> link indices ------------------------------------------
+    def _link_map(self, inter: Any, program: list[str] | None) -> dict[str, Any]:
+        n_links = max((max(g.link_indices) for g in inter.groups if g.link_indices), default=-1) + 1
+        if program:
+            n_links = max(n_links, len(program[0]))
+        group_of = np.full(n_links, -1, np.int64)
+        for k, grp in enumerate(inter.groups):
+            for li in grp.link_indices:
+                group_of[li] = k
+        # Green character per group: G, g, or decided per displayed set.
+        green_char: dict[int, str] = {}
+        phase_char: dict[frozenset[int], dict[int, str]] = {}
+        if program:
+            for state in program:
+                greens = frozenset(
+                    k for k, grp in enumerate(inter.groups) if grp.link_indices and state[grp.link_indices[0]] in "Ggs"
+                )
+                phase_char[greens] = {k: state[inter.groups[k].link_indices[0]] for k in greens}
+            for k, grp in enumerate(inter.groups):
+                if not grp.link_indices:
+                    continue
+                chars = {s[grp.link_indices[0]] for s in program} & set("Ggs")
+                green_char[k] = "G" if chars == {"G"} else ("s" if chars == {"s"} else "g")
+        return {"group_of": group_of, "green_char": green_char, "phase_char": phase_char, "n_links": n_links}
+
+    def _state_string(self, row: int, states: np.ndarray) -> str:
+        lm = self._link_maps[row]
+        greens = frozenset(int(k) for k in np.flatnonzero(states == int(SignalState.GREEN)))
+        exact = lm["phase_char"].get(greens, {})
+        chars = []
+        for k in lm["group_of"]:
+            if k < 0:
+                chars.append("r")
+                continue
+            s = int(states[k])
+            if s == int(SignalState.GREEN):
+                chars.append(exact.get(int(k)) or lm["green_char"].get(int(k), "G"))
+            else:
+                chars.append(STATE_CHAR[s])
+        return "".join(chars)
+
+    # ---- lifecycle ----------------------------------------------------------------------
+    def _module(self) -> Any:
+        if self.run.traci or self.run.gui:
+            import traci
+
+            return traci
+        import libsumo
+
+        return libsumo
+
+    def _open(self) -> None:
+        binary = sumo_binary("sumo-gui" if self.run.gui else "sumo")
+        cmd = [binary, *self.run.sumo_args]
+        mod = self._module()
+        try:
+            if mod.__name__ == "traci":
+                mod.start(cmd, label=self._label, stdout=open(os.devnull, "w"))  # noqa: SIM115
+                self._conn = mod.getConnection(self._label)
+            else:
+                mod.start(cmd)
+                self._conn = mod
+        except Exception as e:  # libsumo raises its own error type; traci FatalTraCIError
+            raise SimulationError(f"SUMO failed to start: {self._sumo_error(e)}") from None
+        try:
+            self._subscribe()
+        except Exception as e:
+            self._shutdown()
+            raise SimulationError(f"SUMO rejected the detector subscriptions: {self._sumo_error(e)}") from None
+        self.time_s = float(self._conn.simulation.getTime())
+
+    def _sumo_error(self, e: BaseException) -> str:
+        msg = str(e).strip()
+        log = self.run.log_file
+        if log is not None and Path(log).exists():
+            errs = [ln.strip() for ln in Path(log).read_text(errors="replace").splitlines() if "Error" in ln]
+            if errs:
+                msg = " | ".join(errs[-3:])
+        return msg or type(e).__name__
+
+    def _subscribe(self) -> None:
+        c = self._conn
+        d = self.sumo_detectors
+        if d is not None:
+            for det in d.e2_ids:
+                c.lanearea.subscribe(
+                    det,
+                    (LAST_STEP_OCCUPANCY, LAST_STEP_VEHICLE_HALTING_NUMBER, VAR_INTERVAL_NUMBER),
+                )
+            for det in d.e1_ids:
+                c.inductionloop.subscribe(det, (VAR_INTERVAL_NUMBER, LAST_STEP_OCCUPANCY))
+        for tls in self._tls:
+            c.trafficlight.subscribe(tls, (TL_RED_YELLOW_GREEN_STATE,))
+
+    def _shutdown(self) -> None:
+        try:
+            if self._conn is not None:
+                self._conn.close()
+        except Exception:  # noqa: BLE001 - closing a dead SUMO must not mask the real error
+            pass
+        self._conn = None
+
+    def _close(self) -> None:
+        self._shutdown()
+
+    # ---- protocol -------------------------------------------------------------------------
+    def read(self) -> Observation:
+        self._require_open()
+        c = self._conn
+        p = self.packed
+        lay = self.detectors
+        counts = np.zeros(len(lay.ids))
+        occ = np.zeros(len(lay.ids))
+        queue = np.zeros((p.n, p.g))
+        if self.sumo_detectors is not None and len(lay.ids):
+            e2 = c.lanearea.getAllSubscriptionResults()
+            e1 = c.inductionloop.getAllSubscriptionResults()
+            per_sumo: dict[str, tuple[float, float, float]] = {}
+            prev = self._prev_cum
+            for det, v in e2.items():
+                cum = float(v[VAR_INTERVAL_NUMBER])
+                n = cum - prev.get(det, 0.0)
+                prev[det] = cum
+                per_sumo[det] = (
+                    n if n >= 0 else cum,
+                    float(v[LAST_STEP_OCCUPANCY]) / 100.0,
+                    float(v[LAST_STEP_VEHICLE_HALTING_NUMBER]),
+                )
+            for det, v in e1.items():
+                cum = float(v[VAR_INTERVAL_NUMBER])
+                n = cum - prev.get(det, 0.0)
+                prev[det] = cum
+                per_sumo[det] = (n if n >= 0 else cum, float(v[LAST_STEP_OCCUPANCY]) / 100.0, 0.0)
+            self.e2_halting = np.array(
+                [float(e2[d][LAST_STEP_VEHICLE_HALTING_NUMBER]) for d in self.sumo_detectors.e2_ids]
+            )
+            m2s = self.sumo_detectors.model_to_sumo
+            vals = np.array([per_sumo.get(m2s[d], (np.nan, np.nan, 0.0)) for d in lay.ids]).reshape(-1, 3)
+            counts, occ = vals[:, 0], vals[:, 1]
+            stop = lay.stop_line
+            np.add.at(queue, (lay.row[stop], lay.group[stop]), vals[stop, 2])
+        state = self._read_states()
+        return Observation(
+            time_s=self.time_s,
+            counts=counts,
+            occupancy=occ,
+            queue_veh=queue,
+            signal_state=state,
+            comm_age_s=np.zeros(p.n),
+            fault=np.zeros(p.n, bool),
+        )
+
+    def _read_states(self) -> np.ndarray:
+        p = self.packed
+        out = np.zeros((p.n, p.g), np.int8)
+        res = self._conn.trafficlight.getAllSubscriptionResults()
+        for row, tls in enumerate(self._tls):
+            s = res.get(tls, {}).get(TL_RED_YELLOW_GREEN_STATE, "")
+            for k, grp in enumerate(self.network.intersections[row].groups):
+                if grp.link_indices and grp.link_indices[0] < len(s):
+                    out[row, k] = int(CHAR_STATE.get(s[grp.link_indices[0]], SignalState.RED))
+        return out
+
+    def apply(self, commands: Commands) -> None:
+        self._require_open()
+        if not self.control:
+            return
+        states = commands.states
+        changed = np.flatnonzero((states != self._shown).any(axis=1))
+        tl = self._conn.trafficlight
+        for row in changed:
+            tl.setRedYellowGreenState(self._tls[row], self._state_string(int(row), states[row]))
+        self._shown = states.copy()
+
+    def advance(self) -> float:
+        self._require_open()
+        target = self.time_s + self.dt_s
+        try:
+            self._conn.simulationStep(target)
+        except Exception as e:
+            self._shutdown()
+            self.lifecycle = type(self.lifecycle).CLOSED
+            raise SimulationError(f"SUMO died at t={self.time_s:g} s: {self._sumo_error(e)}") from None
+        self.time_s = float(self._conn.simulation.getTime())
+        self.steps += 1
+        return self.time_s
+
+    # ---- run control ---------------------------------------------------------------------
+    def pending_depart_delays(self, vtypes: dict[str, tuple[str, float]]) -> dict[str, tuple[str, float]]:
+        """Vehicles still waiting to be inserted: id -> (class, delay so far).
+
+        SUMO writes no tripinfo for them, yet their wait is delay the
+        controller caused (a full entry lane): counted in the KPIs.
+        """
+        from simulation.kpi import _class_of
+
+        self._require_open()
+        c = self._conn
+        out: dict[str, tuple[str, float]] = {}
+        for vid in c.simulation.getPendingVehicles():
+            vt = c.vehicle.getTypeID(vid)
+            cls = vtypes.get(vt, (_class_of(vt, None), 1.0))[0]
+            out[vid] = (cls, max(0.0, float(c.vehicle.getDepartDelay(vid))))
+        return out
+
+    def vehicles_remaining(self) -> int:
+        self._require_open()
+        return int(self._conn.simulation.getMinExpectedNumber())
