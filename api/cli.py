@@ -24,6 +24,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "api.commands.optimize",
     "api.commands.check",
     "api.commands.scenario",
+    "api.commands.simulate",
+    "api.commands.compare",
 )
 
 

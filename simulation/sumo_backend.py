@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,6 +149,7 @@ class SumoBackend(BaseBackend):
         self._shown = np.full((p.n, p.g), -1, np.int8)
         self._link_maps = [self._link_map(i, (program_states or {}).get(i.tls_id)) for i in self.network.intersections]
         self._prev_cum: dict[str, float] = {}
+        self._startup_stderr = ""
         self.steps = 0
         # Halting vehicles on each stop-line lane-area detector (detectors.e2_ids order).
         self.e2_halting = np.zeros(0)
@@ -206,15 +209,31 @@ class SumoBackend(BaseBackend):
         binary = sumo_binary("sumo-gui" if self.run.gui else "sumo")
         cmd = [binary, *self.run.sumo_args]
         mod = self._module()
-        try:
-            if mod.__name__ == "traci":
-                mod.start(cmd, label=self._label, stdout=open(os.devnull, "w"))
-                self._conn = mod.getConnection(self._label)
-            else:
-                mod.start(cmd)
-                self._conn = mod
-        except Exception as e:  # libsumo raises its own error type; traci FatalTraCIError
-            raise SimulationError(f"SUMO failed to start: {self._sumo_error(e)}") from None
+        # SUMO reports option and input errors on stderr before its log is open:
+        # capture file descriptor 2 during start-up (libsumo runs in this process,
+        # a TraCI child inherits it) so the message can name SUMO's own words.
+        with tempfile.TemporaryFile(mode="w+b") as cap:
+            saved = os.dup(2)
+            os.dup2(cap.fileno(), 2)
+            try:
+                if mod.__name__ == "traci":
+                    mod.start(cmd, label=self._label, stdout=subprocess.DEVNULL)
+                    self._conn = mod.getConnection(self._label)
+                else:
+                    mod.start(cmd)
+                    self._conn = mod
+                error = None
+            except Exception as e:  # libsumo raises its own error type; traci FatalTraCIError
+                error = e
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+            if error is not None:
+                cap.seek(0)
+                self._startup_stderr = cap.read().decode(errors="replace")
+                if mod.__name__ == "traci":
+                    self._reap_traci()
+                raise SimulationError(f"SUMO failed to start: {self._sumo_error(error)}") from None
         try:
             self._subscribe()
         except Exception as e:
@@ -222,8 +241,23 @@ class SumoBackend(BaseBackend):
             raise SimulationError(f"SUMO rejected the detector subscriptions: {self._sumo_error(e)}") from None
         self.time_s = float(self._conn.simulation.getTime())
 
+    def _reap_traci(self) -> None:
+        """A SUMO child that failed during start-up must not linger as a zombie."""
+        import traci
+
+        try:
+            traci.switch(self._label)
+            traci.close(wait=False)
+        except Exception:
+            pass
+
     def _sumo_error(self, e: BaseException) -> str:
         msg = str(e).strip()
+        startup = [ln.strip() for ln in self._startup_stderr.splitlines() if ln.strip()]
+        errs = [ln for ln in startup if ln.startswith("Error")]
+        if errs:
+            i = startup.index(errs[0])
+            return " ".join(startup[i : i + 3])
         log = self.run.log_file
         if log is not None and Path(log).exists():
             errs = [ln.strip() for ln in Path(log).read_text(errors="replace").splitlines() if "Error" in ln]
