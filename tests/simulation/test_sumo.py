@@ -139,7 +139,7 @@ def test_missing_and_malformed_network(tmp_path: Path) -> None:
         resolve_run(net=tmp_path / "nope.net.xml")
     bad = tmp_path / "bad.net.xml"
     bad.write_text("<net><edge id='a'")
-    with pytest.raises(NetworkFileError, match="bad.net.xml"):
+    with pytest.raises(NetworkFileError, match=r"bad\.net\.xml"):
         simulate(resolve_run(net=bad), "sumo", out_dir=tmp_path / "o")
 
 

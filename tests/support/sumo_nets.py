@@ -51,7 +51,7 @@ def flows(tmp: Path, net: Path, *, veh_h: float = 200.0, end_s: float = 300.0, n
             tx, ty = edge.getToNode().getCoord()
             d = (tx - fx, ty - fy)
 
-            def straight(o):  # type: ignore[no-untyped-def]
+            def straight(o, d=d):  # type: ignore[no-untyped-def]
                 ox, oy = o.getFromNode().getCoord()
                 px, py = o.getToNode().getCoord()
                 return -(d[0] * (px - ox) + d[1] * (py - oy))
