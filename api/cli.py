@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "api.commands.scenario",
     "api.commands.simulate",
     "api.commands.compare",
+    "api.commands.plot",
 )
 
 

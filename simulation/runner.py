@@ -177,8 +177,13 @@ def simulate(
     progress: Callable[[float, float], None] | None = None,
     on_tick: Callable[[Any], None] | None = None,
     network: Network | None = None,
+    extra_args: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Run ``controller`` on ``spec`` and return its KPIs (see :mod:`simulation.kpi`)."""
+    """Run ``controller`` on ``spec`` and return its KPIs (see :mod:`simulation.kpi`).
+
+    ``extra_args`` are SUMO options greenwave adds for this run (outputs for
+    plots); the user's ``spec.sumo_args`` still override them.
+    """
     tmp = None
     if out_dir is None:
         tmp = tempfile.mkdtemp(prefix="gw-run-")
@@ -187,7 +192,7 @@ def simulate(
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
     try:
-        return _simulate(spec, controller, out, params or {}, dt_s, progress, on_tick, network)
+        return _simulate(spec, controller, out, params or {}, dt_s, progress, on_tick, network, extra_args)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -202,6 +207,7 @@ def _simulate(
     progress: Callable[[float, float], None] | None,
     on_tick: Callable[[Any], None] | None,
     network: Network | None,
+    extra_args: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     network = network or load_sumo_net(spec.net)
     det = generate_detectors(network, spec.net, out / "gw_detectors.add.xml")
@@ -234,7 +240,7 @@ def _simulate(
         ours += ["--begin", f"{spec.begin_s:g}"]
     if spec.end_s is not None:
         ours += ["--end", f"{spec.end_s:g}"]
-    args = base + merge_sumo_args([*ours, *spec.scenario_args], list(spec.sumo_args))
+    args = base + merge_sumo_args([*ours, *spec.scenario_args, *extra_args], list(spec.sumo_args))
     run = SumoRun(
         sumo_args=args,
         gui=spec.gui,
