@@ -270,6 +270,7 @@ def _simulate(
     with backend:
         engine = Engine(backend, policy)
         end = spec.end_s
+        loop0 = time.perf_counter()
         while True:
             res = engine.tick()
             ticks += 1
@@ -286,6 +287,7 @@ def _simulate(
                 break
             if end is None and backend.vehicles_remaining() == 0:
                 break
+        loop_s = time.perf_counter() - loop0
         pending = backend.pending_depart_delays(vtypes)
         events = list(engine.events)
     wall = time.perf_counter() - wall0
@@ -303,6 +305,8 @@ def _simulate(
         "seed": spec.seed,
         "scenario": spec.name,
         "wall_s": round(wall, 3),
+        "loop_s": round(loop_s, 4),
+        "sumo_step_s": round(backend.step_wall_s, 4),
         "sim_s": round(backend.time_s - (spec.begin_s or 0.0), 3),
         "ticks": ticks,
         "safety_events": len([e for e in events if e.kind in ("violation", "refused")]),

@@ -1,0 +1,80 @@
+"""How much wall time the engine adds to SUMO, per simulated second.
+
+For a 4x4 and a 10x10 signalised grid, runs the same demand with libsumo and
+with TraCI, side by side in one process run, and reports
+
+    engine_share = (wall time of the tick loop - time inside simulationStep) / time inside simulationStep
+
+i.e. greenwave's read -> estimate -> policy -> supervisor -> write per tick,
+relative to SUMO's own step. Ratios measured in the same run, not absolute
+times (machines here are shared and noisy). The controller is max-pressure
+(vectorised, reads every detector every tick: the realistic worst case).
+
+Usage:  python benchmarks/bench_sumo_loop.py [--horizon S] [--repeat N]
+Prints ``name: value`` lines, headline last: ``engine_share_libsumo_10x10``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from simulation.runner import resolve_run, simulate
+from simulation.sumo_home import sumo_binary, sumo_home
+
+
+def build_grid(d: Path, n: int, period_s: float, horizon_s: float) -> tuple[Path, Path]:
+    net = d / f"grid{n}.net.xml"
+    subprocess.run(
+        [sumo_binary("netgenerate"), "--grid", f"--grid.number={n}", "--grid.length=200",
+         "--grid.attach-length=100", "--default.lanenumber=2", "--default-junction-type=traffic_light",
+         "--tls.default-type=static", "--no-turnarounds=true", "-o", str(net)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    trips = d / f"grid{n}.rou.xml"
+    tools = sumo_home() / "tools"  # type: ignore[operator]
+    subprocess.run(
+        [sys.executable, str(tools / "randomTrips.py"), "-n", str(net), "-o", str(trips), "-r", str(trips),
+         "--seed", "7", "--period", f"{period_s}", "--fringe-factor", "20", "-e", f"{horizon_s:g}",
+         "--validate"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return net, trips
+
+
+def share(net: Path, routes: Path, horizon_s: float, traci: bool) -> tuple[float, float]:
+    spec = resolve_run(net=net, routes=[routes], seed=1, end_s=horizon_s, traci=traci)
+    k = simulate(spec, "max-pressure")
+    step = k["meta"]["sumo_step_s"]
+    return (k["meta"]["loop_s"] - step) / step, k["meta"]["loop_s"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--horizon", type=float, default=600.0)
+    ap.add_argument("--repeat", type=int, default=3)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        nets = {"4x4": build_grid(d, 4, 0.6, a.horizon), "10x10": build_grid(d, 10, 0.12, a.horizon)}
+        results: dict[str, float] = {}
+        for name, (net, routes) in nets.items():
+            for mode, traci in (("libsumo", False), ("traci", True)):
+                vals = []
+                for _ in range(a.repeat):
+                    s, wall = share(net, routes, a.horizon, traci)
+                    vals.append(s)
+                    print(f"  run {mode} {name}: share {s:.4f} wall {wall:.2f} s", flush=True)
+                results[f"engine_share_{mode}_{name}"] = statistics.median(vals)
+    order = ["engine_share_traci_4x4", "engine_share_traci_10x10", "engine_share_libsumo_4x4",
+             "engine_share_libsumo_10x10"]  # fmt: skip
+    for key in order:
+        print(f"{key}: {results[key]:.4f}")
+
+
+if __name__ == "__main__":
+    main()
