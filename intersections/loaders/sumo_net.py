@@ -1,0 +1,691 @@
+"""Read a SUMO ``.net.xml`` into the intersection model.
+
+Every traffic light (``tlLogic``) becomes one :class:`~intersections.model.Intersection`
+(a joined traffic light that controls several junctions is still one). The
+translation from SUMO's link-based programs to group-based signal control:
+
+**Signal groups.** Link indices whose state character is the same in every
+phase of the program always show the same aspect, so they are one signal group
+(the usual reading of a SUMO program, and how ``netconvert --tls.group-signals``
+groups them). Vehicle links and pedestrian crossings are never mixed in one
+group. Links that are never green in the program (always red or off) carry no
+traffic and form no group; link indices without a connection are ignored.
+Group ids are readable and deterministic: ``<fromEdge>_<turns>`` joined by ``+``
+(e.g. ``top0A1_rs+A0A1_rs``) for vehicles, ``ped_<crossing>`` for crossings,
+with ``.2``, ``.3`` appended in the rare case of a clash.
+
+**Conflicts.** Two groups conflict when some pair of their links are foes in
+the junction's right-of-way matrix (``<request foes=...>``, read by sumolib)
+*and* the program never shows both green. Pairs that the program greens
+together (a permissive left ``g`` yielding to the oncoming ``G``, a right turn
+yielding to pedestrians) are compatible: the driver yields, the controller does
+not separate them. A junction without a right-of-way matrix is treated as if
+all its links were foes (the safe side).
+
+**Clearances**, measured on the program's own timeline:
+
+* ``intergreen_s[i, j]`` = least time, over the cycle, from the end of ``i``'s
+  green to the start of ``j``'s green (conflicting pairs only), counting only
+  *direct* transitions: a gap that holds another group's whole green is
+  sequencing, not clearance (in a program S1 -> S2 -> S3, the gap from the
+  end of S3 to the start of S2 spans all of S1);
+* vehicle ``yellow_s`` = the longest ``y`` interval that follows the group's
+  green; ``all_red_s`` = least direct intergreen to a conflicting group minus
+  that yellow (SUMO's generated programs have no all-red: 0 s is faithful);
+* pedestrian ``ped_clearance_s`` = the MUTCD crossing time of the crossing
+  lane (:func:`intersections.clearance.ped_clearance_s`), bounded by the least
+  direct intergreen so the program stays valid (SUMO times the flashing DON'T
+  WALK as vehicle green carrying on after the crossing turns red);
+  ``walk_s`` = min(7 s, shortest green); ``min_green_s`` = ``walk_s``.
+
+Where the program shows no such transition, the ITE formulas of
+:mod:`intersections.clearance` fill in: a vehicle group that never shows
+yellow gets the ITE yellow; a group with no direct transition the ITE all-red;
+a conflicting pair with no direct transition ``max(yellow + ITE all-red, the
+group's own yellow + all-red)`` (pedestrians: the crossing time). The approach
+speed is the fastest incoming lane of the group; the crossing width ``W`` is
+the larger side of the junction shape's bounding box, a rough
+stop-line-to-far-side distance (:data:`DEFAULT_CROSSING_WIDTH_M` when the
+junction has no shape). Every intergreen covers the ending group's yellow (or
+ped clearance), as the model requires.
+
+**Greens.** ``min_green_s`` = the sum of ``minDur`` over the shortest green run
+for actuated programs (phases with ``minDur < duration``), otherwise
+:data:`DEFAULT_MIN_GREEN_S` bounded by the shortest green in the program (so
+the net's own program passes :func:`~intersections.plan.check_plan`);
+``max_green_s`` = max(longest green run, its ``maxDur`` sum, 60 s).
+
+**Stages.** One stage per distinct set of green groups over the program's green
+phases (a green and no ``y``/``u``), in program order, ids ``S1``, ``S2``, ...
+A group green only during phases with a yellow gets the green sets of those
+phases appended as stages (they are compatible by construction).
+
+**Road graph.** Nodes are all non-internal junctions (``x_m``, ``y_m``,
+``signalised``, ``tls``); edges are the non-internal SUMO edges with at least
+one motor-vehicle lane (of parallel edges between two junctions, which a
+DiGraph cannot hold, the one with most lanes); ``saturation_flow_pcu_h`` = vehicle lanes x
+:data:`SATURATION_FLOW_PCU_H_PER_LANE` (motorcycle-aware saturation is
+``controller/timing``'s business). Detectors are not read: the simulation layer
+generates them from the model.
+
+sumolib is imported inside :func:`load_sumo_net` only, so importing this
+module keeps the core free of SUMO (``tests/test_import_purity.py``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import xml.etree.ElementTree as ET
+import xml.sax
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from intersections.clearance import ite_all_red_s, ite_yellow_s, ped_clearance_s
+from intersections.errors import InputError, NetworkFileError
+from intersections.model import GroupKind, Intersection, Movement, SignalGroup, Stage
+from intersections.network import Network, add_link
+
+__all__ = [
+    "load_sumo_net",
+    "ProgramTiming",
+    "program_timing",
+    "SATURATION_FLOW_PCU_H_PER_LANE",
+    "DEFAULT_MIN_GREEN_S",
+    "DEFAULT_MAX_GREEN_S",
+    "DEFAULT_WALK_S",
+    "DEFAULT_CROSSING_WIDTH_M",
+]
+
+#: Base saturation flow per lane, HCM 7th ed. (2022) ch. 19, signalized
+#: intersections: 1,900 pc/h/ln in metropolitan areas of 250,000 or more.
+SATURATION_FLOW_PCU_H_PER_LANE = 1900.0
+#: Minimum green when the program has no ``minDur`` (a static program). A
+#: conservative floor; the controller database's value should replace it.
+DEFAULT_MIN_GREEN_S = 5.0
+#: Maximum-green floor (a plan may stretch any green up to this).
+DEFAULT_MAX_GREEN_S = 60.0
+#: WALK: "typically at least 7 s" (MUTCD 2009 §4E.06); capped by the program's green.
+DEFAULT_WALK_S = 7.0
+#: Stop line to far-side clearance point when a junction has no shape.
+DEFAULT_CROSSING_WIDTH_M = 20.0
+
+GREEN_CHARS = frozenset("Ggs")  # 's': green right-turn arrow, stop then go
+YELLOW_CHARS = frozenset("y")
+TRANSITION_CHARS = frozenset("yu")  # yellow, red+yellow: not a stage
+TURNS = {"s": "s", "l": "l", "L": "l", "r": "r", "R": "r", "t": "t", "T": "t"}
+ROAD_MOTOR_CLASSES = frozenset(
+    {"passenger", "hov", "taxi", "bus", "coach", "delivery", "truck", "trailer", "motorcycle", "moped", "evehicle"}
+)
+
+
+# ---- the program timeline (pure: no sumolib) -------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProgramTiming:
+    """What one signal program says about a set of groups (one row per group).
+
+    ``green`` is bool (groups x phases). Times in seconds. ``yellow_s`` is the
+    longest yellow after a green (0 when the group never shows one);
+    ``intergreen_s[i, j]`` the least time from the end of ``i``'s green to the
+    start of ``j``'s over direct transitions (``inf`` where there is none; see
+    :func:`program_timing`). ``stages`` are the distinct green sets, as group
+    indices, in program order.
+    """
+
+    green: np.ndarray
+    yellow_s: np.ndarray
+    intergreen_s: np.ndarray
+    shortest_green_s: np.ndarray
+    longest_green_s: np.ndarray
+    shortest_min_green_s: np.ndarray  # sum of minDur over the shortest run (nan: static)
+    longest_max_green_s: np.ndarray  # sum of maxDur over the longest run
+    cycle_s: float
+    stages: tuple[frozenset[int], ...] = field(default=())
+
+
+def _runs(on: np.ndarray) -> list[list[int]]:
+    """Cyclic runs of consecutive True phases, each a list of phase indices."""
+    n = len(on)
+    if on.all():
+        return [list(range(n))]
+    runs: list[list[int]] = []
+    for p in range(n):
+        if on[p] and not on[p - 1]:
+            run = [p]
+            q = (p + 1) % n
+            while on[q]:
+                run.append(q)
+                q = (q + 1) % n
+            runs.append(run)
+    return runs
+
+
+def _mod(x: float, cycle: float) -> float:
+    """``x`` modulo the cycle, snapping float noise at 0 and ``cycle`` to 0."""
+    r = x % cycle
+    return 0.0 if r < 1e-6 or cycle - r < 1e-6 else r
+
+
+def program_timing(
+    columns: Sequence[str],
+    durations_s: Sequence[float],
+    *,
+    min_durations_s: Sequence[float] | None = None,
+    max_durations_s: Sequence[float] | None = None,
+) -> ProgramTiming:
+    """Measure greens, yellows and intergreens of groups on a cyclic program.
+
+    ``columns[g][p]`` is group ``g``'s SUMO state character in phase ``p``;
+    ``min/max_durations_s`` are the phases' ``minDur``/``maxDur`` (negative
+    when absent).
+
+    Intergreen ``i -> j`` is measured from an end of ``i``'s green to the next
+    start of ``j``'s green around the cycle, minimum over the *direct*
+    transitions: those with no complete green of another group in between. A
+    gap that contains another stage's whole green is sequencing, not
+    clearance (in a program S1 -> S2 -> S3, the gap S3 -> S2 spans S1), so it
+    is left ``inf`` for the caller to fill from the ITE formulas. Green that
+    merely carries on across the gap (SUMO times a pedestrian clearance as
+    vehicles' green continuing after the crossing turns red) does not break
+    directness. O(groups³ x runs³), trivial for real programs.
+    """
+    dur = np.asarray(durations_s, dtype=float)
+    n_ph = len(dur)
+    n = len(columns)
+    mins = np.asarray(min_durations_s if min_durations_s is not None else [-1.0] * n_ph, dtype=float)
+    maxs = np.asarray(max_durations_s if max_durations_s is not None else [-1.0] * n_ph, dtype=float)
+    cycle = float(dur.sum())
+    start = np.concatenate([[0.0], np.cumsum(dur)[:-1]])
+    green = np.array([[c[p] in GREEN_CHARS for p in range(n_ph)] for c in columns], dtype=bool).reshape(n, n_ph)
+    yellow = np.zeros(n)
+    short = np.full(n, np.inf)
+    long_ = np.zeros(n)
+    short_min = np.full(n, np.nan)
+    long_max = np.zeros(n)
+    runs_t: list[list[tuple[float, float]]] = []  # (start, length) of each green run, seconds
+    for g in range(n):
+        spans: list[tuple[float, float]] = []
+        for run in _runs(green[g]):
+            length = float(dur[run].sum())
+            short[g] = min(short[g], length)
+            long_[g] = max(long_[g], length)
+            if any(0 <= mins[p] < dur[p] for p in run):  # actuated: minDur below duration
+                m = float(sum(mins[p] if mins[p] >= 0 else dur[p] for p in run))
+                short_min[g] = m if np.isnan(short_min[g]) else min(short_min[g], m)
+            long_max[g] = max(long_max[g], float(sum(maxs[p] if maxs[p] >= 0 else dur[p] for p in run)))
+            if len(run) == n_ph:
+                continue  # always green: no start, no end
+            spans.append((float(start[run[0]]), length))
+            y, q = 0.0, (run[-1] + 1) % n_ph
+            while columns[g][q] in YELLOW_CHARS and q != run[0]:
+                y += dur[q]
+                q = (q + 1) % n_ph
+            yellow[g] = max(yellow[g], y)
+        runs_t.append(spans)
+    ig = np.full((n, n), np.inf)
+    if cycle > 0:
+        for i in range(n):
+            for j in range(n):
+                if i == j:
+                    continue
+                for s_j, _len in runs_t[j]:
+                    # The latest end of i before this start of j.
+                    gaps = [_mod(s_j - (s_i + len_i), cycle) for s_i, len_i in runs_t[i]]
+                    if not gaps:
+                        break
+                    gap = min(gaps)
+                    e_i = s_j - gap
+                    direct = not any(
+                        _mod(s_k - e_i, cycle) + len_k <= gap + 1e-6
+                        for k in range(n)
+                        if k not in (i, j)
+                        for s_k, len_k in runs_t[k]
+                    )
+                    if direct:
+                        ig[i, j] = min(ig[i, j], gap)
+    short[np.isinf(short)] = 0.0
+    stages: list[frozenset[int]] = []
+    for p in range(n_ph):
+        members = frozenset(int(g) for g in np.flatnonzero(green[:, p]))
+        if members and not any(c[p] in TRANSITION_CHARS for c in columns) and members not in stages:
+            stages.append(members)
+    served = frozenset().union(*stages) if stages else frozenset()
+    for p in range(n_ph):  # groups green only while something else is yellow
+        members = frozenset(int(g) for g in np.flatnonzero(green[:, p]))
+        if members - served and members not in stages:
+            stages.append(members)
+            served |= members
+    return ProgramTiming(
+        green=green,
+        yellow_s=yellow,
+        intergreen_s=ig,
+        shortest_green_s=short,
+        longest_green_s=long_,
+        shortest_min_green_s=short_min,
+        longest_max_green_s=long_max,
+        cycle_s=cycle,
+        stages=tuple(stages),
+    )
+
+
+# ---- reading the file --------------------------------------------------------------------
+
+
+def _fail(path: Path, message: str) -> NetworkFileError:
+    return NetworkFileError(message, where=str(path))
+
+
+def _open(path: Path) -> Any:
+    with open(path, "rb") as f:
+        gz = f.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rb") if gz else open(path, "rb")
+
+
+def _check_root(path: Path) -> None:
+    """Fail early, with the parser's line, on non-XML and on XML that is not a SUMO net."""
+    try:
+        with _open(path) as f:
+            for _event, elem in ET.iterparse(f, events=("start",)):
+                if elem.tag != "net":
+                    raise _fail(path, f"not a SUMO network: the root element is <{elem.tag}>, expected <net>")
+                return
+    except ET.ParseError as e:
+        line, col = e.position
+        reason = str(e).split(":", 1)[0]
+        raise _fail(path, f"not well-formed XML at line {line}, column {col}: {reason}") from None
+    except (OSError, EOFError) as e:
+        raise _fail(path, f"cannot read the file: {e}") from None
+    raise _fail(path, "not well-formed XML: no element found")
+
+
+def _read_net(path: Path) -> Any:
+    import sumolib  # lazily: the core must not import SUMO (DESIGN.md)
+
+    try:
+        return sumolib.net.readNet(
+            str(path), withPrograms=True, withInternal=True, withPedestrianConnections=True, lxml=False
+        )
+    except xml.sax.SAXParseException as e:
+        raise _fail(
+            path, f"not well-formed XML at line {e.getLineNumber()}, column {e.getColumnNumber()}: {e.getMessage()}"
+        ) from None
+    except KeyError as e:
+        raise _fail(path, f"not a valid SUMO network: missing attribute or element {e}") from None
+    except (ValueError, AttributeError, IndexError, TypeError) as e:
+        raise _fail(path, f"not a valid SUMO network: {e}") from None
+
+
+# ---- one traffic light --------------------------------------------------------------------
+
+
+@dataclass
+class _Link:
+    index: int
+    conn: Any
+    junction: Any
+    junction_index: int
+    pedestrian: bool
+
+
+def _junction_link_indices(node: Any) -> dict[int, int] | None:
+    """Right-of-way index of every connection of a junction, in one pass.
+
+    The same enumeration as sumolib's ``Node.getLinkIndex`` (incoming lanes in
+    ``incLanes`` order, each lane's connections in file order, walking-area
+    links other than onto a crossing skipped), which is O(links) per call:
+    too slow for a city. ``None`` when the junction's lanes cannot be
+    resolved; callers then fall back to ``getLinkIndex``.
+    """
+    inc = getattr(node, "_incLanes", None)
+    if inc is None:
+        return None
+    edges = {e.getID(): e for e in node.getIncoming()}
+    out: dict[int, int] = {}
+    k = 0
+    for lane_id in inc:
+        if not lane_id:
+            continue
+        edge_id, _, index = lane_id.rpartition("_")
+        edge = edges.get(edge_id)
+        if edge is None or not index.isdigit() or int(index) >= edge.getLaneNumber():
+            return None
+        for conn in edge.getLane(int(index)).getOutgoing():
+            to_fn = conn.getToLane().getEdge().getFunction()
+            from_fn = conn.getFromLane().getEdge().getFunction()
+            if to_fn == "walkingarea" or (from_fn == "walkingarea" and to_fn != "crossing"):
+                continue
+            out[id(conn)] = k
+            k += 1
+    return out
+
+
+def _links(tls: Any) -> list[_Link]:
+    """The tls's controlled connections with their junction right-of-way index."""
+    tls_id = tls.getID()
+    junctions = {in_lane.getEdge().getToNode() for in_lane, _out, _i in tls.getConnections()}
+    out: list[_Link] = []
+    for node in sorted(junctions, key=lambda n: n.getID()):
+        indices = _junction_link_indices(node)
+        for conn in node.getConnections():
+            if conn.getTLSID() != tls_id:
+                continue
+            ped = conn.getTo().getFunction() == "crossing"
+            j_index = indices.get(id(conn), -1) if indices is not None else node.getLinkIndex(conn)
+            for index in (conn.getTLLinkIndex(), conn.getTLLinkIndex2()):
+                if index >= 0:
+                    out.append(_Link(index, conn, node, j_index, ped))
+    out.sort(key=lambda lk: (lk.index, lk.conn.getFromLane().getID()))
+    return out
+
+
+def _are_foes(a: _Link, b: _Link) -> bool:
+    if a.junction is not b.junction:
+        return False  # different junctions of a joined tls never share conflict area
+    if a.junction_index < 0 or b.junction_index < 0:
+        return True
+    try:
+        return bool(
+            a.junction.areFoes(a.junction_index, b.junction_index)
+            or a.junction.areFoes(b.junction_index, a.junction_index)
+        )
+    except (KeyError, IndexError):
+        return True  # no right-of-way matrix: assume the worst
+
+
+def _group_kind(links: list[_Link]) -> GroupKind:
+    if links[0].pedestrian:
+        return GroupKind.PEDESTRIAN
+    motor: set[str] = set()
+    others: set[str] = set()
+    for lk in links:
+        perms = set(lk.conn.getFromLane().getPermissions())
+        motor |= perms & ROAD_MOTOR_CLASSES
+        others |= perms
+    if motor and motor <= {"bus", "coach"}:
+        return GroupKind.BUS
+    if not motor and "bicycle" in others:
+        return GroupKind.BICYCLE
+    return GroupKind.VEHICLE
+
+
+def _group_id(links: list[_Link], kind: GroupKind) -> str:
+    if kind is GroupKind.PEDESTRIAN:
+        names: list[str] = []
+        for lk in links:
+            c = lk.conn.getTo().getID().lstrip(":")
+            if c not in names:
+                names.append(c)
+        return "ped_" + "+".join(names)
+    turns: dict[str, str] = {}
+    for lk in links:
+        e = lk.conn.getFrom().getID()
+        t = TURNS.get(lk.conn.getDirection(), "s")
+        if t not in turns.get(e, ""):
+            turns[e] = turns.get(e, "") + t
+    return "+".join(f"{e}_{t}" for e, t in turns.items())
+
+
+def _movements(links: list[_Link], kind: GroupKind) -> tuple[Movement, ...]:
+    by_pair: dict[tuple[str, str], tuple[list[str], str]] = {}
+    for lk in links:
+        c = lk.conn
+        key = (c.getFrom().getID(), c.getTo().getID())
+        turn = "p" if kind is GroupKind.PEDESTRIAN else TURNS.get(c.getDirection(), "s")
+        lanes, _t = by_pair.setdefault(key, ([], turn))
+        lane = c.getFromLane().getID()
+        if lane not in lanes:
+            lanes.append(lane)
+    return tuple(Movement(f, t, tuple(sorted(lanes)), turn) for (f, t), (lanes, turn) in by_pair.items())
+
+
+def _junction_width_m(node: Any) -> float:
+    shape = node.getShape() or []
+    if len(shape) < 3:
+        return DEFAULT_CROSSING_WIDTH_M
+    xy = np.asarray(shape, dtype=float)
+    extent = xy.max(axis=0) - xy.min(axis=0)
+    return float(extent.max()) or DEFAULT_CROSSING_WIDTH_M
+
+
+def _select_programs(tlss: list[Any], program_id: str | None, path: Path) -> list[Any]:
+    """One program per traffic light: ``program_id``, or the one SUMO would run."""
+    for tls in tlss:
+        if not tls.getPrograms():
+            raise _fail(path, f"traffic light {tls.getID()} has no signal program (tlLogic)")
+    if program_id is None:
+        # SUMO activates the last program loaded for a traffic light (sumolib: withLatestPrograms).
+        return [list(tls.getPrograms().values())[-1] for tls in tlss]
+    lacking = [tls for tls in tlss if program_id not in tls.getPrograms()]
+    if lacking:
+        first = lacking[0]
+        more = f"; {len(lacking) - 1} more traffic lights lack it" if len(lacking) > 1 else ""
+        raise _fail(
+            path,
+            f"unknown program {program_id!r}: traffic light {first.getID()} has no such program "
+            f"(its programs: {', '.join(sorted(first.getPrograms()))}){more}",
+        )
+    return [tls.getPrograms()[program_id] for tls in tlss]
+
+
+def _intersection(tls: Any, program: Any, path: Path) -> Intersection:
+    tls_id = tls.getID()
+    phases = program.getPhases()
+    if not phases:
+        raise _fail(path, f"traffic light {tls_id}: program {program._id!r} has no phases")
+    states = [p.state for p in phases]
+    durations = [float(p.duration) for p in phases]
+    if sum(durations) <= 0:
+        raise _fail(path, f"traffic light {tls_id}: program {program._id!r} has a zero cycle")
+    width = min(len(s) for s in states)
+    if width != max(len(s) for s in states):
+        raise _fail(path, f"traffic light {tls_id}: phase states of program {program._id!r} differ in length")
+    links = _links(tls)
+    if not links:
+        raise _fail(path, f"traffic light {tls_id} controls no connections")
+    too_big = sorted({lk.index for lk in links if lk.index >= width})
+    if too_big:
+        raise _fail(path, f"traffic light {tls_id}: link indices {too_big} are beyond its {width}-character state")
+
+    # Groups: identical state columns (and the same kind of road user).
+    by_key: dict[tuple[bool, str], list[_Link]] = {}
+    for lk in links:
+        column = "".join(s[lk.index] for s in states)
+        if not GREEN_CHARS & set(column):
+            continue
+        by_key.setdefault((lk.pedestrian, column), []).append(lk)
+    if not by_key:
+        raise _fail(path, f"traffic light {tls_id}: no link is ever green in program {program._id!r}")
+    keys = sorted(by_key, key=lambda k: min(lk.index for lk in by_key[k]))
+    columns = [k[1] for k in keys]
+    group_links = [by_key[k] for k in keys]
+    timing = program_timing(
+        columns,
+        durations,
+        min_durations_s=[float(p.minDur) for p in phases],
+        max_durations_s=[float(p.maxDur) for p in phases],
+    )
+    n = len(keys)
+    kinds = [_group_kind(gl) for gl in group_links]
+
+    conflicts = np.zeros((n, n), dtype=bool)
+    for i in range(n):
+        for j in range(i + 1, n):
+            if (timing.green[i] & timing.green[j]).any():
+                continue
+            if any(_are_foes(a, b) for a in group_links[i] for b in group_links[j]):
+                conflicts[i, j] = conflicts[j, i] = True
+
+    speeds = np.array(
+        [max((lk.conn.getFromLane().getSpeed() for lk in gl), default=1.0) for gl in group_links], dtype=float
+    )
+    widths = np.array([max(_junction_width_m(lk.junction) for lk in gl) for gl in group_links])
+    is_ped = np.array([k is GroupKind.PEDESTRIAN for k in kinds])
+    crossing_clear = np.array(
+        [
+            float(ped_clearance_s(max(lk.conn.getToLane().getLength() for lk in gl))) if ped else 0.0
+            for gl, ped in zip(group_links, is_ped, strict=True)
+        ]
+    )
+
+    yellow = timing.yellow_s.copy()
+    no_yellow = (yellow <= 0) & ~is_ped
+    if no_yellow.any():
+        yellow[no_yellow] = ite_yellow_s(speeds[no_yellow])
+    yellow[is_ped] = 0.0
+    # Own clearance from the program's direct transitions; ITE / MUTCD where it shows none.
+    measured = np.where(conflicts, timing.intergreen_s, np.inf)
+    direct_min = measured.min(axis=1)
+    has_direct = np.isfinite(direct_min)
+    ite_red = ite_all_red_s(speeds, crossing_width_m=widths)
+    ped_clear = np.where(has_direct, np.minimum(crossing_clear, direct_min), crossing_clear)
+    must_cover = np.where(is_ped, ped_clear, yellow)  # what the model requires every intergreen to cover
+    all_red = np.where(
+        has_direct,
+        np.maximum(direct_min - must_cover, 0.0),
+        np.where(conflicts.any(axis=1) & ~is_ped, ite_red, 0.0),
+    )
+    fallback = np.maximum(must_cover + all_red, np.where(is_ped, crossing_clear, yellow + ite_red))
+    ig = np.where(np.isfinite(measured), measured, fallback[:, None])
+    ig = np.where(conflicts, np.maximum(ig, must_cover[:, None]), 0.0)
+
+    groups: list[SignalGroup] = []
+    ids: set[str] = set()
+    for g in range(n):
+        gl, kind = group_links[g], kinds[g]
+        gid = base = _group_id(gl, kind)
+        k = 2
+        while gid in ids:
+            gid, k = f"{base}.{k}", k + 1
+        ids.add(gid)
+        shortest = float(timing.shortest_green_s[g])
+        max_green = max(DEFAULT_MAX_GREEN_S, float(timing.longest_green_s[g]), float(timing.longest_max_green_s[g]))
+        common: dict[str, Any] = {
+            "id": gid,
+            "kind": kind,
+            "movements": _movements(gl, kind),
+            "link_indices": tuple(sorted({lk.index for lk in gl})),
+            "all_red_s": float(all_red[g]),
+        }
+        if kind is GroupKind.PEDESTRIAN:
+            walk = min(DEFAULT_WALK_S, shortest) if shortest > 0 else DEFAULT_WALK_S
+            groups.append(
+                SignalGroup(
+                    **common,
+                    min_green_s=walk,
+                    max_green_s=max(max_green, walk),
+                    yellow_s=0.0,
+                    walk_s=walk,
+                    ped_clearance_s=float(ped_clear[g]),
+                )
+            )
+        else:
+            if not np.isnan(timing.shortest_min_green_s[g]):
+                min_green = float(timing.shortest_min_green_s[g])
+            else:
+                min_green = min(DEFAULT_MIN_GREEN_S, shortest) if shortest > 0 else DEFAULT_MIN_GREEN_S
+            groups.append(
+                SignalGroup(
+                    **common,
+                    min_green_s=min_green,
+                    max_green_s=max(max_green, min_green),
+                    yellow_s=float(yellow[g]),
+                )
+            )
+    stages = tuple(
+        Stage(f"S{k + 1}", frozenset(groups[g].id for g in members)) for k, members in enumerate(timing.stages)
+    )
+    junctions = {lk.junction for lk in links}
+    coords = np.array([j.getCoord() for j in junctions], dtype=float)
+    approach: dict[str, float] = {}
+    for gl, kind in zip(group_links, kinds, strict=True):
+        if kind is GroupKind.PEDESTRIAN:
+            continue
+        for lk in gl:
+            e = lk.conn.getFrom()
+            approach[e.getID()] = max(lane.getSpeed() for lane in e.getLanes())
+    return Intersection(
+        id=tls_id,
+        groups=tuple(groups),
+        conflicts=conflicts,
+        intergreen_s=ig,
+        stages=stages,
+        x_m=float(coords[:, 0].mean()),
+        y_m=float(coords[:, 1].mean()),
+        approach_speed_m_s=dict(sorted(approach.items())),
+        tls_id=tls_id,
+    )
+
+
+# ---- the road graph ---------------------------------------------------------------------
+
+
+def _road_graph(net: Any, tls_of: dict[str, str]) -> nx.DiGraph:
+    graph = nx.DiGraph()
+    for node in net.getNodes():
+        nid = node.getID()
+        if nid.startswith(":") or node.getCoord3D() is None:
+            continue
+        x, y = node.getCoord()
+        graph.add_node(nid, x_m=float(x), y_m=float(y), signalised=nid in tls_of, tls=tls_of.get(nid, ""))
+    chosen: dict[tuple[str, str], tuple[int, Any]] = {}
+    for edge in net.getEdges(withInternal=False):
+        lanes = [ln for ln in edge.getLanes() if set(ln.getPermissions()) & ROAD_MOTOR_CLASSES]
+        if not lanes:
+            continue  # footpaths, cycle paths, rail
+        key = (edge.getFromNode().getID(), edge.getToNode().getID())
+        # A DiGraph holds one link per node pair: keep the widest of parallel edges.
+        if key not in chosen or len(lanes) > chosen[key][0]:
+            chosen[key] = (len(lanes), edge)
+    for (a, b), (n_lanes, edge) in chosen.items():
+        speed = max(ln.getSpeed() for ln in edge.getLanes() if set(ln.getPermissions()) & ROAD_MOTOR_CLASSES)
+        add_link(
+            graph,
+            a,
+            b,
+            id=edge.getID(),
+            length_m=float(edge.getLength()),
+            free_speed_m_s=float(speed),
+            lanes=n_lanes,
+            saturation_flow_pcu_h=n_lanes * SATURATION_FLOW_PCU_H_PER_LANE,
+        )
+    return graph
+
+
+def load_sumo_net(path: str | Path, *, program_id: str | None = None) -> Network:
+    """Load a SUMO network: one intersection per traffic light, plus the road graph.
+
+    ``program_id`` picks the signal program of every traffic light (each must
+    have it); by default each uses the last program in the file, the one SUMO
+    runs. Intersections come in traffic-light id order. Raises
+    :class:`~intersections.errors.NetworkFileError` (``where`` = the file) for a
+    missing or malformed file, a file that is not a SUMO net, a net without
+    traffic lights, an unknown program, or a program the model rejects. The
+    conversion rules are in the module docstring.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise _fail(path, "file not found" if not path.exists() else "not a file")
+    _check_root(path)
+    net = _read_net(path)
+    tlss = sorted(net.getTrafficLights(), key=lambda t: t.getID())
+    if not tlss:
+        raise _fail(path, "no traffic-light-controlled junctions (no <tlLogic> with controlled connections)")
+    intersections = []
+    tls_of: dict[str, str] = {}
+    for tls, program in zip(tlss, _select_programs(tlss, program_id, path), strict=True):
+        try:
+            inter = _intersection(tls, program, path)
+        except NetworkFileError:
+            raise
+        except InputError as e:
+            raise _fail(path, f"traffic light {tls.getID()}: {e}") from None
+        intersections.append(inter)
+        for in_lane, _out, _i in tls.getConnections():
+            tls_of[in_lane.getEdge().getToNode().getID()] = tls.getID()
+    return Network(tuple(intersections), _road_graph(net, tls_of), str(path))
