@@ -143,6 +143,48 @@ def _stage_groups(plan: TimingPlan, inter: Intersection, problems: list[str]) ->
     return groups
 
 
+def _green_runs(
+    plan: TimingPlan, inter: Intersection, groups: list[frozenset[str]]
+) -> list[list[tuple[float, float, int, int]]]:
+    """Per group: its green runs as (start_s, end_s, first stage, last stage) within one cycle.
+
+    A group green in consecutive stages stays green through the transition
+    between them. Times are positions in the cycle; a run may end past
+    ``cycle_s`` when it wraps around.
+    """
+    n = len(plan.stages)
+    starts = plan.stage_starts_s()
+    out: list[list[tuple[float, float, int, int]]] = []
+    for grp in inter.groups:
+        on = [grp.id in g for g in groups]
+        if not any(on):
+            out.append([])
+            continue
+        if all(on):
+            out.append([(0.0, float(plan.cycle_s), 0, n - 1)])
+            continue
+        first_off = on.index(False)
+        runs: list[tuple[float, float, int, int]] = []
+        run_start: int | None = None
+        run_t0 = 0.0
+        length = 0.0
+        for step in range(1, n + 1):
+            k = (first_off + step) % n
+            if not on[k]:
+                continue
+            if run_start is None:
+                run_start, length = k, 0.0
+                run_t0 = float(starts[k])
+            length += plan.stages[k].green_s
+            if on[(k + 1) % n]:
+                length += plan.stages[k].intergreen_s
+            else:
+                runs.append((run_t0, run_t0 + length, run_start, k))
+                run_start = None
+        out.append(runs)
+    return out
+
+
 def plan_problems(plan: TimingPlan, inter: Intersection) -> list[str]:
     """Every problem of ``plan`` for ``inter``, each prefixed by its field."""
     problems: list[str] = []
@@ -181,37 +223,41 @@ def plan_problems(plan: TimingPlan, inter: Intersection) -> list[str]:
                 f"stages[{k}].intergreen_s: {plan.stages[k].intergreen_s:g} s is shorter than the "
                 f"required clearance {need:g} s from {plan.stages[k].stage} to {plan.stages[(k + 1) % n].stage}"
             )
-    # Contiguous green of every group around the cycle.
-    for _gi, grp in enumerate(inter.groups):
-        on = [grp.id in g for g in groups]
-        if not any(on):
+    # Contiguous green runs of every group around the cycle.
+    runs = _green_runs(plan, inter, groups)
+    for gi, grp in enumerate(inter.groups):
+        if not runs[gi]:
             problems.append(f"stages: signal group {grp.id} is never served")
             continue
-        if all(on):
-            continue
-        # Rotate so that the sequence starts just after an "off" stage.
-        first_off = on.index(False)
-        run, runs, run_start = 0.0, [], None
-        for step in range(1, n + 1):
-            k = (first_off + step) % n
-            if on[k]:
-                if run_start is None:
-                    run_start = k
-                run += plan.stages[k].green_s
-                nxt = (k + 1) % n
-                if on[nxt]:
-                    run += plan.stages[k].intergreen_s
-                else:
-                    runs.append((run_start, run))
-                    run, run_start = 0.0, None
         need = grp.required_green_s
-        for start, length in runs:
-            if length + 1e-9 < need:
+        for start_s, end_s, k_start, _k_end in runs[gi]:
+            if end_s - start_s + 1e-9 < need:
                 what = "WALK" if grp.is_pedestrian else "min green"
                 problems.append(
-                    f"stages[{start}].green_s: signal group {grp.id} gets {length:g} s of green, "
+                    f"stages[{k_start}].green_s: signal group {grp.id} gets {end_s - start_s:g} s of green, "
                     f"less than its {what} {need:g} s"
                 )
+    # Clearance from every end of green to the next start of every conflicting group,
+    # wherever in the sequence it falls (a pedestrian clearance can span a short stage).
+    cycle = float(plan.cycle_s)
+    if cycle > 0:
+        ids = inter.group_ids
+        for i, j in np.argwhere(inter.conflicts):
+            if not runs[i] or not runs[j]:
+                continue
+            starts_j = np.array([r[0] for r in runs[j]])
+            for _s, end_i, _ks, k_end in runs[i]:
+                gap = np.mod(starts_j - end_i, cycle)
+                m = int(np.argmin(gap))
+                k_next = runs[j][m][2]
+                if k_next == (k_end + 1) % n:
+                    continue  # an adjacent transition: checked above, stage by stage
+                need = float(inter.intergreen_s[i, j])
+                if gap[m] + 1e-9 < need:
+                    problems.append(
+                        f"stages[{k_next}]: signal group {ids[j]} starts {gap[m]:g} s after conflicting group "
+                        f"{ids[i]} ends (stages[{k_end}]), less than their intergreen {need:g} s"
+                    )
     return problems
 
 

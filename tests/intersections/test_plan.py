@@ -53,18 +53,31 @@ def test_conflicting_groups_in_a_plan_stage() -> None:
     assert "stages[0].groups: conflicting groups NS and EW are green together" in problems
 
 
-def test_group_green_across_consecutive_stages_counts_as_one_run() -> None:
-    j = four_leg()
-    # NS stays green from stage "NS+PE" into stage "NS only": 4 + 0 + 4 = 8 s >= 7 s min green.
+def _split_stage_plan(b_green_s: float) -> TimingPlan:
+    # NS stays green from stage "a" (NS + PE) into stage "b" (NS only); PE ends after "a".
     stages = (
         PlanStage("a", 7, 0, frozenset({"NS", "PE"})),
-        PlanStage("b", 1, 5, frozenset({"NS"})),
+        PlanStage("b", b_green_s, 5, frozenset({"NS"})),
         PlanStage("S3", 10, 3),
         PlanStage("S4", 6, 4),
         PlanStage("S2", 6, 4),
     )
-    p = TimingPlan("J1", 46, 0, stages)
-    assert plan_problems(p, j) == []
+    return TimingPlan("J1", 45 + b_green_s, 0, stages)
+
+
+def test_group_green_across_consecutive_stages_counts_as_one_run() -> None:
+    # NS: 7 + 0 + 7 = 14 s of green in one run; PE's 12 s clearance ends before EW starts (0 + 7 + 5).
+    assert plan_problems(_split_stage_plan(7), four_leg()) == []
+
+
+def test_clearance_across_a_short_stage_is_checked() -> None:
+    # With "b" cut to 1 s, EW would start 6 s after the crossing's WALK ended: its clearance is 12 s.
+    # No single stage-to-stage transition shows it (found in review of the SUMO loader).
+    problems = plan_problems(_split_stage_plan(1), four_leg())
+    assert problems == [
+        "stages[2]: signal group EW starts 6 s after conflicting group PE ends (stages[0]), less than their "
+        "intergreen 12 s"
+    ]
 
 
 def test_check_plan_raises_with_all_problems() -> None:
