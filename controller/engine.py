@@ -23,6 +23,7 @@ import numpy as np
 
 from controller.backend import BaseBackend, Commands, Observation
 from controller.estimate import DemandEstimator, Estimate
+from controller.events import EventRecorder
 from controller.policies import Policy
 from controller.policies.base import PolicyContext
 from controller.policies.fixed_time import FixedTimePolicy
@@ -70,6 +71,7 @@ class Engine:
         fallback_plans: Mapping[str, TimingPlan] | None = None,
         comm_timeout_s: float | None = None,
         estimator_half_life_s: float = 300.0,
+        hires: EventRecorder | bool = False,
     ) -> None:
         self.backend = backend
         self.policy = policy
@@ -94,6 +96,10 @@ class Engine:
         self.policy.reset(self.network, self.packed)
         self.passive = bool(getattr(policy, "passive", False))
         self.events: list[EngineEvent] = []
+        # High-resolution controller events (Indiana codes) for signal performance measures.
+        if hires is True:
+            hires = EventRecorder(self.network, self.packed, backend.detectors)
+        self.hires: EventRecorder | None = hires if isinstance(hires, EventRecorder) else None
         self._prev_mode = self.supervisor.mode.copy()
         self.ticks = 0
 
@@ -133,6 +139,7 @@ class Engine:
             self.backend.apply(
                 Commands(time_s=t, states=obs.signal_state, target_stage=report.target, active=np.zeros(n, bool))
             )
+            self._log_hires(t, obs, obs.signal_state)
             self.backend.advance()
             self.ticks += 1
             return TickResult(t, obs, est, requests, obs.signal_state, report)
@@ -145,9 +152,16 @@ class Engine:
         # backend that simulates the controller itself (SUMO) may still show
         # the supervisor's fail-safe states for them.
         self.backend.apply(Commands(time_s=t, states=states, target_stage=report.target, active=healthy))
+        self._log_hires(t, obs, states)
         self.backend.advance()
         self.ticks += 1
         return TickResult(t, obs, est, requests, states, report)
+
+    def _log_hires(self, t: float, obs: Observation, states: np.ndarray) -> None:
+        if self.hires is None:
+            return
+        presence = (np.nan_to_num(obs.occupancy) > 0) | (np.nan_to_num(obs.counts) > 0)
+        self.hires.record(t, states, presence, self.dt_s, termination=getattr(self.policy, "last_termination", None))
 
     def _report(self, t: float, requests: np.ndarray, report: SupervisorReport) -> None:
         for r in np.flatnonzero(report.refused):

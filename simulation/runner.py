@@ -178,8 +178,12 @@ def simulate(
     on_tick: Callable[[Any], None] | None = None,
     network: Network | None = None,
     extra_args: tuple[str, ...] = (),
+    events_path: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run ``controller`` on ``spec`` and return its KPIs (see :mod:`simulation.kpi`).
+
+    ``events_path``: also write the controller's high-resolution events
+    (Indiana codes, gzip CSV: :mod:`controller.events`).
 
     ``extra_args`` are SUMO options greenwave adds for this run (outputs for
     plots); the user's ``spec.sumo_args`` still override them.
@@ -192,7 +196,7 @@ def simulate(
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
     try:
-        return _simulate(spec, controller, out, params or {}, dt_s, progress, on_tick, network, extra_args)
+        return _simulate(spec, controller, out, params or {}, dt_s, progress, on_tick, network, extra_args, events_path)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -208,6 +212,7 @@ def _simulate(
     on_tick: Callable[[Any], None] | None,
     network: Network | None,
     extra_args: tuple[str, ...] = (),
+    events_path: str | Path | None = None,
 ) -> dict[str, Any]:
     network = network or load_sumo_net(spec.net)
     det = generate_detectors(network, spec.net, out / "gw_detectors.add.xml")
@@ -268,7 +273,7 @@ def _simulate(
     q_max = np.zeros(len(e2_ids))
     ticks = 0
     with backend:
-        engine = Engine(backend, policy)
+        engine = Engine(backend, policy, hires=events_path is not None)
         end = spec.end_s
         loop0 = time.perf_counter()
         while True:
@@ -288,6 +293,8 @@ def _simulate(
             if end is None and backend.vehicles_remaining() == 0:
                 break
         loop_s = time.perf_counter() - loop0
+        if engine.hires is not None and events_path is not None:
+            engine.hires.write_csv(events_path)
         pending = backend.pending_depart_delays(vtypes)
         events = list(engine.events)
     wall = time.perf_counter() - wall0
