@@ -172,6 +172,41 @@ def _mod(x: float, cycle: float) -> float:
     return 0.0 if r < 1e-6 or cycle - r < 1e-6 else r
 
 
+def _yellow_hands_to_running_green(col: str, columns: Sequence[str], n_ph: int) -> bool:
+    """Does this group's yellow end into a phase where greens only carry on (none starts)?"""
+    for p in range(n_ph):
+        nxt = (p + 1) % n_ph
+        if col[p] in YELLOW_CHARS and col[nxt] not in YELLOW_CHARS:
+            running = any(c[nxt] in GREEN_CHARS for c in columns)
+            starting = any(c[nxt] in GREEN_CHARS and c[p] not in GREEN_CHARS for c in columns)
+            if running and not starting:
+                return True
+    return False
+
+
+def _program_all_red_s(columns: Sequence[str], dur: np.ndarray) -> float | None:
+    """Least all-red the program shows right after a yellow; None if it never ends a yellow."""
+    n_ph = len(dur)
+    found: list[float] = []
+    for p in range(n_ph):
+        nxt = (p + 1) % n_ph
+        if not any(c[p] in YELLOW_CHARS and c[nxt] not in YELLOW_CHARS for c in columns):
+            continue
+        # Only where the yellow hands over to an all-red or to a green that starts there; a
+        # green that merely carries on (a protected left after the through's yellow) says
+        # nothing about the clearance.
+        if not any(c[nxt] in GREEN_CHARS and c[p] not in GREEN_CHARS for c in columns) and any(
+            c[nxt] in GREEN_CHARS for c in columns
+        ):
+            continue
+        ar, q = 0.0, nxt
+        while all(c[q] not in GREEN_CHARS and c[q] not in TRANSITION_CHARS for c in columns) and q != p:
+            ar += float(dur[q])
+            q = (q + 1) % n_ph
+        found.append(ar)
+    return min(found) if found else None
+
+
 def program_timing(
     columns: Sequence[str],
     durations_s: Sequence[float],
@@ -249,6 +284,17 @@ def program_timing(
                     )
                     if direct:
                         ig[i, j] = min(ig[i, j], gap)
+    # The program's own all-red: all-red phases that directly follow a yellow (0 when the
+    # program goes straight from yellow to a conflicting green, as netgenerate's do). A
+    # vehicle group's clearance is its yellow plus that all-red; a longer gap to a
+    # conflicting green (another stage served in between, such as a protected left that
+    # carries on after the through movement's yellow) is sequencing, not clearance, and
+    # must not become a minimum the engine has to wait for.
+    all_red_prog = _program_all_red_s(columns, dur)
+    if all_red_prog is not None:
+        for i in range(n):
+            if yellow[i] > 0 and _yellow_hands_to_running_green(columns[i], columns, n_ph):
+                ig[i] = np.minimum(ig[i], yellow[i] + all_red_prog)
     short[np.isinf(short)] = 0.0
     stages: list[frozenset[int]] = []
     for p in range(n_ph):

@@ -423,3 +423,21 @@ def test_one_pass_link_indices_match_sumolib(nets: dict[str, Path], name: str) -
         for conn in node.getConnections():
             if conn.getFrom().getFunction() != "internal":
                 assert fast.get(id(conn), -1) == node.getLinkIndex(conn)
+
+
+def test_protected_left_after_through_is_sequencing_not_clearance() -> None:
+    """SUMO's generated program with protected lefts (netconvert --tls.left-green.time): the
+    NS through ends, the NS left carries on alone for 6 s, then yellow + 2 s all-red. The
+    through's clearance to the EW through is its yellow plus the program's all-red (5 s), not
+    the 14 s gap that contains the left's own stage."""
+    columns = [
+        "GyrrrrrrrrR"[:10],  # NS through
+        "ggGyrrrrrr",  # NS left: permissive, then protected
+        "rrrrrGyrrr",  # EW through
+        "rrrrrggGyr",  # EW left
+    ]
+    durations = [31, 3, 6, 3, 2, 31, 3, 6, 3, 2]
+    t = program_timing(columns, durations)
+    assert t.intergreen_s[0, 2] == 5.0  # 3 s yellow + 2 s all-red
+    assert t.intergreen_s[1, 2] == 5.0  # direct: the left's yellow, then the all-red
+    assert t.intergreen_s[2, 0] == 5.0
