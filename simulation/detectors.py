@@ -3,8 +3,11 @@
 Every incoming lane of every vehicle signal group gets:
 
 * a **stop-line lane-area detector** (E2) covering the last
-  ``STOP_LINE_LENGTH_M`` metres before the stop line: presence/occupancy for
-  actuation and the halting count used as the queue;
+  ``STOP_LINE_LENGTH_M`` metres before the stop line (or the whole lane when
+  shorter): presence/occupancy for calls and the halting count used as the
+  queue. The zone is as long as a video/AI-camera detection zone (Hanoi's
+  2025 upgrade detects from cameras, ``../shared/reference/motorcycles-and-algorithms.md``
+  D1), so queues are measured, not capped at a loop's length;
 * an **advance loop** (E1) ``ADVANCE_DISTANCE_M`` upstream of the stop line
   (where the lane is long enough): arrival counts, as in a field
   installation's advance detectors.
@@ -28,7 +31,7 @@ from intersections.network import Network
 
 __all__ = ["SumoDetectors", "generate_detectors", "STOP_LINE_LENGTH_M", "ADVANCE_DISTANCE_M"]
 
-STOP_LINE_LENGTH_M = 30.0
+STOP_LINE_LENGTH_M = 100.0
 ADVANCE_DISTANCE_M = 60.0
 # Period of the E1/E2 aggregated output: long, so nothing is written during a
 # run; counts are read as differences of the cumulative interval counters.

@@ -116,7 +116,6 @@ def resolve_run(
         )
         extra = dict(
             name=built.name,
-            scenario_args=tuple(getattr(built, "sumo_args", ())),
             corridor=tuple(getattr(built, "corridor", ())),
         )
         if spec.begin_s is None:

@@ -23,7 +23,7 @@ from controller.backend import Observation, detector_layout
 from controller.estimate import Estimate
 from controller.policies import register_policy
 from controller.policies.base import PolicyContext
-from controller.policies.common import actuations, next_stage_with_demand, stage_green_elapsed_s
+from controller.policies.common import actuations, next_stage_with_demand, presence, stage_green_elapsed_s
 from controller.safety import HOLD
 from intersections.model import SignalState
 from intersections.network import Network
@@ -59,7 +59,8 @@ class ActuatedPolicy:
         act = actuations(obs, self.layout, p.n, p.g)
         self.gap_s = np.where(act, 0.0, self.gap_s + ctx.dt_s)
         green = ctx.state == int(SignalState.GREEN)
-        self.calls = (self.calls | act | self.recall) & ~green & p.group_valid
+        present = presence(obs, self.layout, p.n, p.g)
+        self.calls = (self.calls | present | self.recall) & ~green & p.group_valid
         stage_demand = (p.stage_mask & self.calls[:, None, :]).any(axis=2)
 
         rows = np.arange(p.n)

@@ -14,6 +14,7 @@ from intersections.network import Network
 __all__ = [
     "stage_green_elapsed_s",
     "actuations",
+    "presence",
     "next_stage_with_demand",
     "downstream_matrix",
     "group_lanes",
@@ -39,11 +40,23 @@ def stage_green_elapsed_s(ctx: PolicyContext, packed: PackedNetwork) -> np.ndarr
 
 
 def actuations(obs: Observation, layout: DetectorLayout, n: int, g: int) -> np.ndarray:
-    """(N, G) bool: any detector of the group saw a vehicle this tick."""
+    """(N, G) bool: a vehicle arrived at one of the group's detectors this tick.
+
+    Arrivals are counts (a vehicle crossing a loop, entering a detection
+    zone): the event that extends a green (NTCIP phasePassage).
+    """
     if not len(layout.ids):
         return np.zeros((n, g), bool)
     hit = np.nan_to_num(obs.counts) > 0
-    hit |= np.nan_to_num(obs.occupancy) > 0
+    flat = np.bincount(layout.row * g + layout.group, weights=hit.astype(float), minlength=n * g)
+    return flat.reshape(n, g) > 0
+
+
+def presence(obs: Observation, layout: DetectorLayout, n: int, g: int) -> np.ndarray:
+    """(N, G) bool: a vehicle is on one of the group's detectors (a call)."""
+    if not len(layout.ids):
+        return np.zeros((n, g), bool)
+    hit = (np.nan_to_num(obs.occupancy) > 0) | (np.nan_to_num(obs.counts) > 0)
     flat = np.bincount(layout.row * g + layout.group, weights=hit.astype(float), minlength=n * g)
     return flat.reshape(n, g) > 0
 

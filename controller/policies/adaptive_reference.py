@@ -1,0 +1,114 @@
+"""A slow, plain-Python, per-intersection reference of :class:`AdaptivePolicy`.
+
+Written loop by loop from the algorithm's description (``docs/adaptive.md``)
+so the vectorised policy can be tested against it decision for decision
+(tests/controller/test_adaptive.py) and measured against it
+(benchmarks/bench_policy.py), as networkx tests its fast algorithms against
+slow ones. Not registered as a controller.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from controller.backend import Observation
+from controller.estimate import Estimate
+from controller.policies.adaptive import AdaptivePolicy
+from controller.policies.base import PolicyContext
+from controller.safety import HOLD
+from intersections.model import SignalState
+
+__all__ = ["AdaptiveReference"]
+
+
+class AdaptiveReference(AdaptivePolicy):
+    """Same parameters and state as the vectorised policy; decides one intersection at a time."""
+
+    name = "adaptive-reference"
+
+    def decide(self, obs: Observation, est: Estimate, ctx: PolicyContext) -> np.ndarray:
+        p = self.packed
+        dt = ctx.dt_s
+        lay = self.layout
+        n_det = len(lay.ids)
+        # Detector health and per-group arrivals.
+        arrivals = [[0.0] * p.g for _ in range(p.n)]
+        healthy = [[False] * p.g for _ in range(p.n)]
+        for d in range(n_det):
+            c, o = float(obs.counts[d]), float(obs.occupancy[d])
+            nan = not (math.isfinite(c) and math.isfinite(o))
+            self.stuck_for_s[d] = self.stuck_for_s[d] + dt if (not nan and o >= 0.99) else 0.0
+            failed = nan or self.stuck_for_s[d] >= self.stuck_s
+            self.detector_failed[d] = failed
+            if not failed:
+                r, k = int(lay.row[d]), int(lay.group[d])
+                arrivals[r][k] += c
+                healthy[r][k] = True
+        out = np.full(p.n, HOLD, dtype=np.int64)
+        term = np.zeros(p.n, np.int16)
+        queue_all = [[0.0] * p.g for _ in range(p.n)]
+        for r in range(p.n):
+            for k in range(p.g):
+                if not p.group_valid[r, k]:
+                    continue
+                qv = float(obs.queue_veh[r, k])
+                q = qv if math.isfinite(qv) else float(est.queue_veh[r, k])
+                if not healthy[r][k]:
+                    q = 1.0
+                queue_all[r][k] = q
+                self.since_arrival_s[r, k] = 0.0 if arrivals[r][k] > 0 else self.since_arrival_s[r, k] + dt
+        flat_q = np.array(queue_all).ravel()
+        down_all = (self.down @ flat_q).reshape(p.n, p.g)
+        for r in range(p.n):
+            groups = [k for k in range(p.g) if p.group_valid[r, k]]
+            demand, blocked, pg = {}, {}, {}
+            for k in groups:
+                blocked[k] = down_all[r, k] >= self.spillback_fraction * self.storage[r, k]
+                demand[k] = 0.0 if blocked[k] else queue_all[r][k]
+                is_green = ctx.state[r, k] == int(SignalState.GREEN)
+                waiting = (not is_green) and demand[k] > self.queue_threshold_veh
+                self.red_wait_s[r, k] = self.red_wait_s[r, k] + dt if waiting else 0.0
+                pg[k] = (
+                    self.weight[r, k]
+                    * max(demand[k] - down_all[r, k], 0.0)
+                    * (1.0 + self.red_wait_s[r, k] / self.wait_weight_s)
+                )
+            stages = [s for s in range(p.s) if p.stage_valid[r, s]]
+            members = {s: [k for k in groups if p.stage_mask[r, s, k]] for s in stages}
+            pressure = {s: sum(pg[k] for k in members[s]) for s in stages}
+            starving = {s: any(self.red_wait_s[r, k] > self.max_red_s for k in members[s]) for s in stages}
+            score = {s: (math.inf if starving[s] else pressure[s]) for s in stages}
+            cur = int(ctx.target[r])
+            if cur < 0:
+                out[r] = max(stages, key=lambda s: (score[s], -s)) if stages else 0
+                continue
+            others = [s for s in stages if s != cur]
+            if not others:
+                continue
+            best = max(others, key=lambda s: (score[s], -s))
+            # Elapsed green of the current stage (the youngest of its groups), -1 if not all green.
+            mem = members.get(cur, [])
+            if mem and all(ctx.state[r, k] == int(SignalState.GREEN) for k in mem):
+                elapsed = min(float(ctx.state_time_s[r, k]) for k in mem)
+            else:
+                elapsed = -1.0
+            stage_min = max((float(p.min_green_s[r, k]) for k in mem), default=0.0)
+            if elapsed < stage_min:
+                continue
+            discharging = any(demand[k] > self.queue_threshold_veh for k in mem)
+            arriving = any(self.since_arrival_s[r, k] < self.passage_s and not blocked[k] for k in mem)
+            alive = discharging or arriving
+            total = sum(max(pressure[s], 0.0) for s in stages)
+            cur_p = pressure.get(cur, 0.0)
+            share = max(cur_p, 0.0) / total if total > 0 else 1.0
+            max_green = max(self.min_max_green_s, float(self.stage_max_s[r, cur]) * min(max(0.5 + share, 0.5), 1.0))
+            maxed = elapsed >= max_green
+            credit = sum(float(self.weight[r, k]) for k in mem if self.since_arrival_s[r, k] < self.passage_s)
+            overwhelmed = score[best] > self.switch_ratio * (max(cur_p, 0.0) + credit) + 1e-9
+            if score[best] > 0 and (not alive or maxed or starving[best] or overwhelmed):
+                out[r] = best
+                term[r] = 4 if not alive else (5 if maxed else 6)
+        self.last_termination = term
+        return out
