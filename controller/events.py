@@ -31,10 +31,10 @@ import numpy as np
 
 from controller.arrays import PackedNetwork
 from controller.backend import DetectorLayout
-from intersections.model import SignalState
+from intersections.model import Intersection, SignalState
 from intersections.network import Network
 
-__all__ = ["EventCode", "EventRecorder", "read_events_csv", "EPOCH"]
+__all__ = ["EventCode", "EventRecorder", "read_events_csv", "EPOCH", "phase_numbers", "detector_channels"]
 
 EPOCH = datetime(2026, 1, 1)  # simulated time 0 maps here unless told otherwise
 RED, YELLOW, GREEN, FLASH = (
@@ -86,20 +86,26 @@ class EventCode(IntEnum):
     ALARM_OFF = 201
 
 
+def phase_numbers(inter: Intersection) -> list[int]:
+    """The event parameter of each signal group: its NTCIP phase, or its position + 1 when unmapped."""
+    return [grp.phase or (k + 1) for k, grp in enumerate(inter.groups)]
+
+
+def detector_channels(inter: Intersection) -> list[int]:
+    """The event parameter of each detector: its channel, or its position + 1 within the intersection."""
+    return [d.channel or (k + 1) for k, d in enumerate(inter.detectors)]
+
+
 def _phase_numbers(network: Network, packed: PackedNetwork) -> np.ndarray:
     out = np.zeros((packed.n, packed.g), np.int16)
     for r, inter in enumerate(network.intersections):
-        for k, grp in enumerate(inter.groups):
-            out[r, k] = grp.phase or (k + 1)
+        ph = phase_numbers(inter)
+        out[r, : len(ph)] = ph
     return out
 
 
 def _channels(network: Network) -> np.ndarray:
-    out = []
-    for inter in network.intersections:
-        for k, d in enumerate(inter.detectors):
-            out.append(d.channel or (k + 1))
-    return np.asarray(out, np.int16)
+    return np.asarray([c for inter in network.intersections for c in detector_channels(inter)], np.int16)
 
 
 class EventRecorder:

@@ -21,6 +21,7 @@ import numpy as np
 from controller.arrays import PackedNetwork
 from controller.backend import Observation, detector_layout
 from controller.estimate import Estimate
+from controller.events import EventCode
 from controller.policies import register_policy
 from controller.policies.base import PolicyContext
 from controller.policies.common import actuations, next_stage_with_demand, presence, stage_green_elapsed_s
@@ -53,6 +54,7 @@ class ActuatedPolicy:
         big = np.where(packed.group_valid[:, None, :] & packed.stage_mask, packed.max_green_s[:, None, :], np.inf)
         self.stage_max_s = big.min(axis=2) * self.max_green_scale  # (N, S)
         self.stage_min_s = np.where(packed.stage_mask, packed.min_green_s[:, None, :], 0.0).max(axis=2)  # (N, S)
+        self.last_termination = np.zeros(packed.n, np.int16)
 
     def decide(self, obs: Observation, est: Estimate, ctx: PolicyContext) -> np.ndarray:
         p = self.packed
@@ -75,6 +77,11 @@ class ActuatedPolicy:
         nxt = next_stage_with_demand(cur, stage_demand, p.stage_valid)
         switch = has & past_min & (gapped | maxed) & (nxt >= 0) & (nxt != cur)
         out = np.where(switch, nxt, HOLD)
+        # Why the stage ends (Indiana 4 gap-out / 5 max-out), logged by the engine's event recorder.
+        term = np.zeros(p.n, np.int16)
+        term[switch & gapped] = EventCode.GAP_OUT
+        term[switch & ~gapped & maxed] = EventCode.MAX_OUT
+        self.last_termination = term
         # Start-up: no stage yet -> the first stage with a call, else stage 0.
         first = next_stage_with_demand(np.full(p.n, -1), stage_demand, p.stage_valid)
         return np.where(has, out, np.where(first >= 0, first, 0))
