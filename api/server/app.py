@@ -1,0 +1,116 @@
+"""The control-centre service: :func:`create_app` builds the FastAPI application.
+
+The lifespan migrates the database, creates the demo users (demo mode only),
+starts the :class:`~api.server.live.EngineRunner` thread and stops it (closing
+SUMO) at shutdown. The dashboard (``api/dashboard``) and the API documentation
+(Swagger UI, vendored: no CDN) are served by the same app.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import select
+
+from api.server.auth import Role, create_user
+from api.server.db import Database, User
+from api.server.deps import ServiceState
+from api.server.live import EngineRunner
+from api.server.routes import alarms, auth, commands, network, plans, stream
+from api.server.settings import Settings
+
+__all__ = ["create_app", "DASHBOARD_DIR", "ensure_demo_users", "DEMO_USERS"]
+
+DASHBOARD_DIR = Path(__file__).resolve().parents[1] / "dashboard"
+DEMO_USERS = (
+    ("admin", Role.ADMIN),
+    ("engineer", Role.ENGINEER),
+    ("operator", Role.OPERATOR),
+    ("technician", Role.TECHNICIAN),
+    ("viewer", Role.VIEWER),
+)
+
+
+def ensure_demo_users(db: Database, password: str) -> list[str]:
+    """Demo mode: one user per role, named after it, with the demo password (if none exist yet)."""
+    made: list[str] = []
+    with db.session() as s:
+        if s.scalar(select(User.id).limit(1)) is not None:
+            return made
+        for name, role in DEMO_USERS:
+            create_user(s, name, password, role, created_by="demo")
+            db.audit(s, "system", "user.create", name, role=role.value, demo=True)
+            made.append(name)
+    return made
+
+
+def create_app(settings: Settings, *, start_engine: bool = True) -> FastAPI:
+    """The FastAPI app for ``settings``; the engine starts with the app's lifespan."""
+    problems = settings.startup_problems()
+    if problems:
+        raise ValueError("refusing to start: " + "; ".join(problems))
+    db = Database(settings.resolved_database_url)
+    runner = EngineRunner(settings, db)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db.migrate()
+        if settings.demo:
+            ensure_demo_users(db, settings.demo_password.get_secret_value())
+        if start_engine:
+            runner.start()
+        try:
+            yield
+        finally:
+            app.state.closing.set()
+            runner.stop()
+            db.dispose()
+
+    app = FastAPI(
+        title="greenwave control centre",
+        version="1",
+        description="Adaptive traffic-signal control for Hanoi: live status, plans with audit, commands with "
+        "expiry, alarms, high-resolution events. Authenticate with POST /api/auth/login, then send "
+        "`Authorization: Bearer <token>`.",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.gw = ServiceState(settings=settings, db=db, runner=runner)
+    app.state.closing = threading.Event()
+    for r in (auth.router, network.router, plans.router, commands.router, alarms.router, stream.router):
+        app.include_router(r)
+
+    @app.get("/healthz", tags=["health"], responses={503: {"description": "the engine is not running (yet)"}})
+    def healthz() -> Any:
+        """200 once the engine ticks; 503 while it starts, after it stopped, or when it failed."""
+        body = {"status": "ok" if runner.running else runner.state, "engine": runner.state, "ticks": runner.ticks}
+        if runner.error:
+            body["error"] = runner.error
+        return JSONResponse(body, status_code=200 if runner.running else 503)
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="greenwave control centre API",
+            swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+            swagger_ui_parameters={"validatorUrl": None, "persistAuthorization": True},
+        )
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(DASHBOARD_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=DASHBOARD_DIR), name="static")
+    return app

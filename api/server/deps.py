@@ -1,0 +1,61 @@
+"""Request dependencies: the service state, the authenticated caller, role checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.server.auth import Permission, Principal, resolve_token
+from api.server.db import Database
+from api.server.live import EngineRunner
+from api.server.settings import Settings
+
+__all__ = ["ServiceState", "service", "principal", "require", "bearer"]
+
+bearer = HTTPBearer(auto_error=False, description="token from POST /api/auth/login")
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    db: Database
+    runner: EngineRunner
+
+    @property
+    def key(self) -> str:
+        return self.settings.secret_key.get_secret_value()
+
+
+def service(request: Request) -> ServiceState:
+    return request.app.state.gw  # type: ignore[no-any-return]
+
+
+def _unauthorized(detail: str = "not authenticated") -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def principal(
+    creds: HTTPAuthorizationCredentials | None = Depends(bearer),
+    svc: ServiceState = Depends(service),
+) -> Principal:
+    if creds is None or creds.scheme.lower() != "bearer":
+        raise _unauthorized()
+    who = resolve_token(svc.db, creds.credentials, svc.key)
+    if who is None:
+        raise _unauthorized("invalid or expired token")
+    return who
+
+
+def require(perm: Permission) -> Callable[..., Principal]:
+    """A dependency that admits callers whose role grants ``perm`` (403 otherwise)."""
+
+    def dep(who: Principal = Depends(principal)) -> Principal:
+        if not who.can(perm):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {who.role} may not {perm.value}")
+        return who
+
+    dep.__name__ = f"require_{perm.value}"
+    return dep

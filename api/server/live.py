@@ -1,0 +1,935 @@
+"""The live engine: a background thread that ticks the backend, and what it publishes.
+
+:class:`EngineRunner` owns the backend, the engine and the policy. The FastAPI
+lifespan starts it and stops it. Each loop it
+
+1. runs the operations the API queued (:meth:`EngineRunner.post`): new
+   commands, cancellations, plan activations, schedules, link cuts — so the
+   engine is only ever touched by its own thread, between ticks;
+2. resolves what each intersection should run: the newest unexpired operator
+   command, else the time-of-day schedule entry in force, else the standing
+   mode (adaptive, or the activated plan), and hands changes to the
+   :class:`~api.server.control.OverridePolicy` / :class:`~api.server.control.CentreBackend`;
+3. ticks the engine (read -> estimate -> policy -> safety supervisor -> write);
+4. raises and clears alarms, keeps short histories (signal states, detector
+   presence, queues) for the dashboard, accumulates KPIs, writes the
+   high-resolution events to the database in compressed chunks, and publishes
+   an immutable snapshot that API requests and the server-sent-event stream read;
+5. paces itself: ``speed`` simulated seconds per wall-clock second (0: flat out).
+
+The twin's time maps to a *controller clock*: the wall-clock time at which the
+service started plus the simulated seconds run since (restarts of the scenario
+keep counting). Event timestamps and time-of-day schedules use that clock;
+command expiries use the wall clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from api.server.control import CentreBackend, OverridePolicy
+from api.server.db import (
+    AlarmRow,
+    CommandRow,
+    Database,
+    EventChunk,
+    IntersectionRow,
+    PlanVersion,
+    ScheduleEntry,
+    encode_events,
+    utcnow,
+)
+from api.server.settings import BackendKind, Settings
+from controller.backend import BaseBackend, FakeBackend
+from controller.engine import Engine
+from controller.events import EventCode, EventRecorder
+from controller.policies import make_policy
+from controller.safety import Mode
+from intersections.errors import GreenwaveError, InputError, PlanError
+from intersections.model import Intersection, SignalState
+from intersections.network import Network
+from intersections.plan import TimingPlan, plan_from_json
+
+__all__ = ["Control", "EngineRunner", "EngineUnavailable", "ALARM_TYPES", "intersection_model", "STATUS_VALUES"]
+
+log = logging.getLogger("greenwave.control_centre")
+
+GREEN, YELLOW, RED, FLASH = (
+    int(s) for s in (SignalState.GREEN, SignalState.YELLOW, SignalState.RED, SignalState.FLASH)
+)
+STATE_CHARS = np.array(["R", "Y", "G", "F"])
+HISTORY_TICKS = 900
+KPI_INTERVAL_S = 30.0
+KPI_SAMPLES = 240
+STATUS_VALUES = ("adaptive", "fixed", "manual", "flash", "comm_loss", "fault")
+
+# code -> (severity 1 critical .. 3 medium, RSMP SXL alarm, message)
+ALARM_TYPES: dict[str, tuple[int, str, str]] = {
+    "mmu_fault": (1, "A0006", "safety supervisor latched fault flash (conflict or timing violation)"),
+    "comm_loss": (2, "A0007", "communication lost: the controller does not answer"),
+    "controller_fault": (2, "A0001", "controller reports a fault or local control"),
+    "detector_fault": (3, "A0301", "detector fault: no valid data"),
+}
+
+
+class EngineUnavailable(GreenwaveError):
+    pass
+
+
+@dataclass(frozen=True)
+class Control:
+    """What one intersection should run, and why."""
+
+    kind: str  # adaptive | fixed | hold | flash
+    source: str = "standing"  # standing | schedule | command
+    plan_id: int | None = None
+    plan_version: int | None = None
+    plan: TimingPlan | None = field(default=None, compare=False)
+    stage: str | None = None
+    command_id: int | None = None
+    expires_at: datetime | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "source": self.source,
+            "plan_id": self.plan_id,
+            "plan_version": self.plan_version,
+            "stage": self.stage,
+            "command_id": self.command_id,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+        }
+
+
+ADAPTIVE = Control("adaptive")
+
+
+def intersection_model(inter: Intersection) -> dict[str, Any]:
+    """What the dashboard shows of an intersection's model."""
+
+    def label(g: Any) -> str:
+        if g.movements:
+            src = sorted({m.from_edge for m in g.movements})
+            turns = "".join(sorted({m.turn for m in g.movements}))
+            return f"{'/'.join(src)} {turns}"
+        return g.id
+
+    return {
+        "groups": [
+            {
+                "id": g.id,
+                "label": label(g),
+                "kind": str(g.kind),
+                "phase": g.phase,
+                "min_green_s": g.min_green_s,
+                "max_green_s": g.max_green_s,
+                "yellow_s": g.yellow_s,
+                "all_red_s": g.all_red_s,
+            }
+            for g in inter.groups
+        ],
+        "stages": [{"id": s.id, "groups": sorted(s.groups)} for s in inter.stages],
+        "detectors": [
+            {"id": d.id, "group": d.group, "kind": str(d.kind), "lane": d.lane, "channel": d.channel}
+            for d in inter.detectors
+        ],
+    }
+
+
+class DrainingRecorder(EventRecorder):
+    """An :class:`EventRecorder` whose events can be taken out (written to the database)."""
+
+    def drain(self) -> np.ndarray:
+        ev = self.table()
+        self._chunks = []
+        return ev
+
+
+def read_geometry(net_file: Path, network: Network) -> dict[str, Any]:
+    """Edge shapes and junction positions of a SUMO net, for the map (SUMO's x/y metres)."""
+    import sumolib
+
+    net = sumolib.net.readNet(str(net_file))
+    edges = []
+    for e in net.getEdges(withInternal=False):
+        if e.getFunction() == "internal":
+            continue
+        edges.append(
+            {
+                "id": e.getID(),
+                "from": e.getFromNode().getID(),
+                "to": e.getToNode().getID(),
+                "lanes": e.getLaneNumber(),
+                "shape": [[round(x, 1), round(y, 1)] for x, y, *_ in e.getShape()],
+            }
+        )
+    (x0, y0), (x1, y1) = net.getBBoxXY()
+    return {"bounds": [x0, y0, x1, y1], "edges": edges}
+
+
+def _graph_geometry(network: Network) -> dict[str, Any]:
+    g = network.graph
+    xs = [d.get("x_m", 0.0) for _, d in g.nodes(data=True)] or [0.0]
+    ys = [d.get("y_m", 0.0) for _, d in g.nodes(data=True)] or [0.0]
+    edges = [
+        {
+            "id": d["id"],
+            "from": u,
+            "to": v,
+            "lanes": d.get("lanes", 1),
+            "shape": [
+                [g.nodes[u].get("x_m", 0.0), g.nodes[u].get("y_m", 0.0)],
+                [g.nodes[v].get("x_m", 0.0), g.nodes[v].get("y_m", 0.0)],
+            ],
+        }
+        for u, v, d in g.edges(data=True)
+    ]
+    return {"bounds": [min(xs), min(ys), max(xs), max(ys)], "edges": edges}
+
+
+class EngineRunner:
+    """Runs the engine in a background thread; see the module docstring."""
+
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+        self.state = "starting"  # starting | running | stopped | failed | finished
+        self.error: str | None = None
+        self.network: Network | None = None
+        self.geometry: dict[str, Any] = {"bounds": [0, 0, 1, 1], "edges": []}
+        self.positions: dict[str, tuple[float, float]] = {}
+        self.corridor: dict[str, Any] | None = None
+        self.policy_name = settings.policy_name
+        self.epoch = utcnow()
+        self.sim_offset_s = 0.0
+        self.begin_s = 0.0
+        self.end_s: float | None = None
+        self.ticks = 0
+        self.sim_time_s = 0.0
+        self.restarts = 0
+        self.network_ready = threading.Event()
+        self.first_tick = threading.Event()
+        self._ops: queue.SimpleQueue[Callable[[EngineRunner], None]] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.snapshot: dict[str, Any] = {"seq": 0, "engine": "starting", "intersections": {}}
+        self.seq = 0
+        self._feed: deque[tuple[int, str, dict[str, Any]]] = deque(maxlen=500)
+        self._feed_seq = 0
+        self.kpi_samples: deque[dict[str, Any]] = deque(maxlen=KPI_SAMPLES)
+
+    # ---- lifecycle --------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("the engine runner was already started")
+        self._thread = threading.Thread(target=self._main, name="greenwave-engine", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running" and self.first_tick.is_set()
+
+    def post(self, op: Callable[[EngineRunner], None]) -> None:
+        """Queue ``op(runner)`` to run in the engine thread before the next tick."""
+        self._ops.put(op)
+
+    def publish(self, kind: str, payload: dict[str, Any]) -> None:
+        """Push an item (alarm, command, audit) to the live feed the SSE stream relays."""
+        with self._lock:
+            self._feed_seq += 1
+            self._feed.append((self._feed_seq, kind, payload))
+
+    def feed_since(self, seq: int) -> tuple[int, list[tuple[int, str, dict[str, Any]]]]:
+        with self._lock:
+            items = [x for x in self._feed if x[0] > seq]
+            return self._feed_seq, items
+
+    def clock(self, sim_time_s: float) -> datetime:
+        """The controller clock at a simulated time of the current run."""
+        return self.epoch + timedelta(seconds=self.sim_offset_s + sim_time_s - self.begin_s)
+
+    def row_of(self, intersection_id: str) -> int:
+        if self.network is None:
+            raise EngineUnavailable("the network is not loaded yet")
+        try:
+            return self.network.ids.index(intersection_id)
+        except ValueError:
+            raise InputError(f"unknown intersection {intersection_id!r}") from None
+
+    # ---- thread -------------------------------------------------------------------------------
+    def _main(self) -> None:
+        backend: CentreBackend | None = None
+        try:
+            self._setup()
+            backend = self._open_backend()
+            self.state = "running"
+            self._loop(backend)
+            if self.state == "running":
+                self.state = "stopped"
+        except Exception as e:  # the API reports it on /healthz
+            log.exception("engine failed")
+            self.state = "failed"
+            self.error = f"{type(e).__name__}: {e}"
+        finally:
+            try:
+                self._flush_events()
+            except Exception:  # pragma: no cover - best effort at shutdown
+                log.exception("could not write the last events")
+            if backend is not None:
+                backend.close()
+            self._publish_snapshot(force=True)
+
+    def _setup(self) -> None:
+        s = self.settings
+        from intersections.loaders.sumo_net import load_sumo_net
+        from simulation.detectors import generate_detectors
+
+        data = s.data_dir
+        data.mkdir(parents=True, exist_ok=True)
+        self.spec = None
+        if s.net_file is not None:
+            net_path = Path(s.net_file).resolve()
+        else:
+            from simulation.runner import resolve_run
+
+            self.spec = resolve_run(
+                scenario=s.scenario, scenario_dir=data / f"scenario-{Path(s.scenario).stem}", seed=s.seed
+            )
+            net_path = self.spec.net
+            self.begin_s = float(self.spec.begin_s or 0.0)
+            self.end_s = self.spec.end_s
+        self.net_path = net_path
+        base = load_sumo_net(net_path)
+        self.detectors = generate_detectors(base, net_path, data / "gw_detectors.add.xml")
+        network = self.detectors.network
+        try:
+            self.geometry = read_geometry(net_path, network)
+        except Exception:  # pragma: no cover - a net sumolib cannot draw
+            self.geometry = _graph_geometry(network)
+        g = network.graph
+        node_of = {d.get("tls") or n: n for n, d in g.nodes(data=True) if d.get("signalised")}
+        for inter in network.intersections:
+            nd = g.nodes[node_of.get(inter.id, inter.id)] if node_of.get(inter.id, inter.id) in g else {}
+            self.positions[inter.id] = (float(nd.get("x_m", 0.0)), float(nd.get("y_m", 0.0)))
+        self.corridor = self._make_corridor(network)
+        self._sync_intersections(network)
+        n = len(network)
+        self.layout = None
+        self.network = network
+        self.standing: list[Control] = [ADAPTIVE] * n
+        self.schedules: dict[int, list[tuple[int, Control]]] = {}
+        self._sched_idx: dict[int, int] = {}
+        self.commands: dict[int, tuple[int, Control]] = {}  # id -> (row, control)
+        self.applied: list[Control | None] = [None] * n
+        self.alarm_open: dict[tuple[int, str], int] = {}
+        self.alarm_state: dict[int, tuple[int, bool, bool]] = {}  # id -> (row, active, acked)
+        self._cond = {code: np.zeros(n, bool) for code in ALARM_TYPES}
+        self.link_down = np.zeros(n, bool)
+        self._load_state()
+        self.policy = OverridePolicy(make_policy(self.policy_name))
+        self.network_ready.set()
+
+    def _make_corridor(self, network: Network) -> dict[str, Any] | None:
+        from simulation.timespace import corridor_from_tls
+
+        tls: list[str] = list(getattr(self.spec, "corridor", ()) or ())
+        if len(tls) < 2:
+            # The longest row of signals sharing (nearly) one y: a grid's middle row, a main road.
+            rows: dict[int, list[str]] = {}
+            for iid, (_x, y) in self.positions.items():
+                rows.setdefault(round(y / 5.0), []).append(iid)
+            longest = max(len(r) for r in rows.values())
+            if longest < 2:
+                return None
+            full = [rows[k] for k in sorted(rows) if len(rows[k]) == longest]
+            tls = sorted(full[len(full) // 2], key=lambda i: self.positions[i][0])
+        try:
+            c = corridor_from_tls(network, tls)
+        except GreenwaveError:
+            return None
+        speeds = [
+            d.get("free_speed_m_s", 13.89) for _u, _v, d in network.graph.edges(data=True) if d.get("id") in c.edges
+        ]
+        return {
+            "intersections": list(c.tls),
+            "distance_m": [round(x, 1) for x in c.stop_line_m],
+            "through_group": [
+                network.get(t).group_ids[k] if k >= 0 else None for t, k in zip(c.tls, c.through_group, strict=True)
+            ],
+            "length_m": round(c.length_m, 1),
+            "speed_m_s": round(float(np.mean(speeds)) if speeds else 13.89, 2),
+        }
+
+    def _sync_intersections(self, network: Network) -> None:
+        with self.db.session() as s:
+            for inter in network.intersections:
+                row = s.get(IntersectionRow, inter.id)
+                x, y = self.positions[inter.id]
+                if row is None:
+                    row = IntersectionRow(id=inter.id, name=inter.id, standing_mode="adaptive")
+                    s.add(row)
+                row.x_m, row.y_m = x, y
+                row.model = intersection_model(inter)
+
+    def _plan_control(self, s: Any, plan_id: int, source: str, **kw: Any) -> Control | None:
+        pv = s.get(PlanVersion, plan_id)
+        if pv is None:
+            return None
+        return Control(
+            "fixed", source=source, plan_id=pv.id, plan_version=pv.version, plan=plan_from_json(pv.plan), **kw
+        )
+
+    def _load_state(self) -> None:
+        """Standing modes, schedules, unexpired commands and open alarms from the database."""
+        assert self.detectors is not None
+        ids = self.detectors.network.ids
+        now = utcnow()
+        with self.db.session() as s:
+            for r, iid in enumerate(ids):
+                row = s.get(IntersectionRow, iid)
+                if row is not None and row.standing_mode == "fixed" and row.active_plan_id is not None:
+                    self.standing[r] = self._plan_control(s, row.active_plan_id, "standing") or ADAPTIVE
+            for e in s.scalars(select(ScheduleEntry).order_by(ScheduleEntry.id)):
+                if e.intersection_id in ids:
+                    r = ids.index(e.intersection_id)
+                    c = self._plan_control(s, e.plan_id, "schedule") if e.plan_id else Control("adaptive", "schedule")
+                    if c is not None:
+                        self.schedules.setdefault(r, []).append((_minutes(e.start), c))
+            for v in self.schedules.values():
+                v.sort(key=lambda x: x[0])
+            for c in s.scalars(select(CommandRow).where(CommandRow.status == "active")):
+                if c.intersection_id not in ids:
+                    continue
+                if c.expires_at <= now:
+                    self._end_command_row(s, c, "expired", "system", now)
+                    continue
+                self.commands[c.id] = (ids.index(c.intersection_id), self._command_control(s, c))
+            for a in s.scalars(select(AlarmRow).where(AlarmRow.cleared_at.is_(None))):
+                a.cleared_at = now
+                a.message += " (cleared at service restart; raised again if it persists)"
+            for a in s.scalars(select(AlarmRow).where(AlarmRow.acked_at.is_(None))):
+                if a.intersection_id in ids:
+                    self.alarm_state[a.id] = (ids.index(a.intersection_id), False, False)
+
+    def _command_control(self, s: Any, c: CommandRow) -> Control:
+        kw = {"source": "command", "command_id": c.id, "expires_at": c.expires_at}
+        if c.kind == "fixed_plan" and c.plan_id is not None:
+            pc = self._plan_control(s, c.plan_id, **kw)
+            if pc is not None:
+                return pc
+        kind = {"adaptive": "adaptive", "flash": "flash", "hold": "hold"}.get(c.kind, "adaptive")
+        return Control(kind, stage=c.stage, **kw)
+
+    def _end_command_row(self, s: Any, c: CommandRow, status: str, by: str, now: datetime) -> None:
+        c.status, c.ended_at, c.ended_by = status, now, by
+        self.db.audit(s, by, f"command.{status}", c.intersection_id, command_id=c.id, kind=c.kind)
+
+    def _make_inner(self) -> BaseBackend:
+        s = self.settings
+        assert self.detectors is not None
+        network = self.detectors.network
+        if s.backend is BackendKind.FAKE:
+            return FakeBackend(
+                network, dt_s=s.tick_s, arrival_rate_veh_s=0.06, seed=s.seed + self.restarts, record=False
+            )
+        if s.backend is BackendKind.MODBUS:
+            try:
+                import field_io.modbus  # noqa: F401
+            except ImportError:
+                raise InputError(
+                    "backend 'modbus' needs the field I/O package (field_io.modbus), which is not installed yet; "
+                    "use backend = 'sumo'"
+                ) from None
+            raise InputError("backend 'modbus' is not wired in this version; use backend = 'sumo'")
+        return self._sumo_backend()
+
+    def _sumo_backend(self) -> BaseBackend:
+        from simulation.runner import program_states
+        from simulation.sumo_backend import SumoBackend, SumoRun, merge_sumo_args
+
+        s = self.settings
+        spec = self.spec
+        assert self.detectors is not None
+        log_file = s.data_dir / "sumo.log"
+        if spec is not None and spec.sumocfg:
+            base = ["-c", str(spec.sumocfg)]
+        elif spec is not None:
+            base = ["-n", str(spec.net), "-r", ",".join(str(r) for r in spec.routes)]
+        else:
+            base = ["-n", str(self.net_path)]
+        adds = [*(spec.additional if spec else ()), self.detectors.additional]
+        ours = [
+            "--additional-files", ",".join(str(a) for a in adds),
+            "--seed", str(s.seed + self.restarts),
+            "--step-length", f"{s.tick_s:g}",
+            "--no-step-log", "true",
+            "--log", str(log_file),
+            "--time-to-teleport", "300",
+        ]  # fmt: skip
+        if spec is not None and spec.begin_s is not None:
+            ours += ["--begin", f"{spec.begin_s:g}"]
+        if spec is not None and spec.end_s is not None:
+            ours += ["--end", f"{spec.end_s:g}"]
+        args = base + merge_sumo_args([*ours, *(spec.scenario_args if spec else ())], [])
+        run = SumoRun(sumo_args=args, step_length_s=s.tick_s, begin_s=self.begin_s, end_s=self.end_s, log_file=log_file)
+        return SumoBackend(
+            self.detectors.network,
+            run,
+            detectors=self.detectors,
+            control=True,
+            dt_s=s.tick_s,
+            program_states=program_states(self.net_path),
+        )
+
+    def _open_backend(self, previous: CentreBackend | None = None) -> CentreBackend:
+        backend = CentreBackend(self._make_inner())
+        if previous is not None:
+            backend.copy_state_from(previous)
+        backend.link_down[:] = self.link_down
+        backend.open()
+        try:
+            assert self.network is not None
+            self.recorder = DrainingRecorder(self.network, backend.packed, backend.detectors)
+            self.engine = Engine(backend, self.policy, comm_timeout_s=self.settings.comm_timeout_s, hires=self.recorder)
+        except BaseException:
+            backend.close()
+            raise
+        self.backend = backend
+        self.layout = backend.detectors
+        n, g = backend.packed.n, backend.packed.g
+        d = len(backend.detectors.ids)
+        self.h_time = np.full(HISTORY_TICKS, np.nan)
+        self.h_states = np.zeros((HISTORY_TICKS, n, g), np.int8)
+        self.h_target = np.full((HISTORY_TICKS, n), -1, np.int16)
+        self.h_presence = np.zeros((HISTORY_TICKS, d), bool)
+        self.h_queue = np.zeros((HISTORY_TICKS, n), np.float32)
+        self._h_len = 0
+        self._h_pos = 0
+        self.last_queue = np.zeros((n, g))
+        self._kpi_reset()
+        self.applied = [None] * n  # re-apply every control to the new engine
+        return backend
+
+    # ---- the loop -----------------------------------------------------------------------
+    def _loop(self, backend: CentreBackend) -> None:
+        s = self.settings
+        wall0, sim0 = time.monotonic(), None
+        last_flush = time.monotonic()
+        while not self._stop.is_set():
+            self._run_ops()
+            self._resolve_controls(utcnow())
+            res = self.engine.tick()
+            self.ticks += 1
+            self.sim_time_s = res.time_s
+            self._after_tick(res)
+            self.first_tick.set()
+            if time.monotonic() - last_flush >= s.event_flush_s:
+                self._flush_events()
+                last_flush = time.monotonic()
+            if self.end_s is not None and res.time_s + self.engine.dt_s >= self.end_s:
+                self._flush_events()
+                if not s.loop_scenario:
+                    self.state = "finished"
+                    return
+                backend.close()
+                self.sim_offset_s += self.end_s - self.begin_s
+                self.restarts += 1
+                backend = self._open_backend(previous=backend)
+                wall0, sim0 = time.monotonic(), None
+                continue
+            if sim0 is None:
+                sim0 = res.time_s
+            if s.speed > 0:
+                target = wall0 + (res.time_s + self.engine.dt_s - sim0) / s.speed
+                delay = target - time.monotonic()
+                if delay > 0:
+                    self._stop.wait(delay)
+                elif delay < -5.0:  # far behind (a slow machine): do not try to catch up
+                    wall0, sim0 = time.monotonic(), res.time_s
+            elif self.ticks % 50 == 0:
+                time.sleep(0.001)  # let API threads in
+
+    def _run_ops(self) -> None:
+        while True:
+            try:
+                op = self._ops.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                op(self)
+            except GreenwaveError as e:
+                log.warning("control-centre operation refused: %s", e)
+            except Exception:
+                log.exception("control-centre operation failed")
+
+    # ---- controls -------------------------------------------------------------------------
+    def _resolve_controls(self, now: datetime) -> None:
+        expired = [cid for cid, (_r, c) in self.commands.items() if c.expires_at is not None and c.expires_at <= now]
+        if expired:
+            with self.db.session() as s:
+                for cid in expired:
+                    self.commands.pop(cid)
+                    row = s.get(CommandRow, cid)
+                    if row is not None and row.status == "active":
+                        self._end_command_row(s, row, "expired", "system", now)
+                        self.publish("command", {"id": cid, "status": "expired", "intersection": row.intersection_id})
+        if self.schedules:
+            clock = self.clock(self.sim_time_s)
+            minute = clock.hour * 60 + clock.minute
+            for r, entries in self.schedules.items():
+                idx = max((k for k, (m, _c) in enumerate(entries) if m <= minute), default=len(entries) - 1)
+                if self._sched_idx.get(r) != idx:
+                    self._sched_idx[r] = idx
+                    self.standing[r] = entries[idx][1]
+        newest: dict[int, tuple[int, Control]] = {}
+        for cid, (r, c) in self.commands.items():
+            if r not in newest or cid > newest[r][0]:
+                newest[r] = (cid, c)
+        for r in range(len(self.standing)):
+            want = newest[r][1] if r in newest else self.standing[r]
+            if self.applied[r] != want:
+                self._apply_control(r, want)
+
+    def _apply_control(self, r: int, c: Control) -> None:
+        pol, be = self.policy, self.backend
+        try:
+            if c.kind == "fixed" and c.plan is not None:
+                pol.set_fixed(r, c.plan)
+            elif c.kind == "hold" and c.stage is not None:
+                assert self.network is not None
+                stages = [st.id for st in self.network.intersections[r].stages]
+                pol.set_hold(r, stages.index(c.stage))
+            elif c.kind == "flash":
+                pol.set_flash(r)
+            else:
+                pol.set_adaptive(r)
+        except (PlanError, ValueError) as e:
+            log.error("%s: control %s refused: %s", self.network.ids[r] if self.network else r, c.kind, e)
+            pol.set_adaptive(r)
+            c = ADAPTIVE
+        be.flash_request[r] = c.kind == "flash"
+        param = {"fixed": (c.plan_version or 1) % 253 or 253, "flash": 255, "hold": 254}.get(c.kind, 0)
+        self.recorder.emit(self.sim_time_s, r, EventCode.PATTERN_CHANGE, param)
+        self.applied[r] = c
+
+    # operations the API posts ---------------------------------------------------------
+    def set_standing(self, intersection_id: str, control: Control) -> None:
+        self.standing[self.row_of(intersection_id)] = control
+
+    def add_command(self, command_id: int, intersection_id: str, control: Control) -> None:
+        self.commands[command_id] = (self.row_of(intersection_id), control)
+
+    def end_command(self, command_id: int) -> None:
+        self.commands.pop(command_id, None)
+
+    def set_schedule(self, intersection_id: str, entries: list[tuple[str, Control]]) -> None:
+        r = self.row_of(intersection_id)
+        if entries:
+            self.schedules[r] = sorted(((_minutes(t), c) for t, c in entries), key=lambda x: x[0])
+        else:
+            self.schedules.pop(r, None)
+        self._sched_idx.pop(r, None)
+
+    def set_link(self, intersection_id: str, down: bool) -> None:
+        r = self.row_of(intersection_id)
+        self.link_down[r] = down
+        self.backend.link_down[r] = down
+
+    def note_ack(self, alarm_id: int) -> None:
+        if alarm_id in self.alarm_state:
+            r, active, _ = self.alarm_state[alarm_id]
+            if active:
+                self.alarm_state[alarm_id] = (r, True, True)
+            else:
+                self.alarm_state.pop(alarm_id)
+
+    # ---- after each tick ----------------------------------------------------------------
+    def _after_tick(self, res: Any) -> None:
+        obs = res.observation
+        n = len(self.standing)
+        lay = self.layout
+        comm = obs.comm_age_s > self.engine.comm_timeout_s
+        det_fault = np.zeros(n, bool)
+        bad = ~np.isfinite(obs.occupancy)
+        if bad.any():
+            det_fault[lay.row[bad]] = True
+        cond = {
+            "comm_loss": comm,
+            "mmu_fault": res.report.mode == Mode.FAULT,
+            "controller_fault": self.backend.controller_fault & ~comm,
+            "detector_fault": det_fault & ~comm,
+        }
+        for code, now_on in cond.items():
+            was = self._cond[code]
+            if (now_on != was).any():
+                for r in np.flatnonzero(now_on & ~was):
+                    self._raise_alarm(int(r), code, res.time_s)
+                for r in np.flatnonzero(~now_on & was):
+                    self._clear_alarm(int(r), code, res.time_s)
+                self._cond[code] = now_on.copy()
+        with self._lock:
+            p = self._h_pos
+            self.h_time[p] = res.time_s
+            self.h_states[p] = res.states
+            self.h_target[p] = res.report.target
+            presence = (np.nan_to_num(obs.occupancy) > 0) | (np.nan_to_num(obs.counts) > 0)
+            if presence.size:
+                self.h_presence[p] = presence
+            q = np.nan_to_num(obs.queue_veh).sum(axis=1)
+            self.h_queue[p] = q
+            self.last_queue = np.asarray(obs.queue_veh, float).copy()
+            self._h_pos = (p + 1) % HISTORY_TICKS
+            self._h_len = min(self._h_len + 1, HISTORY_TICKS)
+        self._kpi_accumulate(res, q)
+        self._publish_snapshot()
+
+    def _raise_alarm(self, r: int, code: str, t: float) -> None:
+        sev, rsmp, msg = ALARM_TYPES[code]
+        assert self.network is not None
+        iid = self.network.ids[r]
+        with self.db.session() as s:
+            a = AlarmRow(intersection_id=iid, code=code, rsmp=rsmp, severity=sev, message=msg)
+            s.add(a)
+            s.flush()
+            self.db.audit(s, "system", "alarm.raise", iid, alarm_id=a.id, code=code)
+            payload = alarm_public(a)
+        self.alarm_open[(r, code)] = a.id
+        self.alarm_state[a.id] = (r, True, False)
+        self.recorder.emit(t, r, EventCode.ALARM_ON, list(ALARM_TYPES).index(code) + 1)
+        self.publish("alarm", payload)
+
+    def _clear_alarm(self, r: int, code: str, t: float) -> None:
+        aid = self.alarm_open.pop((r, code), None)
+        if aid is None:
+            return
+        with self.db.session() as s:
+            a = s.get(AlarmRow, aid)
+            if a is None:
+                return
+            a.cleared_at = utcnow()
+            self.db.audit(s, "system", "alarm.clear", a.intersection_id, alarm_id=aid, code=code)
+            payload = alarm_public(a)
+            acked = a.acked_at is not None
+        if acked:
+            self.alarm_state.pop(aid, None)
+        else:
+            self.alarm_state[aid] = (r, False, False)
+        self.recorder.emit(t, r, EventCode.ALARM_OFF, list(ALARM_TYPES).index(code) + 1)
+        self.publish("alarm", payload)
+
+    def _kpi_reset(self) -> None:
+        n = len(self.standing)
+        self._k_t0: float | None = None
+        self._k_ticks = 0
+        self._k_queue = np.zeros(n)
+        self._k_max_queue = np.zeros(n)
+        self._k_flow = np.zeros(n)
+        self._k_arr = np.zeros(n)
+        self._k_aog = np.zeros(n)
+        self._k_central = np.zeros(n)
+
+    def _kpi_accumulate(self, res: Any, queue_now: np.ndarray) -> None:
+        obs = res.observation
+        lay = self.layout
+        n = len(self.standing)
+        if self._k_t0 is None:
+            self._k_t0 = res.time_s
+        self._k_ticks += 1
+        self._k_queue += queue_now
+        np.maximum(self._k_max_queue, queue_now, out=self._k_max_queue)
+        counts = np.nan_to_num(obs.counts)
+        if counts.size:
+            stop = lay.stop_line
+            self._k_flow += np.bincount(lay.row[stop], weights=counts[stop], minlength=n)
+            adv = ~stop
+            green = res.states[lay.row, lay.group] == GREEN
+            self._k_arr += np.bincount(lay.row[adv], weights=counts[adv], minlength=n)
+            self._k_aog += np.bincount(lay.row[adv], weights=counts[adv] * green[adv], minlength=n)
+        self._k_central += res.report.mode == Mode.NORMAL
+        span = res.time_s + self.engine.dt_s - self._k_t0
+        if span >= KPI_INTERVAL_S:
+            k = max(self._k_ticks, 1)
+            self.kpi_samples.append(
+                {
+                    "t": round(res.time_s, 1),
+                    "clock": self.clock(res.time_s).isoformat(timespec="seconds"),
+                    "queue_veh": np.round(self._k_queue / k, 2).tolist(),
+                    "max_queue_veh": np.round(self._k_max_queue, 1).tolist(),
+                    "flow_veh_h": np.round(self._k_flow * 3600.0 / span, 0).tolist(),
+                    "aog_pct": np.round(
+                        np.where(self._k_arr > 0, 100.0 * self._k_aog / np.maximum(self._k_arr, 1), np.nan), 1
+                    ).tolist(),
+                    "central_pct": np.round(100.0 * self._k_central / k, 1).tolist(),
+                }
+            )
+            self._kpi_reset()
+
+    # ---- snapshot --------------------------------------------------------------------------
+    def _status(self, r: int, mode: int, comm: bool) -> str:
+        c = self.applied[r]
+        if comm:
+            return "comm_loss"
+        if mode == Mode.FAULT:
+            return "fault"
+        if (c is not None and c.kind == "flash") or mode in (Mode.CLEARING, Mode.FLASH):
+            return "flash"
+        if c is not None and c.kind == "hold":
+            return "manual"
+        if c is not None and c.kind == "fixed":
+            return "fixed"
+        return "adaptive"
+
+    def _publish_snapshot(self, force: bool = False) -> None:
+        net = self.network
+        if net is None or self._h_len == 0:
+            snap = {"seq": self.seq + 1, "engine": self.state, "error": self.error, "intersections": {}}
+            self.seq += 1
+            self.snapshot = snap
+            return
+        p = (self._h_pos - 1) % HISTORY_TICKS
+        states = self.h_states[p]
+        target = self.h_target[p]
+        sup = self.engine.supervisor
+        obs_age = self.backend.down_age_s
+        comm = self._cond["comm_loss"]
+        lay = self.layout
+        presence = self.h_presence[p]
+        alarms_by_row = np.zeros(len(net), int)
+        for r, active, acked in self.alarm_state.values():
+            if active or not acked:
+                alarms_by_row[r] += 1
+        out: dict[str, Any] = {}
+        for r, inter in enumerate(net.intersections):
+            ng = len(inter.groups)
+            st = int(target[r])
+            green = states[r, :ng] == GREEN
+            stage_time = float(sup.state_time_s[r, :ng][green].min()) if green.any() else 0.0
+            dets = np.flatnonzero(lay.row == r)
+            c = self.applied[r]
+            out[inter.id] = {
+                "status": self._status(r, int(sup.mode[r]), bool(comm[r])),
+                "mode": Mode(int(sup.mode[r])).name.lower(),
+                "control": (c or ADAPTIVE).public(),
+                "stage": inter.stages[st].id if 0 <= st < len(inter.stages) else None,
+                "stage_time_s": round(stage_time, 1),
+                "signals": "".join(STATE_CHARS[states[r, :ng]]),
+                "detectors": "".join("1" if presence[k] else "0" for k in dets),
+                "queue_veh": round(float(self.h_queue[p, r]), 1),
+                "comm_age_s": round(float(obs_age[r]), 1),
+                "link_down": bool(self.link_down[r]),
+                "alarms": int(alarms_by_row[r]),
+            }
+        self.seq += 1
+        self.snapshot = {
+            "seq": self.seq,
+            "engine": self.state,
+            "error": self.error,
+            "policy": self.policy_name,
+            "backend": str(self.settings.backend),
+            "speed": self.settings.speed,
+            "sim_time_s": round(self.sim_time_s, 1),
+            "clock": self.clock(self.sim_time_s).isoformat(timespec="seconds"),
+            "restarts": self.restarts,
+            "intersections": out,
+        }
+
+    def timeline(self, intersection_id: str, seconds: float) -> dict[str, Any]:
+        """Signal states, served stage and detector presence of the last ``seconds`` (sim)."""
+        r = self.row_of(intersection_id)
+        assert self.network is not None
+        inter = self.network.intersections[r]
+        with self._lock:
+            if self._h_len == 0:
+                return {"t": [], "signals": [], "stage": [], "detectors": [], "groups": inter.group_ids}
+            idx = (self._h_pos - self._h_len + np.arange(self._h_len)) % HISTORY_TICKS
+            t = self.h_time[idx]
+            keep = idx[t >= t[-1] - seconds]
+            t = self.h_time[keep]
+            states = self.h_states[keep, r, : len(inter.groups)]
+            target = self.h_target[keep, r]
+            dets = np.flatnonzero(self.layout.row == r)
+            pres = self.h_presence[np.ix_(keep, dets)] if dets.size else np.zeros((len(keep), 0), bool)
+        stage_ids = [s.id for s in inter.stages]
+        return {
+            "groups": list(inter.group_ids),
+            "detector_ids": [self.layout.ids[k] for k in dets],
+            "t": np.round(t, 1).tolist(),
+            "signals": ["".join(STATE_CHARS[row]) for row in states],
+            "stage": [stage_ids[k] if 0 <= k < len(stage_ids) else None for k in target.tolist()],
+            "detectors": ["".join("1" if v else "0" for v in row) for row in pres],
+        }
+
+    def queues(self) -> dict[str, dict[str, float]]:
+        """Vehicles queued per signal group, as last observed (NaN: unknown, e.g. comm loss)."""
+        assert self.network is not None
+        with self._lock:
+            q = self.last_queue.copy()
+        out: dict[str, dict[str, float]] = {}
+        for r, inter in enumerate(self.network.intersections):
+            out[inter.id] = {
+                g: (None if np.isnan(q[r, k]) else round(float(q[r, k]), 1)) for k, g in enumerate(inter.group_ids)
+            }
+        return out
+
+    # ---- hi-res events --------------------------------------------------------------------
+    def _flush_events(self) -> None:
+        rec = getattr(self, "recorder", None)
+        if rec is None or self.network is None:
+            return
+        ev = rec.drain()
+        if not len(ev):
+            return
+        ids = self.network.ids
+        with self.db.session() as s:
+            for r in np.unique(ev[:, 1]).astype(int):
+                sel = ev[ev[:, 1] == r]
+                t0, t1 = float(sel[0, 0]), float(sel[-1, 0])
+                s.add(
+                    EventChunk(
+                        intersection_id=ids[r],
+                        start_at=self.clock(t0),
+                        end_at=self.clock(t1),
+                        count=len(sel),
+                        data=encode_events(sel[:, 0] - t0, sel[:, 2], sel[:, 3]),
+                    )
+                )
+
+
+def alarm_public(a: AlarmRow) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "intersection": a.intersection_id,
+        "code": a.code,
+        "rsmp": a.rsmp,
+        "severity": a.severity,
+        "message": a.message,
+        "raised_at": a.raised_at.isoformat() if a.raised_at else None,
+        "cleared_at": a.cleared_at.isoformat() if a.cleared_at else None,
+        "acked_at": a.acked_at.isoformat() if a.acked_at else None,
+        "acked_by": a.acked_by,
+        "ack_note": a.ack_note,
+        "active": a.cleared_at is None,
+    }
+
+
+def _minutes(hhmm: str) -> int:
+    h, m = hhmm.split(":")
+    return int(h) * 60 + int(m)

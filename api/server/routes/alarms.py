@@ -1,0 +1,120 @@
+"""Alarms (list, filter, acknowledge with user and note) and the audit log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from sqlalchemy import select
+
+from api.server.auth import Permission, Principal
+from api.server.db import AlarmRow, AuditEntry, utcnow
+from api.server.deps import ServiceState, require, service
+from api.server.live import alarm_public
+from api.server.schemas import AckIn
+
+router = APIRouter(prefix="/api", tags=["alarms"])
+reader = require(Permission.READ)
+
+
+@router.get("/alarms")
+def list_alarms(
+    state: Literal["open", "active", "unacked", "acked", "cleared", "all"] = Query(
+        "open", description="open = active or not yet acknowledged"
+    ),
+    intersection: str | None = Query(None, min_length=1, max_length=64),
+    severity: int | None = Query(None, ge=1, le=3, description="at most this severity number (1 = critical only)"),
+    code: str | None = Query(None, min_length=1, max_length=32),
+    limit: int = Query(200, ge=1, le=2000),
+    _: Principal = Depends(reader),
+    svc: ServiceState = Depends(service),
+) -> dict[str, Any]:
+    """Alarms, newest first, with counts (KITS-style acknowledged / unacknowledged / total)."""
+    with svc.db.session() as s:
+        q = select(AlarmRow)
+        if state == "open":
+            q = q.where((AlarmRow.cleared_at.is_(None)) | (AlarmRow.acked_at.is_(None)))
+        elif state == "active":
+            q = q.where(AlarmRow.cleared_at.is_(None))
+        elif state == "unacked":
+            q = q.where(AlarmRow.acked_at.is_(None))
+        elif state == "acked":
+            q = q.where(AlarmRow.acked_at.is_not(None))
+        elif state == "cleared":
+            q = q.where(AlarmRow.cleared_at.is_not(None))
+        if intersection:
+            q = q.where(AlarmRow.intersection_id == intersection)
+        if severity is not None:
+            q = q.where(AlarmRow.severity <= severity)
+        if code:
+            q = q.where(AlarmRow.code == code)
+        rows = list(s.scalars(q.order_by(AlarmRow.id.desc()).limit(limit)))
+        alarms = [alarm_public(a) for a in rows]
+    return {
+        "alarms": alarms,
+        "counts": {
+            "total": len(alarms),
+            "unacked": sum(1 for a in alarms if a["acked_at"] is None),
+            "active": sum(1 for a in alarms if a["active"]),
+        },
+    }
+
+
+@router.post(
+    "/alarms/{alarm_id}/ack",
+    responses={404: {"description": "unknown alarm"}, 409: {"description": "already acknowledged"}},
+)
+def ack_alarm(
+    body: AckIn,
+    alarm_id: int = Path(ge=1, le=2**31 - 1),
+    who: Principal = Depends(require(Permission.ACK_ALARM)),
+    svc: ServiceState = Depends(service),
+) -> dict[str, Any]:
+    """Acknowledge: stamps the user, the time and the note. The alarm stays listed until also cleared."""
+    with svc.db.session() as s:
+        a = s.get(AlarmRow, alarm_id)
+        if a is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown alarm")
+        if a.acked_at is not None:
+            raise HTTPException(status.HTTP_409_CONFLICT, f"already acknowledged by {a.acked_by}")
+        a.acked_at, a.acked_by, a.ack_note = utcnow(), who.username, body.note
+        svc.db.audit(s, who.username, "alarm.ack", a.intersection_id, alarm_id=a.id, code=a.code, note=body.note)
+        out = alarm_public(a)
+    svc.runner.post(lambda r: r.note_ack(alarm_id))
+    svc.runner.publish("alarm", out)
+    return out
+
+
+@router.get("/audit")
+def audit(
+    username: str | None = Query(None, min_length=1, max_length=64),
+    action: str | None = Query(None, min_length=1, max_length=64, description="exact, or a prefix ending in '.'"),
+    target: str | None = Query(None, min_length=1, max_length=128),
+    since: datetime | None = Query(None),
+    limit: int = Query(200, ge=1, le=5000),
+    _: Principal = Depends(reader),
+    svc: ServiceState = Depends(service),
+) -> list[dict[str, Any]]:
+    """The append-only audit log, newest first: who did what, to what, when."""
+    with svc.db.session() as s:
+        q = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+        if username:
+            q = q.where(AuditEntry.username == username)
+        if action:
+            q = q.where(AuditEntry.action.startswith(action) if action.endswith(".") else AuditEntry.action == action)
+        if target:
+            q = q.where(AuditEntry.target == target)
+        if since is not None:
+            q = q.where(AuditEntry.at >= since)
+        return [
+            {
+                "id": e.id,
+                "at": e.at.isoformat(),
+                "username": e.username,
+                "action": e.action,
+                "target": e.target,
+                "detail": e.detail,
+            }
+            for e in s.scalars(q)
+        ]

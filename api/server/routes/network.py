@@ -1,0 +1,303 @@
+"""The network, intersections and their live state, KPIs, queues, events, field actions."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import numpy as np
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from fastapi.responses import PlainTextResponse
+from sqlalchemy import and_, select
+
+from api.server.auth import Permission, Principal
+from api.server.db import AlarmRow, CommandRow, EventChunk, IntersectionRow, PlanVersion, ScheduleEntry, decode_events
+from api.server.deps import ServiceState, require, service
+from api.server.live import EngineRunner, alarm_public
+from api.server.schemas import LinkIn
+
+router = APIRouter(prefix="/api", tags=["network"])
+reader = require(Permission.READ)
+IntersectionId = Path(min_length=1, max_length=64)
+
+
+def network_or_503(runner: EngineRunner) -> Any:
+    if runner.network is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, f"the engine is {runner.state}: network not loaded yet"
+        )
+    return runner.network
+
+
+def known(runner: EngineRunner, intersection_id: str) -> int:
+    net = network_or_503(runner)
+    if intersection_id not in net.by_id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown intersection {intersection_id!r}")
+    return int(net.ids.index(intersection_id))
+
+
+@router.get("/status")
+def engine_status(_: Principal = Depends(reader), svc: ServiceState = Depends(service)) -> dict[str, Any]:
+    """Engine state, clocks and network-wide counters."""
+    r = svc.runner
+    snap = r.snapshot
+    inters = snap.get("intersections", {})
+    counts: dict[str, int] = {}
+    for v in inters.values():
+        counts[v["status"]] = counts.get(v["status"], 0) + 1
+    online = sum(1 for v in inters.values() if v["status"] != "comm_loss")
+    return {
+        "engine": r.state,
+        "error": r.error,
+        "policy": r.policy_name,
+        "backend": str(svc.settings.backend),
+        "demo": svc.settings.demo,
+        "speed": svc.settings.speed,
+        "sim_time_s": snap.get("sim_time_s"),
+        "clock": snap.get("clock"),
+        "ticks": r.ticks,
+        "restarts": r.restarts,
+        "intersections": len(inters),
+        "online_pct": round(100.0 * online / len(inters), 1) if inters else None,
+        "by_status": counts,
+        "alarms_open": sum(v["alarms"] for v in inters.values()),
+    }
+
+
+@router.get("/network")
+def network(_: Principal = Depends(reader), svc: ServiceState = Depends(service)) -> dict[str, Any]:
+    """Map geometry (SUMO x/y metres): road edges, intersections, the corridor for time-space views."""
+    r = svc.runner
+    net = network_or_503(r)
+    return {
+        "bounds": r.geometry["bounds"],
+        "edges": r.geometry["edges"],
+        "intersections": [{"id": i, "x_m": r.positions[i][0], "y_m": r.positions[i][1]} for i in net.ids],
+        "corridor": r.corridor,
+    }
+
+
+@router.get("/intersections")
+def intersections(_: Principal = Depends(reader), svc: ServiceState = Depends(service)) -> list[dict[str, Any]]:
+    """Every intersection with its live state."""
+    r = svc.runner
+    net = network_or_503(r)
+    live = r.snapshot.get("intersections", {})
+    with svc.db.session() as s:
+        rows = {x.id: x for x in s.scalars(select(IntersectionRow))}
+    return [
+        {
+            "id": i,
+            "name": rows[i].name if i in rows else i,
+            "x_m": r.positions[i][0],
+            "y_m": r.positions[i][1],
+            "standing_mode": rows[i].standing_mode if i in rows else "adaptive",
+            "active_plan_id": rows[i].active_plan_id if i in rows else None,
+            "live": live.get(i),
+        }
+        for i in net.ids
+    ]
+
+
+@router.get("/intersections/{intersection_id}", responses={404: {"description": "unknown intersection"}})
+def intersection(
+    intersection_id: str = IntersectionId, _: Principal = Depends(reader), svc: ServiceState = Depends(service)
+) -> dict[str, Any]:
+    """One intersection: model (groups, stages, detectors), live state, plan, commands, alarms, schedule."""
+    r = svc.runner
+    known(r, intersection_id)
+    with svc.db.session() as s:
+        row = s.get(IntersectionRow, intersection_id)
+        plan = s.get(PlanVersion, row.active_plan_id) if row and row.active_plan_id else None
+        cmds = s.scalars(
+            select(CommandRow)
+            .where(CommandRow.intersection_id == intersection_id, CommandRow.status == "active")
+            .order_by(CommandRow.id.desc())
+        ).all()
+        alarms = s.scalars(
+            select(AlarmRow)
+            .where(AlarmRow.intersection_id == intersection_id)
+            .where((AlarmRow.cleared_at.is_(None)) | (AlarmRow.acked_at.is_(None)))
+            .order_by(AlarmRow.id.desc())
+        ).all()
+        sched = s.scalars(select(ScheduleEntry).where(ScheduleEntry.intersection_id == intersection_id)).all()
+        return {
+            "id": intersection_id,
+            "name": row.name if row else intersection_id,
+            "x_m": r.positions[intersection_id][0],
+            "y_m": r.positions[intersection_id][1],
+            "model": row.model if row else {},
+            "standing_mode": row.standing_mode if row else "adaptive",
+            "active_plan": (
+                {"id": plan.id, "version": plan.version, "name": plan.name, "plan": plan.plan} if plan else None
+            ),
+            "live": r.snapshot.get("intersections", {}).get(intersection_id),
+            "commands": [
+                {
+                    "id": c.id,
+                    "kind": c.kind,
+                    "stage": c.stage,
+                    "plan_id": c.plan_id,
+                    "reason": c.reason,
+                    "created_by": c.created_by,
+                    "expires_at": c.expires_at.isoformat(),
+                }
+                for c in cmds
+            ],
+            "alarms": [alarm_public(a) for a in alarms],
+            "schedule": sorted(({"start": e.start, "plan_id": e.plan_id} for e in sched), key=lambda e: e["start"]),
+        }
+
+
+@router.get("/intersections/{intersection_id}/timeline", responses={404: {"description": "unknown intersection"}})
+def timeline(
+    intersection_id: str = IntersectionId,
+    seconds: float = Query(120.0, gt=0, le=900),
+    _: Principal = Depends(reader),
+    svc: ServiceState = Depends(service),
+) -> dict[str, Any]:
+    """Recent signal states (R/Y/G/F per group), served stage and detector presence, one entry per tick."""
+    known(svc.runner, intersection_id)
+    return svc.runner.timeline(intersection_id, seconds)
+
+
+@router.get("/queues")
+def queues(_: Principal = Depends(reader), svc: ServiceState = Depends(service)) -> dict[str, dict[str, float | None]]:
+    """Vehicles queued per signal group per intersection, as last observed (null: unknown)."""
+    network_or_503(svc.runner)
+    if not svc.runner.first_tick.is_set():
+        return {}
+    return svc.runner.queues()
+
+
+def _kpi_summary(r: EngineRunner) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    samples = list(r.kpi_samples)
+    net = network_or_503(r)
+    per: dict[str, dict[str, Any]] = {}
+    recent = samples[-10:]
+    for k, iid in enumerate(net.ids):
+        q = [s["queue_veh"][k] for s in recent]
+        f = [s["flow_veh_h"][k] for s in recent]
+        a = [s["aog_pct"][k] for s in recent if s["aog_pct"][k] == s["aog_pct"][k]]
+        c = [s["central_pct"][k] for s in recent]
+        per[iid] = {
+            "mean_queue_veh": round(float(np.mean(q)), 2) if q else None,
+            "max_queue_veh": max((s["max_queue_veh"][k] for s in recent), default=None),
+            "flow_veh_h": round(float(np.mean(f)), 0) if f else None,
+            "aog_pct": round(float(np.mean(a)), 1) if a else None,
+            "central_control_pct": round(float(np.mean(c)), 1) if c else None,
+        }
+    return samples, per
+
+
+@router.get("/kpis")
+def kpis(_: Principal = Depends(reader), svc: ServiceState = Depends(service)) -> dict[str, Any]:
+    """Network KPIs: per-intersection summaries of the last 5 minutes (sim) and the network series."""
+    samples, per = _kpi_summary(svc.runner)
+    series = {
+        "t": [s["t"] for s in samples],
+        "clock": [s["clock"] for s in samples],
+        "queue_veh": [round(float(np.sum(s["queue_veh"])), 1) for s in samples],
+        "flow_veh_h": [round(float(np.sum(s["flow_veh_h"])), 0) for s in samples],
+    }
+    return {"interval_s": 30.0, "intersections": per, "network": series}
+
+
+@router.get("/intersections/{intersection_id}/kpis", responses={404: {"description": "unknown intersection"}})
+def intersection_kpis(
+    intersection_id: str = IntersectionId, _: Principal = Depends(reader), svc: ServiceState = Depends(service)
+) -> dict[str, Any]:
+    """KPI series of one intersection (30-s samples of simulated time)."""
+    k = known(svc.runner, intersection_id)
+    samples, per = _kpi_summary(svc.runner)
+    return {
+        "summary": per[intersection_id],
+        "t": [s["t"] for s in samples],
+        "clock": [s["clock"] for s in samples],
+        **{
+            key: [s[key][k] for s in samples]
+            for key in ("queue_veh", "max_queue_veh", "flow_veh_h", "aog_pct", "central_pct")
+        },
+    }
+
+
+def _as_utc(d: datetime | None) -> datetime | None:
+    if d is None:
+        return None
+    return d.replace(tzinfo=UTC) if d.tzinfo is None else d.astimezone(UTC)
+
+
+@router.get("/events", responses={200: {"content": {"text/csv": {}}}})
+def events(
+    intersection: str | None = Query(None, min_length=1, max_length=64),
+    start: datetime | None = Query(None, description="ISO 8601; default: one hour before end"),
+    end: datetime | None = Query(None, description="ISO 8601; default: now on the controller clock"),
+    codes: str | None = Query(None, max_length=400, pattern=r"^[0-9]{1,3}(,[0-9]{1,3})*$", description="e.g. 1,8,9,82"),
+    limit: int = Query(10_000, ge=1, le=200_000),
+    format: Literal["json", "csv"] = Query("json"),
+    _: Principal = Depends(reader),
+    svc: ServiceState = Depends(service),
+) -> Any:
+    """High-resolution controller events in the Indiana enumeration (ATSPM columns).
+
+    JSON: ``{"columns": ["TimeStamp", "DeviceId", "EventId", "Parameter"], "events": [[...], ...]}``;
+    CSV: the same columns, as ATSPM tools and the ``atspm`` package read them.
+    """
+    try:
+        end_at = _as_utc(end) or svc.runner.clock(svc.runner.sim_time_s) + timedelta(seconds=1)
+        start_at = _as_utc(start) or end_at - timedelta(hours=1)
+    except (OverflowError, ValueError):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "start/end out of range") from None
+    want = {int(c) for c in codes.split(",")} if codes else None
+    rows: list[tuple[datetime, str, int, int]] = []
+    with svc.db.session() as s:
+        q = select(EventChunk).where(and_(EventChunk.end_at >= start_at, EventChunk.start_at <= end_at))
+        if intersection:
+            q = q.where(EventChunk.intersection_id == intersection)
+        for ch in s.scalars(q.order_by(EventChunk.start_at, EventChunk.id)):
+            off, code, param = decode_events(ch.data, ch.count)
+            for o, c, p in zip(off.tolist(), code.tolist(), param.tolist(), strict=True):
+                if want is not None and c not in want:
+                    continue
+                ts = ch.start_at + timedelta(seconds=o)
+                if start_at <= ts <= end_at:
+                    rows.append((ts, ch.intersection_id, c, p))
+    rows.sort(key=lambda x: (x[0], x[1], x[2]))
+    rows = rows[:limit]
+    if format == "csv":
+        buf = io.StringIO()
+        buf.write("TimeStamp,DeviceId,EventId,Parameter\n")
+        for ts, dev, c, p in rows:
+            buf.write(f"{ts.isoformat(timespec='milliseconds')},{dev},{c},{p}\n")
+        return PlainTextResponse(buf.getvalue(), media_type="text/csv")
+    return {
+        "columns": ["TimeStamp", "DeviceId", "EventId", "Parameter"],
+        "events": [[ts.isoformat(timespec="milliseconds"), dev, c, p] for ts, dev, c, p in rows],
+        "truncated": len(rows) >= limit,
+    }
+
+
+@router.post(
+    "/intersections/{intersection_id}/link",
+    responses={404: {"description": "unknown intersection"}, 503: {"description": "engine not running"}},
+)
+def set_link(
+    body: LinkIn,
+    intersection_id: str = IntersectionId,
+    who: Principal = Depends(require(Permission.FIELD)),
+    svc: ServiceState = Depends(service),
+) -> dict[str, Any]:
+    """Technician action on the digital twin: cut (or restore) an emulated controller's link.
+
+    The controller stops answering; after the stale-data limit the engine stops
+    commanding it, the safety supervisor takes it to its fail-safe and a
+    comm-loss alarm is raised.
+    """
+    known(svc.runner, intersection_id)
+    with svc.db.session() as s:
+        svc.db.audit(
+            s, who.username, "field.link_down" if body.down else "field.link_up", intersection_id, reason=body.reason
+        )
+    svc.runner.post(lambda r: r.set_link(intersection_id, body.down))
+    return {"intersection": intersection_id, "link_down": body.down}

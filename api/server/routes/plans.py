@@ -1,0 +1,339 @@
+"""Timing plans: validate (``check_plan``, field by field), version, compare, activate, schedule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.server.auth import Permission, Principal
+from api.server.db import IntersectionRow, PlanVersion, ScheduleEntry, utcnow
+from api.server.deps import ServiceState, require, service
+from api.server.live import Control
+from api.server.routes.network import known, network_or_503
+from api.server.schemas import ActivateIn, PlanCreateIn, PlanIn, PlanOut, Problem, ScheduleIn, ValidationOut
+from intersections.errors import InputError
+from intersections.model import Intersection
+from intersections.plan import TimingPlan, plan_from_json, plan_problems, plan_to_json
+
+__all__ = ["router", "plan_diff", "split_problem"]
+
+router = APIRouter(prefix="/api", tags=["plans"])
+reader = require(Permission.READ)
+planner = require(Permission.PLAN)
+REFUSED = {422: {"description": "plan refused: ``problems`` lists every problem, field by field"}}
+
+
+def split_problem(text: str) -> Problem:
+    """``"stages[0].green_s: ..."`` -> Problem(field="stages[0].green_s", message="...")."""
+    field, sep, msg = text.partition(": ")
+    if not sep or " " in field:
+        return Problem(field="plan", message=text)
+    return Problem(field=field, message=msg)
+
+
+def _parse(plan_json: dict[str, Any], inter: Intersection | None) -> tuple[TimingPlan | None, list[Problem]]:
+    try:
+        plan = plan_from_json(plan_json)
+    except InputError as e:
+        where = (e.where or "").split(": ", 1)
+        prefix = where[1] + "." if len(where) > 1 else ""
+        p = split_problem(e.message)
+        return None, [
+            Problem(field=prefix + p.field if p.field != "plan" else (prefix.rstrip(".") or "plan"), message=p.message)
+        ]
+    if inter is None:
+        return plan, [Problem(field="intersection", message=f"unknown intersection {plan.intersection_id!r}")]
+    return plan, [split_problem(t) for t in plan_problems(plan, inter)]
+
+
+def _refuse(problems: list[Problem], **extra: Any) -> JSONResponse:
+    return JSONResponse(
+        status_code=422,
+        content={"detail": "plan refused by check_plan", "problems": [p.model_dump() for p in problems], **extra},
+    )
+
+
+def plan_diff(old: dict[str, Any] | None, new: dict[str, Any]) -> list[dict[str, Any]]:
+    """Field-by-field differences between two plan JSON documents."""
+    if old is None:
+        return [{"field": "plan", "old": None, "new": "created"}]
+    out: list[dict[str, Any]] = []
+    for f in ("intersection", "name", "cycle_s", "offset_s"):
+        if old.get(f) != new.get(f):
+            out.append({"field": f, "old": old.get(f), "new": new.get(f)})
+    a, b = old.get("stages", []), new.get("stages", [])
+    for k in range(max(len(a), len(b))):
+        if k >= len(a):
+            out.append({"field": f"stages[{k}]", "old": None, "new": b[k]})
+        elif k >= len(b):
+            out.append({"field": f"stages[{k}]", "old": a[k], "new": None})
+        else:
+            for key in ("stage", "green_s", "intergreen_s", "groups"):
+                if a[k].get(key) != b[k].get(key):
+                    out.append({"field": f"stages[{k}].{key}", "old": a[k].get(key), "new": b[k].get(key)})
+    return out
+
+
+def _out(pv: PlanVersion, row: IntersectionRow | None) -> PlanOut:
+    active = row is not None and row.standing_mode == "fixed" and row.active_plan_id == pv.id
+    return PlanOut(
+        id=pv.id,
+        intersection=pv.intersection_id,
+        version=pv.version,
+        name=pv.name,
+        plan=pv.plan,
+        comment=pv.comment,
+        diff=pv.diff,
+        previous_id=pv.previous_id,
+        created_by=pv.created_by,
+        created_at=pv.created_at,
+        active=active,
+    )
+
+
+def _save_version(s: Session, plan: TimingPlan, comment: str, who: str) -> PlanVersion:
+    iid = plan.intersection_id
+    prev = s.scalars(
+        select(PlanVersion).where(PlanVersion.intersection_id == iid).order_by(PlanVersion.version.desc()).limit(1)
+    ).first()
+    doc = plan_to_json(plan)
+    pv = PlanVersion(
+        intersection_id=iid,
+        version=(prev.version + 1) if prev else 1,
+        name=plan.name,
+        plan=doc,
+        comment=comment,
+        diff=plan_diff(prev.plan if prev else None, doc),
+        previous_id=prev.id if prev else None,
+        created_by=who,
+    )
+    s.add(pv)
+    s.flush()
+    return pv
+
+
+@router.post("/plans/validate", response_model=ValidationOut)
+def validate(body: PlanIn, _: Principal = Depends(reader), svc: ServiceState = Depends(service)) -> ValidationOut:
+    """Run ``check_plan`` and list every problem, field by field (nothing is saved)."""
+    net = network_or_503(svc.runner)
+    _plan, problems = _parse(body.as_json(), net.by_id.get(body.intersection))
+    return ValidationOut(valid=not problems, problems=problems)
+
+
+@router.post("/plans", response_model=PlanOut, status_code=201, responses=REFUSED)
+def create_plan(body: PlanCreateIn, who: Principal = Depends(planner), svc: ServiceState = Depends(service)) -> Any:
+    """Save a new version of an intersection's plan (who, when, comment, diff against the previous)."""
+    net = network_or_503(svc.runner)
+    plan, problems = _parse(body.plan.as_json(), net.by_id.get(body.plan.intersection))
+    if problems or plan is None:
+        return _refuse(problems)
+    with svc.db.session() as s:
+        pv = _save_version(s, plan, body.comment, who.username)
+        svc.db.audit(
+            s, who.username, "plan.create", pv.intersection_id, plan_id=pv.id, version=pv.version, comment=body.comment
+        )
+        return _out(pv, s.get(IntersectionRow, pv.intersection_id))
+
+
+@router.get("/plans", response_model=list[PlanOut])
+def list_plans(
+    intersection: str | None = Query(None, min_length=1, max_length=64),
+    limit: int = Query(200, ge=1, le=1000),
+    _: Principal = Depends(reader),
+    svc: ServiceState = Depends(service),
+) -> list[PlanOut]:
+    with svc.db.session() as s:
+        q = select(PlanVersion).order_by(PlanVersion.id.desc()).limit(limit)
+        if intersection:
+            q = q.where(PlanVersion.intersection_id == intersection)
+        rows = {r.id: r for r in s.scalars(select(IntersectionRow))}
+        return [_out(pv, rows.get(pv.intersection_id)) for pv in s.scalars(q)]
+
+
+@router.get("/plans/compare", responses={404: {"description": "unknown plan"}})
+def compare(
+    a: int = Query(ge=1, le=2**31 - 1),
+    b: int = Query(ge=1, le=2**31 - 1),
+    _: Principal = Depends(reader),
+    svc: ServiceState = Depends(service),
+) -> dict[str, Any]:
+    """Field-by-field differences from plan ``a`` to plan ``b``."""
+    with svc.db.session() as s:
+        pa, pb = s.get(PlanVersion, a), s.get(PlanVersion, b)
+        if pa is None or pb is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown plan id")
+        return {
+            "a": _out(pa, None).model_dump(mode="json"),
+            "b": _out(pb, None).model_dump(mode="json"),
+            "diff": plan_diff(pa.plan, pb.plan),
+        }
+
+
+@router.get("/plans/{plan_id}", response_model=PlanOut, responses={404: {"description": "unknown plan"}})
+def get_plan(
+    plan_id: int = Path(ge=1, le=2**31 - 1), _: Principal = Depends(reader), svc: ServiceState = Depends(service)
+) -> PlanOut:
+    with svc.db.session() as s:
+        pv = s.get(PlanVersion, plan_id)
+        if pv is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown plan id")
+        return _out(pv, s.get(IntersectionRow, pv.intersection_id))
+
+
+@router.post("/plans/{plan_id}/activate", responses={**REFUSED, 404: {"description": "unknown plan"}})
+def activate(
+    body: ActivateIn,
+    plan_id: int = Path(ge=1, le=2**31 - 1),
+    who: Principal = Depends(planner),
+    svc: ServiceState = Depends(service),
+) -> Any:
+    """Activate a plan on its intersection, or on several (checked against each first; all or none).
+
+    On another intersection the plan is saved as a new version of that
+    intersection's plan (the same stages and timings), then activated. The
+    intersection then runs the plan (standing mode ``fixed``) until a command or
+    a time-of-day schedule entry says otherwise.
+    """
+    net = network_or_503(svc.runner)
+    with svc.db.session() as s:
+        pv = s.get(PlanVersion, plan_id)
+        if pv is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown plan id")
+        targets = list(dict.fromkeys(body.intersections or [pv.intersection_id]))
+        problems: list[Problem] = []
+        plans: dict[str, TimingPlan] = {}
+        for iid in targets:
+            doc = {**pv.plan, "intersection": iid}
+            plan, probs = _parse(doc, net.by_id.get(iid))
+            problems += [Problem(field=f"{iid}: {p.field}", message=p.message) for p in probs]
+            if plan is not None and not probs:
+                plans[iid] = plan
+        if problems:
+            return _refuse(problems)
+        done = []
+        for iid in targets:
+            if iid == pv.intersection_id:
+                target = pv
+            else:
+                note = f"copy of plan #{pv.id} ({pv.intersection_id} v{pv.version}) for activation"
+                target = _save_version(s, plans[iid], note, who.username)
+            row = s.get(IntersectionRow, iid)
+            if row is None:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown intersection {iid!r}")
+            row.standing_mode, row.active_plan_id, row.updated_at = "fixed", target.id, utcnow()
+            svc.db.audit(
+                s, who.username, "plan.activate", iid, plan_id=target.id, version=target.version, comment=body.comment
+            )
+            done.append({"intersection": iid, "plan_id": target.id, "version": target.version})
+            ctl = Control("fixed", "standing", target.id, target.version, plans[iid])
+            svc.runner.post(lambda r, iid=iid, ctl=ctl: r.set_standing(iid, ctl))
+    return {"activated": done}
+
+
+@router.post("/intersections/{intersection_id}/adaptive", responses={404: {"description": "unknown intersection"}})
+def make_adaptive(
+    intersection_id: str = Path(min_length=1, max_length=64),
+    who: Principal = Depends(planner),
+    svc: ServiceState = Depends(service),
+) -> dict[str, Any]:
+    """Standing mode back to adaptive (the configured policy); the last activated plan stays on record."""
+    known(svc.runner, intersection_id)
+    with svc.db.session() as s:
+        row = s.get(IntersectionRow, intersection_id)
+        if row is not None:
+            row.standing_mode, row.updated_at = "adaptive", utcnow()
+        svc.db.audit(s, who.username, "plan.deactivate", intersection_id)
+    svc.runner.post(lambda r: r.set_standing(intersection_id, Control("adaptive")))
+    return {"intersection": intersection_id, "standing_mode": "adaptive"}
+
+
+@router.get("/intersections/{intersection_id}/plan-template", responses={404: {"description": "unknown intersection"}})
+def plan_template(
+    intersection_id: str = Path(min_length=1, max_length=64),
+    _: Principal = Depends(reader),
+    svc: ServiceState = Depends(service),
+) -> dict[str, Any]:
+    """A sound starting plan: every stage in order, 20 s green (or the minimum), the required intergreens."""
+    known(svc.runner, intersection_id)
+    inter = svc.runner.network.get(intersection_id)  # type: ignore[union-attr]
+    stages = []
+    n = len(inter.stages)
+    for k, st in enumerate(inter.stages):
+        nxt = inter.stages[(k + 1) % n]
+        need_green = max((inter.groups[inter.group_index(g)].required_green_s for g in st.groups), default=5.0)
+        ig = inter.clearance_between_s(st.groups, nxt.groups) if n > 1 else 0.0
+        stages.append({"stage": st.id, "green_s": float(max(20.0, need_green)), "intergreen_s": float(ig)})
+    cycle = sum(x["green_s"] + x["intergreen_s"] for x in stages)
+    return {"intersection": intersection_id, "cycle_s": round(cycle, 3), "offset_s": 0.0, "stages": stages, "name": ""}
+
+
+@router.get("/intersections/{intersection_id}/schedule", responses={404: {"description": "unknown intersection"}})
+def get_schedule(
+    intersection_id: str = Path(min_length=1, max_length=64),
+    _: Principal = Depends(reader),
+    svc: ServiceState = Depends(service),
+) -> dict[str, Any]:
+    known(svc.runner, intersection_id)
+    with svc.db.session() as s:
+        rows = s.scalars(select(ScheduleEntry).where(ScheduleEntry.intersection_id == intersection_id)).all()
+        return {
+            "intersection": intersection_id,
+            "entries": sorted(({"start": e.start, "plan_id": e.plan_id} for e in rows), key=lambda e: e["start"]),
+        }
+
+
+@router.put(
+    "/intersections/{intersection_id}/schedule", responses={**REFUSED, 404: {"description": "unknown intersection"}}
+)
+def set_schedule(
+    body: ScheduleIn,
+    intersection_id: str = Path(min_length=1, max_length=64),
+    who: Principal = Depends(planner),
+    svc: ServiceState = Depends(service),
+) -> Any:
+    """Replace the time-of-day schedule: from each ``start`` (controller clock) run a plan, or adaptive (null)."""
+    known(svc.runner, intersection_id)
+    problems: list[Problem] = []
+    starts = [e.start for e in body.entries]
+    for k, st in enumerate(starts):
+        if starts.index(st) != k:
+            problems.append(Problem(field=f"entries[{k}].start", message=f"{st} appears twice"))
+    entries: list[tuple[str, Control]] = []
+    with svc.db.session() as s:
+        for k, e in enumerate(body.entries):
+            if e.plan_id is None:
+                entries.append((e.start, Control("adaptive", "schedule")))
+                continue
+            pv = s.get(PlanVersion, e.plan_id)
+            if pv is None or pv.intersection_id != intersection_id:
+                problems.append(
+                    Problem(field=f"entries[{k}].plan_id", message=f"no plan {e.plan_id} for {intersection_id}")
+                )
+                continue
+            entries.append((e.start, Control("fixed", "schedule", pv.id, pv.version, plan_from_json(pv.plan))))
+        if problems:
+            return JSONResponse(
+                status_code=422, content={"detail": "schedule refused", "problems": [p.model_dump() for p in problems]}
+            )
+        for old in s.scalars(select(ScheduleEntry).where(ScheduleEntry.intersection_id == intersection_id)):
+            s.delete(old)
+        for e in body.entries:
+            s.add(
+                ScheduleEntry(
+                    intersection_id=intersection_id, start=e.start, plan_id=e.plan_id, created_by=who.username
+                )
+            )
+        svc.db.audit(
+            s,
+            who.username,
+            "schedule.set",
+            intersection_id,
+            entries=[e.model_dump() for e in body.entries],
+            comment=body.comment,
+        )
+    svc.runner.post(lambda r: r.set_schedule(intersection_id, entries))
+    return {"intersection": intersection_id, "entries": [e.model_dump() for e in body.entries]}

@@ -1,0 +1,150 @@
+"""Control-centre settings: one TOML file plus ``GREENWAVE_*`` environment variables.
+
+Precedence, highest first: values given in code or on the command line, the
+environment (``GREENWAVE_PORT=8080``), the settings file (``--config FILE`` or
+``GREENWAVE_CONFIG``), the defaults below. Example file::
+
+    demo = false
+    secret_key = "a long random string"
+    database_url = "postgresql+psycopg://gw:...@db/greenwave"
+    backend = "sumo"          # sumo | fake | modbus
+    scenario = "demo"
+    speed = 1.0               # simulated seconds per wall-clock second (0: as fast as possible)
+
+Demo mode (the default) runs the embedded digital twin with well-known demo
+users; outside demo mode the service refuses to start while a secret still
+has its default value (:meth:`Settings.startup_problems`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from intersections.errors import InputError
+
+__all__ = ["BackendKind", "Settings", "load_settings", "DEFAULT_SECRET_KEY", "DEFAULT_DEMO_PASSWORD"]
+
+DEFAULT_SECRET_KEY = "greenwave-demo-secret-change-me"
+DEFAULT_DEMO_PASSWORD = "greenwave"
+
+
+class BackendKind(StrEnum):
+    """What the engine drives."""
+
+    SUMO = "sumo"  # the SUMO digital twin of a scenario, in process (libsumo)
+    FAKE = "fake"  # the in-memory point-queue model over the scenario's network (tests)
+    MODBUS = "modbus"  # the SUMO twin through emulated controllers over Modbus TCP (needs field_io)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GREENWAVE_", extra="forbid", validate_default=True)
+
+    _toml_file: ClassVar[Path | None] = None
+
+    demo: bool = Field(True, description="demo mode: demo users and default secrets allowed")
+    secret_key: SecretStr = Field(SecretStr(DEFAULT_SECRET_KEY), description="key for token digests")
+    demo_password: SecretStr = Field(SecretStr(DEFAULT_DEMO_PASSWORD), description="password of the demo users")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    data_dir: Path = Field(Path("out/control-centre"), description="database, scenario build and logs")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite in data_dir")
+    backend: BackendKind = BackendKind.SUMO
+    scenario: str = Field("demo", description="library scenario name or scenario TOML file")
+    net_file: Path | None = Field(None, description="a SUMO .net.xml instead of a scenario (fake backend)")
+    seed: int = Field(42, ge=0)
+    controller: str = Field("auto", description="policy name; auto = adaptive when available, else actuated")
+    speed: float = Field(5.0, ge=0, le=1000, description="simulated s per wall s; 0 = as fast as possible")
+    tick_s: float = Field(1.0, gt=0, le=10)
+    comm_timeout_s: float | None = Field(None, gt=0, description="stale-data limit; default two ticks")
+    loop_scenario: bool = Field(True, description="restart the twin when the scenario's horizon ends")
+    token_ttl_s: int = Field(8 * 3600, gt=0)
+    max_command_s: float = Field(24 * 3600, gt=0, description="longest expiry of any command")
+    max_hold_s: float = Field(900, gt=0, description="longest manual stage hold (no open-ended holds)")
+    max_flash_s: float = Field(8 * 3600, gt=0, description="longest operator flash")
+    event_flush_s: float = Field(5.0, gt=0, description="wall seconds between writes of hi-res event chunks")
+    modbus_base_port: int = Field(15020, ge=0, le=65535, description="first emulator port (backend=modbus)")
+
+    @field_validator("controller")
+    @classmethod
+    def _known_controller(cls, v: str) -> str:
+        if v == "auto":
+            return v
+        from controller.policies import policy_names
+
+        if v not in policy_names():
+            raise ValueError(f"unknown controller {v!r} (known: auto, {', '.join(policy_names())})")
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls._toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._toml_file))
+        return tuple(sources)
+
+    # ------------------------------------------------------------------
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'greenwave.db').resolve()}"
+
+    @property
+    def policy_name(self) -> str:
+        """The policy the engine runs when an intersection is adaptive."""
+        if self.controller != "auto":
+            return self.controller
+        from controller.policies import policy_names
+
+        return "adaptive" if "adaptive" in policy_names() else "actuated"
+
+    def startup_problems(self) -> list[str]:
+        """Why the service must not start with these settings (empty: fine)."""
+        out: list[str] = []
+        if not self.demo:
+            if self.secret_key.get_secret_value() == DEFAULT_SECRET_KEY:
+                out.append("secret_key: still the default; set GREENWAVE_SECRET_KEY or secret_key in the settings file")
+            if len(self.secret_key.get_secret_value()) < 16:
+                out.append("secret_key: use at least 16 characters")
+            if self.demo_password.get_secret_value() == DEFAULT_DEMO_PASSWORD:
+                out.append("demo_password: still the default (unused outside demo mode, but must not stay default)")
+        from controller.policies import make_policy
+
+        if self.controller != "auto" and getattr(make_policy(self.controller), "passive", False):
+            out.append(f"controller: {self.controller!r} is passive (runs SUMO's own programs) and takes no commands")
+        return out
+
+
+def load_settings(config: str | Path | None = None, **overrides: Any) -> Settings:
+    """Settings from ``config`` (or ``$GREENWAVE_CONFIG``), the environment and ``overrides``.
+
+    ``None`` values in ``overrides`` are ignored (unset command-line flags).
+    """
+    import os
+
+    env = os.environ.get("GREENWAVE_CONFIG")
+    path = Path(config) if config else (Path(env) if env else None)
+    if path is not None and not path.is_file():
+        raise InputError("settings file not found", where=str(path))
+    Settings._toml_file = path
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    finally:
+        Settings._toml_file = None
