@@ -25,7 +25,7 @@ from api.server.db import Database, User
 from api.server.deps import ServiceState
 from api.server.live import EngineRunner
 from api.server.routes import alarms, auth, commands, network, plans, stream
-from api.server.settings import Settings
+from api.server.settings import DEFAULT_DEMO_PASSWORD, Settings
 
 __all__ = ["create_app", "DASHBOARD_DIR", "ensure_demo_users", "DEMO_USERS"]
 
@@ -95,6 +95,10 @@ def create_app(settings: Settings, *, start_engine: bool = True) -> FastAPI:
         body = {"status": "ok" if runner.running else runner.state, "engine": runner.state, "ticks": runner.ticks}
         if runner.error:
             body["error"] = runner.error
+        if settings.demo:
+            body["demo"] = True
+            if settings.demo_password.get_secret_value() == DEFAULT_DEMO_PASSWORD:
+                body["demo_login"] = f"admin / {DEFAULT_DEMO_PASSWORD}"
         return JSONResponse(body, status_code=200 if runner.running else 503)
 
     @app.get("/docs", include_in_schema=False)
