@@ -158,8 +158,15 @@ class Engine:
         return TickResult(t, obs, est, requests, states, report)
 
     def _log_hires(self, t: float, obs: Observation, states: np.ndarray) -> None:
+        pending = getattr(self.policy, "pending_events", None)
         if self.hires is None:
+            if pending:
+                pending.clear()
             return
+        if pending:
+            for row, code, param in pending:
+                self.hires.emit(t, row, code, param)
+            pending.clear()
         presence = (np.nan_to_num(obs.occupancy) > 0) | (np.nan_to_num(obs.counts) > 0)
         self.hires.record(t, states, presence, self.dt_s, termination=getattr(self.policy, "last_termination", None))
 

@@ -20,6 +20,8 @@ Definitions (JSON keys are stable; README "KPI keys"):
   (``waitingTime``: time at speed < 0.1 m/s), ``mean_stops`` (``waitingCount``);
 * ``throughput_veh``: vehicles that arrived; ``unfinished_veh``: running +
   pending at the end; ``teleports``: SUMO's teleport count;
+* ``general_delay_s``: mean delay of all but buses (the cost of transit
+  priority to general traffic);
 * ``bus_person_delay_s``: delay per bus passenger (each bus weighted by its
   occupancy), ``bus_person_delay_h``: total passenger-hours of delay;
 * per intersection: ``control_delay_s`` = Σ time loss on its incoming edges /
@@ -116,6 +118,9 @@ def read_vtype_classes(files: Iterable[str | Path]) -> dict[str, tuple[str, floa
                     persons = el.get("personNumber")
                     occ = float(persons) if persons else (DEFAULT_BUS_OCCUPANCY if cls == "bus" else 1.0)
                     out[vid] = (cls, occ)
+                elif el.tag in ("flow", "vehicle", "trip") and el.get("personNumber"):
+                    # Occupancy given per flow/vehicle (as bus lines are): keyed "@<id>".
+                    out["@" + el.get("id", "")] = ("", float(el.get("personNumber", 1)))
                 el.clear()
         except (ET.ParseError, OSError):
             continue  # malformed route files are reported by SUMO itself, with its own message
@@ -132,6 +137,11 @@ def read_tripinfo(path: str | Path, vtypes: Mapping[str, tuple[str, float]] | No
             a = el.attrib
             vt = a.get("vType", "")
             cls, occ = vtypes.get(vt, (_class_of(vt, None), DEFAULT_BUS_OCCUPANCY if "bus" in vt.lower() else 1.0))
+            # Per-flow occupancy: vehicle "line.3" of flow "line", or the vehicle itself.
+            vid = a["id"]
+            per = vtypes.get("@" + vid) or vtypes.get("@" + vid.rsplit(".", 1)[0])
+            if per is not None:
+                occ = per[1]
             out.append(
                 TripRecord(
                     vehicle=a["id"],
@@ -208,6 +218,9 @@ def trip_kpis(
         if sub or pend.size:
             by_class[cls] = _summary(sub, pend)
     out["by_class"] = by_class
+    general = [t for t in trips if t.vclass != "bus"]
+    gen_pend = np.array([d for c, d in pending.values() if c != "bus"], dtype=float)
+    out["general_delay_s"] = _summary(general, gen_pend)["mean_delay_s"] if general or gen_pend.size else 0.0
     buses = [t for t in trips if t.vclass == "bus"]
     if buses:
         occ = np.array([t.occupancy for t in buses])

@@ -54,6 +54,11 @@ LAST_STEP_VEHICLE_HALTING_NUMBER = 0x14
 VAR_INTERVAL_NUMBER = 0x25
 TL_RED_YELLOW_GREEN_STATE = 0x20
 
+# One record per special vehicle approaching a controlled intersection (Observation.extra).
+SPECIAL_DTYPE = np.dtype(
+    [("row", "i4"), ("group", "i4"), ("distance_m", "f8"), ("speed_m_s", "f8"), ("lateness_s", "f8"), ("persons", "f8")]
+)
+
 STATE_CHAR = {int(SignalState.RED): "r", int(SignalState.YELLOW): "y", int(SignalState.FLASH): "o"}
 CHAR_STATE = {
     "G": SignalState.GREEN,
@@ -157,6 +162,9 @@ class SumoBackend(BaseBackend):
         self.step_wall_s = 0.0  # wall time inside simulationStep (SUMO's own work)
         # Halting vehicles on each stop-line lane-area detector (detectors.e2_ids order).
         self.e2_halting = np.zeros(0)
+        # Buses (GPS-tracked) and emergency vehicles, tracked from departure to arrival.
+        self._special: dict[str, str] = {}  # vehicle id -> "bus" | "emergency"
+        self._row_of_tls = {tls: r for r, tls in enumerate(self._tls)}
 
     # ---- mapping groups <-> link indices ------------------------------------------
     def _link_map(self, inter: Any, program: list[str] | None) -> dict[str, Any]:
@@ -353,6 +361,20 @@ class SumoBackend(BaseBackend):
 
     def read(self) -> Observation:
         self._require_open()
+        try:
+            return self._read()
+        except SimulationError:
+            raise
+        except Exception as e:
+            self._died(e)
+            raise  # unreachable: _died raises
+
+    def _died(self, e: BaseException) -> None:
+        self._shutdown()
+        self.lifecycle = type(self.lifecycle).CLOSED
+        raise SimulationError(f"SUMO died at t={self.time_s:g} s: {self._sumo_error(e)}") from None
+
+    def _read(self) -> Observation:
         p = self.packed
         lay = self.detectors
         counts = np.zeros(len(lay.ids))
@@ -382,7 +404,68 @@ class SumoBackend(BaseBackend):
             signal_state=state,
             comm_age_s=np.zeros(p.n),
             fault=np.zeros(p.n, bool),
+            extra=self._read_special(),
         )
+
+    def _read_special(self) -> dict[str, np.ndarray]:
+        """Buses and emergency vehicles approaching a controlled intersection.
+
+        The bus record is what the city's bus GPS feed gives: position (as the
+        distance to the next signal), speed, and lateness against the schedule
+        (the next stop's scheduled arrival where the route has one, otherwise
+        the time lost against free flow, SUMO's ``timeLoss``). Cost: two calls
+        per tick for departures/arrivals plus a few per tracked vehicle.
+        """
+        c = self._conn
+        veh = c.vehicle
+        for vid in c.simulation.getDepartedIDList():
+            vclass = veh.getVehicleClass(vid)
+            if vclass in ("bus", "coach", "tram"):
+                self._special[vid] = "bus"
+            elif vclass == "emergency":
+                self._special[vid] = "emergency"
+        for vid in c.simulation.getArrivedIDList():
+            self._special.pop(vid, None)
+        rows: dict[str, list[tuple[float, ...]]] = {"bus": [], "emergency": []}
+        for vid, kind in list(self._special.items()):
+            try:
+                nxt = veh.getNextTLS(vid)
+            except Exception:  # teleported away or already gone
+                self._special.pop(vid, None)
+                continue
+            if not nxt:
+                continue
+            tls, link, dist, _state = nxt[0]
+            row = self._row_of_tls.get(tls)
+            if row is None:
+                continue
+            group_of = self._link_maps[row]["group_of"]
+            if not 0 <= link < len(group_of) or group_of[link] < 0:
+                continue
+            speed = float(veh.getSpeed(vid))
+            late = 0.0
+            persons = 1.0
+            if kind == "bus":
+                late = self._lateness_s(vid)
+                persons = float(veh.getPersonNumber(vid)) or 1.0
+            rows[kind].append((row, int(group_of[link]), float(dist), speed, late, persons))
+        out: dict[str, np.ndarray] = {}
+        for kind, recs in rows.items():
+            arr = np.zeros(len(recs), dtype=SPECIAL_DTYPE)
+            if recs:
+                arr[:] = recs
+            out[kind] = arr
+        return out
+
+    def _lateness_s(self, vid: str) -> float:
+        veh = self._conn.vehicle
+        try:
+            stops = veh.getStops(vid, 1)
+        except Exception:
+            stops = ()
+        if stops and getattr(stops[0], "intendedArrival", -1) >= 0:
+            return float(self.time_s - stops[0].intendedArrival)
+        return float(veh.getTimeLoss(vid))
 
     def _read_states(self) -> np.ndarray:
         p = self.packed
@@ -402,8 +485,11 @@ class SumoBackend(BaseBackend):
         states = commands.states
         changed = np.flatnonzero((states != self._shown).any(axis=1))
         tl = self._conn.trafficlight
-        for row in changed:
-            tl.setRedYellowGreenState(self._tls[row], self._state_string(int(row), states[row]))
+        try:
+            for row in changed:
+                tl.setRedYellowGreenState(self._tls[row], self._state_string(int(row), states[row]))
+        except Exception as e:
+            self._died(e)
         self._shown = states.copy()
 
     def advance(self) -> float:
@@ -413,9 +499,7 @@ class SumoBackend(BaseBackend):
         try:
             self._conn.simulationStep(target)
         except Exception as e:
-            self._shutdown()
-            self.lifecycle = type(self.lifecycle).CLOSED
-            raise SimulationError(f"SUMO died at t={self.time_s:g} s: {self._sumo_error(e)}") from None
+            self._died(e)
         self.step_wall_s += time.perf_counter() - t0
         self.time_s = float(self._conn.simulation.getTime())
         self.steps += 1

@@ -34,6 +34,7 @@ SCALAR_KPIS = (
     "unfinished_veh",
     "teleports",
     "bus_person_delay_s",
+    "general_delay_s",
 )
 
 

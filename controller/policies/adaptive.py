@@ -8,14 +8,16 @@ from arrays:
    Smith et al. 2013: a green is worth keeping while vehicles are released at
    saturation flow). The current stage stays green while one of its groups
    still has a standing queue that can leave (not blocked downstream), or a
-   vehicle has arrived within ``passage_s`` (the NTCIP unit extension).
+   vehicle has arrived within ``passage_s`` (the NTCIP unit extension). A
+   standing queue is never cut short for another stage (every switch costs an
+   intergreen of lost time for everybody: cutting a discharging queue
+   thrashes), except at the stage's maximum green or to end starvation.
 2. **Switch to the stage of highest pressure** (Varaiya 2013 max-pressure:
    queue minus downstream queue, weighted by lanes) amplified by how long its
    vehicles have waited, once the current stage has served its minimum green.
-   A switch costs the intergreen for everybody, so while the current stage
-   still discharges it only yields to a stage whose pressure exceeds
-   ``switch_ratio`` times its own (hysteresis), and it always yields at the
-   stage's maximum green, which is adapted to the measured degree of
+   A stage that only extends for sporadic arrivals yields to a stage whose
+   pressure exceeds ``switch_ratio`` times its own (hysteresis), and every
+   stage yields at its maximum green, which is adapted to the measured degree of
    saturation (SCATS: more green where more demand, bounded by the groups'
    configured maximum).
 3. **Spillback protection**: a movement whose downstream link is nearly full
@@ -49,7 +51,7 @@ from controller.safety import HOLD
 from intersections.model import DetectorKind, SignalState
 from intersections.network import Network
 
-__all__ = ["AdaptivePolicy"]
+__all__ = ["AdaptivePolicy", "AdaptiveNoTsp"]
 
 GREEN = int(SignalState.GREEN)
 VEHICLE_SPACING_M = 7.0  # jam spacing of a car; a motorcycle takes about a third (PCU ~0.3)
@@ -62,14 +64,21 @@ class AdaptivePolicy:
     def __init__(
         self,
         *,
-        passage_s: float = 2.5,
-        switch_ratio: float = 2.0,
+        passage_s: float = 5.0,
+        switch_ratio: float = 4.0,
         wait_weight_s: float = 60.0,
         max_red_s: float = 120.0,
         spillback_fraction: float = 0.85,
         min_max_green_s: float = 20.0,
         stuck_s: float = 120.0,
         queue_threshold_veh: float = 0.5,
+        approach_window_s: float = 8.0,
+        tsp: bool = True,
+        tsp_lateness_s: float = 60.0,
+        tsp_distance_m: float = 150.0,
+        tsp_max_extension_s: float = 15.0,
+        tsp_cooldown_s: float = 90.0,
+        preempt_distance_m: float = 300.0,
     ) -> None:
         self.passage_s = float(passage_s)
         self.switch_ratio = float(switch_ratio)
@@ -79,6 +88,13 @@ class AdaptivePolicy:
         self.min_max_green_s = float(min_max_green_s)
         self.stuck_s = float(stuck_s)
         self.queue_threshold_veh = float(queue_threshold_veh)
+        self.approach_window_s = float(approach_window_s)
+        self.tsp = bool(tsp)
+        self.tsp_lateness_s = float(tsp_lateness_s)
+        self.tsp_distance_m = float(tsp_distance_m)
+        self.tsp_max_extension_s = float(tsp_max_extension_s)
+        self.tsp_cooldown_s = float(tsp_cooldown_s)
+        self.preempt_distance_m = float(preempt_distance_m)
 
     # ------------------------------------------------------------------
     def reset(self, network: Network, packed: PackedNetwork) -> None:
@@ -109,11 +125,23 @@ class AdaptivePolicy:
         big = np.where(packed.stage_mask, packed.max_green_s[:, None, :], np.inf)
         self.stage_max_s = np.where(packed.stage_valid, big.min(axis=2), 0.0)
         self.stage_min_s = np.where(packed.stage_mask, packed.min_green_s[:, None, :], 0.0).max(axis=2)
+        # A vehicle is counted once by each detector of its lane (zone entry, advance loop).
+        per_group = np.bincount(self.flat, minlength=n * g).reshape(n, g) if len(self.layout.ids) else np.zeros((n, g))
+        lanes_g = np.maximum(group_lanes(network, packed), 1.0)
+        self.arrivals_per_vehicle = np.maximum(per_group / lanes_g, 1.0)
         self.since_arrival_s = np.full((n, g), np.inf)
         self.red_wait_s = np.zeros((n, g))
         self.stuck_for_s = np.zeros(len(self.layout.ids))
         self.last_termination = np.zeros(n, np.int16)
         self.detector_failed = np.zeros(len(self.layout.ids), bool)
+        self._arrival_ring: np.ndarray | None = None
+        self._ring_at = 0
+        # Priority state: time since the last transit-priority action, extension used so far,
+        # which intersections are under emergency preemption; events for the hi-res log.
+        self.since_tsp_s = np.full(n, np.inf)
+        self.tsp_extension_s = np.zeros(n)
+        self.preempting = np.zeros(n, bool)
+        self.pending_events: list[tuple[int, int, int]] = []
 
     # ------------------------------------------------------------------
     def _detectors(self, obs: Observation, dt: float) -> tuple[np.ndarray, np.ndarray]:
@@ -144,10 +172,19 @@ class AdaptivePolicy:
         # neither starved nor favoured.
         q = np.where(blind, 1.0, q)
         self.since_arrival_s = np.where(arrivals > 0, 0.0, self.since_arrival_s + dt)
+        # Vehicles that entered detection in the last approach_window_s and are still on
+        # their way to the stop line (SURTRAC's approaching platoon, from advance detection).
+        slots = max(1, round(self.approach_window_s / dt))
+        if self._arrival_ring is None or self._arrival_ring.shape[0] != slots:
+            self._arrival_ring = np.zeros((slots, p.n, p.g))
+            self._ring_at = 0
+        self._arrival_ring[self._ring_at] = arrivals
+        self._ring_at = (self._ring_at + 1) % slots
+        approaching = self._arrival_ring.sum(axis=0) / self.arrivals_per_vehicle
 
         down = (self.down @ q.ravel()).reshape(q.shape)
         blocked = down >= self.spillback_fraction * self.storage
-        demand = np.where(blocked, 0.0, q)
+        demand = np.where(blocked, 0.0, q + approaching)
         green = ctx.state == GREEN
         waiting = ~green & (demand > self.queue_threshold_veh) & p.group_valid
         self.red_wait_s = np.where(waiting, self.red_wait_s + dt, 0.0)
@@ -174,8 +211,10 @@ class AdaptivePolicy:
 
         elapsed = stage_green_elapsed_s(ctx, p)
         past_min = elapsed >= self.stage_min_s[rows, cur_c]
-        discharging = (members & (demand > self.queue_threshold_veh)).any(axis=1)
-        arriving = (members & (self.since_arrival_s < self.passage_s) & ~blocked).any(axis=1)
+        discharging = (members & (q > self.queue_threshold_veh) & ~blocked).any(axis=1)
+        arriving = (members & (approaching > self.queue_threshold_veh) & ~blocked).any(axis=1)
+        if self.passage_s > 0:
+            arriving &= (members & (self.since_arrival_s < self.passage_s)).any(axis=1) | discharging
         alive = discharging | arriving
         # Degree-of-saturation-adapted maximum: the current stage's share of total pressure.
         total = np.where(p.stage_valid, np.maximum(pressure, 0.0), 0.0).sum(axis=1)
@@ -183,11 +222,10 @@ class AdaptivePolicy:
         max_green = np.maximum(self.min_max_green_s, self.stage_max_s[rows, cur_c] * np.clip(0.5 + share, 0.5, 1.0))
         maxed = elapsed >= max_green
         want = best_score > 0
-        # A vehicle that just arrived on the current stage is worth one queued vehicle per lane.
-        credit = (w * (members & (self.since_arrival_s < self.passage_s))).sum(axis=1)
-        overwhelmed = best_score > self.switch_ratio * (np.maximum(cur_pressure, 0.0) + credit) + 1e-9
+        overwhelmed = best_score > self.switch_ratio * np.maximum(cur_pressure, 0.0) + 1e-9
         forced = starving_stage[rows, best]
-        switch = has & past_min & want & (~alive | maxed | forced | overwhelmed)
+        switch = has & past_min & want & (~alive | maxed | forced | (overwhelmed & ~discharging))
+        switch, best = self._transit_priority(obs, ctx, switch, best, score, members, past_min, forced, dt)
         term = np.zeros(p.n, np.int16)
         term[switch & ~alive] = EventCode.GAP_OUT
         term[switch & alive & maxed] = EventCode.MAX_OUT
@@ -195,4 +233,113 @@ class AdaptivePolicy:
         self.last_termination = term
         out = np.where(switch, best, HOLD)
         first = np.where(np.isfinite(score).any(axis=1), score.argmax(axis=1), 0)
-        return np.where(has, out, first)
+        out = np.where(has, out, first)
+        return self._preempt(obs, out)
+
+    # ------------------------------------------------------------------
+    def _stage_for(self, rows: np.ndarray, groups: np.ndarray, score: np.ndarray | None = None) -> np.ndarray:
+        """For each (row, group): the valid stage serving the group (best-scoring when several)."""
+        p = self.packed
+        serves = p.stage_mask[rows, :, groups] & p.stage_valid[rows]  # (k, S)
+        if score is None:
+            return np.where(serves.any(axis=1), serves.argmax(axis=1), -1)
+        sc = np.where(serves, score[rows], -np.inf)
+        return np.where(serves.any(axis=1), sc.argmax(axis=1), -1)
+
+    def _transit_priority(
+        self,
+        obs: Observation,
+        ctx: PolicyContext,
+        switch: np.ndarray,
+        best: np.ndarray,
+        score: np.ndarray,
+        members: np.ndarray,
+        past_min: np.ndarray,
+        forced: np.ndarray,
+        dt: float,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Green extension or early green for late buses, within limits that protect cross traffic.
+
+        A bus later than ``tsp_lateness_s`` against its schedule and within
+        ``tsp_distance_m`` of the stop line: if its group is green, the
+        stage is held up to ``tsp_max_extension_s`` beyond where it would
+        have ended; if red, its stage is called next as soon as the current
+        one has served its minimum green. One priority action per
+        intersection per ``tsp_cooldown_s``, never against a starving
+        movement (the starvation bound wins).
+        """
+        self.since_tsp_s += dt
+        bus = obs.extra.get("bus") if obs.extra else None
+        if not self.tsp or bus is None or not len(bus):
+            self.tsp_extension_s[:] = 0.0
+            return switch, best
+        p = self.packed
+        late = bus[(bus["lateness_s"] >= self.tsp_lateness_s) & (bus["distance_m"] <= self.tsp_distance_m)]
+        if not len(late):
+            self.tsp_extension_s[:] = 0.0
+            return switch, best
+        rows = late["row"].astype(np.int64)
+        groups = late["group"].astype(np.int64)
+        want_g = np.zeros((p.n, p.g), bool)
+        want_g[rows, groups] = True
+        green = ctx.state == GREEN
+        ready = self.since_tsp_s >= self.tsp_cooldown_s
+        # Extension: the bus's group is green in the current stage.
+        extend = (want_g & green & members).any(axis=1) & switch & ~forced
+        extend &= (self.tsp_extension_s < self.tsp_max_extension_s) & (ready | (self.tsp_extension_s > 0))
+        self.tsp_extension_s = np.where(extend, self.tsp_extension_s + dt, 0.0)
+        started = extend & (self.tsp_extension_s == dt)
+        switch = switch & ~extend
+        # Early green: the bus's group is red; call its stage once min green is served.
+        red_bus = want_g & ~green
+        r_idx, g_idx = np.nonzero(red_bus)
+        early = np.zeros(p.n, bool)
+        target = best.copy()
+        if r_idx.size:
+            st = self._stage_for(r_idx, g_idx, score)
+            ok = (st >= 0) & ready[r_idx] & past_min[r_idx] & ~forced[r_idx] & (st != ctx.target[r_idx])
+            early[r_idx[ok]] = True
+            target[r_idx[ok]] = st[ok]
+        switch = switch | early
+        best = np.where(early, target, best)
+        acted = started | early
+        self.since_tsp_s[acted] = 0.0
+        for r in np.flatnonzero(started):
+            self.pending_events.append((int(r), 114, 1))  # TSP extend green
+        for r in np.flatnonzero(early):
+            self.pending_events.append((int(r), 113, 1))  # TSP early green
+        return switch, best
+
+    def _preempt(self, obs: Observation, out: np.ndarray) -> np.ndarray:
+        """Emergency preemption: the approaching vehicle's stage, after safe clearance.
+
+        The request goes through the supervisor like any other, so yellow,
+        all-red and minimum greens are served in full before the emergency
+        vehicle's green; the stage is held while the vehicle approaches, and
+        normal (coordinated/adaptive) control resumes when it has passed.
+        """
+        em = obs.extra.get("emergency") if obs.extra else None
+        active = np.zeros(self.packed.n, bool)
+        if em is not None and len(em):
+            near = em[em["distance_m"] <= self.preempt_distance_m]
+            if len(near):
+                rows = near["row"].astype(np.int64)
+                st = self._stage_for(rows, near["group"].astype(np.int64))
+                ok = st >= 0
+                out = out.copy()
+                out[rows[ok]] = st[ok]
+                active[rows[ok]] = True
+        for r in np.flatnonzero(active & ~self.preempting):
+            self.pending_events.append((int(r), 102, 1))  # preempt call on
+        for r in np.flatnonzero(~active & self.preempting):
+            self.pending_events.append((int(r), 104, 1))  # preempt call off: back to normal control
+        self.preempting = active
+        return out
+
+
+@register_policy("adaptive-no-tsp")
+def AdaptiveNoTsp(**params: object) -> AdaptivePolicy:
+    """The adaptive policy without transit priority: the 'without' side of the TSP comparison."""
+    pol = AdaptivePolicy(**{**params, "tsp": False})  # type: ignore[arg-type]
+    pol.name = "adaptive-no-tsp"
+    return pol

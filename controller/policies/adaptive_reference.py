@@ -59,6 +59,19 @@ class AdaptiveReference(AdaptivePolicy):
                     q = 1.0
                 queue_all[r][k] = q
                 self.since_arrival_s[r, k] = 0.0 if arrivals[r][k] > 0 else self.since_arrival_s[r, k] + dt
+        slots = max(1, round(self.approach_window_s / dt))
+        if self._arrival_ring is None or self._arrival_ring.shape[0] != slots:
+            self._arrival_ring = np.zeros((slots, p.n, p.g))
+            self._ring_at = 0
+        approaching = [[0.0] * p.g for _ in range(p.n)]
+        for r in range(p.n):
+            for k in range(p.g):
+                self._arrival_ring[self._ring_at, r, k] = arrivals[r][k]
+                total = 0.0
+                for slot in range(slots):
+                    total += self._arrival_ring[slot, r, k]
+                approaching[r][k] = total / self.arrivals_per_vehicle[r, k]
+        self._ring_at = (self._ring_at + 1) % slots
         flat_q = np.array(queue_all).ravel()
         down_all = (self.down @ flat_q).reshape(p.n, p.g)
         for r in range(p.n):
@@ -66,7 +79,7 @@ class AdaptiveReference(AdaptivePolicy):
             demand, blocked, pg = {}, {}, {}
             for k in groups:
                 blocked[k] = down_all[r, k] >= self.spillback_fraction * self.storage[r, k]
-                demand[k] = 0.0 if blocked[k] else queue_all[r][k]
+                demand[k] = 0.0 if blocked[k] else queue_all[r][k] + approaching[r][k]
                 is_green = ctx.state[r, k] == int(SignalState.GREEN)
                 waiting = (not is_green) and demand[k] > self.queue_threshold_veh
                 self.red_wait_s[r, k] = self.red_wait_s[r, k] + dt if waiting else 0.0
@@ -97,17 +110,19 @@ class AdaptiveReference(AdaptivePolicy):
             stage_min = max((float(p.min_green_s[r, k]) for k in mem), default=0.0)
             if elapsed < stage_min:
                 continue
-            discharging = any(demand[k] > self.queue_threshold_veh for k in mem)
-            arriving = any(self.since_arrival_s[r, k] < self.passage_s and not blocked[k] for k in mem)
+            discharging = any(queue_all[r][k] > self.queue_threshold_veh and not blocked[k] for k in mem)
+            arriving = any(approaching[r][k] > self.queue_threshold_veh and not blocked[k] for k in mem)
+            if self.passage_s > 0:
+                recent = any(self.since_arrival_s[r, k] < self.passage_s for k in mem)
+                arriving = arriving and (recent or discharging)
             alive = discharging or arriving
             total = sum(max(pressure[s], 0.0) for s in stages)
             cur_p = pressure.get(cur, 0.0)
             share = max(cur_p, 0.0) / total if total > 0 else 1.0
             max_green = max(self.min_max_green_s, float(self.stage_max_s[r, cur]) * min(max(0.5 + share, 0.5), 1.0))
             maxed = elapsed >= max_green
-            credit = sum(float(self.weight[r, k]) for k in mem if self.since_arrival_s[r, k] < self.passage_s)
-            overwhelmed = score[best] > self.switch_ratio * (max(cur_p, 0.0) + credit) + 1e-9
-            if score[best] > 0 and (not alive or maxed or starving[best] or overwhelmed):
+            overwhelmed = score[best] > self.switch_ratio * max(cur_p, 0.0) + 1e-9
+            if score[best] > 0 and (not alive or maxed or starving[best] or (overwhelmed and not discharging)):
                 out[r] = best
                 term[r] = 4 if not alive else (5 if maxed else 6)
         self.last_termination = term
