@@ -344,8 +344,9 @@ def plan_from_json(d: Mapping[str, Any], *, where: str = "plan") -> TimingPlan:
 def plan_to_json(p: TimingPlan) -> dict[str, Any]:
     out: dict[str, Any] = {
         "intersection": p.intersection_id,
-        "cycle_s": round(p.cycle_s, 3),
-        "offset_s": round(p.offset_s, 3),
+        # Not rounded: a rounded intergreen could fall below its required clearance.
+        "cycle_s": float(p.cycle_s),
+        "offset_s": float(p.offset_s),
         "stages": [],
     }
     if p.name:
@@ -353,8 +354,8 @@ def plan_to_json(p: TimingPlan) -> dict[str, Any]:
     for s in p.stages:
         st: dict[str, Any] = {
             "stage": s.stage,
-            "green_s": round(s.green_s, 3),
-            "intergreen_s": round(s.intergreen_s, 3),
+            "green_s": float(s.green_s),
+            "intergreen_s": float(s.intergreen_s),
         }
         if s.groups:
             st["groups"] = sorted(s.groups)

@@ -7,21 +7,24 @@ Front door::
 
 The front door converts each signal group's demand (veh/h per vehicle class,
 :class:`~controller.timing.demand.Demand`) to pcu/h with a PCU set
-(:mod:`controller.timing.pcu`; ``pcu="hanoi"`` by default), derives each
-group's saturation flow (:mod:`controller.timing.groups`; ``saturation="hcm"``,
-``"width"`` or ``"network"``), then calls the timing method by name from
+(:mod:`controller.timing.pcu`; ``pcu="hanoi"`` by default), groups the
+lanes of each approach into lane groups and derives their saturation flow
+(:mod:`controller.timing.groups`; ``saturation="hcm"``, ``"width"`` or
+``"network"``), then calls the timing method by name from
 :data:`METHODS`. Every plan a method returns is run through
 :func:`intersections.plan.check_plan` here before it is handed out.
 
 Methods (one module each): ``"webster"`` (:func:`controller.timing.webster.plan_webster`,
 Webster 1958). Register more with :func:`register_method`; a method takes
-``(intersections, flow_pcu_h, saturation_pcu_h, **params)`` and returns one
+``(intersections, lane_groups, **params)`` (``lane_groups[i]``: the
+lane groups, :class:`~controller.timing.groups.LaneGroup`, of intersection ``i`` with flow
+and saturation flow in pcu/h) and returns one
 :class:`~controller.timing.result.IntersectionTiming` per intersection.
 
 Front-door parameters (the rest go to the method): ``pcu``, ``saturation``,
 ``lane_width_m`` (3.6), ``base_saturation_pc_h_ln`` (1900),
 ``width_k_pcu_h_m`` (600), ``cbd`` (False), ``saturation_pcu_h`` (overrides,
-``{(intersection_id, group_id): pcu/h}``).
+``{(intersection_id, signal group id or approach edge id): pcu/h}``).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from types import MappingProxyType
 from typing import Any
 
 from controller.timing.demand import Demand, load_demand
-from controller.timing.groups import group_saturation_flows_pcu_h
+from controller.timing.groups import LaneGroup, lane_groups
 from controller.timing.pcu import PCU_SETS, PcuSet, get_pcu_set
 from controller.timing.result import IntersectionTiming
 from controller.timing.webster import plan_webster
@@ -49,6 +52,7 @@ __all__ = [
     "Demand",
     "load_demand",
     "IntersectionTiming",
+    "LaneGroup",
     "PCU_SETS",
     "PcuSet",
 ]
@@ -86,7 +90,7 @@ def compute_timings(
     saturation_pcu_h: Mapping[tuple[str, str], float] | None = None,
     **params: Any,
 ) -> list[IntersectionTiming]:
-    """Plans with their design figures (Y, L, v/c, delay, LOS), one per intersection."""
+    """Plans with their design figures (Y, L, v/c, delay, LOS), one per intersection, in network order."""
     try:
         func = METHODS[method]
     except KeyError:
@@ -98,13 +102,18 @@ def compute_timings(
     graph = network.graph if isinstance(network, Network) else None
     demand.check(inters)
     overrides: dict[str, dict[str, float]] = {}
-    for (iid, gid), v in (saturation_pcu_h or {}).items():
-        overrides.setdefault(iid, {})[gid] = v
-    flows = [demand.pcu_h(i, pcu_set) for i in inters]
-    sats = [
-        group_saturation_flows_pcu_h(
+    for (iid, key), v in (saturation_pcu_h or {}).items():
+        overrides.setdefault(iid, {})[key] = v
+    known = {i.id for i in inters}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise InputError(f"saturation flow overrides name unknown intersections {unknown}", where="saturation")
+    groups = [
+        lane_groups(
             i,
             graph,
+            group_flow_pcu_h=demand.pcu_h(i, pcu_set),
+            movement_flow_pcu_h=demand.movement_pcu_h(i, pcu_set),
             method=saturation,
             lane_width_m=lane_width_m,
             base_pc_h_ln=base_saturation_pc_h_ln,
@@ -114,7 +123,7 @@ def compute_timings(
         )
         for i in inters
     ]
-    results = func(inters, flows, sats, **params)
+    results = func(inters, groups, **params)
     if len(results) != len(inters):
         raise RuntimeError(f"timing method {method!r} returned {len(results)} plans for {len(inters)} intersections")
     for inter, r in zip(inters, results, strict=True):
