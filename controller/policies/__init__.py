@@ -48,4 +48,4 @@ def make_policy(name: str, **params: Any) -> Policy:
 
 def _load_builtin() -> None:
     # Imported here, not at module top, so that a policy module may import this one.
-    from controller.policies import actuated, adaptive, fixed_time, max_pressure, native  # noqa: F401
+    from controller.policies import actuated, adaptive, fixed_time, max_pressure, native, webster  # noqa: F401

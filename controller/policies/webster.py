@@ -1,0 +1,19 @@
+"""The ``webster`` controller: fixed time, re-optimised from the demand (Webster 1958).
+
+Plays the plans :func:`controller.timing.compute_plans` computes from the
+run's demand (the simulation runner passes them as ``plans``), so it is the
+textbook engineer's baseline: a good fixed-time plan for this demand, not the
+network's stale program.
+"""
+
+from __future__ import annotations
+
+from controller.policies import register_policy
+from controller.policies.fixed_time import FixedTimePolicy
+
+__all__ = ["WebsterPolicy"]
+
+
+@register_policy("webster")
+class WebsterPolicy(FixedTimePolicy):
+    name = "webster"
