@@ -60,7 +60,11 @@ def test_logout_revokes_the_token(live: LiveServer) -> None:
 def test_every_write_checks_its_role(live: LiveServer, tokens: dict[str, str], role: str, allowed: set[str]) -> None:
     tpl = template(live, tokens["admin"], "C0")
     writes = {
-        "command": ("POST", "/api/commands", {"intersections": ["C0"], "kind": "adaptive", "duration_s": 5, "reason": "t"}),
+        "command": (
+            "POST",
+            "/api/commands",
+            {"intersections": ["C0"], "kind": "adaptive", "duration_s": 5, "reason": "t"},
+        ),
         "plan": ("POST", "/api/plans", {"plan": tpl, "comment": f"by {role}"}),
         "field": ("POST", "/api/intersections/C0/link", {"down": False}),
         "users": ("POST", "/api/users", {"username": f"u-{role}", "password": "longpassword", "role": "viewer"}),
@@ -94,7 +98,11 @@ def test_plan_versions_diff_compare(live: LiveServer, tokens: dict[str, str]) ->
     tpl = template(live, tokens["engineer"], "A1")
     with live.client(tokens["engineer"]) as c:
         v1 = c.post("/api/plans", json={"plan": tpl, "comment": "base"}).json()
-        longer = {**tpl, "cycle_s": tpl["cycle_s"] + 10, "stages": [{**tpl["stages"][0], "green_s": 30}, tpl["stages"][1]]}
+        longer = {
+            **tpl,
+            "cycle_s": tpl["cycle_s"] + 10,
+            "stages": [{**tpl["stages"][0], "green_s": 30}, tpl["stages"][1]],
+        }
         v2 = c.post("/api/plans", json={"plan": longer, "comment": "longer S1"}).json()
         assert v2["version"] == v1["version"] + 1 and v2["previous_id"] == v1["id"]
         assert {d["field"] for d in v2["diff"]} == {"cycle_s", "stages[0].green_s"}
@@ -133,12 +141,15 @@ def test_activation_is_all_or_none(live: LiveServer, tokens: dict[str, str]) -> 
 
 def test_commands_hold_expire_and_flash_needs_confirmation(live: LiveServer, tokens: dict[str, str]) -> None:
     with live.client(tokens["operator"]) as c:
-        r = c.post("/api/commands", json={"intersections": ["A2"], "kind": "hold", "stage": "S2", "duration_s": 2, "reason": "t"})
+        r = c.post(
+            "/api/commands",
+            json={"intersections": ["A2"], "kind": "hold", "stage": "S2", "duration_s": 2, "reason": "t"},
+        )
         assert r.status_code == 201, r.text
         cid = r.json()[0]["id"]
         wait_for(lambda: live_of(live, tokens["viewer"], "A2")["status"] == "manual", 10, "A2 manual")
         wait_for(lambda: live_of(live, tokens["viewer"], "A2")["status"] == "adaptive", 15, "hold expired")
-        cmd = [x for x in c.get("/api/commands").json() if x["id"] == cid][0]
+        cmd = next(x for x in c.get("/api/commands").json() if x["id"] == cid)
         assert cmd["status"] == "expired" and cmd["ended_by"] == "system"
         # Bounded holds, stages that exist, confirmed flashes.
         too_long = {"intersections": ["A2"], "kind": "hold", "stage": "S1", "duration_s": 100_000, "reason": "t"}
@@ -163,7 +174,11 @@ def test_comm_loss_raises_alarm_that_is_acknowledged(live: LiveServer, tokens: d
         assert c.post("/api/intersections/C2/link", json={"down": True, "reason": "drill"}).status_code == 200
         wait_for(lambda: live_of(live, tokens["viewer"], "C2")["status"] == "comm_loss", 10, "comm loss")
         alarm = wait_for(
-            lambda: [a for a in c.get("/api/alarms", params={"intersection": "C2"}).json()["alarms"] if a["code"] == "comm_loss"],
+            lambda: [
+                a
+                for a in c.get("/api/alarms", params={"intersection": "C2"}).json()["alarms"]
+                if a["code"] == "comm_loss"
+            ],
             10,
             "comm-loss alarm",
         )[0]
@@ -177,7 +192,9 @@ def test_comm_loss_raises_alarm_that_is_acknowledged(live: LiveServer, tokens: d
         c.post("/api/intersections/C2/link", json={"down": False})
         wait_for(lambda: live_of(live, tokens["viewer"], "C2")["status"] != "comm_loss", 10, "link restored")
         cleared = wait_for(
-            lambda: [a for a in c.get("/api/alarms", params={"state": "cleared"}).json()["alarms"] if a["id"] == alarm["id"]],
+            lambda: [
+                a for a in c.get("/api/alarms", params={"state": "cleared"}).json()["alarms"] if a["id"] == alarm["id"]
+            ],
             10,
             "alarm cleared",
         )
@@ -196,7 +213,9 @@ def test_events_are_stored_compactly_and_queryable(live: LiveServer, tokens: dic
         n_events = len(csv.text.splitlines()) - 1
     db = sqlite3.connect(live.settings.data_dir / "greenwave.db")
     try:
-        chunks, total = db.execute("SELECT count(*), sum(count) FROM event_chunks WHERE intersection_id='A0'").fetchone()
+        chunks, total = db.execute(
+            "SELECT count(*), sum(count) FROM event_chunks WHERE intersection_id='A0'"
+        ).fetchone()
     finally:
         db.close()
     assert total >= n_events > chunks, "events must be stored as chunks, not one row each"
@@ -224,7 +243,9 @@ def test_schedule_by_time_of_day(live: LiveServer, tokens: dict[str, str]) -> No
         assert bad.status_code == 422
         r = c.put("/api/intersections/B0/schedule", json={"entries": [{"start": "00:00", "plan_id": pv["id"]}]})
         assert r.status_code == 200
-        wait_for(lambda: live_of(live, tokens["viewer"], "B0")["control"]["source"] == "schedule", 10, "schedule in force")
+        wait_for(
+            lambda: live_of(live, tokens["viewer"], "B0")["control"]["source"] == "schedule", 10, "schedule in force"
+        )
         assert live_of(live, tokens["viewer"], "B0")["status"] == "fixed"
         assert c.put("/api/intersections/B0/schedule", json={"entries": []}).status_code == 200
 
