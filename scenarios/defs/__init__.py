@@ -1,0 +1,1 @@
+"""Scenario definitions (TOML), read by :mod:`scenarios.library`; a package so they ship with it."""
