@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from api.server.auth import Role, create_user
 from api.server.db import Database, User
-from api.server.deps import ServiceState
+from api.server.deps import ServiceState, WriteGate
 from api.server.live import EngineRunner
 from api.server.routes import alarms, auth, commands, network, plans, stream
 from api.server.settings import DEFAULT_DEMO_PASSWORD, Settings
@@ -85,6 +85,7 @@ def create_app(settings: Settings, *, start_engine: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.gw = ServiceState(settings=settings, db=db, runner=runner)
+    app.add_middleware(WriteGate)
     app.state.closing = threading.Event()
     for r in (auth.router, network.router, plans.router, commands.router, alarms.router, stream.router):
         app.include_router(r)

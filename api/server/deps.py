@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+import anyio
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -13,7 +16,7 @@ from api.server.db import Database
 from api.server.live import EngineRunner
 from api.server.settings import Settings
 
-__all__ = ["ServiceState", "service", "principal", "require", "bearer"]
+__all__ = ["ServiceState", "service", "principal", "require", "bearer", "WriteGate"]
 
 bearer = HTTPBearer(auto_error=False, description="token from POST /api/auth/login")
 
@@ -59,3 +62,49 @@ def require(perm: Permission) -> Callable[..., Principal]:
 
     dep.__name__ = f"require_{perm.value}"
     return dep
+
+
+class WriteGate:
+    """ASGI middleware: an API write without a valid token gets 401 before anything reads its body.
+
+    The role checks stay in the routes (:func:`require`); this gate only makes sure
+    that no unauthenticated POST/PUT/PATCH/DELETE reaches them, whatever the body.
+    """
+
+    WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+    PUBLIC = frozenset({"/api/auth/login"})
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] in self.WRITES
+            and scope["path"].startswith("/api/")
+            and scope["path"] not in self.PUBLIC
+        ):
+            auth = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+            scheme, _, token = auth.partition(" ")
+            svc: ServiceState = scope["app"].state.gw
+            ok = (
+                scheme.lower() == "bearer"
+                and token
+                and await anyio.to_thread.run_sync(resolve_token, svc.db, token.strip(), svc.key)
+            )
+            if not ok:
+                body = json.dumps({"detail": "not authenticated"}).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"www-authenticate", b"Bearer"),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
