@@ -1,0 +1,659 @@
+"""The local controller of an emulator process, vectorised over its intersections.
+
+A field controller times its own intervals. Here that is the project's own
+logic, unchanged: the emulator runs an :class:`~controller.engine.Engine`
+whose safety supervisor (:class:`~controller.safety.SafetySupervisor`, the
+software MMU) sequences every request, and whose policy is
+:class:`LocalController`: it decides, per intersection and per tick, *which
+source* of stage requests the supervisor serves:
+
+* the central command block (stage requests: call / hold / force-off masks),
+* a plan commanded by central (played by a :class:`FixedTimePolicy`),
+* or the local fallback plan (another :class:`FixedTimePolicy`), at start-up,
+  after a release, and whenever the **watchdog** expires: no heartbeat change
+  for ``backup_time_s`` (NTCIP 1202 ``unitBackupTime``, §1.8 of
+  ``../shared/reference/field-io.md``). Control is handed back only after
+  ``resume_heartbeats`` fresh heartbeats **and** a complete new command block.
+
+Protocol front-ends (the Modbus server, the SNMP agent) call the ``submit_*``
+methods from their own thread; everything they touch is guarded by
+``self.lock``. Each tick :meth:`decide` first publishes a
+:class:`Snapshot` (what the controller's outputs showed and what its
+detectors saw), then - in lockstep (software-in-the-loop) - waits until
+central asked for the next step, then picks the requests.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import networkx as nx
+import numpy as np
+
+from controller.arrays import PackedNetwork
+from controller.backend import Observation, detector_layout
+from controller.engine import TickResult
+from controller.estimate import Estimate
+from controller.events import EventCode, EventRecorder
+from controller.policies import register_policy
+from controller.policies.base import PolicyContext
+from controller.policies.common import next_stage_with_demand, stage_green_elapsed_s
+from controller.policies.fixed_time import FixedTimePolicy, plan_arrays
+from controller.safety import HOLD, Mode
+from field_io.commands import (
+    CommandBlock,
+    CommandKind,
+    ControllerMode,
+    FaultBits,
+    RejectReason,
+    StatusBits,
+    validate_block,
+)
+from field_io.emulator.plans import default_fallback_plan
+from field_io.mapping import FieldMap, network_maps
+from intersections.errors import InputError
+from intersections.model import SignalState
+from intersections.network import Network
+from intersections.plan import TimingPlan, plan_problems
+
+__all__ = ["EmulatorConfig", "LocalController", "Snapshot", "DETECTOR_FAULTS", "EmulatorStopped"]
+
+DETECTOR_FAULTS = ("stuck", "silent", "chatter")
+FLASH = int(SignalState.FLASH)
+
+
+class EmulatorStopped(Exception):
+    """Raised inside the tick loop when the emulator is asked to stop."""
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """How the emulated controllers behave (the same for every intersection of the process).
+
+    ``backup_time_s``: watchdog (NTCIP ``unitBackupTime``); ``resume_heartbeats``:
+    fresh heartbeats needed, with a new command block, to hand control back;
+    ``lockstep``: advance one tick per central step request (software in the
+    loop) instead of wall-clock time; ``commissioning``: the technician's
+    commissioning switch (fallback plan upload allowed); ``detector_faults``:
+    ``(intersection id, channel) -> "stuck" | "silent" | "chatter"``, to
+    rehearse the commissioning detector check; ``clock_offset_s``: skew of the
+    controller clock.
+    """
+
+    backup_time_s: float = 5.0
+    resume_heartbeats: int = 3
+    dt_s: float = 1.0
+    lockstep: bool = False
+    commissioning: bool = False
+    detector_faults: Mapping[tuple[str, int], str] = field(default_factory=dict)
+    clock_offset_s: float = 0.0
+    lockstep_straggler_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.backup_time_s <= 0:
+            raise InputError("the backup time must be > 0 s (0 would disable the watchdog)", where="emulator")
+        if self.resume_heartbeats < 1:
+            raise InputError("resume_heartbeats must be >= 1", where="emulator")
+        for (_i, _c), kind in self.detector_faults.items():
+            if kind not in DETECTOR_FAULTS:
+                raise InputError(f"unknown detector fault {kind!r} (known: {', '.join(DETECTOR_FAULTS)})")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one tick published: outputs and detectors (protocol-neutral)."""
+
+    tick: int
+    plan_clock_s: float
+    wall_time_s: float
+    group_state: np.ndarray  # (N, G) SignalState codes
+    stage: np.ndarray  # (N,) stage fully green (0-based), -1 in transition
+    stage_timer_s: np.ndarray  # (N,)
+    target: np.ndarray  # (N,)
+    volume: np.ndarray  # (D,) uint16 free-running counters
+    period_count: np.ndarray  # (D,) vehicles in the last period
+    occupancy: np.ndarray  # (D,) 0..1 over the last period
+    detector_sequence: int
+    active_cycle_s: np.ndarray  # (N,)
+    supervisor_mode: np.ndarray  # (N,) controller.safety.Mode of the previous tick
+    done: bool = False
+
+
+class LocalController:
+    """Policy of the emulator's engine; see the module docstring."""
+
+    name = "field-emulator"
+    passive = False
+
+    def __init__(
+        self,
+        network: Network,
+        *,
+        config: EmulatorConfig | None = None,
+        fallback_plans: Mapping[str, TimingPlan] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        events: bool = False,
+    ) -> None:
+        self.config = config or EmulatorConfig()
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.lock = threading.RLock()
+        self._tick_cond = threading.Condition(self.lock)
+        self._stop = threading.Event()
+        self.events_enabled = events
+        self.recorder: EventRecorder | None = None
+        self.fallback_plans = dict(fallback_plans or {})
+        self._bind(network)
+
+    # ------------------------------------------------------------------ binding
+    def _bind(self, network: Network) -> None:
+        self.network = network
+        self.maps: tuple[FieldMap, ...] = network_maps(network)
+        self.ids = tuple(i.id for i in network.intersections)
+        self.row_of = {iid: r for r, iid in enumerate(self.ids)}
+        n = len(self.ids)
+        plans = {}
+        for inter in network.intersections:
+            p = self.fallback_plans.get(inter.id) or default_fallback_plan(inter)
+            problems = plan_problems(p, inter)
+            if problems:
+                raise InputError(f"fallback plan refused: {problems[0]}", where=f"intersection {inter.id}")
+            plans[inter.id] = p
+        self.fallback_plans = plans
+        self.layout = detector_layout(network)
+        d = len(self.layout.ids)
+        now = self.clock()
+        self.hb_value = np.full(n, -1, np.int64)
+        self.hb_change_t = np.full(n, -np.inf)
+        self.fresh = np.zeros(n, np.int64)
+        self.in_control = np.zeros(n, bool)
+        self.fallback = np.zeros(n, bool)  # watchdog expired since the last handback
+        self.pending = np.zeros(n, bool)  # a new valid block waits for the handback
+        self.kind = np.zeros(n, np.int64)
+        self.call = np.zeros(n, np.int64)
+        self.hold = np.zeros(n, np.int64)
+        self.force_off = np.zeros(n, np.int64)
+        self.target_req = np.full(n, -1, np.int64)
+        self.accepted_seq = np.zeros(n, np.int64)
+        self.rejected_seq = np.zeros(n, np.int64)
+        self.reject_reason = np.zeros(n, np.int64)
+        self.fault_bits = np.zeros(n, np.int64)
+        self.local_flash = np.zeros(n, bool)
+        self.commissioning = np.full(n, bool(self.config.commissioning))
+        self.mode = np.full(n, int(ControllerMode.LOCAL_PLAN), np.int64)
+        self.stored_seq = np.zeros(n, np.int64)
+        self.stale_seq = np.zeros(n, np.int64)  # the block in force when the watchdog expired
+        self.requested_step = np.full(n, -1, np.int64)
+        self.participating = np.zeros(n, bool)
+        self.step_t = np.full(n, -np.inf)
+        self._content: list[tuple | None] = [None] * n
+        self.central_plans: dict[str, TimingPlan] = dict(plans)
+        self._volume = np.zeros(d, np.int64)
+        self._det_seq = 0
+        self.tick = -1
+        self._started = now
+        self._fault_kind = np.zeros(d, np.int8)  # 0 none, 1 stuck, 2 silent, 3 chatter
+        by_key = {
+            (self.ids[r], int(c)): k for k, (r, c) in enumerate(zip(self.layout.row, self._channels(), strict=True))
+        }
+        for (iid, ch), kind in self.config.detector_faults.items():
+            k = by_key.get((iid, int(ch)))
+            if k is None:
+                raise InputError(f"no detector on channel {ch}", where=f"intersection {iid}")
+            self._fault_kind[k] = 1 + ("stuck", "silent", "chatter").index(kind)
+        self.snapshot = self._empty_snapshot()
+        self._step_waiters: list[tuple[int, Callable[[], None]]] = []
+        self._last_req = np.full(n, -1, np.int64)
+        self._last_supervisor_mode = np.zeros(n, np.int8)
+        self._prev_mode = self.mode.copy()
+        self._prev_target = np.full(n, -1, np.int64)
+        self._deadline: float | None = None
+        self._waiting = False
+        self.done = False
+
+    def _channels(self) -> np.ndarray:
+        return np.concatenate([m.channel for m in self.maps]) if self.maps else np.zeros(0, np.int64)
+
+    def _empty_snapshot(self) -> Snapshot:
+        n = len(self.ids)
+        g = max(m.n_groups for m in self.maps)
+        d = len(self.layout.ids)
+        return Snapshot(
+            tick=-1,
+            plan_clock_s=0.0,
+            wall_time_s=self.wall_clock() + self.config.clock_offset_s,
+            group_state=np.zeros((n, g), np.int8),
+            stage=np.full(n, -1),
+            stage_timer_s=np.zeros(n),
+            target=np.full(n, -1),
+            volume=np.zeros(d, np.int64),
+            period_count=np.zeros(d),
+            occupancy=np.zeros(d),
+            detector_sequence=0,
+            active_cycle_s=np.zeros(n),
+            supervisor_mode=np.zeros(n, np.int8),
+        )
+
+    # ------------------------------------------------------------------ policy protocol
+    def reset(self, network: Network, packed: PackedNetwork) -> None:
+        if tuple(i.id for i in network.intersections) != self.ids or detector_layout(network).ids != self.layout.ids:
+            self._bind(network)
+        self.packed = packed
+        self.fallback_policy = FixedTimePolicy(self.fallback_plans)
+        self.fallback_policy.reset(network, packed)
+        self.plan_policy = FixedTimePolicy(self.central_plans)
+        self.plan_policy.reset(network, packed)
+        if self.events_enabled:
+            self.recorder = EventRecorder(network, packed, self.layout)
+
+    def decide(self, obs: Observation, est: Estimate, ctx: PolicyContext) -> np.ndarray:
+        if self._stop.is_set():
+            raise EmulatorStopped
+        self.tick += 1
+        self._publish(obs, ctx)
+        if self.config.lockstep:
+            self._wait_for_step()
+            if self._stop.is_set():
+                raise EmulatorStopped
+        now = self.clock()
+        with self.lock:
+            self._watchdog(now)
+            req = self._requests(ctx)
+            self._update_mode(ctx.time_s)
+        self._last_req = req
+        return req
+
+    # ------------------------------------------------------------------ snapshot
+    def _publish(self, obs: Observation, ctx: PolicyContext) -> None:
+        counts = np.nan_to_num(np.asarray(obs.counts, float))
+        occ = np.clip(np.nan_to_num(np.asarray(obs.occupancy, float)), 0.0, 1.0)
+        fk = self._fault_kind
+        if fk.any():
+            counts = np.where(fk == 1, 0.0, np.where(fk == 2, 0.0, np.where(fk == 3, counts + 3.0, counts)))
+            occ = np.where(fk == 1, 1.0, np.where(fk == 2, 0.0, np.where(fk == 3, np.maximum(occ, 0.02), occ)))
+        counts = np.rint(counts).astype(np.int64)
+        self._volume = (self._volume + counts) & 0xFFFF
+        self._det_seq = (self._det_seq + 1) & 0xFFFF
+        elapsed = stage_green_elapsed_s(ctx, self.packed)
+        stage = np.where(elapsed >= 0, ctx.target, -1)
+        active_cycle = np.where(
+            (self.mode == ControllerMode.CENTRAL_PLAN),
+            self.plan_policy.cycle_s,
+            np.where(self.mode == ControllerMode.LOCAL_PLAN, self.fallback_policy.cycle_s, 0.0),
+        )
+        snap = Snapshot(
+            tick=self.tick,
+            plan_clock_s=float(ctx.time_s),
+            wall_time_s=self.wall_clock() + self.config.clock_offset_s,
+            group_state=np.asarray(ctx.state, np.int8).copy(),
+            stage=stage,
+            stage_timer_s=np.maximum(elapsed, 0.0),
+            target=np.asarray(ctx.target).copy(),
+            volume=self._volume.copy(),
+            period_count=counts.astype(float),
+            occupancy=occ,
+            detector_sequence=self._det_seq,
+            active_cycle_s=active_cycle,
+            supervisor_mode=self._last_supervisor_mode.copy(),
+        )
+        with self.lock:
+            self.snapshot = snap
+            self._release_waiters(self.tick)
+
+    def _release_waiters(self, tick: int) -> None:
+        keep = []
+        for target, cb in self._step_waiters:
+            if target <= tick or self.done:
+                cb()
+            else:
+                keep.append((target, cb))
+        self._step_waiters = keep
+
+    def finish(self) -> None:
+        """The coupled simulation ended: answer every waiting step request, flag PLANT_DONE."""
+        with self.lock:
+            self.done = True
+            self.snapshot = Snapshot(**{**self.snapshot.__dict__, "done": True})
+            self._release_waiters(1 << 62)
+            self._tick_cond.notify_all()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self.lock:
+            self._tick_cond.notify_all()
+
+    # ------------------------------------------------------------------ lockstep
+    def add_step_waiter(self, target_tick: int, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (from the tick thread) once the status for ``target_tick`` is published."""
+        with self.lock:
+            if self.snapshot.tick >= target_tick or self.done:
+                callback()
+            else:
+                self._step_waiters.append((target_tick, callback))
+
+    def _wait_for_step(self) -> None:
+        """Block until every participating intersection asked for tick ``self.tick + 1``.
+
+        Stragglers are waited for ``lockstep_straggler_s`` after the first
+        request; if no participating intersection has a live central (no
+        heartbeat for the backup time), the controller runs on in real time
+        so that its fallback plays out.
+        """
+        want = self.tick + 1
+        first_seen: float | None = None
+        cfg = self.config
+        with self.lock:
+            self._waiting = True
+        try:
+            self._wait_loop(want, first_seen, cfg)
+        finally:
+            with self.lock:
+                self._waiting = False
+
+    def _wait_loop(self, want: int, first_seen: float | None, cfg: EmulatorConfig) -> None:
+        with self.lock:
+            while not self._stop.is_set():
+                now = self.clock()
+                part = self.participating
+                live = part & (now - np.maximum(self.hb_change_t, self.step_t) <= cfg.backup_time_s)
+                if part.any() and not live.any():
+                    break  # central silent: real-time fallback
+                asked = self.requested_step >= want
+                if part.any() and asked[part].all():
+                    return
+                if (asked & part).any():
+                    first_seen = first_seen if first_seen is not None else now
+                    if now - first_seen >= cfg.lockstep_straggler_s:
+                        return
+                self._tick_cond.wait(timeout=0.05)
+        if not self._stop.is_set():
+            self._stop.wait(cfg.dt_s)
+
+    # ------------------------------------------------------------------ protocol side
+    def row(self, intersection_id: str) -> int:
+        return self.row_of[intersection_id]
+
+    def submit_heartbeat(self, row: int, value: int) -> None:
+        """A heartbeat write: a *change* of the value is a fresh heartbeat."""
+        now = self.clock()
+        with self.lock:
+            if int(value) != int(self.hb_value[row]):
+                if now - self.hb_change_t[row] > self.config.backup_time_s:
+                    self.fresh[row] = 0
+                self.fresh[row] += 1
+                self.hb_value[row] = int(value)
+                self.hb_change_t[row] = now
+
+    def submit_step(self, row: int, step: int) -> None:
+        """Lockstep: central read tick ``step - 1`` and sent its commands; advance to ``step``."""
+        if not self.config.lockstep or step <= 0:
+            return
+        with self.lock:
+            self.participating[row] = True
+            self.step_t[row] = self.clock()
+            if step > self.requested_step[row]:
+                self.requested_step[row] = int(step)
+                self._tick_cond.notify_all()
+
+    def submit_command(
+        self, row: int, block: CommandBlock | None, reason: RejectReason = RejectReason.NONE
+    ) -> RejectReason:
+        """A complete command block arrived (``reason`` set when the protocol layer already refused it)."""
+        inter = self.network.intersections[row]
+        with self.lock:
+            seq = 0 if block is None else int(block.seq)
+            if reason == RejectReason.NONE and block is not None:
+                if seq == 0:
+                    return RejectReason.NONE  # "no command yet"
+                if seq == self.accepted_seq[row] and self._content[row] is not None:
+                    if block.content() == self._content[row]:
+                        return RejectReason.NONE  # a refresh of the block in force
+                    reason = RejectReason.SEQUENCE_REUSED
+                elif not self.in_control[row] and seq == self.stale_seq[row]:
+                    return RejectReason.NONE  # the block that was in force before the fallback: not new
+                elif self.local_flash[row] or self._last_supervisor_mode[row] == Mode.FAULT:
+                    reason = RejectReason.LOCAL_OVERRIDE
+                else:
+                    reason = validate_block(block, inter)
+            if reason != RejectReason.NONE:
+                self.rejected_seq[row] = seq
+                self.reject_reason[row] = int(reason)
+                if block is not None and block.kind == CommandKind.PLAN:
+                    self.fault_bits[row] |= FaultBits.PLAN_REJECTED
+                return reason
+            assert block is not None
+            self.accepted_seq[row] = seq
+            self._content[row] = block.content()
+            self.kind[row] = int(block.kind)
+            if block.kind == CommandKind.STAGE:
+                self.call[row], self.hold[row], self.force_off[row] = block.call, block.hold, block.force_off
+                self.target_req[row] = block.target_stage
+            elif block.kind == CommandKind.PLAN:
+                assert block.plan is not None
+                self.central_plans[inter.id] = block.plan
+                if hasattr(self, "plan_policy"):
+                    self._set_plan_row(self.plan_policy, row, block.plan)
+                self.fault_bits[row] &= ~FaultBits.PLAN_REJECTED
+            if block.kind == CommandKind.RELEASE:
+                self.in_control[row] = False
+                self.pending[row] = False
+            elif not self.in_control[row]:
+                self.pending[row] = True
+            return RejectReason.NONE
+
+    def submit_fallback_plan(self, row: int, seq: int, plan: TimingPlan | None, reason: RejectReason) -> RejectReason:
+        """Commissioning: store a new local fallback plan (only with the commissioning switch on)."""
+        inter = self.network.intersections[row]
+        with self.lock:
+            if reason == RejectReason.NONE and not self.commissioning[row]:
+                reason = RejectReason.NOT_COMMISSIONING
+            if reason == RejectReason.NONE and (plan is None or plan_problems(plan, inter)):
+                reason = RejectReason.PLAN_INVALID
+            if reason != RejectReason.NONE:
+                self.rejected_seq[row] = seq
+                self.reject_reason[row] = int(reason)
+                return reason
+            assert plan is not None
+            self.fallback_plans[inter.id] = plan
+            if hasattr(self, "fallback_policy"):
+                self._set_plan_row(self.fallback_policy, row, plan)
+            self.stored_seq[row] = int(seq)
+            return RejectReason.NONE
+
+    def set_local_flash(self, row: int, on: bool) -> None:
+        """The cabinet's manual flash switch (local override: central becomes read-only)."""
+        with self.lock:
+            self.local_flash[row] = bool(on)
+            if on:
+                self.in_control[row] = False
+                self.pending[row] = False
+
+    def set_commissioning(self, row: int, on: bool) -> None:
+        with self.lock:
+            self.commissioning[row] = bool(on)
+
+    def _set_plan_row(self, policy: FixedTimePolicy, row: int, plan: TimingPlan) -> None:
+        inter = self.network.intersections[row]
+        one = Network((inter,), nx.DiGraph())
+        cycle, offset, ends, idx = plan_arrays(one, {inter.id: plan})
+        k = ends.shape[1]
+        if k > policy.green_end_s.shape[1]:
+            pad = k - policy.green_end_s.shape[1]
+            policy.green_end_s = np.pad(policy.green_end_s, ((0, 0), (0, pad)), constant_values=np.inf)
+            policy.stage_index = np.pad(policy.stage_index, ((0, 0), (0, pad)), constant_values=-1)
+        policy.green_end_s[row] = np.inf
+        policy.stage_index[row] = -1
+        policy.green_end_s[row, :k] = ends[0]
+        policy.stage_index[row, :k] = idx[0]
+        policy.cycle_s[row] = cycle[0]
+        policy.offset_s[row] = offset[0]
+        policy.n_stages[row] = int((idx[0] >= 0).sum())
+        policy.plans[inter.id] = plan
+
+    # ------------------------------------------------------------------ the tick's decisions
+    def heartbeat_age_s(self, now: float | None = None) -> np.ndarray:
+        now = self.clock() if now is None else now
+        return now - self.hb_change_t
+
+    def _watchdog(self, now: float) -> None:
+        cfg = self.config
+        fresh_link = now - self.hb_change_t <= cfg.backup_time_s
+        expired = self.in_control & ~fresh_link
+        if expired.any():
+            # NTCIP backup mode: the central command is forgotten; the local plan runs.
+            self.in_control[expired] = False
+            self.fallback[expired] = True
+            self.pending[expired] = False
+            self.fault_bits[expired] |= FaultBits.COMM_LOSS
+            self.fresh[expired] = 0
+            self.stale_seq[expired] = self.accepted_seq[expired]
+            self._content_reset(np.flatnonzero(expired))
+        lost = ~fresh_link & (self.fresh > 0)
+        self.fresh[lost] = 0
+        override = self.local_flash | (self._last_supervisor_mode == Mode.FAULT)
+        hand = ~self.in_control & self.pending & fresh_link & (self.fresh >= cfg.resume_heartbeats) & ~override
+        if hand.any():
+            self.in_control[hand] = True
+            self.pending[hand] = False
+            self.fallback[hand] = False
+            self.fault_bits[hand] &= ~FaultBits.COMM_LOSS
+
+    def _content_reset(self, rows: np.ndarray) -> None:
+        for r in rows:
+            self._content[int(r)] = None  # a refresh of the old block is not a new block
+            self.kind[r] = CommandKind.RELEASE
+
+    def _requests(self, ctx: PolicyContext) -> np.ndarray:
+        p = self.packed
+        t = ctx.time_s
+        fb = self.fallback_policy.requests_at(t)
+        cp = self.plan_policy.requests_at(t)
+        s = p.s
+        bits = 1 << np.arange(s)
+        call = (self.call[:, None] & bits[None, :]) != 0
+        cur = np.asarray(ctx.target)
+        has = cur >= 0
+        cur_bit = np.where(has, 1 << np.maximum(cur, 0), 0)
+        held = has & ((self.hold & cur_bit) != 0) & ((self.force_off & cur_bit) == 0)
+        nxt = next_stage_with_demand(cur, call, p.stage_valid)
+        stage_req = np.where(held | (nxt < 0), HOLD, nxt)
+        stage_req = np.where(has, stage_req, np.where(self.target_req >= 0, self.target_req, HOLD))
+        central = self.in_control
+        req = np.where(
+            central & (self.kind == CommandKind.STAGE),
+            stage_req,
+            np.where(central & (self.kind == CommandKind.PLAN), cp, fb),
+        )
+        return req.astype(np.int64)
+
+    def _update_mode(self, t: float) -> None:
+        sup = self._last_supervisor_mode
+        mode = np.where(
+            self.in_control & (self.kind == CommandKind.PLAN),
+            int(ControllerMode.CENTRAL_PLAN),
+            np.where(self.in_control, int(ControllerMode.CENTRAL_STAGE), int(ControllerMode.LOCAL_PLAN)),
+        )
+        flashing = self.local_flash | (sup == Mode.CLEARING) | (sup == Mode.FLASH)
+        mode = np.where(flashing, int(ControllerMode.FLASH), mode)
+        mode = np.where(sup == Mode.FAULT, int(ControllerMode.FAULT), mode)
+        self.mode = mode.astype(np.int64)
+        fb = self.fault_bits
+        fb[:] = np.where(sup == Mode.FAULT, fb | FaultBits.MMU, fb)
+        fb[:] = np.where(flashing | (sup == Mode.FAULT), fb | FaultBits.FLASH, fb & ~FaultBits.FLASH)
+        fb[:] = np.where(self.local_flash, fb | FaultBits.LOCAL_OVERRIDE, fb & ~FaultBits.LOCAL_OVERRIDE)
+        fb[:] = np.where(self._fault_rows(), fb | FaultBits.DETECTOR, fb & ~FaultBits.DETECTOR)
+        if self.recorder is not None:
+            changed = np.flatnonzero(self.mode != self._prev_mode)
+            pattern = {ControllerMode.LOCAL_PLAN: 1, ControllerMode.CENTRAL_PLAN: 2, ControllerMode.CENTRAL_STAGE: 254}
+            for r in changed:
+                m = ControllerMode(int(self.mode[r]))
+                if m in pattern:
+                    self.recorder.emit(t, int(r), EventCode.PATTERN_CHANGE, pattern[m])
+                was_fb = bool(self.fallback[r]) and m == ControllerMode.LOCAL_PLAN
+                if was_fb:
+                    self.recorder.emit(t, int(r), EventCode.ALARM_ON, 1)
+                elif self._prev_mode[r] == ControllerMode.LOCAL_PLAN and m in (
+                    ControllerMode.CENTRAL_PLAN,
+                    ControllerMode.CENTRAL_STAGE,
+                ):
+                    self.recorder.emit(t, int(r), EventCode.ALARM_OFF, 1)
+        self._prev_mode = self.mode.copy()
+
+    def _fault_rows(self) -> np.ndarray:
+        out = np.zeros(len(self.ids), bool)
+        if self._fault_kind.any():
+            out[self.layout.row[self._fault_kind > 0]] = True
+        return out
+
+    # ------------------------------------------------------------------ after each tick
+    def publish(self, res: TickResult) -> None:
+        """Engine ``on_tick`` hook: remember the supervisor's mode, log hi-res events, pace real time."""
+        self._last_supervisor_mode = np.asarray(res.report.mode, np.int8).copy()
+        if self.recorder is not None:
+            obs = res.observation
+            presence = (np.nan_to_num(obs.occupancy) > 0) | (np.nan_to_num(obs.counts) > 0)
+            target = np.asarray(res.report.target)
+            # A controller ends a green on its plan's or central's force-off (Indiana code 6).
+            term = np.where((self._prev_target >= 0) & (target != self._prev_target), int(EventCode.FORCE_OFF), 0)
+            self.recorder.record(res.time_s, res.states, presence, self.config.dt_s, termination=term)
+            self._prev_target = target.copy()
+        if not self.config.lockstep:
+            self._pace()
+
+    def _pace(self) -> None:
+        now = self.clock()
+        if self._deadline is None:
+            self._deadline = now
+        self._deadline += self.config.dt_s
+        delay = self._deadline - now
+        if delay > 0:
+            self._stop.wait(delay)
+        elif delay < -5 * self.config.dt_s:
+            self._deadline = now  # fell far behind (suspended?): do not race to catch up
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    # ------------------------------------------------------------------ status for the protocols
+    def status_word(self, row: int, now: float | None = None) -> int:
+        now = self.clock() if now is None else now
+        m = int(self.mode[row])
+        bits = 0
+        if self.in_control[row]:
+            bits |= StatusBits.CENTRAL_CONTROL
+        if self.fallback[row] and not self.in_control[row]:
+            bits |= StatusBits.FALLBACK
+        if m in (ControllerMode.FLASH, ControllerMode.FAULT):
+            bits |= StatusBits.FLASH
+        if m == ControllerMode.FAULT:
+            bits |= StatusBits.MMU_FAULT
+        if self.local_flash[row]:
+            bits |= StatusBits.LOCAL_OVERRIDE
+        if self.commissioning[row]:
+            bits |= StatusBits.COMMISSIONING
+        if self.fault_bits[row] & FaultBits.DETECTOR:
+            bits |= StatusBits.DETECTOR_FAULT
+        if self.config.lockstep:
+            bits |= StatusBits.LOCKSTEP
+            if self._waiting:
+                bits |= StatusBits.STEP_WAITING
+        if self.pending[row] and not self.in_control[row]:
+            bits |= StatusBits.PENDING_HANDBACK
+        if now - self.hb_change_t[row] <= self.config.backup_time_s:
+            bits |= StatusBits.HEARTBEAT_OK
+        if self.snapshot.done:
+            bits |= StatusBits.PLANT_DONE
+        return int(bits)
+
+
+@register_policy("field-emulator")
+def _field_emulator(core: LocalController | None = None) -> LocalController:
+    """The emulator's local controller as a named policy (so that ``simulate`` can drive SUMO with it)."""
+    if core is None:
+        raise InputError("the field-emulator controller runs only inside `greenwave emulate --sumo`")
+    return core

@@ -1,0 +1,258 @@
+"""Run emulated controllers: the local controller, its protocol server, and the plant it drives.
+
+One :class:`Emulator` serves every intersection of an inventory (or of a SUMO
+scenario) from one process:
+
+* **Modbus**: one TCP port, unit/device id ``k + 1`` for the k-th
+  intersection (a gateway, as in a cabinet with several controllers);
+* **NTCIP**: one UDP port per intersection, ``port + k`` (each controller has
+  its own SNMP agent, as in the field); port 0 picks free ports.
+
+The plant is either an in-memory point-queue model
+(:class:`~controller.backend.FakeBackend`: Poisson arrivals, departures on
+green; fine for commissioning rehearsals and load tests) or, with a SUMO
+run, the SUMO intersections themselves: the emulator's outputs drive SUMO
+and SUMO's detectors feed its inputs, through the project's own
+:func:`simulation.runner.simulate` (so KPIs come from the same code as a
+direct run).
+
+Timing: real time by default (one tick per ``dt_s`` of wall clock);
+``lockstep`` for software-in-the-loop: one tick per central step request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from controller.backend import FakeBackend
+from controller.engine import Engine
+from field_io.aio import LoopThread
+from field_io.emulator.core import EmulatorConfig, EmulatorStopped, LocalController
+from field_io.endpoints import Endpoint, FieldProtocol
+from field_io.security import SnmpCredentials
+from intersections.network import Network
+from intersections.plan import TimingPlan
+
+__all__ = ["Emulator", "EmulatorStopped"]
+
+log = logging.getLogger("greenwave.field.emulator")
+
+
+@dataclass
+class _SumoRun:
+    spec: Any  # simulation.runner.RunSpec
+    out_dir: Path | None
+    kpi_path: Path | None
+
+
+class Emulator:
+    """See the module docstring. Use :meth:`start` then :meth:`run` (blocking), or :meth:`run_in_thread`."""
+
+    def __init__(
+        self,
+        network: Network | None,
+        *,
+        protocol: FieldProtocol | str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        config: EmulatorConfig | None = None,
+        fallback_plans: Mapping[str, TimingPlan] | None = None,
+        events_path: str | Path | None = None,
+        sumo_spec: Any = None,
+        sumo_out_dir: str | Path | None = None,
+        kpi_path: str | Path | None = None,
+        tls: ssl.SSLContext | None = None,
+        tls_role: str | None = None,
+        snmp: SnmpCredentials | None = None,
+        vendor: str = "greenwave",
+        arrival_rate_veh_s: float = 0.1,
+        seed: int | None = 0,
+        duration_s: float | None = None,
+    ) -> None:
+        self.protocol = FieldProtocol(protocol)
+        self.host = host
+        self.port = port
+        self.config = config or EmulatorConfig()
+        self.events_path = Path(events_path) if events_path else None
+        self.tls = tls
+        self.tls_role = tls_role
+        self.snmp = snmp or SnmpCredentials()
+        self.vendor = vendor
+        self.arrival_rate_veh_s = arrival_rate_veh_s
+        self.seed = seed
+        self.duration_s = duration_s
+        self.sumo: _SumoRun | None = None
+        self.base_network = network
+        if sumo_spec is not None:
+            self.sumo = _SumoRun(
+                sumo_spec, Path(sumo_out_dir) if sumo_out_dir else None, Path(kpi_path) if kpi_path else None
+            )
+            network = self._sumo_network(network, sumo_spec)
+        assert network is not None, "an emulator needs intersections (an inventory or a SUMO run)"
+        self.network = network
+        self.core = LocalController(
+            network, config=self.config, fallback_plans=fallback_plans, events=self.events_path is not None
+        )
+        self.io: LoopThread | None = None
+        self.servers: list[Any] = []
+        self.endpoints: list[Endpoint] = []
+        self.plant: FakeBackend | None = None
+        self.kpis: dict[str, Any] | None = None
+        self.error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    # ---- set-up ------------------------------------------------------------------------------------
+    def _sumo_network(self, network: Network | None, spec: Any) -> Network:
+        import tempfile
+
+        from intersections.loaders.sumo_net import load_sumo_net
+        from simulation.detectors import generate_detectors
+
+        base = network or load_sumo_net(spec.net)
+        self.base_network = base
+        tmp = Path(tempfile.mkdtemp(prefix="gw-emu-det-"))
+        return generate_detectors(base, spec.net, tmp / "gw_detectors.add.xml").network
+
+    def start(self) -> list[Endpoint]:
+        """Bind the protocol servers; returns where each intersection answers."""
+        self.io = LoopThread(name=f"greenwave-{self.protocol.value}-emulator")
+        try:
+            if self.protocol is FieldProtocol.MODBUS:
+                self.endpoints = self.io.call(self._start_modbus(), timeout=30)
+            else:
+                self.endpoints = self.io.call(self._start_ntcip(), timeout=30)
+        except BaseException:
+            self.close()
+            raise
+        return self.endpoints
+
+    async def _start_modbus(self) -> list[Endpoint]:
+        from field_io.modbus.server import ModbusFieldServer
+
+        srv = ModbusFieldServer(self.core, host=self.host, port=self.port, sslctx=self.tls, required_role=self.tls_role)
+        port = await srv.start()
+        self.servers.append(srv)
+        return [
+            Endpoint(iid, FieldProtocol.MODBUS, self.host, port, device_id=r + 1) for r, iid in enumerate(self.core.ids)
+        ]
+
+    async def _start_ntcip(self) -> list[Endpoint]:
+        from field_io.ntcip.agent import start_agents
+
+        agents = await start_agents(self.core, host=self.host, port=self.port, snmp=self.snmp, vendor=self.vendor)
+        self.servers.extend(agents)
+        return [
+            Endpoint(iid, FieldProtocol.NTCIP, self.host, a.port, vendor=self.vendor, snmp=self.snmp)
+            for iid, a in zip(self.core.ids, agents, strict=True)
+        ]
+
+    # ---- running -------------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any] | None:
+        """The tick loop, in the calling thread, until :meth:`stop`, ``duration_s`` or the end of the SUMO run."""
+        try:
+            if self.sumo is not None:
+                return self._run_sumo()
+            self._run_standalone()
+            return None
+        except EmulatorStopped:
+            return None
+        finally:
+            self.core.finish()
+            self._write_events()
+
+    def _run_standalone(self) -> None:
+        core = self.core
+        self.plant = FakeBackend(self.network, arrival_rate_veh_s=self.arrival_rate_veh_s, seed=self.seed, record=False)
+        with self.plant:
+            engine = Engine(self.plant, core)
+            t_end = None if self.duration_s is None else core.clock() + self.duration_s
+            while not core.stopped:
+                res = engine.tick()
+                core.publish(res)
+                if t_end is not None and core.clock() >= t_end:
+                    break
+
+    def _run_sumo(self) -> dict[str, Any]:
+        from simulation.runner import simulate
+
+        assert self.sumo is not None
+        core = self.core
+
+        def on_tick(res: Any) -> None:
+            if core.stopped:
+                raise EmulatorStopped
+            core.publish(res)
+
+        kpis = simulate(
+            self.sumo.spec,
+            "field-emulator",
+            out_dir=self.sumo.out_dir,
+            params={"core": core},
+            on_tick=on_tick,
+            network=self.base_network,
+            dt_s=self.config.dt_s,
+        )
+        self.kpis = kpis
+        if self.sumo.kpi_path is not None:
+            self.sumo.kpi_path.write_text(json.dumps(kpis, indent=2) + "\n", encoding="utf-8")
+        return kpis
+
+    def run_in_thread(self) -> list[Endpoint]:
+        """Start the servers and run the tick loop in a background thread (tests, benchmarks)."""
+        eps = self.start()
+
+        def main() -> None:
+            try:
+                self.run()
+            except BaseException as e:  # surfaced by close()
+                self.error = e
+                log.exception("emulator tick loop failed")
+
+        self._thread = threading.Thread(target=main, name="greenwave-emulator-ticks", daemon=True)
+        self._thread.start()
+        return eps
+
+    def set_local_flash(self, intersection_id: str, on: bool) -> None:
+        """The cabinet's manual flash switch (standalone plant only)."""
+        row = self.core.row(intersection_id)
+        self.core.set_local_flash(row, on)
+        if self.plant is not None:
+            (self.plant.fail if on else self.plant.heal)([row])
+
+    def stop(self) -> None:
+        self.core.stop()
+
+    def close(self) -> None:
+        """Stop ticking, close the servers, join threads (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.core.stop()
+        if self._thread is not None:
+            self._thread.join(30)
+        if self.io is not None:
+            try:
+                for s in self.servers:
+                    self.io.call(s.stop(), timeout=10)
+            finally:
+                self.io.close()
+        self.servers.clear()
+
+    def _write_events(self) -> None:
+        rec = self.core.recorder
+        if rec is not None and self.events_path is not None:
+            rec.write_csv(self.events_path)
+
+    def __enter__(self) -> Emulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,128 @@
+"""Where each controller is, and how to talk to it (one :class:`Endpoint` per intersection).
+
+Connection settings are one typed, frozen dataclass per controller (STYLE.md:
+"connection settings as one typed dataclass"): protocol, host, port, the
+Modbus unit/device id, the NTCIP vendor profile, timeouts, and the security
+settings (:class:`~field_io.security.TlsConfig` for Modbus/TCP Security,
+:class:`~field_io.security.SnmpCredentials` for SNMPv1 communities or SNMPv3
+USM users). ``load_endpoints`` reads them from a small TOML file
+(``examples/field.toml``) kept beside the inventory.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from field_io.security import SnmpCredentials, TlsConfig
+from intersections.errors import InputError
+
+__all__ = ["FieldProtocol", "Endpoint", "load_endpoints", "endpoints_from_json"]
+
+
+class FieldProtocol(StrEnum):
+    MODBUS = "modbus"
+    NTCIP = "ntcip"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One field controller. ``device_id``: Modbus unit id; ``vendor``: NTCIP vendor profile name."""
+
+    intersection: str
+    protocol: FieldProtocol
+    host: str
+    port: int
+    device_id: int = 1
+    vendor: str = "greenwave"
+    timeout_s: float = 0.5
+    retries: int = 1
+    tls: TlsConfig | None = None
+    snmp: SnmpCredentials = field(default_factory=SnmpCredentials)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "protocol", FieldProtocol(self.protocol))
+        if not 0 < int(self.port) < 65536:
+            raise InputError(f"port must be 1-65535, got {self.port!r}", where=self.label)
+        if self.protocol is FieldProtocol.MODBUS and not 1 <= int(self.device_id) <= 247:
+            raise InputError(f"Modbus device id must be 1-247, got {self.device_id!r}", where=self.label)
+        if self.timeout_s <= 0 or self.retries < 0:
+            raise InputError("timeout_s must be > 0 and retries >= 0", where=self.label)
+
+    @property
+    def label(self) -> str:
+        """How messages name the controller: ``J1 (modbus 10.0.0.5:502 device 1)``."""
+        dev = f" device {self.device_id}" if self.protocol is FieldProtocol.MODBUS else ""
+        return f"controller {self.intersection} ({self.protocol.value} {self.host}:{self.port}{dev})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "intersection": self.intersection,
+            "protocol": self.protocol.value,
+            "host": self.host,
+            "port": self.port,
+            "device_id": self.device_id,
+            "vendor": self.vendor,
+        }
+
+
+def endpoints_from_json(items: Iterable[Mapping[str, Any]], **overrides: Any) -> list[Endpoint]:
+    """Endpoints from the emulator's ready line (``greenwave emulate`` prints them as JSON)."""
+    out = []
+    for it in items:
+        e = Endpoint(
+            intersection=str(it["intersection"]),
+            protocol=FieldProtocol(it["protocol"]),
+            host=str(it["host"]),
+            port=int(it["port"]),
+            device_id=int(it.get("device_id", 1)),
+            vendor=str(it.get("vendor", "greenwave")),
+        )
+        out.append(replace(e, **overrides) if overrides else e)
+    return out
+
+
+_KEYS = {"intersection", "protocol", "host", "port", "device_id", "vendor", "timeout_s", "retries", "tls", "snmp"}
+
+
+def load_endpoints(path: str | Path) -> list[Endpoint]:
+    """Read ``[[controller]]`` tables (see ``examples/field.toml``)."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError("file not found", where=str(p)) from None
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(f"not valid TOML: {e}", where=str(p)) from None
+    out = []
+    for k, c in enumerate(data.get("controller", [])):
+        where = f"{p}: controller[{k}]"
+        unknown = sorted(set(c) - _KEYS)
+        if unknown:
+            raise InputError(f"unknown keys {unknown}", where=where)
+        try:
+            tls = TlsConfig(**c["tls"]) if "tls" in c else None
+            snmp = SnmpCredentials(**c.get("snmp", {}))
+            out.append(
+                Endpoint(
+                    intersection=str(c["intersection"]),
+                    protocol=FieldProtocol(c["protocol"]),
+                    host=str(c["host"]),
+                    port=int(c["port"]),
+                    device_id=int(c.get("device_id", 1)),
+                    vendor=str(c.get("vendor", "greenwave")),
+                    timeout_s=float(c.get("timeout_s", 0.5)),
+                    retries=int(c.get("retries", 1)),
+                    tls=tls,
+                    snmp=snmp,
+                )
+            )
+        except KeyError as e:
+            raise InputError(f"missing key {e.args[0]!r}", where=where) from None
+        except (TypeError, ValueError) as e:
+            raise InputError(str(e), where=where) from None
+    return out

@@ -1,0 +1,643 @@
+"""Central side of the greenwave Modbus profile: :class:`ModbusBackend`, the engine's backend for many controllers.
+
+Per tick and per controller (``docs/modbus-profile.md``):
+
+* ``read``: one function-23 transaction that writes the heartbeat (and the
+  central clock) and reads the status and detector tables, up to the highest
+  detector channel in use. Controllers that were not commanded last tick
+  (``Commands.active`` False) are only read (function 3): they get no
+  heartbeat either.
+* ``apply``: for active controllers only, a function-16 write of the command
+  block when the command changed (or when the controller has not
+  acknowledged it: lost write, fallback). ``Commands.target_stage`` becomes a
+  stage request (call and hold the target, force off the others);
+  ``Commands.plans`` a plan block. Nothing is ever sent for inactive rows.
+* ``advance``: waits for the next tick (real time), or - in lockstep
+  (software-in-the-loop) - writes heartbeat, step and command block and reads
+  the status in one function-23 transaction that the emulator answers once it
+  has stepped.
+
+All controllers are polled concurrently (pymodbus >= 3.16 asyncio clients, one
+TCP connection each, on a private event loop), with per-request timeouts and
+retries (pymodbus), and reconnection with exponential backoff (here). A
+controller that cannot be read is never commanded: unreachable, wrong device
+id, exception answers, a profile-version mismatch or an identity that
+disagrees with the inventory each produce one clear message naming the
+controller (:attr:`ModbusBackend.problems`), and a controller that goes
+silent raises a comm-loss alarm (:attr:`ModbusBackend.alarms`).
+
+Observation: ``counts`` are differences of the controllers' volume counters,
+``occupancy`` their last-period occupancy (NaN for fault codes), ``queue_veh``
+NaN (a field controller cannot measure queues), ``comm_age_s`` from polling,
+``fault`` True for flash, MMU fault, local override, commissioning and comm
+loss. ``extra`` carries ``field_mode`` (:class:`ControllerMode`, -1 unknown)
+and ``central_control``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from controller.backend import BaseBackend, Commands, Observation
+from field_io.aio import PrivateLoop
+from field_io.commands import (
+    CommandBlock,
+    CommandKind,
+    ControllerMode,
+    RejectReason,
+    StatusBits,
+    quantize_plan,
+    stage_request,
+)
+from field_io.endpoints import Endpoint
+from field_io.mapping import FieldMap, field_map
+from field_io.modbus.codec import (
+    BLOCK_START,
+    OCC_SCALE,
+    STATUS_BASE,
+    FieldStatus,
+    Identity,
+    decode_identity,
+    decode_status,
+    encode_command_block,
+    heartbeat_words,
+    status_read_count,
+)
+from field_io.modbus.profile import COMMAND, IDENTITY, MAGIC, PROFILE_MAJOR
+from field_io.security import check_modbus_write, client_context
+from intersections.errors import InputError
+from intersections.network import Network
+
+__all__ = ["ModbusBackend", "ModbusLink", "EXCEPTION_NAMES", "modbus_client"]
+
+log = logging.getLogger("greenwave.field.modbus")
+
+EXCEPTION_NAMES = {
+    1: "illegal function",
+    2: "illegal data address",
+    3: "illegal data value",
+    4: "server device failure",
+    6: "server device busy",
+    10: "gateway path unavailable",
+    11: "gateway target device failed to respond",
+}
+_HB = COMMAND.address("heartbeat")
+
+
+class _Fail(Exception):
+    """One controller's transaction failed (message already worded)."""
+
+    def __init__(self, message: str, *, comm: bool = True) -> None:
+        super().__init__(message)
+        self.comm = comm  # True: a communication failure (reconnect); False: the device answered wrongly
+
+
+def modbus_client(ep: Endpoint, *, timeout_s: float | None = None) -> Any:
+    """A pymodbus asyncio client for ``ep`` (TLS when ``ep.tls`` is set); reconnection is ours, not pymodbus's."""
+    from pymodbus.client import AsyncModbusTcpClient, AsyncModbusTlsClient
+
+    t = timeout_s if timeout_s is not None else ep.timeout_s
+    if ep.tls is not None:
+        return AsyncModbusTlsClient(
+            ep.host, port=ep.port, sslctx=client_context(ep.tls), timeout=t, retries=ep.retries, reconnect_delay=0
+        )
+    return AsyncModbusTcpClient(ep.host, port=ep.port, timeout=t, retries=ep.retries, reconnect_delay=0)
+
+
+@dataclass
+class ModbusLink:
+    """Everything central knows about one controller."""
+
+    row: int
+    endpoint: Endpoint
+    fmap: FieldMap
+    client: Any = None
+    identity: Identity | None = None
+    problem: str | None = None  # why the controller is not commanded (None: fine)
+    refused: bool = False  # identity/profile mismatch: never commanded until reconnected and fixed
+    next_connect_t: float = 0.0
+    backoff_s: float = 0.0
+    last_ok_t: float = -math.inf
+    status: FieldStatus | None = None
+    status_fresh: bool = False  # lockstep: status read by advance(), not yet consumed by read()
+    prev_volume: np.ndarray | None = None
+    heartbeat: int = 0
+    seq: int = 0
+    content: tuple | None = None
+    block: CommandBlock | None = None
+    written_seq: int = -1
+    reported_reject: int = 0
+    alarm: bool = False
+    was_active: bool = False
+    write_failures: int = 0
+    reads: int = 0
+    errors: int = 0
+    latency_s: list[float] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.endpoint.label
+
+    @property
+    def readable(self) -> bool:
+        return self.client is not None and self.identity is not None and not self.refused
+
+
+class ModbusBackend(BaseBackend):
+    """Backend for field controllers speaking the greenwave Modbus profile (see the module docstring)."""
+
+    def __init__(
+        self,
+        network: Network,
+        endpoints: Sequence[Endpoint] | Mapping[str, Endpoint],
+        *,
+        dt_s: float = 1.0,
+        lockstep: bool = False,
+        comm_timeout_s: float | None = None,
+        reconnect_delay_s: float = 0.5,
+        reconnect_delay_max_s: float = 30.0,
+        lockstep_timeout_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        record_latency: bool = False,
+    ) -> None:
+        super().__init__(network, dt_s=dt_s)
+        eps = dict(endpoints) if isinstance(endpoints, Mapping) else {e.intersection: e for e in endpoints}
+        missing = [i.id for i in network.intersections if i.id not in eps]
+        if missing:
+            raise InputError(f"no Modbus endpoint for intersections {missing}", where="ModbusBackend")
+        self.links = [ModbusLink(r, eps[i.id], field_map(i)) for r, i in enumerate(network.intersections)]
+        self.lockstep = lockstep
+        self.comm_timeout_s = 2.0 * dt_s if comm_timeout_s is None else comm_timeout_s
+        self.reconnect_delay_s = reconnect_delay_s
+        self.reconnect_delay_max_s = reconnect_delay_max_s
+        self.lockstep_timeout_s = lockstep_timeout_s
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.record_latency = record_latency
+        self.problems: dict[str, str] = {}
+        self.alarms: list[tuple[float, str, str]] = []
+        self.events: list[tuple[float, str, str]] = []
+        self.step = 0
+        self.time_s = 0.0
+        self.done = False
+        self._loop: PrivateLoop | None = None
+        self._t0 = 0.0
+        self._next_tick = 0.0
+        self._det_slices = self._detector_slices()
+
+    def _detector_slices(self) -> list[slice]:
+        out, start = [], 0
+        for link in self.links:
+            n = link.fmap.n_detectors
+            out.append(slice(start, start + n))
+            start += n
+        return out
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def _open(self) -> None:
+        self._loop = PrivateLoop()
+        self._t0 = self.clock()
+        self._next_tick = self._t0
+        self._loop.run(self._gather(self._ensure_connected(link) for link in self.links))
+
+    def _close(self) -> None:
+        if self._loop is None:
+            return
+        try:
+            self._loop.run(self._gather(self._release(link) for link in self.links if link.was_active))
+        finally:
+            for link in self.links:
+                if link.client is not None:
+                    link.client.close()
+                    link.client = None
+            self._loop.close()
+            self._loop = None
+
+    async def _release(self, link: ModbusLink) -> None:
+        """On a clean shutdown, hand every commanded controller back to its local plan."""
+        if not link.readable:
+            return
+        link.seq = link.seq % 0xFFFF + 1
+        block = CommandBlock(seq=link.seq, kind=CommandKind.RELEASE)
+        words = heartbeat_words(link.heartbeat + 1, self.wall_clock()) + encode_command_block(
+            block, link.fmap.intersection
+        )
+        try:
+            await self._write(link, _HB, words)
+        except _Fail as e:
+            log.info("%s: release not confirmed (%s); its watchdog will fall back", link.label, e)
+
+    @staticmethod
+    async def _gather(coros: Any) -> list[Any]:
+        return await asyncio.gather(*coros)
+
+    # ---- connection and identity ---------------------------------------------------------------------
+    def _set_problem(self, link: ModbusLink, message: str | None) -> None:
+        iid = link.fmap.id
+        if message is None:
+            if self.problems.pop(iid, None) is not None:
+                log.warning("%s: answering again", link.label)
+            link.problem = None
+            return
+        link.problem = message
+        if self.problems.get(iid) != message:
+            self.problems[iid] = message
+            log.error("%s: %s", link.label, message)
+
+    async def _ensure_connected(self, link: ModbusLink) -> None:
+        if link.client is not None and link.client.connected:
+            return
+        now = self.clock()
+        if now < link.next_connect_t:
+            return
+        if link.client is not None:
+            link.client.close()
+        ep = link.endpoint
+        timeout = max(ep.timeout_s, self.lockstep_timeout_s) if self.lockstep else ep.timeout_s
+        link.client = modbus_client(ep, timeout_s=timeout)
+        link.identity = None
+        try:
+            ok = await link.client.connect()
+        except Exception as e:  # ssl errors and the like
+            ok = False
+            why = f"{type(e).__name__}: {e}"
+        else:
+            why = "connection refused or timed out"
+        if not ok:
+            link.client.close()
+            link.client = None
+            link.backoff_s = min(max(link.backoff_s * 2, self.reconnect_delay_s), self.reconnect_delay_max_s)
+            link.next_connect_t = now + link.backoff_s
+            self._set_problem(link, f"unreachable ({why}); retrying in {link.backoff_s:g} s")
+            return
+        link.backoff_s = 0.0
+        await self._check_identity(link)
+
+    async def _check_identity(self, link: ModbusLink) -> None:
+        try:
+            words = await self._read(link, IDENTITY.base, IDENTITY.length, what="identity")
+        except _Fail as e:
+            self._disconnect(link, str(e), refused=not e.comm)
+            return
+        ident = decode_identity(words)
+        fm = link.fmap
+        problem = None
+        if ident.magic != MAGIC:
+            problem = f"not a greenwave Modbus profile device (magic 0x{ident.magic:04X}, expected 0x{MAGIC:04X})"
+        elif ident.profile_major != PROFILE_MAJOR:
+            problem = f"profile version {ident.profile} is not supported (this central speaks {PROFILE_MAJOR}.x)"
+        elif ident.device_id != link.endpoint.device_id:
+            problem = f"answers as device id {ident.device_id}, configured {link.endpoint.device_id}"
+        elif ident.intersection_id != fm.id:
+            problem = (
+                f"reports intersection {ident.intersection_id!r}, the inventory expects {fm.id!r}: wrong device id?"
+            )
+        elif ident.group_count != fm.n_groups or ident.stage_count != fm.n_stages:
+            problem = (
+                f"has {ident.group_count} signal groups and {ident.stage_count} stages configured, the inventory "
+                f"{fm.n_groups} and {fm.n_stages}: run `greenwave commission` to list every difference"
+            )
+        elif ident.detector_channels < fm.max_channel:
+            problem = (
+                f"has detector channels up to {ident.detector_channels}, the inventory uses up to {fm.max_channel}"
+            )
+        if problem is not None:
+            link.refused = True
+            link.identity = ident
+            self._set_problem(link, problem + "; not commanding it")
+            return
+        link.identity = ident
+        link.refused = False
+        link.prev_volume = None
+        self._set_problem(link, None)
+
+    def _disconnect(self, link: ModbusLink, message: str, *, refused: bool = False) -> None:
+        if link.client is not None:
+            link.client.close()
+            link.client = None
+        link.identity = None
+        link.refused = refused
+        link.backoff_s = min(max(link.backoff_s * 2, self.reconnect_delay_s), self.reconnect_delay_max_s)
+        link.next_connect_t = self.clock() + link.backoff_s
+        self._set_problem(link, message + ("; not commanding it" if refused else ""))
+
+    # ---- transactions (the only read and write paths) --------------------------------------------------
+    async def _call(self, link: ModbusLink, what: str, coro: Any) -> Any:
+        from pymodbus.exceptions import ConnectionException, ModbusException
+
+        t0 = time.perf_counter()
+        try:
+            rr = await coro
+        except (ConnectionException, ConnectionError, OSError) as e:
+            raise _Fail(f"connection lost during {what}: {e}") from None
+        except ModbusException as e:
+            raise _Fail(
+                f"no valid answer to {what} within {link.endpoint.timeout_s:g} s x "
+                f"{link.endpoint.retries + 1} tries ({e.__class__.__name__})"
+            ) from None
+        except TimeoutError:
+            raise _Fail(f"no answer to {what}") from None
+        if rr is None:
+            raise _Fail(f"no answer to {what}")
+        if rr.isError():
+            code = int(getattr(rr, "exception_code", 0))
+            name = EXCEPTION_NAMES.get(code, "unknown exception")
+            hint = " (wrong device id?)" if code in (10, 11) else ""
+            raise _Fail(f"answers Modbus exception {code:02d} ({name}) to {what}{hint}", comm=False)
+        if self.record_latency:
+            link.latency_s.append(time.perf_counter() - t0)
+        return rr
+
+    async def _read(self, link: ModbusLink, address: int, count: int, *, what: str) -> list[int]:
+        rr = await self._call(
+            link,
+            f"a read of {what} (registers {address}-{address + count - 1})",
+            link.client.read_holding_registers(address, count=count, device_id=link.endpoint.device_id),
+        )
+        regs = list(rr.registers)
+        if len(regs) != count:
+            raise _Fail(f"answered {len(regs)} registers to a read of {count} ({what})", comm=False)
+        return regs
+
+    async def _write(self, link: ModbusLink, address: int, values: Sequence[int]) -> None:
+        check_modbus_write(address, len(values))
+        await self._call(
+            link,
+            f"a write of registers {address}-{address + len(values) - 1}",
+            link.client.write_registers(address, list(values), device_id=link.endpoint.device_id),
+        )
+
+    async def _write_read(
+        self, link: ModbusLink, waddr: int, values: Sequence[int], raddr: int, rcount: int
+    ) -> list[int]:
+        check_modbus_write(waddr, len(values))
+        rr = await self._call(
+            link,
+            f"a read/write (write {waddr}-{waddr + len(values) - 1}, read {raddr}-{raddr + rcount - 1})",
+            link.client.readwrite_registers(
+                read_address=raddr,
+                read_count=rcount,
+                write_address=waddr,
+                values=list(values),
+                device_id=link.endpoint.device_id,
+            ),
+        )
+        regs = list(rr.registers)
+        if len(regs) != rcount:
+            raise _Fail(f"answered {len(regs)} registers to a read of {rcount} (status)", comm=False)
+        return regs
+
+    # ---- per tick ---------------------------------------------------------------------------------
+    async def _poll(self, link: ModbusLink, *, step: int | None = None) -> None:
+        """Read one controller's status (heartbeat with it when it is commanded)."""
+        await self._ensure_connected(link)
+        if not link.readable:
+            return
+        count = status_read_count(link.fmap)
+        try:
+            if link.was_active or step is not None:
+                words = heartbeat_words(link.heartbeat, self.wall_clock(), step or 0)
+                if link.was_active:
+                    link.heartbeat = (link.heartbeat + 1) & 0xFFFF
+                    words[0] = link.heartbeat
+                    addr = _HB
+                    if step is not None and link.block is not None:
+                        words += encode_command_block(link.block, link.fmap.intersection)
+                        link.written_seq = link.block.seq
+                else:
+                    words, addr = words[4:5], _HB + 4  # lockstep step only: no heartbeat for an inactive row
+                regs = await self._write_read(link, addr, words, STATUS_BASE, count)
+            else:
+                regs = await self._read(link, STATUS_BASE, count, what="status")
+        except _Fail as e:
+            link.errors += 1
+            if e.comm:
+                self._comm_fail(link, str(e))
+            else:
+                self._disconnect(link, str(e), refused=True)
+            return
+        link.status = decode_status(regs, link.fmap)
+        link.status_fresh = True
+        link.last_ok_t = self.clock()
+        link.reads += 1
+
+    def _comm_fail(self, link: ModbusLink, message: str) -> None:
+        """A timeout or a lost connection: the comm age grows; reconnect if the connection is gone."""
+        if link.client is None or not link.client.connected:
+            self._disconnect(link, message)
+        else:
+            log.debug("%s: %s", link.label, message)
+
+    def read(self) -> Observation:
+        self._require_open()
+        assert self._loop is not None
+        if not self.lockstep or self.step == 0:
+            self._loop.run(self._gather(self._poll(link) for link in self.links))
+        else:
+            self._loop.run(self._gather(self._poll(link) for link in self.links if not link.status_fresh))
+        return self._observation()
+
+    def _observation(self) -> Observation:
+        p = self.packed
+        now = self.clock()
+        n_det = len(self.detectors.ids)
+        counts = np.full(n_det, np.nan)
+        occ = np.full(n_det, np.nan)
+        state = np.zeros((p.n, p.g), np.int8)
+        comm_age = np.full(p.n, np.inf)
+        fault = np.ones(p.n, bool)
+        mode = np.full(p.n, -1, np.int64)
+        central = np.zeros(p.n, bool)
+        accepted = np.zeros(p.n, np.int64)
+        reason = np.zeros(p.n, np.int64)
+        plan_clock = []
+        done = False
+        for link in self.links:
+            r = link.row
+            st = link.status
+            comm_age[r] = now - link.last_ok_t
+            stale = comm_age[r] > self.comm_timeout_s
+            self._alarm(link, stale, comm_age[r])
+            if st is None or not link.readable:
+                continue
+            sl = self._det_slices[r]
+            vol = st.volume
+            if link.prev_volume is not None and link.status_fresh:
+                counts[sl] = (vol - link.prev_volume) % 65536
+            elif link.status_fresh:
+                counts[sl] = 0.0
+            else:
+                counts[sl] = 0.0  # nothing new read this tick
+            if link.status_fresh:
+                link.prev_volume = vol
+            raw = st.occupancy_raw
+            occ[sl] = np.where(raw <= OCC_SCALE, raw / OCC_SCALE, np.nan)
+            g = link.fmap.n_groups
+            state[r, :g] = st.group_state
+            sw = StatusBits(st.status_word & 0xFFFF)
+            bad = StatusBits.FLASH | StatusBits.MMU_FAULT | StatusBits.LOCAL_OVERRIDE | StatusBits.COMMISSIONING
+            fault[r] = bool(sw & bad) or stale
+            mode[r] = st.mode
+            central[r] = bool(sw & StatusBits.CENTRAL_CONTROL)
+            accepted[r] = st.accepted_seq
+            reason[r] = st.reject_reason
+            done = done or bool(sw & StatusBits.PLANT_DONE)
+            plan_clock.append(st.plan_clock_s)
+            link.status_fresh = False
+            self._report_reject(link, st)
+        self.done = done
+        if self.lockstep and plan_clock:
+            self.time_s = float(max(plan_clock))
+        elif not self.lockstep:
+            self.time_s = now - self._t0
+        return Observation(
+            time_s=self.time_s,
+            counts=counts,
+            occupancy=occ,
+            queue_veh=np.full((p.n, p.g), np.nan),
+            signal_state=state,
+            comm_age_s=comm_age,
+            fault=fault,
+            extra={"field_mode": mode, "central_control": central, "accepted_seq": accepted, "reject_reason": reason},
+        )
+
+    def _alarm(self, link: ModbusLink, stale: bool, age: float) -> None:
+        if stale and not link.alarm and link.last_ok_t > -math.inf:
+            link.alarm = True
+            msg = f"comm-loss alarm: silent for {age:.1f} s; not commanding it"
+            self.alarms.append((self.time_s, link.fmap.id, msg))
+            log.warning("%s: %s", link.label, msg)
+        elif not stale and link.alarm:
+            link.alarm = False
+            self.alarms.append((self.time_s, link.fmap.id, "comm restored"))
+            log.warning("%s: comm restored", link.label)
+
+    def _report_reject(self, link: ModbusLink, st: FieldStatus) -> None:
+        if link.block is not None and st.rejected_seq == link.block.seq and link.reported_reject != link.block.seq:
+            link.reported_reject = link.block.seq
+            try:
+                why = RejectReason(st.reject_reason).name
+            except ValueError:
+                why = str(st.reject_reason)
+            msg = f"command block {link.block.seq} rejected ({why}); the controller keeps its last safe plan"
+            self.events.append((self.time_s, link.fmap.id, msg))
+            log.warning("%s: %s", link.label, msg)
+
+    # ---- commands ------------------------------------------------------------------------------------
+    def _block_for(self, link: ModbusLink, commands: Commands) -> tuple | None:
+        inter = link.fmap.intersection
+        plan = (commands.plans or {}).get(inter.id)
+        if plan is not None:
+            return ("plan", quantize_plan(plan, 0.1))
+        t = int(commands.target_stage[link.row])
+        if t < 0:
+            return None
+        return ("stage", t)
+
+    def _needs_write(self, link: ModbusLink, commands: Commands) -> bool:
+        """Update the link's block for this tick; True when it must be (re)written."""
+        want = self._block_for(link, commands)
+        st = link.status
+        if want is None or st is None:
+            return False
+        inter = link.fmap.intersection
+        new = want != link.content
+        sw = StatusBits(st.status_word & 0xFFFF)
+        in_control = bool(sw & StatusBits.CENTRAL_CONTROL)
+        pending = bool(sw & StatusBits.PENDING_HANDBACK)
+        if not new and link.block is not None:
+            ours = link.block.seq
+            if st.rejected_seq == ours:
+                return False  # refused: do not insist with the same block
+            if st.accepted_seq == ours and (in_control or pending):
+                return False  # in force, or waiting for the handback
+            if st.accepted_seq != ours and link.written_seq == ours:
+                return True  # written but not seen: resend the same block
+            if st.accepted_seq == ours:
+                new = True  # the controller fell back since: a complete *new* block is needed
+        if new:
+            link.seq = link.seq % 0xFFFF + 1
+            link.content = want
+            if want[0] == "plan":
+                link.block = CommandBlock(seq=link.seq, kind=CommandKind.PLAN, plan=want[1])
+            else:
+                link.block = stage_request(link.seq, want[1], len(inter.stages))
+            return True
+        return link.written_seq != link.block.seq if link.block is not None else False
+
+    async def _send_block(self, link: ModbusLink) -> None:
+        assert link.block is not None
+        link.heartbeat = (link.heartbeat + 1) & 0xFFFF
+        words = heartbeat_words(link.heartbeat, self.wall_clock()) + encode_command_block(
+            link.block, link.fmap.intersection
+        )
+        try:
+            await self._write(link, _HB, words)
+            link.written_seq = link.block.seq
+        except _Fail as e:
+            link.write_failures += 1
+            if e.comm:
+                self._comm_fail(link, str(e))
+            else:
+                self._disconnect(link, str(e), refused=True)
+
+    def apply(self, commands: Commands) -> None:
+        self._require_open()
+        assert self._loop is not None
+        active = np.asarray(commands.active, bool)
+        todo = []
+        for link in self.links:
+            ok = bool(active[link.row]) and link.readable
+            link.was_active = ok
+            if not ok:
+                continue  # never send anything for an intersection the engine does not command
+            if self._needs_write(link, commands) and not self.lockstep:
+                todo.append(self._send_block(link))
+        if todo:
+            self._loop.run(self._gather(todo))
+
+    def advance(self) -> float:
+        self._require_open()
+        assert self._loop is not None
+        if self.lockstep:
+            self.step += 1
+            self._loop.run(self._gather(self._poll(link, step=self.step) for link in self.links))
+            return self.time_s + self.dt_s
+        self._next_tick += self.dt_s
+        delay = self._next_tick - self.clock()
+        if delay > 0:
+            self._loop.run(asyncio.sleep(delay))
+        elif delay < -5 * self.dt_s:
+            self._next_tick = self.clock()
+        return self.clock() - self._t0
+
+    # ---- convenience -------------------------------------------------------------------------------------
+    def status(self, intersection_id: str) -> FieldStatus | None:
+        for link in self.links:
+            if link.fmap.id == intersection_id:
+                return link.status
+        raise KeyError(intersection_id)
+
+    @property
+    def central_control(self) -> np.ndarray:
+        out = np.zeros(len(self.links), bool)
+        for link in self.links:
+            st = link.status
+            out[link.row] = st is not None and bool(st.status_word & StatusBits.CENTRAL_CONTROL)
+        return out
+
+    def mode(self, intersection_id: str) -> ControllerMode | None:
+        st = self.status(intersection_id)
+        return None if st is None else ControllerMode(st.mode)
+
+
+_ = BLOCK_START  # the block's address, documented in the profile

@@ -1,0 +1,390 @@
+"""Security of field communications (``../shared/reference/field-io.md`` §3.5 and §4).
+
+* **Modbus/TCP Security** (Modbus.org MB-TCP-Security): the Modbus ADU inside
+  TLS 1.2+, **mutual** X.509 authentication, certificates configured per
+  controller (:class:`TlsConfig`), and role-based authorisation from the
+  client certificate's role extension (OID 1.3.6.1.4.1.50316.802.1), which
+  pymodbus does not check itself: :func:`peer_role` does, in the field
+  server.
+* **SNMPv3 USM authPriv** (RFC 3414, HMAC-SHA-2 per RFC 7860, AES-128 per
+  RFC 3826): :class:`SnmpCredentials`; v1/v2c communities remain for the
+  controllers that only speak them (then: tunnel, ACL, unique communities).
+* **The never-command list**, enforced here in code, on the only write paths
+  central has (:func:`check_snmp_set` for every SNMP SET,
+  :func:`check_modbus_write` for every Modbus write): central never drives
+  lamps, never commands flash or dark, never writes clearances, minimum
+  greens, the phasing (rings, concurrency, sequences, overlaps, channels),
+  the backup time, preemption, ring stop-time / omit-red-clear or open-ended
+  omits, and never takes local manual authority (``coordOperationalMode``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import ipaddress
+import ssl
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from field_io.errors import NeverCommandError
+from intersections.errors import InputError
+
+__all__ = [
+    "TlsConfig",
+    "SnmpCredentials",
+    "server_context",
+    "client_context",
+    "peer_role",
+    "ROLE_OID",
+    "NEVER_WRITE",
+    "CENTRAL_WRITABLE",
+    "COMMISSIONING_WRITABLE",
+    "FORBIDDEN_VALUES",
+    "check_snmp_set",
+    "check_modbus_write",
+    "generate_test_pki",
+]
+
+#: Modbus/TCP Security role extension (MB-TCP-Security v21, RoleOID).
+ROLE_OID = "1.3.6.1.4.1.50316.802.1"
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """Certificates of one controller link (PEM files). Both ends present a certificate (mutual TLS).
+
+    ``role``: on the server, the role a client certificate must carry; on the
+    client, informational. ``server_name``: the name to verify in the server
+    certificate (defaults to the host; IP addresses are matched against IP SANs).
+    """
+
+    cert: str
+    key: str
+    ca: str
+    role: str | None = None
+    server_name: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("cert", "key", "ca"):
+            if not Path(getattr(self, name)).is_file():
+                raise InputError(f"TLS {name} file not found: {getattr(self, name)}", where="tls")
+
+
+def _base(ctx: ssl.SSLContext, tls: TlsConfig) -> ssl.SSLContext:
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(tls.cert, tls.key)
+    ctx.load_verify_locations(tls.ca)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.options |= ssl.OP_NO_COMPRESSION  # MB-TCP-Security: no TLS compression
+    if hasattr(ssl, "OP_NO_RENEGOTIATION"):
+        ctx.options |= ssl.OP_NO_RENEGOTIATION
+    return ctx
+
+
+def server_context(tls: TlsConfig) -> ssl.SSLContext:
+    """TLS 1.2+ server context that *requires* a client certificate signed by ``tls.ca``."""
+    return _base(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), tls)
+
+
+def client_context(tls: TlsConfig) -> ssl.SSLContext:
+    """TLS 1.2+ client context: verifies the server (CA and name) and presents our certificate."""
+    return _base(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), tls)
+
+
+def peer_role(der: bytes | None) -> str | None:
+    """The Modbus/TCP Security role carried by a peer certificate (DER), or None."""
+    if not der:
+        return None
+    from cryptography import x509
+
+    cert = x509.load_der_x509_certificate(der)
+    try:
+        ext = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier(ROLE_OID))
+    except x509.ExtensionNotFound:
+        return None
+    raw = ext.value.value if isinstance(ext.value, x509.UnrecognizedExtension) else b""
+    # The role is an ASN.1 UTF8String (tag 0x0C); tolerate a bare string.
+    if len(raw) >= 2 and raw[0] == 0x0C and raw[1] == len(raw) - 2:
+        raw = raw[2:]
+    return raw.decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class SnmpCredentials:
+    """SNMP security of one controller.
+
+    ``version`` 1 or 2 (v2c): ``community`` (reads) and ``write_community``
+    (SETs; defaults to ``community``). ``version`` 3: USM user with authPriv
+    only (``auth_key``/``priv_key`` at least 8 characters), HMAC-SHA-2 and AES
+    by default (field-io.md §4.2: avoid MD5/DES).
+    """
+
+    version: int = 1
+    community: str = "public"
+    write_community: str | None = None
+    user: str = ""
+    auth_key: str = ""
+    priv_key: str = ""
+    auth_protocol: str = "SHA-256"
+    priv_protocol: str = "AES-128"
+
+    AUTH = ("SHA-256", "SHA-384", "SHA-512", "SHA")
+    PRIV = ("AES-128", "AES-192", "AES-256")
+
+    def __post_init__(self) -> None:
+        if self.version not in (1, 2, 3):
+            raise InputError(f"SNMP version must be 1, 2 (v2c) or 3, got {self.version!r}", where="snmp")
+        if self.version == 3:
+            if not self.user:
+                raise InputError("SNMPv3 needs a user name", where="snmp")
+            if len(self.auth_key) < 8 or len(self.priv_key) < 8:
+                raise InputError("SNMPv3 authPriv needs auth and priv keys of at least 8 characters", where="snmp")
+            if self.auth_protocol not in self.AUTH:
+                raise InputError(f"SNMPv3 auth protocol must be one of {', '.join(self.AUTH)}", where="snmp")
+            if self.priv_protocol not in self.PRIV:
+                raise InputError(f"SNMPv3 priv protocol must be one of {', '.join(self.PRIV)}", where="snmp")
+
+    @property
+    def set_community(self) -> str:
+        return self.write_community or self.community
+
+
+# ---- the never-command list ------------------------------------------------------------------------
+
+#: Objects central never writes, with the reason (field-io.md §3.5 items 1-7).
+NEVER_WRITE: dict[str, str] = {
+    **{
+        n: "clearance / pedestrian / minimum-green timings are agency-approved, commissioning-only values"
+        for n in (
+            "phaseWalk",
+            "phasePedestrianClear",
+            "phaseMinimumGreen",
+            "phasePassage",
+            "phaseMaximum1",
+            "phaseMaximum2",
+            "phaseYellowChange",
+            "phaseRedClear",
+            "phaseRedRevert",
+            "unitRedRevert",
+            "unitStartUpFlash",
+        )
+    },
+    **{
+        n: "the phasing model (rings, concurrency, sequences, overlaps, channels, detector assignment) is "
+        "changed only in supervised commissioning"
+        for n in (
+            "phaseRing",
+            "phaseConcurrency",
+            "phaseStartup",
+            "phaseOptions",
+            "sequenceData",
+            "overlapIncludedPhases",
+            "channelControlSource",
+            "channelControlType",
+            "vehicleDetectorCallPhase",
+            "vehicleDetectorOptions",
+            "pedestrianDetectorCallPhase",
+        )
+    },
+    "channelFlash": "central never drives lamps, channels or flash",
+    "channelDim": "central never drives lamps, channels or flash",
+    "specialFunctionOutputState": "central never drives outputs directly",
+    "unitControl": "unit control bits are local configuration",
+    "coordOperationalMode": "local manual override outranks the system and is not released by the backup timer",
+    "unitBackupTime": "the backup time is the controller's watchdog; central never changes (or disables) it",
+    "preemptControl": "central never touches preemption",
+    "preemptControlState": "central never touches preemption",
+    "ringControlGroupStopTime": "stop time is never commanded by central",
+    "ringControlGroupOmitRedClear": "red clearance is never omitted",
+    "ringControlGroupForceOff": "ring-level control is not used by central",
+    "ringControlGroupMax2": "ring-level control is not used by central",
+    "ringControlGroupMaxInhibit": "ring-level control is not used by central",
+    "ringControlGroupPedRecycle": "ring-level control is not used by central",
+    "ringControlGroupRedRest": "ring-level control is not used by central",
+    "phaseControlGroupPhaseOmit": "open-ended omits are never commanded (a called phase must be served)",
+    "phaseControlGroupPedOmit": "open-ended omits are never commanded (a called phase must be served)",
+    "timebaseAscPattern": "the local time-of-day schedule is configuration",
+    "globalTime": "the controller clock is set by its own time source, not by the optimiser",
+    "systemSyncControl": "not used by greenwave",
+}
+
+#: What central may SET in normal operation (everything else is refused).
+CENTRAL_WRITABLE = frozenset(
+    {
+        "phaseControlGroupHold",
+        "phaseControlGroupForceOff",
+        "phaseControlGroupVehCall",
+        "phaseControlGroupPedCall",
+        "systemPatternControl",
+        "patternCycleTime",
+        "patternOffsetTime",
+        "patternSplitNumber",
+        "patternSequenceNumber",
+        "splitTime",
+        "splitMode",
+        "splitCoordPhase",
+        "gwLockstepStep",
+    }
+)
+#: Extra objects a commissioning session may write (the fallback pattern is within CENTRAL_WRITABLE's objects).
+COMMISSIONING_WRITABLE: frozenset[str] = frozenset()
+
+#: Values refused even for writable objects: flash and free are operator actions, never automation.
+FORBIDDEN_VALUES: dict[str, tuple[int, ...]] = {"systemPatternControl": (254, 255)}
+
+
+def _name_of(oid: Sequence[int]) -> str | None:
+    from field_io.ntcip.oids import OBJECTS
+
+    t = tuple(int(x) for x in oid)
+    best = None
+    for o in OBJECTS.values():
+        n = len(o.oid)
+        if t[:n] == o.oid and len(t) > n and (best is None or n > len(best.oid)):
+            best = o
+    return best.name if best is not None else None
+
+
+def check_snmp_set(varbinds: Iterable[tuple[Sequence[int], Any]], *, commissioning: bool = False) -> None:
+    """Raise :class:`NeverCommandError` unless every (oid, value) is a write central may make."""
+    allowed = CENTRAL_WRITABLE | (COMMISSIONING_WRITABLE if commissioning else frozenset())
+    for oid, value in varbinds:
+        name = _name_of(oid)
+        label = name or ".".join(str(x) for x in oid)
+        if name in NEVER_WRITE:
+            raise NeverCommandError(f"refusing to SET {label}: {NEVER_WRITE[name]}", where="never-command list")
+        if name not in allowed:
+            raise NeverCommandError(
+                f"refusing to SET {label}: not an object central may write", where="never-command list"
+            )
+        bad = FORBIDDEN_VALUES.get(name)
+        if bad and isinstance(value, int) and int(value) in bad:
+            raise NeverCommandError(
+                f"refusing to SET {label} = {value}: flash and free are operator actions, never automation",
+                where="never-command list",
+            )
+
+
+def check_modbus_write(address: int, count: int, *, commissioning: bool = False) -> None:
+    """Raise :class:`NeverCommandError` unless [address, address+count) lies in one writable table."""
+    from field_io.modbus.profile import writable_ranges
+
+    end = address + count
+    for a, b in writable_ranges(commissioning=commissioning):
+        if a <= address and end <= b:
+            return
+    raise NeverCommandError(
+        f"refusing to write registers {address}-{end - 1}: outside the profile's writable tables "
+        f"{', '.join(f'{a}-{b - 1}' for a, b in writable_ranges(commissioning=commissioning))}",
+        where="never-command list",
+    )
+
+
+# ---- test / demo certificates --------------------------------------------------------------------------
+
+
+def generate_test_pki(
+    directory: str | Path, *, hosts: Sequence[str] = ("127.0.0.1", "localhost"), client_role: str | None = "operator"
+) -> dict[str, Path]:
+    """A throw-away CA, server and client certificate (for tests and demos only, 1-day validity).
+
+    Returns paths: ``ca``, ``server_cert``, ``server_key``, ``client_cert``,
+    ``client_key``, plus ``rogue_cert``/``rogue_key`` signed by another CA.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    now = _dt.datetime.now(_dt.UTC)
+
+    def key() -> ec.EllipticCurvePrivateKey:
+        return ec.generate_private_key(ec.SECP256R1())
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def ca(cn: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        k = key()
+        c = (
+            x509.CertificateBuilder()
+            .subject_name(name(cn))
+            .issuer_name(name(cn))
+            .public_key(k.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - _dt.timedelta(minutes=5))
+            .not_valid_after(now + _dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .sign(k, hashes.SHA256())
+        )
+        return c, k
+
+    def leaf(cn: str, issuer: tuple[x509.Certificate, Any], *, server: bool, role: str | None) -> tuple[Any, Any]:
+        k = key()
+        b = (
+            x509.CertificateBuilder()
+            .subject_name(name(cn))
+            .issuer_name(issuer[0].subject)
+            .public_key(k.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - _dt.timedelta(minutes=5))
+            .not_valid_after(now + _dt.timedelta(days=1))
+            .add_extension(
+                x509.ExtendedKeyUsage(
+                    [x509.ExtendedKeyUsageOID.SERVER_AUTH if server else x509.ExtendedKeyUsageOID.CLIENT_AUTH]
+                ),
+                critical=False,
+            )
+        )
+        if server:
+            sans: list[x509.GeneralName] = []
+            for h in hosts:
+                try:
+                    sans.append(x509.IPAddress(ipaddress.ip_address(h)))
+                except ValueError:
+                    sans.append(x509.DNSName(h))
+            b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        if role is not None:
+            raw = role.encode()
+            b = b.add_extension(
+                x509.UnrecognizedExtension(x509.ObjectIdentifier(ROLE_OID), bytes([0x0C, len(raw)]) + raw),
+                critical=False,
+            )
+        return b.sign(issuer[1], hashes.SHA256()), k
+
+    def write(stem: str, cert: Any, k: Any) -> tuple[Path, Path]:
+        cp, kp = d / f"{stem}.crt", d / f"{stem}.key"
+        cp.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        kp.write_bytes(
+            k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        )
+        kp.chmod(0o600)
+        return cp, kp
+
+    root = ca("greenwave test CA")
+    other = ca("rogue CA")
+    out: dict[str, Path] = {}
+    out["ca"], _ = write("ca", *root)
+    out["server_cert"], out["server_key"] = write("server", *leaf("controller", root, server=True, role=None))
+    out["client_cert"], out["client_key"] = write("client", *leaf("central", root, server=False, role=client_role))
+    out["norole_cert"], out["norole_key"] = write("norole", *leaf("central-norole", root, server=False, role=None))
+    out["rogue_cert"], out["rogue_key"] = write("rogue", *leaf("intruder", other, server=False, role=client_role))
+    return out
