@@ -226,15 +226,15 @@ class SafetySupervisor:
             prev_state[leaving_flash] = RED
         mode[back] = Mode.NORMAL
 
-        # Requests -> target stage.
-        reqs = np.asarray(requests, dtype=np.int64).copy()
+        # Requests -> target stage. ``refused`` always judges the caller's
+        # requests; where the local plan runs, its requests pick the target
+        # (an invalid one keeps the previous target).
+        target, refused = self._validate(requests)
         local = mode == Mode.LOCAL_PLAN
         if local.any():
-            if fallback_requests is None:
-                reqs[local] = HOLD
-            else:
-                reqs[local] = np.asarray(fallback_requests, dtype=np.int64)[local]
-        target, refused = self._validate(reqs)
+            fallback = HOLD if fallback_requests is None else np.asarray(fallback_requests, dtype=np.int64)
+            local_target, _ = self._validate(np.where(local, fallback, HOLD))
+            target = np.where(local, local_target, target)
         ignoring = (mode == Mode.CLEARING) | (mode == Mode.FLASH) | (mode == Mode.FAULT)
         target = np.where(ignoring, -1, target)
         self.target = target
@@ -250,6 +250,9 @@ class SafetySupervisor:
         end_yellow = (state == YELLOW) & (self.state_time_s + EPS >= p.yellow_s) & normal_like
         state[end_yellow] = RED
         self.state_time_s[end_yellow] = 0.0
+        # A yellow shown longer than yellow_s (rounded up to ticks) must not eat
+        # into the all-red: count the rest of every intergreen from this red.
+        self.since_green_end_s[end_yellow] = p.yellow_s[end_yellow]
         # 2. Greens not wanted end once their minimum is served.
         want_off = (state == GREEN) & ~desired & normal_like
         can_off = want_off & (self.state_time_s + EPS >= p.min_green_s)
@@ -262,7 +265,7 @@ class SafetySupervisor:
         self.since_green_end_s[can_off] = 0.0
         # 3. Wanted groups start once every conflicting group (and their own
         #    clearance) has cleared: red and past the intergreen.
-        want_on = (state == RED) & desired & normal_like
+        want_on = (state == RED) & desired & normal_like & ~end_yellow  # never yellow -> green in one tick
         nonred = state != RED
         cleared = self.since_green_end_s[:, :, None] + EPS >= p.intergreen_s  # [n, k, j]
         blockers = p.conflicts & (nonred[:, :, None] | ~cleared)
@@ -271,15 +274,20 @@ class SafetySupervisor:
         start = want_on & ~blocked
         state[start] = GREEN
         self.state_time_s[start] = 0.0
-        held_clear = (want_on & blocked).any(axis=1)
+        # Any wanted group not green now waits for a clearance (its own yellow too).
+        held_clear = (desired & (state != GREEN) & normal_like).any(axis=1)
 
         # 4. Clearing to flash: once nothing shows green or yellow and the
         #    clearances have run out, flash.
         clearing = mode == Mode.CLEARING
         if clearing.any():
             quiet = ~((state == GREEN) | (state == YELLOW)).any(axis=1)
-            cleared_all = (self.since_green_end_s + EPS >= p.yellow_s + p.all_red_s).all(axis=1)
-            go_flash = clearing & quiet & cleared_all
+            # Own clearance = the intergreen diagonal: yellow + all-red, or the
+            # pedestrian clearance + all-red (yellow_s is 0 for pedestrians).
+            own_clearance_s = np.einsum("njj->nj", p.intergreen_s)
+            cleared_all = (self.since_green_end_s + EPS >= own_clearance_s).all(axis=1)
+            # Flash starts from an all-red shown for at least a tick, never from a yellow.
+            go_flash = clearing & quiet & cleared_all & ~end_yellow.any(axis=1)
             mode[go_flash] = Mode.FLASH
         flashing = (mode == Mode.FLASH) | (mode == Mode.FAULT)
         state[flashing] = np.where(p.group_valid[flashing], FLASH, RED)
@@ -295,7 +303,7 @@ class SafetySupervisor:
         hold = np.zeros(n, np.int8)
         hold[held_clear] = Hold.CLEARANCE
         hold[held_min] = Hold.MIN_GREEN
-        hold[(mode != Mode.NORMAL) & (mode != Mode.LOCAL_PLAN)] = Hold.FAIL_SAFE
+        hold[mode != Mode.NORMAL] = Hold.FAIL_SAFE  # LOCAL_PLAN too: the request is ignored
         hold[refused] = Hold.REFUSED
         report = SupervisorReport(
             hold=hold,

@@ -46,7 +46,7 @@ from controller.estimate import Estimate
 from controller.events import EventCode
 from controller.policies import register_policy
 from controller.policies.base import PolicyContext
-from controller.policies.common import downstream_matrix, group_lanes, stage_green_elapsed_s
+from controller.policies.common import downstream_matrix, group_lanes, next_stage_with_demand, stage_green_elapsed_s
 from controller.safety import HOLD
 from intersections.model import DetectorKind, SignalState
 from intersections.network import Network
@@ -64,8 +64,8 @@ class AdaptivePolicy:
     def __init__(
         self,
         *,
-        passage_s: float = 5.0,
-        switch_ratio: float = 4.0,
+        passage_s: float = 3.0,
+        switch_ratio: float = float("inf"),
         wait_weight_s: float = 60.0,
         max_red_s: float = 120.0,
         spillback_fraction: float = 0.85,
@@ -79,6 +79,7 @@ class AdaptivePolicy:
         tsp_max_extension_s: float = 15.0,
         tsp_cooldown_s: float = 90.0,
         preempt_distance_m: float = 300.0,
+        order: str = "pressure",
     ) -> None:
         self.passage_s = float(passage_s)
         self.switch_ratio = float(switch_ratio)
@@ -95,6 +96,9 @@ class AdaptivePolicy:
         self.tsp_max_extension_s = float(tsp_max_extension_s)
         self.tsp_cooldown_s = float(tsp_cooldown_s)
         self.preempt_distance_m = float(preempt_distance_m)
+        if order not in ("pressure", "cyclic"):
+            raise ValueError(f"order must be 'pressure' or 'cyclic', got {order!r}")
+        self.order = order
 
     # ------------------------------------------------------------------
     def reset(self, network: Network, packed: PackedNetwork) -> None:
@@ -206,6 +210,10 @@ class AdaptivePolicy:
         others = score.copy()
         others[rows, cur_c] = -np.inf
         best = others.argmax(axis=1)
+        if self.order == "cyclic":
+            # Next stage in sequence with demand (a starving stage still jumps the queue).
+            nxt = next_stage_with_demand(cur, others > 0, p.stage_valid)
+            best = np.where((nxt >= 0) & ~starving_stage[rows, best], nxt, best)
         best_score = others[rows, best]
         cur_pressure = pressure[rows, cur_c]
 
@@ -222,7 +230,10 @@ class AdaptivePolicy:
         max_green = np.maximum(self.min_max_green_s, self.stage_max_s[rows, cur_c] * np.clip(0.5 + share, 0.5, 1.0))
         maxed = elapsed >= max_green
         want = best_score > 0
-        overwhelmed = best_score > self.switch_ratio * np.maximum(cur_pressure, 0.0) + 1e-9
+        if np.isfinite(self.switch_ratio):
+            overwhelmed = best_score > self.switch_ratio * np.maximum(cur_pressure, 0.0) + 1e-9
+        else:
+            overwhelmed = np.zeros(p.n, bool)
         forced = starving_stage[rows, best]
         switch = has & past_min & want & (~alive | maxed | forced | (overwhelmed & ~discharging))
         switch, best = self._transit_priority(obs, ctx, switch, best, score, members, past_min, forced, dt)

@@ -29,6 +29,8 @@ class AdaptiveReference(AdaptivePolicy):
     name = "adaptive-reference"
 
     def decide(self, obs: Observation, est: Estimate, ctx: PolicyContext) -> np.ndarray:
+        if self.order != "pressure":
+            raise NotImplementedError("the reference follows the default pressure order only")
         p = self.packed
         dt = ctx.dt_s
         lay = self.layout
@@ -121,7 +123,7 @@ class AdaptiveReference(AdaptivePolicy):
             share = max(cur_p, 0.0) / total if total > 0 else 1.0
             max_green = max(self.min_max_green_s, float(self.stage_max_s[r, cur]) * min(max(0.5 + share, 0.5), 1.0))
             maxed = elapsed >= max_green
-            overwhelmed = score[best] > self.switch_ratio * max(cur_p, 0.0) + 1e-9
+            overwhelmed = math.isfinite(self.switch_ratio) and score[best] > self.switch_ratio * max(cur_p, 0.0) + 1e-9
             if score[best] > 0 and (not alive or maxed or starving[best] or (overwhelmed and not discharging)):
                 out[r] = best
                 term[r] = 4 if not alive else (5 if maxed else 6)

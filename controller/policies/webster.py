@@ -17,3 +17,11 @@ __all__ = ["WebsterPolicy"]
 @register_policy("webster")
 class WebsterPolicy(FixedTimePolicy):
     name = "webster"
+
+
+@register_policy("webster-coordinated")
+class CoordinatedWebsterPolicy(FixedTimePolicy):
+    """Webster plans on a common cycle with offsets optimised for green waves
+    (:func:`controller.timing.coordination.coordinate`)."""
+
+    name = "webster-coordinated"
