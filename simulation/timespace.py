@@ -23,7 +23,15 @@ from intersections.errors import InputError
 from intersections.model import SignalState
 from intersections.network import Network
 
-__all__ = ["Corridor", "corridor_from_tls", "read_fcd", "plot_time_space", "write_edge_filter"]
+__all__ = [
+    "Corridor",
+    "corridor_from_tls",
+    "read_fcd",
+    "plot_time_space",
+    "write_edge_filter",
+    "plan_states",
+    "plot_plan_time_space",
+]
 
 
 @dataclass(frozen=True)
@@ -184,3 +192,66 @@ def plot_time_space(
     fig.savefig(out)
     plt.close(fig)
     return out
+
+
+def plan_states(network: Network, plans: Mapping[str, object], corridor: Corridor, times_s: np.ndarray) -> np.ndarray:
+    """(T, K) SignalState of each corridor intersection's through group under its fixed plan."""
+    out = np.full((len(times_s), len(corridor.tls)), int(SignalState.RED), np.int8)
+    for k, (tls, gi) in enumerate(zip(corridor.tls, corridor.through_group, strict=True)):
+        plan = plans.get(tls)
+        if plan is None or gi < 0:
+            continue
+        inter = network.get(tls)
+        gid = inter.groups[gi].id
+        stage_groups = {s.id: s.groups for s in inter.stages}
+        starts = plan.stage_starts_s()  # type: ignore[attr-defined]
+        pos = np.mod(times_s - plan.offset_s, plan.cycle_s)  # type: ignore[attr-defined]
+        n = len(plan.stages)  # type: ignore[attr-defined]
+        for j, st in enumerate(plan.stages):  # type: ignore[attr-defined]
+            members = st.groups or stage_groups.get(st.stage, frozenset())
+            if gid not in members:
+                continue
+            end = starts[j] + st.green_s
+            nxt = plan.stages[(j + 1) % n]  # type: ignore[attr-defined]
+            nxt_members = nxt.groups or stage_groups.get(nxt.stage, frozenset())
+            if gid in nxt_members:
+                end += st.intergreen_s  # stays green into the next stage
+            green = ((pos - starts[j]) % plan.cycle_s) < (end - starts[j])  # type: ignore[attr-defined]
+            out[green, k] = int(SignalState.GREEN)
+    return out
+
+
+def plot_plan_time_space(
+    network: Network, plans: Mapping[str, object], corridor: Corridor, out_png: str | Path, *, cycles: int = 6
+) -> Path:
+    """Green bands of fixed plans along a corridor, with free-speed progression lines."""
+    cycle = max(float(plans[t].cycle_s) for t in corridor.tls if t in plans)  # type: ignore[attr-defined]
+    times = np.arange(0.0, cycles * cycle, 1.0)
+    st = plan_states(network, plans, corridor, times)
+    states = st[:, :, None]  # (T, K, 1): one "group" per corridor row
+    fake = Corridor(corridor.edges, corridor.offset_m, corridor.length_m, corridor.tls, corridor.stop_line_m,
+                    tuple(0 for _ in corridor.tls))  # fmt: skip
+    # Free-speed trajectories leaving the first stop line every 4 s of its green.
+    g = network.graph
+    speed = {d["id"]: d["free_speed_m_s"] for _u, _v, d in g.edges(data=True)}
+    tracks: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    x0 = corridor.stop_line_m[0]
+    for t0 in times[(st[:, 0] == int(SignalState.GREEN)) & (times < 2 * cycle)][::4]:
+        ts, xs, t, x = [t0], [x0], t0, x0
+        for e in corridor.edges:
+            start = corridor.offset_m[e]
+            length = (corridor.offset_m.get(corridor.edges[corridor.edges.index(e) + 1], corridor.length_m)
+                      if corridor.edges.index(e) + 1 < len(corridor.edges) else corridor.length_m) - start  # fmt: skip
+            if start + length <= x:
+                continue
+            dx = start + length - x
+            t += dx / speed.get(e, 13.9)
+            x += dx
+            ts.append(t)
+            xs.append(x)
+        tt = np.arange(ts[0], ts[-1], 1.0)  # 1-s samples, as trajectories are drawn
+        tracks[f"p{t0:g}"] = (tt, np.interp(tt, ts, xs))
+    return plot_time_space(
+        tracks, fake, times, states, list(range(len(corridor.tls))), out_png,
+        title=f"Planned green bands (cycle {cycle:.0f} s) and free-speed progression", window_s=(0.0, float(times[-1])),
+    )  # fmt: skip

@@ -62,6 +62,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--begin", type=float, metavar="S", help="start of the SUMO demand window, s")
     p.add_argument("--end", type=float, metavar="S", help="end of the SUMO demand window, s")
     p.add_argument("--quiet", action="store_true", help="no table on stdout")
+    p.add_argument(
+        "--coordinate",
+        action="store_true",
+        help="common cycle per coordinated group and offsets for green waves over the road graph",
+    )
+    p.add_argument("--max-link", type=float, default=800.0, metavar="M", help="longest link coordinated, m (800)")
+    p.add_argument("--tsd", metavar="PNG", help="with --coordinate: time-space diagram of the planned green bands")
+    p.add_argument("--corridor", metavar="ID,ID,...", help="intersections along the corridor for --tsd, in order")
     p.set_defaults(func=run)
 
 
@@ -97,6 +105,14 @@ def run(args: argparse.Namespace) -> int:
         cycle_min_s=args.cycle_min,
         cycle_max_s=args.cycle_max,
     )
+    plans = [t.plan for t in timings]
+    coordination: dict[str, Any] | None = None
+    if args.coordinate:
+        from controller.timing.coordination import coordinate
+
+        plans, coordination = coordinate(network, demand, plans, max_link_m=args.max_link)
+    elif args.tsd:
+        raise InputError("--tsd draws coordinated plans: give --coordinate too", where="arguments")
     extra = {
         "generator": "greenwave optimize",
         "settings": {
@@ -113,8 +129,10 @@ def run(args: argparse.Namespace) -> int:
         },
         "report": {t.intersection_id: t.to_json() for t in timings},
     }
+    if coordination is not None:
+        extra["coordination"] = coordination
     try:
-        save_plans([t.plan for t in timings], out, extra=extra)
+        save_plans(plans, out, extra=extra)
     except OSError as e:
         raise InputError(f"cannot write the plan file: {e.strerror or e}", where=str(out)) from None
 
@@ -135,6 +153,24 @@ def run(args: argparse.Namespace) -> int:
         )
     if not args.quiet:
         _print_table(timings, out, args.method, pcu.name)
+        for grp in (coordination or {}).get("groups", []):
+            before, after = grp["platoon_on_green_before"], grp["platoon_on_green_after"]
+            print(
+                f"coordinated {len(grp['intersections'])} intersections on a {grp['cycle_s']:.1f} s cycle: "
+                f"platoons arriving on green {before:.0%} -> {after:.0%}"
+            )
+    if args.tsd:
+        from simulation.timespace import corridor_from_tls, plot_plan_time_space
+
+        ids = [i for i in (args.corridor or "").split(",") if i]
+        if not ids:
+            grp = max((coordination or {}).get("groups", []), key=lambda g: len(g["intersections"]), default=None)
+            if grp is None:
+                raise InputError("no coordinated group to draw; give --corridor", where="--tsd")
+            ids = grp["intersections"]
+        corridor = corridor_from_tls(network, ids)
+        plot_plan_time_space(network, {p.intersection_id: p for p in plans}, corridor, args.tsd)
+        print(f"time-space diagram written to {args.tsd}")
     return 0
 
 
