@@ -1,0 +1,800 @@
+"""The field side of NTCIP 1202: an SNMP agent per emulated controller.
+
+:class:`RowMib` is one controller's MIB view over the emulator's local
+controller: phase status groups from the outputs it shows, the volume /
+occupancy report from its detectors, unit and coordination status from its
+mode, phase timings and concurrency from the inventory (read-only: the
+emulator has no database download), and the control objects central SETs
+(phase control hold / force-off / vehicle call, ``systemPatternControl``,
+pattern and split rows).
+
+NTCIP semantics kept (``../shared/reference/field-io.md`` §1.8, §1.12):
+every SET of a system-control parameter resets the backup timer
+(``unitBackupTime``); when it expires the controller reverts to backup mode
+and its control objects read 0. greenwave's emulator is stricter about what
+it accepts: a SET of control objects must carry the **complete command
+block** (``systemPatternControl`` plus hold, force-off and vehicle call of
+every phase group in use, in one PDU, applied all-or-nothing as RFC 1157
+§4.1.5 requires); flash and free (254/255) are refused; invalid patterns are
+refused (not run "Free"); after backup mode, control returns only after
+``resume_heartbeats`` such SETs.
+
+Transports: SNMPv1/v2c through the lean codec of :mod:`field_io.ntcip.ber`
+(one asyncio UDP endpoint per controller); SNMPv3 USM authPriv through a
+pysnmp engine with a custom MIB instrumentation that calls the same
+:class:`RowMib`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+import math
+import socket
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from field_io.commands import CommandBlock, CommandKind, ControllerMode, RejectReason, StatusBits
+from field_io.emulator.core import LocalController
+from field_io.mapping import FieldMap
+from field_io.ntcip import ber
+from field_io.ntcip.codec import (
+    masks_to_phases,
+    occupancy_to_ntcip,
+    pattern_to_plan,
+    phase_control_block,
+    phase_groups,
+    plan_to_pattern,
+    volume_to_ntcip,
+)
+from field_io.ntcip.oids import OBJECTS, SYSTEM_CONTROL
+from field_io.ntcip.profiles import VendorProfile, vendor_profile
+from field_io.security import SnmpCredentials
+from intersections.model import SignalState
+
+__all__ = ["RowMib", "SnmpAgent", "start_agents", "SnmpError"]
+
+log = logging.getLogger("greenwave.field.ntcip")
+
+GREEN, YELLOW, RED, FLASH = (
+    int(s) for s in (SignalState.GREEN, SignalState.YELLOW, SignalState.RED, SignalState.FLASH)
+)
+# NTCIP 1202 unitControlStatus / unitFlashStatus enumerations (field-io.md §1.8).
+SYSTEM_CONTROL_STATUS, BACKUP_MODE, MANUAL, TIMEBASE = 2, 4, 5, 6
+NOT_FLASH, FLASH_AUTOMATIC, FLASH_LOCAL_MANUAL, FLASH_MMU = 2, 3, 4, 6
+FREE, FLASH_PATTERN = 254, 255
+
+_CONTROL = ("phaseControlGroupHold", "phaseControlGroupForceOff", "phaseControlGroupVehCall")
+_WRITABLE = {
+    "phaseControlGroupHold",
+    "phaseControlGroupForceOff",
+    "phaseControlGroupVehCall",
+    "phaseControlGroupPedCall",
+    "phaseControlGroupPhaseOmit",
+    "phaseControlGroupPedOmit",
+    "systemPatternControl",
+    "patternCycleTime",
+    "patternOffsetTime",
+    "patternSplitNumber",
+    "patternSequenceNumber",
+    "splitTime",
+    "splitMode",
+    "splitCoordPhase",
+    "gwLockstepStep",
+}
+MAX_PATTERNS = 16
+_PHASE_OBJECTS = (
+    "phaseWalk",
+    "phasePedestrianClear",
+    "phaseMinimumGreen",
+    "phaseMaximum1",
+    "phaseYellowChange",
+    "phaseRedClear",
+    "phaseRing",
+    "phaseConcurrency",
+    "phaseOptions",
+)
+_STATUS_KEYS = {
+    "Reds": "reds",
+    "Yellows": "yellows",
+    "Greens": "greens",
+    "Walks": "walks",
+    "DontWalks": "dontwalks",
+    "PhaseOns": "ons",
+}
+
+
+class SnmpError(Exception):
+    """A SET refused: ``status`` (RFC 3416 error-status) at varbind ``index`` (0-based)."""
+
+    def __init__(self, status: int, index: int) -> None:
+        super().__init__(ber.ERROR_NAMES.get(status, str(status)))
+        self.status = status
+        self.index = index
+
+
+# v2c error-status -> v1 (RFC 2576 §4.3)
+_V1 = {6: 2, 7: 3, 8: 3, 9: 3, 10: 3, 11: 2, 12: 3, 13: 5, 14: 5, 15: 5, 16: 2, 17: 2, 18: 2}
+
+
+class RowMib:
+    """One emulated controller's MIB (see the module docstring)."""
+
+    def __init__(self, core: LocalController, row: int, profile: VendorProfile) -> None:
+        self.core = core
+        self.row = row
+        self.profile = profile
+        self.fmap: FieldMap = core.maps[row]
+        fm = self.fmap
+        self.groups = phase_groups(fm.max_phase)
+        others = ("phaseControlGroupPedCall", "phaseControlGroupPhaseOmit", "phaseControlGroupPedOmit")
+        self.control = {name: [0] * self.groups for name in (*_CONTROL, *others)}
+        self.pattern_control = 0
+        self.patterns: dict[int, list[int]] = {p: [0, 0, p, 1] for p in range(1, MAX_PATTERNS + 1)}
+        self.splits: dict[tuple[int, int], list[int]] = {}
+        self.set_counter = 0
+        self.seq = 0
+        self.last_content: tuple | None = None
+        self._cache_tick = -2
+        self._cache: dict[str, Any] = {}
+        self._build_table()
+
+    # ---- the object table ------------------------------------------------------------------------
+    def _build_table(self) -> None:
+        fm, prof = self.fmap, self.profile
+        rows: dict[tuple[int, ...], tuple[str, tuple[int, ...]]] = {}
+
+        def add(name: str, *idx: int) -> None:
+            o = OBJECTS[name]
+            oid = prof.scalar(o.oid) if o.scalar else (*o.oid, *idx)
+            rows[oid] = (name, idx)
+
+        for name in ("sysDescr", "sysObjectID", "sysUpTime", "sysName", "controllerBaseStandards", "globalTime"):
+            add(name)
+        for name in ("moduleMake", "moduleModel", "moduleVersion"):
+            add(name, 1)
+        for name in ("maxPhases", "maxPhaseGroups", "maxVehicleDetectors", "maxPatterns", "maxSplits"):
+            add(name)
+        for p in range(1, fm.max_phase + 1):
+            for name in _PHASE_OBJECTS:
+                add(name, p)
+        for g in range(1, self.groups + 1):
+            for o in OBJECTS.values():
+                if o.name.startswith(("phaseStatusGroup", "phaseControlGroup")):
+                    add(o.name, g)
+        for name in ("volumeOccupancySequence", "volumeOccupancyPeriod", "activeVolumeOccupancyDetectors"):
+            add(name)
+        for c in range(1, fm.max_channel + 1):
+            add("detectorVolume", c)
+            add("detectorOccupancy", c)
+            add("vehicleDetectorCallPhase", c)
+        for name in ("unitBackupTime", "unitControlStatus", "unitFlashStatus", "unitAlarmStatus1", "shortAlarmStatus"):
+            add(name)
+        for name in ("coordPatternStatus", "localFreeStatus", "coordCycleStatus", "systemPatternControl"):
+            add(name)
+        for pat in range(1, MAX_PATTERNS + 1):
+            for name in ("patternCycleTime", "patternOffsetTime", "patternSplitNumber", "patternSequenceNumber"):
+                add(name, pat)
+            for p in range(1, fm.max_phase + 1):
+                for name in ("splitTime", "splitMode", "splitCoordPhase"):
+                    add(name, pat, p)
+        if prof.greenwave_extension:
+            for o in OBJECTS.values():
+                if o.name.startswith("gw"):
+                    add(o.name)
+        self.table = rows
+        self.sorted_oids = sorted(rows)
+
+    # ---- per-tick values --------------------------------------------------------------------------------
+    def _tick_values(self) -> dict[str, Any]:
+        snap = self.core.snapshot
+        if snap.tick == self._cache_tick and not snap.done:
+            return self._cache
+        fm, r = self.fmap, self.row
+        states = snap.group_state[r, : fm.n_groups]
+        masks = {k: [0] * self.groups for k in ("reds", "yellows", "greens", "walks", "dontwalks", "ons")}
+        for k, grp in enumerate(fm.intersection.groups):
+            p = int(fm.phase[k])
+            g, bit = divmod(p - 1, 8)
+            s = int(states[k])
+            if grp.is_pedestrian:
+                masks["walks" if s == GREEN else "dontwalks"][g] |= 1 << bit
+                continue
+            key = {GREEN: "greens", YELLOW: "yellows"}.get(s, "reds")
+            masks[key][g] |= 1 << bit
+            if s in (GREEN, YELLOW):
+                masks["ons"][g] |= 1 << bit
+        sl = self.core.layout.row == r
+        counts = snap.period_count[sl]
+        occ = snap.occupancy[sl]
+        vol_by_ch = {int(c): int(v) for c, v in zip(fm.channel, volume_to_ntcip(counts), strict=True)}
+        occ_by_ch = {
+            int(c): int(v)
+            for c, v in zip(fm.channel, occupancy_to_ntcip(occ, self.profile.occupancy_full_scale), strict=True)
+        }
+        self._cache = {
+            "masks": masks,
+            "volume": vol_by_ch,
+            "occupancy": occ_by_ch,
+            "seq": snap.detector_sequence % 256,
+            "stage": int(snap.stage[r]),
+            "timer": float(snap.stage_timer_s[r]),
+            "tick": snap.tick,
+            "clock": snap.plan_clock_s,
+        }
+        self._cache_tick = snap.tick
+        return self._cache
+
+    def _phase_group(self, p: int, kind: str) -> Any:
+        """The inventory group of phase ``p`` (vehicle first), for timing objects."""
+        fm = self.fmap
+        found = None
+        for k, grp in enumerate(fm.intersection.groups):
+            if int(fm.phase[k]) != p:
+                continue
+            if grp.is_pedestrian == (kind == "ped"):
+                return grp
+            found = found or grp
+        return found
+
+    def _mode_values(self) -> tuple[int, int, int]:
+        """(unitControlStatus, unitFlashStatus, coordPatternStatus)."""
+        core, r = self.core, self.row
+        mode = int(core.mode[r])
+        if mode == ControllerMode.FAULT:
+            return TIMEBASE, FLASH_MMU, FLASH_PATTERN
+        if core.local_flash[r]:
+            return MANUAL, FLASH_LOCAL_MANUAL, FLASH_PATTERN
+        if mode == ControllerMode.FLASH:
+            return TIMEBASE, FLASH_AUTOMATIC, FLASH_PATTERN
+        if core.in_control[r]:
+            pat = self.profile.central_pattern if mode == ControllerMode.CENTRAL_PLAN else FREE
+            return SYSTEM_CONTROL_STATUS, NOT_FLASH, pat
+        if core.fallback[r]:
+            return BACKUP_MODE, NOT_FLASH, self.profile.fallback_pattern
+        return TIMEBASE, NOT_FLASH, self.profile.fallback_pattern
+
+    def _pattern_row(self, pat: int) -> tuple[list[int], dict[int, int]]:
+        """(cycle, offset, split number, sequence) and splits of a pattern; the fallback row from the stored plan."""
+        if pat == self.profile.fallback_pattern:
+            plan = self.core.fallback_plans[self.fmap.id]
+            try:
+                cycle, offset, splits = plan_to_pattern(plan, self.fmap)
+            except Exception:
+                cycle, offset = round(plan.cycle_s), round(plan.offset_s)
+                splits = {}
+            return [cycle, offset, pat, 1], splits
+        row = self.patterns[pat]
+        return row, {p: self.splits.get((row[2], p), [0, 0, 0])[0] for p in self.fmap.phases}
+
+    def value(self, name: str, idx: tuple[int, ...]) -> ber.Value:
+        core, r, fm, prof = self.core, self.row, self.fmap, self.profile
+        INT, OCT = ber.INTEGER, ber.OCTET_STRING
+        if name.startswith("phaseStatusGroup"):
+            tv = self._tick_values()
+            key = _STATUS_KEYS.get(name[len("phaseStatusGroup") :])
+            return (INT, tv["masks"][key][idx[0] - 1] if key else 0)
+        if name.startswith("phaseControlGroup"):
+            return (INT, self.control[name][idx[0] - 1] if not core.fallback[r] or core.in_control[r] else 0)
+        if name in ("detectorVolume", "detectorOccupancy"):
+            tv = self._tick_values()
+            d = tv["volume" if name == "detectorVolume" else "occupancy"]
+            return (INT, d.get(idx[0], 0))
+        if name == "volumeOccupancySequence":
+            return (INT, self._tick_values()["seq"])
+        if name in ("volumeOccupancyPeriod",):
+            return (INT, max(1, round(core.config.dt_s)))
+        if name == "activeVolumeOccupancyDetectors":
+            return (INT, fm.n_detectors)
+        if name == "vehicleDetectorCallPhase":
+            for k, c in enumerate(fm.channel):
+                if int(c) == idx[0]:
+                    grp = fm.intersection.detectors[k].group
+                    return (INT, int(fm.phase[fm.intersection.group_index(grp)]))
+            return (INT, 0)
+        if name in _PHASE_OBJECTS:
+            return self._phase_value(name, idx[0])
+        if name in ("patternCycleTime", "patternOffsetTime", "patternSplitNumber", "patternSequenceNumber"):
+            row, _ = self._pattern_row(idx[0])
+            i = ("patternCycleTime", "patternOffsetTime", "patternSplitNumber", "patternSequenceNumber").index(name)
+            return (INT, int(row[i]))
+        if name in ("splitTime", "splitMode", "splitCoordPhase"):
+            split_no, p = idx
+            if split_no == prof.fallback_pattern:
+                _, splits = self._pattern_row(prof.fallback_pattern)
+                return (INT, int(splits.get(p, 0)) if name == "splitTime" else (2 if name == "splitMode" else 0))
+            v = self.splits.get((split_no, p), [0, 0, 0])
+            return (INT, int(v[("splitTime", "splitMode", "splitCoordPhase").index(name)]))
+        ucs, ufs, cps = self._mode_values()
+        simple: dict[str, Callable[[], ber.Value]] = {
+            "sysDescr": lambda: (OCT, f"greenwave emulated NTCIP 1202 controller ({prof.name})".encode()),
+            "sysObjectID": lambda: (ber.OID, (1, 3, 6, 1, 4, 1, 32473, 1206, 100)),
+            "sysUpTime": lambda: (ber.TIMETICKS, int((core.clock() - core._started) * 100) & 0xFFFFFFFF),
+            "sysName": lambda: (OCT, fm.id.encode()),
+            "controllerBaseStandards": lambda: (OCT, f"NTCIP 1201 v03; {prof.base_standard}".encode()),
+            "globalTime": lambda: (ber.COUNTER32, int(core.wall_clock() + core.config.clock_offset_s) & 0xFFFFFFFF),
+            "moduleMake": lambda: (OCT, b"greenwave"),
+            "moduleModel": lambda: (OCT, b"field emulator"),
+            "moduleVersion": lambda: (OCT, b"1.0"),
+            "maxPhases": lambda: (INT, fm.max_phase),
+            "maxPhaseGroups": lambda: (INT, self.groups),
+            "maxVehicleDetectors": lambda: (INT, fm.max_channel),
+            "maxPatterns": lambda: (INT, MAX_PATTERNS),
+            "maxSplits": lambda: (INT, MAX_PATTERNS),
+            "unitBackupTime": lambda: (INT, math.ceil(core.config.backup_time_s)),
+            "unitControlStatus": lambda: (INT, ucs),
+            "unitFlashStatus": lambda: (INT, ufs),
+            "unitAlarmStatus1": lambda: (INT, (1 << 5) if ufs != NOT_FLASH else 0),
+            "shortAlarmStatus": lambda: (INT, (1 << 5) if core.status_word(r) & StatusBits.DETECTOR_FAULT else 0),
+            "coordPatternStatus": lambda: (INT, cps),
+            "localFreeStatus": lambda: (INT, 2),
+            "coordCycleStatus": lambda: (INT, 0),
+            "systemPatternControl": lambda: (INT, self.pattern_control if core.in_control[r] else 0),
+            "gwProfileVersion": lambda: (OCT, b"1.0"),
+            "gwIntersectionId": lambda: (OCT, fm.id.encode()),
+            "gwMode": lambda: (INT, int(core.mode[r])),
+            "gwAcceptedSeq": lambda: (INT, int(core.accepted_seq[r])),
+            "gwRejectedSeq": lambda: (INT, int(core.rejected_seq[r])),
+            "gwRejectReason": lambda: (INT, int(core.reject_reason[r])),
+            "gwCurrentStage": lambda: (INT, self._tick_values()["stage"] + 1),
+            "gwStageTimer": lambda: (INT, round(self._tick_values()["timer"] * 10)),
+            "gwTick": lambda: (INT, max(self._tick_values()["tick"], 0)),
+            "gwLockstepStep": lambda: (INT, max(int(core.requested_step[r]), 0)),
+            "gwStatusBits": lambda: (INT, core.status_word(r)),
+            "gwPlanClock": lambda: (INT, round(self._tick_values()["clock"] * 10)),
+            "gwHeartbeatAge": lambda: (INT, int(min(core.heartbeat_age_s()[r], 6553.5) * 10)),
+            "gwCommissioning": lambda: (INT, int(bool(core.commissioning[r]))),
+        }
+        return simple[name]()
+
+    def _phase_value(self, name: str, p: int) -> ber.Value:
+        fm = self.fmap
+        veh = self._phase_group(p, "veh")
+        ped = self._phase_group(p, "ped")
+        if veh is None and ped is None:
+            return (ber.OCTET_STRING, b"") if name == "phaseConcurrency" else (ber.INTEGER, 0)
+        g = veh or ped
+        if name == "phaseOptions":
+            return (ber.INTEGER, 1)  # bit 0: enabled
+        if name == "phaseMinimumGreen":
+            return (ber.INTEGER, math.ceil(g.min_green_s - 1e-9))
+        if name == "phaseMaximum1":
+            return (ber.INTEGER, math.ceil(g.max_green_s - 1e-9))
+        if name == "phaseYellowChange":
+            return (ber.INTEGER, math.ceil(g.yellow_s * 10 - 1e-9))
+        if name == "phaseRedClear":
+            return (ber.INTEGER, math.ceil(g.all_red_s * 10 - 1e-9))
+        if name == "phaseWalk":
+            return (ber.INTEGER, math.ceil(ped.walk_s - 1e-9) if ped is not None else 0)
+        if name == "phasePedestrianClear":
+            return (ber.INTEGER, math.ceil(ped.ped_clearance_s - 1e-9) if ped is not None else 0)
+        if name == "phaseRing":
+            for ph in fm.stage_phases:
+                if p in ph:
+                    return (ber.INTEGER, sorted(ph).index(p) + 1)
+            return (ber.INTEGER, 1)
+        # phaseConcurrency: every phase whose vehicle group does not conflict with this one's.
+        inter = fm.intersection
+        k = inter.group_index(g.id)
+        conc = []
+        for q in fm.phases:
+            if q == p:
+                continue
+            other = self._phase_group(q, "veh") or self._phase_group(q, "ped")
+            if other is not None and not inter.conflicts[k, inter.group_index(other.id)]:
+                conc.append(q)
+        return (ber.OCTET_STRING, bytes(conc))
+
+    # ---- GET / GETNEXT -------------------------------------------------------------------------------------
+    def get(self, oid: tuple[int, ...]) -> ber.Value | None:
+        hit = self.table.get(oid)
+        if hit is None:
+            return None
+        return self.value(*hit)
+
+    def next_oid(self, oid: tuple[int, ...]) -> tuple[int, ...] | None:
+        i = bisect.bisect_right(self.sorted_oids, oid)
+        return self.sorted_oids[i] if i < len(self.sorted_oids) else None
+
+    # ---- SET ----------------------------------------------------------------------------------------------------
+    def set(self, varbinds: Sequence[tuple[tuple[int, ...], ber.Value]]) -> int | None:
+        """Apply a SET PDU all-or-nothing; returns the lockstep step asked for (or None). Raises :class:`SnmpError`."""
+        core, r, prof = self.core, self.row, self.profile
+        parsed = []
+        for i, (oid, val) in enumerate(varbinds):
+            hit = self.table.get(oid)
+            if hit is None:
+                raise SnmpError(17 if any(oid[: len(o.oid)] == o.oid for o in OBJECTS.values()) else 11, i)
+            name, idx = hit
+            if name not in _WRITABLE:
+                raise SnmpError(17, i)  # notWritable
+            if val[0] != ber.INTEGER or not isinstance(val[1], int):
+                raise SnmpError(7, i)  # wrongType
+            v = int(val[1])
+            if not 0 <= v <= 255 and name != "gwLockstepStep":
+                raise SnmpError(10, i)  # wrongValue
+            parsed.append((i, name, idx, v))
+        names = {n for _i, n, _x, _v in parsed}
+        step = next((v for _i, n, _x, v in parsed if n == "gwLockstepStep"), None)
+        commanding = bool(names & set(SYSTEM_CONTROL))
+        # Pattern / split rows (staged, or the fallback row in commissioning).
+        pattern_writes = [(i, n, x, v) for i, n, x, v in parsed if n.startswith(("pattern", "split"))]
+        touched_fallback = any(x[0] == prof.fallback_pattern for _i, _n, x, _v in pattern_writes)
+        if touched_fallback and not core.commissioning[r]:
+            core.submit_fallback_plan(r, 0, None, RejectReason.NOT_COMMISSIONING)
+            raise SnmpError(17, pattern_writes[0][0])
+        if commanding:
+            idx_of = {(n, x): i for i, n, x, _v in parsed}
+            need = [("systemPatternControl", ())] + [(n, (g,)) for n in _CONTROL for g in range(1, self.groups + 1)]
+            if any(k not in idx_of for k in need):
+                self._reject(RejectReason.INCOMPLETE)
+                raise SnmpError(12, parsed[0][0])  # inconsistentValue: not the complete command block
+        # Validate before applying anything.
+        staged_patterns = {p: list(v) for p, v in self.patterns.items()}
+        staged_splits = dict(self.splits)
+        for _i, n, x, v in pattern_writes:
+            if n.startswith("pattern"):
+                col = ("patternCycleTime", "patternOffsetTime", "patternSplitNumber", "patternSequenceNumber").index(n)
+                staged_patterns[x[0]][col] = v
+            else:
+                col = ("splitTime", "splitMode", "splitCoordPhase").index(n)
+                cur = list(staged_splits.get((x[0], x[1]), [0, 0, 0]))
+                cur[col] = v
+                staged_splits[(x[0], x[1])] = cur
+        block = None
+        if commanding:
+            val = {n: v for _i, n, x, v in parsed if not x}
+            masks = {n: [0] * self.groups for n in _CONTROL}
+            for _i, n, x, v in parsed:
+                if n in masks:
+                    masks[n][x[0] - 1] = v
+            pat = val["systemPatternControl"]
+            pidx = idx_of[("systemPatternControl", ())]
+            if pat in (FREE, FLASH_PATTERN):
+                self._reject(RejectReason.FORBIDDEN)
+                raise SnmpError(10, pidx)
+            hold = masks_to_phases(masks["phaseControlGroupHold"])
+            force = masks_to_phases(masks["phaseControlGroupForceOff"])
+            call = masks_to_phases(masks["phaseControlGroupVehCall"])
+            if hold or call:
+                block = phase_control_block(self.fmap, 0, hold, force, call)
+            elif pat == 0:
+                block = CommandBlock(seq=0, kind=CommandKind.RELEASE)
+            else:
+                if pat == prof.fallback_pattern or pat > MAX_PATTERNS:
+                    self._reject(RejectReason.PLAN_INVALID)
+                    raise SnmpError(10, pidx)
+                prow = staged_patterns[pat]
+                splits = {p: staged_splits.get((prow[2], p), [0, 0, 0])[0] for p in self.fmap.phases}
+                plan = pattern_to_plan(prow[0], prow[1], splits, self.fmap)
+                if plan is None:
+                    self._reject(RejectReason.PLAN_INVALID)
+                    raise SnmpError(10, pidx)
+                block = CommandBlock(seq=0, kind=CommandKind.PLAN, plan=plan)
+        fallback_plan = None
+        if touched_fallback:
+            fb = prof.fallback_pattern
+            prow = staged_patterns[fb]
+            splits = {p: staged_splits.get((prow[2], p), [0, 0, 0])[0] for p in self.fmap.phases}
+            fallback_plan = pattern_to_plan(prow[0], prow[1], splits, self.fmap)
+            if fallback_plan is None:
+                core.submit_fallback_plan(r, 0, None, RejectReason.PLAN_INVALID)
+                raise SnmpError(10, pattern_writes[0][0])
+        if block is not None:
+            content = block.content()
+            with core.lock:
+                new = content != self.last_content or not (core.in_control[r] or core.pending[r])
+            seq = self.seq % 0xFFFF + 1 if new else self.seq
+            block = CommandBlock(
+                seq=seq,
+                kind=block.kind,
+                target_stage=block.target_stage,
+                call=block.call,
+                hold=block.hold,
+                force_off=block.force_off,
+                plan=block.plan,
+            )
+            reason = core.submit_command(r, block)
+            if reason != RejectReason.NONE:
+                raise SnmpError(
+                    10 if reason != RejectReason.LOCAL_OVERRIDE else 13, idx_of[("systemPatternControl", ())]
+                )
+            self.seq, self.last_content = seq, content
+        # Everything validated: apply.
+        if fallback_plan is not None:
+            self.set_counter += 1
+            core.submit_fallback_plan(r, self.set_counter, fallback_plan, RejectReason.NONE)
+        self.patterns = staged_patterns
+        self.splits = staged_splits
+        if commanding:
+            for _i, n, x, v in parsed:
+                if n in self.control:
+                    self.control[n][x[0] - 1] = v
+            self.pattern_control = val["systemPatternControl"]
+            self.set_counter += 1
+            core.submit_heartbeat(r, self.set_counter)  # every SET of a system-control parameter
+        if step is not None and step > 0:
+            core.submit_step(r, step)
+            return step if core.config.lockstep else None
+        return None
+
+    def _reject(self, reason: RejectReason) -> None:
+        core = self.core
+        with core.lock:
+            core.rejected_seq[self.row] = self.seq + 1
+            core.reject_reason[self.row] = int(reason)
+
+
+# ---- transports ---------------------------------------------------------------------------------------------
+
+
+class _V1Protocol(asyncio.DatagramProtocol):
+    def __init__(self, agent: SnmpAgent) -> None:
+        self.agent = agent
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.agent.requests += 1
+        try:
+            msg = ber.decode_message(data)
+        except ber.BerError:
+            self.agent.malformed += 1
+            return  # an agent drops what it cannot parse
+        try:
+            reply = self.agent.handle(msg, lambda m: self._send(m, addr))
+        except Exception:  # never let one request stop the agent
+            log.exception("SNMP agent %s: request failed", self.agent.mib.fmap.id)
+            return
+        if reply is not None:
+            self._send(reply, addr)
+
+    def _send(self, m: ber.Message, addr: tuple[str, int]) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            try:
+                self.transport.sendto(ber.encode_message(m), addr)
+            except ber.BerError:
+                log.exception("SNMP agent: cannot encode the response")
+
+    def error_received(self, exc: Exception) -> None:  # pragma: no cover - ICMP noise
+        pass
+
+
+class SnmpAgent:
+    """One controller's SNMP agent on one UDP port."""
+
+    def __init__(self, mib: RowMib, *, host: str, port: int, snmp: SnmpCredentials) -> None:
+        self.mib = mib
+        self.host = host
+        self.port = port
+        self.snmp = snmp
+        self.requests = 0
+        self.malformed = 0
+        self.wrong_community = 0
+        self._transport: asyncio.DatagramTransport | None = None
+        self._engine: Any = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> int:
+        self.loop = asyncio.get_running_loop()
+        if self.snmp.version == 3:
+            return await self._start_v3()
+        loop = asyncio.get_running_loop()
+        self._transport, _ = await loop.create_datagram_endpoint(
+            lambda: _V1Protocol(self), local_addr=(self.host, self.port)
+        )
+        self.port = int(self._transport.get_extra_info("sockname")[1])
+        return self.port
+
+    async def stop(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+        if self._engine is not None:
+            self._engine.close_dispatcher()
+            self._engine = None
+
+    # ---- v1 / v2c ------------------------------------------------------------------------------------------
+    def handle(self, msg: ber.Message, send: Callable[[ber.Message], None]) -> ber.Message | None:
+        v1 = msg.version == 0
+        expected = 0 if self.snmp.version == 1 else 1
+        if msg.version != expected:
+            self.wrong_community += 1
+            return None
+        is_set = msg.pdu_type == ber.SET
+        community = self.snmp.set_community if is_set else self.snmp.community
+        if msg.community != community.encode() and not (
+            not is_set and msg.community == self.snmp.set_community.encode()
+        ):
+            self.wrong_community += 1
+            return None
+
+        def response(status: int = 0, index: int = 0, vbs: Sequence[Any] = msg.varbinds) -> ber.Message:
+            if v1 and status:
+                status = _V1.get(status, status)
+            return ber.Message(msg.version, msg.community, ber.RESPONSE, msg.request_id, status, index, tuple(vbs))
+
+        mib = self.mib
+        if msg.pdu_type == ber.GET:
+            out = []
+            for i, (oid, _v) in enumerate(msg.varbinds):
+                val = mib.get(oid)
+                if val is None:
+                    if v1:
+                        return response(2, i + 1)  # noSuchName
+                    val = (ber.NO_SUCH_INSTANCE, None)
+                out.append((oid, val))
+            return response(vbs=out)
+        if msg.pdu_type in (ber.GET_NEXT, ber.GET_BULK):
+            reps = 1 if msg.pdu_type == ber.GET_NEXT else max(1, min(msg.error_index, 32))
+            out = []
+            for i, (oid, _v) in enumerate(msg.varbinds):
+                cur = oid
+                for _ in range(reps):
+                    nxt = mib.next_oid(cur)
+                    if nxt is None:
+                        if v1:
+                            return response(2, i + 1)
+                        out.append((cur, (ber.END_OF_MIB_VIEW, None)))
+                        break
+                    out.append((nxt, mib.get(nxt)))
+                    cur = nxt
+            if msg.pdu_type == ber.GET_BULK:
+                return ber.Message(msg.version, msg.community, ber.RESPONSE, msg.request_id, 0, 0, tuple(out))
+            return response(vbs=out)
+        if is_set:
+            try:
+                step = mib.set(msg.varbinds)
+            except SnmpError as e:
+                return response(e.status, e.index + 1)
+            if step is not None:
+                mib.core.add_step_waiter(step, lambda: self._later(send, response()))
+                return None
+            return response()
+        return None
+
+    def _later(self, send: Callable[[ber.Message], None], reply: ber.Message) -> None:
+        assert self.loop is not None
+        self.loop.call_soon_threadsafe(send, reply)
+
+    # ---- v3 (pysnmp engine) -----------------------------------------------------------------------------
+    async def _start_v3(self) -> int:
+        from pysnmp.carrier.asyncio.dgram import udp
+        from pysnmp.entity import config, engine
+        from pysnmp.entity.rfc3413 import cmdrsp, context
+
+        s = self.snmp
+        eng = engine.SnmpEngine()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((self.host, self.port))
+        sock.setblocking(False)
+        self.port = int(sock.getsockname()[1])
+        transport = udp.UdpTransport().open_server_mode(sock=sock)
+        config.add_transport(eng, udp.DOMAIN_NAME, transport)
+        config.add_v3_user(
+            eng, s.user, _auth_protocol(s.auth_protocol), s.auth_key, _priv_protocol(s.priv_protocol), s.priv_key
+        )
+        config.add_vacm_user(eng, 3, s.user, "authPriv", (1, 3, 6), (1, 3, 6))
+        ctx = context.SnmpContext(eng)
+        ctx.unregister_context_name(b"")
+        ctx.register_context_name(b"", _Instrumentation(self))
+        cmdrsp.GetCommandResponder(eng, ctx)
+        cmdrsp.SetCommandResponder(eng, ctx)
+        cmdrsp.NextCommandResponder(eng, ctx)
+        self._engine = eng
+        await asyncio.sleep(0)  # let pysnmp's transport attach to the socket
+        return self.port
+
+
+def _auth_protocol(name: str) -> Any:
+    from pysnmp.entity import config
+
+    return {
+        "SHA": config.USM_AUTH_HMAC96_SHA,
+        "SHA-256": config.USM_AUTH_HMAC192_SHA256,
+        "SHA-384": config.USM_AUTH_HMAC256_SHA384,
+        "SHA-512": config.USM_AUTH_HMAC384_SHA512,
+    }[name]
+
+
+def _priv_protocol(name: str) -> Any:
+    from pysnmp.entity import config
+
+    return {
+        "AES-128": config.USM_PRIV_CFB128_AES,
+        "AES-192": config.USM_PRIV_CFB192_AES,
+        "AES-256": config.USM_PRIV_CFB256_AES,
+    }[name]
+
+
+def _to_pysnmp(val: ber.Value) -> Any:
+    from pysnmp.proto import rfc1902
+    from pysnmp.proto.api import v2c
+
+    tag, x = val
+    if tag == ber.INTEGER:
+        return rfc1902.Integer32(x)
+    if tag == ber.OCTET_STRING:
+        return rfc1902.OctetString(x)
+    if tag == ber.OID:
+        return rfc1902.ObjectIdentifier(x)
+    if tag == ber.TIMETICKS:
+        return rfc1902.TimeTicks(x)
+    if tag == ber.COUNTER32:
+        return rfc1902.Counter32(x)
+    return v2c.NoSuchInstance()
+
+
+class _Instrumentation:
+    """pysnmp MIB instrumentation that serves a :class:`RowMib` (SNMPv3 path)."""
+
+    def __init__(self, agent: SnmpAgent) -> None:
+        self.agent = agent
+
+    def read_variables(self, *varBinds: Any, **context: Any) -> list[Any]:
+        mib = self.agent.mib
+        self.agent.requests += 1
+        out = []
+        for oid, _v in varBinds:
+            val = mib.get(tuple(oid))
+            out.append((oid, _to_pysnmp(val) if val is not None else _to_pysnmp((ber.NO_SUCH_INSTANCE, None))))
+        return out
+
+    def read_next_variables(self, *varBinds: Any, **context: Any) -> list[Any]:
+        from pysnmp.proto import rfc1902
+        from pysnmp.proto.api import v2c
+
+        mib = self.agent.mib
+        out = []
+        for oid, _v in varBinds:
+            nxt = mib.next_oid(tuple(oid))
+            if nxt is None:
+                out.append((oid, v2c.EndOfMibView()))
+            else:
+                out.append((rfc1902.ObjectName(nxt), _to_pysnmp(mib.get(nxt))))  # type: ignore[arg-type]
+        return out
+
+    def write_variables(self, *varBinds: Any, **context: Any) -> list[Any]:
+        from pysnmp.smi import error as smi_error
+
+        self.agent.requests += 1
+        vbs = []
+        for oid, v in varBinds:
+            try:
+                val: ber.Value = (
+                    (ber.INTEGER, int(v))
+                    if v.__class__.__name__ in ("Integer32", "Integer")
+                    else (ber.OCTET_STRING, bytes(v))
+                )
+            except Exception:
+                val = (ber.OCTET_STRING, b"")
+            vbs.append((tuple(oid), val))
+        try:
+            self.agent.mib.set(vbs)
+        except SnmpError as e:
+            cls = {
+                7: smi_error.WrongTypeError,
+                10: smi_error.WrongValueError,
+                11: smi_error.NoCreationError,
+                12: smi_error.InconsistentValueError,
+                13: smi_error.ResourceUnavailableError,
+                17: smi_error.NotWritableError,
+            }.get(e.status, smi_error.GenError)
+            raise cls(idx=e.index) from None
+        return list(varBinds)
+
+
+async def start_agents(
+    core: LocalController, *, host: str, port: int, snmp: SnmpCredentials, vendor: str = "greenwave"
+) -> list[SnmpAgent]:
+    """One agent per intersection of ``core``: ports ``port + k`` (or free ports when ``port`` is 0)."""
+    profile = vendor_profile(vendor)
+    agents = []
+    for r in range(len(core.ids)):
+        a = SnmpAgent(RowMib(core, r, profile), host=host, port=(port + r) if port else 0, snmp=snmp)
+        await a.start()
+        agents.append(a)
+    return agents

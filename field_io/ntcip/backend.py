@@ -1,0 +1,680 @@
+"""Central side of NTCIP 1202: :class:`NtcipBackend`, the engine's backend for SNMP controllers.
+
+Per tick and per controller:
+
+* ``read``: **one GET** with every status object (``../shared/reference/field-io.md``
+  §1.12): phase status groups (reds, yellows, greens, walks), unit control and
+  flash status, coordination pattern status, the volume / occupancy report
+  with its sequence number, and - for controllers of the greenwave profile -
+  mode, accepted / rejected command and reject reason.
+* ``apply`` (active controllers only): **one SET** of the complete command
+  block - ``systemPatternControl`` plus phase-control hold, force-off and
+  vehicle call for every phase group in use (and, when a plan changed, the
+  spare pattern's cycle, offset and splits), in one PDU. Every such SET
+  resets the controller's backup timer: it *is* the NTCIP heartbeat (§1.8:
+  there is no separate heartbeat object).
+* ``advance``: real time; or lockstep (SIL): the SET carries the greenwave
+  ``gwLockstepStep`` and the emulator answers once it has stepped.
+
+``unitBackupTime`` is read when a controller is first reached; a controller
+whose backup time is 0 (watchdog disabled) or shorter than twice the tick is
+not commanded (§3.6 sizing rule). Counts: ``detectorVolume`` of the last
+period, taken only when ``volumeOccupancySequence`` advanced (a repeated
+sequence contributes 0); occupancy fault codes (> full scale) become NaN.
+``queue_veh`` is NaN. Vendor quirks come from the endpoint's
+:class:`~field_io.ntcip.profiles.VendorProfile`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from controller.backend import BaseBackend, Commands, Observation
+from field_io.aio import PrivateLoop
+from field_io.commands import ControllerMode, RejectReason, StatusBits, quantize_plan
+from field_io.endpoints import Endpoint
+from field_io.errors import DeviceException, FieldIOError
+from field_io.mapping import FieldMap, field_map
+from field_io.ntcip import ber
+from field_io.ntcip.codec import (
+    masks_to_phases,
+    occupancy_from_ntcip,
+    phase_groups,
+    plan_to_pattern,
+    stage_phase_control,
+)
+from field_io.ntcip.oids import OBJECTS
+from field_io.ntcip.profiles import VendorProfile, vendor_profile
+from field_io.ntcip.transport import SnmpClient, SnmpErrorStatus, snmp_client
+from intersections.errors import InputError
+from intersections.model import SignalState
+from intersections.network import Network
+
+__all__ = ["NtcipBackend", "NtcipLink", "NtcipStatus", "status_oids", "decode_ntcip_status"]
+
+log = logging.getLogger("greenwave.field.ntcip")
+GREEN, YELLOW, RED, FLASH = (
+    int(s) for s in (SignalState.GREEN, SignalState.YELLOW, SignalState.RED, SignalState.FLASH)
+)
+NOT_FLASH, SYSTEM_CONTROL, MANUAL, BACKUP = 2, 2, 5, 4
+
+
+def _oid(profile: VendorProfile, name: str, *idx: int) -> tuple[int, ...]:
+    o = OBJECTS[name]
+    return profile.scalar(o.oid) if o.scalar else (*o.oid, *idx)
+
+
+def status_oids(fmap: FieldMap, profile: VendorProfile) -> list[tuple[str, tuple[int, ...]]]:
+    """(key, OID) of everything read every tick, in request order."""
+    out = []
+    for g in range(1, phase_groups(fmap.max_phase) + 1):
+        for name in (
+            "phaseStatusGroupReds",
+            "phaseStatusGroupYellows",
+            "phaseStatusGroupGreens",
+            "phaseStatusGroupWalks",
+        ):
+            out.append((f"{name}.{g}", _oid(profile, name, g)))
+    for name in ("unitControlStatus", "unitFlashStatus", "coordPatternStatus", "volumeOccupancySequence"):
+        out.append((name, _oid(profile, name)))
+    for c in sorted({int(c) for c in fmap.channel}):
+        out.append((f"detectorVolume.{c}", _oid(profile, "detectorVolume", c)))
+        out.append((f"detectorOccupancy.{c}", _oid(profile, "detectorOccupancy", c)))
+    if profile.greenwave_extension:
+        for name in (
+            "gwMode",
+            "gwAcceptedSeq",
+            "gwRejectedSeq",
+            "gwRejectReason",
+            "gwStatusBits",
+            "gwPlanClock",
+            "gwTick",
+        ):
+            out.append((name, _oid(profile, name)))
+    return out
+
+
+IDENTITY_OBJECTS = (
+    "sysDescr",
+    "sysName",
+    "controllerBaseStandards",
+    "maxPhases",
+    "maxVehicleDetectors",
+    "unitBackupTime",
+)
+
+
+@dataclass(frozen=True)
+class NtcipStatus:
+    group_state: np.ndarray  # (G,) SignalState
+    volume: np.ndarray  # (D,) last period (detector order)
+    occupancy: np.ndarray  # (D,) 0..1, NaN fault
+    sequence: int
+    control_status: int
+    flash_status: int
+    pattern_status: int
+    mode: int  # ControllerMode, -1 unknown
+    status_word: int  # greenwave status bits (derived for plain NTCIP)
+    accepted_seq: int = 0
+    rejected_seq: int = 0
+    reject_reason: int = 0
+    plan_clock_s: float = math.nan
+    tick: int = -1
+
+
+def decode_ntcip_status(
+    values: Sequence[ber.Value], keys: Sequence[str], fmap: FieldMap, profile: VendorProfile
+) -> NtcipStatus:
+    """Decode one GET answer; raises :class:`ProtocolError`-derived errors for wrong types."""
+    from field_io.errors import ProtocolError
+
+    v: dict[str, int] = {}
+    for k, (tag, x) in zip(keys, values, strict=True):
+        if tag not in (ber.INTEGER, ber.COUNTER32, ber.GAUGE32, ber.TIMETICKS) or not isinstance(x, int):
+            what = {ber.NO_SUCH_INSTANCE: "noSuchInstance", ber.NO_SUCH_OBJECT: "noSuchObject"}.get(
+                tag, f"type 0x{tag:02x}"
+            )
+            raise ProtocolError(f"answers {what} for {k} (an INTEGER was expected)")
+        v[k] = x
+    groups = phase_groups(fmap.max_phase)
+    masks = {
+        n: [v[f"phaseStatusGroup{n}.{g}"] for g in range(1, groups + 1)] for n in ("Reds", "Yellows", "Greens", "Walks")
+    }
+    greens = masks_to_phases(masks["Greens"])
+    yellows = masks_to_phases(masks["Yellows"])
+    walks = masks_to_phases(masks["Walks"])
+    state = np.full(fmap.n_groups, RED, np.int8)
+    for k, grp in enumerate(fmap.intersection.groups):
+        p = int(fmap.phase[k])
+        if grp.is_pedestrian:
+            state[k] = GREEN if p in walks else RED
+        elif p in greens:
+            state[k] = GREEN
+        elif p in yellows:
+            state[k] = YELLOW
+    flash = v["unitFlashStatus"] != NOT_FLASH
+    if flash:
+        state[:] = FLASH
+    vol = np.array([v[f"detectorVolume.{int(c)}"] for c in fmap.channel], float)
+    vol = np.where(vol >= 255, np.nan, vol)  # 255 = overflow: unknown
+    occ = occupancy_from_ntcip(
+        np.array([v[f"detectorOccupancy.{int(c)}"] for c in fmap.channel]), profile.occupancy_full_scale
+    )
+    ucs = v["unitControlStatus"]
+    if profile.greenwave_extension:
+        mode, bits = v["gwMode"], v["gwStatusBits"]
+        acc, rej, why = v["gwAcceptedSeq"], v["gwRejectedSeq"], v["gwRejectReason"]
+        clock, tick = v["gwPlanClock"] / 10.0, v["gwTick"]
+    else:
+        acc = rej = why = 0
+        clock, tick = math.nan, -1
+        bits = 0
+        if ucs == SYSTEM_CONTROL:
+            bits |= StatusBits.CENTRAL_CONTROL
+        if ucs == BACKUP:
+            bits |= StatusBits.FALLBACK
+        if ucs == MANUAL:
+            bits |= StatusBits.LOCAL_OVERRIDE
+        if flash:
+            bits |= StatusBits.FLASH
+        if v["unitFlashStatus"] in (5, 6):
+            bits |= StatusBits.MMU_FAULT
+        if flash:
+            mode = ControllerMode.FAULT if bits & StatusBits.MMU_FAULT else ControllerMode.FLASH
+        elif ucs == SYSTEM_CONTROL:
+            mode = ControllerMode.CENTRAL_STAGE if v["coordPatternStatus"] == 254 else ControllerMode.CENTRAL_PLAN
+        else:
+            mode = ControllerMode.LOCAL_PLAN
+    return NtcipStatus(
+        group_state=state,
+        volume=vol,
+        occupancy=occ,
+        sequence=v["volumeOccupancySequence"],
+        control_status=ucs,
+        flash_status=v["unitFlashStatus"],
+        pattern_status=v["coordPatternStatus"],
+        mode=int(mode),
+        status_word=int(bits),
+        accepted_seq=acc,
+        rejected_seq=rej,
+        reject_reason=why,
+        plan_clock_s=clock,
+        tick=tick,
+    )
+
+
+@dataclass
+class NtcipLink:
+    row: int
+    endpoint: Endpoint
+    fmap: FieldMap
+    profile: VendorProfile
+    keys: list[str]
+    oids: list[tuple[int, ...]]
+    identity: dict[str, Any] | None = None
+    refused: bool = False
+    problem: str | None = None
+    next_try_t: float = 0.0
+    backoff_s: float = 0.0
+    last_ok_t: float = -math.inf
+    status: NtcipStatus | None = None
+    status_fresh: bool = False
+    prev_sequence: int | None = None
+    content: tuple | None = None
+    safe_content: tuple | None = None  # last content the controller accepted
+    refused_content: tuple | None = None
+    pattern_sent: tuple | None = None
+    alarm: bool = False
+    was_active: bool = False
+    reads: int = 0
+    errors: int = 0
+    latency_s: list[float] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.endpoint.label
+
+    @property
+    def readable(self) -> bool:
+        return self.identity is not None and not self.refused
+
+
+class NtcipBackend(BaseBackend):
+    """Backend for NTCIP 1202 controllers over SNMP (see the module docstring).
+
+    ``client``: ``"fast"`` (SNMPv1/v2c, lean codec) or ``"pysnmp"``; SNMPv3
+    endpoints always use pysnmp.
+    """
+
+    def __init__(
+        self,
+        network: Network,
+        endpoints: Sequence[Endpoint] | Mapping[str, Endpoint],
+        *,
+        dt_s: float = 1.0,
+        lockstep: bool = False,
+        comm_timeout_s: float | None = None,
+        client: str = "fast",
+        reconnect_delay_s: float = 0.5,
+        reconnect_delay_max_s: float = 30.0,
+        lockstep_timeout_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        record_latency: bool = False,
+    ) -> None:
+        super().__init__(network, dt_s=dt_s)
+        eps = dict(endpoints) if isinstance(endpoints, Mapping) else {e.intersection: e for e in endpoints}
+        missing = [i.id for i in network.intersections if i.id not in eps]
+        if missing:
+            raise InputError(f"no NTCIP endpoint for intersections {missing}", where="NtcipBackend")
+        self.links: list[NtcipLink] = []
+        for r, inter in enumerate(network.intersections):
+            ep = eps[inter.id]
+            prof = vendor_profile(ep.vendor)
+            fm = field_map(inter)
+            pairs = status_oids(fm, prof)
+            self.links.append(NtcipLink(r, ep, fm, prof, [k for k, _ in pairs], [o for _, o in pairs]))
+        self.lockstep = lockstep
+        self.comm_timeout_s = 2.0 * dt_s if comm_timeout_s is None else comm_timeout_s
+        self.client_kind = client
+        self.reconnect_delay_s = reconnect_delay_s
+        self.reconnect_delay_max_s = reconnect_delay_max_s
+        self.lockstep_timeout_s = lockstep_timeout_s
+        self.clock = clock
+        self.record_latency = record_latency
+        self.problems: dict[str, str] = {}
+        self.alarms: list[tuple[float, str, str]] = []
+        self.events: list[tuple[float, str, str]] = []
+        self.step = 0
+        self.time_s = 0.0
+        self.done = False
+        self._loop: PrivateLoop | None = None
+        self._clients: dict[str, SnmpClient] = {}
+        self._t0 = 0.0
+        self._next_tick = 0.0
+        start = 0
+        self._det_slices = []
+        for link in self.links:
+            self._det_slices.append(slice(start, start + link.fmap.n_detectors))
+            start += link.fmap.n_detectors
+
+    # ---- lifecycle --------------------------------------------------------------------------------
+    def _client(self, ep: Endpoint) -> SnmpClient:
+        kind = "pysnmp" if ep.snmp.version == 3 else self.client_kind
+        c = self._clients.get(kind)
+        if c is None:
+            c = self._clients[kind] = snmp_client(kind)
+        return c
+
+    def _ep(self, link: NtcipLink) -> Endpoint:
+        """The endpoint with the lockstep timeout when stepping (the emulator answers once it has stepped)."""
+        ep = link.endpoint
+        if self.lockstep:
+            from dataclasses import replace
+
+            return replace(ep, timeout_s=max(ep.timeout_s, self.lockstep_timeout_s), retries=0)
+        return ep
+
+    def _open(self) -> None:
+        self._loop = PrivateLoop()
+        self._t0 = self.clock()
+        self._next_tick = self._t0
+        self._loop.run(self._gather(self._ensure_identity(link) for link in self.links))
+
+    def _close(self) -> None:
+        if self._loop is None:
+            return
+        try:
+            self._loop.run(self._gather(self._release(link) for link in self.links if link.was_active))
+        finally:
+            for c in self._clients.values():
+                c.close()
+            self._clients.clear()
+            self._loop.close()
+            self._loop = None
+
+    async def _release(self, link: NtcipLink) -> None:
+        """Clean shutdown: systemPatternControl = 0 (standby) and clear the phase control (§1.12 step 5)."""
+        try:
+            await self._client(link.endpoint).set(link.endpoint, self._block_varbinds(link, None))
+        except FieldIOError as e:
+            log.info("%s: release not confirmed (%s); its backup timer will fall back", link.label, e)
+
+    @staticmethod
+    async def _gather(coros: Any) -> list[Any]:
+        return await asyncio.gather(*coros)
+
+    def _set_problem(self, link: NtcipLink, message: str | None) -> None:
+        iid = link.fmap.id
+        if message is None:
+            if self.problems.pop(iid, None) is not None:
+                log.warning("%s: answering again", link.label)
+            link.problem = None
+            return
+        link.problem = message
+        if self.problems.get(iid) != message:
+            self.problems[iid] = message
+            log.error("%s: %s", link.label, message)
+
+    def _backoff(self, link: NtcipLink) -> None:
+        link.backoff_s = min(max(link.backoff_s * 2, self.reconnect_delay_s), self.reconnect_delay_max_s)
+        link.next_try_t = self.clock() + link.backoff_s
+
+    async def _ensure_identity(self, link: NtcipLink) -> None:
+        if link.identity is not None or self.clock() < link.next_try_t:
+            return
+        ep, prof, fm = link.endpoint, link.profile, link.fmap
+        names = list(IDENTITY_OBJECTS) + (["gwProfileVersion", "gwIntersectionId"] if prof.greenwave_extension else [])
+        try:
+            vals = await self._client(ep).get(ep, [_oid(prof, n) for n in names])
+        except SnmpErrorStatus as e:
+            bad = names[e.index] if 0 <= e.index < len(names) else "an identity object"
+            self._backoff(link)
+            self._set_problem(
+                link,
+                f"{e.message} for {bad}: not an NTCIP 1202 controller, or vendor profile {prof.name!r} does not match "
+                "it; not commanding it",
+            )
+            return
+        except FieldIOError as e:
+            self._backoff(link)
+            self._set_problem(link, f"unreachable ({e.message}); retrying in {link.backoff_s:g} s")
+            return
+        ident = {n: x for n, (_t, x) in zip(names, vals, strict=True)}
+        problem = None
+        std = ident.get("controllerBaseStandards")
+        if not isinstance(std, bytes) or b"1202" not in std:
+            problem = f"does not declare NTCIP 1202 in controllerBaseStandards ({std!r})"
+        elif not isinstance(ident["maxPhases"], int) or ident["maxPhases"] < fm.max_phase:
+            problem = f"has {ident['maxPhases']} phases, the inventory uses phases up to {fm.max_phase}"
+        elif not isinstance(ident["maxVehicleDetectors"], int) or ident["maxVehicleDetectors"] < fm.max_channel:
+            problem = (
+                f"has {ident['maxVehicleDetectors']} detectors, the inventory uses channels up to {fm.max_channel}"
+            )
+        elif not isinstance(ident["unitBackupTime"], int) or ident["unitBackupTime"] <= 0:
+            problem = "unitBackupTime is 0: the controller's watchdog is disabled"
+        elif ident["unitBackupTime"] < 2 * self.dt_s:
+            problem = f"unitBackupTime {ident['unitBackupTime']} s is shorter than two ticks ({2 * self.dt_s:g} s)"
+        elif prof.greenwave_extension:
+            ver = ident.get("gwProfileVersion")
+            iid = ident.get("gwIntersectionId")
+            if not isinstance(ver, bytes) or not ver.startswith(b"1."):
+                problem = f"greenwave profile version {ver!r} is not supported (this central speaks 1.x)"
+            elif iid != fm.id.encode():
+                problem = f"reports intersection {iid!r}, the inventory expects {fm.id!r}"
+        link.identity = ident
+        if problem is not None:
+            link.refused = True
+            self._set_problem(link, problem + "; not commanding it")
+            return
+        link.refused = False
+        link.backoff_s = 0.0
+        link.prev_sequence = None
+        self._set_problem(link, None)
+
+    # ---- reads ----------------------------------------------------------------------------------------------
+    async def _poll(self, link: NtcipLink) -> None:
+        await self._ensure_identity(link)
+        if not link.readable:
+            return
+        t0 = time.perf_counter()
+        ep = link.endpoint
+        try:
+            vals = await self._client(ep).get(ep, link.oids)
+            st = decode_ntcip_status(vals, link.keys, link.fmap, link.profile)
+        except SnmpErrorStatus as e:
+            link.errors += 1
+            obj = link.keys[e.index] if 0 <= e.index < len(link.keys) else "the status"
+            link.identity = None
+            self._backoff(link)
+            self._set_problem(link, f"{e.message} for {obj}; will check its identity again")
+            return
+        except FieldIOError as e:
+            link.errors += 1
+            log.debug("%s: %s", link.label, e)
+            return
+        if self.record_latency:
+            link.latency_s.append(time.perf_counter() - t0)
+        link.status = st
+        link.status_fresh = True
+        link.last_ok_t = self.clock()
+        link.reads += 1
+
+    def read(self) -> Observation:
+        self._require_open()
+        assert self._loop is not None
+        if not self.lockstep or self.step == 0:
+            self._loop.run(self._gather(self._poll(link) for link in self.links))
+        else:
+            self._loop.run(self._gather(self._poll(link) for link in self.links if not link.status_fresh))
+        return self._observation()
+
+    def _observation(self) -> Observation:
+        p = self.packed
+        now = self.clock()
+        n_det = len(self.detectors.ids)
+        counts = np.full(n_det, np.nan)
+        occ = np.full(n_det, np.nan)
+        state = np.zeros((p.n, p.g), np.int8)
+        comm_age = np.full(p.n, np.inf)
+        fault = np.ones(p.n, bool)
+        mode = np.full(p.n, -1, np.int64)
+        central = np.zeros(p.n, bool)
+        clocks = []
+        done = False
+        for link in self.links:
+            r = link.row
+            st = link.status
+            comm_age[r] = now - link.last_ok_t
+            stale = comm_age[r] > self.comm_timeout_s
+            self._alarm(link, stale, comm_age[r])
+            if st is None or not link.readable:
+                continue
+            sl = self._det_slices[r]
+            if link.status_fresh:
+                prev = link.prev_sequence
+                if prev is None or st.sequence == prev:
+                    counts[sl] = 0.0  # first report, or the same period again
+                else:
+                    counts[sl] = st.volume  # the last period (a gap > 1 loses the periods before it)
+                link.prev_sequence = st.sequence
+            else:
+                counts[sl] = 0.0
+            occ[sl] = st.occupancy
+            state[r, : link.fmap.n_groups] = st.group_state
+            sw = StatusBits(st.status_word & 0xFFFF)
+            bad = StatusBits.FLASH | StatusBits.MMU_FAULT | StatusBits.LOCAL_OVERRIDE | StatusBits.COMMISSIONING
+            fault[r] = bool(sw & bad) or stale
+            mode[r] = st.mode
+            central[r] = bool(sw & StatusBits.CENTRAL_CONTROL)
+            done = done or bool(sw & StatusBits.PLANT_DONE)
+            if not math.isnan(st.plan_clock_s):
+                clocks.append(st.plan_clock_s)
+            link.status_fresh = False
+            self._report_reject(link, st)
+        self.done = done
+        if self.lockstep and clocks:
+            self.time_s = float(max(clocks))
+        elif not self.lockstep:
+            self.time_s = now - self._t0
+        return Observation(
+            time_s=self.time_s,
+            counts=counts,
+            occupancy=occ,
+            queue_veh=np.full((p.n, p.g), np.nan),
+            signal_state=state,
+            comm_age_s=comm_age,
+            fault=fault,
+            extra={"field_mode": mode, "central_control": central},
+        )
+
+    def _alarm(self, link: NtcipLink, stale: bool, age: float) -> None:
+        if stale and not link.alarm and link.last_ok_t > -math.inf:
+            link.alarm = True
+            msg = f"comm-loss alarm: silent for {age:.1f} s; not commanding it"
+            self.alarms.append((self.time_s, link.fmap.id, msg))
+            log.warning("%s: %s", link.label, msg)
+        elif not stale and link.alarm:
+            link.alarm = False
+            self.alarms.append((self.time_s, link.fmap.id, "comm restored"))
+            log.warning("%s: comm restored", link.label)
+
+    def _report_reject(self, link: NtcipLink, st: NtcipStatus) -> None:
+        pass  # rejections surface as SET error statuses (see _send)
+
+    # ---- commands -------------------------------------------------------------------------------------------
+    def _content(self, link: NtcipLink, commands: Commands) -> tuple | None:
+        inter = link.fmap.intersection
+        plan = (commands.plans or {}).get(inter.id)
+        if plan is not None:
+            q = quantize_plan(plan, 1.0)
+            cycle, offset, splits = plan_to_pattern(q, link.fmap)
+            return ("plan", cycle, offset, tuple(sorted(splits.items())))
+        t = int(commands.target_stage[link.row])
+        return None if t < 0 else ("stage", t)
+
+    def _block_varbinds(self, link: NtcipLink, content: tuple | None) -> list[tuple[tuple[int, ...], ber.Value]]:
+        """The complete command block: systemPatternControl + hold / force-off / vehicle call of every group."""
+        prof, fm = link.profile, link.fmap
+        groups = phase_groups(fm.max_phase)
+        hold = force = call = [0] * groups
+        pattern = 0
+        vbs: list[tuple[tuple[int, ...], ber.Value]] = []
+        if content is not None and content[0] == "stage":
+            hold, force, call = stage_phase_control(fm, content[1])
+        elif content is not None and content[0] == "plan":
+            _kind, cycle, offset, splits = content
+            pattern = prof.central_pattern
+            if link.pattern_sent != content:
+                vbs += [
+                    (_oid(prof, "patternCycleTime", pattern), (ber.INTEGER, cycle)),
+                    (_oid(prof, "patternOffsetTime", pattern), (ber.INTEGER, offset)),
+                    (_oid(prof, "patternSplitNumber", pattern), (ber.INTEGER, pattern)),
+                ]
+                vbs += [(_oid(prof, "splitTime", pattern, ph), (ber.INTEGER, s)) for ph, s in splits]
+        vbs.append((_oid(prof, "systemPatternControl"), (ber.INTEGER, pattern)))
+        for name, masks in (
+            ("phaseControlGroupHold", hold),
+            ("phaseControlGroupForceOff", force),
+            ("phaseControlGroupVehCall", call),
+        ):
+            vbs += [(_oid(prof, name, g + 1), (ber.INTEGER, m)) for g, m in enumerate(masks)]
+        return vbs
+
+    async def _send(self, link: NtcipLink, content: tuple | None, *, step: int | None = None) -> None:
+        vbs = self._block_varbinds(link, content) if content is not None else []
+        if step is not None:
+            vbs.append((_oid(link.profile, "gwLockstepStep"), (ber.INTEGER, step)))
+        if not vbs:
+            return
+        ep = self._ep(link) if step is not None else link.endpoint
+        try:
+            await self._client(ep).set(ep, vbs)
+        except SnmpErrorStatus as e:
+            link.refused_content = content
+            names = self._names(vbs)
+            obj = names[e.index] if 0 <= e.index < len(names) else "the block"
+            why = ""
+            if link.profile.greenwave_extension and link.status is not None:
+                try:
+                    why = f" ({RejectReason(link.status.reject_reason).name})"
+                except ValueError:
+                    why = ""
+            msg = f"command refused: {e.message} on {obj}{why}; keeping the last accepted command"
+            self.events.append((self.time_s, link.fmap.id, msg))
+            log.warning("%s: %s", link.label, msg)
+            return
+        except DeviceException as e:
+            log.warning("%s: %s", link.label, e)
+            return
+        except FieldIOError as e:
+            log.debug("%s: SET failed: %s", link.label, e)
+            return
+        if content is not None:
+            link.safe_content = content
+            if content[0] == "plan":
+                link.pattern_sent = content
+        if step is not None and link.profile.greenwave_extension:
+            await self._poll(link)
+
+    @staticmethod
+    def _names(vbs: Sequence[tuple[tuple[int, ...], ber.Value]]) -> list[str]:
+        out = []
+        for oid, _v in vbs:
+            name = "?"
+            for o in OBJECTS.values():
+                if oid[: len(o.oid)] == o.oid and len(oid) > len(o.oid):
+                    name = o.name
+            out.append(name)
+        return out
+
+    def _choose(self, link: NtcipLink, commands: Commands) -> tuple | None:
+        want = self._content(link, commands)
+        if want is not None and want == link.refused_content:
+            return link.safe_content  # the controller refused it: keep the last safe command (and heartbeat)
+        if want != link.refused_content:
+            link.refused_content = None
+        return want
+
+    def apply(self, commands: Commands) -> None:
+        self._require_open()
+        assert self._loop is not None
+        active = np.asarray(commands.active, bool)
+        todo = []
+        for link in self.links:
+            ok = bool(active[link.row]) and link.readable
+            link.was_active = ok
+            if not ok:
+                link.content = None
+                continue  # never send anything for an intersection the engine does not command
+            try:
+                link.content = self._choose(link, commands)
+            except InputError as e:
+                self.events.append((self.time_s, link.fmap.id, f"plan not sent: {e}"))
+                link.content = link.safe_content
+            if not self.lockstep and link.content is not None:
+                todo.append(self._send(link, link.content))
+        if todo:
+            self._loop.run(self._gather(todo))
+
+    def advance(self) -> float:
+        self._require_open()
+        assert self._loop is not None
+        if self.lockstep:
+            self.step += 1
+            coros = []
+            for link in self.links:
+                if not link.readable:
+                    continue
+                content = link.content if link.was_active else None
+                coros.append(self._step(link, content))
+            self._loop.run(self._gather(coros))
+            return self.time_s + self.dt_s
+        self._next_tick += self.dt_s
+        delay = self._next_tick - self.clock()
+        if delay > 0:
+            self._loop.run(asyncio.sleep(delay))
+        elif delay < -5 * self.dt_s:
+            self._next_tick = self.clock()
+        return self.clock() - self._t0
+
+    async def _step(self, link: NtcipLink, content: tuple | None) -> None:
+        if not link.profile.greenwave_extension:
+            raise InputError("lockstep needs controllers of the greenwave NTCIP profile", where=link.label)
+        if link.was_active and content is not None:
+            await self._send(link, content, step=self.step)
+        else:
+            await self._send(link, None, step=self.step)
+
+    def status(self, intersection_id: str) -> NtcipStatus | None:
+        for link in self.links:
+            if link.fmap.id == intersection_id:
+                return link.status
+        raise KeyError(intersection_id)

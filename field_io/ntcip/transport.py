@@ -1,0 +1,284 @@
+"""SNMP managers for the central side: GET and SET, with timeouts and retries.
+
+Two interchangeable transports behind one interface (``get``, ``set``):
+
+* :class:`FastSnmpClient` - SNMPv1/v2c on one UDP socket shared by every
+  controller (request ids demultiplex the answers), with the lean codec of
+  :mod:`field_io.ntcip.ber`. The one a central polling hundreds of controllers
+  a second uses.
+* :class:`PysnmpClient` - pysnmp 7's asyncio high-level API
+  (``get_cmd``/``set_cmd``, ``await UdpTransportTarget.create(...)``), for
+  SNMPv3 USM authPriv (HMAC-SHA-2, AES) and as a cross-check of the fast path.
+
+Both refuse, before anything is sent, every SET that is not on the list of
+writes central may make (:func:`field_io.security.check_snmp_set`). Errors:
+no answer -> :class:`~field_io.errors.DeviceTimeout`; an error status ->
+:class:`~field_io.errors.DeviceException` (``code`` = RFC 3416 error-status,
+``index`` = the varbind); an unparseable answer ->
+:class:`~field_io.errors.ProtocolError`; a security failure (wrong key, wrong
+user) -> :class:`~field_io.errors.DeviceUnreachable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+from field_io.endpoints import Endpoint
+from field_io.errors import DeviceException, DeviceTimeout, DeviceUnreachable, ProtocolError
+from field_io.ntcip import ber
+from field_io.security import check_snmp_set
+
+__all__ = ["SnmpClient", "FastSnmpClient", "PysnmpClient", "snmp_client", "SnmpErrorStatus"]
+
+OID = tuple[int, ...]
+
+
+class SnmpErrorStatus(DeviceException):
+    """An SNMP error status in a response (``index``: 0-based varbind)."""
+
+    def __init__(self, message: str, *, code: int, index: int, where: str | None = None) -> None:
+        self.index = index
+        super().__init__(message, code=code, where=where)
+
+
+class SnmpClient:
+    """Interface: ``await get(ep, oids)`` -> values; ``await set(ep, varbinds)``; ``close()``."""
+
+    async def open(self) -> None:  # pragma: no cover - interface
+        pass
+
+    async def get(self, ep: Endpoint, oids: Sequence[OID]) -> list[ber.Value]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    async def set(
+        self, ep: Endpoint, varbinds: Sequence[tuple[OID, ber.Value]], *, commissioning: bool = False
+    ) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def close(self) -> None:  # pragma: no cover - interface
+        pass
+
+
+def _error(ep: Endpoint, status: int, index: int, names: Sequence[str] | None = None) -> SnmpErrorStatus:
+    what = ber.ERROR_NAMES.get(status, f"error {status}")
+    obj = ""
+    if names is not None and 0 < index <= len(names):
+        obj = f" on {names[index - 1]}"
+    return SnmpErrorStatus(f"answers {what}{obj}", code=status, index=index - 1, where=ep.label)
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, client: FastSnmpClient) -> None:
+        self.client = client
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.client._received(data, addr)
+
+    def error_received(self, exc: Exception) -> None:  # ICMP port unreachable and the like
+        self.client.icmp_errors += 1
+
+
+class FastSnmpClient(SnmpClient):
+    """SNMPv1/v2c manager on one UDP socket (see the module docstring)."""
+
+    def __init__(self, *, bind_host: str = "0.0.0.0") -> None:
+        self.bind_host = bind_host
+        self._transport: asyncio.DatagramTransport | None = None
+        self._pending: dict[int, tuple[asyncio.Future[ber.Message], tuple[str, int]]] = {}
+        self._ids = itertools.count(1)
+        self.malformed = 0
+        self.icmp_errors = 0
+        self.sent = 0
+
+    async def open(self) -> None:
+        if self._transport is None:
+            loop = asyncio.get_running_loop()
+            self._transport, _ = await loop.create_datagram_endpoint(
+                lambda: _Protocol(self), local_addr=(self.bind_host, 0)
+            )
+
+    def _received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            msg = ber.decode_message(data)
+        except ber.BerError:
+            self.malformed += 1
+            return
+        hit = self._pending.get(msg.request_id)
+        if hit is None or msg.pdu_type != ber.RESPONSE:
+            return  # late or unsolicited
+        fut, _dest = hit
+        if not fut.done():
+            fut.set_result(msg)
+
+    async def _request(
+        self, ep: Endpoint, pdu_type: int, varbinds: Sequence[tuple[OID, ber.Value]], community: str
+    ) -> ber.Message:
+        await self.open()
+        assert self._transport is not None
+        loop = asyncio.get_running_loop()
+        rid = next(self._ids) & 0x7FFFFFFF
+        version = 0 if ep.snmp.version == 1 else 1
+        data = ber.encode_message(ber.Message(version, community.encode(), pdu_type, rid, 0, 0, tuple(varbinds)))
+        fut: asyncio.Future[ber.Message] = loop.create_future()
+        dest = (ep.host, ep.port)
+        self._pending[rid] = (fut, dest)
+        try:
+            for _attempt in range(ep.retries + 1):
+                self._transport.sendto(data, dest)
+                self.sent += 1
+                done, _ = await asyncio.wait((fut,), timeout=ep.timeout_s)
+                if done:
+                    return fut.result()
+            raise DeviceTimeout(f"no SNMP answer within {ep.timeout_s:g} s x {ep.retries + 1} tries", where=ep.label)
+        finally:
+            self._pending.pop(rid, None)
+            if not fut.done():
+                fut.cancel()
+
+    async def get(self, ep: Endpoint, oids: Sequence[OID]) -> list[ber.Value]:
+        msg = await self._request(ep, ber.GET, [(o, (ber.NULL, None)) for o in oids], ep.snmp.community)
+        if msg.error_status:
+            raise _error(ep, msg.error_status, msg.error_index)
+        if len(msg.varbinds) != len(oids) or any(a != b for (a, _v), b in zip(msg.varbinds, oids, strict=False)):
+            raise ProtocolError("answered other objects than asked", where=ep.label)
+        return [v for _o, v in msg.varbinds]
+
+    async def set(
+        self, ep: Endpoint, varbinds: Sequence[tuple[OID, ber.Value]], *, commissioning: bool = False
+    ) -> None:
+        check_snmp_set(((o, v[1]) for o, v in varbinds), commissioning=commissioning)
+        msg = await self._request(ep, ber.SET, varbinds, ep.snmp.set_community)
+        if msg.error_status:
+            raise _error(ep, msg.error_status, msg.error_index)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+
+class PysnmpClient(SnmpClient):
+    """pysnmp 7 high-level asyncio API (v1, v2c and v3 USM authPriv)."""
+
+    def __init__(self) -> None:
+        self._engine: Any = None
+        self._targets: dict[tuple[str, int, float, int], Any] = {}
+
+    async def open(self) -> None:
+        if self._engine is None:
+            from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
+
+            self._engine = SnmpEngine()
+
+    def _auth(self, ep: Endpoint, *, write: bool) -> Any:
+        from pysnmp.hlapi.v3arch.asyncio import CommunityData, UsmUserData
+
+        s = ep.snmp
+        if s.version in (1, 2):
+            return CommunityData(s.set_community if write else s.community, mpModel=0 if s.version == 1 else 1)
+        from pysnmp.entity import config
+
+        auth = {
+            "SHA": config.USM_AUTH_HMAC96_SHA,
+            "SHA-256": config.USM_AUTH_HMAC192_SHA256,
+            "SHA-384": config.USM_AUTH_HMAC256_SHA384,
+            "SHA-512": config.USM_AUTH_HMAC384_SHA512,
+        }[s.auth_protocol]
+        priv = {
+            "AES-128": config.USM_PRIV_CFB128_AES,
+            "AES-192": config.USM_PRIV_CFB192_AES,
+            "AES-256": config.USM_PRIV_CFB256_AES,
+        }[s.priv_protocol]
+        return UsmUserData(s.user, s.auth_key, s.priv_key, authProtocol=auth, privProtocol=priv)
+
+    async def _target(self, ep: Endpoint) -> Any:
+        from pysnmp.hlapi.v3arch.asyncio import UdpTransportTarget
+
+        key = (ep.host, ep.port, ep.timeout_s, ep.retries)
+        t = self._targets.get(key)
+        if t is None:
+            t = await UdpTransportTarget.create((ep.host, ep.port), timeout=ep.timeout_s, retries=ep.retries)
+            self._targets[key] = t
+        return t
+
+    def _raise(self, ep: Endpoint, ei: Any, es: Any, eidx: Any) -> None:
+        if ei:
+            text = str(ei)
+            if "timeout" in text.lower() or "no snmp response" in text.lower():
+                raise DeviceTimeout(f"no SNMP answer ({text})", where=ep.label)
+            raise DeviceUnreachable(f"SNMP security/transport failure: {text}", where=ep.label)
+        if es:
+            code = int(es)
+            raise SnmpErrorStatus(
+                f"answers {ber.ERROR_NAMES.get(code, code)}", code=code, index=int(eidx) - 1, where=ep.label
+            )
+
+    async def get(self, ep: Endpoint, oids: Sequence[OID]) -> list[ber.Value]:
+        from pysnmp.hlapi.v3arch.asyncio import ContextData, ObjectIdentity, ObjectType, get_cmd
+
+        await self.open()
+        objs = [ObjectType(ObjectIdentity(o)) for o in oids]
+        ei, es, eidx, vbs = await get_cmd(
+            self._engine, self._auth(ep, write=False), await self._target(ep), ContextData(), *objs, lookupMib=False
+        )
+        self._raise(ep, ei, es, eidx)
+        if len(vbs) != len(oids):
+            raise ProtocolError("answered other objects than asked", where=ep.label)
+        return [_from_pysnmp(v) for _o, v in vbs]
+
+    async def set(
+        self, ep: Endpoint, varbinds: Sequence[tuple[OID, ber.Value]], *, commissioning: bool = False
+    ) -> None:
+        from pysnmp.hlapi.v3arch.asyncio import ContextData, ObjectIdentity, ObjectType, set_cmd
+        from pysnmp.proto.rfc1902 import Integer32, OctetString
+
+        check_snmp_set(((o, v[1]) for o, v in varbinds), commissioning=commissioning)
+        await self.open()
+        objs = [
+            ObjectType(ObjectIdentity(o), Integer32(v[1]) if v[0] == ber.INTEGER else OctetString(v[1]))
+            for o, v in varbinds
+        ]
+        ei, es, eidx, _vbs = await set_cmd(
+            self._engine, self._auth(ep, write=True), await self._target(ep), ContextData(), *objs, lookupMib=False
+        )
+        self._raise(ep, ei, es, eidx)
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close_dispatcher()
+            self._engine = None
+
+
+def _from_pysnmp(v: Any) -> ber.Value:
+    name = v.__class__.__name__
+    if name in ("NoSuchInstance", "NoSuchObject", "EndOfMibView"):
+        return (
+            {"NoSuchInstance": ber.NO_SUCH_INSTANCE, "NoSuchObject": ber.NO_SUCH_OBJECT}.get(name, ber.END_OF_MIB_VIEW),
+            None,
+        )
+    if name in ("Integer32", "Integer", "Unsigned32"):
+        return (ber.INTEGER, int(v))
+    if name in ("Counter32", "Gauge32", "TimeTicks", "Counter64"):
+        return (
+            {"Counter32": ber.COUNTER32, "Gauge32": ber.GAUGE32, "TimeTicks": ber.TIMETICKS}.get(name, ber.COUNTER64),
+            int(v),
+        )
+    if name == "ObjectIdentifier":
+        return (ber.OID, tuple(v))
+    if name in ("OctetString", "IpAddress", "Opaque", "DisplayString"):
+        return (ber.OCTET_STRING, bytes(v))
+    if name == "Null":
+        return (ber.NULL, None)
+    return (ber.OCTET_STRING, bytes(str(v), "utf-8"))
+
+
+def snmp_client(kind: str = "fast") -> SnmpClient:
+    """``fast`` (v1/v2c, lean codec) or ``pysnmp`` (any version)."""
+    if kind == "fast":
+        return FastSnmpClient()
+    if kind == "pysnmp":
+        return PysnmpClient()
+    raise ValueError(f"unknown SNMP client {kind!r}")
