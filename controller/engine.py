@@ -39,7 +39,7 @@ log = logging.getLogger("greenwave.engine")
 class EngineEvent:
     time_s: float
     intersection: str
-    kind: str  # "refused", "fail_safe", "recovered", "violation"
+    kind: str  # "refused", "fail_safe", "recovered", "violation", "detector_fault", "detector_restored"
     message: str
 
 
@@ -101,6 +101,7 @@ class Engine:
             hires = EventRecorder(self.network, self.packed, backend.detectors)
         self.hires: EventRecorder | None = hires if isinstance(hires, EventRecorder) else None
         self._prev_mode = self.supervisor.mode.copy()
+        self._prev_failed = np.zeros(len(backend.detectors.ids), bool)
         self.ticks = 0
 
     def _context(self, time_s: float) -> PolicyContext:
@@ -148,6 +149,7 @@ class Engine:
         dt = 0.0 if self.ticks == 0 else self.dt_s
         states, report = self.supervisor.step(requests, dt, healthy=healthy, fallback_requests=fallback)
         self._report(t, requests, report)
+        self._report_detectors(t)
         # Unhealthy intersections are not commanded (field-io.md §3.5 item 8); a
         # backend that simulates the controller itself (SUMO) may still show
         # the supervisor's fail-safe states for them.
@@ -169,6 +171,23 @@ class Engine:
             pending.clear()
         presence = (np.nan_to_num(obs.occupancy) > 0) | (np.nan_to_num(obs.counts) > 0)
         self.hires.record(t, states, presence, self.dt_s, termination=getattr(self.policy, "last_termination", None))
+
+    def _report_detectors(self, t: float) -> None:
+        """Detectors the policy has declared failed (or restored): reported once each."""
+        failed = getattr(self.policy, "detector_failed", None)
+        if failed is None or len(failed) != len(self._prev_failed):
+            return
+        lay = self.backend.detectors
+        for k in np.flatnonzero(failed & ~self._prev_failed):
+            msg = f"detector {lay.ids[k]} failed (no data or stuck on): its group falls back to recall"
+            self._event(t, int(lay.row[k]), "detector_fault", msg)
+            if self.hires is not None:
+                self.hires.emit(t, int(lay.row[k]), 84, int(self.hires.channel[k]))
+        for k in np.flatnonzero(~failed & self._prev_failed):
+            self._event(t, int(lay.row[k]), "detector_restored", f"detector {lay.ids[k]} reports again")
+            if self.hires is not None:
+                self.hires.emit(t, int(lay.row[k]), 83, int(self.hires.channel[k]))
+        self._prev_failed = np.array(failed, bool)
 
     def _report(self, t: float, requests: np.ndarray, report: SupervisorReport) -> None:
         for r in np.flatnonzero(report.refused):

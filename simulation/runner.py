@@ -117,6 +117,7 @@ def resolve_run(
         extra = dict(
             name=built.name,
             corridor=tuple(getattr(built, "corridor", ())),
+            extra={**dict(spec.extra), "faults": dict(getattr(built, "faults", {}) or {})},
         )
         if spec.begin_s is None:
             extra["begin_s"] = built.begin_s
@@ -289,6 +290,11 @@ def _simulate(
         dt_s=dt_s,
         program_states=program_states(spec.net),
     )
+    faults = dict(spec.extra.get("faults", {}) or {})
+    if faults:
+        from simulation.faults import DetectorFaults
+
+        backend.observation_filter = DetectorFaults(faults, len(backend.detectors.ids))
     wall0 = time.perf_counter()
     pending: dict[str, tuple[str, float]] = {}
     vtypes = read_vtype_classes([*spec.routes, *spec.additional])

@@ -29,6 +29,7 @@ import os
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,6 +163,8 @@ class SumoBackend(BaseBackend):
         self.step_wall_s = 0.0  # wall time inside simulationStep (SUMO's own work)
         # Halting vehicles on each stop-line lane-area detector (detectors.e2_ids order).
         self.e2_halting = np.zeros(0)
+        # Optional rewrite of each observation (fault injection in scenarios).
+        self.observation_filter: Callable[[Observation], Observation] | None = None
         # Buses (GPS-tracked) and emergency vehicles, tracked from departure to arrival.
         self._special: dict[str, str] = {}  # vehicle id -> "bus" | "emergency"
         self._row_of_tls = {tls: r for r, tls in enumerate(self._tls)}
@@ -362,7 +365,8 @@ class SumoBackend(BaseBackend):
     def read(self) -> Observation:
         self._require_open()
         try:
-            return self._read()
+            obs = self._read()
+            return self.observation_filter(obs) if self.observation_filter is not None else obs
         except SimulationError:
             raise
         except Exception as e:

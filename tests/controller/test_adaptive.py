@@ -106,3 +106,24 @@ def test_dead_detectors_fall_back_to_serving_in_turn() -> None:
     served = (shown[:, 0, :5] == G).any(axis=0)
     assert served.all()
     assert eng.policy.detector_failed.all()
+
+
+def test_failed_detectors_are_reported_once_by_the_engine() -> None:
+    class Faulty(FakeBackend):
+        def read(self):  # type: ignore[no-untyped-def]
+            obs = super().read()
+            if obs.time_s >= 50:
+                c, o = obs.counts.copy(), obs.occupancy.copy()
+                c[0] = o[0] = np.nan  # dead
+                o[1], c[1] = 1.0, 0.0  # stuck on
+                return Observation(obs.time_s, c, o, obs.queue_veh, obs.signal_state, obs.comm_age_s, obs.fault)
+            return obs
+
+    net = Network((two_phase("J"),), nx.DiGraph())
+    with Faulty(net, arrival_rate_veh_s=0.1, seed=1) as be:
+        eng = Engine(be, make_policy("adaptive", stuck_s=60.0), hires=True)
+        eng.run(ticks=200)
+    faults = [e for e in eng.events if e.kind == "detector_fault"]
+    assert [e.message.split()[1] for e in faults] == ["dA", "dB"]
+    assert faults[0].time_s == 50 and faults[1].time_s >= 50 + 60 - 1
+    assert (eng.hires.table()[:, 2] == 84).sum() == 2
