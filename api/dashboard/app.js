@@ -102,7 +102,7 @@ function connectStream() {
   const es = new EventSource(`/api/stream?access_token=${encodeURIComponent(S.token)}`);
   S.es = es;
   es.addEventListener("status", (ev) => { S.snap = JSON.parse(ev.data); onStatus(); });
-  es.addEventListener("alarm", (ev) => { const a = JSON.parse(ev.data); if (!a.acked_at && a.active) toast(`ALARM ${a.intersection}: ${a.message}`, true); refreshAlarms(); });
+  es.addEventListener("alarm", (ev) => { const a = JSON.parse(ev.data); if (!a.acked_at && a.active) toast(`ALARM ${a.intersection}: ${a.message}`, true); refreshAlarms(); if (a.intersection === S.selected) loadDetail(); });
   es.addEventListener("command", () => { if (S.view === "commands") loadCommands(); if (S.selected) loadDetail(); });
   es.onerror = () => { $("#engine-pill").textContent = "reconnecting"; };
 }
@@ -111,7 +111,8 @@ function onStatus() {
   const pill = $("#engine-pill");
   pill.textContent = `${s.engine}${s.policy ? " · " + s.policy : ""}${s.speed ? " · " + s.speed + "×" : ""}`;
   pill.className = `pill ${s.engine}`;
-  $("#clock").textContent = s.clock ? new Date(s.clock).toLocaleTimeString([], { hour12: false }) : "--:--:--";
+  const twin = s.backend && s.backend !== "modbus" ? "twin " : "";
+  $("#clock").textContent = s.clock ? twin + new Date(s.clock).toLocaleTimeString([], { hour12: false }) : "--:--:--";
   const ints = Object.values(s.intersections || {});
   const online = ints.filter((x) => x.status !== "comm_loss").length;
   $("#online").textContent = ints.length ? `${online}/${ints.length} online` : "– online";
@@ -263,13 +264,20 @@ function drawTimeline(tl) {
   const x = (t) => left + ((t - t0) / 120) * (right - left);
   const groupOfDet = tl.detector_ids.map((d) => tl.groups.indexOf(d.split("@")[1]));
   const rows = ng * 2, rh = (H - 20) / rows;
-  for (let k = 0; k < n; k++) {
-    const xa = x(tl.t[k]), xb = k + 1 < n ? x(tl.t[k + 1]) : right, w = Math.max(1, xb - xa);
-    for (let g = 0; g < ng; g++) {
-      svg("rect", { x: xa, y: 4 + g * rh, width: w, height: rh - 2, fill: STATE_COLOR[tl.signals[k][g]] || "#333" }, el);
-      let on = false;
-      for (let d = 0; d < groupOfDet.length; d++) if (groupOfDet[d] === g && tl.detectors[k][d] === "1") { on = true; break; }
-      if (on) svg("rect", { x: xa, y: 4 + (ng + g) * rh + rh * 0.25, width: w, height: rh * 0.5, fill: "#4aa3ff" }, el);
+  const xEnd = (k) => (k + 1 < n ? x(tl.t[k + 1]) : right);
+  const detOn = (k, g) => groupOfDet.some((gd, d) => gd === g && tl.detectors[k][d] === "1");
+  for (let g = 0; g < ng; g++) {
+    // One rectangle per run of equal states (and per run of detector presence).
+    for (let k = 0; k < n; ) {
+      let j = k; while (j + 1 < n && tl.signals[j + 1][g] === tl.signals[k][g]) j++;
+      svg("rect", { x: x(tl.t[k]), y: 4 + g * rh, width: Math.max(1, xEnd(j) - x(tl.t[k])), height: rh - 2, fill: STATE_COLOR[tl.signals[k][g]] || "#333" }, el);
+      k = j + 1;
+    }
+    for (let k = 0; k < n; ) {
+      const on = detOn(k, g);
+      let j = k; while (j + 1 < n && detOn(j + 1, g) === on) j++;
+      if (on) svg("rect", { x: x(tl.t[k]), y: 4 + (ng + g) * rh + rh * 0.25, width: Math.max(1, xEnd(j) - x(tl.t[k])), height: rh * 0.5, fill: "#4aa3ff" }, el);
+      k = j + 1;
     }
   }
   for (let g = 0; g < ng; g++) {
@@ -391,12 +399,15 @@ async function planLoadActive() {
   setPlan(d.active_plan.plan);
 }
 async function setPlan(p) {
+  if (p.intersection && p.intersection !== planInter()) return; // a late answer for another intersection
   const d = await planModel();
+  if (d.id !== planInter()) return;
   S.plan = JSON.parse(JSON.stringify(p));
   $("#plan-name").value = p.name || "";
   $("#plan-cycle").value = p.cycle_s;
   $("#plan-offset").value = p.offset_s || 0;
   const tb = $("#plan-stages tbody");
+  $("#plan-stages").dataset.intersection = d.id;
   const stageOpts = (sel) => d.model.stages.map((s) => `<option ${s.id === sel ? "selected" : ""}>${esc(s.id)}</option>`).join("");
   const groupsOf = (sid) => (d.model.stages.find((s) => s.id === sid)?.groups || []).map((g) => d.model.groups.find((x) => x.id === g)?.label || g).join(", ");
   tb.innerHTML = p.stages.map((s, k) => `<tr data-k="${k}">
@@ -589,11 +600,14 @@ async function loadCorridor() {
   c.intersections.forEach((id, k) => {
     const tl = tls[k], d = c.distance_m[k], gi = Math.max(0, tl.groups.indexOf(c.through_group[k]));
     const lab = svg("text", { x: 4, y: Y(d) + 4, class: "axis-label" }, el); lab.textContent = `${id} ${Math.round(d)}m`;
-    for (let j = 0; j < tl.t.length; j++) {
-      const ch = tl.signals[j][gi], xa = X(tl.t[j]), xb = j + 1 < tl.t.length ? X(tl.t[j + 1]) : X(tEnd + 1);
-      if (xa < L) continue;
-      svg("rect", { x: xa, y: Y(d) - 4, width: Math.max(1, xb - xa), height: 8, fill: ({ G: "#35c46a", Y: "#f2c200", R: "#d9423b" })[ch] || "#666" }, el);
-      if (k === 0 && ch === "G" && (j === 0 || tl.signals[j - 1][gi] !== "G")) greens0.push(tl.t[j]);
+    const m = tl.t.length, xe = (j) => (j + 1 < m ? X(tl.t[j + 1]) : X(tEnd + 1));
+    for (let j = 0; j < m; ) {
+      const ch = tl.signals[j][gi];
+      let e = j; while (e + 1 < m && tl.signals[e + 1][gi] === ch) e++;
+      const xa = Math.max(L, X(tl.t[j]));
+      if (xe(e) > L) svg("rect", { x: xa, y: Y(d) - 5, width: Math.max(1, xe(e) - xa), height: 10, fill: ({ G: "#35c46a", Y: "#f2c200", R: "#d9423b" })[ch] || "#666" }, el);
+      if (k === 0 && ch === "G" && j > 0 && X(tl.t[j]) >= L) greens0.push(tl.t[j]);
+      j = e + 1;
     }
   });
   const d0 = c.distance_m[0], dN = c.distance_m[c.distance_m.length - 1];
