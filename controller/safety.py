@@ -19,7 +19,8 @@ independent check (:func:`mmu_faults`), that:
 
 Timing model: ``step(dt_s)`` says that ``dt_s`` seconds passed since the
 previous step; the returned states are shown until the next step. A yellow of
-3.5 s at 1-s ticks therefore shows for 4 s (rounded up, never down).
+3.5 s at 1-s ticks therefore shows for 4 s (rounded up, never down), and the
+all-red part of every intergreen still follows it in full.
 
 Everything is vectorised over ``N`` intersections padded to ``G`` groups
 (:mod:`controller.arrays`), so a 1,000-intersection tick is a handful of numpy
