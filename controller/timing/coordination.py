@@ -91,29 +91,43 @@ def link_table(
     g = network.graph
     inter_of = {n: d.get("tls") or n for n, d in g.nodes(data=True) if d.get("signalised")}
     out: list[CoordinationLink] = []
-    for u, v, d in g.edges(data=True):
-        a, b = inter_of.get(u), inter_of.get(v)
-        if a is None or b is None or a == b or a not in plans or b not in plans:
+    for u, x, d0 in g.edges(data=True):
+        a = inter_of.get(u)
+        if a is None or a not in plans:
             continue
-        if d["length_m"] > max_link_m:
+        # Follow the road through unsignalised nodes (a split edge where a turn bay begins,
+        # a driveway) to the next signal: one coordination link.
+        first, prev, node, d = d0["id"], u, x, d0
+        length, travel = d0["length_m"], d0["length_m"] / d0["free_speed_m_s"]
+        hops = 0
+        while node not in inter_of and hops < 8:
+            onward = [(v, dd) for v, dd in g[node].items() if v != prev]
+            if len(onward) != 1:
+                break
+            prev, (node, d) = node, onward[0]
+            length += d["length_m"]
+            travel += d["length_m"] / d["free_speed_m_s"]
+            hops += 1
+        b = inter_of.get(node)
+        if b is None or b == a or b not in plans or length > max_link_m:
             continue
-        edge = d["id"]
+        edge = d["id"]  # the edge entering the downstream signal
         moves = demand.movement_veh_h.get(b, {})
         flow = float(sum(np.sum(f) for (fe, _te), f in moves.items() if fe == edge))
         if flow <= 0:
             continue
-        # Main movement into the edge at the upstream end (the platoon's source).
+        # Main movement into the link at the upstream end (the platoon's source).
         up_moves = demand.movement_veh_h.get(a, {})
-        src = max(((fe, float(np.sum(f))) for (fe, te), f in up_moves.items() if te == edge), key=lambda x: x[1],
+        src = max(((fe, float(np.sum(f))) for (fe, te), f in up_moves.items() if te == first), key=lambda x: x[1],
                   default=(None, 0.0))[0]  # fmt: skip
         dst = max(((te, float(np.sum(f))) for (fe, te), f in moves.items() if fe == edge), key=lambda x: x[1],
                   default=(None, 0.0))[0]  # fmt: skip
         ia, ib = network.get(a), network.get(b)
-        s_from = _stage_serving(plans[a], ia, src, edge)
+        s_from = _stage_serving(plans[a], ia, src, first)
         s_to = _stage_serving(plans[b], ib, edge, dst)
         if s_from < 0 or s_to < 0:
             continue
-        out.append(CoordinationLink(a, b, edge, flow, d["length_m"] / d["free_speed_m_s"], s_from, s_to))
+        out.append(CoordinationLink(a, b, edge, flow, travel, s_from, s_to))
     return out
 
 
