@@ -87,9 +87,10 @@ def run(args: argparse.Namespace) -> int:
                     print(
                         f"  demo mode: log in as admin / {pw} (also engineer, operator, technician, viewer)", flush=True
                     )
+                pace = "real time" if settings.backend == "modbus" else f"speed {settings.speed:g}x"
                 print(
                     f"  engine: {settings.backend} backend, scenario {settings.scenario}, controller "
-                    f"{settings.policy_name}, speed {settings.speed:g}x; Ctrl-C stops",
+                    f"{settings.policy_name}, {pace}; Ctrl-C stops",
                     flush=True,
                 )
 

@@ -212,6 +212,8 @@ class EngineRunner:
         self.positions: dict[str, tuple[float, float]] = {}
         self.corridor: dict[str, Any] | None = None
         self.policy_name = settings.policy_name
+        # Emulated field controllers keep wall-clock time: the Modbus twin runs in real time.
+        self.speed = 1.0 if settings.backend is BackendKind.MODBUS else settings.speed
         self.epoch = utcnow()
         self.sim_offset_s = 0.0
         self.begin_s = 0.0
@@ -295,6 +297,7 @@ class EngineRunner:
                 log.exception("could not write the last events")
             if backend is not None:
                 backend.close()
+            self._close_emulator()
             self._publish_snapshot(force=True)
 
     def _setup(self) -> None:
@@ -451,15 +454,53 @@ class EngineRunner:
                 network, dt_s=s.tick_s, arrival_rate_veh_s=0.06, seed=s.seed + self.restarts, record=False
             )
         if s.backend is BackendKind.MODBUS:
-            try:
-                import field_io.modbus  # noqa: F401
-            except ImportError:
-                raise InputError(
-                    "backend 'modbus' needs the field I/O package (field_io.modbus), which is not installed yet; "
-                    "use backend = 'sumo'"
-                ) from None
-            raise InputError("backend 'modbus' is not wired in this version; use backend = 'sumo'")
+            return self._modbus_backend()
         return self._sumo_backend()
+
+    def _modbus_backend(self) -> BaseBackend:
+        """The twin through emulated controllers over Modbus TCP (field_io), in real time.
+
+        An in-process :class:`~field_io.emulator.runner.Emulator` runs one local
+        controller per intersection (its own supervisor, fallback plan and
+        watchdog) behind the greenwave Modbus profile on a loopback port, and
+        drives the scenario's SUMO run; the engine talks to it through
+        :class:`~field_io.modbus.backend.ModbusBackend`, exactly as to a
+        cabinet. Real time only (the controllers keep wall-clock time).
+        """
+        try:
+            from field_io.emulator.core import EmulatorConfig
+            from field_io.emulator.runner import Emulator
+            from field_io.modbus.backend import ModbusBackend
+        except ImportError as e:  # pragma: no cover - field_io ships with the package
+            raise InputError(f"backend 'modbus' needs field_io: {e}") from None
+        if self.spec is None:
+            raise InputError("backend 'modbus' needs a scenario: the emulated controllers drive its SUMO twin")
+        from dataclasses import replace as dc_replace
+
+        s = self.settings
+        assert self.detectors is not None
+        spec = dc_replace(self.spec, seed=s.seed + self.restarts)
+        emu = Emulator(
+            None,
+            protocol="modbus",
+            port=s.modbus_port,
+            config=EmulatorConfig(dt_s=s.tick_s),
+            sumo_spec=spec,
+            sumo_out_dir=s.data_dir / "emulator",
+        )
+        endpoints = emu.run_in_thread()
+        self._emulator = emu
+        try:
+            return ModbusBackend(self.detectors.network, endpoints, dt_s=s.tick_s)
+        except BaseException:
+            self._close_emulator()
+            raise
+
+    def _close_emulator(self) -> None:
+        emu = getattr(self, "_emulator", None)
+        self._emulator = None
+        if emu is not None:
+            emu.close()
 
     def _sumo_backend(self) -> BaseBackend:
         from simulation.runner import program_states
@@ -544,12 +585,18 @@ class EngineRunner:
             if time.monotonic() - last_flush >= s.event_flush_s:
                 self._flush_events()
                 last_flush = time.monotonic()
-            if self.end_s is not None and res.time_s + self.engine.dt_s >= self.end_s:
+            ended = getattr(backend.inner, "done", False) or (
+                s.backend is not BackendKind.MODBUS
+                and self.end_s is not None
+                and res.time_s + self.engine.dt_s >= self.end_s
+            )
+            if ended:
                 self._flush_events()
                 if not s.loop_scenario:
                     self.state = "finished"
                     return
                 backend.close()
+                self._close_emulator()
                 self.sim_offset_s += self.end_s - self.begin_s
                 self.restarts += 1
                 backend = self._open_backend(previous=backend)
@@ -557,8 +604,8 @@ class EngineRunner:
                 continue
             if sim0 is None:
                 sim0 = res.time_s
-            if s.speed > 0:
-                target = wall0 + (res.time_s + self.engine.dt_s - sim0) / s.speed
+            if self.speed > 0:
+                target = wall0 + (res.time_s + self.engine.dt_s - sim0) / self.speed
                 delay = target - time.monotonic()
                 if delay > 0:
                     self._stop.wait(delay)
@@ -844,7 +891,7 @@ class EngineRunner:
             "error": self.error,
             "policy": self.policy_name,
             "backend": str(self.settings.backend),
-            "speed": self.settings.speed,
+            "speed": self.speed,
             "sim_time_s": round(self.sim_time_s, 1),
             "clock": self.clock(self.sim_time_s).isoformat(timespec="seconds"),
             "restarts": self.restarts,

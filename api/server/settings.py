@@ -72,7 +72,9 @@ class Settings(BaseSettings):
     max_hold_s: float = Field(900, gt=0, description="longest manual stage hold (no open-ended holds)")
     max_flash_s: float = Field(8 * 3600, gt=0, description="longest operator flash")
     event_flush_s: float = Field(5.0, gt=0, description="wall seconds between writes of hi-res event chunks")
-    modbus_base_port: int = Field(15020, ge=0, le=65535, description="first emulator port (backend=modbus)")
+    modbus_port: int = Field(
+        0, ge=0, le=65535, description="loopback port of the emulated controllers (backend=modbus; 0: any free)"
+    )
 
     @field_validator("controller")
     @classmethod

@@ -53,7 +53,7 @@ def engine_status(_: Principal = Depends(reader), svc: ServiceState = Depends(se
         "policy": r.policy_name,
         "backend": str(svc.settings.backend),
         "demo": svc.settings.demo,
-        "speed": svc.settings.speed,
+        "speed": r.speed,
         "sim_time_s": snap.get("sim_time_s"),
         "clock": snap.get("clock"),
         "ticks": r.ticks,
