@@ -49,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--controllers", default="sumo,webster,actuated,max-pressure", help="comma-separated names")
     p.add_argument("--seeds", type=int, default=3, metavar="N", help="number of seeds (1..N), default 3")
     p.add_argument("--json", metavar="PATH", help="write per-seed and mean KPIs as JSON")
+    p.add_argument("--markdown", metavar="PATH", help="write the table as Markdown (for reports and READMEs)")
     add_sumo_args(p)
     p.set_defaults(func=run)
 
@@ -110,10 +111,44 @@ def run(args: argparse.Namespace) -> int:
         d = doc["controllers"][c]["mean"]["mean_delay_s"]
         doc["relative_delay"][c] = (d / base) if base else None
     _print(doc)
+    if args.markdown:
+        Path(args.markdown).write_text(markdown_table(doc), encoding="utf-8")
+        console.print(f"table written to {args.markdown}")
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
         console.print(f"results written to {args.json}")
     return 0
+
+
+TABLE_KPIS = (
+    "mean_delay_s",
+    "p95_delay_s",
+    "mean_travel_time_s",
+    "mean_stops",
+    "throughput_veh",
+    "unfinished_veh",
+    "teleports",
+    "bus_person_delay_s",
+    "general_delay_s",
+)
+
+
+def markdown_table(doc: dict[str, Any]) -> str:
+    """The comparison as a Markdown table: mean ± 95 % CI over seeds, delay relative to sumo."""
+    n = len(doc["seeds"])
+    head = ["controller", *TABLE_KPIS, "delay vs sumo"]
+    lines = [
+        f"**{doc['scenario']}**, {n} seed(s){', mean ± 95 % CI' if n > 1 else ''}",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
+    ]
+    for c, res in doc["controllers"].items():
+        m, ci = res["mean"], res["ci95"]
+        cells = [(f"{m[k]:.1f} ± {ci[k]:.1f}" if n > 1 else f"{m[k]:.1f}") if k in m else "-" for k in TABLE_KPIS]
+        rel = doc["relative_delay"].get(c)
+        lines.append("| " + " | ".join([c, *cells, f"{rel:.2f}" if rel is not None else "-"]) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _print(doc: dict[str, Any]) -> None:
