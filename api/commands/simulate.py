@@ -35,6 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_sumo_args(p)
     p.add_argument("--tripinfo-output", metavar="PATH", help="write SUMO's tripinfo here (unfinished included)")
     p.add_argument("--json", metavar="PATH", help="write the KPIs as JSON")
+    p.add_argument(
+        "--via",
+        choices=["modbus", "ntcip"],
+        help="software in the loop: drive SUMO through emulated field controllers over this protocol",
+    )
     p.set_defaults(func=run)
     c = sub.add_parser("controllers", help="list controller names")
     c.set_defaults(func=_list)
@@ -80,9 +85,15 @@ def run(args: argparse.Namespace) -> int:
         def prog(t: float, end: float) -> None:
             bar.update(task, completed=int(t - (spec.begin_s or 0)), total=int(end - (spec.begin_s or 0)) or None)
 
-        kpis = simulate(spec, args.controller, out_dir=args.out_dir, progress=prog)
+        if getattr(args, "via", None):
+            from field_io.sil import run_sil
+
+            kpis = run_sil(spec, args.controller, via=args.via, out_dir=args.out_dir, progress=prog)
+        else:
+            kpis = simulate(spec, args.controller, out_dir=args.out_dir, progress=prog)
     rows = {"all": kpis, **{f"  {c}": v for c, v in kpis["by_class"].items()}}
-    kpi_table(f"{spec.name}: {args.controller} (seed {spec.seed})", rows)
+    via = f" via {args.via}" if getattr(args, "via", None) else ""
+    kpi_table(f"{spec.name}: {args.controller}{via} (seed {spec.seed})", rows)
     if args.json:
         Path(args.json).write_text(json.dumps(kpis, indent=2) + "\n", encoding="utf-8")
         console.print(f"KPIs written to {args.json}")

@@ -91,10 +91,13 @@ class EmulatorConfig:
     detector_faults: Mapping[tuple[str, int], str] = field(default_factory=dict)
     clock_offset_s: float = 0.0
     lockstep_straggler_s: float = 2.0
+    speed: float = 1.0  # real time: simulated seconds per wall second (rehearsals and tests run faster)
 
     def __post_init__(self) -> None:
         if self.backup_time_s <= 0:
             raise InputError("the backup time must be > 0 s (0 would disable the watchdog)", where="emulator")
+        if self.speed <= 0 or self.dt_s <= 0:
+            raise InputError("tick and speed must be > 0", where="emulator")
         if self.resume_heartbeats < 1:
             raise InputError("resume_heartbeats must be >= 1", where="emulator")
         for (_i, _c), kind in self.detector_faults.items():
@@ -206,7 +209,7 @@ class LocalController:
                 raise InputError(f"no detector on channel {ch}", where=f"intersection {iid}")
             self._fault_kind[k] = 1 + ("stuck", "silent", "chatter").index(kind)
         self.snapshot = self._empty_snapshot()
-        self._step_waiters: list[tuple[int, Callable[[], None]]] = []
+        self._step_waiters: list[tuple[int, Callable[[], None], object | None]] = []
         self._last_req = np.full(n, -1, np.int64)
         self._last_supervisor_mode = np.zeros(n, np.int8)
         self._prev_mode = self.mode.copy()
@@ -305,13 +308,26 @@ class LocalController:
             self._release_waiters(self.tick)
 
     def _release_waiters(self, tick: int) -> None:
-        keep = []
-        for target, cb in self._step_waiters:
+        """Run the waiters whose tick is published: one wake-up per event loop, not one per waiter.
+
+        (Each cross-thread wake-up costs a GIL hand-over; batching them keeps a
+        lockstep tick at a few milliseconds.)
+        """
+        keep, due = [], []
+        for target, cb, loop in self._step_waiters:
             if target <= tick or self.done:
+                due.append((cb, loop))
+            else:
+                keep.append((target, cb, loop))
+        self._step_waiters = keep
+        by_loop: dict[object, list[Callable[[], None]]] = {}
+        for cb, loop in due:
+            if loop is None:
                 cb()
             else:
-                keep.append((target, cb))
-        self._step_waiters = keep
+                by_loop.setdefault(loop, []).append(cb)
+        for loop, cbs in by_loop.items():
+            loop.call_soon_threadsafe(_run_all, cbs)  # type: ignore[attr-defined]
 
     def finish(self) -> None:
         """The coupled simulation ended: answer every waiting step request, flag PLANT_DONE."""
@@ -327,13 +343,13 @@ class LocalController:
             self._tick_cond.notify_all()
 
     # ------------------------------------------------------------------ lockstep
-    def add_step_waiter(self, target_tick: int, callback: Callable[[], None]) -> None:
-        """Call ``callback`` (from the tick thread) once the status for ``target_tick`` is published."""
+    def add_step_waiter(self, target_tick: int, callback: Callable[[], None], loop: object | None = None) -> None:
+        """Run ``callback`` once the status for ``target_tick`` is published (in ``loop`` when given)."""
         with self.lock:
             if self.snapshot.tick >= target_tick or self.done:
                 callback()
             else:
-                self._step_waiters.append((target_tick, callback))
+                self._step_waiters.append((target_tick, callback, loop))
 
     def _wait_for_step(self) -> None:
         """Block until every participating intersection asked for tick ``self.tick + 1``.
@@ -397,7 +413,9 @@ class LocalController:
             self.step_t[row] = self.clock()
             if step > self.requested_step[row]:
                 self.requested_step[row] = int(step)
-                self._tick_cond.notify_all()
+                part = self.participating
+                if (self.requested_step[part] >= step).all():
+                    self._tick_cond.notify_all()  # wake the tick thread once, when everyone asked
 
     def submit_command(
         self, row: int, block: CommandBlock | None, reason: RejectReason = RejectReason.NONE
@@ -608,11 +626,12 @@ class LocalController:
         now = self.clock()
         if self._deadline is None:
             self._deadline = now
-        self._deadline += self.config.dt_s
+        period = self.config.dt_s / self.config.speed
+        self._deadline += period
         delay = self._deadline - now
         if delay > 0:
             self._stop.wait(delay)
-        elif delay < -5 * self.config.dt_s:
+        elif delay < -5 * period:
             self._deadline = now  # fell far behind (suspended?): do not race to catch up
 
     @property
@@ -649,6 +668,11 @@ class LocalController:
         if self.snapshot.done:
             bits |= StatusBits.PLANT_DONE
         return int(bits)
+
+
+def _run_all(callbacks: list[Callable[[], None]]) -> None:
+    for cb in callbacks:
+        cb()
 
 
 @register_policy("field-emulator")

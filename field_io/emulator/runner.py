@@ -170,7 +170,13 @@ class Emulator:
 
     def _run_standalone(self) -> None:
         core = self.core
-        self.plant = FakeBackend(self.network, arrival_rate_veh_s=self.arrival_rate_veh_s, seed=self.seed, record=False)
+        self.plant = FakeBackend(
+            self.network,
+            arrival_rate_veh_s=self.arrival_rate_veh_s,
+            seed=self.seed,
+            record=False,
+            dt_s=self.config.dt_s,
+        )
         with self.plant:
             engine = Engine(self.plant, core)
             t_end = None if self.duration_s is None else core.clock() + self.duration_s
@@ -219,6 +225,19 @@ class Emulator:
         self._thread = threading.Thread(target=main, name="greenwave-emulator-ticks", daemon=True)
         self._thread.start()
         return eps
+
+    def wait_idle(self, timeout_s: float) -> None:
+        """After the plant finished: give central time to read the last status and disconnect."""
+        import time
+
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            conns = sum(len(getattr(s, "_conns", ())) for s in self.servers)
+            if self.protocol is FieldProtocol.NTCIP or conns == 0:
+                break
+            time.sleep(0.05)
+        if self.protocol is FieldProtocol.NTCIP:
+            time.sleep(min(0.5, timeout_s))
 
     def set_local_flash(self, intersection_id: str, on: bool) -> None:
         """The cabinet's manual flash switch (standalone plant only)."""

@@ -137,6 +137,7 @@ class ModbusLink:
     reported_reject: int = 0
     alarm: bool = False
     was_active: bool = False
+    must_write: bool = False  # lockstep: the block goes out with the next step
     write_failures: int = 0
     reads: int = 0
     errors: int = 0
@@ -410,9 +411,10 @@ class ModbusBackend(BaseBackend):
                     link.heartbeat = (link.heartbeat + 1) & 0xFFFF
                     words[0] = link.heartbeat
                     addr = _HB
-                    if step is not None and link.block is not None:
+                    if step is not None and link.block is not None and link.must_write:
                         words += encode_command_block(link.block, link.fmap.intersection)
                         link.written_seq = link.block.seq
+                        link.must_write = False
                 else:
                     words, addr = words[4:5], _HB + 4  # lockstep step only: no heartbeat for an inactive row
                 regs = await self._write_read(link, addr, words, STATUS_BASE, count)
@@ -600,8 +602,11 @@ class ModbusBackend(BaseBackend):
             link.was_active = ok
             if not ok:
                 continue  # never send anything for an intersection the engine does not command
-            if self._needs_write(link, commands) and not self.lockstep:
-                todo.append(self._send_block(link))
+            if self._needs_write(link, commands):
+                if self.lockstep:
+                    link.must_write = True
+                else:
+                    todo.append(self._send_block(link))
         if todo:
             self._loop.run(self._gather(todo))
 

@@ -9,6 +9,7 @@ numpy slicing.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -119,6 +120,11 @@ def _put_u32(out: list[int], i: int, value: int) -> None:
 def _ds(seconds: float) -> int:
     """Seconds -> 0.1 s register units (rounded, clamped to u16)."""
     return int(min(max(round(float(seconds) * 10), 0), 0xFFFF))
+
+
+def _ds_up(seconds: float) -> int:
+    """Seconds -> 0.1 s units rounded *up* (configured timings are never shown shorter than they are)."""
+    return int(min(max(math.ceil(float(seconds) * 10 - 1e-6), 0), 0xFFFF))
 
 
 # ---- identity ----------------------------------------------------------------------------------
@@ -424,12 +430,12 @@ def encode_config(fmap: FieldMap) -> tuple[list[int], list[int]]:
     per = {
         "group_phase": lambda k, grp: int(fmap.phase[k]),
         "group_kind": lambda k, grp: _KIND_CODE[grp.kind],
-        "group_min_green": lambda k, grp: _ds(grp.min_green_s),
-        "group_max_green": lambda k, grp: _ds(grp.max_green_s),
-        "group_yellow": lambda k, grp: _ds(grp.yellow_s),
-        "group_all_red": lambda k, grp: _ds(grp.all_red_s),
-        "group_walk": lambda k, grp: _ds(grp.walk_s),
-        "group_ped_clearance": lambda k, grp: _ds(grp.ped_clearance_s),
+        "group_min_green": lambda k, grp: _ds_up(grp.min_green_s),
+        "group_max_green": lambda k, grp: _ds_up(grp.max_green_s),
+        "group_yellow": lambda k, grp: _ds_up(grp.yellow_s),
+        "group_all_red": lambda k, grp: _ds_up(grp.all_red_s),
+        "group_walk": lambda k, grp: _ds_up(grp.walk_s),
+        "group_ped_clearance": lambda k, grp: _ds_up(grp.ped_clearance_s),
     }
     for name, fn in per.items():
         f = c.field(name)
@@ -450,7 +456,7 @@ def encode_config(fmap: FieldMap) -> tuple[list[int], list[int]]:
     ig = [0] * INTERGREEN.length
     for i in range(n):
         for j in range(n):
-            ig[i * 32 + j] = _ds(inter.intergreen_s[i, j])
+            ig[i * 32 + j] = _ds_up(inter.intergreen_s[i, j])
     return w, ig
 
 

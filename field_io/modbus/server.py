@@ -376,12 +376,9 @@ class _Connection(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         fut: asyncio.Future = loop.create_future()
 
-        def ready() -> None:
-            def set_result() -> None:
-                if not fut.done():
-                    fut.set_result(make_reply())  # type: ignore[operator]
+        def ready() -> None:  # runs in this loop (batched by the controller)
+            if not fut.done():
+                fut.set_result(make_reply())  # type: ignore[operator]
 
-            loop.call_soon_threadsafe(set_result)
-
-        self.server.core.add_step_waiter(step, ready)
+        self.server.core.add_step_waiter(step, ready, loop)
         return fut

@@ -138,6 +138,10 @@ class RowMib:
         self.last_content: tuple | None = None
         self._cache_tick = -2
         self._cache: dict[str, Any] = {}
+        self._requests = 0
+        self._mode_key: tuple[int, int] | None = None
+        self._mode_cache = (0, 0, 0)
+        self._simple = self._make_simple()
         self._build_table()
 
     # ---- the object table ------------------------------------------------------------------------
@@ -270,7 +274,7 @@ class RowMib:
 
     def value(self, name: str, idx: tuple[int, ...]) -> ber.Value:
         core, r, fm, prof = self.core, self.row, self.fmap, self.profile
-        INT, OCT = ber.INTEGER, ber.OCTET_STRING
+        INT = ber.INTEGER
         if name.startswith("phaseStatusGroup"):
             tv = self._tick_values()
             key = _STATUS_KEYS.get(name[len("phaseStatusGroup") :])
@@ -306,8 +310,13 @@ class RowMib:
                 return (INT, int(splits.get(p, 0)) if name == "splitTime" else (2 if name == "splitMode" else 0))
             v = self.splits.get((split_no, p), [0, 0, 0])
             return (INT, int(v[("splitTime", "splitMode", "splitCoordPhase").index(name)]))
-        ucs, ufs, cps = self._mode_values()
-        simple: dict[str, Callable[[], ber.Value]] = {
+        return self._simple[name]()
+
+    def _make_simple(self) -> dict[str, Callable[[], ber.Value]]:
+        """Scalar objects: name -> value function (built once)."""
+        core, r, fm, prof = self.core, self.row, self.fmap, self.profile
+        INT, OCT = ber.INTEGER, ber.OCTET_STRING
+        return {
             "sysDescr": lambda: (OCT, f"greenwave emulated NTCIP 1202 controller ({prof.name})".encode()),
             "sysObjectID": lambda: (ber.OID, (1, 3, 6, 1, 4, 1, 32473, 1206, 100)),
             "sysUpTime": lambda: (ber.TIMETICKS, int((core.clock() - core._started) * 100) & 0xFFFFFFFF),
@@ -323,11 +332,11 @@ class RowMib:
             "maxPatterns": lambda: (INT, MAX_PATTERNS),
             "maxSplits": lambda: (INT, MAX_PATTERNS),
             "unitBackupTime": lambda: (INT, math.ceil(core.config.backup_time_s)),
-            "unitControlStatus": lambda: (INT, ucs),
-            "unitFlashStatus": lambda: (INT, ufs),
-            "unitAlarmStatus1": lambda: (INT, (1 << 5) if ufs != NOT_FLASH else 0),
+            "unitControlStatus": lambda: (INT, self._modes()[0]),
+            "unitFlashStatus": lambda: (INT, self._modes()[1]),
+            "unitAlarmStatus1": lambda: (INT, (1 << 5) if self._modes()[1] != NOT_FLASH else 0),
             "shortAlarmStatus": lambda: (INT, (1 << 5) if core.status_word(r) & StatusBits.DETECTOR_FAULT else 0),
-            "coordPatternStatus": lambda: (INT, cps),
+            "coordPatternStatus": lambda: (INT, self._modes()[2]),
             "localFreeStatus": lambda: (INT, 2),
             "coordCycleStatus": lambda: (INT, 0),
             "systemPatternControl": lambda: (INT, self.pattern_control if core.in_control[r] else 0),
@@ -346,7 +355,13 @@ class RowMib:
             "gwHeartbeatAge": lambda: (INT, int(min(core.heartbeat_age_s()[r], 6553.5) * 10)),
             "gwCommissioning": lambda: (INT, int(bool(core.commissioning[r]))),
         }
-        return simple[name]()
+
+    def _modes(self) -> tuple[int, int, int]:
+        key = (self.core.snapshot.tick, self._requests)
+        if self._mode_key != key:
+            self._mode_cache = self._mode_values()
+            self._mode_key = key
+        return self._mode_cache
 
     def _phase_value(self, name: str, p: int) -> ber.Value:
         fm = self.fmap
@@ -387,6 +402,9 @@ class RowMib:
         return (ber.OCTET_STRING, bytes(conc))
 
     # ---- GET / GETNEXT -------------------------------------------------------------------------------------
+    def begin_request(self) -> None:
+        self._requests += 1
+
     def get(self, oid: tuple[int, ...]) -> ber.Value | None:
         hit = self.table.get(oid)
         if hit is None:
@@ -618,6 +636,7 @@ class SnmpAgent:
             return ber.Message(msg.version, msg.community, ber.RESPONSE, msg.request_id, status, index, tuple(vbs))
 
         mib = self.mib
+        mib.begin_request()
         if msg.pdu_type == ber.GET:
             out = []
             for i, (oid, _v) in enumerate(msg.varbinds):
@@ -651,14 +670,11 @@ class SnmpAgent:
             except SnmpError as e:
                 return response(e.status, e.index + 1)
             if step is not None:
-                mib.core.add_step_waiter(step, lambda: self._later(send, response()))
+                reply = response()
+                mib.core.add_step_waiter(step, lambda: send(reply), self.loop)
                 return None
             return response()
         return None
-
-    def _later(self, send: Callable[[ber.Message], None], reply: ber.Message) -> None:
-        assert self.loop is not None
-        self.loop.call_soon_threadsafe(send, reply)
 
     # ---- v3 (pysnmp engine) -----------------------------------------------------------------------------
     async def _start_v3(self) -> int:

@@ -1,0 +1,106 @@
+"""``greenwave commission``: the field technician's checklist for one controller (Modbus or NTCIP)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+__all__ = ["register", "run"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "commission",
+        help="commission a field controller: identity, clock, configuration vs inventory, detectors, "
+        "fallback plan upload, watchdog",
+        description="Check one field controller against the intersection inventory and print a pass/fail "
+        "checklist a technician can sign. Exit code 0 only if every check passed.",
+    )
+    p.add_argument("--protocol", required=True, choices=["modbus", "ntcip"], help="field protocol")
+    p.add_argument("--host", required=True, help="controller address")
+    p.add_argument("--port", type=int, required=True, help="controller port (Modbus 502/802, SNMP 161)")
+    p.add_argument("--intersection", required=True, metavar="FILE", help="the intersection inventory (.toml/.yaml)")
+    p.add_argument("--id", dest="intersection_id", help="which intersection of the inventory (default: the only one)")
+    p.add_argument("--json", metavar="PATH", help="also write the checklist as JSON")
+    p.add_argument("--device-id", type=int, default=1, help="Modbus unit/device id (default 1)")
+    p.add_argument("--plan", metavar="FILE", help="fallback plan to upload (JSON); default: every stage 15 s")
+    p.add_argument("--window", type=float, default=60.0, metavar="S", help="detector observation window (default 60 s)")
+    p.add_argument("--poll", type=float, default=0.5, metavar="S", help="poll / heartbeat interval (default 0.5 s)")
+    p.add_argument("--clock-tolerance", type=float, default=2.0, metavar="S", help="allowed clock skew (default 2 s)")
+    p.add_argument("--no-watchdog", action="store_true", help="do not exercise the watchdog")
+    p.add_argument("--timeout", type=float, default=1.0, metavar="S", help="per-request timeout (default 1 s)")
+    p.add_argument("--vendor", default="greenwave", help="NTCIP vendor profile (default greenwave)")
+    p.add_argument("--snmp-version", type=int, choices=[1, 2, 3], default=1, help="SNMP version (default 1)")
+    p.add_argument("--community", default="public", help="SNMPv1/v2c read community")
+    p.add_argument("--write-community", help="SNMPv1/v2c write community (default: the read community)")
+    p.add_argument("--snmp-user", default="", help="SNMPv3 user (authPriv)")
+    p.add_argument("--auth-key", default="", help="SNMPv3 authentication key")
+    p.add_argument("--priv-key", default="", help="SNMPv3 privacy key")
+    p.add_argument("--tls-cert", metavar="PEM", help="Modbus/TCP Security: central's certificate")
+    p.add_argument("--tls-key", metavar="PEM", help="Modbus/TCP Security: its private key")
+    p.add_argument("--tls-ca", metavar="PEM", help="Modbus/TCP Security: CA that signs the controller's certificate")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from field_io.commission import CommissionOptions, commission
+    from field_io.endpoints import Endpoint, FieldProtocol
+    from field_io.security import SnmpCredentials, TlsConfig
+    from intersections.errors import InputError
+    from intersections.loaders import load_inventory
+    from intersections.plan import load_plans
+
+    network = load_inventory(args.intersection)
+    if args.intersection_id:
+        inter = network.get(args.intersection_id)
+    elif len(network) == 1:
+        inter = network.intersections[0]
+    else:
+        raise InputError(
+            f"the inventory has {len(network)} intersections: choose one with --id ({', '.join(network.ids)})",
+            where=args.intersection,
+        )
+    plan = None
+    if args.plan:
+        plans = load_plans(args.plan).by_intersection()
+        if inter.id not in plans:
+            raise InputError(f"no plan for intersection {inter.id}", where=args.plan)
+        plan = plans[inter.id]
+    tls = None
+    if any((args.tls_cert, args.tls_key, args.tls_ca)):
+        if not all((args.tls_cert, args.tls_key, args.tls_ca)):
+            raise InputError("Modbus/TCP Security needs --tls-cert, --tls-key and --tls-ca together")
+        tls = TlsConfig(args.tls_cert, args.tls_key, args.tls_ca)
+    ep = Endpoint(
+        intersection=inter.id,
+        protocol=FieldProtocol(args.protocol),
+        host=args.host,
+        port=args.port,
+        device_id=args.device_id,
+        vendor=args.vendor,
+        timeout_s=args.timeout,
+        retries=1,
+        tls=tls,
+        snmp=SnmpCredentials(
+            version=args.snmp_version,
+            community=args.community,
+            write_community=args.write_community,
+            user=args.snmp_user,
+            auth_key=args.auth_key,
+            priv_key=args.priv_key,
+        ),
+    )
+    opts = CommissionOptions(
+        window_s=args.window,
+        poll_s=args.poll,
+        clock_tolerance_s=args.clock_tolerance,
+        watchdog=not args.no_watchdog,
+        plan=plan,
+    )
+    report = commission(ep, inter, opts)
+    print(report.render(), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+        print(f"checklist written to {args.json}")
+    return 0 if report.passed else 1
