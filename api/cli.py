@@ -27,6 +27,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "api.commands.simulate",
     "api.commands.compare",
     "api.commands.plot",
+    "api.commands.emulate",
+    "api.commands.commission",
     "api.commands.serve",
     "api.commands.users",
 )
