@@ -29,6 +29,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "api.commands.plot",
     "api.commands.emulate",
     "api.commands.commission",
+    "api.commands.report",
+    "api.commands.regress",
+    "api.commands.sweep",
     "api.commands.serve",
     "api.commands.users",
 )

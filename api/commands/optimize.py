@@ -44,11 +44,11 @@ def register(subparsers: Any) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--net", metavar="NET.net.xml", help="SUMO network")
     src.add_argument("--intersection", metavar="FILE", help="intersection inventory (TOML/YAML) instead of --net")
+    src.add_argument("--tune", action="store_true", help="tune a controller's parameters by simulation (see below)")
     p.add_argument(
         "--demand",
-        required=True,
         metavar="FLOWS[,FLOWS...]",
-        help="turning counts (.csv/.json) or SUMO route/flow files (.xml), comma-separated",
+        help="turning counts (.csv/.json) or SUMO route/flow files (.xml), comma-separated (required unless --tune)",
     )
     p.add_argument("--out", required=True, metavar="plans.json", help="plan file to write")
     p.add_argument("--method", default="webster", choices=sorted(METHODS), help="timing method (default webster)")
@@ -70,7 +70,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-link", type=float, default=800.0, metavar="M", help="longest link coordinated, m (800)")
     p.add_argument("--tsd", metavar="PNG", help="with --coordinate: time-space diagram of the planned green bands")
     p.add_argument("--corridor", metavar="ID,ID,...", help="intersections along the corridor for --tsd, in order")
-    p.set_defaults(func=run)
+    from api.commands.tune import add_tune_arguments
+
+    add_tune_arguments(p)
+    p.set_defaults(func=run, parser=p)
 
 
 def _num(v: float, fmt: str) -> str:
@@ -79,6 +82,13 @@ def _num(v: float, fmt: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from intersections.loaders import load_network  # the loaders may import sumolib lazily
+
+    if args.tune:
+        from api.commands.tune import run_tune
+
+        return run_tune(args)
+    if not args.demand:
+        args.parser.error("the following arguments are required: --demand")
 
     if not (0 < args.cycle_min <= args.cycle_max) or not math.isfinite(args.cycle_max):
         raise InputError(

@@ -1,0 +1,186 @@
+"""One simulation run as data, and how to run it in a fresh process.
+
+A :class:`RunJob` names everything a run depends on (scenario, controller
+and its parameters, seed, demand scale, horizon), so the regression suite,
+sweeps and tuning describe their work as lists of jobs and hand them to
+:mod:`scenarios.sweep`, which runs them on Dask.
+
+libsumo allows one simulation per process at a time, and a crashing SUMO
+takes its process down with it. So every job runs in **its own fresh Python
+process** (:func:`run_job_subprocess`: ``python -m scenarios.runs JOB.json
+RESULT.json``), started by whichever worker picked the task up: two
+simulations never share a process, and a crash costs one run, not the
+worker. :func:`run_job` is the same run in the calling process (for
+debugging, and for tests that patch a policy).
+
+The subprocess runs with ``PYTHONHASHSEED=0`` so that nothing in a run
+depends on Python's per-process string hashing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from intersections.errors import GreenwaveError, SimulationError
+
+__all__ = ["RunJob", "RunFailed", "run_job", "run_job_subprocess", "job_key"]
+
+
+class RunFailed(SimulationError):
+    """A run that did not produce KPIs (SUMO failed to start, crashed, timed out, ...)."""
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """Everything one run depends on.
+
+    ``params``: the controller's parameters (``make_policy(controller, **params)``);
+    ``demand_scale``: SUMO ``--scale`` (1 = the scenario's demand);
+    ``end_s``: horizon override (None = the scenario's);
+    ``events``: also write the controller's event log (and its detector
+    configuration) and add the event-based measures to the KPIs;
+    ``out_dir``: keep SUMO's outputs and the event log there;
+    ``build_dir``: an already built scenario folder (built here when absent).
+    """
+
+    scenario: str
+    controller: str
+    seed: int
+    params: Mapping[str, Any] = field(default_factory=dict)
+    demand_scale: float = 1.0
+    end_s: float | None = None
+    events: bool = False
+    out_dir: str | None = None
+    build_dir: str | None = None
+    tag: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["params"] = dict(self.params)
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> RunJob:
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+    def describe(self) -> str:
+        p = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        scale = f" x{self.demand_scale:g}" if self.demand_scale != 1.0 else ""
+        return (
+            f"{Path(self.scenario).stem}{scale} / {self.controller}" + (f" ({p})" if p else "") + f" seed {self.seed}"
+        )
+
+
+def job_key(job: RunJob) -> str:
+    """A stable text key of a job (for Dask task keys and result tables)."""
+    return json.dumps(job.to_json(), sort_keys=True, default=str)
+
+
+def run_job(job: RunJob) -> dict[str, Any]:
+    """Run ``job`` in this process and return its KPIs (``simulation.kpi`` keys, plus event measures)."""
+    from intersections.loaders.sumo_net import load_sumo_net
+    from simulation.detectors import generate_detectors
+    from simulation.runner import resolve_run, simulate
+
+    with tempfile.TemporaryDirectory(prefix="gw-job-") as tmp:
+        build = job.build_dir if job.build_dir and Path(job.build_dir).is_dir() else str(Path(tmp) / "scenario")
+        sumo_args = ("--scale", f"{job.demand_scale:g}") if job.demand_scale != 1.0 else ()
+        spec = resolve_run(
+            scenario=job.scenario, scenario_dir=build, seed=job.seed, end_s=job.end_s, sumo_args=sumo_args
+        )
+        out = Path(job.out_dir) if job.out_dir else None
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+        events_path = None
+        if job.events:
+            events_path = (out or Path(tmp)) / "events.csv.gz"
+        network = load_sumo_net(spec.net)
+        kpis = simulate(
+            spec, job.controller, out_dir=out, params=dict(job.params), events_path=events_path, network=network
+        )
+        if events_path is not None:
+            from scenarios.atspm import config_from_network, network_measures, read_events, save_detector_config
+            from scenarios.atspm.detectors import sidecar_path
+
+            det = generate_detectors(network, spec.net, Path(tmp) / "detectors.add.xml")
+            configs = config_from_network(det.network)
+            if out is not None:
+                save_detector_config(configs, sidecar_path(events_path))
+            kpis.update(network_measures(read_events(events_path), configs))
+    kpis["meta"]["demand_scale"] = job.demand_scale
+    kpis["meta"]["params"] = dict(job.params)
+    from scenarios.atspm.report import json_safe
+
+    return json_safe(kpis)  # type: ignore[no-any-return]
+
+
+def _tail(text: str, lines: int = 6) -> str:
+    kept = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return "\n".join(kept[-lines:])
+
+
+def run_job_subprocess(job: RunJob | Mapping[str, Any], *, timeout_s: float | None = None) -> dict[str, Any]:
+    """Run ``job`` in a fresh ``python -m scenarios.runs`` process; raise :class:`RunFailed` with the reason.
+
+    Returns the KPIs with ``meta.process_s`` (wall time of the whole process,
+    start-up and imports included) added.
+    """
+    job = job if isinstance(job, RunJob) else RunJob.from_json(job)
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    with tempfile.TemporaryDirectory(prefix="gw-run-") as tmp:
+        jf, rf = Path(tmp) / "job.json", Path(tmp) / "result.json"
+        jf.write_text(json.dumps(job.to_json()), encoding="utf-8")
+        t0 = time.perf_counter()
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "scenarios.runs", str(jf), str(rf)],
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                env=env,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise RunFailed(f"{job.describe()}: no result after {timeout_s:g} s (killed)") from None
+        wall = time.perf_counter() - t0
+        result = json.loads(rf.read_text(encoding="utf-8")) if rf.is_file() else None
+    if result and "kpis" in result:
+        result["kpis"]["meta"]["process_s"] = round(wall, 3)
+        return result["kpis"]
+    if result and "error" in result:
+        raise RunFailed(f"{job.describe()}: {result['error']}")
+    why = f"the run process exited with code {proc.returncode}"
+    if proc.returncode < 0:
+        why = f"the run process was killed by signal {-proc.returncode}"
+    tail = _tail(proc.stderr)
+    raise RunFailed(f"{job.describe()}: {why}" + (f"\n{tail}" if tail else ""))
+
+
+def _main(argv: list[str]) -> int:
+    job_file, result_file = Path(argv[0]), Path(argv[1])
+    job = RunJob.from_json(json.loads(job_file.read_text(encoding="utf-8")))
+    try:
+        kpis = run_job(job)
+    except GreenwaveError as e:
+        result_file.write_text(json.dumps({"error": str(e)}), encoding="utf-8")
+        return 1
+    except Exception as e:  # report anything else with its traceback tail, never hang the worker
+        tb = _tail(traceback.format_exc(), 4)
+        result_file.write_text(json.dumps({"error": f"{type(e).__name__}: {e}\n{tb}"}), encoding="utf-8")
+        return 1
+    result_file.write_text(json.dumps({"kpis": kpis}), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - the subprocess entry point
+    sys.exit(_main(sys.argv[1:]))
