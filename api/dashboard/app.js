@@ -330,7 +330,9 @@ async function toggleLink() {
 }
 function problemText(e) {
   const probs = e.data?.problems;
-  return probs ? probs.map((p) => `${p.field}: ${p.message}`).join("; ") : e.message;
+  if (probs) return probs.map((p) => `${p.field}: ${p.message}`).join("; ");
+  if (Array.isArray(e.data?.detail)) return e.data.detail.map((d) => `${d.loc.slice(1).join(".")}: ${d.msg}`).join("; ");
+  return e.message;
 }
 
 // ---- alarms ------------------------------------------------------------------------------------
@@ -648,6 +650,20 @@ async function loadAudit() {
     <td><b>${esc(e.action)}</b></td><td>${esc(e.target)}</td><td class="mono small">${esc(JSON.stringify(e.detail))}</td></tr>`).join("");
 }
 
+async function loadUsers() {
+  if (!can("users")) return;
+  const rows = await api("/api/users");
+  $("#users-table tbody").innerHTML = rows.map((u) => `<tr><td>${esc(u.username)}</td><td>${esc(u.role)}</td><td>${u.active ? "yes" : "no"}</td>
+    <td>${fmtDT(u.created_at)}</td><td>${esc(u.created_by)}</td></tr>`).join("");
+}
+async function createUser(ev) {
+  ev.preventDefault();
+  try {
+    const u = await api("/api/users", { body: { username: $("#nu-name").value, password: $("#nu-pass").value, role: $("#nu-role").value } });
+    $("#nu-result").textContent = `created ${u.role} ${u.username}`; $("#nu-pass").value = ""; loadUsers();
+  } catch (e) { $("#nu-result").textContent = problemText(e); }
+}
+
 // ---- views and timers ---------------------------------------------------------------------------------------------
 function showView(v) {
   if (!$(`#view-${v}`)) v = "map";
@@ -659,7 +675,7 @@ function showView(v) {
 }
 function refreshView() {
   const v = S.view;
-  const run = { alarms: refreshAlarms, commands: loadCommands, kpis: loadKpis, corridor: loadCorridor, audit: loadAudit, events: loadEvents,
+  const run = { alarms: refreshAlarms, commands: loadCommands, kpis: loadKpis, corridor: loadCorridor, audit: loadAudit, events: loadEvents, users: loadUsers,
     plans: () => (S.plan && S.plan.intersection === planInter() ? loadVersions() : planLoadActive().then(loadVersions)), map: loadTimeline }[v];
   if (run) Promise.resolve(run()).catch((e) => toast(e.message, true));
 }
@@ -687,6 +703,7 @@ function init() {
   $("#ev-load").onclick = loadEvents;
   $("#ev-csv").onclick = downloadCsv;
   $("#audit-load").onclick = loadAudit;
+  $("#user-form").addEventListener("submit", createUser);
   window.addEventListener("hashchange", () => showView(location.hash.slice(1)));
   setInterval(() => { if (!S.token) return; if (S.view === "map") loadTimeline(); }, 2000);
   setInterval(() => { if (!S.token) return; if (["kpis", "corridor", "commands"].includes(S.view)) refreshView(); refreshAlarms(); }, 10000);

@@ -123,12 +123,16 @@ def test_login_and_see_the_map(server: str, browser: Any, shots: Path) -> None:
     assert page.locator("polyline.road").count() > 10
     page.wait_for_function("document.querySelector('#engine-pill').textContent.startsWith('running')")
     assert "9/9 online" in page.inner_text("#online")
+    page.click("#tabs button[data-view=users]")
+    page.wait_for_selector("#users-table tbody tr")
+    assert page.locator("#users-table tbody tr").count() >= 5
     assert not page.errors  # type: ignore[attr-defined]
     page.close()
 
 
 def test_watch_an_intersection_change_state_live(server: str, browser: Any, shots: Path) -> None:
     page = login(browser, server, "operator")
+    assert not page.is_visible("#tabs button[data-view=users]")  # admin only
     page.click(".marker[data-intersection=B1]")
     page.wait_for_selector("#p-status[data-status]")
     first = page.evaluate("() => [...document.querySelectorAll('#panel .lamp')].map(l => l.dataset.state).join('')")
