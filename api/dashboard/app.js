@@ -613,9 +613,11 @@ async function loadCorridor() {
     }
   });
   const d0 = c.distance_m[0], dN = c.distance_m[c.distance_m.length - 1];
+  const clip = svg("clipPath", { id: "tsd-clip" }, svg("defs", {}, el));
+  svg("rect", { x: L, y: T, width: W - L - R, height: H - T - B }, clip);
   for (const tg of greens0) {
     const t2 = tg + (dN - d0) / c.speed_m_s;
-    svg("line", { x1: X(tg), y1: Y(d0), x2: X(t2), y2: Y(dN), stroke: "#9fe3b5", "stroke-dasharray": "5 4", "stroke-width": 1.5 }, el);
+    svg("line", { x1: X(tg), y1: Y(d0), x2: X(t2), y2: Y(dN), stroke: "#9fe3b5", "stroke-dasharray": "5 4", "stroke-width": 1.5, "clip-path": "url(#tsd-clip)" }, el);
   }
 }
 
