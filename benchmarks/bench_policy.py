@@ -22,16 +22,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from synthetic import synthetic_city  # noqa: E402
+from synthetic import synthetic_city
 
-from controller.arrays import pack  # noqa: E402
-from controller.backend import Observation, detector_layout  # noqa: E402
-from controller.estimate import DemandEstimator  # noqa: E402
-from controller.policies.adaptive import AdaptivePolicy  # noqa: E402
-from controller.policies.adaptive_reference import AdaptiveReference  # noqa: E402
-from controller.policies.base import PolicyContext  # noqa: E402
-from controller.policies.max_pressure import MaxPressurePolicy  # noqa: E402
-from controller.safety import SafetySupervisor  # noqa: E402
+from controller.arrays import pack
+from controller.backend import Observation, detector_layout
+from controller.estimate import DemandEstimator
+from controller.policies.adaptive import AdaptivePolicy
+from controller.policies.adaptive_reference import AdaptiveReference
+from controller.policies.base import PolicyContext
+from controller.policies.max_pressure import MaxPressurePolicy
+from controller.safety import SafetySupervisor
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ def synthetic_city(n: int, seed: int = 0) -> Network:
         return f"{node.get(frm, f'B{frm}')}>{node.get(to, f'B{to}')}"
 
     for (c, r), nid in node.items():
-        for d, (dx, dy) in _DIRS.items():
+        for dx, dy in _DIRS.values():
             nb = (c + dx, r + dy)
             add_link(g, node.get(nb, f"B{nb}"), nid, id=edge(nb, (c, r)), length_m=250, free_speed_m_s=13.9,
                      lanes=2, saturation_flow_pcu_h=3800)  # fmt: skip
@@ -52,7 +52,9 @@ def synthetic_city(n: int, seed: int = 0) -> Network:
             src = (cc + dx, rr + dy)
             to_dir = _OPP[frm] if turn == "s" else _LEFT_OF[frm]
             tx, ty = _DIRS[to_dir]
-            return Movement(edge(src, (cc, rr)), edge((cc, rr), (cc + tx, rr + ty)), (f"{edge(src, (cc, rr))}_0",), turn)
+            return Movement(
+                edge(src, (cc, rr)), edge((cc, rr), (cc + tx, rr + ty)), (f"{edge(src, (cc, rr))}_0",), turn
+            )
 
         y = float(rng.choice([3.0, 3.5, 4.0]))
         groups = (

@@ -9,9 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from intersections.loaders import load_network
-
 from intersections.errors import InputError
+from intersections.loaders import load_network
 from intersections.plan import check_plan_set, load_plans
 
 __all__ = ["register", "run"]
