@@ -7,7 +7,9 @@ options and vehicle types. :func:`build_scenario` turns it into a folder::
     <name>.net.xml     network (netgenerate for grids, netconvert for corridors)
     <name>.nod.xml     corridor only: the node/edge description given to netconvert
     <name>.edg.xml
-    <name>.rou.xml     vTypes, routes and one <flow> per route, vehicle type and time slice
+    <name>.rou.xml     vTypes, routes and one <flow> per route, vehicle type and time slice;
+                       timetabled buses and emergency vehicles as single <vehicle>s
+    <name>.add.xml     only with bus stops: the <busStop>s (listed in the sumocfg)
     <name>.sumocfg     the files above plus the scenario's SUMO options and seed
     <name>.toml        a copy of the definition that was built
     <name>.build.json  what was built (definition hash, seed, SUMO version), for the cache
@@ -38,6 +40,32 @@ Demand
     main road and ride to its end. Each route's rate is scaled by a seeded
     factor in ``[1 - jitter, 1 + jitter]``. Bus lines run the whole corridor at a
     fixed headway with ``personNumber`` passengers (for person delay).
+
+Bus stops and timetables
+    A bus line with ``stops_after`` runs as single trips with a timetable
+    instead of a flow: a far-side ``<busStop>`` just past each listed junction
+    (in ``<name>.add.xml``) and, per trip and stop, ``<stop arrival= duration=
+    until=>``. The scheduled arrival is the departure plus the free-flow
+    running time (distance at the bus's free speed, plus the time lost
+    braking into and accelerating out of each stop) plus the dwells before
+    it, so a bus's lateness against the timetable is the delay it has met
+    (signals, queues) so far; ``until`` holds a bus that runs early.
+
+Emergency vehicles
+    ``[[demand.emergency]]`` inserts single vehicles of an emergency vType on
+    one of the demand's routes at given times, optionally with SUMO's
+    bluelight device.
+
+Detector faults
+    ``[faults]`` is not applied here: it is validated and handed on as
+    :attr:`BuiltScenario.faults` for the runner; :func:`detector_faults`
+    picks the failing detectors from it.
+
+Extending a definition
+    ``extends = "<library name or .toml path>"`` starts from another
+    definition: its tables are merged key by key with this file's (this
+    file wins; arrays are replaced, not merged); ``name`` and ``description``
+    are never inherited.
 """
 
 from __future__ import annotations
@@ -51,8 +79,8 @@ import re
 import shutil
 import subprocess
 import tomllib
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -63,6 +91,7 @@ __all__ = [
     "BuiltScenario",
     "ScenarioDef",
     "build_scenario",
+    "detector_faults",
     "load_scenario_def",
     "scenario_names",
     "iter_flows",
@@ -94,6 +123,18 @@ class BuiltScenario:
     ``["-c", sumocfg]``, whose values the command line overrides.
     ``corridor`` lists the main road's traffic-light ids in travel order of the
     forward direction (west to east); it is empty for grids.
+    ``additional`` are SUMO additional files the scenario itself needs (bus
+    stops), already listed in the sumocfg and ``sumo_args``.
+    ``faults`` is the validated ``[faults]`` table, empty when there is none::
+
+        {"detector_fail_fraction": 0.2,  # share of the detectors that fail, (0, 1]
+         "at_s": 1200.0,                 # simulation time at which they fail (and stay failed)
+         "seed": 7,                      # selects which ones (see detector_faults)
+         "mode": "mixed",                # dead | stuck | mixed
+         "stuck_share": 0.5}             # share of the failed ones stuck on (dead 0, stuck 1)
+
+    A dead detector reports NaN counts and occupancy; a stuck one reports
+    occupancy 1.0 and no vehicles.
     """
 
     name: str
@@ -107,6 +148,8 @@ class BuiltScenario:
     corridor: tuple[str, ...]
     description: str
     seed: int
+    additional: tuple[Path, ...] = ()
+    faults: dict[str, Any] = field(default_factory=dict, hash=False)
 
 
 # --------------------------------------------------------------------------------------
@@ -204,6 +247,38 @@ class BusLine:
     headway_s: float
     persons: int
     vtype: str
+    stops_after: tuple[str, ...] = ()  # junctions with a far-side stop, in travel order; () = a plain flow
+    dwell_s: float = 0.0  # scheduled dwell at every stop
+    offset_s: float = 0.0  # first trip at begin_s + offset_s (timetabled lines only)
+
+
+@dataclass(frozen=True)
+class EmergencyVehicle:
+    id: str
+    route: str  # id of one of the demand's routes
+    depart_s: float
+    vtype: str
+    bluelight: bool  # SUMO's bluelight device (passes red lights; rescue lanes in the sublane model)
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """``[faults]``: a share of the detectors fails at ``at_s`` and stays failed."""
+
+    detector_fail_fraction: float
+    at_s: float
+    seed: int | None  # None: the build seed
+    mode: str  # dead | stuck | mixed
+    stuck_share: float  # share of the failed detectors that are stuck on
+
+    def as_dict(self, build_seed: int) -> dict[str, Any]:
+        return {
+            "detector_fail_fraction": self.detector_fail_fraction,
+            "at_s": self.at_s,
+            "seed": build_seed if self.seed is None else self.seed,
+            "mode": self.mode,
+            "stuck_share": self.stuck_share,
+        }
 
 
 @dataclass(frozen=True)
@@ -218,6 +293,7 @@ class DemandSpec:
     depart_pos_lat: str | None
     pattern: GridDemand | CorridorDemand
     buses: tuple[BusLine, ...]
+    emergency: tuple[EmergencyVehicle, ...] = ()
 
     def factor_at(self, t_s: float) -> float:
         """Piecewise-linear profile value at ``t_s`` (held constant outside its points)."""
@@ -273,9 +349,15 @@ class ScenarioDef:
     demand: DemandSpec
     sumo: SumoSpec
     vtypes: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]  # (id, ((attr, value), ...))
+    faults: FaultSpec | None = None
+    extends: Path | None = None  # the base definition's file, if any
 
     def vtype(self, vid: str) -> dict[str, str]:
         return dict(dict(self.vtypes)[vid])
+
+    @property
+    def has_bus_stops(self) -> bool:
+        return any(line.stops_after for line in self.demand.buses)
 
     @property
     def n_signals(self) -> int:
@@ -512,7 +594,16 @@ def _load_network(t: _Table) -> tuple[GridNetwork | CorridorNetwork, str]:
     return net, gen
 
 
-def _load_demand(t: _Table, gen: str, vtypes: Mapping[str, Mapping[str, str]], span_s: float) -> DemandSpec:
+def _load_demand(
+    t: _Table,
+    network: GridNetwork | CorridorNetwork,
+    vtypes: Mapping[str, Mapping[str, str]],
+    begin_s: float,
+    demand_end_s: float,
+    end_s: float,
+) -> DemandSpec:
+    gen = "grid" if isinstance(network, GridNetwork) else "corridor"
+    span_s = demand_end_s - begin_s
     slice_s = t.number("slice_s", lo=1.0)
     arrivals = t.text("arrivals", "poisson", choices=frozenset({"poisson", "uniform"}))
     jitter = t.number("jitter", 0.0, lo=0.0, hi=0.9)
@@ -554,6 +645,7 @@ def _load_demand(t: _Table, gen: str, vtypes: Mapping[str, Mapping[str, str]], s
         if t.has("bus"):
             raise t.error("bus", "bus lines are defined for corridors only")
     else:
+        assert isinstance(network, CorridorNetwork)
         c = t.table("corridor")
         assert c is not None
         main_left = c.number("main_left", lo=0.0, hi=1.0)
@@ -582,13 +674,23 @@ def _load_demand(t: _Table, gen: str, vtypes: Mapping[str, Mapping[str, str]], s
             if not isinstance(rb, dict):
                 raise t.error(f"bus[{i}]", "must be a table")
             b = _Table(t.path, rb, f"{t.prefix}.bus[{i}]")
+            direction = b.text("direction", choices=frozenset({"forward", "reverse"}))
             line = BusLine(
                 id=b.text("id"),
-                direction=b.text("direction", choices=frozenset({"forward", "reverse"})),
+                direction=direction,
                 headway_s=b.number("headway_s", lo=10.0),
                 persons=b.number("persons", lo=0, integer=True),
                 vtype=b.text("type", "bus"),
+                stops_after=_stops_after(b, network.signal_ids, direction),
+                dwell_s=b.number("dwell_s", 0.0, lo=0.0, hi=600.0),
+                offset_s=b.number("offset_s", 0.0, lo=0.0),
             )
+            if not line.stops_after:
+                for key in ("dwell_s", "offset_s"):
+                    if b.has(key):
+                        raise b.error(key, "only for a timetabled line: give stops_after too")
+            elif line.offset_s >= span_s:
+                raise b.error("offset_s", f"{line.offset_s:g} s leaves no trip before demand_end_s")
             if not _NAME_RE.match(line.id):
                 raise b.error("id", f"must be letters, digits, '_' or '-', got {line.id!r}")
             if line.vtype not in vtypes or vtypes[line.vtype]["vClass"] != "bus":
@@ -600,6 +702,7 @@ def _load_demand(t: _Table, gen: str, vtypes: Mapping[str, Mapping[str, str]], s
             if any(x.id == line.id for x in buses):
                 raise b.error("id", f"duplicate bus line id {line.id!r}")
             buses.append(line)
+    emergency = _load_emergency(t, vtypes, begin_s, end_s, taken={x.id for x in buses})
     t.done()
     if slice_s > span_s:
         raise t.error("slice_s", f"{slice_s:g} s is longer than the demand period ({span_s:g} s)")
@@ -614,7 +717,81 @@ def _load_demand(t: _Table, gen: str, vtypes: Mapping[str, Mapping[str, str]], s
         depart_pos_lat=depart_pos_lat,
         pattern=pattern,
         buses=tuple(buses),
+        emergency=emergency,
     )
+
+
+def _stops_after(b: _Table, signal_ids: tuple[str, ...], direction: str) -> tuple[str, ...]:
+    """``stops_after`` of a bus line: corridor junction ids, returned in the line's travel order."""
+    raw = b.raw("stops_after", [])
+    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+        raise b.error("stops_after", f"must be a list of junction ids (e.g. {list(signal_ids[:2])}), got {raw!r}")
+    for j in raw:
+        if j not in signal_ids:
+            raise b.error("stops_after", f"unknown junction {j!r} (the corridor's are {', '.join(signal_ids)})")
+    if len(set(raw)) != len(raw):
+        raise b.error("stops_after", "lists a junction twice")
+    order = signal_ids if direction != "reverse" else signal_ids[::-1]
+    return tuple(j for j in order if j in raw)
+
+
+def _load_emergency(
+    t: _Table, vtypes: Mapping[str, Mapping[str, str]], begin_s: float, end_s: float, taken: set[str]
+) -> tuple[EmergencyVehicle, ...]:
+    raw = t.raw("emergency", [])
+    if not isinstance(raw, list):
+        raise t.error("emergency", "must be an array of tables ([[demand.emergency]])")
+    out: list[EmergencyVehicle] = []
+    for i, re_ in enumerate(raw):
+        if not isinstance(re_, dict):
+            raise t.error(f"emergency[{i}]", "must be a table")
+        e = _Table(t.path, re_, f"{t.prefix}.emergency[{i}]")
+        bluelight = e.raw("bluelight", False)
+        if not isinstance(bluelight, bool):
+            raise e.error("bluelight", f"must be true or false, got {bluelight!r}")
+        ev = EmergencyVehicle(
+            id=e.text("id"),
+            route=e.text("route"),
+            depart_s=e.number("depart_s", lo=begin_s),
+            vtype=e.text("type", "emergency"),
+            bluelight=bluelight,
+        )
+        e.done()
+        if not _NAME_RE.match(ev.id):
+            raise e.error("id", f"must be letters, digits, '_' or '-', got {ev.id!r}")
+        if ev.id in taken or any(x.id == ev.id for x in out):
+            raise e.error("id", f"duplicate vehicle or line id {ev.id!r}")
+        if ev.depart_s >= end_s:
+            raise e.error("depart_s", f"must be before the end of the horizon ({end_s:g} s), got {ev.depart_s:g}")
+        if ev.vtype not in vtypes or vtypes[ev.vtype]["vClass"] != "emergency":
+            raise e.error("type", f"must name a vType with vClass='emergency', got {ev.vtype!r}")
+        out.append(ev)
+    return tuple(sorted(out, key=lambda ev: (ev.depart_s, ev.id)))
+
+
+_FAULT_MODES = frozenset({"dead", "stuck", "mixed"})
+
+
+def _load_faults(t: _Table, begin_s: float, end_s: float) -> FaultSpec:
+    frac = t.raw("detector_fail_fraction")
+    if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0.0 < frac <= 1.0:
+        raise t.error(
+            "detector_fail_fraction",
+            f"must be a fraction of the detectors in (0, 1] (e.g. 0.2 for 20 %), got {frac!r}",
+        )
+    at_s = t.number("at_s", lo=begin_s)
+    if at_s >= end_s:
+        raise t.error("at_s", f"must be inside the horizon [{begin_s:g}, {end_s:g}) s, got {at_s:g}")
+    seed = t.number("seed", None, lo=0, integer=True)
+    mode = t.text("mode", "mixed", choices=_FAULT_MODES)
+    if mode == "mixed":
+        stuck_share = t.number("stuck_share", 0.5, lo=0.0, hi=1.0)
+    elif t.has("stuck_share"):
+        raise t.error("stuck_share", f'only for mode = "mixed" (mode {mode!r} fixes it)')
+    else:
+        stuck_share = 1.0 if mode == "stuck" else 0.0
+    t.done()
+    return FaultSpec(detector_fail_fraction=float(frac), at_s=at_s, seed=seed, mode=mode, stuck_share=stuck_share)
 
 
 def _resolve(name_or_path: str | Path) -> Path:
@@ -642,12 +819,15 @@ def load_scenario_def(name_or_path: str | Path) -> ScenarioDef:
     field for malformed TOML, unknown fields and bad values.
     """
     path = _resolve(name_or_path)
-    data = path.read_bytes()
-    try:
-        doc = tomllib.loads(data.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"not valid TOML: {e}", where=str(path)) from None
+    data, doc = _read_toml(path)
+    sha256 = hashlib.sha256(data).hexdigest()
+    base_path: Path | None = None
+    if "extends" in doc:
+        base_path, base_data, base_doc = _read_base(path, doc["extends"])
+        doc = _merge({k: v for k, v in base_doc.items() if k not in ("name", "description")}, doc)
+        sha256 = hashlib.sha256(data + b"\0extends\0" + base_data).hexdigest()
     top = _Table(path, doc)
+    top.used.add("extends")
     name = top.text("name")
     if not _NAME_RE.match(name):
         raise top.error("name", f"must be letters, digits, '_' or '-', got {name!r}")
@@ -670,7 +850,7 @@ def load_scenario_def(name_or_path: str | Path) -> ScenarioDef:
 
     nt = top.table("network")
     assert nt is not None
-    network, gen = _load_network(nt)
+    network, _ = _load_network(nt)
 
     tt = top.table("tls")
     assert tt is not None
@@ -685,7 +865,10 @@ def load_scenario_def(name_or_path: str | Path) -> ScenarioDef:
 
     dt = top.table("demand")
     assert dt is not None
-    demand = _load_demand(dt, gen, vtypes, demand_end_s - begin_s)
+    demand = _load_demand(dt, network, vtypes, begin_s, demand_end_s, end_s)
+
+    ft = top.table("faults", required=False)
+    faults = _load_faults(ft, begin_s, end_s) if ft is not None else None
 
     st = top.table("sumo")
     assert st is not None
@@ -712,7 +895,7 @@ def load_scenario_def(name_or_path: str | Path) -> ScenarioDef:
         name=name,
         description=" ".join(description.split()),
         source=path,
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=sha256,
         begin_s=begin_s,
         end_s=end_s,
         demand_end_s=demand_end_s,
@@ -721,7 +904,43 @@ def load_scenario_def(name_or_path: str | Path) -> ScenarioDef:
         demand=demand,
         sumo=sumo,
         vtypes=tuple((vid, tuple(attrs.items())) for vid, attrs in vtypes.items()),
+        faults=faults,
+        extends=base_path,
     )
+
+
+def _read_toml(path: Path) -> tuple[bytes, dict[str, Any]]:
+    data = path.read_bytes()
+    try:
+        return data, tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"not valid TOML: {e}", where=str(path)) from None
+
+
+def _read_base(path: Path, ref: Any) -> tuple[Path, bytes, dict[str, Any]]:
+    """The definition that ``extends`` names: a library name, or a .toml path relative to ``path``."""
+    where = f"{path}:extends"
+    if not isinstance(ref, str) or not ref:
+        raise InputError(f"must be a library scenario name or a .toml path, got {ref!r}", where=where)
+    is_path = ref.endswith(".toml") or "/" in ref or "\\" in ref
+    try:
+        base = _resolve(path.parent / ref if is_path else ref)
+    except InputError as e:
+        raise InputError(e.message, where=where) from None
+    if base.resolve() == path.resolve():
+        raise InputError("a definition cannot extend itself", where=where)
+    data, doc = _read_toml(base)
+    if "extends" in doc:
+        raise InputError(f"{base.name} extends another definition itself; extend only one level", where=where)
+    return base, data, doc
+
+
+def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``: tables merge key by key, anything else (arrays too) is replaced."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -980,11 +1199,34 @@ def _xml_attrs(attrs: Mapping[str, str]) -> str:
     return " ".join(f'{k}="{v}"' for k, v in attrs.items())
 
 
-def _write_routes(d: ScenarioDef, ods: list[_Od], path: Path, seed: int) -> None:
+def _depart_attrs(d: ScenarioDef) -> dict[str, str]:
     dem = d.demand
     depart = {"departLane": dem.depart_lane, "departSpeed": dem.depart_speed}
     if dem.depart_pos_lat is not None:
         depart["departPosLat"] = dem.depart_pos_lat
+    return depart
+
+
+def _bus_route(d: ScenarioDef, direction: str) -> tuple[str, tuple[str, ...]]:
+    """Route id and edges of a bus line over the whole corridor."""
+    assert isinstance(d.network, CorridorNetwork)
+    sig = list(d.network.signal_ids)
+    nodes = ["W", *sig, "E"] if direction == "forward" else ["E", *sig[::-1], "W"]
+    return f"{nodes[0]}-{nodes[-1]}", tuple(f"{a}_{b}" for a, b in itertools.pairwise(nodes))
+
+
+@dataclass(frozen=True)
+class _Timed:
+    """A single ``<vehicle>`` (timetabled bus trip, emergency vehicle), written in departure order."""
+
+    depart_s: float
+    xml: str
+
+
+def _write_routes(d: ScenarioDef, ods: list[_Od], path: Path, seed: int, timed: Sequence[_Timed] = ()) -> None:
+    dem = d.demand
+    depart = _depart_attrs(d)
+    pending = sorted(timed, key=lambda v: v.depart_s)
     ids = [od.id for od in ods]
     if len(set(ids)) != len(ids):
         raise SimulationError(f"{d.name}: duplicate route ids")
@@ -1008,12 +1250,16 @@ def _write_routes(d: ScenarioDef, ods: list[_Od], path: Path, seed: int) -> None
                     edges = " ".join(f"{a}_{b}" for a, b in itertools.pairwise(nodes))
                     f.write(f'    <route id="{rid}" edges="{edges}"/>\n')
                     ids.append(rid)
+                if line.stops_after:
+                    continue  # timetabled: single trips among the timed vehicles
                 f.write(
                     f'    <flow id="{line.id}" type="{line.vtype}" route="{rid}" begin="{_fmt(d.begin_s)}" '
                     f'end="{_fmt(d.demand_end_s)}" period="{_fmt(line.headway_s)}" '
                     f'personNumber="{line.persons}" line="{line.id}" {_xml_attrs(depart)}/>\n'
                 )
         for k, (b, e, factor) in enumerate(dem.slices(d.begin_s, d.demand_end_s)):
+            while pending and pending[0].depart_s < b:  # SUMO needs departures in order
+                f.write(pending.pop(0).xml)
             for od in ods:
                 for vid, share in od.mix.items():
                     veh_h = od.peak_veh_h * factor * share
@@ -1030,7 +1276,148 @@ def _write_routes(d: ScenarioDef, ods: list[_Od], path: Path, seed: int) -> None
                         f'    <flow id="{od.id}.{vid}.{k}" type="{vid}" route="{od.id}" begin="{_fmt(b)}" '
                         f'end="{_fmt(e)}" {spec} {_xml_attrs(depart)}/>\n'
                     )
+        for v in pending:
+            f.write(v.xml)
         f.write("</routes>\n")
+
+
+# A far-side bus stop starts this far past the junction and is long enough for two 12 m buses.
+_STOP_START_M = 15.0
+_STOP_LENGTH_M = 30.0
+# SUMO's defaults for vClass bus where the vType does not say (accel, decel in m/s2).
+_BUS_ACCEL_M_S2 = 1.2
+_BUS_DECEL_M_S2 = 4.0
+
+
+@dataclass(frozen=True)
+class _BusStop:
+    id: str
+    lane: str
+    start_m: float
+    end_m: float
+    lines: tuple[str, ...]
+
+
+def _mean_speed_factor(vtype: Mapping[str, str]) -> float:
+    sf = vtype.get("speedFactor", "1")
+    m = re.match(r"^normc?\(\s*([0-9.]+)", sf)
+    return float(m.group(1)) if m else float(sf)
+
+
+def _timetables(d: ScenarioDef, net_path: Path) -> tuple[list[_BusStop], list[_Timed]]:
+    """Bus stops and timetabled trips of the lines with ``stops_after``.
+
+    Scheduled arrival at the ``i``-th stop (0-based) of a trip departing at
+    ``t0``::
+
+        arrival_i = t0 + sum_e(L_e / v_e) + (i + 1) * v / (2 b) + i * (v / (2 a) + dwell)
+
+    ``L_e`` the route length (lane 0 and junction crossings) from the bus's
+    insertion point to where it halts (its front at the stop's end), ``v_e``
+    the free speed on each edge (lane speed x mean speedFactor, capped by
+    maxSpeed), ``v/(2b)`` and ``v/(2a)`` the time lost braking into and
+    accelerating out of a stop at constant rates, ``dwell`` the scheduled
+    dwell. Rounded to whole seconds; ``until = arrival + dwell``.
+    """
+    import sumolib
+
+    net = sumolib.net.readNet(str(net_path))
+    stops: dict[str, _BusStop] = {}
+    trips: list[_Timed] = []
+    depart = _depart_attrs(d)
+    for li, line in enumerate(d.demand.buses):
+        if not line.stops_after:
+            continue
+        rid, edges = _bus_route(d, line.direction)
+        vt = d.vtype(line.vtype)
+        accel = float(vt.get("accel", _BUS_ACCEL_M_S2))
+        decel = float(vt.get("decel", _BUS_DECEL_M_S2))
+        vmax = float(vt.get("maxSpeed", "1e9"))
+        factor = _mean_speed_factor(vt)
+        # free-flow time from the insertion point (front at the bus length) to each edge's start
+        lanes = [net.getEdge(e).getLane(0) for e in edges]
+        t = -float(vt.get("length", "12")) / min(vmax, lanes[0].getSpeed() * factor)
+        t_edge: dict[str, float] = {}
+        for k, (eid, lane) in enumerate(zip(edges, lanes, strict=True)):
+            t_edge[eid] = t
+            gap = 0.0
+            if k + 1 < len(lanes):
+                (ax, ay), (bx, by) = lane.getShape()[-1], lanes[k + 1].getShape()[0]
+                gap = math.hypot(bx - ax, by - ay)
+            t += (lane.getLength() + gap) / min(vmax, lane.getSpeed() * factor)
+        sched: list[tuple[str, float]] = []  # (stop id, free-flow time from departure)
+        for i, j in enumerate(line.stops_after):
+            k = [e.split("_")[0] for e in edges].index(j)
+            eid, lane = edges[k], lanes[k]
+            if lane.getLength() < _STOP_START_M + _STOP_LENGTH_M + 5.0:
+                raise InputError(
+                    f"the road after {j} ({lane.getLength():.0f} m) is too short for a bus stop",
+                    where=f"{d.source}:demand.bus[{li}].stops_after",
+                )
+            sid = f"stop_{eid}"
+            old = stops.get(sid)
+            served = tuple(sorted({*(old.lines if old else ()), line.id}))
+            stops[sid] = _BusStop(sid, lane.getID(), _STOP_START_M, _STOP_START_M + _STOP_LENGTH_M, served)
+            v = min(vmax, lane.getSpeed() * factor)
+            run = t_edge[eid] + (_STOP_START_M + _STOP_LENGTH_M) / v
+            sched.append((sid, run + (i + 1) * v / (2 * decel) + i * (v / (2 * accel) + line.dwell_s)))
+        n = 0
+        t0 = d.begin_s + line.offset_s
+        while t0 < d.demand_end_s - 1e-9:
+            body = "".join(
+                f'        <stop busStop="{sid}" arrival="{_fmt(a)}" duration="{_fmt(line.dwell_s)}" '
+                f'until="{_fmt(a + line.dwell_s)}"/>\n'
+                for sid, a in ((sid, math.floor(t0 + run + 0.5)) for sid, run in sched)
+            )
+            trips.append(
+                _Timed(
+                    t0,
+                    f'    <vehicle id="{line.id}.{n}" type="{line.vtype}" route="{rid}" depart="{_fmt(t0)}" '
+                    f'line="{line.id}" personNumber="{line.persons}" {_xml_attrs(depart)}>\n'
+                    f"{body}    </vehicle>\n",
+                )
+            )
+            n += 1
+            t0 = d.begin_s + line.offset_s + n * line.headway_s
+    return list(stops.values()), trips
+
+
+def _emergency_vehicles(d: ScenarioDef, route_ids: set[str]) -> list[_Timed]:
+    out = []
+    depart = _depart_attrs(d)
+    for i, ev in enumerate(d.demand.emergency):
+        if ev.route not in route_ids:
+            raise InputError(
+                f"unknown route {ev.route!r}: give one of the demand's routes, e.g. "
+                f"{', '.join(sorted(route_ids)[:4])} (see the built .rou.xml)",
+                where=f"{d.source}:demand.emergency[{i}].route",
+            )
+        head = (
+            f'    <vehicle id="{ev.id}" type="{ev.vtype}" route="{ev.route}" depart="{_fmt(ev.depart_s)}" '
+            f"{_xml_attrs(depart)}"
+        )
+        if ev.bluelight:
+            xml = f'{head}>\n        <param key="has.bluelight.device" value="true"/>\n    </vehicle>\n'
+        else:
+            xml = f"{head}/>\n"
+        out.append(_Timed(ev.depart_s, xml))
+    return out
+
+
+def _write_stops(d: ScenarioDef, stops: list[_BusStop], path: Path) -> None:
+    with path.open("w", encoding="utf-8", newline="\n") as f:
+        f.write('<?xml version="1.0" encoding="UTF-8"?>\n')
+        f.write(f"<!-- greenwave scenario {d.name}: bus stops, generated by scenarios/library.py -->\n")
+        f.write(
+            '<additional xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+            'xsi:noNamespaceSchemaLocation="http://sumo.dlr.de/xsd/additional_file.xsd">\n'
+        )
+        for st in stops:
+            f.write(
+                f'    <busStop id="{st.id}" lane="{st.lane}" startPos="{_fmt(st.start_m)}" '
+                f'endPos="{_fmt(st.end_m)}" lines="{" ".join(st.lines)}"/>\n'
+            )
+        f.write("</additional>\n")
 
 
 def _sumo_options(d: ScenarioDef, seed: int) -> list[tuple[str, str]]:
@@ -1059,6 +1446,8 @@ def _write_sumocfg(d: ScenarioDef, path: Path, seed: int) -> None:
     sections: dict[str, list[tuple[str, str]]] = {
         "input": [("net-file", f"{d.name}.net.xml"), ("route-files", f"{d.name}.rou.xml")]
     }
+    if d.has_bus_stops:
+        sections["input"].append(("additional-files", f"{d.name}.add.xml"))
     for key, value in _sumo_options(d, seed):
         sections.setdefault(_CFG_SECTIONS[key], []).append((key, value))
     with path.open("w", encoding="utf-8", newline="\n") as f:
@@ -1082,6 +1471,9 @@ def _result(d: ScenarioDef, out: Path, seed: int) -> BuiltScenario:
     out = out.resolve()
     net, routes, cfg = out / f"{d.name}.net.xml", out / f"{d.name}.rou.xml", out / f"{d.name}.sumocfg"
     args: list[str] = ["--net-file", str(net), "--route-files", str(routes)]
+    additional = (out / f"{d.name}.add.xml",) if d.has_bus_stops else ()
+    if additional:
+        args += ["--additional-files", ",".join(str(a) for a in additional)]
     for key, value in _sumo_options(d, seed):
         args += [f"--{key}", value]
     return BuiltScenario(
@@ -1096,6 +1488,8 @@ def _result(d: ScenarioDef, out: Path, seed: int) -> BuiltScenario:
         corridor=d.corridor,
         description=d.description,
         seed=seed,
+        additional=additional,
+        faults=d.faults.as_dict(seed) if d.faults is not None else {},
     )
 
 
@@ -1124,7 +1518,8 @@ def build_scenario(name_or_path: str | Path, out_dir: str | Path, seed: int = 42
     out.mkdir(parents=True, exist_ok=True)
     manifest = out / f"{d.name}.build.json"
     key = _build_key(d, seed)
-    products = [out / f"{d.name}.{ext}" for ext in ("net.xml", "rou.xml", "sumocfg")]
+    exts = ("net.xml", "rou.xml", "sumocfg", *(("add.xml",) if d.has_bus_stops else ()))
+    products = [out / f"{d.name}.{ext}" for ext in exts]
     if manifest.is_file() and all(p.is_file() for p in products):
         try:
             if json.loads(manifest.read_text(encoding="utf-8")) == key:
@@ -1142,12 +1537,38 @@ def build_scenario(name_or_path: str | Path, out_dir: str | Path, seed: int = 42
 
     rng = random.Random(seed)
     ods = _grid_ods(d, net_path, rng) if isinstance(d.network, GridNetwork) else _corridor_ods(d, rng)
-    _write_routes(d, ods, out / f"{d.name}.rou.xml", seed)
+    timed: list[_Timed] = []
+    if d.has_bus_stops:
+        stops, timed = _timetables(d, net_path)
+        _write_stops(d, stops, out / f"{d.name}.add.xml")
+    if d.demand.emergency:
+        route_ids = {od.id for od in ods} | {_bus_route(d, line.direction)[0] for line in d.demand.buses}
+        timed += _emergency_vehicles(d, route_ids)
+    _write_routes(d, ods, out / f"{d.name}.rou.xml", seed, timed)
     _write_sumocfg(d, out / f"{d.name}.sumocfg", seed)
     if d.source.resolve() != (out / f"{d.name}.toml").resolve():
         shutil.copyfile(d.source, out / f"{d.name}.toml")
     manifest.write_text(json.dumps(key, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return _result(d, out, seed)
+
+
+def detector_faults(n_detectors: int, faults: Mapping[str, Any]) -> dict[int, str]:
+    """The detectors that fail under ``faults`` (a :attr:`BuiltScenario.faults`): index -> ``"dead"``/``"stuck"``.
+
+    ``round(detector_fail_fraction * n_detectors)`` detectors (at least one)
+    are drawn without replacement by ``random.Random(seed)`` from
+    ``range(n_detectors)`` (the backend's detector order); then
+    ``round(stuck_share * failed)`` of them, drawn by the same generator, are
+    stuck on and the rest dead. The same spec and count always give the same
+    answer. An empty spec gives ``{}``.
+    """
+    if not faults or n_detectors <= 0:
+        return {}
+    n_fail = min(n_detectors, max(1, math.floor(float(faults["detector_fail_fraction"]) * n_detectors + 0.5)))
+    rng = random.Random(int(faults["seed"]))
+    failed = sorted(rng.sample(range(n_detectors), n_fail))
+    stuck = set(rng.sample(failed, math.floor(float(faults["stuck_share"]) * n_fail + 0.5)))
+    return {i: "stuck" if i in stuck else "dead" for i in failed}
 
 
 def iter_flows(routes: Path) -> Iterator[dict[str, str]]:

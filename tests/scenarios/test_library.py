@@ -21,6 +21,7 @@ from scenarios.library import (
     DEFS_DIR,
     BuiltScenario,
     build_scenario,
+    detector_faults,
     iter_flows,
     load_scenario_def,
     scenario_names,
@@ -28,7 +29,8 @@ from scenarios.library import (
 from simulation.sumo_home import sumo_binary
 
 BENCHMARKS = ("grid4x4", "arterial", "hanoi_mixed")
-ALL = ("demo", *BENCHMARKS)
+SPECIAL = ("bus_corridor", "emergency", "detector_faults")  # a base scenario plus buses / ambulances / faults
+ALL = ("demo", *BENCHMARKS, *SPECIAL)
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +64,23 @@ def vehicles_by_class(routes: Path) -> dict[str, float]:
 
 def tls_ids(net: Path) -> list[str]:
     return [t.get("id") for t in ET.parse(net).getroot().iter("tlLogic")]
+
+
+def vehicles(routes: Path) -> list[ET.Element]:
+    """The single ``<vehicle>`` elements (timetabled buses, emergency vehicles)."""
+    return list(ET.parse(routes).getroot().iter("vehicle"))
+
+
+def route_edges(routes: Path) -> dict[str, list[str]]:
+    return {r.get("id"): r.get("edges").split() for r in ET.parse(routes).getroot().iter("route")}
+
+
+def signals_on(net: Path, edges: list[str]) -> list[str]:
+    """Signalised junctions a route passes (the junction at the end of each of its edges)."""
+    root = ET.parse(net).getroot()
+    to_node = {e.get("id"): e.get("to") for e in root.iter("edge") if e.get("function") != "internal"}
+    tls = {j.get("id") for j in root.iter("junction") if j.get("type") == "traffic_light"}
+    return [to_node[e] for e in edges if to_node[e] in tls]
 
 
 # ----------------------------------------------------------------------------- library
@@ -209,6 +228,307 @@ def test_flows_are_sorted_by_begin(built: dict[str, BuiltScenario]) -> None:
         assert begins == sorted(begins)  # SUMO skips unsorted departures
 
 
+@pytest.mark.parametrize("name", ALL)
+def test_flows_and_single_vehicles_are_in_departure_order(built: dict[str, BuiltScenario], name: str) -> None:
+    root = ET.parse(built[name].routes[0]).getroot()
+    times = [float(el.get("begin") or el.get("depart")) for el in root if el.tag in ("flow", "vehicle")]
+    assert times == sorted(times)
+
+
+# ----------------------------------------------------------------------------- derived scenarios
+
+
+@pytest.mark.parametrize(("name", "base"), [("bus_corridor", "arterial"), ("emergency", "grid4x4")])
+def test_derived_scenarios_keep_their_base_network(built: dict[str, BuiltScenario], name: str, base: str) -> None:
+    def body(p: Path) -> str:  # the header comment names the input and output files
+        return p.read_text().split("-->", 1)[1]
+
+    assert body(built[name].net) == body(built[base].net)
+    assert load_scenario_def(name).extends == DEFS_DIR / f"{base}.toml"
+
+
+def test_bus_corridor_has_the_arterials_general_demand(built: dict[str, BuiltScenario]) -> None:
+    def general(b: BuiltScenario) -> list[dict[str, str]]:
+        return [f for f in iter_flows(b.routes[0]) if f["type"] != "bus"]
+
+    assert general(built["bus_corridor"]) == general(built["arterial"])
+    assert built["bus_corridor"].corridor == built["arterial"].corridor
+
+
+def test_detector_faults_is_grid4x4_plus_faults(built: dict[str, BuiltScenario]) -> None:
+    a, b = built["detector_faults"], built["grid4x4"]
+    assert list(iter_flows(a.routes[0])) == list(iter_flows(b.routes[0]))
+    assert (a.begin_s, a.end_s, a.seed) == (b.begin_s, b.end_s, b.seed)
+    assert a.additional == () and a.faults and not b.faults
+
+
+# ----------------------------------------------------------------------------- bus_corridor
+
+
+def test_bus_stops_are_an_additional_file_listed_in_the_sumocfg(built: dict[str, BuiltScenario]) -> None:
+    b = built["bus_corridor"]
+    (add,) = b.additional
+    assert add.is_file() and add.name == "bus_corridor.add.xml"
+    cfg = ET.parse(b.sumocfg).getroot()
+    assert cfg.find("input/additional-files").get("value") == add.name
+    assert b.sumo_args[b.sumo_args.index("--additional-files") + 1] == str(add)
+    lanes = {ln.get("id") for ln in ET.parse(b.net).getroot().iter("lane")}
+    stops = list(ET.parse(add).getroot().iter("busStop"))
+    assert len(stops) == 16  # far side of each of the 8 signals, both directions
+    for st in stops:
+        assert st.get("lane") in lanes
+        assert st.get("lane").split("_")[0] in b.corridor  # just past a signal
+        assert 0 < float(st.get("startPos")) < float(st.get("endPos"))
+    for other in ("arterial", "grid4x4"):
+        assert built[other].additional == ()
+        assert ET.parse(built[other].sumocfg).getroot().find("input/additional-files") is None
+
+
+def test_bus_trips_have_schedules_increasing_along_the_route(built: dict[str, BuiltScenario]) -> None:
+    b = built["bus_corridor"]
+    routes = route_edges(b.routes[0])
+    capacity = int(vtype_classes(b.routes[0])["bus"]["personCapacity"])
+    stop_lane = {st.get("id"): st.get("lane") for st in ET.parse(b.additional[0]).getroot().iter("busStop")}
+    departs: dict[str, list[float]] = defaultdict(list)
+    for v in vehicles(b.routes[0]):
+        if v.get("type") != "bus":
+            continue
+        assert v.get("line") and 0 < int(v.get("personNumber")) <= capacity
+        departs[v.get("line")].append(float(v.get("depart")))
+        stops = v.findall("stop")
+        assert len(stops) == 8
+        arrival = [float(st.get("arrival")) for st in stops]
+        assert float(v.get("depart")) < arrival[0]
+        assert all(a1 > a0 + float(st.get("duration")) for a0, a1, st in zip(arrival, arrival[1:], stops, strict=False))
+        for st, a in zip(stops, arrival, strict=True):
+            assert float(st.get("until")) == a + float(st.get("duration")) and float(st.get("duration")) > 0
+        edges = routes[v.get("route")]
+        at = [edges.index(stop_lane[st.get("busStop")].rsplit("_", 1)[0]) for st in stops]
+        assert at == sorted(at)  # stops in the order the route passes them
+    assert set(departs) == {"bus_east", "bus_west"}
+    for times in departs.values():
+        headways = {t1 - t0 for t0, t1 in itertools.pairwise(times)}
+        assert len(headways) == 1 and 180 <= headways.pop() <= 300  # every 3-5 min
+        assert len(times) >= 10
+    assert not [f for f in iter_flows(b.routes[0]) if f["type"] == "bus"]  # no untimetabled buses
+
+
+def test_the_timetable_follows_the_running_time_formula(built: dict[str, BuiltScenario]) -> None:
+    """First stop of the first eastbound trip, by hand: distance at free speed, braking, no dwell before it."""
+    b = built["bus_corridor"]
+    bus = next(v for v in vehicles(b.routes[0]) if v.get("id") == "bus_east.0")
+    first = bus.find("stop")
+    assert first.get("busStop") == "stop_J1_J2"
+    lanes = {ln.get("id"): ln for ln in ET.parse(b.net).getroot().iter("lane")}
+    v = 13.89  # main road speed; below the bus's maxSpeed 13.9, speedFactor 1
+    # front from the bus length (12 m) to the end of W_J1, then to the stop's end 45 m into J1_J2
+    dist = float(lanes["W_J1_0"].get("length")) - 12.0 + 45.0
+    # plus the junction J1 itself: between the end of W_J1_0 and the start of J1_J2_0
+    shape = [tuple(map(float, pt.split(","))) for pt in lanes["W_J1_0"].get("shape").split()]
+    nxt = [tuple(map(float, pt.split(","))) for pt in lanes["J1_J2_0"].get("shape").split()]
+    dist += ((nxt[0][0] - shape[-1][0]) ** 2 + (nxt[0][1] - shape[-1][1]) ** 2) ** 0.5
+    expected = float(bus.get("depart")) + dist / v + v / (2 * 4.0)
+    assert float(first.get("arrival")) == pytest.approx(expected, abs=0.5 + 1e-9)
+
+
+@pytest.mark.sumo
+def test_buses_keep_the_timetable_in_free_flow(built: dict[str, BuiltScenario], tmp_path: Path) -> None:
+    """Signals off and no other traffic: every bus reaches every stop on time (so lateness = delay met)."""
+    b = built["bus_corridor"]
+    root = ET.parse(b.routes[0]).getroot()
+    only_buses = ET.Element("routes")
+    only_buses.extend(el for el in root if el.tag in ("vType", "route") or (el.tag == "vehicle" and el.get("line")))
+    rou = tmp_path / "buses.rou.xml"
+    ET.ElementTree(only_buses).write(rou)
+    out = tmp_path / "stops.xml"
+    res = subprocess.run(
+        [sumo_binary("sumo"), "-n", str(b.net), "-r", str(rou), "-a", str(b.additional[0]), "--tls.all-off",
+         "--stop-output", str(out), "--no-step-log", "--no-warnings", "--seed", "42"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    delays = [float(s.get("arrivalDelay")) for s in ET.parse(out).getroot().iter("stopinfo")]
+    assert len(delays) == 8 * sum(1 for v in vehicles(b.routes[0]) if v.get("line"))
+    assert all(-2.0 <= d <= 2.0 for d in delays), (min(delays), max(delays))
+
+
+@pytest.mark.sumo
+def test_sumo_exposes_the_schedule_as_intended_arrival(built: dict[str, BuiltScenario]) -> None:
+    """What simulation.sumo_backend reads as the bus GPS feed's lateness."""
+    import libsumo
+
+    b = built["bus_corridor"]
+    bus = next(v for v in vehicles(b.routes[0]) if v.get("id") == "bus_east.0")
+    scheduled = {st.get("busStop"): float(st.get("arrival")) for st in bus.findall("stop")}
+    libsumo.start([sumo_binary("sumo"), *b.sumo_args, "--no-warnings"])
+    try:
+        seen: dict[str, float] = {}
+        while libsumo.simulation.getTime() < 400:
+            libsumo.simulationStep()
+            if "bus_east.0" in libsumo.vehicle.getIDList():
+                assert libsumo.vehicle.getPersonNumber("bus_east.0") == int(bus.get("personNumber"))
+                for st in libsumo.vehicle.getStops("bus_east.0", 1):
+                    seen[st.stoppingPlaceID] = st.intendedArrival
+    finally:
+        libsumo.close()
+    assert len(seen) >= 3
+    assert all(seen[k] == scheduled[k] for k in seen)
+
+
+# ----------------------------------------------------------------------------- emergency
+
+EMERGENCY_DEPARTS = {"ambulance_1": 600.0, "ambulance_2": 1200.0, "ambulance_3": 1650.0, "ambulance_4": 2000.0}
+
+
+def test_emergency_vehicles_cross_at_least_three_signals(built: dict[str, BuiltScenario]) -> None:
+    b = built["emergency"]
+    vtypes = vtype_classes(b.routes[0])
+    routes = route_edges(b.routes[0])
+    evs = [v for v in vehicles(b.routes[0]) if vtypes[v.get("type")]["vClass"] == "emergency"]
+    assert {v.get("id"): float(v.get("depart")) for v in evs} == EMERGENCY_DEPARTS
+    for v in evs:
+        crossed = signals_on(b.net, routes[v.get("route")])
+        assert len(crossed) >= 3 and len(set(crossed)) == len(crossed), (v.get("id"), crossed)
+    # the emergency vType is only used by these vehicles, never by the general demand
+    assert not [f for f in iter_flows(b.routes[0]) if vtypes[f["type"]]["vClass"] == "emergency"]
+
+
+def test_bluelight_device_is_written_when_asked(tmp_path: Path) -> None:
+    user = tmp_path / "ev.toml"
+    text = (DEFS_DIR / "emergency.toml").read_text().replace('name = "emergency"', 'name = "ev"')
+    user.write_text(text.replace("bluelight = false", "bluelight = true", 1))
+    b = build_scenario(user, tmp_path / "out")
+    evs = {v.get("id"): v for v in vehicles(b.routes[0])}
+    params = {k: [(p.get("key"), p.get("value")) for p in v.iter("param")] for k, v in evs.items()}
+    assert params["ambulance_1"] == [("has.bluelight.device", "true")]
+    assert params["ambulance_2"] == []
+
+
+@pytest.mark.sumo
+def test_an_emergency_vehicle_meets_its_signals_in_sumo(built: dict[str, BuiltScenario]) -> None:
+    """What simulation.sumo_backend tracks: vClass emergency, next signal by vehicle.getNextTLS."""
+    import libsumo
+
+    b = built["emergency"]
+    libsumo.start([sumo_binary("sumo"), *b.sumo_args, "--no-warnings"])
+    met: list[str] = []
+    arrived = False
+    try:
+        while libsumo.simulation.getTime() < 900 and not arrived:
+            libsumo.simulationStep()
+            if "ambulance_1" in libsumo.vehicle.getIDList():
+                assert libsumo.vehicle.getVehicleClass("ambulance_1") == "emergency"
+                nxt = libsumo.vehicle.getNextTLS("ambulance_1")
+                if nxt and (not met or met[-1] != nxt[0][0]):
+                    met.append(nxt[0][0])
+            arrived = "ambulance_1" in libsumo.simulation.getArrivedIDList()
+    finally:
+        libsumo.close()
+    assert arrived and met == ["A1", "B1", "C1", "D1"]
+
+
+# ----------------------------------------------------------------------------- detector_faults
+
+
+def test_faults_are_parsed_into_the_built_scenario(built: dict[str, BuiltScenario]) -> None:
+    b = built["detector_faults"]
+    assert b.faults == {"detector_fail_fraction": 0.2, "at_s": 1200.0, "seed": 7, "mode": "mixed", "stuck_share": 0.5}
+    assert b.begin_s < b.faults["at_s"] < b.end_s
+    for name in ("grid4x4", "arterial", "bus_corridor", "emergency", "demo"):
+        assert built[name].faults == {}
+    hash(b)  # still a hashable value
+
+
+def test_fault_seed_defaults_to_the_build_seed(tmp_path: Path) -> None:
+    user = tmp_path / "f.toml"
+    text = (DEFS_DIR / "detector_faults.toml").read_text().replace("seed = 7 ", "").replace("stuck_share = 0.5", "")
+    user.write_text(text.replace('mode = "mixed"', 'mode = "dead"'))
+    b = build_scenario(user, tmp_path / "out", seed=11)
+    assert b.faults["seed"] == 11 and b.faults["mode"] == "dead" and b.faults["stuck_share"] == 0.0
+
+
+def test_detector_faults_picks_a_fixed_share_deterministically() -> None:
+    spec = {"detector_fail_fraction": 0.2, "at_s": 1200.0, "seed": 7, "mode": "mixed", "stuck_share": 0.5}
+    picked = detector_faults(96, spec)
+    assert picked == detector_faults(96, spec)
+    assert len(picked) == 19 and all(0 <= i < 96 for i in picked)  # round(0.2 x 96)
+    assert sorted(picked.values()).count("stuck") == 10 and set(picked.values()) == {"dead", "stuck"}
+    assert detector_faults(96, {**spec, "seed": 8}) != picked
+    assert set(detector_faults(96, {**spec, "stuck_share": 0.0}).values()) == {"dead"}
+    assert set(detector_faults(96, {**spec, "stuck_share": 1.0}).values()) == {"stuck"}
+    assert len(detector_faults(3, {**spec, "detector_fail_fraction": 0.01})) == 1  # at least one
+    assert len(detector_faults(5, {**spec, "detector_fail_fraction": 1.0})) == 5
+    assert detector_faults(96, {}) == {} and detector_faults(0, spec) == {}
+
+
+FAULTS = (DEFS_DIR / "detector_faults.toml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "words"),
+    [
+        ("detector_fail_fraction = 0.2", "detector_fail_fraction = 1.5", "faults.detector_fail_fraction", "(0, 1]"),
+        ("detector_fail_fraction = 0.2", "detector_fail_fraction = 0", "faults.detector_fail_fraction", "(0, 1]"),
+        ("detector_fail_fraction = 0.2", "detector_fail_fraction = -0.2", "faults.detector_fail_fraction", "fraction"),
+        ("detector_fail_fraction = 0.2", 'detector_fail_fraction = "20%"', "faults.detector_fail_fraction", "20%"),
+        ("detector_fail_fraction = 0.2", "", "faults.detector_fail_fraction", "missing"),
+        ("at_s = 1200", "at_s = 3600", "faults.at_s", "inside the horizon"),
+        ("at_s = 1200", "at_s = -5", "faults.at_s", ">= 0"),
+        ('mode = "mixed"', 'mode = "flaky"', "faults.mode", "one of dead, mixed, stuck"),
+        ('mode = "mixed"', 'mode = "dead"', "faults.stuck_share", "only for mode"),
+        ("stuck_share = 0.5", "stuck_share = 2", "faults.stuck_share", "<= 1"),
+        ("seed = 7", "seed = 7.5", "faults.seed", "whole number"),
+        ("seed = 7", "seed = 7\nrepair_s = 60", "faults.repair_s", "unknown field"),
+    ],
+)
+def test_bad_faults_are_refused_naming_the_field(tmp_path: Path, old: str, new: str, field: str, words: str) -> None:
+    assert old in FAULTS
+    bad = tmp_path / "bad.toml"
+    bad.write_text(FAULTS.replace(old, new, 1))
+    with pytest.raises(InputError) as e:
+        load_scenario_def(bad)
+    assert e.value.where == f"{bad}:{field}"
+    assert words in str(e.value)
+
+
+# ----------------------------------------------------------------------------- extends
+
+
+def test_extends_merges_tables_and_tracks_the_base(tmp_path: Path) -> None:
+    base = tmp_path / "base.toml"
+    base.write_text((DEFS_DIR / "arterial.toml").read_text().replace('name = "arterial"', 'name = "base"'))
+    child = tmp_path / "child.toml"
+    child.write_text(
+        'extends = "base.toml"\nname = "child"\ndescription = "the base, one lane side streets at 30 km/h"\n'
+        "[network]\nside_speed_m_s = 8.33\n"
+    )
+    d = load_scenario_def(child)
+    assert d.name == "child" and d.extends == base and d.source == child
+    assert d.network.side_speed_m_s == 8.33 and d.network.main_lanes == 2  # merged, not replaced
+    assert [x.id for x in d.demand.buses] == ["bus_east", "bus_west"]  # inherited
+    first = d.sha256
+    base.write_text(base.read_text().replace("side_peak_veh_h = 220", "side_peak_veh_h = 230"))
+    assert load_scenario_def(child).sha256 != first  # editing the base rebuilds the derived scenario
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('extends = "nope"\nname = "x"\ndescription = "x"\n', "unknown scenario 'nope'"),
+        ('extends = "x.toml"\nname = "x"\ndescription = "x"\n', "cannot extend itself"),
+        ('extends = "bus_corridor"\nname = "x"\ndescription = "x"\n', "extend only one level"),
+        ('extends = 3\nname = "x"\ndescription = "x"\n', "library scenario name"),
+        ('extends = "arterial"\ndescription = "x"\n', "missing required field"),  # name is never inherited
+    ],
+)
+def test_bad_extends_is_refused(tmp_path: Path, text: str, words: str) -> None:
+    bad = tmp_path / "x.toml"
+    bad.write_text(text)
+    with pytest.raises(InputError) as e:
+        load_scenario_def(bad)
+    assert words in str(e.value) and e.value.where.startswith(str(bad))
+
+
 # ----------------------------------------------------------------------------- bad definitions
 
 GOOD = (DEFS_DIR / "hanoi_mixed.toml").read_text()
@@ -231,6 +551,10 @@ GOOD = (DEFS_DIR / "hanoi_mixed.toml").read_text()
         ("persons = 55", "persons = 500", "demand.bus[0].persons", "personCapacity"),
         ("width = 0.7 ", "widht = 0.7 ", "vtypes.motorcycle.widht", "unknown vType attribute"),
         ("demand_end_s = 3300", "demand_end_s = 4000", "horizon.demand_end_s", "must be in"),
+        ("headway_s = 300\n", 'headway_s = 300\nstops_after = ["J9"]\n', "demand.bus[0].stops_after", "unknown"),
+        ("headway_s = 300\n", 'headway_s = 300\nstops_after = ["J2", "J2"]\n', "demand.bus[0].stops_after", "twice"),
+        ("headway_s = 300\n", 'headway_s = 300\nstops_after = "J2"\n', "demand.bus[0].stops_after", "a list"),
+        ("headway_s = 300\n", "headway_s = 300\ndwell_s = 20\n", "demand.bus[0].dwell_s", "stops_after"),
     ],
 )
 def test_bad_definitions_are_refused_naming_file_and_field(
@@ -243,6 +567,38 @@ def test_bad_definitions_are_refused_naming_file_and_field(
         load_scenario_def(bad)
     assert e.value.where == f"{bad}:{field}"
     assert words in str(e.value)
+
+
+EMERGENCY = (DEFS_DIR / "emergency.toml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "words"),
+    [
+        ("depart_s = 600 ", "depart_s = 2400 ", "demand.emergency[0].depart_s", "before the end"),
+        ("depart_s = 600 ", "depart_s = -1 ", "demand.emergency[0].depart_s", ">= 0"),
+        ('id = "ambulance_2"', 'id = "ambulance_1"', "demand.emergency[1].id", "duplicate"),
+        ("bluelight = false", 'bluelight = "yes"', "demand.emergency[0].bluelight", "true or false"),
+        ('route = "left1-right1"', 'route = "left1-right1"\ntype = "car"', "demand.emergency[0].type", "emergency"),
+        ('route = "left1-right1"', 'route = "left1-right1"\nspeed = 20', "demand.emergency[0].speed", "unknown field"),
+    ],
+)
+def test_bad_emergency_vehicles_are_refused(tmp_path: Path, old: str, new: str, field: str, words: str) -> None:
+    assert old in EMERGENCY
+    bad = tmp_path / "bad.toml"
+    bad.write_text(EMERGENCY.replace(old, new, 1))
+    with pytest.raises(InputError) as e:
+        load_scenario_def(bad)
+    assert e.value.where == f"{bad}:{field}"
+    assert words in str(e.value)
+
+
+def test_an_emergency_route_must_be_one_of_the_demands(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(EMERGENCY.replace('route = "left1-right1"', 'route = "left1-nowhere"'))
+    with pytest.raises(InputError, match="unknown route 'left1-nowhere'") as e:
+        build_scenario(bad, tmp_path / "out")
+    assert e.value.where == f"{bad}:demand.emergency[0].route"
 
 
 def test_malformed_toml_is_refused(tmp_path: Path) -> None:
@@ -291,14 +647,15 @@ def test_sumo_args_start_libsumo(built: dict[str, BuiltScenario]) -> None:
 @pytest.mark.parametrize("name", ALL)
 def test_full_horizon_runs_under_a_minute(built: dict[str, BuiltScenario], tmp_path: Path, name: str) -> None:
     b = built[name]
-    stats = tmp_path / "stats.xml"
+    stats, trips = tmp_path / "stats.xml", tmp_path / "trips.xml"
     t0 = time.perf_counter()
     res = subprocess.run(
-        [sumo_binary("sumo"), "-c", str(b.sumocfg), "--statistic-output", str(stats), "--no-warnings"],
+        [sumo_binary("sumo"), "-c", str(b.sumocfg), "--statistic-output", str(stats), "--no-warnings",
+         "--tripinfo-output", str(trips)],
         capture_output=True,
         text=True,
         timeout=300,
-    )
+    )  # fmt: skip
     wall_s = time.perf_counter() - t0
     assert res.returncode == 0, res.stderr[-2000:]
     assert "Error" not in res.stderr
@@ -309,3 +666,9 @@ def test_full_horizon_runs_under_a_minute(built: dict[str, BuiltScenario], tmp_p
     if name in BENCHMARKS:  # the demo is deliberately flat and heavy; the benchmarks must not jam
         assert int(root.find("teleports").get("total")) <= 0.005 * inserted
         assert int(root.find("vehicles").get("waiting")) == 0  # no insertion backlog at the end
+    finished = {t.get("id"): t for t in ET.parse(trips).getroot().iter("tripinfo")}
+    if name == "emergency":  # every ambulance gets through within the horizon
+        assert set(EMERGENCY_DEPARTS) <= set(finished)
+    if name == "bus_corridor":  # timetabled buses finish their trips, stopping at every stop
+        buses = [t for t in finished.values() if t.get("vType") == "bus"]
+        assert len(buses) >= 15 and all(float(t.get("stopTime")) >= 8 * 15 for t in buses)
