@@ -1555,20 +1555,12 @@ def build_scenario(name_or_path: str | Path, out_dir: str | Path, seed: int = 42
 def detector_faults(n_detectors: int, faults: Mapping[str, Any]) -> dict[int, str]:
     """The detectors that fail under ``faults`` (a :attr:`BuiltScenario.faults`): index -> ``"dead"``/``"stuck"``.
 
-    ``round(detector_fail_fraction * n_detectors)`` detectors (at least one)
-    are drawn without replacement by ``random.Random(seed)`` from
-    ``range(n_detectors)`` (the backend's detector order); then
-    ``round(stuck_share * failed)`` of them, drawn by the same generator, are
-    stuck on and the rest dead. The same spec and count always give the same
-    answer. An empty spec gives ``{}``.
+    One rule, in :func:`simulation.faults.select_failed_detectors`, which the
+    runner applies to the backend's observations.
     """
-    if not faults or n_detectors <= 0:
-        return {}
-    n_fail = min(n_detectors, max(1, math.floor(float(faults["detector_fail_fraction"]) * n_detectors + 0.5)))
-    rng = random.Random(int(faults["seed"]))
-    failed = sorted(rng.sample(range(n_detectors), n_fail))
-    stuck = set(rng.sample(failed, math.floor(float(faults["stuck_share"]) * n_fail + 0.5)))
-    return {i: "stuck" if i in stuck else "dead" for i in failed}
+    from simulation.faults import select_failed_detectors
+
+    return select_failed_detectors(n_detectors, faults)
 
 
 def iter_flows(routes: Path) -> Iterator[dict[str, str]]:

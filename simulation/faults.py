@@ -12,6 +12,8 @@ them: NaN counts and occupancy (dead) or occupancy 1.0 and no counts (stuck).
 from __future__ import annotations
 
 import dataclasses
+import math
+import random
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,33 +21,47 @@ import numpy as np
 
 from controller.backend import Observation
 
-__all__ = ["DetectorFaults"]
+__all__ = ["DetectorFaults", "select_failed_detectors"]
+
+
+def select_failed_detectors(n_detectors: int, faults: Mapping[str, Any]) -> dict[int, str]:
+    """The detectors that fail under ``faults``: index -> ``"dead"`` / ``"stuck"``.
+
+    ``round(detector_fail_fraction * n_detectors)`` detectors (at least one)
+    are drawn without replacement by ``random.Random(seed)`` from
+    ``range(n_detectors)`` (the backend's detector order); then
+    ``round(stuck_share * failed)`` of them, drawn by the same generator, are
+    stuck on and the rest dead (``mode`` = dead / stuck / mixed sets
+    ``stuck_share`` 0 / 1 / 0.5 when it is not given). The same spec and count
+    always give the same answer; an empty spec gives ``{}``.
+    """
+    if not faults or n_detectors <= 0:
+        return {}
+    fraction = float(faults.get("detector_fail_fraction", 0.0))
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"detector_fail_fraction must be in [0, 1], got {fraction}")
+    mode = str(faults.get("mode", "mixed"))
+    default_share = {"dead": 0.0, "stuck": 1.0, "mixed": 0.5}.get(mode)
+    if default_share is None:
+        raise ValueError(f"mode must be dead, stuck or mixed, got {mode!r}")
+    share = float(faults.get("stuck_share", default_share))
+    n_fail = min(n_detectors, max(1, math.floor(fraction * n_detectors + 0.5)))
+    rng = random.Random(int(faults.get("seed", 0)))
+    failed = sorted(rng.sample(range(n_detectors), n_fail))
+    stuck = set(rng.sample(failed, math.floor(share * n_fail + 0.5)))
+    return {i: "stuck" if i in stuck else "dead" for i in failed}
 
 
 class DetectorFaults:
     """An observation filter for a backend (see ``SumoBackend.observation_filter``)."""
 
     def __init__(self, spec: Mapping[str, Any], n_detectors: int) -> None:
-        self.fraction = float(spec.get("detector_fail_fraction", 0.0))
         self.at_s = float(spec.get("at_s", 0.0))
-        mode = str(spec.get("mode", "mixed"))
-        if not 0.0 <= self.fraction <= 1.0:
-            raise ValueError(f"detector_fail_fraction must be in [0, 1], got {self.fraction}")
-        if mode not in ("dead", "stuck", "mixed"):
-            raise ValueError(f"mode must be dead, stuck or mixed, got {mode!r}")
-        rng = np.random.default_rng(int(spec.get("seed", 0)))
-        k = round(self.fraction * n_detectors)
-        chosen = rng.choice(n_detectors, size=k, replace=False) if k else np.zeros(0, int)
+        chosen = select_failed_detectors(n_detectors, spec)
         self.dead = np.zeros(n_detectors, bool)
         self.stuck = np.zeros(n_detectors, bool)
-        if mode == "dead":
-            self.dead[chosen] = True
-        elif mode == "stuck":
-            self.stuck[chosen] = True
-        else:
-            half = len(chosen) // 2
-            self.dead[chosen[:half]] = True
-            self.stuck[chosen[half:]] = True
+        for i, kind in chosen.items():
+            (self.stuck if kind == "stuck" else self.dead)[i] = True
 
     def __call__(self, obs: Observation) -> Observation:
         if obs.time_s < self.at_s or not (self.dead.any() or self.stuck.any()):
