@@ -6,15 +6,22 @@ sweeps and tuning describe their work as lists of jobs and hand them to
 :mod:`scenarios.sweep`, which runs them on Dask.
 
 libsumo allows one simulation per process at a time, and a crashing SUMO
-takes its process down with it. So every job runs in **its own fresh Python
-process** (:func:`run_job_subprocess`: ``python -m scenarios.runs JOB.json
-RESULT.json``), started by whichever worker picked the task up: two
-simulations never share a process, and a crash costs one run, not the
-worker. :func:`run_job` is the same run in the calling process (for
-debugging, and for tests that patch a policy).
+takes its process down with it. So every job runs in **its own fresh
+process**, started by whichever worker picked the task up: two simulations
+never share a process, and a crash costs one run, not the worker.
+:func:`run_job_isolated` is what the workers call:
 
-The subprocess runs with ``PYTHONHASHSEED=0`` so that nothing in a run
-depends on Python's per-process string hashing.
+* where the worker may have children, a process forked from a
+  ``multiprocessing`` **forkserver** that has imported greenwave, libsumo
+  and sumolib once but never started a simulation (a fresh process in a few
+  milliseconds instead of a second of interpreter start-up and imports);
+* otherwise (a daemonic worker of someone else's cluster) a new
+  interpreter, ``python -m scenarios.runs JOB.json RESULT.json``
+  (:func:`run_job_subprocess`).
+
+:func:`run_job` is the same run in the calling process (for debugging, and
+for tests that patch a policy). Runs use ``PYTHONHASHSEED=0`` (and are
+tested not to depend on it).
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from typing import Any
 
 from intersections.errors import GreenwaveError, SimulationError
 
-__all__ = ["RunJob", "RunFailed", "run_job", "run_job_subprocess", "job_key"]
+__all__ = ["RunJob", "RunFailed", "run_job", "run_job_isolated", "run_job_subprocess", "job_key"]
 
 
 class RunFailed(SimulationError):
@@ -98,7 +105,7 @@ def run_job(job: RunJob) -> dict[str, Any]:
         spec = resolve_run(
             scenario=job.scenario, scenario_dir=build, seed=job.seed, end_s=job.end_s, sumo_args=sumo_args
         )
-        out = Path(job.out_dir) if job.out_dir else None
+        out = Path(job.out_dir).resolve() if job.out_dir else None  # SUMO resolves outputs against add files
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
         events_path = None
@@ -164,6 +171,93 @@ def run_job_subprocess(job: RunJob | Mapping[str, Any], *, timeout_s: float | No
         why = f"the run process was killed by signal {-proc.returncode}"
     tail = _tail(proc.stderr)
     raise RunFailed(f"{job.describe()}: {why}" + (f"\n{tail}" if tail else ""))
+
+
+# Imported once by the forkserver, so that every forked run starts with them loaded.
+_PRELOAD = [
+    "numpy",
+    "libsumo",
+    "sumolib",
+    "scenarios.runs",
+    "simulation.runner",
+    "simulation.detectors",
+    "intersections.loaders.sumo_net",
+    "controller.policies",
+    "scenarios.library",
+    "scenarios.atspm",
+]
+
+
+def _forked_run(job_json: dict[str, Any], conn: Any) -> None:
+    """Body of a forked run process: run, send ``("ok", kpis)`` or ``("error", message)``, exit."""
+    from controller.policies import policy_names
+
+    policy_names()  # the built-in policies, imported in the server already when preloaded
+    try:
+        conn.send(("ok", run_job(RunJob.from_json(job_json))))
+    except GreenwaveError as e:
+        conn.send(("error", str(e)))
+    except Exception as e:  # reported with its traceback tail, never hangs the worker
+        conn.send(("error", f"{type(e).__name__}: {e}\n{_tail(traceback.format_exc(), 4)}"))
+    finally:
+        conn.close()
+
+
+_forkserver_ready = False
+
+
+def _forkserver() -> Any:
+    import multiprocessing as mp
+
+    global _forkserver_ready
+    ctx = mp.get_context("forkserver")
+    if not _forkserver_ready:
+        os.environ["PYTHONHASHSEED"] = "0"  # the server, hence every forked run, hashes strings the same way
+        ctx.set_forkserver_preload(_PRELOAD)
+        _forkserver_ready = True
+    return ctx
+
+
+def _can_fork_children() -> bool:
+    import multiprocessing as mp
+
+    return sys.platform != "win32" and not mp.current_process().daemon
+
+
+def run_job_isolated(job: RunJob | Mapping[str, Any], *, timeout_s: float | None = None) -> dict[str, Any]:
+    """Run ``job`` in a fresh process (module docstring); raise :class:`RunFailed` with the reason.
+
+    Returns the KPIs with ``meta.process_s`` (wall time of the whole run
+    process, start-up included) added.
+    """
+    job = job if isinstance(job, RunJob) else RunJob.from_json(job)
+    if not _can_fork_children():
+        return run_job_subprocess(job, timeout_s=timeout_s)
+    ctx = _forkserver()
+    recv, send = ctx.Pipe(duplex=False)
+    t0 = time.perf_counter()
+    proc = ctx.Process(target=_forked_run, args=(job.to_json(), send), name=f"gw-run-{job.seed}")
+    proc.start()
+    send.close()
+    try:
+        if not recv.poll(timeout_s):
+            proc.kill()
+            raise RunFailed(f"{job.describe()}: no result after {timeout_s:g} s (killed)")
+        try:
+            status, payload = recv.recv()
+        except EOFError:
+            proc.join()
+            code = proc.exitcode
+            why = f"killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
+            raise RunFailed(f"{job.describe()}: the run process {why}") from None
+    finally:
+        recv.close()
+        proc.join()
+        proc.close()
+    if status != "ok":
+        raise RunFailed(f"{job.describe()}: {payload}")
+    payload["meta"]["process_s"] = round(time.perf_counter() - t0, 3)
+    return payload  # type: ignore[no-any-return]
 
 
 def _main(argv: list[str]) -> int:

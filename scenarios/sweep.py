@@ -5,8 +5,8 @@ cluster: a :class:`distributed.LocalCluster` of ``workers`` single-threaded
 worker processes by default, or the scheduler at ``scheduler`` (a real
 cluster; its workers need greenwave installed and, for the scenario cache,
 the same filesystem, else each run builds its scenario itself). Each task
-starts one fresh Python process for its one simulation
-(:func:`scenarios.runs.run_job_subprocess`), so libsumo's
+starts one fresh process for its one simulation
+(:func:`scenarios.runs.run_job_isolated`), so libsumo's
 one-simulation-per-process rule holds whatever the worker's threads, and a
 SUMO crash costs a run, not a worker.
 
@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from intersections.errors import InputError
-from scenarios.runs import RunFailed, RunJob, run_job, run_job_subprocess
+from scenarios.runs import RunFailed, RunJob, run_job, run_job_isolated
 
 __all__ = [
     "RunOutcome",
@@ -102,7 +102,8 @@ def dask_client(scheduler: str | None = None, workers: int = 2) -> Iterator[Any]
     if workers < 1:
         raise InputError("--workers must be >= 1")
     with (
-        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+        # One retry policy (ours), and workers that may fork the run processes (scenarios.runs).
+        dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": False}),
         LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
@@ -150,14 +151,14 @@ def execute(
     Dask; for debugging and for tests that patch a policy). ``client``: an
     existing ``distributed.Client`` to use. ``task``: what a worker calls
     with ``(job_json, timeout_s=...)`` (default
-    :func:`scenarios.runs.run_job_subprocess`).
+    :func:`scenarios.runs.run_job_isolated`).
     """
     if in_process:
         return _execute_here(jobs, retries, progress)
     if client is not None:
-        return _execute_dask(client, jobs, retries, timeout_s, progress, task or run_job_subprocess)
+        return _execute_dask(client, jobs, retries, timeout_s, progress, task or run_job_isolated)
     with dask_client(scheduler, workers) as c:
-        return _execute_dask(c, jobs, retries, timeout_s, progress, task or run_job_subprocess)
+        return _execute_dask(c, jobs, retries, timeout_s, progress, task or run_job_isolated)
 
 
 def _execute_here(jobs: Sequence[RunJob], retries: int, progress: Progress | None) -> list[RunOutcome]:

@@ -102,7 +102,8 @@ def _print(doc: dict, files: list[Path], source: str) -> None:  # type: ignore[t
 
     m = doc["measures"]
     t = Table(title=f"{doc['intersection']}: signal performance measures ({len(doc['phases'])} phases)")
-    for c in ("phase", "cycles", "p85 split s", "gap/max/force %", "AoG %", "PR", "delay s/veh", "split fails"):
+    for c in ("phase", "cycles", "p85 split s", "gap/max/force %", "approach", "AoG %", "PR", "delay s/veh",
+              "split fails"):  # fmt: skip
         t.add_column(c, justify="right")
 
     def f(v: object, spec: str) -> str:
@@ -111,18 +112,25 @@ def _print(doc: dict, files: list[Path], source: str) -> None:  # type: ignore[t
     for p in doc["phases"]:
         k = str(p)
         sm = m["split_monitor"][k]["summary"]
-        pcd = m.get("pcd", {}).get(k, {}).get("summary", {})
         sf = m.get("split_failure", {}).get(k, {}).get("summary", {})
-        t.add_row(
-            f"{p} {doc['phase_names'].get(k, '')}".strip(),
-            str(sm["cycles"]),
-            f(sm["p85_split_s"], ".1f"),
-            f"{f(sm['gap_out_pct'], '.0f')}/{f(sm['max_out_pct'], '.0f')}/{f(sm['force_off_pct'], '.0f')}",
-            f(pcd.get("aog_pct"), ".1f"),
-            f(pcd.get("platoon_ratio"), ".2f"),
-            f(pcd.get("delay_per_vehicle_s"), ".1f"),
-            f"{sf['failures']}/{sf['cycles']}" if sf else "-",
-        )
+        keys = [x for x in m.get("pcd", {}) if x == k or x.startswith(f"{k}-")] or [k]
+        for n, key in enumerate(keys):
+            pcd = m.get("pcd", {}).get(key, {}).get("summary", {})
+            approach = key.partition("-")[2]
+            first = n == 0
+            t.add_row(
+                f"{p} {doc['phase_names'].get(k, '')}".strip() if first else "",
+                str(sm["cycles"]) if first else "",
+                f(sm["p85_split_s"], ".1f") if first else "",
+                f"{f(sm['gap_out_pct'], '.0f')}/{f(sm['max_out_pct'], '.0f')}/{f(sm['force_off_pct'], '.0f')}"
+                if first
+                else "",
+                approach,
+                f(pcd.get("aog_pct"), ".1f"),
+                f(pcd.get("platoon_ratio"), ".2f"),
+                f(pcd.get("delay_per_vehicle_s"), ".1f"),
+                (f"{sf['failures']}/{sf['cycles']}" if sf else "-") if first else "",
+            )
     console.print(t)
     console.print(f"detectors: {source or 'none (phase-only measures)'}")
     for name, why in doc["skipped"].items():

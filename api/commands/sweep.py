@@ -197,13 +197,32 @@ def write_outputs(doc: dict[str, Any], out: Path) -> list[Path]:
     return [out / "sweep.json", out / "sweep.csv", out / "sweep.md"]
 
 
+def margin_note(rows: Sequence[Mapping[str, Any]], objective: str, lower: bool) -> str:
+    """How far the best is ahead of the runner-up, against the seed-to-seed noise (2 standard errors)."""
+    ok = [r for r in rows if r.get(objective) is not None and r["ok"] == r["runs"] and r["runs"]]
+    if len(ok) < 2:
+        return ""
+    ranked = sorted(ok, key=lambda r: r[objective], reverse=not lower)
+    a, b = ranked[0], ranked[1]
+    diff = abs(a[objective] - b[objective])
+    se = (
+        (a[f"{objective}_sd"] ** 2 / a["ok"] + b[f"{objective}_sd"] ** 2 / b["ok"]) ** 0.5
+        if a["ok"] > 1 and b["ok"] > 1
+        else float("nan")
+    )
+    if se != se:  # one seed: no noise estimate
+        return f"best ahead of the runner-up by {diff:.2f} (one seed: no noise estimate)"
+    verdict = "a clear difference" if diff > 2 * se else "within seed-to-seed noise"
+    return f"best ahead of the runner-up by {diff:.2f} ± {se:.2f} (standard error): {verdict}"
+
+
 def markdown_table(doc: dict[str, Any]) -> str:
     obj = doc["objective"]
     kpis = list(dict.fromkeys([obj, *TABLE_KPIS]))
     lines = []
     for scn, rows in doc["per_scenario"].items():
         lines += [
-            f"**{scn}**, controller `{doc['controller']}`, seeds {doc['seeds']}, mean over seeds "
+            f"**{scn}**, controller `{doc['controller']}`, seeds {doc['seeds']}, mean (± sd) over seeds "
             f"(best {obj}, {doc['better']} is better, marked ★):",
             "",
             "| | " + " | ".join(doc["grid"]) + " | runs ok | " + " | ".join(kpis) + " |",
@@ -211,13 +230,14 @@ def markdown_table(doc: dict[str, Any]) -> str:
         ]
         for r in rows:
             cells = [_fmt(r["combo"].get(n)) for n in doc["grid"]]
+            sd = r.get(f"{obj}_sd")
+            vals = [_fmt(r[k]) + (f" ± {sd:.1f}" if k == obj and sd else "") for k in kpis]
             lines.append(
-                f"| {'★' if r['best'] else ''} | "
-                + " | ".join(cells)
-                + f" | {r['ok']}/{r['runs']} | "
-                + " | ".join(_fmt(r[k]) for k in kpis)
-                + " |"
-            )
+                f"| {'★' if r['best'] else ''} | " + " | ".join(cells) + f" | {r['ok']}/{r['runs']} | "
+                + " | ".join(vals) + " |"
+            )  # fmt: skip
+        note = margin_note(rows, obj, doc["better"] == "lower")
+        lines += ["", note] if note else []
         lines.append("")
     return "\n".join(lines)
 
@@ -228,7 +248,9 @@ def print_table(doc: dict[str, Any]) -> None:
     obj = doc["objective"]
     kpis = list(dict.fromkeys([obj, *TABLE_KPIS]))
     for scn, rows in doc["per_scenario"].items():
-        t = Table(title=f"{scn}: {doc['controller']}, {len(doc['seeds'])} seed(s), mean over seeds; ★ best {obj}")
+        t = Table(
+            title=f"{scn}: {doc['controller']}, {len(doc['seeds'])} seed(s), mean (± sd) over seeds; ★ best {obj}"
+        )
         t.add_column("")
         for n in doc["grid"]:
             t.add_column(n, justify="right")
@@ -245,6 +267,10 @@ def print_table(doc: dict[str, Any]) -> None:
         for r in rows:
             for f in r["failed"]:
                 console.print(f"[red]failed[/red] {scn} {_combo_text(r['combo'])} seed {f['seed']}: {f['error']}")
+    for rows in doc["per_scenario"].values():
+        note = margin_note(rows, obj, doc["better"] == "lower")
+        if note:
+            console.print(note)
     best = doc["best"]
     console.print(f"best: {_combo_text(best['combo'])}" if best else "[red]no combination completed every run[/red]")
     console.print(f"{doc['runs']} runs ({doc['failed_runs']} failed) in {doc['wall_s']:.0f} s")

@@ -97,7 +97,7 @@ def plot_pcd(pcd: dict[str, Any], origin: datetime, title: str, path: Path) -> P
         ax.text(
             xm,
             ymax * 1.2,
-            f"plan {p['plan'] or '-'}  AoG {_fmt(p['aog_pct'], '.0f')}%  GT {_fmt(p['gt_pct'], '.0f')}%  "
+            f"plan {p['plan'] or 'free'}  AoG {_fmt(p['aog_pct'], '.0f')}%  GT {_fmt(p['gt_pct'], '.0f')}%  "
             f"PR {_fmt(p['platoon_ratio'], '.2f')}",
             ha="center",
             va="top",
@@ -113,7 +113,7 @@ def plot_pcd(pcd: dict[str, Any], origin: datetime, title: str, path: Path) -> P
     )
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, loc="upper right", fontsize=7, ncol=5, markerscale=3)
+    ax.legend(h1 + h2, l1 + l2, loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=7, ncol=5, markerscale=3)
     return _save(fig, path)
 
 

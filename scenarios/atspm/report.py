@@ -73,11 +73,17 @@ def intersection_measures(
     m["split_monitor"] = {str(p): split_monitor(ev, p).to_json() for p in shown}
     m["phase_termination"] = {str(p): v for p, v in phase_terminations(ev, shown).items()}
 
+    # One PCD per phase and approach, as ATSPM draws them (a phase serving two directions gets two).
     pcd: dict[str, Any] = {}
     for p in shown:
         dets = cfg.of(AC, p)
-        if dets:
-            pcd[str(p)] = purdue_coordination(ev, p, dets, start_s=start, end_s=end).to_json(bin_s)
+        approaches = sorted({d.approach for d in dets})
+        for a in approaches:
+            key = str(p) if len(approaches) == 1 else f"{p}-{a}" if a else str(p)
+            mine = [d for d in dets if d.approach == a]
+            body = purdue_coordination(ev, p, mine, start_s=start, end_s=end).to_json(bin_s)
+            body["approach"] = a
+            pcd[key] = body
     if pcd:
         m["pcd"] = pcd
         m["arrivals_on_green"] = {p: {"summary": v["summary"], "plans": v["plans"]} for p, v in pcd.items()}
@@ -142,8 +148,9 @@ def write_report(doc: Mapping[str, Any], out_dir: str | Path, *, plots_too: bool
     names = doc.get("phase_names", {})
     m = doc["measures"]
 
-    def label(p: str) -> str:
-        return f"{iid} phase {p}" + (f" — {names[p]}" if p in names else "")
+    def label(key: str) -> str:
+        p, _, a = key.partition("-")
+        return f"{iid} phase {p}" + (f" {a}" if a else "") + (f" — {names[p]}" if p in names else "")
 
     if plots_too:
         for p, v in m.get("pcd", {}).items():
