@@ -321,3 +321,34 @@ def test_report_writes_json_and_pngs(tmp_path: Path) -> None:
     back = json.loads((tmp_path / "rep" / "measures.json").read_text())
     assert back["measures"]["pcd"]["2"]["summary"]["aog"] == 5
     assert all((tmp_path / "rep" / n).read_bytes()[:4] == b"\x89PNG" for n in names if n.endswith(".png"))
+
+
+def _write_log(path: Path, ev: EventTable) -> None:
+    from datetime import timedelta
+
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write("TimeStamp,DeviceId,EventId,Parameter\n")
+        for t, d, c, p in zip(ev.time_s, ev.device, ev.code, ev.param, strict=True):
+            ts = (ev.origin + timedelta(seconds=float(t))).isoformat(timespec="milliseconds")
+            f.write(f"{ts},{ev.devices[d]},{c},{p}\n")
+
+
+def test_report_command_reads_the_log_and_the_detector_sidecar(tmp_path: Path) -> None:
+    from api.cli import main
+    from scenarios.atspm.detectors import sidecar_path
+
+    log = tmp_path / "run" / "events.csv.gz"
+    log.parent.mkdir()
+    _write_log(log, _pcd_log())
+    assert main(["report", "--events", str(log), "--intersection", "J1", "--out", str(tmp_path / "a")]) == 0
+    doc = json.loads((tmp_path / "a" / "measures.json").read_text())
+    assert "pcd" in doc["skipped"] and doc["detector_source"] is None  # no configuration: phase-only measures
+    save_detector_config({"J1": IntersectionDetectors("J1", (ADV,))}, sidecar_path(log))
+    assert (
+        main(["report", "--events", str(log), "--intersection", "J1", "--out", str(tmp_path / "b"), "--bin-min", "1"])
+        == 0
+    )
+    doc = json.loads((tmp_path / "b" / "measures.json").read_text())
+    assert doc["measures"]["pcd"]["2"]["summary"]["aog"] == 5
+    assert (tmp_path / "b" / "pcd_phase2.png").is_file()
+    assert main(["report", "--events", str(log), "--intersection", "J9", "--out", str(tmp_path / "c")]) == 2
