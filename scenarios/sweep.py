@@ -336,6 +336,7 @@ def summarise(
         ok = [o for o in mine if o.ok]
         row: dict[str, Any] = {"combo": dict(combo), "runs": len(mine), "ok": len(ok), "best": False}
         row["failed"] = [{"seed": o.job.seed, "error": o.error} for o in mine if not o.ok]
+        row["per_seed"] = {str(o.job.seed): (o.kpis or {}).get(objective) for o in ok}
         for k in dict.fromkeys([objective, *kpis]):
             vals = np.array([o.kpis.get(k) for o in ok if o.kpis and o.kpis.get(k) is not None], dtype=float)
             row[k] = float(vals.mean()) if vals.size else None

@@ -198,22 +198,29 @@ def write_outputs(doc: dict[str, Any], out: Path) -> list[Path]:
 
 
 def margin_note(rows: Sequence[Mapping[str, Any]], objective: str, lower: bool) -> str:
-    """How far the best is ahead of the runner-up, against the seed-to-seed noise (2 standard errors)."""
+    """How far the best is ahead of the runner-up, against the seed-to-seed noise.
+
+    Runs on the same seed share their random demand (common random numbers),
+    so the comparison is paired: the standard error of the mean per-seed
+    difference; "clear" when the difference exceeds two of them.
+    """
     ok = [r for r in rows if r.get(objective) is not None and r["ok"] == r["runs"] and r["runs"]]
     if len(ok) < 2:
         return ""
     ranked = sorted(ok, key=lambda r: r[objective], reverse=not lower)
     a, b = ranked[0], ranked[1]
     diff = abs(a[objective] - b[objective])
-    se = (
-        (a[f"{objective}_sd"] ** 2 / a["ok"] + b[f"{objective}_sd"] ** 2 / b["ok"]) ** 0.5
-        if a["ok"] > 1 and b["ok"] > 1
-        else float("nan")
-    )
-    if se != se:  # one seed: no noise estimate
-        return f"best ahead of the runner-up by {diff:.2f} (one seed: no noise estimate)"
+    pa, pb = a.get("per_seed") or {}, b.get("per_seed") or {}
+    common = [k for k in pa if k in pb and pa[k] is not None and pb[k] is not None]
+    if len(common) < 2:
+        return f"best ahead of the runner-up by {diff:.2f} (fewer than 2 common seeds: no noise estimate)"
+    d = [pa[k] - pb[k] for k in common]
+    mean = sum(d) / len(d)
+    se = (sum((x - mean) ** 2 for x in d) / (len(d) - 1) / len(d)) ** 0.5
     verdict = "a clear difference" if diff > 2 * se else "within seed-to-seed noise"
-    return f"best ahead of the runner-up by {diff:.2f} ± {se:.2f} (standard error): {verdict}"
+    return (
+        f"best ahead of the runner-up by {diff:.2f} ± {se:.2f} (paired standard error over {len(d)} seeds): {verdict}"
+    )
 
 
 def markdown_table(doc: dict[str, Any]) -> str:

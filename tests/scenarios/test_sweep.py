@@ -174,3 +174,15 @@ def test_optimize_still_requires_demand_without_tune(capsys: pytest.CaptureFixtu
     with pytest.raises(SystemExit) as e:
         main(["optimize", "--net", "x.net.xml", "--out", "p.json"])
     assert e.value.code == 2 and "--demand" in capsys.readouterr().err
+
+
+def test_margin_note_pairs_the_seeds() -> None:
+    from api.commands.sweep import margin_note
+
+    a = {"ok": 3, "runs": 3, "mean_delay_s": 12.0, "per_seed": {"1": 10.0, "2": 12.0, "3": 14.0}}
+    b = {"ok": 3, "runs": 3, "mean_delay_s": 13.5 - 1 / 3, "per_seed": {"1": 11.0, "2": 13.0, "3": 15.5}}
+    # per-seed differences -1, -1, -1.5: mean 1.17 ahead, paired standard error 0.17 -> clear
+    note = margin_note([b, a], "mean_delay_s", lower=True)
+    assert note.startswith("best ahead of the runner-up by 1.17 ± 0.17") and note.endswith("a clear difference")
+    b["per_seed"] = {"1": 14.0, "2": 9.0, "3": 16.5}  # same mean, noisy differences 4, -3, 2.5
+    assert margin_note([b, a], "mean_delay_s", lower=True).endswith("within seed-to-seed noise")
