@@ -43,6 +43,7 @@ class PrivateLoop:
         if self.loop.is_closed():
             return
         try:
+            self.loop.run_until_complete(asyncio.sleep(0))  # connection_lost callbacks of closed transports
             self.loop.run_until_complete(_cancel_all(self.loop))
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         finally:

@@ -295,8 +295,10 @@ class _ModbusDriver:
         return stored, ""
 
     def close(self) -> None:
+        from field_io.modbus.backend import close_client
+
         if self.client is not None:
-            self.client.close()
+            close_client(self.client)
 
 
 class _NtcipDriver:

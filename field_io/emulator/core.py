@@ -140,8 +140,10 @@ class LocalController:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         events: bool = False,
+        pace: bool = False,
     ) -> None:
         self.config = config or EmulatorConfig()
+        self.pace = pace  # real-time runs sleep to the next tick in publish()
         self.clock = clock
         self.wall_clock = wall_clock
         self.lock = threading.RLock()
@@ -619,7 +621,7 @@ class LocalController:
             term = np.where((self._prev_target >= 0) & (target != self._prev_target), int(EventCode.FORCE_OFF), 0)
             self.recorder.record(res.time_s, res.states, presence, self.config.dt_s, termination=term)
             self._prev_target = target.copy()
-        if not self.config.lockstep:
+        if self.pace and not self.config.lockstep:
             self._pace()
 
     def _pace(self) -> None:

@@ -98,7 +98,7 @@ class Emulator:
         assert network is not None, "an emulator needs intersections (an inventory or a SUMO run)"
         self.network = network
         self.core = LocalController(
-            network, config=self.config, fallback_plans=fallback_plans, events=self.events_path is not None
+            network, config=self.config, fallback_plans=fallback_plans, events=self.events_path is not None, pace=True
         )
         self.io: LoopThread | None = None
         self.servers: list[Any] = []

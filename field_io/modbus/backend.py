@@ -76,7 +76,7 @@ from field_io.security import check_modbus_write, client_context
 from intersections.errors import InputError
 from intersections.network import Network
 
-__all__ = ["ModbusBackend", "ModbusLink", "EXCEPTION_NAMES", "modbus_client"]
+__all__ = ["ModbusBackend", "ModbusLink", "EXCEPTION_NAMES", "modbus_client", "close_client"]
 
 log = logging.getLogger("greenwave.field.modbus")
 
@@ -98,6 +98,15 @@ class _Fail(Exception):
     def __init__(self, message: str, *, comm: bool = True) -> None:
         super().__init__(message)
         self.comm = comm  # True: a communication failure (reconnect); False: the device answered wrongly
+
+
+def close_client(client: Any) -> None:
+    """Close a pymodbus client at once (abort: a TLS close would wait for a shutdown handshake that the
+    private event loop no longer runs)."""
+    transport = getattr(getattr(client, "ctx", None), "transport", None)
+    if transport is not None:
+        transport.abort()
+    client.close()
 
 
 def modbus_client(ep: Endpoint, *, timeout_s: float | None = None) -> Any:
@@ -218,7 +227,7 @@ class ModbusBackend(BaseBackend):
         finally:
             for link in self.links:
                 if link.client is not None:
-                    link.client.close()
+                    close_client(link.client)
                     link.client = None
             self._loop.close()
             self._loop = None
@@ -261,7 +270,7 @@ class ModbusBackend(BaseBackend):
         if now < link.next_connect_t:
             return
         if link.client is not None:
-            link.client.close()
+            close_client(link.client)
         ep = link.endpoint
         timeout = max(ep.timeout_s, self.lockstep_timeout_s) if self.lockstep else ep.timeout_s
         link.client = modbus_client(ep, timeout_s=timeout)
@@ -274,7 +283,7 @@ class ModbusBackend(BaseBackend):
         else:
             why = "connection refused or timed out"
         if not ok:
-            link.client.close()
+            close_client(link.client)
             link.client = None
             link.backoff_s = min(max(link.backoff_s * 2, self.reconnect_delay_s), self.reconnect_delay_max_s)
             link.next_connect_t = now + link.backoff_s
@@ -323,7 +332,7 @@ class ModbusBackend(BaseBackend):
 
     def _disconnect(self, link: ModbusLink, message: str, *, refused: bool = False) -> None:
         if link.client is not None:
-            link.client.close()
+            close_client(link.client)
             link.client = None
         link.identity = None
         link.refused = refused
