@@ -41,7 +41,7 @@ from controller.backend import BaseBackend, Commands, Observation
 from field_io.aio import PrivateLoop
 from field_io.commands import ControllerMode, RejectReason, StatusBits, quantize_plan
 from field_io.endpoints import Endpoint
-from field_io.errors import DeviceException, FieldIOError
+from field_io.errors import DeviceException, FieldIOError, ProtocolError
 from field_io.mapping import FieldMap, field_map
 from field_io.ntcip import ber
 from field_io.ntcip.codec import (
@@ -134,7 +134,6 @@ def decode_ntcip_status(
     values: Sequence[ber.Value], keys: Sequence[str], fmap: FieldMap, profile: VendorProfile
 ) -> NtcipStatus:
     """Decode one GET answer; raises :class:`ProtocolError`-derived errors for wrong types."""
-    from field_io.errors import ProtocolError
 
     v: dict[str, int] = {}
     for k, (tag, x) in zip(keys, values, strict=True):
@@ -144,6 +143,10 @@ def decode_ntcip_status(
             )
             raise ProtocolError(f"answers {what} for {k} (an INTEGER was expected)")
         v[k] = x
+    for k, x in v.items():  # MIB ranges (NTCIP 1202 v02): an out-of-range answer is not data
+        top = 65535 if k.startswith("gw") else 255
+        if not 0 <= x <= top:
+            raise ProtocolError(f"answers {x} for {k}, outside its range 0..{top}")
     groups = phase_groups(fmap.max_phase)
     masks = {
         n: [v[f"phaseStatusGroup{n}.{g}"] for g in range(1, groups + 1)] for n in ("Reds", "Yellows", "Greens", "Walks")
@@ -436,6 +439,10 @@ class NtcipBackend(BaseBackend):
             self._backoff(link)
             self._set_problem(link, f"{e.message} for {obj}; will check its identity again")
             return
+        except ProtocolError as e:
+            link.errors += 1
+            self._set_problem(link, f"{e.message}; not using this answer")
+            return
         except FieldIOError as e:
             link.errors += 1
             log.debug("%s: %s", link.label, e)
@@ -446,6 +453,8 @@ class NtcipBackend(BaseBackend):
         link.status_fresh = True
         link.last_ok_t = self.clock()
         link.reads += 1
+        if link.problem is not None and link.problem.endswith("not using this answer"):
+            self._set_problem(link, None)
 
     def read(self) -> Observation:
         self._require_open()

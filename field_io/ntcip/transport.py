@@ -87,6 +87,7 @@ class FastSnmpClient(SnmpClient):
     def __init__(self, *, bind_host: str = "0.0.0.0") -> None:
         self.bind_host = bind_host
         self._transport: asyncio.DatagramTransport | None = None
+        self._opening: asyncio.Future[None] | None = None
         self._pending: dict[int, tuple[asyncio.Future[ber.Message], tuple[str, int]]] = {}
         self._ids = itertools.count(1)
         self.malformed = 0
@@ -94,11 +95,18 @@ class FastSnmpClient(SnmpClient):
         self.sent = 0
 
     async def open(self) -> None:
-        if self._transport is None:
-            loop = asyncio.get_running_loop()
-            self._transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Protocol(self), local_addr=(self.bind_host, 0)
-            )
+        if self._transport is not None:
+            return
+        if self._opening is None:
+            self._opening = asyncio.get_running_loop().create_future()
+            try:
+                self._transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+                    lambda: _Protocol(self), local_addr=(self.bind_host, 0)
+                )
+            finally:
+                self._opening.set_result(None)
+        else:  # another request is opening the socket: wait for it (one socket for all controllers)
+            await asyncio.shield(self._opening)
 
     def _received(self, data: bytes, addr: tuple[str, int]) -> None:
         try:
@@ -158,6 +166,7 @@ class FastSnmpClient(SnmpClient):
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+        self._opening = None
 
 
 class PysnmpClient(SnmpClient):
