@@ -654,6 +654,7 @@ async def _detectors(drv: Any, fmap: FieldMap, opt: CommissionOptions, c: Check)
     counts = np.zeros(d)
     occ_high = np.zeros(d)
     green_s = np.zeros(fmap.n_groups)
+    green_n = np.zeros(fmap.n_groups)
     samples = 0
     prev = await drv.status()
     t0 = time.monotonic()
@@ -669,6 +670,7 @@ async def _detectors(drv: Any, fmap: FieldMap, opt: CommissionOptions, c: Check)
         occ = np.nan_to_num(st.occupancy, nan=1.0)
         occ_high += occ >= 0.95
         green_s += (st.states == 2) * (now - t_prev)
+        green_n += st.states == 2
         samples += 1
         prev, t_prev = st, now
     window = max(time.monotonic() - t0, 1e-9)
@@ -679,7 +681,7 @@ async def _detectors(drv: Any, fmap: FieldMap, opt: CommissionOptions, c: Check)
         label = f"detector {det.id} (channel {int(fmap.channel[k])}, group {det.group})"
         if rate > opt.chatter_veh_s:
             bad.append(f"{label}: chattering, {counts[k]:.0f} counts in {window:.0f} s ({rate:.1f}/s)")
-        elif samples and occ_high[k] >= 0.95 * samples and counts[k] == 0 and green_s[g] > 0:
+        elif samples and occ_high[k] >= 0.95 * samples and counts[k] == 0 and green_n[g] >= 2:
             bad.append(f"{label}: stuck on, occupied through {green_s[g]:.0f} s of green without a count")
         elif counts[k] == 0 and occ_high[k] == 0 and det.kind is not DetectorKind.PEDESTRIAN:
             bad.append(f"{label}: silent, no vehicle in {window:.0f} s (check the loop, or observe longer)")
