@@ -208,6 +208,7 @@ NEVER_WRITE: dict[str, str] = {
     "timebaseAscPattern": "the local time-of-day schedule is configuration",
     "globalTime": "the controller clock is set by its own time source, not by the optimiser",
     "systemSyncControl": "not used by greenwave",
+    "volumeOccupancyPeriod": "the detector reporting period is controller configuration",
 }
 
 #: What central may SET in normal operation (everything else is refused).

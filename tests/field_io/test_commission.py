@@ -14,8 +14,8 @@ FAST = ["--window", "2", "--poll", "0.1", "--timeout", "0.3"]
 
 
 def commission(capsys, proto: str, port: int, *extra: str, inventory=EXAMPLE) -> tuple[int, str]:
-    code = main(["commission", "--protocol", proto, "--host", "127.0.0.1", "--port", str(port),
-                 "--intersection", str(inventory), *FAST, *extra])  # fmt: skip
+    args = ["commission", "--protocol", proto, "--host", "127.0.0.1", "--port", str(port)]
+    code = main([*args, "--intersection", str(inventory), *FAST, *extra])
     return code, capsys.readouterr().out
 
 

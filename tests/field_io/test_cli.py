@@ -1,0 +1,58 @@
+"""``greenwave emulate`` as a process, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from api.cli import main
+
+from .conftest import EXAMPLE, ROOT
+
+
+def test_emulate_process_serves_and_writes_events(tmp_path) -> None:
+    ready = tmp_path / "ready.json"
+    events = tmp_path / "events.csv.gz"
+    cmd = [sys.executable, "-m", "api.cli", "emulate", "--protocol", "modbus", "--intersection", str(EXAMPLE)]
+    cmd += ["--port", "0", "--ready-file", str(ready), "--events", str(events), "--speed", "20"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env, text=True)
+    try:
+        t0 = time.monotonic()
+        while not ready.exists() and time.monotonic() - t0 < 30:
+            assert p.poll() is None, p.stderr.read() if p.stderr else ""
+            time.sleep(0.05)
+        eps = json.loads(ready.read_text())
+        assert eps[0]["intersection"] == "J1" and eps[0]["device_id"] == 1 and eps[0]["port"] > 0
+        time.sleep(2.0)  # 40 simulated seconds of the local plan
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert p.returncode == 0, err
+    assert f"J1: modbus 127.0.0.1:{eps[0]['port']} device 1" in out
+    with gzip.open(events, "rt") as f:
+        rows = f.read().splitlines()
+    assert rows[0] == "TimeStamp,DeviceId,EventId,Parameter"
+    codes = {int(r.split(",")[2]) for r in rows[1:]}
+    assert {1, 8, 10}.issubset(codes)  # begin green, begin yellow, begin red clearance (Indiana codes)
+
+
+def test_bad_input_prints_one_line(capsys, tmp_path) -> None:
+    assert main(["emulate", "--protocol", "modbus", "--port", "0"]) == 2
+    assert "give --intersection FILE" in capsys.readouterr().err
+    assert main(["emulate", "--protocol", "modbus", "--port", "0", "--intersection", str(tmp_path / "none.toml")]) == 2
+    assert "file not found" in capsys.readouterr().err
+    args = ["emulate", "--protocol", "modbus", "--port", "0", "--intersection", str(EXAMPLE)]
+    assert main([*args, "--detector-fault", "J1:99=stuck", "--duration", "0.1"]) == 2
+    assert "no detector on channel 99" in capsys.readouterr().err
+    args = ["commission", "--protocol", "ntcip", "--host", "127.0.0.1", "--port", "1"]
+    code = main([*args, "--intersection", str(EXAMPLE), "--vendor", "acme"])
+    assert code == 2 and "unknown NTCIP vendor profile 'acme'" in capsys.readouterr().err
