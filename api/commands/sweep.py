@@ -44,7 +44,9 @@ def add_grid_args(p: argparse.ArgumentParser, *, seeds_default: int = 3, with_en
         metavar="NAME=v1,v2,...",
         help="values to try (repeatable; every combination runs): a controller parameter, controller or demand_scale",
     )
-    p.add_argument("--seeds", type=int, default=seeds_default, metavar="N", help="seeds 1..N")
+    p.add_argument(
+        "--seeds", type=int, default=seeds_default, metavar="N", help=f"seeds 1..N (default {seeds_default})"
+    )
     p.add_argument("--objective", default="mean_delay_s", metavar="KPI", help="KPI that picks the best (mean_delay_s)")
     if with_end:
         p.add_argument("--end", type=float, metavar="S", help="simulate until S s (default: the scenario's horizon)")
