@@ -74,7 +74,7 @@ class AdaptivePolicy:
         queue_threshold_veh: float = 0.5,
         approach_window_s: float = 8.0,
         tsp: bool = True,
-        tsp_lateness_s: float = 60.0,
+        tsp_lateness_s: float = 15.0,
         tsp_distance_m: float = 150.0,
         tsp_max_extension_s: float = 15.0,
         tsp_cooldown_s: float = 90.0,
@@ -271,7 +271,9 @@ class AdaptivePolicy:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Green extension or early green for late buses, within limits that protect cross traffic.
 
-        A bus later than ``tsp_lateness_s`` against its schedule and within
+        A bus later than ``tsp_lateness_s`` (15 s: on the bus_corridor scenario it cut
+        bus person delay by a fifth at no measurable cost to general traffic, where 60 s
+        almost never acted) against its schedule and within
         ``tsp_distance_m`` of the stop line: if its group is green, the
         stage is held up to ``tsp_max_extension_s`` beyond where it would
         have ended; if red, its stage is called next as soon as the current
