@@ -236,10 +236,23 @@ COMMISSIONING_WRITABLE: frozenset[str] = frozenset()
 FORBIDDEN_VALUES: dict[str, tuple[int, ...]] = {"systemPatternControl": (254, 255)}
 
 
+_NAMES: dict[tuple[int, ...], str | None] = {}
+
+
 def _name_of(oid: Sequence[int]) -> str | None:
+    t = tuple(int(x) for x in oid)
+    hit = _NAMES.get(t, "")
+    if hit != "":
+        return hit
+    name = _lookup(t)
+    if len(_NAMES) < 100_000:
+        _NAMES[t] = name
+    return name
+
+
+def _lookup(t: tuple[int, ...]) -> str | None:
     from field_io.ntcip.oids import OBJECTS
 
-    t = tuple(int(x) for x in oid)
     best = None
     for o in OBJECTS.values():
         n = len(o.oid)

@@ -4,7 +4,8 @@ One :class:`Emulator` serves every intersection of an inventory (or of a SUMO
 scenario) from one process:
 
 * **Modbus**: one TCP port, unit/device id ``k + 1`` for the k-th
-  intersection (a gateway, as in a cabinet with several controllers);
+  intersection (a gateway, as in a cabinet with several controllers); past
+  247 intersections (the unit-id range) the next port, and so on;
 * **NTCIP**: one UDP port per intersection, ``port + k`` (each controller has
   its own SNMP agent, as in the field); port 0 picks free ports.
 
@@ -40,7 +41,9 @@ from field_io.security import SnmpCredentials
 from intersections.network import Network
 from intersections.plan import TimingPlan
 
-__all__ = ["Emulator", "EmulatorStopped"]
+__all__ = ["Emulator", "EmulatorStopped", "MODBUS_UNITS"]
+
+MODBUS_UNITS = 247  # Modbus unit ids 1-247 per port
 
 log = logging.getLogger("greenwave.field.emulator")
 

@@ -178,8 +178,10 @@ class ModbusBackend(BaseBackend):
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         record_latency: bool = False,
+        max_concurrent_connects: int = 200,
     ) -> None:
         super().__init__(network, dt_s=dt_s)
+        self.max_concurrent_connects = max_concurrent_connects
         eps = dict(endpoints) if isinstance(endpoints, Mapping) else {e.intersection: e for e in endpoints}
         missing = [i.id for i in network.intersections if i.id not in eps]
         if missing:
@@ -217,7 +219,13 @@ class ModbusBackend(BaseBackend):
         self._loop = PrivateLoop()
         self._t0 = self.clock()
         self._next_tick = self._t0
-        self._loop.run(self._gather(self._ensure_connected(link) for link in self.links))
+        gate = asyncio.Semaphore(self.max_concurrent_connects)
+
+        async def connect(link: ModbusLink) -> None:
+            async with gate:
+                await self._ensure_connected(link)
+
+        self._loop.run(self._gather(connect(link) for link in self.links))
 
     def _close(self) -> None:
         if self._loop is None:

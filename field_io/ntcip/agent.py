@@ -139,6 +139,8 @@ class RowMib:
         self._cache_tick = -2
         self._cache: dict[str, Any] = {}
         self._requests = 0
+        self.mutations = 0  # bumped by every SET: invalidates cached GET answers
+        self._compiled: dict[tuple[int, ...], Callable[[], ber.Value]] = {}
         self._mode_key: tuple[int, int] | None = None
         self._mode_cache = (0, 0, 0)
         self._simple = self._make_simple()
@@ -405,6 +407,43 @@ class RowMib:
     def begin_request(self) -> None:
         self._requests += 1
 
+    def compile(self, oid: tuple[int, ...]) -> Callable[[], ber.Value] | None:
+        """A function that answers ``oid`` (hot status objects read the tick's precomputed values directly)."""
+        hit = self._compiled.get(oid)
+        if hit is not None:
+            return hit
+        entry = self.table.get(oid)
+        if entry is None:
+            return None
+        name, idx = entry
+        tv = self._tick_values
+        INT = ber.INTEGER
+        fn: Callable[[], ber.Value]
+        if name.startswith("phaseStatusGroup") and _STATUS_KEYS.get(name[len("phaseStatusGroup") :]):
+            key, g = _STATUS_KEYS[name[len("phaseStatusGroup") :]], idx[0] - 1
+            fn = lambda: (INT, tv()["masks"][key][g])  # noqa: E731
+        elif name == "detectorVolume":
+            c = idx[0]
+            fn = lambda: (INT, tv()["volume"].get(c, 0))  # noqa: E731
+        elif name == "detectorOccupancy":
+            c = idx[0]
+            fn = lambda: (INT, tv()["occupancy"].get(c, 0))  # noqa: E731
+        elif name == "volumeOccupancySequence":
+            fn = lambda: (INT, tv()["seq"])  # noqa: E731
+        elif name in self._simple:
+            fn = self._simple[name]
+        else:
+            fn = lambda: self.value(name, idx)  # noqa: E731
+        self._compiled[oid] = fn
+        return fn
+
+    def get_many(self, oids: Sequence[tuple[int, ...]]) -> list[ber.Value] | None:
+        """Every value, or None if some object does not exist."""
+        fns = [self.compile(o) for o in oids]
+        if any(f is None for f in fns):
+            return None
+        return [f() for f in fns]  # type: ignore[misc]
+
     def get(self, oid: tuple[int, ...]) -> ber.Value | None:
         hit = self.table.get(oid)
         if hit is None:
@@ -419,6 +458,7 @@ class RowMib:
     def set(self, varbinds: Sequence[tuple[tuple[int, ...], ber.Value]]) -> int | None:
         """Apply a SET PDU all-or-nothing; returns the lockstep step asked for (or None). Raises :class:`SnmpError`."""
         core, r, prof = self.core, self.row, self.profile
+        self.mutations += 1
         parsed = []
         for i, (oid, val) in enumerate(varbinds):
             hit = self.table.get(oid)
@@ -558,6 +598,11 @@ class _V1Protocol(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.agent.requests += 1
         try:
+            fast = self.agent.cached_get(data)
+            if fast is not None:
+                if self.transport is not None and not self.transport.is_closing():
+                    self.transport.sendto(fast, addr)
+                return
             msg = ber.decode_message(data)
         except ber.BerError:
             self.agent.malformed += 1
@@ -595,6 +640,9 @@ class SnmpAgent:
         self._transport: asyncio.DatagramTransport | None = None
         self._engine: Any = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self._get_cache: dict[bytes, tuple[tuple[int, int], bytes, int, int]] = {}
+        self._get_oids: dict[bytes, list[tuple[int, ...]]] = {}
+        self._readers = {snmp.community.encode(), snmp.set_community.encode()}
 
     async def start(self) -> int:
         self.loop = asyncio.get_running_loop()
@@ -616,6 +664,31 @@ class SnmpAgent:
             self._engine = None
 
     # ---- v1 / v2c ------------------------------------------------------------------------------------------
+    def cached_get(self, data: bytes) -> bytes | None:
+        """The answer to a GET asked before in this tick (same varbind list), without decoding it again."""
+        version, community, pdu_type, rid, _s, _i, vbl = ber.split_request(data)
+        if pdu_type != ber.GET:
+            return None
+        if community not in self._readers or version != (0 if self.snmp.version == 1 else 1):
+            return None
+        epoch = self._epoch()
+        hit = self._get_cache.get(vbl)
+        if hit is not None and hit[0] == epoch:
+            return ber.encode_response(version, community, rid, hit[2], hit[3], hit[1])
+        oids = self._get_oids.get(vbl)
+        if oids is None:
+            return None  # first time this list is asked: the full path learns it
+        self.mib.begin_request()
+        values = self.mib.get_many(oids)
+        if values is None:
+            return None
+        body = ber.encode_varbinds(list(zip(oids, values, strict=True)))
+        self._get_cache[vbl] = (epoch, body, 0, 0)
+        return ber.encode_response(version, community, rid, 0, 0, body)
+
+    def _epoch(self) -> tuple[int, int]:
+        return (self.mib.core.snapshot.tick, self.mib.mutations)
+
     def handle(self, msg: ber.Message, send: Callable[[ber.Message], None]) -> ber.Message | None:
         v1 = msg.version == 0
         expected = 0 if self.snmp.version == 1 else 1
@@ -638,6 +711,7 @@ class SnmpAgent:
         mib = self.mib
         mib.begin_request()
         if msg.pdu_type == ber.GET:
+            epoch = self._epoch()
             out = []
             for i, (oid, _v) in enumerate(msg.varbinds):
                 val = mib.get(oid)
@@ -646,6 +720,12 @@ class SnmpAgent:
                         return response(2, i + 1)  # noSuchName
                     val = (ber.NO_SUCH_INSTANCE, None)
                 out.append((oid, val))
+            if len(self._get_cache) > 64:
+                self._get_cache.clear()
+                self._get_oids.clear()
+            key = ber.encode_varbinds([(o, (ber.NULL, None)) for o, _ in msg.varbinds])
+            self._get_cache[key] = (epoch, ber.encode_varbinds(out), 0, 0)
+            self._get_oids[key] = [o for o, _ in msg.varbinds]
             return response(vbs=out)
         if msg.pdu_type in (ber.GET_NEXT, ber.GET_BULK):
             reps = 1 if msg.pdu_type == ber.GET_NEXT else max(1, min(msg.error_index, 32))

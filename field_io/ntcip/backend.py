@@ -45,7 +45,6 @@ from field_io.errors import DeviceException, FieldIOError, ProtocolError
 from field_io.mapping import FieldMap, field_map
 from field_io.ntcip import ber
 from field_io.ntcip.codec import (
-    masks_to_phases,
     occupancy_from_ntcip,
     phase_groups,
     plan_to_pattern,
@@ -130,52 +129,98 @@ class NtcipStatus:
     tick: int = -1
 
 
+_INT_TAGS = frozenset((ber.INTEGER, ber.COUNTER32, ber.GAUGE32, ber.TIMETICKS))
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where each quantity sits in the answer to :func:`status_oids` (computed once per controller)."""
+
+    greens: list[int]
+    yellows: list[int]
+    walks: list[int]
+    volume: list[int]
+    occupancy: list[int]
+    index: dict[str, int]
+    veh_bit: np.ndarray  # (G,) (group position of the phase, bit) for decoding
+    group_of: np.ndarray
+    is_ped: np.ndarray
+
+
+_LAYOUTS: dict[tuple[int, str], _Layout] = {}
+
+
+def _layout(keys: Sequence[str], fmap: FieldMap, profile: VendorProfile) -> _Layout:
+    key = (id(fmap), profile.name)
+    hit = _LAYOUTS.get(key)
+    if hit is not None and hit.index.keys() == set(keys):
+        return hit
+    idx = {k: i for i, k in enumerate(keys)}
+    groups = phase_groups(fmap.max_phase)
+    ph = fmap.phase - 1
+    lay = _Layout(
+        greens=[idx[f"phaseStatusGroupGreens.{g}"] for g in range(1, groups + 1)],
+        yellows=[idx[f"phaseStatusGroupYellows.{g}"] for g in range(1, groups + 1)],
+        walks=[idx[f"phaseStatusGroupWalks.{g}"] for g in range(1, groups + 1)],
+        volume=[idx[f"detectorVolume.{int(c)}"] for c in fmap.channel],
+        occupancy=[idx[f"detectorOccupancy.{int(c)}"] for c in fmap.channel],
+        index=idx,
+        veh_bit=ph % 8,
+        group_of=ph // 8,
+        is_ped=np.array([g.is_pedestrian for g in fmap.intersection.groups], bool),
+    )
+    if len(_LAYOUTS) > 10_000:
+        _LAYOUTS.clear()
+    _LAYOUTS[key] = lay
+    return lay
+
+
 def decode_ntcip_status(
     values: Sequence[ber.Value], keys: Sequence[str], fmap: FieldMap, profile: VendorProfile
 ) -> NtcipStatus:
-    """Decode one GET answer; raises :class:`ProtocolError`-derived errors for wrong types."""
-
-    v: dict[str, int] = {}
-    for k, (tag, x) in zip(keys, values, strict=True):
-        if tag not in (ber.INTEGER, ber.COUNTER32, ber.GAUGE32, ber.TIMETICKS) or not isinstance(x, int):
-            what = {ber.NO_SUCH_INSTANCE: "noSuchInstance", ber.NO_SUCH_OBJECT: "noSuchObject"}.get(
-                tag, f"type 0x{tag:02x}"
-            )
-            raise ProtocolError(f"answers {what} for {k} (an INTEGER was expected)")
-        v[k] = x
-    for k, x in v.items():  # MIB ranges (NTCIP 1202 v02): an out-of-range answer is not data
-        top = 65535 if k.startswith("gw") else 255
-        if not 0 <= x <= top:
-            raise ProtocolError(f"answers {x} for {k}, outside its range 0..{top}")
-    groups = phase_groups(fmap.max_phase)
-    masks = {
-        n: [v[f"phaseStatusGroup{n}.{g}"] for g in range(1, groups + 1)] for n in ("Reds", "Yellows", "Greens", "Walks")
-    }
-    greens = masks_to_phases(masks["Greens"])
-    yellows = masks_to_phases(masks["Yellows"])
-    walks = masks_to_phases(masks["Walks"])
-    state = np.full(fmap.n_groups, RED, np.int8)
-    for k, grp in enumerate(fmap.intersection.groups):
-        p = int(fmap.phase[k])
-        if grp.is_pedestrian:
-            state[k] = GREEN if p in walks else RED
-        elif p in greens:
-            state[k] = GREEN
-        elif p in yellows:
-            state[k] = YELLOW
-    flash = v["unitFlashStatus"] != NOT_FLASH
+    """Decode one GET answer; raises :class:`ProtocolError` for wrong types and out-of-range values."""
+    if values and type(values[0]) is int:
+        x = list(values)  # already plain INTEGER values (the fast path)
+    else:
+        x = []
+        for k, (tag, val) in zip(keys, values, strict=True):  # type: ignore[misc]
+            if tag not in _INT_TAGS or type(val) is not int:
+                what = {ber.NO_SUCH_INSTANCE: "noSuchInstance", ber.NO_SUCH_OBJECT: "noSuchObject"}.get(
+                    tag, f"type 0x{tag:02x}"
+                )
+                raise ProtocolError(f"answers {what} for {k} (an INTEGER was expected)")
+            x.append(val)
+    if len(x) != len(keys):
+        raise ProtocolError(f"answered {len(x)} values for {len(keys)} objects")
+    if min(x) < 0 or max(x) > 255:  # MIB ranges (NTCIP 1202 v02): out of range is not data
+        for k, val in zip(keys, x, strict=True):
+            top = 65535 if k.startswith("gw") else 255
+            if not 0 <= val <= top:
+                raise ProtocolError(f"answers {val} for {k}, outside its range 0..{top}")
+    lay = _layout(keys, fmap, profile)
+    v = lay.index
+    arr = np.asarray(x, dtype=np.int64)
+    greens = arr[lay.greens][lay.group_of] >> lay.veh_bit & 1
+    yellows = arr[lay.yellows][lay.group_of] >> lay.veh_bit & 1
+    walks = arr[lay.walks][lay.group_of] >> lay.veh_bit & 1
+    state = np.where(
+        lay.is_ped,
+        np.where(walks == 1, GREEN, RED),
+        np.where(greens == 1, GREEN, np.where(yellows == 1, YELLOW, RED)),
+    ).astype(np.int8)
+    flash_status = x[v["unitFlashStatus"]]
+    flash = flash_status != NOT_FLASH
     if flash:
         state[:] = FLASH
-    vol = np.array([v[f"detectorVolume.{int(c)}"] for c in fmap.channel], float)
+    vol = arr[lay.volume].astype(float)
     vol = np.where(vol >= 255, np.nan, vol)  # 255 = overflow: unknown
-    occ = occupancy_from_ntcip(
-        np.array([v[f"detectorOccupancy.{int(c)}"] for c in fmap.channel]), profile.occupancy_full_scale
-    )
-    ucs = v["unitControlStatus"]
+    occ = occupancy_from_ntcip(arr[lay.occupancy], profile.occupancy_full_scale)
+    ucs = x[v["unitControlStatus"]]
+    pattern = x[v["coordPatternStatus"]]
     if profile.greenwave_extension:
-        mode, bits = v["gwMode"], v["gwStatusBits"]
-        acc, rej, why = v["gwAcceptedSeq"], v["gwRejectedSeq"], v["gwRejectReason"]
-        clock, tick = v["gwPlanClock"] / 10.0, v["gwTick"]
+        mode, bits = x[v["gwMode"]], x[v["gwStatusBits"]]
+        acc, rej, why = x[v["gwAcceptedSeq"]], x[v["gwRejectedSeq"]], x[v["gwRejectReason"]]
+        clock, tick = x[v["gwPlanClock"]] / 10.0, x[v["gwTick"]]
     else:
         acc = rej = why = 0
         clock, tick = math.nan, -1
@@ -188,22 +233,22 @@ def decode_ntcip_status(
             bits |= StatusBits.LOCAL_OVERRIDE
         if flash:
             bits |= StatusBits.FLASH
-        if v["unitFlashStatus"] in (5, 6):
+        if flash_status in (5, 6):
             bits |= StatusBits.MMU_FAULT
         if flash:
             mode = ControllerMode.FAULT if bits & StatusBits.MMU_FAULT else ControllerMode.FLASH
         elif ucs == SYSTEM_CONTROL:
-            mode = ControllerMode.CENTRAL_STAGE if v["coordPatternStatus"] == 254 else ControllerMode.CENTRAL_PLAN
+            mode = ControllerMode.CENTRAL_STAGE if pattern == 254 else ControllerMode.CENTRAL_PLAN
         else:
             mode = ControllerMode.LOCAL_PLAN
     return NtcipStatus(
         group_state=state,
         volume=vol,
         occupancy=occ,
-        sequence=v["volumeOccupancySequence"],
+        sequence=x[v["volumeOccupancySequence"]],
         control_status=ucs,
-        flash_status=v["unitFlashStatus"],
-        pattern_status=v["coordPatternStatus"],
+        flash_status=flash_status,
+        pattern_status=pattern,
         mode=int(mode),
         status_word=int(bits),
         accepted_seq=acc,
@@ -221,7 +266,7 @@ class NtcipLink:
     fmap: FieldMap
     profile: VendorProfile
     keys: list[str]
-    oids: list[tuple[int, ...]]
+    oids: tuple[tuple[int, ...], ...]
     identity: dict[str, Any] | None = None
     refused: bool = False
     problem: str | None = None
@@ -235,6 +280,9 @@ class NtcipLink:
     safe_content: tuple | None = None  # last content the controller accepted
     refused_content: tuple | None = None
     pattern_sent: tuple | None = None
+    sent_content: tuple | None = None
+    sent_t: float = -math.inf
+    refresh_s: float = 1.0  # re-SET the unchanged block this often (<= unitBackupTime / 3)
     alarm: bool = False
     was_active: bool = False
     reads: int = 0
@@ -271,8 +319,11 @@ class NtcipBackend(BaseBackend):
         lockstep_timeout_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         record_latency: bool = False,
+        max_in_flight: int = 256,
     ) -> None:
         super().__init__(network, dt_s=dt_s)
+        self.max_in_flight = max_in_flight  # requests outstanding at once (bounds the answers' burst)
+        self._window: asyncio.Semaphore | None = None
         eps = dict(endpoints) if isinstance(endpoints, Mapping) else {e.intersection: e for e in endpoints}
         missing = [i.id for i in network.intersections if i.id not in eps]
         if missing:
@@ -283,7 +334,7 @@ class NtcipBackend(BaseBackend):
             prof = vendor_profile(ep.vendor)
             fm = field_map(inter)
             pairs = status_oids(fm, prof)
-            self.links.append(NtcipLink(r, ep, fm, prof, [k for k, _ in pairs], [o for _, o in pairs]))
+            self.links.append(NtcipLink(r, ep, fm, prof, [k for k, _ in pairs], tuple(o for _, o in pairs)))
         self.lockstep = lockstep
         self.comm_timeout_s = 2.0 * dt_s if comm_timeout_s is None else comm_timeout_s
         self.client_kind = client
@@ -327,6 +378,7 @@ class NtcipBackend(BaseBackend):
 
     def _open(self) -> None:
         self._loop = PrivateLoop()
+        self._window = self._loop.run(self._make_window())
         self._t0 = self.clock()
         self._next_tick = self._t0
         self._loop.run(self._gather(self._ensure_identity(link) for link in self.links))
@@ -349,6 +401,9 @@ class NtcipBackend(BaseBackend):
             await self._client(link.endpoint).set(link.endpoint, self._block_varbinds(link, None))
         except FieldIOError as e:
             log.info("%s: release not confirmed (%s); its backup timer will fall back", link.label, e)
+
+    async def _make_window(self) -> asyncio.Semaphore:
+        return asyncio.Semaphore(self.max_in_flight)
 
     @staticmethod
     async def _gather(coros: Any) -> list[Any]:
@@ -420,6 +475,8 @@ class NtcipBackend(BaseBackend):
         link.refused = False
         link.backoff_s = 0.0
         link.prev_sequence = None
+        # field-io.md §1.12 step 4: keep re-SETting within unitBackupTime / 3, at least once per tick.
+        link.refresh_s = max(self.dt_s, ident["unitBackupTime"] / 3.0)
         self._set_problem(link, None)
 
     # ---- reads ----------------------------------------------------------------------------------------------
@@ -430,7 +487,11 @@ class NtcipBackend(BaseBackend):
         t0 = time.perf_counter()
         ep = link.endpoint
         try:
-            vals = await self._client(ep).get(ep, link.oids)
+            client = self._client(ep)
+            getter = getattr(client, "get_ints", None) or client.get
+            assert self._window is not None
+            async with self._window:
+                vals = await getter(ep, link.oids)
             st = decode_ntcip_status(vals, link.keys, link.fmap, link.profile)
         except SnmpErrorStatus as e:
             link.errors += 1
@@ -585,7 +646,11 @@ class NtcipBackend(BaseBackend):
             return
         ep = self._ep(link) if step is not None else link.endpoint
         try:
-            await self._client(ep).set(ep, vbs)
+            if self._window is not None and step is None:
+                async with self._window:
+                    await self._client(ep).set(ep, vbs)
+            else:
+                await self._client(ep).set(ep, vbs)
         except SnmpErrorStatus as e:
             link.refused_content = content
             names = self._names(vbs)
@@ -608,6 +673,8 @@ class NtcipBackend(BaseBackend):
             return
         if content is not None:
             link.safe_content = content
+            link.sent_content = content
+            link.sent_t = self.clock()
             if content[0] == "plan":
                 link.pattern_sent = content
         if step is not None and link.profile.greenwave_extension:
@@ -649,7 +716,11 @@ class NtcipBackend(BaseBackend):
                 self.events.append((self.time_s, link.fmap.id, f"plan not sent: {e}"))
                 link.content = link.safe_content
             if not self.lockstep and link.content is not None:
-                todo.append(self._send(link, link.content))
+                st = link.status
+                in_control = st is not None and bool(st.status_word & StatusBits.CENTRAL_CONTROL)
+                due = self.clock() - link.sent_t >= link.refresh_s - 0.5 * self.dt_s
+                if link.content != link.sent_content or not in_control or due:
+                    todo.append(self._send(link, link.content))
         if todo:
             self._loop.run(self._gather(todo))
 

@@ -19,6 +19,7 @@ tuple, :data:`NULL` ``None``; the SNMPv2 exceptions
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -321,6 +322,133 @@ def decode_message(data: bytes) -> Message:
         vbs.append((oid, _decode_value(buf, vtag, xa, xb)))
         i = sb
     return Message(version, community, pdu_type, fields[0], fields[1], fields[2], tuple(vbs))
+
+
+def split_request(data: bytes) -> tuple[int, bytes, int, int, int, int, bytes]:
+    """(version, community, pdu type, request id, error status, error index, varbind-list TLV bytes), cheaply.
+
+    Agents answer the same poll every tick: the varbind list of a request is
+    a cache key, so the full decode is needed only on a cache miss.
+    """
+    buf = bytes(data)
+    end = len(buf)
+    tag, a, b = _header(buf, 0, end)
+    if tag != SEQUENCE or b != end:
+        raise BerError("not an SNMP message")
+    tag, va, vb = _header(buf, a, b)
+    if tag != INTEGER:
+        raise BerError("bad version")
+    version = _int(buf, va, vb)
+    if version not in (0, 1):
+        raise BerError(f"SNMP version {version} is not v1/v2c")
+    tag, ca, cb = _header(buf, vb, b)
+    if tag != OCTET_STRING:
+        raise BerError("bad community")
+    pdu_type, pa, pb = _header(buf, cb, b)
+    if pdu_type not in _PDUS:
+        raise BerError(f"unsupported PDU type 0x{pdu_type:02x}")
+    fields = []
+    i = pa
+    for _ in range(3):
+        tag, x, y = _header(buf, i, pb)
+        if tag != INTEGER:
+            raise BerError("bad PDU header")
+        fields.append(_int(buf, x, y))
+        i = y
+    tag, _la, lb = _header(buf, i, pb)
+    if tag != SEQUENCE or lb != pb:
+        raise BerError("bad varbind list")
+    return version, buf[ca:cb], pdu_type, fields[0], fields[1], fields[2], buf[i:pb]
+
+
+_SMALL_INTS = [bytes((INTEGER, 1, v)) for v in range(128)]
+
+
+def encode_varbinds(varbinds: Sequence[tuple[tuple[int, ...], Value]]) -> bytes:
+    """The varbind-list TLV alone (see :func:`encode_response`)."""
+    parts = []
+    for o, v in varbinds:
+        t = _oid_tlv(o)
+        x = v[1]
+        val = _SMALL_INTS[x] if v[0] == INTEGER and type(x) is int and 0 <= x < 128 else _value(v)
+        n = len(t) + len(val)
+        parts.append((b"\x30" + bytes((n,)) if n < 128 else b"\x30" + _len(n)) + t + val)
+    return _tlv(SEQUENCE, b"".join(parts))
+
+
+def encode_response(version: int, community: bytes, request_id: int, status: int, index: int, vbl: bytes) -> bytes:
+    """A Response PDU around an already encoded varbind list."""
+    pdu = _tlv(
+        RESPONSE,
+        _tlv(INTEGER, _int_body(request_id)) + _tlv(INTEGER, _int_body(status)) + _tlv(INTEGER, _int_body(index)) + vbl,
+    )
+    return _tlv(SEQUENCE, _tlv(INTEGER, _int_body(version)) + _tlv(OCTET_STRING, community) + pdu)
+
+
+class GetTemplate:
+    """A GET of a fixed OID list, encoded once; answers decoded by comparing OID bytes, not parsing them.
+
+    A central polls the same objects of a controller every tick: the request
+    differs only in its request id, and the response echoes the OIDs in
+    order. Anything unexpected falls back to :func:`decode_message`.
+    """
+
+    def __init__(self, oids: Sequence[tuple[int, ...]]) -> None:
+        self.oids = tuple(tuple(o) for o in oids)
+        self.oid_tlvs = [_oid_tlv(o) for o in self.oids]
+        self.vbl = _tlv(SEQUENCE, b"".join(_tlv(SEQUENCE, t + b"\x05\x00") for t in self.oid_tlvs))
+        # All-INTEGER answers (the common case) match one compiled pattern: no per-byte Python work.
+        value = b"(\x02\x01.|\x02\x02..|\x02\x03...|\x02\x04....|\x02\x05.....)"
+        self._ints = re.compile(b"".join(b"\x30[\x00-\x7f]" + re.escape(t) + value for t in self.oid_tlvs), re.DOTALL)
+
+    def request(self, version: int, community: bytes, request_id: int) -> bytes:
+        pdu = _tlv(GET, _tlv(INTEGER, _int_body(request_id)) + b"\x02\x01\x00\x02\x01\x00" + self.vbl)
+        return _tlv(SEQUENCE, _tlv(INTEGER, _int_body(version)) + _tlv(OCTET_STRING, community) + pdu)
+
+    def ints(self, data: bytes) -> tuple[int, int, int, list[int] | None]:
+        """(request id, error status, error index, integer values); values None unless every one is an INTEGER."""
+        _v, _c, pdu_type, rid, status, index, vbl = split_request(data)
+        if pdu_type != RESPONSE:
+            raise BerError("not a response")
+        if status:
+            return rid, status, index, None
+        _tag, a, b = _header(vbl, 0, len(vbl))
+        m = self._ints.fullmatch(vbl, a, b)
+        if m is None:
+            return rid, 0, 0, None
+        return rid, 0, 0, [int.from_bytes(g[2:], "big", signed=True) for g in m.groups()]
+
+    def values(self, data: bytes) -> tuple[int, int, int, list[Value]]:
+        """(request id, error status, error index, values) of a response to :meth:`request`."""
+        _v, _c, pdu_type, rid, status, index, vbl = split_request(data)
+        if pdu_type != RESPONSE:
+            raise BerError("not a response")
+        if status:
+            return rid, status, index, []
+        buf = vbl
+        end = len(buf)
+        tag, i, lb = _header(buf, 0, end)
+        out: list[Value] = []
+        for t in self.oid_tlvs:
+            if i >= lb:
+                raise BerError("fewer varbinds than asked")
+            tag, a, b = _header(buf, i, lb)
+            if tag != SEQUENCE or not buf.startswith(t, a):
+                raise BerError("answered other objects than asked")
+            a += len(t)
+            vtag, xa, xb = _header(buf, a, b)
+            if xb != b:
+                raise BerError("trailing bytes in varbind")
+            if vtag == INTEGER:
+                if xa == xb or xb - xa > 9:
+                    raise BerError("bad INTEGER length")
+                out.append((INTEGER, int.from_bytes(buf[xa:xb], "big", signed=True)))
+            else:
+                out.append(_decode_value(buf, vtag, xa, xb))
+            i = b
+        if i != lb:
+            raise BerError("more varbinds than asked")
+        return rid, 0, 0, out
 
 
 def ints(varbinds: Sequence[tuple[tuple[int, ...], Value]]) -> list[int | None]:

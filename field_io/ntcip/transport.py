@@ -22,7 +22,9 @@ user) -> :class:`~field_io.errors.DeviceUnreachable`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import socket
 from collections.abc import Sequence
 from typing import Any
 
@@ -84,11 +86,13 @@ class _Protocol(asyncio.DatagramProtocol):
 class FastSnmpClient(SnmpClient):
     """SNMPv1/v2c manager on one UDP socket (see the module docstring)."""
 
-    def __init__(self, *, bind_host: str = "0.0.0.0") -> None:
+    def __init__(self, *, bind_host: str = "0.0.0.0", buffer_bytes: int = 4 << 20) -> None:
         self.bind_host = bind_host
+        self.buffer_bytes = buffer_bytes
         self._transport: asyncio.DatagramTransport | None = None
         self._opening: asyncio.Future[None] | None = None
-        self._pending: dict[int, tuple[asyncio.Future[ber.Message], tuple[str, int]]] = {}
+        self._pending: dict[int, tuple[asyncio.Future[bytes], tuple[str, int]]] = {}
+        self._templates: dict[tuple[OID, ...], ber.GetTemplate] = {}
         self._ids = itertools.count(1)
         self.malformed = 0
         self.icmp_errors = 0
@@ -103,6 +107,12 @@ class FastSnmpClient(SnmpClient):
                 self._transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
                     lambda: _Protocol(self), local_addr=(self.bind_host, 0)
                 )
+                sock = self._transport.get_extra_info("socket")
+                for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                    # A burst of answers from hundreds of controllers must not overflow the default
+                    # ~200 kB buffer (the kernel caps this at net.core.rmem_max / wmem_max).
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.SOL_SOCKET, opt, self.buffer_bytes)
             finally:
                 self._opening.set_result(None)
         else:  # another request is opening the socket: wait for it (one socket for all controllers)
@@ -110,49 +120,108 @@ class FastSnmpClient(SnmpClient):
 
     def _received(self, data: bytes, addr: tuple[str, int]) -> None:
         try:
-            msg = ber.decode_message(data)
+            rid = ber.split_request(data)[3]
         except ber.BerError:
             self.malformed += 1
             return
-        hit = self._pending.get(msg.request_id)
-        if hit is None or msg.pdu_type != ber.RESPONSE:
+        hit = self._pending.get(rid)
+        if hit is None:
             return  # late or unsolicited
-        fut, _dest = hit
+        fut, dest = hit
+        if addr[1] != dest[1]:
+            return  # not from the controller asked
         if not fut.done():
-            fut.set_result(msg)
+            fut.set_result(data)
+
+    async def _send_wait(self, ep: Endpoint, rid: int, data: bytes) -> bytes:
+        await self.open()
+        assert self._transport is not None
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bytes] = loop.create_future()
+        dest = (ep.host, ep.port)
+        self._pending[rid] = (fut, dest)
+        tries = [ep.retries + 1]
+        transport = self._transport
+        timers: list[asyncio.TimerHandle | None] = [None]
+
+        def send() -> None:
+            # One timer per try (cheaper than asyncio.wait_for): resend, or give up after the last try.
+            tries[0] -= 1
+            transport.sendto(data, dest)
+            self.sent += 1
+            timers[0] = loop.call_later(ep.timeout_s, expire)
+
+        def expire() -> None:
+            if fut.done():
+                return
+            if tries[0] > 0:
+                send()
+            else:
+                fut.set_exception(
+                    DeviceTimeout(f"no SNMP answer within {ep.timeout_s:g} s x {ep.retries + 1} tries", where=ep.label)
+                )
+
+        try:
+            send()
+            return await fut
+        finally:
+            self._pending.pop(rid, None)
+            if timers[0] is not None:
+                timers[0].cancel()
 
     async def _request(
         self, ep: Endpoint, pdu_type: int, varbinds: Sequence[tuple[OID, ber.Value]], community: str
     ) -> ber.Message:
-        await self.open()
-        assert self._transport is not None
-        loop = asyncio.get_running_loop()
         rid = next(self._ids) & 0x7FFFFFFF
         version = 0 if ep.snmp.version == 1 else 1
         data = ber.encode_message(ber.Message(version, community.encode(), pdu_type, rid, 0, 0, tuple(varbinds)))
-        fut: asyncio.Future[ber.Message] = loop.create_future()
-        dest = (ep.host, ep.port)
-        self._pending[rid] = (fut, dest)
         try:
-            for _attempt in range(ep.retries + 1):
-                self._transport.sendto(data, dest)
-                self.sent += 1
-                done, _ = await asyncio.wait((fut,), timeout=ep.timeout_s)
-                if done:
-                    return fut.result()
-            raise DeviceTimeout(f"no SNMP answer within {ep.timeout_s:g} s x {ep.retries + 1} tries", where=ep.label)
-        finally:
-            self._pending.pop(rid, None)
-            if not fut.done():
-                fut.cancel()
+            return ber.decode_message(await self._send_wait(ep, rid, data))
+        except ber.BerError as e:
+            raise ProtocolError(f"unparseable SNMP answer: {e.message}", where=ep.label) from None
+
+    async def get_ints(self, ep: Endpoint, oids: Sequence[OID]) -> list[int] | list[ber.Value]:
+        """Like :meth:`get`, but plain ints when every answer is an INTEGER (the fast path of a status poll)."""
+        tpl = self._template(oids)
+        rid = next(self._ids) & 0x7FFFFFFF
+        version = 0 if ep.snmp.version == 1 else 1
+        data = await self._send_wait(ep, rid, tpl.request(version, ep.snmp.community.encode(), rid))
+        try:
+            _rid, status, index, ints = tpl.ints(data)
+            if status:
+                raise _error(ep, status, index)
+            if ints is not None:
+                return ints
+            return tpl.values(data)[3]
+        except ber.BerError as e:
+            raise ProtocolError(e.message, where=ep.label) from None
+
+    def _template(self, oids: Sequence[OID]) -> ber.GetTemplate:
+        key = oids if isinstance(oids, tuple) else tuple(oids)
+        tpl = self._templates.get(key)
+        if tpl is None:
+            if len(self._templates) > 10_000:
+                self._templates.clear()
+            tpl = self._templates[key] = ber.GetTemplate(key)
+        return tpl
 
     async def get(self, ep: Endpoint, oids: Sequence[OID]) -> list[ber.Value]:
-        msg = await self._request(ep, ber.GET, [(o, (ber.NULL, None)) for o in oids], ep.snmp.community)
-        if msg.error_status:
-            raise _error(ep, msg.error_status, msg.error_index)
-        if len(msg.varbinds) != len(oids) or any(a != b for (a, _v), b in zip(msg.varbinds, oids, strict=False)):
-            raise ProtocolError("answered other objects than asked", where=ep.label)
-        return [v for _o, v in msg.varbinds]
+        key = oids if isinstance(oids, tuple) else tuple(oids)
+        tpl = self._templates.get(key)
+        if tpl is None:
+            if len(self._templates) > 10_000:
+                self._templates.clear()
+            tpl = self._templates[key] = ber.GetTemplate(key)
+        rid = next(self._ids) & 0x7FFFFFFF
+        version = 0 if ep.snmp.version == 1 else 1
+        data = await self._send_wait(ep, rid, tpl.request(version, ep.snmp.community.encode(), rid))
+        try:
+            _rid, status, index, values = tpl.values(data)
+        except ber.BerError as e:
+            raise ProtocolError(e.message, where=ep.label) from None
+        if status:
+            raise _error(ep, status, index)
+        return values
 
     async def set(
         self, ep: Endpoint, varbinds: Sequence[tuple[OID, ber.Value]], *, commissioning: bool = False

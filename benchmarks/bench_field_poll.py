@@ -1,0 +1,214 @@
+"""How many field controllers one central process drives at 1 Hz (Modbus TCP and NTCIP).
+
+One central process (this one) runs the real engine - ``ModbusBackend`` or
+``NtcipBackend``, the ``actuated`` policy and the safety supervisor - against
+N emulated controllers that run in separate processes (``greenwave emulate``,
+each serving a share of the intersections on 127.0.0.1), once per second.
+A **cycle** is one engine tick without its wait for the next second: read
+every controller (Modbus: one function-23 transaction that also carries the
+heartbeat; NTCIP: one GET), decide, and send the commands (Modbus: a
+function-16 block when a command changed; NTCIP: one SET per controller, the
+complete command block that is also the heartbeat). N is *sustained* when the
+p99 cycle latency stays under 200 ms and every controller stays under central
+control, with no failed transaction.
+
+The ladder of N is measured side by side in one run; the table gives the
+cycle latency (p50 / p99), the central's CPU per controller and second, and
+the share of controllers under central control. The headline lines come last.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_field_poll.py            # full ladders
+    .venv/bin/python benchmarks/bench_field_poll.py --quick    # small ladders (smoke test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from controller.engine import Engine  # noqa: E402
+from controller.policies import make_policy  # noqa: E402
+from field_io.endpoints import endpoints_from_json  # noqa: E402
+from intersections.loaders import load_inventory  # noqa: E402
+from intersections.network import Network  # noqa: E402
+
+EXAMPLE = ROOT / "examples" / "intersection.toml"
+P99_LIMIT_S = 0.200
+
+
+def inventory_text(ids: list[str]) -> str:
+    """The example intersection repeated under other ids (TOML)."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    start = text.index("[[intersection]]")
+    end = text.index("[[node]]")
+    block = text[start:end]
+    return "\n".join(block.replace('id = "J1"', f'id = "{i}"', 1) for i in ids)
+
+
+def network(n: int) -> Network:
+    base = load_inventory(EXAMPLE).intersections[0]
+    return Network(tuple(dataclasses.replace(base, id=f"J{k + 1}") for k in range(n)), nx.DiGraph())
+
+
+def start_emulators(protocol: str, n: int, per_process: int, work: Path) -> tuple[list, list]:
+    procs, eps = [], []
+    ids = [f"J{k + 1}" for k in range(n)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    chunks = [ids[i : i + per_process] for i in range(0, n, per_process)]
+    for k, chunk in enumerate(chunks):
+        inv = work / f"{protocol}-{n}-{k}.toml"
+        inv.write_text(inventory_text(chunk), encoding="utf-8")
+        ready = work / f"{protocol}-{n}-{k}.ready.json"
+        cmd = [sys.executable, "-m", "api.cli", "emulate", "--protocol", protocol, "--intersection", str(inv)]
+        cmd += ["--port", "0", "--ready-file", str(ready), "--backup-time", "10"]
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT, env=env)
+        procs.append((p, ready))
+    for p, ready in procs:
+        t0 = time.monotonic()
+        while not ready.exists():
+            if p.poll() is not None:
+                raise RuntimeError(f"emulator failed: {p.stderr.read().decode() if p.stderr else ''}")
+            if time.monotonic() - t0 > 300:
+                raise RuntimeError("emulator not ready within 300 s")
+            time.sleep(0.1)
+        eps += endpoints_from_json(json.loads(ready.read_text()))
+    return [p for p, _ in procs], eps
+
+
+def stop(procs: list) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        if p.stderr is not None:
+            p.stderr.close()
+
+
+def measure(protocol: str, n: int, *, ticks: int, warmup: int, work: Path) -> dict:
+    per = 500 if protocol == "modbus" else 250
+    procs, eps = start_emulators(protocol, n, per, work)
+    net = network(n)
+    eps = [dataclasses.replace(e, timeout_s=1.0, retries=0) for e in eps]
+    if protocol == "modbus":
+        from field_io.modbus.backend import ModbusBackend
+
+        backend = ModbusBackend(net, eps, dt_s=1.0)
+    else:
+        from field_io.ntcip.backend import NtcipBackend
+
+        backend = NtcipBackend(net, eps, dt_s=1.0)
+    marks: list[float] = []
+    advance = backend.advance
+
+    def timed_advance() -> float:
+        marks.append(time.perf_counter())
+        return advance()
+
+    backend.advance = timed_advance  # type: ignore[method-assign]
+    cycles, cpu = [], []
+    try:
+        t_open = time.perf_counter()
+        backend.open()
+        open_s = time.perf_counter() - t_open
+        engine = Engine(backend, make_policy("actuated"))
+        for k in range(warmup + ticks):
+            t0, c0 = time.perf_counter(), time.process_time()
+            res = engine.tick()
+            if k >= warmup:
+                cycles.append(marks[-1] - t0)
+                cpu.append(time.process_time() - c0)
+        central = float(res.observation.extra["central_control"].mean())
+        healthy = float((~res.observation.fault).mean())
+        errors = int(sum(link.errors for link in backend.links))
+        problems = len(backend.problems)
+    finally:
+        backend.close()
+        stop(procs)
+    c = np.asarray(cycles)
+    return {
+        "protocol": protocol,
+        "n": n,
+        "p50_ms": float(np.percentile(c, 50) * 1000),
+        "p99_ms": float(np.percentile(c, 99) * 1000),
+        "cpu_us_per_ctl": float(np.mean(cpu) / n * 1e6),
+        "central": central,
+        "healthy": healthy,
+        "errors": errors,
+        "problems": problems,
+        "open_s": open_s,
+    }
+
+
+def sustained(r: dict) -> bool:
+    return r["p99_ms"] < P99_LIMIT_S * 1000 and r["central"] == 1.0 and r["errors"] == 0 and r["problems"] == 0
+
+
+def ladder(protocol: str, levels: list[int], *, ticks: int, warmup: int, work: Path) -> tuple[int, list[dict]]:
+    best, rows = 0, []
+    for n in levels:
+        r = measure(protocol, n, ticks=ticks, warmup=warmup, work=work)
+        rows.append(r)
+        ok = sustained(r)
+        print(
+            f"{protocol:7s} N={n:5d}  cycle p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
+            f"cpu {r['cpu_us_per_ctl']:6.1f} us/controller/s  central {r['central']:.3f}  "
+            f"errors {r['errors']}  connect {r['open_s']:.1f} s  {'ok' if ok else 'NOT sustained'}",
+            flush=True,
+        )
+        if not ok:
+            break
+        best = n
+    return best, rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small ladders (a smoke test)")
+    ap.add_argument("--ticks", type=int, default=12, help="measured ticks per level (default 12)")
+    args = ap.parse_args()
+    if args.quick:
+        mb_levels, nt_levels, ticks, warmup = [100, 200], [50, 100], 4, 2
+    else:
+        mb_levels, nt_levels, ticks, warmup = [500, 1000, 2000, 2500, 3000, 4000], [250, 500, 750, 1000], args.ticks, 4
+    print(f"bench_field_poll: one central process, emulators in separate processes, 1 Hz, {os.cpu_count()} cores")
+    print(f"sustained = p99 cycle latency < {P99_LIMIT_S * 1000:.0f} ms, every controller under central control")
+    with tempfile.TemporaryDirectory(prefix="gw-bench-field-") as d:
+        work = Path(d)
+        mb, mb_rows = ladder("modbus", mb_levels, ticks=ticks, warmup=warmup, work=work)
+        nt, nt_rows = ladder("ntcip", nt_levels, ticks=ticks, warmup=warmup, work=work)
+    best_mb = next((r for r in mb_rows if r["n"] == mb), None)
+    best_nt = next((r for r in nt_rows if r["n"] == nt), None)
+    if best_mb and best_nt:
+        print(
+            f"cpu per controller, NTCIP / Modbus: "
+            f"{best_nt['cpu_us_per_ctl'] / max(best_mb['cpu_us_per_ctl'], 1e-9):.1f}x "
+            f"(SNMP GET + SET vs one Modbus read/write transaction)"
+        )
+    if best_mb:
+        print(f"modbus_p99_cycle_ms_at_sustained: {best_mb['p99_ms']:.1f}")
+    if best_nt:
+        print(f"ntcip_p99_cycle_ms_at_sustained: {best_nt['p99_ms']:.1f}")
+    print(f"controllers_sustained: {mb}")
+    print(f"ntcip_controllers_sustained: {nt}")
+
+
+if __name__ == "__main__":
+    main()
