@@ -283,10 +283,10 @@ def check_snmp_set(varbinds: Iterable[tuple[Sequence[int], Any]], *, commissioni
 
 def check_modbus_write(address: int, count: int, *, commissioning: bool = False) -> None:
     """Raise :class:`NeverCommandError` unless [address, address+count) lies in one writable table."""
-    from field_io.modbus.profile import writable_ranges
+    from field_io.modbus.profile import _WRITABLE, writable_ranges
 
     end = address + count
-    for a, b in writable_ranges(commissioning=commissioning):
+    for a, b in _WRITABLE[commissioning]:
         if a <= address and end <= b:
             return
     raise NeverCommandError(

@@ -5,6 +5,7 @@ scenario) from one process:
 
 * **Modbus**: one TCP port, unit/device id ``k + 1`` for the k-th
   intersection (a gateway, as in a cabinet with several controllers); past
+  247 intersections (the unit-id range) the next port, and so on; past
   247 intersections (the unit-id range) the next port, and so on;
 * **NTCIP**: one UDP port per intersection, ``port + k`` (each controller has
   its own SNMP agent, as in the field); port 0 picks free ports.
@@ -138,14 +139,26 @@ class Emulator:
         return self.endpoints
 
     async def _start_modbus(self) -> list[Endpoint]:
+        """Unit ids 1..247 per TCP port (the Modbus unit-id range): the next port for the next 247."""
         from field_io.modbus.server import ModbusFieldServer
 
-        srv = ModbusFieldServer(self.core, host=self.host, port=self.port, sslctx=self.tls, required_role=self.tls_role)
-        port = await srv.start()
-        self.servers.append(srv)
-        return [
-            Endpoint(iid, FieldProtocol.MODBUS, self.host, port, device_id=r + 1) for r, iid in enumerate(self.core.ids)
-        ]
+        out = []
+        n = len(self.core.ids)
+        for k, first in enumerate(range(0, n, MODBUS_UNITS)):
+            rows = range(first, min(n, first + MODBUS_UNITS))
+            srv = ModbusFieldServer(
+                self.core,
+                host=self.host,
+                port=(self.port + k) if self.port else 0,
+                device_ids={r - first + 1: r for r in rows},
+                sslctx=self.tls,
+                required_role=self.tls_role,
+            )
+            port = await srv.start()
+            self.servers.append(srv)
+            for r in rows:
+                out.append(Endpoint(self.core.ids[r], FieldProtocol.MODBUS, self.host, port, device_id=r - first + 1))
+        return out
 
     async def _start_ntcip(self) -> list[Endpoint]:
         from field_io.ntcip.agent import start_agents

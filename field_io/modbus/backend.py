@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import struct
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -90,6 +91,12 @@ EXCEPTION_NAMES = {
     11: "gateway target device failed to respond",
 }
 _HB = COMMAND.address("heartbeat")
+_BAD = int(StatusBits.FLASH | StatusBits.MMU_FAULT | StatusBits.LOCAL_OVERRIDE | StatusBits.COMMISSIONING)
+_CENTRAL, _PENDING, _DONE = (
+    int(StatusBits.CENTRAL_CONTROL),
+    int(StatusBits.PENDING_HANDBACK),
+    int(StatusBits.PLANT_DONE),
+)
 
 
 class _Fail(Exception):
@@ -109,16 +116,44 @@ def close_client(client: Any) -> None:
     client.close()
 
 
+_FAST_RESPONSES: list[type] = []
+
+
+def _fast_responses() -> list[type]:
+    """Register-read responses decoded with one ``struct.unpack`` instead of one per register.
+
+    Registered on each client through pymodbus's own ``client.register`` (its
+    custom-response hook); the wire format is unchanged.
+    """
+    if not _FAST_RESPONSES:
+        from pymodbus.exceptions import ModbusIOException
+        from pymodbus.pdu.register_message import ReadHoldingRegistersResponse, ReadWriteMultipleRegistersResponse
+
+        def decode(self: Any, data: bytes) -> None:
+            n = int(data[0])
+            if n >= len(data) or n % 2:
+                raise ModbusIOException(f"byte_count {n} does not fit a packet of {len(data)}")
+            self.registers = list(struct.unpack_from(f">{n // 2}H", data, 1))
+
+        for base in (ReadHoldingRegistersResponse, ReadWriteMultipleRegistersResponse):
+            _FAST_RESPONSES.append(type(f"Fast{base.__name__}", (base,), {"decode": decode}))
+    return _FAST_RESPONSES
+
+
 def modbus_client(ep: Endpoint, *, timeout_s: float | None = None) -> Any:
     """A pymodbus asyncio client for ``ep`` (TLS when ``ep.tls`` is set); reconnection is ours, not pymodbus's."""
     from pymodbus.client import AsyncModbusTcpClient, AsyncModbusTlsClient
 
     t = timeout_s if timeout_s is not None else ep.timeout_s
     if ep.tls is not None:
-        return AsyncModbusTlsClient(
+        client = AsyncModbusTlsClient(
             ep.host, port=ep.port, sslctx=client_context(ep.tls), timeout=t, retries=ep.retries, reconnect_delay=0
         )
-    return AsyncModbusTcpClient(ep.host, port=ep.port, timeout=t, retries=ep.retries, reconnect_delay=0)
+    else:
+        client = AsyncModbusTcpClient(ep.host, port=ep.port, timeout=t, retries=ep.retries, reconnect_delay=0)
+    for cls in _fast_responses():
+        client.register(cls)
+    return client
 
 
 @dataclass
@@ -151,6 +186,10 @@ class ModbusLink:
     reads: int = 0
     errors: int = 0
     latency_s: list[float] = field(default_factory=list)
+    read_count: int = 0
+
+    def __post_init__(self) -> None:
+        self.read_count = status_read_count(self.fmap)
 
     @property
     def label(self) -> str:
@@ -272,8 +311,8 @@ class ModbusBackend(BaseBackend):
             log.error("%s: %s", link.label, message)
 
     async def _ensure_connected(self, link: ModbusLink) -> None:
-        if link.client is not None and link.client.connected:
-            return
+        if link.client is not None and link.identity is not None:
+            return  # a lost connection is noticed by the failing transaction (_comm_fail)
         now = self.clock()
         if now < link.next_connect_t:
             return
@@ -420,7 +459,7 @@ class ModbusBackend(BaseBackend):
         await self._ensure_connected(link)
         if not link.readable:
             return
-        count = status_read_count(link.fmap)
+        count = link.read_count
         try:
             if link.was_active or step is not None:
                 words = heartbeat_words(link.heartbeat, self.wall_clock(), step or 0)
@@ -502,14 +541,13 @@ class ModbusBackend(BaseBackend):
             occ[sl] = np.where(raw <= OCC_SCALE, raw / OCC_SCALE, np.nan)
             g = link.fmap.n_groups
             state[r, :g] = st.group_state
-            sw = StatusBits(st.status_word & 0xFFFF)
-            bad = StatusBits.FLASH | StatusBits.MMU_FAULT | StatusBits.LOCAL_OVERRIDE | StatusBits.COMMISSIONING
-            fault[r] = bool(sw & bad) or stale
+            sw = st.status_word
+            fault[r] = bool(sw & _BAD) or stale
             mode[r] = st.mode
-            central[r] = bool(sw & StatusBits.CENTRAL_CONTROL)
+            central[r] = bool(sw & _CENTRAL)
             accepted[r] = st.accepted_seq
             reason[r] = st.reject_reason
-            done = done or bool(sw & StatusBits.PLANT_DONE)
+            done = done or bool(sw & _DONE)
             plan_clock.append(st.plan_clock_s)
             link.status_fresh = False
             self._report_reject(link, st)
@@ -570,9 +608,8 @@ class ModbusBackend(BaseBackend):
             return False
         inter = link.fmap.intersection
         new = want != link.content
-        sw = StatusBits(st.status_word & 0xFFFF)
-        in_control = bool(sw & StatusBits.CENTRAL_CONTROL)
-        pending = bool(sw & StatusBits.PENDING_HANDBACK)
+        in_control = bool(st.status_word & _CENTRAL)
+        pending = bool(st.status_word & _PENDING)
         if not new and link.block is not None:
             ours = link.block.seq
             if st.rejected_seq == ours:

@@ -379,41 +379,44 @@ def status_read_count(fmap: FieldMap) -> int:
     return (DETECTORS.base - STATUS.base) + vol.offset + 2 * max(fmap.max_channel, 0)
 
 
+_S = {f.name: f.offset for f in STATUS.fields}
+_D0 = DETECTORS.base - STATUS.base
+_VOL0 = _D0 + DETECTORS.field("volume").offset
+_NIB_SHIFT = (4 * np.arange(4))[None, :]
+
+
 def decode_status(words: Sequence[int], fmap: FieldMap) -> FieldStatus:
-    w = np.asarray(words, dtype=np.int64)
-    s = STATUS
-
-    def g(name: str) -> int:
-        return int(w[s.offset(name)])
-
-    g_lo = s.offset("group_state")
-    d0 = DETECTORS.base - STATUS.base
-    nib_words = np.concatenate([w[g_lo : g_lo + 4], w[d0 : d0 + 4]])
-    codes = ((nib_words[:, None] >> (4 * np.arange(4))[None, :]) & 0xF).ravel()[: fmap.n_groups]
-    states = CODE_TO_STATE[codes]
-    ch = fmap.channel - 1
-    vol = DETECTORS.field("volume")
-    base = d0 + vol.offset
-    volume = w[base + 2 * ch] if ch.size else np.zeros(0, np.int64)
-    occ = w[base + 1 + 2 * ch] if ch.size else np.zeros(0, np.int64)
+    w = words if isinstance(words, list) else list(words)
+    g0 = _S["group_state"]
+    nib = np.array(w[g0 : g0 + 4] + w[_D0 : _D0 + 4], dtype=np.int64)
+    codes = ((nib[:, None] >> _NIB_SHIFT) & 0xF).ravel()[: fmap.n_groups]
+    ch = fmap.channel
+    if ch.size:
+        arr = np.asarray(w, dtype=np.int64)
+        volume = arr[_VOL0 + 2 * (ch - 1)]
+        occ = arr[_VOL0 + 1 + 2 * (ch - 1)]
+    else:
+        volume = occ = np.zeros(0, np.int64)
+    ct = _S["controller_time"]
+    pc = _S["plan_clock"]
     return FieldStatus(
-        status_word=g("status_word"),
-        mode=g("mode"),
-        heartbeat_echo=g("heartbeat_echo"),
-        accepted_seq=g("accepted_seq"),
-        rejected_seq=g("rejected_seq"),
-        reject_reason=g("reject_reason"),
-        fault_bits=g("fault_bits"),
-        current_stage=g("current_stage") - 1,
-        stage_timer_s=g("stage_timer") / 10.0,
-        controller_time_s=_u32(w, s.offset("controller_time")) + g("controller_time_ms") / 1000.0,
-        tick_counter=g("tick_counter"),
-        detector_sequence=g("detector_sequence"),
-        plan_clock_s=_u32(w, s.offset("plan_clock")) / 10.0,
-        heartbeat_age_s=g("heartbeat_age") / 10.0,
-        target_stage=g("target_stage") - 1,
-        active_cycle_s=g("active_cycle") / 10.0,
-        group_state=states,
+        status_word=w[_S["status_word"]],
+        mode=w[_S["mode"]],
+        heartbeat_echo=w[_S["heartbeat_echo"]],
+        accepted_seq=w[_S["accepted_seq"]],
+        rejected_seq=w[_S["rejected_seq"]],
+        reject_reason=w[_S["reject_reason"]],
+        fault_bits=w[_S["fault_bits"]],
+        current_stage=w[_S["current_stage"]] - 1,
+        stage_timer_s=w[_S["stage_timer"]] / 10.0,
+        controller_time_s=((w[ct] << 16) | w[ct + 1]) + w[_S["controller_time_ms"]] / 1000.0,
+        tick_counter=w[_S["tick_counter"]],
+        detector_sequence=w[_S["detector_sequence"]],
+        plan_clock_s=((w[pc] << 16) | w[pc + 1]) / 10.0,
+        heartbeat_age_s=w[_S["heartbeat_age"]] / 10.0,
+        target_stage=w[_S["target_stage"]] - 1,
+        active_cycle_s=w[_S["active_cycle"]] / 10.0,
+        group_state=CODE_TO_STATE[codes],
         volume=volume,
         occupancy_raw=occ,
     )

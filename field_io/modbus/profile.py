@@ -367,10 +367,14 @@ PROFILE = {t.name: t for t in TABLES}
 
 def writable_ranges(*, commissioning: bool = False) -> list[tuple[int, int]]:
     """``[start, end)`` address ranges a client may write (the command table; plus the upload in commissioning)."""
+    return list(_WRITABLE[commissioning])
+
+
+def _writable(commissioning: bool) -> tuple[tuple[int, int], ...]:
     out = [(t.base, t.end) for t in TABLES if t.access is Access.CENTRAL]
     if commissioning:
         out += [(t.base, t.end) for t in TABLES if t.access is Access.COMMISSIONING]
-    return out
+    return tuple(out)
 
 
 def _check_tables() -> None:
@@ -385,6 +389,7 @@ def _check_tables() -> None:
 
 
 _check_tables()
+_WRITABLE = {False: _writable(False), True: _writable(True)}
 
 
 # ---- documentation -----------------------------------------------------------------------------
