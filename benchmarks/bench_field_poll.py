@@ -4,13 +4,15 @@ One central process (this one) runs the real engine - ``ModbusBackend`` or
 ``NtcipBackend``, the ``actuated`` policy and the safety supervisor - against
 N emulated controllers that run in separate processes (``greenwave emulate``,
 each serving a share of the intersections on 127.0.0.1), once per second.
-A **cycle** is one engine tick without its wait for the next second: read
-every controller (Modbus: one function-23 transaction that also carries the
-heartbeat; NTCIP: one GET), decide, and send the commands (Modbus: a
-function-16 block when a command changed; NTCIP: one SET per controller, the
-complete command block that is also the heartbeat). N is *sustained* when the
-p99 cycle latency stays under 200 ms and every controller stays under central
-control, with no failed transaction.
+A **poll cycle** is one poll of all N controllers, as the engine's ``read``
+does it: Modbus, one function-23 transaction per controller that also carries
+the heartbeat; NTCIP, one GET per controller; decoded into the observation.
+N is *sustained* when the p99 poll cycle stays under 200 ms and every
+controller stays under central control with no failed transaction, while the
+engine also decides and commands every tick (Modbus: a function-16 block when
+a command changed; NTCIP: the complete command block SET, which is also the
+heartbeat, when it changed and at least every unitBackupTime / 3). The whole
+engine tick (poll + decide + command) is reported beside it.
 
 The ladder of N is measured side by side in one run; the table gives the
 cycle latency (p50 / p99), the central's CPU per controller and second, and
@@ -116,13 +118,21 @@ def measure(protocol: str, n: int, *, ticks: int, warmup: int, work: Path) -> di
 
         backend = NtcipBackend(net, eps, dt_s=1.0)
     marks: list[float] = []
-    advance = backend.advance
+    polls: list[float] = []
+    advance, read = backend.advance, backend.read
 
     def timed_advance() -> float:
         marks.append(time.perf_counter())
         return advance()
 
+    def timed_read():  # type: ignore[no-untyped-def]
+        t = time.perf_counter()
+        obs = read()
+        polls.append(time.perf_counter() - t)
+        return obs
+
     backend.advance = timed_advance  # type: ignore[method-assign]
+    backend.read = timed_read  # type: ignore[method-assign]
     cycles, cpu = [], []
     try:
         t_open = time.perf_counter()
@@ -143,11 +153,14 @@ def measure(protocol: str, n: int, *, ticks: int, warmup: int, work: Path) -> di
         backend.close()
         stop(procs)
     c = np.asarray(cycles)
+    pc = np.asarray(polls[-ticks:])
     return {
         "protocol": protocol,
         "n": n,
-        "p50_ms": float(np.percentile(c, 50) * 1000),
-        "p99_ms": float(np.percentile(c, 99) * 1000),
+        "p50_ms": float(np.percentile(pc, 50) * 1000),
+        "p99_ms": float(np.percentile(pc, 99) * 1000),
+        "tick_p50_ms": float(np.percentile(c, 50) * 1000),
+        "tick_p99_ms": float(np.percentile(c, 99) * 1000),
         "cpu_us_per_ctl": float(np.mean(cpu) / n * 1e6),
         "central": central,
         "healthy": healthy,
@@ -168,9 +181,10 @@ def ladder(protocol: str, levels: list[int], *, ticks: int, warmup: int, work: P
         rows.append(r)
         ok = sustained(r)
         print(
-            f"{protocol:7s} N={n:5d}  cycle p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
-            f"cpu {r['cpu_us_per_ctl']:6.1f} us/controller/s  central {r['central']:.3f}  "
-            f"errors {r['errors']}  connect {r['open_s']:.1f} s  {'ok' if ok else 'NOT sustained'}",
+            f"{protocol:6s} N={n:5d}  poll cycle p50 {r['p50_ms']:6.1f} p99 {r['p99_ms']:6.1f} ms  "
+            f"engine tick p50 {r['tick_p50_ms']:6.1f} p99 {r['tick_p99_ms']:6.1f} ms  "
+            f"cpu {r['cpu_us_per_ctl']:5.1f} us/controller/s  central {r['central']:.3f}  errors {r['errors']}  "
+            f"{'ok' if ok else 'NOT sustained'}",
             flush=True,
         )
         if not ok:
@@ -187,9 +201,11 @@ def main() -> None:
     if args.quick:
         mb_levels, nt_levels, ticks, warmup = [100, 200], [50, 100], 4, 2
     else:
-        mb_levels, nt_levels, ticks, warmup = [500, 1000, 2000, 2500, 3000, 4000], [250, 500, 750, 1000], args.ticks, 4
+        mb_levels = [500, 1000, 1500, 2000, 2500, 3000, 4000]
+        nt_levels = [250, 500, 750, 1000, 1500]
+        ticks, warmup = args.ticks, 4
     print(f"bench_field_poll: one central process, emulators in separate processes, 1 Hz, {os.cpu_count()} cores")
-    print(f"sustained = p99 cycle latency < {P99_LIMIT_S * 1000:.0f} ms, every controller under central control")
+    print(f"sustained = p99 poll cycle < {P99_LIMIT_S * 1000:.0f} ms, every controller under central control")
     with tempfile.TemporaryDirectory(prefix="gw-bench-field-") as d:
         work = Path(d)
         mb, mb_rows = ladder("modbus", mb_levels, ticks=ticks, warmup=warmup, work=work)
@@ -203,9 +219,11 @@ def main() -> None:
             f"(SNMP GET + SET vs one Modbus read/write transaction)"
         )
     if best_mb:
-        print(f"modbus_p99_cycle_ms_at_sustained: {best_mb['p99_ms']:.1f}")
+        print(f"modbus_p99_poll_ms_at_sustained: {best_mb['p99_ms']:.1f}")
+        print(f"modbus_p99_engine_tick_ms_at_sustained: {best_mb['tick_p99_ms']:.1f}")
     if best_nt:
-        print(f"ntcip_p99_cycle_ms_at_sustained: {best_nt['p99_ms']:.1f}")
+        print(f"ntcip_p99_poll_ms_at_sustained: {best_nt['p99_ms']:.1f}")
+        print(f"ntcip_p99_engine_tick_ms_at_sustained: {best_nt['tick_p99_ms']:.1f}")
     print(f"controllers_sustained: {mb}")
     print(f"ntcip_controllers_sustained: {nt}")
 

@@ -520,8 +520,10 @@ def _configuration_differences(proto: FieldProtocol, cfg: dict[str, Any], fmap: 
         for name, w in want.items():
             got = cfg.get(f"{name}.{p}")
             if got != w:
-                unit = "0.1 s" if name in ("phaseYellowChange", "phaseRedClear") else "s"
-                diffs.append(f"phase {p} ({g.id}): {name} controller {got} {unit}, inventory {w} {unit}")
+                if name in ("phaseYellowChange", "phaseRedClear") and isinstance(got, int):  # MIB unit 0.1 s
+                    diffs.append(f"phase {p} ({g.id}): {name} controller {got / 10:g} s, inventory {w / 10:g} s")
+                else:
+                    diffs.append(f"phase {p} ({g.id}): {name} controller {got} s, inventory {w} s")
         conc = cfg.get(f"phaseConcurrency.{p}")
         got_conc = set(conc) if isinstance(conc, bytes) else set()
         k = inter.group_index(g.id)
