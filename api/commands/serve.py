@@ -30,6 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-demo", dest="demo", action="store_false", default=None, help="production mode: no demo users")
     p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
+    p.add_argument(
+        "--log-format",
+        choices=["json", "text"],
+        default="json",
+        help="greenwave's own logs on stderr: JSON lines (default, for log shippers) or text",
+    )
     p.set_defaults(func=run)
 
 
@@ -51,6 +57,10 @@ def build_settings(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "log_format", "json") == "json":
+        from api.server.metrics import configure_json_logging
+
+        configure_json_logging()
     import uvicorn
     from pydantic import ValidationError
 

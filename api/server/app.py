@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import select
 
@@ -89,6 +89,30 @@ def create_app(settings: Settings, *, start_engine: bool = True) -> FastAPI:
     app.state.closing = threading.Event()
     for r in (auth.router, network.router, plans.router, commands.router, alarms.router, stream.router):
         app.include_router(r)
+
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text exposition format"}},
+    )
+    def metrics() -> PlainTextResponse:
+        """Prometheus metrics: tick duration, backend read latency, ticks, engine up, alarms open by kind."""
+        from sqlalchemy import func, select
+
+        from api.server.db import AlarmRow
+
+        with db.session() as s:
+            rows = s.execute(
+                select(AlarmRow.code, func.count()).where(AlarmRow.cleared_at.is_(None)).group_by(AlarmRow.code)
+            ).all()
+        text = runner.metrics.exposition(
+            ticks=runner.ticks,
+            up=runner.running,
+            intersections=len(getattr(runner, "network", None) or ()),
+            alarms_open={str(k): int(n) for k, n in rows},
+        )
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     @app.get("/healthz", tags=["health"], responses={503: {"description": "the engine is not running (yet)"}})
     def healthz() -> Any:

@@ -51,6 +51,7 @@ from api.server.db import (
     encode_events,
     utcnow,
 )
+from api.server.metrics import Metrics
 from api.server.settings import BackendKind, Settings
 from controller.backend import BaseBackend, FakeBackend
 from controller.engine import Engine
@@ -219,6 +220,7 @@ class EngineRunner:
         self.begin_s = 0.0
         self.end_s: float | None = None
         self.ticks = 0
+        self.metrics = Metrics()
         self.sim_time_s = 0.0
         self.restarts = 0
         self.network_ready = threading.Event()
@@ -550,6 +552,7 @@ class EngineRunner:
             assert self.network is not None
             self.recorder = DrainingRecorder(self.network, backend.packed, backend.detectors)
             self.engine = Engine(backend, self.policy, comm_timeout_s=self.settings.comm_timeout_s, hires=self.recorder)
+            self._time_backend_reads(backend)
         except BaseException:
             backend.close()
             raise
@@ -570,6 +573,19 @@ class EngineRunner:
         return backend
 
     # ---- the loop -----------------------------------------------------------------------
+    def _time_backend_reads(self, backend: Any) -> None:
+        """Observe every backend read (the backend latency metric)."""
+        read = backend.read
+
+        def timed_read() -> Any:
+            t0 = time.perf_counter()
+            try:
+                return read()
+            finally:
+                self.metrics.backend_read.observe(time.perf_counter() - t0)
+
+        backend.read = timed_read
+
     def _loop(self, backend: CentreBackend) -> None:
         s = self.settings
         wall0, sim0 = time.monotonic(), None
@@ -577,7 +593,9 @@ class EngineRunner:
         while not self._stop.is_set():
             self._run_ops()
             self._resolve_controls(utcnow())
+            t0 = time.perf_counter()
             res = self.engine.tick()
+            self.metrics.tick.observe(time.perf_counter() - t0)
             self.ticks += 1
             self.sim_time_s = res.time_s
             self._after_tick(res)

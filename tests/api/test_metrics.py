@@ -1,0 +1,41 @@
+"""Prometheus metrics and JSON logs."""
+
+import json
+import logging
+
+import httpx
+
+from api.server.metrics import Histogram, JsonFormatter
+
+
+def test_histogram_exposition_is_cumulative() -> None:
+    h = Histogram("x_seconds", "test", buckets=(0.1, 1.0))
+    for v in (0.05, 0.5, 2.0):
+        h.observe(v)
+    text = "\n".join(h.exposition())
+    assert 'x_seconds_bucket{le="0.1"} 1' in text
+    assert 'x_seconds_bucket{le="1"} 2' in text
+    assert 'x_seconds_bucket{le="+Inf"} 3' in text
+    assert "x_seconds_count 3" in text and "x_seconds_sum 2.550000" in text
+
+
+def test_metrics_endpoint_reports_ticks_and_latency(live) -> None:  # type: ignore[no-untyped-def]
+    body = httpx.get(f"{live.url}/metrics", timeout=10)
+    assert body.status_code == 200
+    assert body.headers["content-type"].startswith("text/plain")
+    text = body.text
+    assert "# TYPE greenwave_tick_seconds histogram" in text
+    assert "greenwave_engine_up 1" in text
+    count = [ln for ln in text.splitlines() if ln.startswith("greenwave_backend_read_seconds_count")]
+    assert count and int(count[0].split()[1]) >= 1
+    ticks = [ln for ln in text.splitlines() if ln.startswith("greenwave_ticks_total")]
+    assert int(ticks[0].split()[1]) >= 1
+    assert "greenwave_alarms_open{" in text
+
+
+def test_json_log_lines() -> None:
+    rec = logging.LogRecord("greenwave.engine", logging.WARNING, __file__, 1, "J1 %s", ("refused",), None)
+    rec.intersection = "J1"
+    doc = json.loads(JsonFormatter().format(rec))
+    assert doc["level"] == "warning" and doc["logger"] == "greenwave.engine"
+    assert doc["message"] == "J1 refused" and doc["intersection"] == "J1"
