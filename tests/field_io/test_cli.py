@@ -56,3 +56,20 @@ def test_bad_input_prints_one_line(capsys, tmp_path) -> None:
     args = ["commission", "--protocol", "ntcip", "--host", "127.0.0.1", "--port", "1"]
     code = main([*args, "--intersection", str(EXAMPLE), "--vendor", "acme"])
     assert code == 2 and "unknown NTCIP vendor profile 'acme'" in capsys.readouterr().err
+
+
+def test_example_endpoints_file_loads(tmp_path) -> None:
+    from field_io.endpoints import load_endpoints
+    from intersections.errors import InputError
+
+    eps = load_endpoints(EXAMPLE.parent / "field.toml")
+    assert [(e.intersection, e.protocol.value, e.port, e.device_id) for e in eps] == [("J1", "modbus", 502, 1)]
+    assert "controller J1 (modbus 10.20.1.15:502 device 1)" == eps[0].label
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[controller]]\nintersection = "J1"\nprotocol = "modbus"\nhost = "h"\nport = 502\ndevice = 3\n')
+    try:
+        load_endpoints(bad)
+    except InputError as e:
+        assert "unknown keys ['device']" in str(e)
+    else:
+        raise AssertionError("an unknown key must be refused")
