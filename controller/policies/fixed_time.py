@@ -72,6 +72,15 @@ class FixedTimePolicy:
     def reset(self, network: Network, packed: PackedNetwork) -> None:
         self.cycle_s, self.offset_s, self.green_end_s, self.stage_index = plan_arrays(network, self.plans)
         self.n_stages = (self.stage_index >= 0).sum(axis=1)
+        # Coordination pattern in force from the first tick: Indiana events 131 (pattern),
+        # 132 (cycle length, s) and 133 (offset, s), logged by the engine's hi-res recorder.
+        self.pending_events: list[tuple[int, int, int]] = []
+        for r in range(len(self.cycle_s)):
+            self.pending_events += [
+                (r, 131, 1),
+                (r, 132, round(float(self.cycle_s[r]))),
+                (r, 133, round(float(self.offset_s[r]))),
+            ]
 
     def requests_at(self, time_s: float) -> np.ndarray:
         pos = np.mod(time_s - self.offset_s, self.cycle_s)

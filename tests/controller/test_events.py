@@ -38,3 +38,14 @@ def test_fixed_plan_events_follow_the_plan(tmp_path) -> None:  # type: ignore[no
     assert len(rows) == len(ev)
     assert rows[0][1] == "J"
     assert (rows[-1][0] - rows[0][0]).total_seconds() <= 305
+
+
+def test_fixed_plan_logs_its_coordination_pattern() -> None:
+    net = Network((two_phase("J"),), nx.DiGraph())
+    plan = {"J": TimingPlan("J", 60, 7, (PlanStage("SA", 25, 5), PlanStage("SB", 25, 5)))}
+    with FakeBackend(net, seed=2) as be:
+        eng = Engine(be, make_policy("fixed", plans=plan), hires=True)
+        eng.run(ticks=5)
+    ev = eng.hires.table()
+    got = {int(c): int(p) for _t, _r, c, p in ev if c in (131, 132, 133)}
+    assert got == {131: 1, 132: 60, 133: 7}
