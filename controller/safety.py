@@ -156,8 +156,6 @@ class SafetySupervisor:
         self.target = np.full(n, -1, dtype=np.int64)
         self.mode = np.full(n, Mode.NORMAL, dtype=np.int8)
         self.time_s = 0.0
-        # Upper bound of any clearance: used to know when flash may start.
-        self._max_clearance_s = packed.intergreen_s.max(axis=(1, 2)) if g else np.zeros(n)
 
     # ------------------------------------------------------------------
     def reset(self, rows: np.ndarray | list[int] | None = None) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 
 from controller.engine import Engine
 from controller.policies import make_policy
-from intersections.errors import InputError, NetworkFileError, SimulationError
+from intersections.errors import InputError, NetworkFileError
 from intersections.loaders.sumo_net import load_sumo_net
 from intersections.network import Network
 from simulation.detectors import generate_detectors
@@ -370,8 +370,3 @@ def _approach_queues(
         slot["mean_queue_veh"] = round(slot["mean_queue_veh"] + float(mean[k]), 3)
         slot["max_queue_veh"] = round(slot["max_queue_veh"] + float(peak[k]), 3)
     return out
-
-
-def ensure_sumo_ok(spec: RunSpec) -> None:  # pragma: no cover - thin guard used by the CLI
-    if not spec.net.exists():
-        raise SimulationError("network file not found", where=str(spec.net))

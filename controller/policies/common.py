@@ -39,26 +39,27 @@ def stage_green_elapsed_s(ctx: PolicyContext, packed: PackedNetwork) -> np.ndarr
     return np.where(all_green & np.isfinite(elapsed), elapsed, -1.0)
 
 
+def _any_per_group(hit: np.ndarray, layout: DetectorLayout, n: int, g: int) -> np.ndarray:
+    """(N, G) bool: any detector of the group has ``hit`` set."""
+    if not len(layout.ids):
+        return np.zeros((n, g), bool)
+    flat = np.bincount(layout.row * g + layout.group, weights=hit.astype(float), minlength=n * g)
+    return flat.reshape(n, g) > 0
+
+
 def actuations(obs: Observation, layout: DetectorLayout, n: int, g: int) -> np.ndarray:
     """(N, G) bool: a vehicle arrived at one of the group's detectors this tick.
 
     Arrivals are counts (a vehicle crossing a loop, entering a detection
     zone): the event that extends a green (NTCIP phasePassage).
     """
-    if not len(layout.ids):
-        return np.zeros((n, g), bool)
-    hit = np.nan_to_num(obs.counts) > 0
-    flat = np.bincount(layout.row * g + layout.group, weights=hit.astype(float), minlength=n * g)
-    return flat.reshape(n, g) > 0
+    return _any_per_group(np.nan_to_num(obs.counts) > 0, layout, n, g)
 
 
 def presence(obs: Observation, layout: DetectorLayout, n: int, g: int) -> np.ndarray:
     """(N, G) bool: a vehicle is on one of the group's detectors (a call)."""
-    if not len(layout.ids):
-        return np.zeros((n, g), bool)
     hit = (np.nan_to_num(obs.occupancy) > 0) | (np.nan_to_num(obs.counts) > 0)
-    flat = np.bincount(layout.row * g + layout.group, weights=hit.astype(float), minlength=n * g)
-    return flat.reshape(n, g) > 0
+    return _any_per_group(hit, layout, n, g)
 
 
 def next_stage_with_demand(current: np.ndarray, stage_demand: np.ndarray, stage_valid: np.ndarray) -> np.ndarray:
