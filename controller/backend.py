@@ -67,6 +67,13 @@ def detector_layout(network: Network) -> DetectorLayout:
     )
 
 
+#: Records of ``Observation.extra["bus"]`` and ``["emergency"]``: a special vehicle approaching signal group
+#: ``group`` of intersection ``row`` (the bus GPS / AVL feed and emergency-vehicle positions).
+SPECIAL_DTYPE = np.dtype(
+    [("row", "i4"), ("group", "i4"), ("distance_m", "f8"), ("speed_m_s", "f8"), ("lateness_s", "f8"), ("persons", "f8")]
+)
+
+
 @dataclass(frozen=True)
 class Observation:
     """What a backend saw since the previous tick (arrays, one row each).

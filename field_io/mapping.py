@@ -23,12 +23,24 @@ from intersections.errors import InputError
 from intersections.model import Intersection
 from intersections.network import Network
 
-__all__ = ["FieldMap", "field_map", "network_maps", "MAX_GROUPS", "MAX_STAGES", "MAX_DETECTORS", "MAX_PHASES"]
+__all__ = [
+    "FieldMap",
+    "field_map",
+    "network_maps",
+    "MAX_GROUPS",
+    "MAX_STAGES",
+    "MAX_DETECTORS",
+    "MAX_PHASES",
+    "QUEUE_NOT_MEASURED",
+    "queue_to_wire",
+    "queue_from_wire",
+]
 
 #: Limits of the greenwave field profile (Modbus register map and NTCIP phase groups).
 MAX_GROUPS = 32
 MAX_STAGES = 16
 MAX_DETECTORS = 48
+QUEUE_NOT_MEASURED = 0xFFFF  # queue registers/objects: no zone detector measures it
 MAX_PHASES = 32  # 4 NTCIP phase groups of 8
 
 
@@ -135,3 +147,19 @@ def field_map(inter: Intersection) -> FieldMap:
 
 def network_maps(network: Network) -> tuple[FieldMap, ...]:
     return tuple(field_map(i) for i in network.intersections)
+
+
+def queue_to_wire(queue_veh: np.ndarray) -> np.ndarray:
+    """Vehicles queued (NaN unknown) -> whole vehicles 0-65534, :data:`QUEUE_NOT_MEASURED` where unknown.
+
+    One encoding for the Modbus queues table and NTCIP ``gwGroupQueue``.
+    """
+    q = np.asarray(queue_veh, float)
+    vals = np.clip(np.rint(np.nan_to_num(q, nan=0.0)), 0, QUEUE_NOT_MEASURED - 1)
+    return np.where(np.isfinite(q), vals, QUEUE_NOT_MEASURED).astype(np.int64)
+
+
+def queue_from_wire(words: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`queue_to_wire` (NaN where not measured)."""
+    q = np.asarray(words, float)
+    return np.where(q == QUEUE_NOT_MEASURED, np.nan, q)

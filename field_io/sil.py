@@ -12,7 +12,11 @@ heartbeat, the command block and a step request; each emulator answers once
 its controllers and SUMO have advanced one step. The emulated controllers run
 the same safety supervisor as the central engine, fed the same stage
 requests, so with the same controller and seed the field path shows what a
-direct SUMO run shows; ``tests/field_io/test_sil.py`` checks the KPIs agree
+direct SUMO run shows. The controllers report queues from their zone
+detectors (Modbus profile 1.1 queues table, NTCIP ``gwGroupQueue``), and the
+buses' GPS and emergency vehicles reach central on the emulator's vehicle feed
+(:mod:`field_io.vehicle_feed`), as the city's AVL feed does beside the field
+network; ``tests/field_io/test_sil.py`` checks the KPIs agree
 within 5 %.
 """
 
@@ -21,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +38,7 @@ from typing import Any
 from controller.engine import Engine
 from controller.policies import make_policy
 from field_io.endpoints import FieldProtocol, endpoints_from_json
+from field_io.vehicle_feed import FeedBackend, VehicleFeedClient
 from intersections.errors import SimulationError
 from intersections.loaders.sumo_net import load_sumo_net
 
@@ -126,6 +132,8 @@ def run_sil(
         f"{spec.step_length_s:g}",
         "--resume-heartbeats",
         "1",
+        "--vehicle-feed-port",
+        str(feed_port := _free_port()),
     ]
     env = {
         **os.environ,
@@ -137,7 +145,9 @@ def run_sil(
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, cwd=str(ROOT), env=env)
         try:
             endpoints = _wait_ready(proc, ready, log_file, timeout_s)
-            kpis_central = _central(spec, controller, via, network, endpoints, params, progress, controller_params)
+            kpis_central = _central(
+                spec, controller, via, network, endpoints, params, progress, controller_params, feed_port
+            )
             try:
                 proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
@@ -163,6 +173,13 @@ def run_sil(
     meta["via"] = via.value
     meta["wall_s"] = round(time.perf_counter() - wall0, 3)
     return kpis
+
+
+def _free_port() -> int:
+    """An ephemeral TCP port for the emulator's vehicle feed (bound and released here)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _tail(path: Path, n: int = 6) -> str:
@@ -196,6 +213,7 @@ def _central(
     params: Mapping[str, Any] | None,
     progress: Callable[[float, float], None] | None,
     controller_params: Callable[..., dict[str, Any]],
+    feed_port: int,
 ) -> dict[str, Any]:
     eps = [replace(e, timeout_s=2.0) for e in endpoints_from_json(endpoints)]
     all_params = {**controller_params(controller, spec, network), **(params or {})}
@@ -209,6 +227,9 @@ def _central(
         from field_io.ntcip.backend import NtcipBackend
 
         backend = NtcipBackend(network, eps, dt_s=dt, lockstep=True)
+    # Bus GPS and emergency vehicles reach central beside the controllers, as the city's AVL feed does.
+    feed = VehicleFeedClient(network, "127.0.0.1", feed_port, timeout_s=10.0)
+    backend = FeedBackend(backend, feed)
     ticks = 0
     with backend:
         if backend.problems:
@@ -229,4 +250,5 @@ def _central(
         "field_alarms": len(backend.alarms),
         "field_errors": int(sum(link.errors for link in backend.links)),
         "field_problems": dict(backend.problems),
+        "vehicle_feed_messages": feed.messages,
     }

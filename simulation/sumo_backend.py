@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from controller.backend import BaseBackend, Commands, Observation
+from controller.backend import SPECIAL_DTYPE, BaseBackend, Commands, Observation
 from intersections.errors import SimulationError
 from intersections.model import SignalState
 from intersections.network import Network
@@ -56,9 +56,6 @@ VAR_INTERVAL_NUMBER = 0x25
 TL_RED_YELLOW_GREEN_STATE = 0x20
 
 # One record per special vehicle approaching a controlled intersection (Observation.extra).
-SPECIAL_DTYPE = np.dtype(
-    [("row", "i4"), ("group", "i4"), ("distance_m", "f8"), ("speed_m_s", "f8"), ("lateness_s", "f8"), ("persons", "f8")]
-)
 
 STATE_CHAR = {int(SignalState.RED): "r", int(SignalState.YELLOW): "y", int(SignalState.FLASH): "o"}
 CHAR_STATE = {

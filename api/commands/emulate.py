@@ -77,6 +77,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tls-role", metavar="ROLE", help="Modbus/TCP Security: role the client certificate must carry")
     p.add_argument("--ready-file", metavar="PATH", help="write the endpoints as JSON once listening")
     p.add_argument("--kpi-json", metavar="PATH", help="with --sumo: write the SUMO KPIs as JSON")
+    p.add_argument(
+        "--vehicle-feed-port",
+        type=int,
+        metavar="N",
+        help="with --sumo: publish SUMO's buses and emergency vehicles (the AVL feed) as JSON lines on TCP port N",
+    )
     add_sumo_args(p)
     p.set_defaults(func=run)
 
@@ -162,12 +168,15 @@ def run(args: argparse.Namespace) -> int:
         vendor=args.vendor,
         arrival_rate_veh_s=args.arrival_rate,
         duration_s=args.duration,
+        vehicle_feed_port=args.vehicle_feed_port if args.sumo else None,
     )
     try:
         eps = emu.start()
         for e in eps:
             dev = f" device {e.device_id}" if args.protocol == "modbus" else ""
             print(f"{e.intersection}: {args.protocol} {e.host}:{e.port}{dev}", flush=True)
+        if emu.feed is not None:
+            print(f"vehicle feed (bus GPS, emergency): tcp {emu.feed.host}:{emu.feed.port}", flush=True)
         mode = "lockstep" if args.lockstep else f"real time, tick {args.tick:g} s"
         print(
             f"emulating {len(eps)} controller(s) ({mode}; backup time {args.backup_time:g} s; "

@@ -119,6 +119,7 @@ class Snapshot:
     volume: np.ndarray  # (D,) uint16 free-running counters
     period_count: np.ndarray  # (D,) vehicles in the last period
     occupancy: np.ndarray  # (D,) 0..1 over the last period
+    queue_veh: np.ndarray  # (N, G) vehicles standing in the stop-line zones, NaN not measured
     detector_sequence: int
     active_cycle_s: np.ndarray  # (N,)
     supervisor_mode: np.ndarray  # (N,) controller.safety.Mode of the previous tick
@@ -152,6 +153,9 @@ class LocalController:
         self.events_enabled = events
         self.recorder: EventRecorder | None = None
         self.fallback_plans = dict(fallback_plans or {})
+        # Where the plant's special vehicles (bus GPS, emergency) go each tick: the AVL feed beside the
+        # controllers (field_io.vehicle_feed), not a controller register.
+        self.feed_sink: Callable[[float, Mapping[str, np.ndarray]], None] | None = None
         self._bind(network)
 
     # ------------------------------------------------------------------ binding
@@ -238,6 +242,7 @@ class LocalController:
             volume=np.zeros(d, np.int64),
             period_count=np.zeros(d),
             occupancy=np.zeros(d),
+            queue_veh=np.full((n, g), np.nan),
             detector_sequence=0,
             active_cycle_s=np.zeros(n),
             supervisor_mode=np.zeros(n, np.int8),
@@ -280,6 +285,10 @@ class LocalController:
         if fk.any():
             counts = np.where(fk == 1, 0.0, np.where(fk == 2, 0.0, np.where(fk == 3, counts + 3.0, counts)))
             occ = np.where(fk == 1, 1.0, np.where(fk == 2, 0.0, np.where(fk == 3, np.maximum(occ, 0.02), occ)))
+        queue = np.array(obs.queue_veh, float, copy=True)
+        if fk.any():  # a faulty zone detector cannot measure its group's queue either
+            bad = fk > 0
+            queue[self.layout.row[bad], self.layout.group[bad]] = np.nan
         counts = np.rint(counts).astype(np.int64)
         self._volume = (self._volume + counts) & 0xFFFF
         self._det_seq = (self._det_seq + 1) & 0xFFFF
@@ -301,10 +310,13 @@ class LocalController:
             volume=self._volume.copy(),
             period_count=counts.astype(float),
             occupancy=occ,
+            queue_veh=queue,
             detector_sequence=self._det_seq,
             active_cycle_s=active_cycle,
             supervisor_mode=self._last_supervisor_mode.copy(),
         )
+        if self.feed_sink is not None and obs.extra:
+            self.feed_sink(float(ctx.time_s), obs.extra)  # before the step reply: central reads it with the status
         with self.lock:
             self.snapshot = snap
             self._release_waiters(self.tick)

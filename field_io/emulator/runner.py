@@ -79,6 +79,7 @@ class Emulator:
         arrival_rate_veh_s: float = 0.1,
         seed: int | None = 0,
         duration_s: float | None = None,
+        vehicle_feed_port: int | None = None,
     ) -> None:
         self.protocol = FieldProtocol(protocol)
         self.host = host
@@ -104,6 +105,12 @@ class Emulator:
         self.core = LocalController(
             network, config=self.config, fallback_plans=fallback_plans, events=self.events_path is not None, pace=True
         )
+        self.feed: Any = None  # field_io.vehicle_feed.VehicleFeedServer
+        if vehicle_feed_port is not None:
+            from field_io.vehicle_feed import VehicleFeedServer
+
+            self.feed = VehicleFeedServer(network, host=host, port=vehicle_feed_port)
+            self.core.feed_sink = self.feed.publish
         self.io: LoopThread | None = None
         self.servers: list[Any] = []
         self.endpoints: list[Endpoint] = []
@@ -280,6 +287,8 @@ class Emulator:
             finally:
                 self.io.close()
         self.servers.clear()
+        if self.feed is not None:
+            self.feed.close()
 
     def _write_events(self) -> None:
         rec = self.core.recorder

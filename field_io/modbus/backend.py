@@ -28,7 +28,9 @@ silent raises a comm-loss alarm (:attr:`ModbusBackend.alarms`).
 
 Observation: ``counts`` are differences of the controllers' volume counters,
 ``occupancy`` their last-period occupancy (NaN for fault codes), ``queue_veh``
-NaN (a field controller cannot measure queues), ``comm_age_s`` from polling,
+from the queues table where the controller's zone detectors measure queues
+(profile 1.1, capability bit 3; read in the status transaction) and NaN
+elsewhere (loops cannot), ``comm_age_s`` from polling,
 ``fault`` True for flash, MMU fault, local override, commissioning and comm
 loss. ``extra`` carries ``field_mode`` (:class:`ControllerMode`, -1 unknown)
 and ``central_control``.
@@ -63,16 +65,16 @@ from field_io.mapping import FieldMap, field_map
 from field_io.modbus.codec import (
     BLOCK_START,
     OCC_SCALE,
-    STATUS_BASE,
     FieldStatus,
     Identity,
+    StatusRead,
     decode_identity,
     decode_status,
     encode_command_block,
     heartbeat_words,
-    status_read_count,
+    status_read,
 )
-from field_io.modbus.profile import COMMAND, IDENTITY, MAGIC, PROFILE_MAJOR
+from field_io.modbus.profile import COMMAND, IDENTITY, MAGIC, PROFILE_MAJOR, QUEUES
 from field_io.security import check_modbus_write, client_context
 from intersections.errors import InputError
 from intersections.network import Network
@@ -186,10 +188,10 @@ class ModbusLink:
     reads: int = 0
     errors: int = 0
     latency_s: list[float] = field(default_factory=list)
-    read_count: int = 0
+    read_plan: StatusRead | None = None
 
     def __post_init__(self) -> None:
-        self.read_count = status_read_count(self.fmap)
+        self.read_plan = status_read(self.fmap, 0)
 
     @property
     def label(self) -> str:
@@ -375,6 +377,7 @@ class ModbusBackend(BaseBackend):
         link.identity = ident
         link.refused = False
         link.prev_volume = None
+        link.read_plan = status_read(fm, ident.capabilities)
         self._set_problem(link, None)
 
     def _disconnect(self, link: ModbusLink, message: str, *, refused: bool = False) -> None:
@@ -459,7 +462,9 @@ class ModbusBackend(BaseBackend):
         await self._ensure_connected(link)
         if not link.readable:
             return
-        count = link.read_count
+        plan = link.read_plan
+        assert plan is not None
+        base, count = plan.base, plan.count
         try:
             if link.was_active or step is not None:
                 words = heartbeat_words(link.heartbeat, self.wall_clock(), step or 0)
@@ -473,9 +478,12 @@ class ModbusBackend(BaseBackend):
                         link.must_write = False
                 else:
                     words, addr = words[4:5], _HB + 4  # lockstep step only: no heartbeat for an inactive row
-                regs = await self._write_read(link, addr, words, STATUS_BASE, count)
+                regs = await self._write_read(link, addr, words, base, count)
             else:
-                regs = await self._read(link, STATUS_BASE, count, what="status")
+                regs = await self._read(link, base, count, what="status")
+            queue_words = regs[: plan.skip] if plan.queues else None
+            if plan.queue_apart:
+                queue_words = await self._read(link, QUEUES.base, QUEUES.length, what="queues")
         except _Fail as e:
             link.errors += 1
             if e.comm:
@@ -483,7 +491,7 @@ class ModbusBackend(BaseBackend):
             else:
                 self._disconnect(link, str(e), refused=True)
             return
-        link.status = decode_status(regs, link.fmap)
+        link.status = decode_status(regs[plan.skip :], link.fmap, queue_words)
         link.status_fresh = True
         link.last_ok_t = self.clock()
         link.reads += 1
@@ -510,6 +518,7 @@ class ModbusBackend(BaseBackend):
         n_det = len(self.detectors.ids)
         counts = np.full(n_det, np.nan)
         occ = np.full(n_det, np.nan)
+        queue = np.full((p.n, p.g), np.nan)
         state = np.zeros((p.n, p.g), np.int8)
         comm_age = np.full(p.n, np.inf)
         fault = np.ones(p.n, bool)
@@ -541,6 +550,8 @@ class ModbusBackend(BaseBackend):
             occ[sl] = np.where(raw <= OCC_SCALE, raw / OCC_SCALE, np.nan)
             g = link.fmap.n_groups
             state[r, :g] = st.group_state
+            if st.queue_veh is not None:
+                queue[r, :g] = st.queue_veh
             sw = st.status_word
             fault[r] = bool(sw & _BAD) or stale
             mode[r] = st.mode
@@ -560,7 +571,7 @@ class ModbusBackend(BaseBackend):
             time_s=self.time_s,
             counts=counts,
             occupancy=occ,
-            queue_veh=np.full((p.n, p.g), np.nan),
+            queue_veh=queue,
             signal_state=state,
             comm_age_s=comm_age,
             fault=fault,

@@ -23,7 +23,7 @@ from field_io.commands import (
     plan_entries,
     plan_from_entries,
 )
-from field_io.mapping import FieldMap
+from field_io.mapping import QUEUE_NOT_MEASURED, FieldMap, queue_from_wire, queue_to_wire
 from field_io.modbus.profile import (
     COMMAND,
     CONFIG,
@@ -35,6 +35,7 @@ from field_io.modbus.profile import (
     MAGIC,
     PROFILE_MAJOR,
     PROFILE_MINOR,
+    QUEUES,
     STATUS,
     GroupStateCode,
     Table,
@@ -64,6 +65,10 @@ __all__ = [
     "STATUS_BASE",
     "STATUS_LEN",
     "OCC_SCALE",
+    "CAP_QUEUES",
+    "StatusRead",
+    "status_read",
+    "encode_queues",
 ]
 
 BLOCK_START = COMMAND.address("seq")  # 105
@@ -71,6 +76,8 @@ BLOCK_LEN = COMMAND.end - BLOCK_START  # 59 words: seq .. crc
 STATUS_BASE = STATUS.base  # 200
 STATUS_LEN = DETECTORS.end - STATUS.base  # 124
 OCC_SCALE = 1000  # occupancy register units per 100 %
+CAP_QUEUES = 0b1000  # identity capability bit 3: the queues table is served (profile 1.1)
+MAX_READ = 125  # Modbus: registers per read request
 OCC_FAULT_MIN = 1001
 
 STATE_TO_CODE = np.zeros(8, np.uint16)
@@ -165,7 +172,7 @@ def encode_identity(
     vendor: int = 1,
     model: int = 1,
     firmware: int = 0x0100,
-    capabilities: int = 0b011,
+    capabilities: int = 0b011 | CAP_QUEUES,
     profile: tuple[int, int] = (PROFILE_MAJOR, PROFILE_MINOR),
 ) -> list[int]:
     t = IDENTITY
@@ -371,6 +378,7 @@ class FieldStatus:
     group_state: np.ndarray  # (G,) SignalState codes
     volume: np.ndarray  # (D,) counters, uint16 wrap
     occupancy_raw: np.ndarray  # (D,) register values
+    queue_veh: np.ndarray | None = None  # (G,) vehicles queued per group, NaN not measured; None: not read
 
 
 def status_read_count(fmap: FieldMap) -> int:
@@ -379,13 +387,59 @@ def status_read_count(fmap: FieldMap) -> int:
     return (DETECTORS.base - STATUS.base) + vol.offset + 2 * max(fmap.max_channel, 0)
 
 
+@dataclass(frozen=True)
+class StatusRead:
+    """Where one tick's status read starts and how long it is; ``queue_apart``: the queues need a read of their own."""
+
+    base: int
+    count: int
+    queues: bool
+    queue_apart: bool
+
+    @property
+    def skip(self) -> int:
+        """Words before the status table in the answer (the queues read with it)."""
+        return STATUS_BASE - self.base
+
+
+def status_read(fmap: FieldMap, capabilities: int) -> StatusRead:
+    """The status read for a controller: with the queues table in front when it serves one and all fits.
+
+    Modbus caps a read at 125 registers (:data:`MAX_READ`); the queues table
+    (168-199) sits right before the status (200) so that, for a controller
+    using detector channels up to 32, one transaction carries both.
+    """
+    count = status_read_count(fmap)
+    if not capabilities & CAP_QUEUES:
+        return StatusRead(STATUS_BASE, count, queues=False, queue_apart=False)
+    if QUEUES.length + count <= MAX_READ:
+        return StatusRead(QUEUES.base, QUEUES.length + count, queues=True, queue_apart=False)
+    return StatusRead(STATUS_BASE, count, queues=True, queue_apart=True)
+
+
+def decode_queues(words: Sequence[int], n_groups: int) -> np.ndarray:
+    """Queue registers -> vehicles per group (NaN where not measured)."""
+    return queue_from_wire(np.asarray(words[:n_groups]))
+
+
+def encode_queues(queue_veh: np.ndarray, n_rows: int) -> np.ndarray:
+    """``(N, G)`` vehicles (NaN unknown) -> ``(N, 32)`` queue-table rows."""
+    out = np.full((n_rows, QUEUES.length), QUEUE_NOT_MEASURED, np.int64)
+    q = np.asarray(queue_veh, float)
+    if q.size:
+        g = min(q.shape[1], QUEUES.length)
+        out[:, :g] = queue_to_wire(q[:, :g])
+    return out.astype(np.uint16)
+
+
 _S = {f.name: f.offset for f in STATUS.fields}
 _D0 = DETECTORS.base - STATUS.base
 _VOL0 = _D0 + DETECTORS.field("volume").offset
 _NIB_SHIFT = (4 * np.arange(4))[None, :]
 
 
-def decode_status(words: Sequence[int], fmap: FieldMap) -> FieldStatus:
+def decode_status(words: Sequence[int], fmap: FieldMap, queue_words: Sequence[int] | None = None) -> FieldStatus:
+    """Decode a status read from register 200 (``queue_words``: the queues table, when it was read)."""
     w = words if isinstance(words, list) else list(words)
     g0 = _S["group_state"]
     nib = np.array(w[g0 : g0 + 4] + w[_D0 : _D0 + 4], dtype=np.int64)
@@ -419,6 +473,7 @@ def decode_status(words: Sequence[int], fmap: FieldMap) -> FieldStatus:
         group_state=CODE_TO_STATE[codes],
         volume=volume,
         occupancy_raw=occ,
+        queue_veh=None if queue_words is None else decode_queues(queue_words, fmap.n_groups),
     )
 
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from enum import Enum, IntEnum
 
 from field_io.commands import CommandKind, ControllerMode, FaultBits, RejectReason, StatusBits
-from field_io.mapping import MAX_DETECTORS, MAX_GROUPS, MAX_STAGES
+from field_io.mapping import MAX_DETECTORS, MAX_GROUPS, MAX_STAGES, QUEUE_NOT_MEASURED
 
 __all__ = [
     "Access",
@@ -48,6 +48,8 @@ __all__ = [
     "TABLES",
     "PROFILE_MAJOR",
     "PROFILE_MINOR",
+    "QUEUE_NOT_MEASURED",
+    "QUEUES",
     "MAGIC",
     "GroupStateCode",
     "render_markdown",
@@ -55,7 +57,7 @@ __all__ = [
 ]
 
 PROFILE_MAJOR = 1
-PROFILE_MINOR = 0
+PROFILE_MINOR = 1
 MAGIC = 0x4757  # "GW"
 PLAN_SLOTS = 16
 
@@ -187,7 +189,12 @@ IDENTITY = Table(
         Field("backup_time", 12, scale=0.1, unit="s", doc="Watchdog: no heartbeat for this long -> local plan."),
         Field("resume_heartbeats", 13, doc="Fresh heartbeats needed (with a new command block) to hand control back."),
         Field("tick", 14, scale=0.1, unit="s", doc="Controller tick (detector reporting period)."),
-        Field("capabilities", 15, doc="Bit 0 lockstep (software-in-the-loop), bit 1 plan commands, bit 2 TLS."),
+        Field(
+            "capabilities",
+            15,
+            doc="Bit 0 lockstep (software-in-the-loop), bit 1 plan commands, bit 2 TLS, "
+            "bit 3 queue measurement (the queues table, profile 1.1).",
+        ),
         Field("intersection_id", 16, dtype="ascii", count=32, doc="Intersection id, ASCII, NUL-padded."),
     ),
 )
@@ -213,6 +220,27 @@ COMMAND = Table(
         Field("reserved", 11, doc="0."),
         *_plan_fields(12),
         Field("crc", 63, doc="CRC-16/MODBUS over registers 105-162 (seq .. last plan entry), big-endian bytes."),
+    ),
+)
+
+QUEUES = Table(
+    "queues",
+    168,
+    MAX_GROUPS,
+    Access.READ,
+    "Profile 1.1, capability bit 3. Read every tick in the same transaction as the status (one read from 168 "
+    "while it stays within Modbus's 125 registers, i.e. up to detector channel 32; otherwise a second read). "
+    "Group g (1-based) at 168 + (g-1): the vehicles standing in the group's stop-line detection zones, as "
+    "video and radar zone detectors report them (a loop cannot). Queue-based policies (max-pressure, adaptive) "
+    "need it; without it central estimates queues from counts.",
+    (
+        Field(
+            "queue",
+            0,
+            count=MAX_GROUPS,
+            unit="veh",
+            doc=f"Vehicles queued, 0-65534; {QUEUE_NOT_MEASURED} = not measured (no zone detector, or faulty).",
+        ),
     ),
 )
 
@@ -361,7 +389,17 @@ FALLBACK_STORED = Table(
     ),
 )
 
-TABLES: tuple[Table, ...] = (IDENTITY, COMMAND, STATUS, DETECTORS, CONFIG, INTERGREEN, FALLBACK_UPLOAD, FALLBACK_STORED)
+TABLES: tuple[Table, ...] = (
+    IDENTITY,
+    COMMAND,
+    QUEUES,
+    STATUS,
+    DETECTORS,
+    CONFIG,
+    INTERGREEN,
+    FALLBACK_UPLOAD,
+    FALLBACK_STORED,
+)
 PROFILE = {t.name: t for t in TABLES}
 
 

@@ -28,6 +28,7 @@ from field_io.emulator.core import LocalController
 from field_io.modbus.codec import (
     BLOCK_LEN,
     BLOCK_START,
+    CAP_QUEUES,
     STATUS_BASE,
     STATUS_LEN,
     decode_command_block,
@@ -35,6 +36,7 @@ from field_io.modbus.codec import (
     encode_config,
     encode_identity,
     encode_plan_table,
+    encode_queues,
     encode_status,
     patch_live,
     status_layout,
@@ -69,7 +71,7 @@ class _Device:
                 resume_heartbeats=core.config.resume_heartbeats,
                 tick_s=core.config.dt_s,
                 serial=server.serial_base + row,
-                capabilities=0b011 | (0b100 if server.tls else 0),
+                capabilities=0b011 | CAP_QUEUES | (0b100 if server.tls else 0),
             ),
             np.uint16,
         )
@@ -107,6 +109,7 @@ class ModbusFieldServer:
         self.layout = status_layout(core.maps)
         self._status_tick = -2
         self._status = np.zeros((len(core.ids), STATUS_LEN), np.uint16)
+        self._queues = encode_queues(np.zeros((0, 0)), len(core.ids))
         self._server: asyncio.AbstractServer | None = None
         self._conns: set[_Connection] = set()
         self.requests = 0
@@ -146,6 +149,7 @@ class ModbusFieldServer:
                 volume=snap.volume,
                 occupancy=snap.occupancy,
             )
+            self._queues = encode_queues(snap.queue_veh, len(self.core.maps))
             self._status_tick = snap.tick
         return self._status
 
@@ -183,6 +187,10 @@ class ModbusFieldServer:
                         fault_bits=core.fault_bits[r],
                     )
                 src, base = row, STATUS_BASE
+            elif t.name == "queues":
+                with core.lock:
+                    self._status_rows()
+                    src, base = self._queues[dev.row].copy(), t.base
             elif t.name == "identity":
                 src, base = dev.identity, t.base
             elif t.name == "command":

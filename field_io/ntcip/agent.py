@@ -37,7 +37,7 @@ from typing import Any
 
 from field_io.commands import CommandBlock, CommandKind, ControllerMode, RejectReason, StatusBits
 from field_io.emulator.core import LocalController
-from field_io.mapping import FieldMap
+from field_io.mapping import FieldMap, queue_to_wire
 from field_io.ntcip import ber
 from field_io.ntcip.codec import (
     masks_to_phases,
@@ -187,8 +187,10 @@ class RowMib:
                     add(name, pat, p)
         if prof.greenwave_extension:
             for o in OBJECTS.values():
-                if o.name.startswith("gw"):
+                if o.name.startswith("gw") and o.scalar:
                     add(o.name)
+            for g in range(1, fm.n_groups + 1):
+                add("gwGroupQueue", g)
         self.table = rows
         self.sorted_oids = sorted(rows)
 
@@ -219,7 +221,9 @@ class RowMib:
             int(c): int(v)
             for c, v in zip(fm.channel, occupancy_to_ntcip(occ, self.profile.occupancy_full_scale), strict=True)
         }
+        q = snap.queue_veh[r, : fm.n_groups]
         self._cache = {
+            "queue": queue_to_wire(q).tolist(),
             "masks": masks,
             "volume": vol_by_ch,
             "occupancy": occ_by_ch,
@@ -289,6 +293,8 @@ class RowMib:
             return (INT, d.get(idx[0], 0))
         if name == "volumeOccupancySequence":
             return (INT, self._tick_values()["seq"])
+        if name == "gwGroupQueue":
+            return (INT, self._tick_values()["queue"][idx[0] - 1])
         if name in ("volumeOccupancyPeriod",):
             return (INT, max(1, round(core.config.dt_s)))
         if name == "activeVolumeOccupancyDetectors":
@@ -430,6 +436,9 @@ class RowMib:
             fn = lambda: (INT, tv()["occupancy"].get(c, 0))  # noqa: E731
         elif name == "volumeOccupancySequence":
             fn = lambda: (INT, tv()["seq"])  # noqa: E731
+        elif name == "gwGroupQueue":
+            g = idx[0] - 1
+            fn = lambda: (INT, tv()["queue"][g])  # noqa: E731
         elif name in self._simple:
             fn = self._simple[name]
         else:

@@ -21,7 +21,9 @@ whose backup time is 0 (watchdog disabled) or shorter than twice the tick is
 not commanded (§3.6 sizing rule). Counts: ``detectorVolume`` of the last
 period, taken only when ``volumeOccupancySequence`` advanced (a repeated
 sequence contributes 0); occupancy fault codes (> full scale) become NaN.
-``queue_veh`` is NaN. Vendor quirks come from the endpoint's
+``queue_veh`` comes from the greenwave extension's ``gwGroupQueue`` (zone
+detectors' queue per signal group; NTCIP 1202 itself has no queue object) and
+is NaN for other profiles. Vendor quirks come from the endpoint's
 :class:`~field_io.ntcip.profiles.VendorProfile`.
 """
 
@@ -42,7 +44,7 @@ from field_io.aio import PrivateLoop
 from field_io.commands import ControllerMode, RejectReason, StatusBits, quantize_plan
 from field_io.endpoints import Endpoint
 from field_io.errors import DeviceException, FieldIOError, ProtocolError
-from field_io.mapping import FieldMap, field_map
+from field_io.mapping import FieldMap, field_map, queue_from_wire
 from field_io.ntcip import ber
 from field_io.ntcip.codec import (
     occupancy_from_ntcip,
@@ -98,6 +100,8 @@ def status_oids(fmap: FieldMap, profile: VendorProfile) -> list[tuple[str, tuple
             "gwTick",
         ):
             out.append((name, _oid(profile, name)))
+        for g in range(1, fmap.n_groups + 1):
+            out.append((f"gwGroupQueue.{g}", _oid(profile, "gwGroupQueue", g)))
     return out
 
 
@@ -127,6 +131,7 @@ class NtcipStatus:
     reject_reason: int = 0
     plan_clock_s: float = math.nan
     tick: int = -1
+    queue_veh: np.ndarray | None = None  # (G,) vehicles queued (NaN not measured); None: not read
 
 
 _INT_TAGS = frozenset((ber.INTEGER, ber.COUNTER32, ber.GAUGE32, ber.TIMETICKS))
@@ -141,6 +146,7 @@ class _Layout:
     walks: list[int]
     volume: list[int]
     occupancy: list[int]
+    queue: list[int]
     index: dict[str, int]
     veh_bit: np.ndarray  # (G,) (group position of the phase, bit) for decoding
     group_of: np.ndarray
@@ -164,6 +170,7 @@ def _layout(keys: Sequence[str], fmap: FieldMap, profile: VendorProfile) -> _Lay
         walks=[idx[f"phaseStatusGroupWalks.{g}"] for g in range(1, groups + 1)],
         volume=[idx[f"detectorVolume.{int(c)}"] for c in fmap.channel],
         occupancy=[idx[f"detectorOccupancy.{int(c)}"] for c in fmap.channel],
+        queue=[idx[k] for k in (f"gwGroupQueue.{g}" for g in range(1, fmap.n_groups + 1)) if k in idx],
         index=idx,
         veh_bit=ph % 8,
         group_of=ph // 8,
@@ -221,7 +228,9 @@ def decode_ntcip_status(
         mode, bits = x[v["gwMode"]], x[v["gwStatusBits"]]
         acc, rej, why = x[v["gwAcceptedSeq"]], x[v["gwRejectedSeq"]], x[v["gwRejectReason"]]
         clock, tick = x[v["gwPlanClock"]] / 10.0, x[v["gwTick"]]
+        queue = queue_from_wire(arr[lay.queue]) if len(lay.queue) == fmap.n_groups else None
     else:
+        queue = None
         acc = rej = why = 0
         clock, tick = math.nan, -1
         bits = 0
@@ -256,6 +265,7 @@ def decode_ntcip_status(
         reject_reason=why,
         plan_clock_s=clock,
         tick=tick,
+        queue_veh=queue,
     )
 
 
@@ -532,6 +542,7 @@ class NtcipBackend(BaseBackend):
         n_det = len(self.detectors.ids)
         counts = np.full(n_det, np.nan)
         occ = np.full(n_det, np.nan)
+        queue = np.full((p.n, p.g), np.nan)
         state = np.zeros((p.n, p.g), np.int8)
         comm_age = np.full(p.n, np.inf)
         fault = np.ones(p.n, bool)
@@ -559,6 +570,8 @@ class NtcipBackend(BaseBackend):
                 counts[sl] = 0.0
             occ[sl] = st.occupancy
             state[r, : link.fmap.n_groups] = st.group_state
+            if st.queue_veh is not None:
+                queue[r, : link.fmap.n_groups] = st.queue_veh
             sw = StatusBits(st.status_word & 0xFFFF)
             bad = StatusBits.FLASH | StatusBits.MMU_FAULT | StatusBits.LOCAL_OVERRIDE | StatusBits.COMMISSIONING
             fault[r] = bool(sw & bad) or stale
@@ -578,7 +591,7 @@ class NtcipBackend(BaseBackend):
             time_s=self.time_s,
             counts=counts,
             occupancy=occ,
-            queue_veh=np.full((p.n, p.g), np.nan),
+            queue_veh=queue,
             signal_state=state,
             comm_age_s=comm_age,
             fault=fault,

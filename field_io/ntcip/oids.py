@@ -189,6 +189,9 @@ _TABLE: tuple[Obj, ...] = (
     Obj("gwPlanClock", (*GW_BASE, 12), "read-only", scalar=True, unit="s", scale=0.1, source="greenwave"),
     Obj("gwHeartbeatAge", (*GW_BASE, 13), "read-only", scalar=True, unit="s", scale=0.1, source="greenwave"),
     Obj("gwCommissioning", (*GW_BASE, 14), "read-only", scalar=True, source="greenwave"),
+    # Queue per signal group (index: 1-based group), from video/radar zone detectors; 65535 = not
+    # measured. NTCIP 1202 has no queue object (only vehicleDetectorQueueLimit, a setting).
+    Obj("gwGroupQueue", (*GW_BASE, 20), "read-only", unit="veh", source="greenwave"),
 )
 
 OBJECTS: dict[str, Obj] = {o.name: o for o in _TABLE}

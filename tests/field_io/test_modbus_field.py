@@ -57,7 +57,10 @@ def test_central_commands_several_controllers(example_net, emulator) -> None:
     assert (targets == last.report.target).all()
     assert backend.problems == {} and backend.alarms == []
     assert not last.observation.fault.any()
-    assert np.isnan(last.observation.queue_veh).all()  # a field controller cannot measure queues
+    # Zone detectors report queues (profile 1.1): whole vehicles for every configured group.
+    queues = np.stack([r.observation.queue_veh for r in res[3:]])
+    assert np.isfinite(queues).all() and (queues >= 0).all() and (queues == np.rint(queues)).all()
+    assert queues.max() > 0
     assert (last.observation.comm_age_s < 1.0).all()
     assert last.observation.extra["central_control"].all()
     counts = np.concatenate([r.observation.counts for r in res[3:]])

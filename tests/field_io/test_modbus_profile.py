@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -81,12 +83,31 @@ def test_status_round_trip(example_net) -> None:
     assert codec.status_read_count(fmap) <= 125  # one read covers status and detectors
 
 
+def test_queues_ride_in_the_status_read_when_they_fit(example_net) -> None:
+    fmap = field_map(example_net.intersections[0])
+    q = np.full((1, fmap.n_groups), np.nan)
+    q[0, :3] = [0.0, 4.4, 70000.0]  # rounded; clipped below the not-measured code
+    words = codec.encode_queues(q, 1)[0]
+    assert words[fmap.n_groups :].tolist() == [0xFFFF] * (32 - fmap.n_groups)
+    out = codec.decode_queues(words.tolist(), fmap.n_groups)
+    assert out[:3].tolist() == [0.0, 4.0, 65534.0] and np.isnan(out[3:]).all()
+    # Without the capability: the plain status read; with it, one read from 168 while <= 125 registers.
+    plain = codec.status_read(fmap, 0b011)
+    assert (plain.base, plain.queues, plain.skip) == (200, False, 0)
+    read = codec.status_read(fmap, 0b011 | codec.CAP_QUEUES)
+    assert read.base == 168 and read.skip == 32 and not read.queue_apart
+    assert read.count == 32 + codec.status_read_count(fmap) <= 125
+    wide = dataclasses.replace(fmap, channel=np.array([*range(1, fmap.n_detectors), 40]))
+    apart = codec.status_read(wide, codec.CAP_QUEUES)
+    assert apart.base == 200 and apart.queue_apart and apart.count <= 125
+
+
 def test_identity_and_config_round_trip(example_net) -> None:
     fmap = field_map(example_net.intersections[0])
     ident = codec.decode_identity(
         codec.encode_identity(fmap, device_id=3, backup_time_s=5, resume_heartbeats=3, tick_s=1)
     )
-    assert ident.intersection_id == "J1" and ident.device_id == 3 and ident.profile == "1.0"
+    assert ident.intersection_id == "J1" and ident.device_id == 3 and ident.profile == "1.1"
     cfg, ig = codec.encode_config(fmap)
     out = codec.decode_config(cfg, ig, fmap.n_groups)
     inter = fmap.intersection

@@ -19,21 +19,30 @@ def arterial(tmp_path_factory):
     return resolve_run(scenario="arterial", scenario_dir=out, seed=42, end_s=600.0)
 
 
-@pytest.fixture(scope="module")
-def direct(arterial, tmp_path_factory):
+_DIRECT: dict[str, dict] = {}
+
+
+def direct_run(arterial, controller: str, tmp_path_factory) -> dict:
     from simulation.runner import simulate
 
-    return simulate(arterial, "actuated", out_dir=tmp_path_factory.mktemp("direct"))
+    if controller not in _DIRECT:
+        _DIRECT[controller] = simulate(arterial, controller, out_dir=tmp_path_factory.mktemp(f"direct-{controller}"))
+    return _DIRECT[controller]
 
 
+# actuated: detectors only; adaptive: also the controllers' queues (zone detectors) and, beside the
+# controllers, the buses' GPS (the arterial's two bus lines get transit priority on both paths).
+@pytest.mark.parametrize("controller", ["actuated", "adaptive"])
 @pytest.mark.parametrize("via", ["modbus", "ntcip"])
-def test_field_path_loses_nothing(arterial, direct, tmp_path, via: str) -> None:
+def test_field_path_loses_nothing(arterial, tmp_path_factory, tmp_path, via: str, controller: str) -> None:
     from field_io.sil import run_sil
 
-    sil = run_sil(arterial, "actuated", via=via, out_dir=tmp_path / "emu")
-    assert sil["meta"]["via"] == via and sil["meta"]["controller"] == "actuated"
+    direct = direct_run(arterial, controller, tmp_path_factory)
+    sil = run_sil(arterial, controller, via=via, out_dir=tmp_path / "emu")
+    assert sil["meta"]["via"] == via and sil["meta"]["controller"] == controller
     assert sil["meta"]["field_problems"] == {} and sil["meta"]["field_alarms"] == 0
     assert sil["meta"]["central_ticks"] >= 600
+    assert sil["meta"]["vehicle_feed_messages"] >= 500
     for k in KPIS:
         a, b = sil[k], direct[k]
         assert abs(a - b) <= 0.05 * max(abs(b), 1e-9), f"{k}: via {via} {a} vs direct {b}"
