@@ -473,6 +473,7 @@ class EngineRunner:
             from field_io.emulator.core import EmulatorConfig
             from field_io.emulator.runner import Emulator
             from field_io.modbus.backend import ModbusBackend
+            from field_io.vehicle_feed import FeedBackend, VehicleFeedClient
         except ImportError as e:  # pragma: no cover - field_io ships with the package
             raise InputError(f"backend 'modbus' needs field_io: {e}") from None
         if self.spec is None:
@@ -489,11 +490,15 @@ class EngineRunner:
             config=EmulatorConfig(dt_s=s.tick_s),
             sumo_spec=spec,
             sumo_out_dir=s.data_dir / "emulator",
+            vehicle_feed_port=0,
         )
         endpoints = emu.run_in_thread()
         self._emulator = emu
         try:
-            return ModbusBackend(self.detectors.network, endpoints, dt_s=s.tick_s)
+            backend = ModbusBackend(self.detectors.network, endpoints, dt_s=s.tick_s)
+            # Bus GPS and emergency vehicles arrive beside the controllers, as the city's AVL feed does.
+            feed = VehicleFeedClient(self.detectors.network, emu.feed.host, emu.feed.port)
+            return FeedBackend(backend, feed)
         except BaseException:
             self._close_emulator()
             raise

@@ -7,7 +7,7 @@ environment (``GREENWAVE_PORT=8080``), the settings file (``--config FILE`` or
     demo = false
     secret_key = "a long random string"
     database_url = "postgresql+psycopg://gw:...@db/greenwave"
-    backend = "sumo"          # sumo | fake | modbus
+    backend = "modbus"        # modbus (default) | sumo | fake
     scenario = "demo"
     speed = 1.0               # simulated seconds per wall-clock second (0: as fast as possible)
 
@@ -58,12 +58,16 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     data_dir: Path = Field(Path("out/control-centre"), description="database, scenario build and logs")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite in data_dir")
-    backend: BackendKind = BackendKind.SUMO
+    # The embedded default: the SUMO twin driven through emulated field controllers over Modbus TCP, the
+    # path the real cabinets take (issue: the control centre uses the field adapters once they land).
+    backend: BackendKind = BackendKind.MODBUS
     scenario: str = Field("demo", description="library scenario name or scenario TOML file")
     net_file: Path | None = Field(None, description="a SUMO .net.xml instead of a scenario (fake backend)")
     seed: int = Field(42, ge=0)
     controller: str = Field("auto", description="policy name; auto = adaptive when available, else actuated")
-    speed: float = Field(5.0, ge=0, le=1000, description="simulated s per wall s; 0 = as fast as possible")
+    speed: float = Field(
+        5.0, ge=0, le=1000, description="simulated s per wall s; 0 = as fast as possible (sumo/fake; modbus: real time)"
+    )
     tick_s: float = Field(1.0, gt=0, le=10)
     comm_timeout_s: float | None = Field(None, gt=0, description="stale-data limit; default two ticks")
     loop_scenario: bool = Field(True, description="restart the twin when the scenario's horizon ends")
