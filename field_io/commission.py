@@ -167,7 +167,7 @@ class _ModbusDriver:
 
     async def connect(self) -> dict[str, Any]:
         from field_io.modbus.backend import modbus_client
-        from field_io.modbus.codec import decode_identity
+        from field_io.modbus.codec import CAP_QUEUES, decode_identity
         from field_io.modbus.profile import IDENTITY, MAGIC, PROFILE_MAJOR
 
         self.client = modbus_client(self.ep)
@@ -183,6 +183,8 @@ class _ModbusDriver:
             "serial": ident.serial,
             "intersection": ident.intersection_id,
             "backup_time_s": ident.backup_time_s,
+            # Queue-based control (max-pressure, adaptive) needs zone detectors' queues; loops give counts only.
+            "queues": "measured" if ident.capabilities & CAP_QUEUES else "not measured (counts only)",
         }
         problems = []
         if ident.magic != MAGIC:
