@@ -22,7 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", metavar="FILE", help="settings file (TOML); also $GREENWAVE_CONFIG")
     p.add_argument("--database-url", metavar="URL", help="SQLAlchemy URL (default: SQLite in the data directory)")
     p.add_argument("--data-dir", metavar="DIR", help="database, scenario build and logs (default out/control-centre)")
-    p.add_argument("--backend", choices=["sumo", "fake", "modbus"], help="what the engine drives (default modbus: the SUMO twin through emulated controllers)")
+    p.add_argument(
+        "--backend",
+        choices=["sumo", "fake", "modbus"],
+        help="what the engine drives (default modbus: the twin through emulated controllers)",
+    )
     p.add_argument("--scenario", metavar="NAME|FILE", help="scenario of the digital twin (default demo)")
     p.add_argument("--controller", metavar="NAME", help="adaptive policy name (default auto)")
     p.add_argument(

@@ -2,9 +2,10 @@
 
 The server is ``greenwave serve`` in a subprocess (libsumo runs one simulation
 per process) on the embedded default: a SUMO digital twin of the demo network
-driven through emulated controllers over Modbus TCP, in real time. The tests log in, see the map, watch an intersection change state
-live, activate a plan and find it in the audit log, cut an emulated controller
-off and acknowledge the comm-loss alarm, and request a confirmed flash.
+driven through emulated controllers over Modbus TCP, in real time. The tests
+log in, see the map, watch an intersection change state live, activate a plan
+and find it in the audit log, cut an emulated controller off and acknowledge the
+comm-loss alarm, and request a confirmed flash.
 
 Screenshots go to the test's temporary folder; with ``GREENWAVE_SCREENSHOTS=1``
 they also refresh ``docs/screenshots/``.
