@@ -481,7 +481,7 @@ class ModbusBackend(BaseBackend):
                 regs = await self._write_read(link, addr, words, base, count)
             else:
                 regs = await self._read(link, base, count, what="status")
-            queue_words = regs[: plan.skip] if plan.queues else None
+            queue_words = None
             if plan.queue_apart:
                 queue_words = await self._read(link, QUEUES.base, QUEUES.length, what="queues")
         except _Fail as e:
@@ -491,7 +491,7 @@ class ModbusBackend(BaseBackend):
             else:
                 self._disconnect(link, str(e), refused=True)
             return
-        link.status = decode_status(regs[plan.skip :], link.fmap, queue_words)
+        link.status = decode_status(regs, link.fmap, queue_words, skip=plan.skip)
         link.status_fresh = True
         link.last_ok_t = self.clock()
         link.reads += 1

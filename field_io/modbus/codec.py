@@ -438,15 +438,23 @@ _VOL0 = _D0 + DETECTORS.field("volume").offset
 _NIB_SHIFT = (4 * np.arange(4))[None, :]
 
 
-def decode_status(words: Sequence[int], fmap: FieldMap, queue_words: Sequence[int] | None = None) -> FieldStatus:
-    """Decode a status read from register 200 (``queue_words``: the queues table, when it was read)."""
+def decode_status(
+    words: Sequence[int], fmap: FieldMap, queue_words: Sequence[int] | None = None, *, skip: int = 0
+) -> FieldStatus:
+    """Decode a status read; the status table starts ``skip`` words in (after the queues table, when
+    the read covered it) and ``queue_words`` is the queues table read on its own."""
     w = words if isinstance(words, list) else list(words)
+    arr = np.asarray(w, dtype=np.int64)
+    if skip:
+        queue = queue_from_wire(arr[: fmap.n_groups])
+        w, arr = w[skip:], arr[skip:]
+    else:
+        queue = None if queue_words is None else decode_queues(queue_words, fmap.n_groups)
     g0 = _S["group_state"]
-    nib = np.array(w[g0 : g0 + 4] + w[_D0 : _D0 + 4], dtype=np.int64)
+    nib = np.concatenate((arr[g0 : g0 + 4], arr[_D0 : _D0 + 4]))
     codes = ((nib[:, None] >> _NIB_SHIFT) & 0xF).ravel()[: fmap.n_groups]
     ch = fmap.channel
     if ch.size:
-        arr = np.asarray(w, dtype=np.int64)
         volume = arr[_VOL0 + 2 * (ch - 1)]
         occ = arr[_VOL0 + 1 + 2 * (ch - 1)]
     else:
@@ -473,7 +481,7 @@ def decode_status(words: Sequence[int], fmap: FieldMap, queue_words: Sequence[in
         group_state=CODE_TO_STATE[codes],
         volume=volume,
         occupancy_raw=occ,
-        queue_veh=None if queue_words is None else decode_queues(queue_words, fmap.n_groups),
+        queue_veh=queue,
     )
 
 
