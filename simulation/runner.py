@@ -107,7 +107,7 @@ def resolve_run(
     if scenario is not None:
         from scenarios.library import build_scenario
 
-        out = Path(scenario_dir) if scenario_dir else Path(tempfile.mkdtemp(prefix="gw-scn-"))
+        out = Path(scenario_dir).resolve() if scenario_dir else Path(tempfile.mkdtemp(prefix="gw-scn-"))
         built = build_scenario(scenario, out, seed=int(kw.get("seed", 42)))
         spec = (
             resolve_run(sumocfg=built.sumocfg, **kw)
@@ -218,7 +218,7 @@ def simulate(
         tmp = tempfile.mkdtemp(prefix="gw-run-")
         out = Path(tmp)
     else:
-        out = Path(out_dir)
+        out = Path(out_dir).resolve()  # SUMO resolves relative output paths against its own files, not our cwd
         out.mkdir(parents=True, exist_ok=True)
     try:
         return _simulate(spec, controller, out, params or {}, dt_s, progress, on_tick, network, extra_args, events_path)

@@ -48,6 +48,18 @@ def test_sumo_controller_reproduces_plain_sumo(small: tuple[Path, Path], tmp_pat
     assert a == b  # every attribute of every vehicle, identical
 
 
+def test_a_relative_out_dir_works_from_any_working_directory(
+    small: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The control centre's default data directory is relative (out/control-centre); SUMO resolves
+    # relative output paths against its own additional files, which once doubled the path.
+    net, routes = small
+    monkeypatch.chdir(tmp_path)
+    spec = resolve_run(net=net, routes=[routes], seed=7, end_s=60)
+    k = simulate(spec, "actuated", out_dir=Path("out") / "run")
+    assert (tmp_path / "out" / "run" / "tripinfo.xml").exists() and k["throughput_veh"] >= 0
+
+
 def test_kpis_match_an_independent_reading_of_tripinfo(small: tuple[Path, Path], tmp_path: Path) -> None:
     net, routes = small
     ti = tmp_path / "ti.xml"
