@@ -7,6 +7,9 @@ the time. A scenario's ``[faults]`` table (``detector_fail_fraction``,
 ``at_s``, ``seed``, ``mode`` = dead | stuck | mixed) picks that share of the
 detectors, seeded, and from ``at_s`` on rewrites what the backend reports for
 them: NaN counts and occupancy (dead) or occupancy 1.0 and no counts (stuck).
+A failed stop-line zone detector also takes its group's queue measurement with
+it (the queue comes from those zones): that group's ``queue_veh`` becomes NaN,
+as the field emulator reports it.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from controller.backend import Observation
+from controller.backend import DetectorLayout, Observation
 
 __all__ = ["DetectorFaults", "select_failed_detectors"]
 
@@ -55,13 +58,17 @@ def select_failed_detectors(n_detectors: int, faults: Mapping[str, Any]) -> dict
 class DetectorFaults:
     """An observation filter for a backend (see ``SumoBackend.observation_filter``)."""
 
-    def __init__(self, spec: Mapping[str, Any], n_detectors: int) -> None:
+    def __init__(self, spec: Mapping[str, Any], n_detectors: int, layout: DetectorLayout | None = None) -> None:
         self.at_s = float(spec.get("at_s", 0.0))
         chosen = select_failed_detectors(n_detectors, spec)
         self.dead = np.zeros(n_detectors, bool)
         self.stuck = np.zeros(n_detectors, bool)
         for i, kind in chosen.items():
             (self.stuck if kind == "stuck" else self.dead)[i] = True
+        self.queue_lost: tuple[np.ndarray, np.ndarray] | None = None
+        if layout is not None and len(layout.ids) == n_detectors:
+            lost = (self.dead | self.stuck) & layout.stop_line
+            self.queue_lost = (layout.row[lost], layout.group[lost])
 
     def __call__(self, obs: Observation) -> Observation:
         if obs.time_s < self.at_s or not (self.dead.any() or self.stuck.any()):
@@ -72,4 +79,8 @@ class DetectorFaults:
         occ[self.dead] = np.nan
         counts[self.stuck] = 0.0
         occ[self.stuck] = 1.0
-        return dataclasses.replace(obs, counts=counts, occupancy=occ)
+        if self.queue_lost is None or not len(self.queue_lost[0]):
+            return dataclasses.replace(obs, counts=counts, occupancy=occ)
+        queue = np.array(obs.queue_veh, float, copy=True)
+        queue[self.queue_lost] = np.nan
+        return dataclasses.replace(obs, counts=counts, occupancy=occ, queue_veh=queue)

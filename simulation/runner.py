@@ -294,7 +294,7 @@ def _simulate(
     if faults:
         from simulation.faults import DetectorFaults
 
-        backend.observation_filter = DetectorFaults(faults, len(backend.detectors.ids))
+        backend.observation_filter = DetectorFaults(faults, len(backend.detectors.ids), backend.detectors)
     wall0 = time.perf_counter()
     pending: dict[str, tuple[str, float]] = {}
     vtypes = read_vtype_classes([*spec.routes, *spec.additional])

@@ -164,6 +164,12 @@ class AdaptivePolicy:
         arrivals = np.bincount(self.flat[ok], weights=np.nan_to_num(counts)[ok], minlength=n * g).reshape(n, g)
         healthy = np.bincount(self.flat[ok], minlength=n * g).reshape(n, g) > 0
         blind = p.group_valid & ~healthy
+        # A failed stop-line zone takes the group's queue measurement with it: no queue, no count to
+        # trust for that approach, so it falls back too.
+        lost = failed & self.layout.stop_line
+        if lost.any():
+            lost_g = np.bincount(self.flat[lost], minlength=n * g).reshape(n, g) > 0
+            blind |= p.group_valid & lost_g & ~np.isfinite(obs.queue_veh)
         return arrivals, blind
 
     def decide(self, obs: Observation, est: Estimate, ctx: PolicyContext) -> np.ndarray:

@@ -38,16 +38,19 @@ class AdaptiveReference(AdaptivePolicy):
         # Detector health and per-group arrivals.
         arrivals = [[0.0] * p.g for _ in range(p.n)]
         healthy = [[False] * p.g for _ in range(p.n)]
+        lost = [[False] * p.g for _ in range(p.n)]
         for d in range(n_det):
             c, o = float(obs.counts[d]), float(obs.occupancy[d])
             nan = not (math.isfinite(c) and math.isfinite(o))
             self.stuck_for_s[d] = self.stuck_for_s[d] + dt if (not nan and o >= 0.99) else 0.0
             failed = nan or self.stuck_for_s[d] >= self.stuck_s
             self.detector_failed[d] = failed
+            r, k = int(lay.row[d]), int(lay.group[d])
             if not failed:
-                r, k = int(lay.row[d]), int(lay.group[d])
                 arrivals[r][k] += c
                 healthy[r][k] = True
+            elif lay.stop_line[d]:
+                lost[r][k] = True
         out = np.full(p.n, HOLD, dtype=np.int64)
         term = np.zeros(p.n, np.int16)
         queue_all = [[0.0] * p.g for _ in range(p.n)]
@@ -57,7 +60,7 @@ class AdaptiveReference(AdaptivePolicy):
                     continue
                 qv = float(obs.queue_veh[r, k])
                 q = qv if math.isfinite(qv) else float(est.queue_veh[r, k])
-                if not healthy[r][k]:
+                if not healthy[r][k] or (lost[r][k] and not math.isfinite(qv)):
                     q = 1.0
                 queue_all[r][k] = q
                 self.since_arrival_s[r, k] = 0.0 if arrivals[r][k] > 0 else self.since_arrival_s[r, k] + dt
