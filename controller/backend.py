@@ -50,6 +50,18 @@ class DetectorLayout:
     group: np.ndarray  # (D,) group column
     stop_line: np.ndarray  # (D,) bool: stop-line (queue) detector, else advance/other
 
+    def stop_line_groups(self, mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        """``(N, G)`` bool: the groups with a stop-line detector in ``mask``.
+
+        The stop-line zone is what measures a group's queue, so these are the
+        groups whose queue a detector fault takes away (the fault model, the
+        field emulator and the adaptive policy's fallback all ask this).
+        """
+        out = np.zeros(shape, bool)
+        sel = np.asarray(mask, bool) & self.stop_line
+        out[self.row[sel], self.group[sel]] = True
+        return out
+
 
 def detector_layout(network: Network) -> DetectorLayout:
     ids, rows, groups, stop = [], [], [], []

@@ -65,10 +65,7 @@ class DetectorFaults:
         self.stuck = np.zeros(n_detectors, bool)
         for i, kind in chosen.items():
             (self.stuck if kind == "stuck" else self.dead)[i] = True
-        self.queue_lost: tuple[np.ndarray, np.ndarray] | None = None
-        if layout is not None and len(layout.ids) == n_detectors:
-            lost = (self.dead | self.stuck) & layout.stop_line
-            self.queue_lost = (layout.row[lost], layout.group[lost])
+        self.layout = layout if layout is not None and len(layout.ids) == n_detectors else None
 
     def __call__(self, obs: Observation) -> Observation:
         if obs.time_s < self.at_s or not (self.dead.any() or self.stuck.any()):
@@ -79,8 +76,8 @@ class DetectorFaults:
         occ[self.dead] = np.nan
         counts[self.stuck] = 0.0
         occ[self.stuck] = 1.0
-        if self.queue_lost is None or not len(self.queue_lost[0]):
+        if self.layout is None:
             return dataclasses.replace(obs, counts=counts, occupancy=occ)
         queue = np.array(obs.queue_veh, float, copy=True)
-        queue[self.queue_lost] = np.nan
+        queue[self.layout.stop_line_groups(self.dead | self.stuck, queue.shape)] = np.nan
         return dataclasses.replace(obs, counts=counts, occupancy=occ, queue_veh=queue)

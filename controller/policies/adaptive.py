@@ -166,10 +166,9 @@ class AdaptivePolicy:
         blind = p.group_valid & ~healthy
         # A failed stop-line zone takes the group's queue measurement with it: no queue, no count to
         # trust for that approach, so it falls back too.
-        lost = failed & self.layout.stop_line
-        if lost.any():
-            lost_g = np.bincount(self.flat[lost], minlength=n * g).reshape(n, g) > 0
-            blind |= p.group_valid & lost_g & ~np.isfinite(obs.queue_veh)
+        if failed.any():
+            lost = self.layout.stop_line_groups(failed, (n, g))
+            blind |= p.group_valid & lost & ~np.isfinite(obs.queue_veh)
         return arrivals, blind
 
     def decide(self, obs: Observation, est: Estimate, ctx: PolicyContext) -> np.ndarray:

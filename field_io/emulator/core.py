@@ -286,9 +286,8 @@ class LocalController:
             counts = np.where(fk == 1, 0.0, np.where(fk == 2, 0.0, np.where(fk == 3, counts + 3.0, counts)))
             occ = np.where(fk == 1, 1.0, np.where(fk == 2, 0.0, np.where(fk == 3, np.maximum(occ, 0.02), occ)))
         queue = np.array(obs.queue_veh, float, copy=True)
-        if fk.any():  # a faulty zone detector cannot measure its group's queue either
-            bad = fk > 0
-            queue[self.layout.row[bad], self.layout.group[bad]] = np.nan
+        if fk.any():  # a faulty stop-line zone cannot measure its group's queue either
+            queue[self.layout.stop_line_groups(fk > 0, queue.shape)] = np.nan
         counts = np.rint(counts).astype(np.int64)
         self._volume = (self._volume + counts) & 0xFFFF
         self._det_seq = (self._det_seq + 1) & 0xFFFF
