@@ -3,8 +3,9 @@
 Counts per detector are summed per (intersection, signal group) each tick
 and smoothed with an exponential moving average into flows in veh/h, the
 input of every adaptive policy. Queues come from the backend where it can
-measure them (SUMO) and otherwise from an input-output count model: the
-advance-detector arrivals minus the stop-line departures.
+measure them (SUMO's stop-line zones, field controllers with zone detectors)
+and are 0 where it cannot: no input-output count model is implemented, so a
+loops-only controller leaves the policies to decide from counts alone.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from field_io.errors import NeverCommandError
+from field_io.modbus.profile import _WRITABLE, writable_ranges
 from intersections.errors import InputError
 
 __all__ = [
@@ -281,26 +282,16 @@ def check_snmp_set(varbinds: Iterable[tuple[Sequence[int], Any]], *, commissioni
             )
 
 
-_MODBUS_WRITABLE: dict[bool, tuple[tuple[int, int], ...]] = {}
-
-
 def check_modbus_write(address: int, count: int, *, commissioning: bool = False) -> None:
     """Raise :class:`NeverCommandError` unless [address, address+count) lies in one writable table.
 
-    Runs before every write of every tick (thousands of controllers): the
-    profile's ranges are looked up once, not imported per call.
+    Runs before every write of every tick (thousands of controllers), so the
+    profile's ranges are imported once with the module, not per call.
     """
-    ranges = _MODBUS_WRITABLE.get(commissioning)
-    if ranges is None:
-        from field_io.modbus.profile import _WRITABLE
-
-        ranges = _MODBUS_WRITABLE[commissioning] = _WRITABLE[commissioning]
     end = address + count
-    for a, b in ranges:
+    for a, b in _WRITABLE[commissioning]:
         if a <= address and end <= b:
             return
-    from field_io.modbus.profile import writable_ranges
-
     raise NeverCommandError(
         f"refusing to write registers {address}-{end - 1}: outside the profile's writable tables "
         f"{', '.join(f'{a}-{b - 1}' for a, b in writable_ranges(commissioning=commissioning))}",

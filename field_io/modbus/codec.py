@@ -69,6 +69,7 @@ __all__ = [
     "StatusRead",
     "status_read",
     "encode_queues",
+    "MAX_READ",
 ]
 
 BLOCK_START = COMMAND.address("seq")  # 105
@@ -77,7 +78,7 @@ STATUS_BASE = STATUS.base  # 200
 STATUS_LEN = DETECTORS.end - STATUS.base  # 124
 OCC_SCALE = 1000  # occupancy register units per 100 %
 CAP_QUEUES = 0b1000  # identity capability bit 3: the queues table is served (profile 1.1)
-MAX_READ = 125  # Modbus: registers per read request
+MAX_READ = 125  # Modbus: registers per read request (FC 3/4/23)
 OCC_FAULT_MIN = 1001
 
 STATE_TO_CODE = np.zeros(8, np.uint16)
@@ -393,8 +394,12 @@ class StatusRead:
 
     base: int
     count: int
-    queues: bool
     queue_apart: bool
+
+    @property
+    def queues(self) -> bool:
+        """The queues table is read (with the status or apart)."""
+        return self.queue_apart or self.skip > 0
 
     @property
     def skip(self) -> int:
@@ -411,10 +416,10 @@ def status_read(fmap: FieldMap, capabilities: int) -> StatusRead:
     """
     count = status_read_count(fmap)
     if not capabilities & CAP_QUEUES:
-        return StatusRead(STATUS_BASE, count, queues=False, queue_apart=False)
+        return StatusRead(STATUS_BASE, count, queue_apart=False)
     if QUEUES.length + count <= MAX_READ:
-        return StatusRead(QUEUES.base, QUEUES.length + count, queues=True, queue_apart=False)
-    return StatusRead(STATUS_BASE, count, queues=True, queue_apart=True)
+        return StatusRead(QUEUES.base, QUEUES.length + count, queue_apart=False)
+    return StatusRead(STATUS_BASE, count, queue_apart=True)
 
 
 def decode_queues(words: Sequence[int], n_groups: int) -> np.ndarray:
@@ -446,7 +451,7 @@ def decode_status(
     w = words if isinstance(words, list) else list(words)
     arr = np.asarray(w, dtype=np.int64)
     if skip:
-        queue = queue_from_wire(arr[: fmap.n_groups])
+        queue = decode_queues(arr, fmap.n_groups)
         w, arr = w[skip:], arr[skip:]
     else:
         queue = None if queue_words is None else decode_queues(queue_words, fmap.n_groups)

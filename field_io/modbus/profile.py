@@ -232,7 +232,7 @@ QUEUES = Table(
     "while it stays within Modbus's 125 registers, i.e. up to detector channel 32; otherwise a second read). "
     "Group g (1-based) at 168 + (g-1): the vehicles standing in the group's stop-line detection zones, as "
     "video and radar zone detectors report them (a loop cannot). Queue-based policies (max-pressure, adaptive) "
-    "need it; without it central estimates queues from counts.",
+    "need it; without it they see no standing queue and decide from the detector counts alone.",
     (
         Field(
             "queue",

@@ -29,6 +29,7 @@ from field_io.modbus.codec import (
     BLOCK_LEN,
     BLOCK_START,
     CAP_QUEUES,
+    MAX_READ,
     STATUS_BASE,
     STATUS_LEN,
     decode_command_block,
@@ -338,7 +339,7 @@ class _Connection(asyncio.Protocol):
 
         if fc in (3, 4):
             addr, count = struct.unpack_from(">HH", pdu, 1)
-            if not 1 <= count <= 125:
+            if not 1 <= count <= MAX_READ:
                 return exc(ILLEGAL_VALUE)
             data = srv.read(dev, addr, count)
             return exc(data) if isinstance(data, int) else bytes([fc, len(data)]) + data
@@ -359,7 +360,7 @@ class _Connection(asyncio.Protocol):
             return self._maybe_defer(r, bytes([16]) + struct.pack(">HH", addr, count))
         if fc == 23:
             raddr, rcount, waddr, wcount, nbytes = struct.unpack_from(">HHHHB", pdu, 1)
-            if not 1 <= rcount <= 125 or not 1 <= wcount <= 121 or nbytes != 2 * wcount or len(pdu) != 10 + nbytes:
+            if not 1 <= rcount <= MAX_READ or not 1 <= wcount <= 121 or nbytes != 2 * wcount or len(pdu) != 10 + nbytes:
                 return exc(ILLEGAL_VALUE)
             values = struct.unpack_from(f">{wcount}H", pdu, 10)
             r = srv.write(dev, waddr, values)
