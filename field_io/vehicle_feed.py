@@ -55,16 +55,21 @@ def encode_feed(time_s: float, extra: Mapping[str, np.ndarray], network: Network
     return (json.dumps(msg, separators=(",", ":")) + "\n").encode()
 
 
-def decode_feed(line: bytes | str, network: Network) -> tuple[float, dict[str, np.ndarray]]:
-    """(time, special-vehicle arrays) from one message; records for unknown intersections or groups are dropped."""
+def decode_feed(
+    line: bytes | str, network: Network, rows: Mapping[str, int] | None = None
+) -> tuple[float, dict[str, np.ndarray]]:
+    """(time, special-vehicle arrays) from one message; records for unknown intersections or groups are dropped.
+
+    ``rows`` (intersection id -> row) may be passed in by a caller decoding every tick.
+    """
     try:
         msg = json.loads(line)
         t = float(msg["t"])
     except (ValueError, KeyError, TypeError) as e:
         msg_ = f"malformed vehicle-feed message ({e.__class__.__name__}: {e})"
         raise InputError(msg_, where="vehicle feed") from None
-    rows = {inter.id: k for k, inter in enumerate(network.intersections)}
-    dt = SPECIAL_DTYPE
+    if rows is None:
+        rows = {inter.id: k for k, inter in enumerate(network.intersections)}
     out: dict[str, np.ndarray] = {}
     for kind in SPECIAL_KINDS:
         recs = []
@@ -76,7 +81,7 @@ def decode_feed(line: bytes | str, network: Network) -> tuple[float, dict[str, n
                 recs.append((row, g, *(float(v) for v in vals[: len(_FIELDS)])))
             except (KeyError, ValueError, TypeError, InputError):
                 log.debug("vehicle feed: dropped record %r", rec)
-        arr = np.zeros(len(recs), dtype=dt)
+        arr = np.zeros(len(recs), dtype=SPECIAL_DTYPE)
         if recs:
             arr[:] = recs
         out[kind] = arr
@@ -134,21 +139,44 @@ class VehicleFeedClient:
         self.network = network
         self.timeout_s = timeout_s
         self._sock = socket.create_connection((host, port), timeout=timeout_s)
+        self._rows = {inter.id: k for k, inter in enumerate(network.intersections)}
         self._buf = b""
         self._latest: tuple[float, dict[str, np.ndarray]] | None = None
+        self._open = True
         self.messages = 0
 
-    def _lines(self, block: bool) -> list[bytes]:
+    def _take(self, block: bool) -> None:
+        """Read what has arrived and keep the newest message.
+
+        A malformed message is logged and skipped, and a closed feed only
+        ends the bus data: central's control must not fall over with its
+        passengers' feed.
+        """
+        if not self._open:
+            return
         self._sock.settimeout(self.timeout_s if block else 0.0)
         try:
             chunk = self._sock.recv(1 << 16)
         except (BlockingIOError, TimeoutError):
-            return []
+            return
+        except OSError as e:
+            chunk, reason = b"", str(e)
+        else:
+            reason = "closed by the sender"
         if not chunk:
-            raise ConnectionError("the vehicle feed closed")
+            self._open = False
+            log.warning("vehicle feed lost (%s): no bus or emergency data from now on", reason)
+            return
         self._buf += chunk
         *lines, self._buf = self._buf.split(b"\n")
-        return [ln for ln in lines if ln.strip()]
+        for ln in lines:
+            if not ln.strip():
+                continue
+            try:
+                self._latest = decode_feed(ln, self.network, self._rows)
+                self.messages += 1
+            except InputError as e:
+                log.warning("%s; skipped", e)
 
     def records(self, time_s: float, *, wait: bool = True) -> dict[str, np.ndarray]:
         """The newest records, waiting (up to the timeout) for the message of ``time_s`` when ``wait``.
@@ -157,21 +185,13 @@ class VehicleFeedClient:
         first status): no message exists yet.
         """
         deadline = time.monotonic() + self.timeout_s
-        while True:
-            for ln in self._lines(block=False):
-                self._latest = decode_feed(ln, self.network)
-                self.messages += 1
-            if not wait or (self._latest is not None and self._latest[0] >= time_s - 1e-9):
-                break
+        self._take(block=False)
+        while wait and self._open and (self._latest is None or self._latest[0] < time_s - 1e-9):
             if time.monotonic() >= deadline:
                 log.warning("vehicle feed: no message for t=%g s within %g s", time_s, self.timeout_s)
                 break
-            for ln in self._lines(block=True):
-                self._latest = decode_feed(ln, self.network)
-                self.messages += 1
-        if self._latest is None:
-            return {}
-        return self._latest[1]
+            self._take(block=True)
+        return {} if self._latest is None else self._latest[1]
 
     def close(self) -> None:
         self._sock.close()

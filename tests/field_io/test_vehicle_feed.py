@@ -42,5 +42,10 @@ def test_central_gets_each_ticks_buses_over_tcp(example_net) -> None:
             server.publish(0.0, _records(example_net))
             obs = backend.read()
             assert obs.extra["bus"].tolist() == _records(example_net)["bus"].tolist()
+            # A malformed message is skipped, not fatal; a lost feed ends the bus data, not control.
+            server._clients[0].sendall(b"{not json\n")
+            assert client.records(0.0, wait=False)["bus"].tolist() == _records(example_net)["bus"].tolist()
+            server.close()
+            assert len(client.records(99.0)["bus"]) == 2  # the newest it had; no wait on a closed feed
     finally:
         server.close()
