@@ -124,6 +124,11 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("give --intersection FILE (or --sumo SCENARIO to emulate a scenario's intersections)")
     if not 0 <= args.port < 65536:
         raise InputError(f"--port must be 0-65535, got {args.port}")
+    if args.vehicle_feed_port is not None and not (args.sumo and 0 <= args.vehicle_feed_port < 65536):
+        raise InputError(
+            f"--vehicle-feed-port {args.vehicle_feed_port}: needs --sumo (the buses come from the SUMO run) "
+            "and a port 0-65535"
+        )
     network = load_network(args.intersection) if args.intersection else None
     plans = load_plans(args.plan).by_intersection() if args.plan else None
     config = EmulatorConfig(
@@ -168,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
         vendor=args.vendor,
         arrival_rate_veh_s=args.arrival_rate,
         duration_s=args.duration,
-        vehicle_feed_port=args.vehicle_feed_port if args.sumo else None,
+        vehicle_feed_port=args.vehicle_feed_port,
     )
     try:
         eps = emu.start()

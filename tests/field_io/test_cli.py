@@ -53,6 +53,8 @@ def test_bad_input_prints_one_line(capsys, tmp_path) -> None:
     args = ["emulate", "--protocol", "modbus", "--port", "0", "--intersection", str(EXAMPLE)]
     assert main([*args, "--detector-fault", "J1:99=stuck", "--duration", "0.1"]) == 2
     assert "no detector on channel 99" in capsys.readouterr().err
+    assert main([*args, "--vehicle-feed-port", "5000"]) == 2
+    assert "--vehicle-feed-port 5000: needs --sumo" in capsys.readouterr().err
     args = ["commission", "--protocol", "ntcip", "--host", "127.0.0.1", "--port", "1"]
     code = main([*args, "--intersection", str(EXAMPLE), "--vendor", "acme"])
     assert code == 2 and "unknown NTCIP vendor profile 'acme'" in capsys.readouterr().err
