@@ -46,7 +46,13 @@ from controller.estimate import Estimate
 from controller.events import EventCode
 from controller.policies import register_policy
 from controller.policies.base import PolicyContext
-from controller.policies.common import downstream_matrix, group_lanes, next_stage_with_demand, stage_green_elapsed_s
+from controller.policies.common import (
+    downstream_matrix,
+    group_lanes,
+    lanes_per_approach,
+    next_stage_with_demand,
+    stage_green_elapsed_s,
+)
 from controller.safety import HOLD
 from intersections.model import DetectorKind, SignalState
 from intersections.network import Network
@@ -133,6 +139,7 @@ class AdaptivePolicy:
         per_group = np.bincount(self.flat, minlength=n * g).reshape(n, g) if len(self.layout.ids) else np.zeros((n, g))
         lanes_g = np.maximum(group_lanes(network, packed), 1.0)
         self.arrivals_per_vehicle = np.maximum(per_group / lanes_g, 1.0)
+        self.passage_g = self.passage_s / lanes_per_approach(network, packed)
         self.since_arrival_s = np.full((n, g), np.inf)
         self.red_wait_s = np.zeros((n, g))
         self.stuck_for_s = np.zeros(len(self.layout.ids))
@@ -227,7 +234,7 @@ class AdaptivePolicy:
         discharging = (members & (q > self.queue_threshold_veh) & ~blocked).any(axis=1)
         arriving = (members & (approaching > self.queue_threshold_veh) & ~blocked).any(axis=1)
         if self.passage_s > 0:
-            arriving &= (members & (self.since_arrival_s < self.passage_s)).any(axis=1) | discharging
+            arriving &= (members & (self.since_arrival_s < self.passage_g)).any(axis=1) | discharging
         alive = discharging | arriving
         # Degree-of-saturation-adapted maximum: the current stage's share of total pressure.
         total = np.where(p.stage_valid, np.maximum(pressure, 0.0), 0.0).sum(axis=1)

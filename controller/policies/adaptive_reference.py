@@ -13,12 +13,14 @@ import math
 
 import numpy as np
 
+from controller.arrays import PackedNetwork
 from controller.backend import Observation
 from controller.estimate import Estimate
 from controller.policies.adaptive import AdaptivePolicy
 from controller.policies.base import PolicyContext
 from controller.safety import HOLD
 from intersections.model import SignalState
+from intersections.network import Network
 
 __all__ = ["AdaptiveReference"]
 
@@ -27,6 +29,21 @@ class AdaptiveReference(AdaptivePolicy):
     """Same parameters and state as the vectorised policy; decides one intersection at a time."""
 
     name = "adaptive-reference"
+
+    def reset(self, network: Network, packed: PackedNetwork) -> None:
+        super().reset(network, packed)
+        # Passage per group: the unit extension divided by the lanes of one approach it serves.
+        self._passage = [[self.passage_s] * packed.g for _ in range(packed.n)]
+        for r, inter in enumerate(network.intersections):
+            for k, grp in enumerate(inter.groups):
+                lanes: set[str] = set()
+                roads: set[str] = set()
+                for m in grp.movements:
+                    if m.turn != "p":
+                        lanes.update(m.lanes)
+                        roads.add(m.from_edge)
+                if lanes and roads:
+                    self._passage[r][k] = self.passage_s / max(1.0, len(lanes) / len(roads))
 
     def decide(self, obs: Observation, est: Estimate, ctx: PolicyContext) -> np.ndarray:
         if self.order != "pressure":
@@ -118,7 +135,7 @@ class AdaptiveReference(AdaptivePolicy):
             discharging = any(queue_all[r][k] > self.queue_threshold_veh and not blocked[k] for k in mem)
             arriving = any(approaching[r][k] > self.queue_threshold_veh and not blocked[k] for k in mem)
             if self.passage_s > 0:
-                recent = any(self.since_arrival_s[r, k] < self.passage_s for k in mem)
+                recent = any(self.since_arrival_s[r, k] < self._passage[r][k] for k in mem)
                 arriving = arriving and (recent or discharging)
             alive = discharging or arriving
             total = sum(max(pressure[s], 0.0) for s in stages)
