@@ -49,7 +49,7 @@ from controller.policies.base import PolicyContext
 from controller.policies.common import (
     downstream_matrix,
     group_lanes,
-    lanes_per_approach,
+    group_roads,
     next_stage_with_demand,
     stage_green_elapsed_s,
 )
@@ -139,12 +139,23 @@ class AdaptivePolicy:
         per_group = np.bincount(self.flat, minlength=n * g).reshape(n, g) if len(self.layout.ids) else np.zeros((n, g))
         lanes_g = np.maximum(group_lanes(network, packed), 1.0)
         self.arrivals_per_vehicle = np.maximum(per_group / lanes_g, 1.0)
-        self.passage_g = self.passage_s / lanes_per_approach(network, packed)
+        # Passage per lane of an approach: which (group, lane) pairs detectors hear, and how many
+        # approaches each group serves. The lanes heard are recounted when detectors fail.
+        pair_index: dict[tuple[int, str], int] = {}
+        self.pair_of = np.array(
+            [pair_index.setdefault((int(f), d.lane), len(pair_index))
+             for f, d in zip(self.flat, (d for i in network.intersections for d in i.detectors), strict=True)],
+            dtype=np.int64,
+        )  # fmt: skip
+        self.pair_group = np.array([f for f, _lane in pair_index], dtype=np.int64)
+        self.roads = group_roads(network, packed)
+        self.passage_g = self._passage(np.ones(len(self.layout.ids), bool))
         self.since_arrival_s = np.full((n, g), np.inf)
         self.red_wait_s = np.zeros((n, g))
         self.stuck_for_s = np.zeros(len(self.layout.ids))
         self.last_termination = np.zeros(n, np.int16)
         self.detector_failed = np.zeros(len(self.layout.ids), bool)
+        self._passage_degraded = False
         self._arrival_ring: np.ndarray | None = None
         self._ring_at = 0
         # Priority state: time since the last transit-priority action, extension used so far,
@@ -169,6 +180,9 @@ class AdaptivePolicy:
         self.detector_failed = failed
         ok = ~failed
         arrivals = np.bincount(self.flat[ok], weights=np.nan_to_num(counts)[ok], minlength=n * g).reshape(n, g)
+        if failed.any() or self._passage_degraded:
+            self.passage_g = self._passage(ok)
+            self._passage_degraded = bool(failed.any())
         healthy = np.bincount(self.flat[ok], minlength=n * g).reshape(n, g) > 0
         blind = p.group_valid & ~healthy
         # A failed stop-line zone takes the group's queue measurement with it: no queue, no count to
@@ -177,6 +191,24 @@ class AdaptivePolicy:
             lost = self.layout.stop_line_groups(failed, (n, g))
             blind |= p.group_valid & lost & ~np.isfinite(obs.queue_veh)
         return arrivals, blind
+
+    def _passage(self, ok: np.ndarray) -> np.ndarray:
+        """(N, G) passage time: ``passage_s`` divided by the lanes heard per approach (>= 1).
+
+        A group's gap timer hears every lane of every approach it serves: the
+        more lanes call one phase, the shorter the gap between detections at
+        the same per-lane headway (FHWA Traffic Signal Timing Manual,
+        FHWA-HOP-08-024, ch. 5: passage time follows from the maximum
+        allowable headway, lower where several lanes call one phase). Only
+        lanes with a reporting detector count: a lane whose detectors failed
+        no longer shortens its group's gaps, or the group would gap out on
+        the traffic it can no longer see.
+        """
+        p = self.packed
+        n, g = p.n, p.g
+        heard_pair = np.bincount(self.pair_of[ok], minlength=len(self.pair_group)) > 0
+        lanes = np.bincount(self.pair_group, weights=heard_pair, minlength=n * g).reshape(n, g)
+        return self.passage_s / np.maximum(lanes / self.roads, 1.0)
 
     def decide(self, obs: Observation, est: Estimate, ctx: PolicyContext) -> np.ndarray:
         p = self.packed

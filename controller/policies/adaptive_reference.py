@@ -32,18 +32,12 @@ class AdaptiveReference(AdaptivePolicy):
 
     def reset(self, network: Network, packed: PackedNetwork) -> None:
         super().reset(network, packed)
-        # Passage per group: the unit extension divided by the lanes of one approach it serves.
-        self._passage = [[self.passage_s] * packed.g for _ in range(packed.n)]
+        # Each detector's lane, and the approaches (incoming roads) each group serves.
+        self._lane = [d.lane for inter in network.intersections for d in inter.detectors]
+        self._roads = [[1] * packed.g for _ in range(packed.n)]
         for r, inter in enumerate(network.intersections):
             for k, grp in enumerate(inter.groups):
-                lanes: set[str] = set()
-                roads: set[str] = set()
-                for m in grp.movements:
-                    if m.turn != "p":
-                        lanes.update(m.lanes)
-                        roads.add(m.from_edge)
-                if lanes and roads:
-                    self._passage[r][k] = self.passage_s / max(1.0, len(lanes) / len(roads))
+                self._roads[r][k] = max(1, len({m.from_edge for m in grp.movements if m.turn != "p"}))
 
     def decide(self, obs: Observation, est: Estimate, ctx: PolicyContext) -> np.ndarray:
         if self.order != "pressure":
@@ -68,6 +62,15 @@ class AdaptiveReference(AdaptivePolicy):
                 healthy[r][k] = True
             elif lay.stop_line[d]:
                 lost[r][k] = True
+        # Passage per group: the unit extension divided by the lanes still heard per approach.
+        heard: dict[tuple[int, int], set[str]] = {}
+        for d in range(n_det):
+            if not self.detector_failed[d]:
+                heard.setdefault((int(lay.row[d]), int(lay.group[d])), set()).add(self._lane[d])
+        passage = [
+            [self.passage_s / max(1.0, len(heard.get((r, k), ())) / self._roads[r][k]) for k in range(p.g)]
+            for r in range(p.n)
+        ]
         out = np.full(p.n, HOLD, dtype=np.int64)
         term = np.zeros(p.n, np.int16)
         queue_all = [[0.0] * p.g for _ in range(p.n)]
@@ -135,7 +138,7 @@ class AdaptiveReference(AdaptivePolicy):
             discharging = any(queue_all[r][k] > self.queue_threshold_veh and not blocked[k] for k in mem)
             arriving = any(approaching[r][k] > self.queue_threshold_veh and not blocked[k] for k in mem)
             if self.passage_s > 0:
-                recent = any(self.since_arrival_s[r, k] < self._passage[r][k] for k in mem)
+                recent = any(self.since_arrival_s[r, k] < passage[r][k] for k in mem)
                 arriving = arriving and (recent or discharging)
             alive = discharging or arriving
             total = sum(max(pressure[s], 0.0) for s in stages)

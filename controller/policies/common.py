@@ -86,23 +86,18 @@ def group_lanes(network: Network, packed: PackedNetwork) -> np.ndarray:
     return out
 
 
-def lanes_per_approach(network: Network, packed: PackedNetwork) -> np.ndarray:
-    """(N, G) incoming lanes per approach (road) a group serves, >= 1.
+def group_roads(network: Network, packed: PackedNetwork) -> np.ndarray:
+    """(N, G) number of approaches (incoming roads) each group serves, >= 1.
 
-    A signal group often serves two opposing approaches at once; the gap
-    between detections on one approach shrinks with its lane count, not with
-    the group's total (TSTM ch. 5: the passage time for a multi-lane approach
-    is shorter than for a single lane, for the same maximum allowable headway
-    per lane).
+    A signal group often serves two opposing approaches at once; quantities
+    that belong to one approach (the lanes whose detectors feed one gap timer)
+    are divided by this.
     """
     out = np.ones((packed.n, packed.g))
     for r, inter in enumerate(network.intersections):
         for k, grp in enumerate(inter.groups):
-            vehicular = [m for m in grp.movements if m.turn != "p"]
-            lanes = {ln for m in vehicular for ln in m.lanes}
-            roads = {m.from_edge for m in vehicular}
-            if lanes and roads:
-                out[r, k] = max(1.0, len(lanes) / len(roads))
+            roads = {m.from_edge for m in grp.movements if m.turn != "p"}
+            out[r, k] = max(1, len(roads))
     return out
 
 

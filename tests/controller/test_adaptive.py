@@ -3,7 +3,7 @@
 import networkx as nx
 import numpy as np
 import pytest
-from gwfactories import four_leg, two_phase
+from gwfactories import four_leg, two_phase, two_way_main_street
 
 from controller.arrays import pack
 from controller.backend import FakeBackend, Observation, detector_layout
@@ -24,6 +24,7 @@ def _network(k: int = 6) -> Network:
     inters = []
     for i in range(k):
         inters.append(four_leg(f"F{i}") if i % 2 else two_phase(f"T{i}"))
+    inters.append(two_way_main_street("M"))
     return Network(tuple(inters), nx.DiGraph())
 
 
@@ -129,3 +130,28 @@ def test_failed_detectors_are_reported_once_by_the_engine() -> None:
     assert [e.message.split()[1] for e in faults] == ["dA", "dB"]
     assert faults[0].time_s == 50 and faults[1].time_s >= 50 + 60 - 1
     assert (eng.hires.table()[:, 2] == 84).sum() == 2
+
+
+def test_passage_is_per_lane_of_an_approach_and_follows_failed_detectors() -> None:
+    """3 s on a one-lane approach, 1.5 s on a two-lane one; a lane whose detectors fail stops counting."""
+    net = Network((two_way_main_street("M"),), nx.DiGraph())
+    packed = pack(net.intersections)
+    lay = detector_layout(net)
+    pol = AdaptivePolicy()
+    pol.reset(net, packed)
+    np.testing.assert_allclose(pol.passage_g[0, :2], [1.5, 3.0])
+
+    def observe(dead: set[str]) -> np.ndarray:
+        counts = np.array([np.nan if lay.ids[k].split("_", 1)[1] in dead else 0.0 for k in range(len(lay.ids))])
+        obs = Observation(
+            time_s=0.0, counts=counts, occupancy=np.where(np.isnan(counts), np.nan, 0.0),
+            queue_veh=np.zeros((1, packed.g)), signal_state=np.zeros((1, packed.g), np.int8),
+            comm_age_s=np.zeros(1), fault=np.zeros(1, bool),
+        )  # fmt: skip
+        pol._detectors(obs, 1.0)
+        return pol.passage_g[0, :2].copy()
+
+    np.testing.assert_allclose(observe({"w_in_0"}), [2.0, 3.0])  # three lanes heard over two approaches
+    np.testing.assert_allclose(observe({"w_in_0", "w_in_1"}), [3.0, 3.0])  # one approach left blind
+    np.testing.assert_allclose(observe({"n_in_0"}), [1.5, 3.0])  # side street: still one lane per approach heard
+    np.testing.assert_allclose(observe(set()), [1.5, 3.0])  # restored

@@ -59,3 +59,29 @@ def two_phase(id: str = "J2", yellow_s: float = 3.0, all_red_s: float = 2.0) -> 
         (Stage("SA", {"A"}), Stage("SB", {"B"})),
         (Detector("dA", "a0", "A"), Detector("dB", "b0", "B")),
     )
+
+
+def two_way_main_street(id: str = "M1") -> Intersection:
+    """A two-lane two-way main street crossing a one-lane two-way side street, two stages.
+
+    Group ``M`` serves both main-street approaches (two lanes each), ``S`` both
+    side-street approaches (one lane each); every lane has a stop-line zone and
+    an advance loop, as greenwave generates them for SUMO.
+    """
+    from intersections.model import DetectorKind
+
+    main = (Movement("w_in", "e_out", ("w_in_0", "w_in_1")), Movement("e_in", "w_out", ("e_in_0", "e_in_1")))
+    side = (Movement("n_in", "s_out", ("n_in_0",)), Movement("s_in", "n_out", ("s_in_0",)))
+    groups = (
+        SignalGroup("M", movements=main, min_green_s=7, yellow_s=3, all_red_s=2),
+        SignalGroup("S", movements=side, min_green_s=7, yellow_s=3, all_red_s=2),
+    )
+    c = np.array([[False, True], [True, False]])
+    ig = np.full((2, 2), 5.0)
+    dets = []
+    for g in groups:
+        for m in g.movements:
+            for lane in m.lanes:
+                dets.append(Detector(f"z_{lane}", lane, g.id))
+                dets.append(Detector(f"a_{lane}", lane, g.id, DetectorKind.ADVANCE, position_m=60.0))
+    return Intersection(id, groups, c, ig, (Stage("SM", {"M"}), Stage("SS", {"S"})), tuple(dets))
