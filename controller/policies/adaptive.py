@@ -60,6 +60,7 @@ from intersections.network import Network
 __all__ = ["AdaptivePolicy", "AdaptiveNoTsp"]
 
 GREEN = int(SignalState.GREEN)
+BLIND_HISTORY_WEIGHT = 0.25  # EWMA weight of a group's latest green in its historical profile
 VEHICLE_SPACING_M = 7.0  # jam spacing of a car; a motorcycle takes about a third (PCU ~0.3)
 
 
@@ -156,6 +157,11 @@ class AdaptivePolicy:
         self.last_termination = np.zeros(n, np.int16)
         self.detector_failed = np.zeros(len(self.layout.ids), bool)
         self._passage_degraded = False
+        # Historical profile for blind groups: each group's typical green (EWMA of the greens it
+        # ended while its detectors worked), and last tick's green state to see greens end.
+        self.green_hist_s = np.full((n, g), np.nan)
+        self._was_green = np.zeros((n, g), bool)
+        self._was_green_s = np.zeros((n, g))
         self._arrival_ring: np.ndarray | None = None
         self._ring_at = 0
         # Priority state: time since the last transit-priority action, extension used so far,
@@ -192,6 +198,33 @@ class AdaptivePolicy:
             blind |= p.group_valid & lost & ~np.isfinite(obs.queue_veh)
         return arrivals, blind
 
+    def _blind_service(
+        self, q: np.ndarray, blind: np.ndarray, green: np.ndarray, ctx: PolicyContext, dt: float
+    ) -> np.ndarray:
+        """The queue that keeps a stage green: measured, or for a blind group its historical green.
+
+        A blind group's recall demand (``q = 1``) calls its stage in turn; once
+        green it is served for as long as its greens lasted while its detectors
+        worked (EWMA over its last greens: the historical profile of the
+        issue's fallback), then yields. Without a history (never detected) it
+        keeps the recall to the adapted maximum green, as a controller's max
+        recall does. Served to the maximum every time, a blind approach took
+        green from the approaches still measured (detector_faults: 135 s mean
+        delay against Webster's 124 s).
+        """
+        ended = self._was_green & ~green & ~blind
+        if ended.any():
+            dur = self._was_green_s[ended] + dt
+            old = self.green_hist_s[ended]
+            self.green_hist_s[ended] = np.where(np.isnan(old), dur, old + BLIND_HISTORY_WEIGHT * (dur - old))
+        self._was_green = green
+        self._was_green_s = np.where(green, ctx.state_time_s, 0.0)
+        known = blind & np.isfinite(self.green_hist_s)
+        if not known.any():
+            return q
+        within = green & (ctx.state_time_s < np.nan_to_num(self.green_hist_s))
+        return np.where(known, within.astype(float), q)
+
     def _passage(self, ok: np.ndarray) -> np.ndarray:
         """(N, G) passage time: ``passage_s`` divided by the lanes heard per approach (>= 1).
 
@@ -219,6 +252,8 @@ class AdaptivePolicy:
         # Blind groups (no or failed detectors) get a recall-like constant demand: served in turn,
         # neither starved nor favoured.
         q = np.where(blind, 1.0, q)
+        green = ctx.state == GREEN
+        q_serve = self._blind_service(q, blind, green, ctx, dt)
         self.since_arrival_s = np.where(arrivals > 0, 0.0, self.since_arrival_s + dt)
         # Vehicles that entered detection in the last approach_window_s and are still on
         # their way to the stop line (SURTRAC's approaching platoon, from advance detection).
@@ -233,7 +268,6 @@ class AdaptivePolicy:
         down = (self.down @ q.ravel()).reshape(q.shape)
         blocked = down >= self.spillback_fraction * self.storage
         demand = np.where(blocked, 0.0, q + approaching)
-        green = ctx.state == GREEN
         waiting = ~green & (demand > self.queue_threshold_veh) & p.group_valid
         self.red_wait_s = np.where(waiting, self.red_wait_s + dt, 0.0)
 
@@ -263,7 +297,7 @@ class AdaptivePolicy:
 
         elapsed = stage_green_elapsed_s(ctx, p)
         past_min = elapsed >= self.stage_min_s[rows, cur_c]
-        discharging = (members & (q > self.queue_threshold_veh) & ~blocked).any(axis=1)
+        discharging = (members & (q_serve > self.queue_threshold_veh) & ~blocked).any(axis=1)
         arriving = (members & (approaching > self.queue_threshold_veh) & ~blocked).any(axis=1)
         if self.passage_s > 0:
             arriving &= (members & (self.since_arrival_s < self.passage_g)).any(axis=1) | discharging

@@ -16,7 +16,7 @@ import numpy as np
 from controller.arrays import PackedNetwork
 from controller.backend import Observation
 from controller.estimate import Estimate
-from controller.policies.adaptive import AdaptivePolicy
+from controller.policies.adaptive import BLIND_HISTORY_WEIGHT, AdaptivePolicy
 from controller.policies.base import PolicyContext
 from controller.safety import HOLD
 from intersections.model import SignalState
@@ -74,15 +74,32 @@ class AdaptiveReference(AdaptivePolicy):
         out = np.full(p.n, HOLD, dtype=np.int64)
         term = np.zeros(p.n, np.int16)
         queue_all = [[0.0] * p.g for _ in range(p.n)]
+        serve = [[0.0] * p.g for _ in range(p.n)]
         for r in range(p.n):
             for k in range(p.g):
+                is_green = int(ctx.state[r, k]) == int(SignalState.GREEN)
                 if not p.group_valid[r, k]:
+                    self._was_green[r, k] = is_green
+                    self._was_green_s[r, k] = float(ctx.state_time_s[r, k]) if is_green else 0.0
                     continue
                 qv = float(obs.queue_veh[r, k])
                 q = qv if math.isfinite(qv) else float(est.queue_veh[r, k])
-                if not healthy[r][k] or (lost[r][k] and not math.isfinite(qv)):
+                blind = not healthy[r][k] or (lost[r][k] and not math.isfinite(qv))
+                if blind:
                     q = 1.0
                 queue_all[r][k] = q
+                # Historical green of a blind group: learnt from the greens it ended while detected.
+                if self._was_green[r, k] and not is_green and not blind:
+                    dur = float(self._was_green_s[r, k]) + dt
+                    old = float(self.green_hist_s[r, k])
+                    self.green_hist_s[r, k] = dur if math.isnan(old) else old + BLIND_HISTORY_WEIGHT * (dur - old)
+                self._was_green[r, k] = is_green
+                self._was_green_s[r, k] = float(ctx.state_time_s[r, k]) if is_green else 0.0
+                hist = float(self.green_hist_s[r, k])
+                if blind and not math.isnan(hist):
+                    serve[r][k] = 1.0 if is_green and float(ctx.state_time_s[r, k]) < hist else 0.0
+                else:
+                    serve[r][k] = q
                 self.since_arrival_s[r, k] = 0.0 if arrivals[r][k] > 0 else self.since_arrival_s[r, k] + dt
         slots = max(1, round(self.approach_window_s / dt))
         if self._arrival_ring is None or self._arrival_ring.shape[0] != slots:
@@ -135,7 +152,7 @@ class AdaptiveReference(AdaptivePolicy):
             stage_min = max((float(p.min_green_s[r, k]) for k in mem), default=0.0)
             if elapsed < stage_min:
                 continue
-            discharging = any(queue_all[r][k] > self.queue_threshold_veh and not blocked[k] for k in mem)
+            discharging = any(serve[r][k] > self.queue_threshold_veh and not blocked[k] for k in mem)
             arriving = any(approaching[r][k] > self.queue_threshold_veh and not blocked[k] for k in mem)
             if self.passage_s > 0:
                 recent = any(self.since_arrival_s[r, k] < passage[r][k] for k in mem)
