@@ -27,7 +27,7 @@ from arrays:
    ``max_red_s`` forces its stage, whatever the pressures (the bound the
    property tests check).
 5. **Degraded detection**: a detector that reports NaN (failed) or is stuck
-   on (occupancy ≥ 0.99 for ``stuck_s``) stops counting; its group falls back
+   on (occupancy ≥ 0.99 with no vehicle counted for ``stuck_s``) stops counting; its group falls back
    to a fixed share of demand (recall), so it is neither starved nor favoured.
 
 Every decision is a stage request and goes through the safety supervisor.
@@ -52,6 +52,7 @@ from controller.policies.common import (
     group_roads,
     next_stage_with_demand,
     stage_green_elapsed_s,
+    starvation_score,
 )
 from controller.safety import HOLD
 from intersections.model import DetectorKind, SignalState
@@ -181,7 +182,11 @@ class AdaptivePolicy:
         counts = np.asarray(obs.counts, float)
         occ = np.asarray(obs.occupancy, float)
         nan = ~np.isfinite(counts) | ~np.isfinite(occ)
-        self.stuck_for_s = np.where(np.nan_to_num(occ) >= 0.99, self.stuck_for_s + dt, 0.0)
+        # Stuck on: full occupancy with no vehicle entering. A standing queue also fills a zone (and
+        # motorcycles abreast can read above 100 %), but its zone counts vehicles whenever it moves.
+        self.stuck_for_s = np.where(
+            (np.nan_to_num(occ) >= 0.99) & (np.nan_to_num(counts) == 0), self.stuck_for_s + dt, 0.0
+        )
         failed = nan | (self.stuck_for_s >= self.stuck_s)
         self.detector_failed = failed
         ok = ~failed
@@ -276,9 +281,7 @@ class AdaptivePolicy:
         mask = p.stage_mask.astype(float)
         pressure = np.einsum("nsg,ng->ns", mask, pressure_g)
         pressure = np.where(p.stage_valid, pressure, -np.inf)
-        starving = self.red_wait_s > self.max_red_s
-        starving_stage = (p.stage_mask & starving[:, None, :]).any(axis=2) & p.stage_valid
-        score = np.where(starving_stage, np.inf, pressure)
+        score, starving_stage = starvation_score(pressure, p, self.red_wait_s, self.max_red_s)
 
         cur = ctx.target
         has = cur >= 0

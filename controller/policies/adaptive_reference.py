@@ -18,6 +18,7 @@ from controller.backend import Observation
 from controller.estimate import Estimate
 from controller.policies.adaptive import BLIND_HISTORY_WEIGHT, AdaptivePolicy
 from controller.policies.base import PolicyContext
+from controller.policies.common import STARVING_SCORE
 from controller.safety import HOLD
 from intersections.model import SignalState
 from intersections.network import Network
@@ -53,7 +54,7 @@ class AdaptiveReference(AdaptivePolicy):
         for d in range(n_det):
             c, o = float(obs.counts[d]), float(obs.occupancy[d])
             nan = not (math.isfinite(c) and math.isfinite(o))
-            self.stuck_for_s[d] = self.stuck_for_s[d] + dt if (not nan and o >= 0.99) else 0.0
+            self.stuck_for_s[d] = self.stuck_for_s[d] + dt if (not nan and o >= 0.99 and c == 0) else 0.0
             failed = nan or self.stuck_for_s[d] >= self.stuck_s
             self.detector_failed[d] = failed
             r, k = int(lay.row[d]), int(lay.group[d])
@@ -134,7 +135,11 @@ class AdaptiveReference(AdaptivePolicy):
             members = {s: [k for k in groups if p.stage_mask[r, s, k]] for s in stages}
             pressure = {s: sum(pg[k] for k in members[s]) for s in stages}
             starving = {s: any(self.red_wait_s[r, k] > self.max_red_s for k in members[s]) for s in stages}
-            score = {s: (math.inf if starving[s] else pressure[s]) for s in stages}
+            # Starving stages first, the longest-waiting first among them.
+            score = {}
+            for s in stages:
+                waits = [self.red_wait_s[r, k] for k in members[s] if self.red_wait_s[r, k] > self.max_red_s]
+                score[s] = STARVING_SCORE + max(waits) if waits else pressure[s]
             cur = int(ctx.target[r])
             if cur < 0:
                 out[r] = max(stages, key=lambda s: (score[s], -s)) if stages else 0

@@ -86,6 +86,28 @@ def group_lanes(network: Network, packed: PackedNetwork) -> np.ndarray:
     return out
 
 
+STARVING_SCORE = 1e12  # above any pressure: a starving stage outranks every non-starving one
+
+
+def starvation_score(
+    pressure: np.ndarray, packed: PackedNetwork, red_s: np.ndarray, max_red_s: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(stage score, starving-stage mask): starving stages first, the longest-waiting first among them.
+
+    A stage with a group red (with demand) beyond ``max_red_s`` outranks every
+    pressure; among several starving stages the one whose group has waited
+    longest wins. Ranking them all equal (an infinite score) let the
+    lowest-numbered starving stage win every tie, so a starving group in a
+    later stage could lose to newly starving ones again and again (found by the
+    hypothesis property test: 183 s red against a 60 s bound).
+    """
+    starving = red_s > max_red_s
+    member = packed.stage_mask & starving[:, None, :]
+    starving_stage = member.any(axis=2) & packed.stage_valid
+    wait = np.where(member, red_s[:, None, :], 0.0).max(axis=2)
+    return np.where(starving_stage, STARVING_SCORE + wait, pressure), starving_stage
+
+
 def group_roads(network: Network, packed: PackedNetwork) -> np.ndarray:
     """(N, G) number of approaches (incoming roads) each group serves, >= 1.
 

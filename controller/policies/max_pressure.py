@@ -28,7 +28,7 @@ from controller.backend import Observation
 from controller.estimate import Estimate
 from controller.policies import register_policy
 from controller.policies.base import PolicyContext
-from controller.policies.common import downstream_matrix, group_lanes, stage_green_elapsed_s
+from controller.policies.common import downstream_matrix, group_lanes, stage_green_elapsed_s, starvation_score
 from controller.safety import HOLD
 from intersections.model import SignalState
 from intersections.network import Network
@@ -71,10 +71,8 @@ class MaxPressurePolicy:
         green = ctx.state == int(SignalState.GREEN)
         waiting = ~green & (q > 0.5) & p.group_valid
         self.red_s = np.where(waiting, self.red_s + ctx.dt_s, 0.0)
-        starving = self.red_s > self.max_red_s
-        starving_stage = (p.stage_mask & starving[:, None, :]).any(axis=2) & p.stage_valid
-        # Starved stages outrank every pressure.
-        score = np.where(starving_stage, np.inf, pressure)
+        # Starved stages outrank every pressure, the longest-starved first.
+        score, _starving_stage = starvation_score(pressure, p, self.red_s, self.max_red_s)
         best = score.argmax(axis=1)
 
         rows = np.arange(p.n)
