@@ -71,6 +71,15 @@ CHAR_STATE = {
 }
 
 
+def _increments(cum: np.ndarray, prev: np.ndarray) -> np.ndarray:
+    """Vehicles counted since the previous read of SUMO's interval counters.
+
+    A counter that went down restarted its interval, and then holds only the new part.
+    """
+    n = cum - prev
+    return np.where(n >= 0, n, cum)
+
+
 def _entered_since(data: Any, since: float, n: int) -> np.ndarray:
     """Per loop, the vehicles whose entry time is after ``since``, from last-step vehicle data.
 
@@ -403,9 +412,9 @@ class SumoBackend(BaseBackend):
         return v2, self._e1_difference(np.fromiter((e1[k][VAR_INTERVAL_NUMBER] for k in d.e1_ids), float, n1))
 
     def _e1_difference(self, cum1: np.ndarray) -> np.ndarray:
-        n = cum1 - self._cum1
+        n = _increments(cum1, self._cum1)
         self._cum1 = cum1
-        return np.where(n >= 0, n, cum1)  # the interval restarted: the counter holds the new part
+        return n
 
     def read(self) -> Observation:
         self._require_open()
@@ -433,8 +442,7 @@ class SumoBackend(BaseBackend):
         if d is not None and len(lay.ids):
             v2, new1 = self._read_detectors()
             cum = v2[:, 0]
-            n2 = cum - self._cum
-            n = np.concatenate([np.where(n2 >= 0, n2, cum), new1])  # a restarted interval holds the new part
+            n = np.concatenate([_increments(cum, self._cum), new1])
             self._cum = cum
             occ_all = np.concatenate([v2[:, 1] / 100.0, np.zeros(self._n_e1)])
             halt_all = np.concatenate([v2[:, 2], np.zeros(self._n_e1)])

@@ -151,13 +151,13 @@ class AdaptivePolicy:
         )  # fmt: skip
         self.pair_group = np.array([f for f, _lane in pair_index], dtype=np.int64)
         self.roads = group_roads(network, packed)
-        self.passage_g = self._passage(np.ones(len(self.layout.ids), bool))
+        self._passage_all_heard = self._passage(np.ones(len(self.layout.ids), bool))
+        self.passage_g = self._passage_all_heard
         self.since_arrival_s = np.full((n, g), np.inf)
         self.red_wait_s = np.zeros((n, g))
         self.stuck_for_s = np.zeros(len(self.layout.ids))
         self.last_termination = np.zeros(n, np.int16)
         self.detector_failed = np.zeros(len(self.layout.ids), bool)
-        self._passage_degraded = False
         # Historical profile for blind groups: each group's typical green (EWMA of the greens it
         # ended while its detectors worked), and last tick's green state to see greens end.
         self.green_hist_s = np.full((n, g), np.nan)
@@ -191,14 +191,13 @@ class AdaptivePolicy:
         self.detector_failed = failed
         ok = ~failed
         arrivals = np.bincount(self.flat[ok], weights=np.nan_to_num(counts)[ok], minlength=n * g).reshape(n, g)
-        if failed.any() or self._passage_degraded:
-            self.passage_g = self._passage(ok)
-            self._passage_degraded = bool(failed.any())
+        any_failed = bool(failed.any())
+        self.passage_g = self._passage(ok) if any_failed else self._passage_all_heard
         healthy = np.bincount(self.flat[ok], minlength=n * g).reshape(n, g) > 0
         blind = p.group_valid & ~healthy
         # A failed stop-line zone takes the group's queue measurement with it: no queue, no count to
         # trust for that approach, so it falls back too.
-        if failed.any():
+        if any_failed:
             lost = self.layout.stop_line_groups(failed, (n, g))
             blind |= p.group_valid & lost & ~np.isfinite(obs.queue_veh)
         return arrivals, blind

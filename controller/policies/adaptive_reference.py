@@ -51,6 +51,7 @@ class AdaptiveReference(AdaptivePolicy):
         arrivals = [[0.0] * p.g for _ in range(p.n)]
         healthy = [[False] * p.g for _ in range(p.n)]
         lost = [[False] * p.g for _ in range(p.n)]
+        heard: dict[tuple[int, int], set[str]] = {}  # lanes with a reporting detector, per group
         for d in range(n_det):
             c, o = float(obs.counts[d]), float(obs.occupancy[d])
             nan = not (math.isfinite(c) and math.isfinite(o))
@@ -61,13 +62,10 @@ class AdaptiveReference(AdaptivePolicy):
             if not failed:
                 arrivals[r][k] += c
                 healthy[r][k] = True
+                heard.setdefault((r, k), set()).add(self._lane[d])
             elif lay.stop_line[d]:
                 lost[r][k] = True
         # Passage per group: the unit extension divided by the lanes still heard per approach.
-        heard: dict[tuple[int, int], set[str]] = {}
-        for d in range(n_det):
-            if not self.detector_failed[d]:
-                heard.setdefault((int(lay.row[d]), int(lay.group[d])), set()).add(self._lane[d])
         passage = [
             [self.passage_s / max(1.0, len(heard.get((r, k), ())) / self._roads[r][k]) for k in range(p.g)]
             for r in range(p.n)

@@ -14,6 +14,7 @@ import sumo_nets
 from intersections.errors import InputError, NetworkFileError, SimulationError
 from intersections.loaders.sumo_net import load_sumo_net
 from intersections.model import SignalState
+from simulation import sumo_backend
 from simulation.runner import resolve_run, simulate
 from simulation.sumo_backend import merge_sumo_args
 from simulation.sumo_home import sumo_binary
@@ -204,3 +205,54 @@ def test_sumo_dying_mid_run_leaves_no_zombie(small: tuple[Path, Path], tmp_path:
                  on_tick=kill)  # fmt: skip
     assert killed
     assert _sumo_children() == []
+
+
+def _loop_counts(
+    small: tuple[Path, Path], tmp: Path, monkeypatch: pytest.MonkeyPatch, **kw: object
+) -> tuple[float, float]:
+    """(sum of the backend's E1 counts over the run, SUMO's cumulative E1 count at the end).
+
+    The backend counts a loop's new vehicles from its last-step vehicle data (SUMO recomputes an
+    E1's interval count from every vehicle since the interval began, so reading that grew dearer
+    all run); this holds the sum to SUMO's own counter, read once at the end.
+    """
+    net, routes = small
+    seen = {"ours": 0.0, "sumo": 0.0}
+    orig_read = sumo_backend.SumoBackend._read_detectors
+    orig_close = sumo_backend.SumoBackend._shutdown
+
+    def read(self: sumo_backend.SumoBackend) -> tuple[np.ndarray, np.ndarray]:
+        v2, new1 = orig_read(self)
+        seen["ours"] += float(new1.sum())
+        return v2, new1
+
+    def shutdown(self: sumo_backend.SumoBackend) -> None:
+        if self._conn is not None and self.sumo_detectors is not None and not seen["sumo"]:
+            il = self._conn.inductionloop
+            seen["sumo"] = float(sum(il.getIntervalVehicleNumber(i) for i in self.sumo_detectors.e1_ids))
+        orig_close(self)
+
+    monkeypatch.setattr(sumo_backend.SumoBackend, "_read_detectors", read)
+    monkeypatch.setattr(sumo_backend.SumoBackend, "_shutdown", shutdown)
+    traci = bool(kw.pop("traci", False))
+    spec = resolve_run(net=net, routes=[routes], seed=3, end_s=300, traci=traci)
+    simulate(spec, "webster", out_dir=tmp, **kw)  # type: ignore[arg-type]
+    return seen["ours"], seen["sumo"]
+
+
+@pytest.mark.parametrize("traci", [False, True])
+def test_loop_counts_add_up_to_sumos_counter(
+    small: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, traci: bool
+) -> None:
+    ours, theirs = _loop_counts(small, tmp_path, monkeypatch, traci=traci)
+    assert theirs > 100  # the loops saw real traffic
+    # The last tick's vehicles are read after SUMO's final step: at most a handful of loops differ by one.
+    assert abs(ours - theirs) <= 3
+
+
+def test_ticks_longer_than_a_step_count_every_vehicle(
+    small: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ours, theirs = _loop_counts(small, tmp_path, monkeypatch, dt_s=2.0)
+    assert theirs > 100
+    assert abs(ours - theirs) <= 3
