@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -45,6 +46,17 @@ class PackedNetwork:
     @property
     def s(self) -> int:
         return self.stage_mask.shape[1]
+
+    # Derived once, read every tick by the supervisor's MMU check.
+    @cached_property
+    def conflicts_or_self(self) -> np.ndarray:
+        """(N, G, G) bool: conflicting, or the same group (a group's own clearance)."""
+        return self.conflicts | np.eye(self.g, dtype=bool)[None]
+
+    @cached_property
+    def needs_yellow(self) -> np.ndarray:
+        """(N, G) bool: vehicle groups whose green must end in a yellow."""
+        return ~self.is_pedestrian & (self.yellow_s > 0)
 
 
 def pack(intersections: Sequence[Intersection]) -> PackedNetwork:

@@ -190,10 +190,12 @@ class Engine:
         self._prev_failed = np.array(failed, bool)
 
     def _report(self, t: float, requests: np.ndarray, report: SupervisorReport) -> None:
-        for r in np.flatnonzero(report.refused):
-            self._event(t, int(r), "refused", f"request for stage {int(requests[r])} refused: no such stage")
-        for r in np.flatnonzero(report.violation):
-            self._event(t, int(r), "violation", "MMU check failed: latched fault flash")
+        if report.refused.any():
+            for r in np.flatnonzero(report.refused):
+                self._event(t, int(r), "refused", f"request for stage {int(requests[r])} refused: no such stage")
+        if report.violation.any():
+            for r in np.flatnonzero(report.violation):
+                self._event(t, int(r), "violation", "MMU check failed: latched fault flash")
         changed = np.flatnonzero(report.mode != self._prev_mode)
         for r in changed:
             new = Mode(int(report.mode[r]))

@@ -36,24 +36,27 @@ class DemandEstimator:
         self.half_life_s = half_life_s
         self.flow_veh_h = np.zeros((n, g))
         self._flat = layout.row * g + layout.group
-        self._stop_counts = (
-            np.bincount(self._flat[layout.stop_line], minlength=n * g).reshape(n, g)
-            if len(layout.ids)
-            else np.zeros((n, g))
-        )
+        self._stop = np.flatnonzero(layout.stop_line)
+        self._flat_stop = self._flat[self._stop]
 
     def update(self, obs: Observation, dt_s: float) -> Estimate:
         n, g = self.n, self.g
-        lay = self.layout
-        ok = np.isfinite(obs.counts) & np.isfinite(obs.occupancy) if len(lay.ids) else np.zeros(0, bool)
-        counts = np.where(ok, obs.counts, 0.0)
-        occ = np.where(ok, obs.occupancy, 0.0)
-        sel = lay.stop_line & ok
-        per_group = np.bincount(self._flat[sel], weights=counts[sel], minlength=n * g).reshape(n, g)
-        n_det = np.bincount(self._flat[sel], minlength=n * g).reshape(n, g)
-        occ_sum = np.bincount(self._flat[sel], weights=occ[sel], minlength=n * g).reshape(n, g)
-        occupancy = np.divide(occ_sum, n_det, out=np.zeros((n, g)), where=n_det > 0)
+        ok = np.isfinite(obs.counts) & np.isfinite(obs.occupancy)
+        # Per-group sums over the stop-line detectors that report (a gather and
+        # bincounts: no boolean indexing, which costs more than the sums here).
+        ok_s = ok[self._stop]
+        if ok_s.any():
+            flat = self._flat_stop
+            size = n * g
+            per_group = np.bincount(flat, weights=np.where(ok_s, obs.counts[self._stop], 0.0), minlength=size)
+            n_det = np.bincount(flat, weights=ok_s, minlength=size)
+            occ_sum = np.bincount(flat, weights=np.where(ok_s, obs.occupancy[self._stop], 0.0), minlength=size)
+            per_group = per_group.reshape(n, g)
+            occupancy = np.divide(occ_sum, n_det, out=np.zeros(size), where=n_det > 0).reshape(n, g)
+        else:  # nothing reported (or the policy reads no counts): flows decay, occupancy unknown = 0
+            per_group, occupancy = np.zeros((n, g)), np.zeros((n, g))
         alpha = 1.0 - 0.5 ** (dt_s / self.half_life_s) if self.half_life_s > 0 else 1.0
         self.flow_veh_h += alpha * (per_group * 3600.0 / dt_s - self.flow_veh_h)
-        queue = np.nan_to_num(obs.queue_veh, nan=0.0)
+        q = obs.queue_veh
+        queue = np.where(np.isnan(q), 0.0, q)  # nan_to_num costs 5x more on these small arrays
         return Estimate(flow_veh_h=self.flow_veh_h.copy(), occupancy=occupancy, queue_veh=queue, detector_ok=ok)

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from controller.backend import fields_read_by
 from controller.engine import Engine
 from controller.policies import make_policy
 from intersections.errors import InputError, NetworkFileError
@@ -212,6 +213,11 @@ def simulate(
 
     ``extra_args`` are SUMO options greenwave adds for this run (outputs for
     plots); the user's ``spec.sumo_args`` still override them.
+
+    SUMO is asked each tick only for what is used: the fields the policy
+    declares it reads (:func:`controller.backend.fields_read_by`), the
+    stop-line queues (the queue KPIs), and counts and occupancy when events
+    are logged (detector on/off). ``on_tick`` sees the other fields as NaN.
     """
     tmp = None
     if out_dir is None:
@@ -282,6 +288,9 @@ def _simulate(
     )
     all_params = {**controller_params(controller, spec, network), **params}
     policy = make_policy(controller, **all_params)
+    reads = fields_read_by(policy) | {"queue_veh"}
+    if events_path is not None:
+        reads |= {"counts", "occupancy"}
     backend = SumoBackend(
         network,
         run,
@@ -289,6 +298,7 @@ def _simulate(
         control=not getattr(policy, "passive", False),
         dt_s=dt_s,
         program_states=program_states(spec.net),
+        read_fields=reads,
     )
     faults = dict(spec.extra.get("faults", {}) or {})
     if faults:

@@ -35,6 +35,7 @@ __all__ = ["ActuatedPolicy"]
 @register_policy("actuated")
 class ActuatedPolicy:
     name = "actuated"
+    reads = frozenset({"counts", "occupancy"})  # calls and gaps from detector actuations
 
     def __init__(self, passage_s: float = 3.0, max_green_scale: float = 1.0) -> None:
         if passage_s <= 0:

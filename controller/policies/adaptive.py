@@ -41,7 +41,7 @@ from __future__ import annotations
 import numpy as np
 
 from controller.arrays import PackedNetwork
-from controller.backend import Observation, detector_layout
+from controller.backend import OBSERVATION_FIELDS, Observation, detector_layout
 from controller.estimate import Estimate
 from controller.events import EventCode
 from controller.policies import register_policy
@@ -68,6 +68,7 @@ VEHICLE_SPACING_M = 7.0  # jam spacing of a car; a motorcycle takes about a thir
 @register_policy("adaptive")
 class AdaptivePolicy:
     name = "adaptive"
+    reads = OBSERVATION_FIELDS  # counts, occupancy, queues, and bus/emergency records for priority
 
     def __init__(
         self,

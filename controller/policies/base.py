@@ -27,6 +27,9 @@ class PolicyContext:
 
 
 class Policy(Protocol):
+    """``reads`` (optional): the :data:`~controller.backend.OBSERVATION_FIELDS` the
+    policy uses; a backend may leave the others unread (NaN). Absent means all."""
+
     name: str
 
     def reset(self, network: Network, packed: PackedNetwork) -> None:

@@ -65,6 +65,7 @@ def plan_arrays(
 @register_policy("fixed")
 class FixedTimePolicy:
     name = "fixed"
+    reads: frozenset[str] = frozenset()  # runs its plan whatever the detectors say
 
     def __init__(self, plans: Mapping[str, TimingPlan] | None = None) -> None:
         self.plans = dict(plans or {})

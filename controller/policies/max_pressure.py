@@ -37,14 +37,15 @@ __all__ = ["MaxPressurePolicy", "stage_pressure"]
 
 
 def stage_pressure(queue: np.ndarray, downstream: np.ndarray, weight: np.ndarray, stage_mask: np.ndarray) -> np.ndarray:
-    """(N, S) pressure of each stage: Σ_g∈stage weight_g · (q_g − q_down_g)."""
+    """(N, S) pressure of each stage: Σ_g∈stage weight_g · (q_g − q_down_g) (``stage_mask`` as 0/1 floats)."""
     w = weight * (queue - downstream)
-    return np.einsum("nsg,ng->ns", stage_mask.astype(float), w)
+    return np.einsum("nsg,ng->ns", stage_mask, w)
 
 
 @register_policy("max-pressure")
 class MaxPressurePolicy:
     name = "max-pressure"
+    reads = frozenset({"queue_veh"})  # decides from queues alone
 
     def __init__(self, min_stage_s: float = 5.0, switch_margin: float = 1.0, max_red_s: float = 120.0) -> None:
         self.min_stage_s = float(min_stage_s)
@@ -56,6 +57,9 @@ class MaxPressurePolicy:
         self.down = downstream_matrix(network, packed)
         self.weight = group_lanes(network, packed) * packed.group_valid
         self.red_s = np.zeros((packed.n, packed.g))
+        self.stage_mask_f = packed.stage_mask.astype(float)
+        self.stage_min_s = np.where(packed.stage_mask, packed.min_green_s[:, None, :], 0.0).max(axis=2)  # (N, S)
+        self.rows = np.arange(packed.n)
 
     def queues(self, obs: Observation, est: Estimate) -> np.ndarray:
         q = obs.queue_veh
@@ -65,7 +69,7 @@ class MaxPressurePolicy:
         p = self.packed
         q = self.queues(obs, est) * p.group_valid
         down = (self.down @ q.ravel()).reshape(q.shape)
-        pressure = stage_pressure(q, down, self.weight, p.stage_mask)
+        pressure = stage_pressure(q, down, self.weight, self.stage_mask_f)
         pressure = np.where(p.stage_valid, pressure, -np.inf)
 
         green = ctx.state == int(SignalState.GREEN)
@@ -75,13 +79,12 @@ class MaxPressurePolicy:
         score, _starving_stage = starvation_score(pressure, p, self.red_s, self.max_red_s)
         best = score.argmax(axis=1)
 
-        rows = np.arange(p.n)
+        rows = self.rows
         cur = ctx.target
         has = cur >= 0
         cur_c = np.where(has, cur, 0)
         elapsed = stage_green_elapsed_s(ctx, p)
-        min_green = np.where(p.stage_mask[rows, cur_c], p.min_green_s, 0.0).max(axis=1)
-        ready = elapsed >= min_green + self.min_stage_s
+        ready = elapsed >= self.stage_min_s[rows, cur_c] + self.min_stage_s
         better = score[rows, best] > score[rows, cur_c] + self.switch_margin
         switch = has & ready & better & (best != cur)
         return np.where(has, np.where(switch, best, HOLD), best)

@@ -26,6 +26,7 @@ __all__ = ["NativeProgramPolicy"]
 class NativeProgramPolicy:
     name = "sumo"
     passive = True
+    reads: frozenset[str] = frozenset()
 
     def reset(self, network: Network, packed: PackedNetwork) -> None:
         self.n = packed.n

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import sumo_nets
 
+from controller.policies.max_pressure import MaxPressurePolicy
 from intersections.errors import InputError, NetworkFileError, SimulationError
 from intersections.loaders.sumo_net import load_sumo_net
 from intersections.model import SignalState
@@ -221,10 +222,10 @@ def _loop_counts(
     orig_read = sumo_backend.SumoBackend._read_detectors
     orig_close = sumo_backend.SumoBackend._shutdown
 
-    def read(self: sumo_backend.SumoBackend) -> tuple[np.ndarray, np.ndarray]:
-        v2, new1 = orig_read(self)
-        seen["ours"] += float(new1.sum())
-        return v2, new1
+    def read(self: sumo_backend.SumoBackend) -> tuple[np.ndarray | None, ...]:
+        values = orig_read(self)
+        seen["ours"] += float(values[3].sum())
+        return values
 
     def shutdown(self: sumo_backend.SumoBackend) -> None:
         if self._conn is not None and self.sumo_detectors is not None and not seen["sumo"]:
@@ -236,7 +237,7 @@ def _loop_counts(
     monkeypatch.setattr(sumo_backend.SumoBackend, "_shutdown", shutdown)
     traci = bool(kw.pop("traci", False))
     spec = resolve_run(net=net, routes=[routes], seed=3, end_s=300, traci=traci)
-    simulate(spec, "webster", out_dir=tmp, **kw)  # type: ignore[arg-type]
+    simulate(spec, "actuated", out_dir=tmp, **kw)  # type: ignore[arg-type]
     return seen["ours"], seen["sumo"]
 
 
@@ -256,3 +257,35 @@ def test_ticks_longer_than_a_step_count_every_vehicle(
     ours, theirs = _loop_counts(small, tmp_path, monkeypatch, dt_s=2.0)
     assert theirs > 100
     assert abs(ours - theirs) <= 3
+
+
+@pytest.mark.parametrize("traci", [False, True])
+def test_sumo_is_asked_only_for_what_the_policy_reads(
+    small: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, traci: bool
+) -> None:
+    """max-pressure decides from queues alone: counts, occupancy and bus records stay unread (NaN,
+    not a made-up zero), and the run is exactly the one that reading everything gives."""
+    net, routes = small
+
+    def run(tag: str) -> tuple[dict, list]:
+        seen: list = []
+        spec = resolve_run(net=net, routes=[routes], seed=3, end_s=200, traci=traci)
+        k = simulate(spec, "max-pressure", out_dir=tmp_path / tag, on_tick=lambda r: seen.append(r.observation))
+        return k, seen
+
+    lean, lean_obs = run("lean")
+    assert all(np.isnan(o.counts).all() and np.isnan(o.occupancy).all() and not o.extra for o in lean_obs)
+    assert all(np.isfinite(o.queue_veh).all() for o in lean_obs)
+    assert max(float(o.queue_veh.sum()) for o in lean_obs) > 0
+    monkeypatch.setattr(MaxPressurePolicy, "reads", None)  # undeclared: every field is read
+    full, full_obs = run("full")
+    assert sum(float(np.nansum(o.counts)) for o in full_obs) > 50
+    assert len(full_obs) == len(lean_obs)
+    for a, b in zip(lean_obs, full_obs, strict=True):
+        np.testing.assert_array_equal(a.queue_veh, b.queue_veh)
+    trips = [
+        [ln for ln in (tmp_path / tag / "tripinfo.xml").read_text().splitlines() if "<tripinfo " in ln]
+        for tag in ("lean", "full")
+    ]
+    assert trips[0] and trips[0] == trips[1]
+    assert lean["mean_delay_s"] == full["mean_delay_s"]
