@@ -54,6 +54,26 @@ class PackedNetwork:
         return self.conflicts | np.eye(self.g, dtype=bool)[None]
 
     @cached_property
+    def stage_rows(self) -> np.ndarray:
+        """(N·S, G) bool: ``stage_mask`` with one row per (intersection, stage).
+
+        ``stage_rows[stage_base + stage]`` picks each intersection's groups of one
+        stage with a single ``take``, cheaper per tick than indexing ``(N, S, G)``
+        with two index arrays.
+        """
+        return self.stage_mask.reshape(self.n * self.s, self.g)
+
+    @cached_property
+    def stage_base(self) -> np.ndarray:
+        """(N,) int: row of each intersection's stage 0 in :attr:`stage_rows`."""
+        return np.arange(self.n) * self.s
+
+    def stage_groups(self, stage: np.ndarray) -> np.ndarray:
+        """(N, G) bool: the groups of ``stage[n]`` at each intersection; none where it is -1."""
+        has = stage >= 0
+        return self.stage_rows[self.stage_base + np.where(has, stage, 0)] & has[:, None]
+
+    @cached_property
     def needs_yellow(self) -> np.ndarray:
         """(N, G) bool: vehicle groups whose green must end in a yellow."""
         return ~self.is_pedestrian & (self.yellow_s > 0)

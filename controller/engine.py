@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.backend import BaseBackend, Commands, Observation
+from controller.backend import OBSERVATION_FIELDS, BaseBackend, Commands, Observation
 from controller.estimate import DemandEstimator, Estimate
 from controller.events import EventRecorder
 from controller.policies import Policy
@@ -91,7 +91,11 @@ class Engine:
                 fail_safe[:] = FailSafe.FLASH  # a partial set cannot be played as one array; flash is the safe default
         self.supervisor = SafetySupervisor(self.packed, fail_safe=fail_safe)
         self.estimator = DemandEstimator(
-            backend.detectors, self.packed.n, self.packed.g, half_life_s=estimator_half_life_s
+            backend.detectors,
+            self.packed.n,
+            self.packed.g,
+            half_life_s=estimator_half_life_s,
+            counts_read="counts" in getattr(backend, "read_fields", OBSERVATION_FIELDS),
         )
         self.policy.reset(self.network, self.packed)
         self.passive = bool(getattr(policy, "passive", False))

@@ -30,8 +30,17 @@ class Estimate:
 class DemandEstimator:
     """EWMA flows per signal group; ``half_life_s`` sets the memory."""
 
-    def __init__(self, layout: DetectorLayout, n: int, g: int, *, half_life_s: float = 300.0) -> None:
+    def __init__(
+        self, layout: DetectorLayout, n: int, g: int, *, half_life_s: float = 300.0, counts_read: bool = True
+    ) -> None:
         self.layout = layout
+        # False when the backend is not asked for counts (the policy reads none): flows
+        # stay unknown (0) and no detector is judged, at the cost of one array op a tick.
+        self.counts_read = counts_read
+        self._no_flow = np.zeros((n, g))
+        self._none_ok = np.zeros(len(layout.ids), bool)
+        for a in (self._no_flow, self._none_ok):
+            a.setflags(write=False)
         self.n, self.g = n, g
         self.half_life_s = half_life_s
         self.flow_veh_h = np.zeros((n, g))
@@ -40,6 +49,9 @@ class DemandEstimator:
         self._flat_stop = self._flat[self._stop]
 
     def update(self, obs: Observation, dt_s: float) -> Estimate:
+        if not self.counts_read:
+            q = obs.queue_veh
+            return Estimate(self._no_flow, self._no_flow, np.where(np.isnan(q), 0.0, q), self._none_ok)
         n, g = self.n, self.g
         ok = np.isfinite(obs.counts) & np.isfinite(obs.occupancy)
         # Per-group sums over the stop-line detectors that report (a gather and

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -205,6 +205,7 @@ def simulate(
     network: Network | None = None,
     extra_args: tuple[str, ...] = (),
     events_path: str | Path | None = None,
+    also_read: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Run ``controller`` on ``spec`` and return its KPIs (see :mod:`simulation.kpi`).
 
@@ -217,7 +218,8 @@ def simulate(
     SUMO is asked each tick only for what is used: the fields the policy
     declares it reads (:func:`controller.backend.fields_read_by`), the
     stop-line queues (the queue KPIs), and counts and occupancy when events
-    are logged (detector on/off). ``on_tick`` sees the other fields as NaN.
+    are logged (detector on/off). ``on_tick`` sees the other fields as NaN
+    unless it names them in ``also_read``.
     """
     tmp = None
     if out_dir is None:
@@ -227,7 +229,19 @@ def simulate(
         out = Path(out_dir).resolve()  # SUMO resolves relative output paths against its own files, not our cwd
         out.mkdir(parents=True, exist_ok=True)
     try:
-        return _simulate(spec, controller, out, params or {}, dt_s, progress, on_tick, network, extra_args, events_path)
+        return _simulate(
+            spec,
+            controller,
+            out,
+            params or {},
+            dt_s,
+            progress,
+            on_tick,
+            network,
+            extra_args,
+            events_path,
+            frozenset(also_read),
+        )
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -244,6 +258,7 @@ def _simulate(
     network: Network | None,
     extra_args: tuple[str, ...] = (),
     events_path: str | Path | None = None,
+    also_read: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     network = network or load_sumo_net(spec.net)
     det = generate_detectors(network, spec.net, out / "gw_detectors.add.xml")
@@ -288,7 +303,7 @@ def _simulate(
     )
     all_params = {**controller_params(controller, spec, network), **params}
     policy = make_policy(controller, **all_params)
-    reads = fields_read_by(policy) | {"queue_veh"}
+    reads = fields_read_by(policy) | {"queue_veh"} | also_read
     if events_path is not None:
         reads |= {"counts", "occupancy"}
     backend = SumoBackend(

@@ -71,7 +71,7 @@ class ActuatedPolicy:
         elapsed = stage_green_elapsed_s(ctx, p)
         has = cur >= 0
         cur_c = np.where(has, cur, 0)
-        members = p.stage_mask[rows, cur_c] & has[:, None]
+        members = p.stage_groups(cur)
         gapped = ~(members & (self.gap_s < self.passage_s)).any(axis=1)
         maxed = elapsed >= self.stage_max_s[rows, cur_c]
         past_min = elapsed >= self.stage_min_s[rows, cur_c]

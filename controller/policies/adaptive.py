@@ -286,7 +286,7 @@ class AdaptivePolicy:
         cur = ctx.target
         has = cur >= 0
         cur_c = np.where(has, cur, 0)
-        members = p.stage_mask[rows, cur_c] & has[:, None]
+        members = p.stage_groups(cur)
         # Candidates: stages other than the current one.
         others = score.copy()
         others[rows, cur_c] = -np.inf

@@ -31,7 +31,7 @@ def stage_green_elapsed_s(ctx: PolicyContext, packed: PackedNetwork) -> np.ndarr
     its last group to start.
     """
     has = ctx.target >= 0
-    members = packed.stage_mask[np.arange(packed.n), np.where(has, ctx.target, 0)] & has[:, None]
+    members = packed.stage_groups(ctx.target)
     all_green = has & ~(members & (ctx.state != GREEN)).any(axis=1)
     elapsed = np.where(members, ctx.state_time_s, np.inf).min(axis=1)
     return np.where(all_green & (elapsed < np.inf), elapsed, -1.0)

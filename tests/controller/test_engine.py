@@ -164,3 +164,53 @@ def test_backend_lifecycle() -> None:
     be.close()
     with pytest.raises(GreenwaveError, match="cannot open a backend that is closed"):
         be.open()
+
+
+def test_policies_declare_the_fields_they_read() -> None:
+    """The backend may skip what a policy never looks at; undeclared means everything."""
+    from controller.backend import OBSERVATION_FIELDS, fields_read_by
+
+    assert fields_read_by(make_policy("max-pressure")) == {"queue_veh"}
+    assert fields_read_by(make_policy("actuated")) == {"counts", "occupancy"}
+    assert fields_read_by(make_policy("webster")) == frozenset()
+    assert fields_read_by(make_policy("adaptive")) == OBSERVATION_FIELDS
+
+    class Undeclared:
+        name = "undeclared"
+
+    assert fields_read_by(Undeclared()) == OBSERVATION_FIELDS
+
+    class Typo:
+        reads = frozenset({"queue"})
+
+    with pytest.raises(ValueError, match="queue"):
+        fields_read_by(Typo())
+
+
+def test_estimator_without_counts_keeps_queues_and_judges_no_detector() -> None:
+    from controller.backend import Observation
+    from controller.estimate import DemandEstimator
+
+    be = FakeBackend(network(), seed=None)
+    lay, p = be.detectors, be.packed
+    est = DemandEstimator(lay, p.n, p.g, counts_read=False)
+    queue = np.where(p.group_valid, 2.0, np.nan)
+    d = len(lay.ids)
+    obs = Observation(
+        time_s=0.0,
+        counts=np.full(d, np.nan),
+        occupancy=np.full(d, np.nan),
+        queue_veh=queue,
+        signal_state=np.zeros((p.n, p.g), np.int8),
+        comm_age_s=np.zeros(p.n),
+        fault=np.zeros(p.n, bool),
+    )
+    e = est.update(obs, 1.0)
+    np.testing.assert_array_equal(e.queue_veh, np.where(p.group_valid, 2.0, 0.0))
+    assert not e.detector_ok.any() and not e.flow_veh_h.any()
+    # With counts read, the same estimator type sums them into flows.
+    full = DemandEstimator(lay, p.n, p.g, half_life_s=0.0)
+    counted = full.update(
+        Observation(0.0, np.ones(d), np.zeros(d), queue, obs.signal_state, obs.comm_age_s, obs.fault), 1.0
+    )
+    assert counted.detector_ok.all() and counted.flow_veh_h.sum() > 0

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import sumo_nets
 
-from controller.policies.max_pressure import MaxPressurePolicy
+from controller.backend import OBSERVATION_FIELDS
 from intersections.errors import InputError, NetworkFileError, SimulationError
 from intersections.loaders.sumo_net import load_sumo_net
 from intersections.model import SignalState
@@ -260,25 +260,24 @@ def test_ticks_longer_than_a_step_count_every_vehicle(
 
 
 @pytest.mark.parametrize("traci", [False, True])
-def test_sumo_is_asked_only_for_what_the_policy_reads(
-    small: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, traci: bool
-) -> None:
+def test_sumo_is_asked_only_for_what_the_policy_reads(small: tuple[Path, Path], tmp_path: Path, traci: bool) -> None:
     """max-pressure decides from queues alone: counts, occupancy and bus records stay unread (NaN,
     not a made-up zero), and the run is exactly the one that reading everything gives."""
     net, routes = small
 
-    def run(tag: str) -> tuple[dict, list]:
+    def run(tag: str, also: frozenset[str] = frozenset()) -> tuple[dict, list]:
         seen: list = []
         spec = resolve_run(net=net, routes=[routes], seed=3, end_s=200, traci=traci)
-        k = simulate(spec, "max-pressure", out_dir=tmp_path / tag, on_tick=lambda r: seen.append(r.observation))
+        k = simulate(
+            spec, "max-pressure", out_dir=tmp_path / tag, on_tick=lambda r: seen.append(r.observation), also_read=also
+        )
         return k, seen
 
     lean, lean_obs = run("lean")
     assert all(np.isnan(o.counts).all() and np.isnan(o.occupancy).all() and not o.extra for o in lean_obs)
     assert all(np.isfinite(o.queue_veh).all() for o in lean_obs)
     assert max(float(o.queue_veh.sum()) for o in lean_obs) > 0
-    monkeypatch.setattr(MaxPressurePolicy, "reads", None)  # undeclared: every field is read
-    full, full_obs = run("full")
+    full, full_obs = run("full", OBSERVATION_FIELDS)
     assert sum(float(np.nansum(o.counts)) for o in full_obs) > 50
     assert len(full_obs) == len(lean_obs)
     for a, b in zip(lean_obs, full_obs, strict=True):
