@@ -200,6 +200,8 @@ class Engine:
         if report.violation.any():
             for r in np.flatnonzero(report.violation):
                 self._event(t, int(r), "violation", "MMU check failed: latched fault flash")
+        if not (report.mode.any() or self._prev_mode.any()):  # all normal before and after: nothing changed
+            return
         changed = np.flatnonzero(report.mode != self._prev_mode)
         for r in changed:
             new = Mode(int(report.mode[r]))

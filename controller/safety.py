@@ -164,7 +164,6 @@ class SafetySupervisor:
         self.target = np.full(n, -1, dtype=np.int64)
         self.mode = np.full(n, Mode.NORMAL, dtype=np.int8)
         self.time_s = 0.0
-        self._all_rows = np.ones((n, 1), bool)
         self._invalid = ~packed.group_valid
         # Thresholds with the rounding margin folded in, and the (N, G, G) pair tables
         # transposed so the per-tick "any conflicting k blocks j" reduces over the last
@@ -225,7 +224,8 @@ class SafetySupervisor:
 
         mode = self.mode
         all_healthy = healthy is None or bool(np.asarray(healthy).all())
-        if not all_healthy or mode.any():
+        any_abnormal = bool(mode.any())
+        if not all_healthy or any_abnormal:
             # Some intersection is lost, in a fail-safe or in fault: the mode transitions.
             healthy = np.ones(n, bool) if healthy is None else np.asarray(healthy, bool)
             # Backend lost: enter the configured fail-safe.
@@ -242,7 +242,7 @@ class SafetySupervisor:
                 self.target[leaving_flash] = -1
                 prev_state[leaving_flash] = RED
             mode[back] = _NORMAL
-        any_abnormal = bool(mode.any())
+            any_abnormal = bool(mode.any())
 
         # Requests -> target stage. ``refused`` always judges the caller's
         # requests; where the local plan runs, its requests pick the target
@@ -258,16 +258,19 @@ class SafetySupervisor:
             target = np.where(ignoring, -1, target)
             normal_like = ~((mode == _FLASH_MODE) | (mode == _FAULT))[:, None]
         else:
-            normal_like = self._all_rows
+            normal_like = None  # every row under normal control: no mask to apply
         self.target = target
 
         state = self.state
         desired = p.stage_groups(target) & p.group_valid
         timer = self.state_time_s
         # 1. Yellow runs out -> red.
-        end_yellow = (state == YELLOW) & (timer >= self._yellow_m) & normal_like
+        end_yellow = (state == YELLOW) & (timer >= self._yellow_m)
         # 2. Greens not wanted end once their minimum is served.
-        want_off = (state == GREEN) & ~desired & normal_like
+        want_off = (state == GREEN) & ~desired
+        if normal_like is not None:  # flash and fault rows are sequenced by nobody
+            end_yellow &= normal_like
+            want_off &= normal_like
         can_off = want_off & (timer >= self._min_green_m)
         held_min = (want_off & ~can_off).any(axis=1)
         to_yellow = can_off & self._to_yellow
@@ -279,7 +282,7 @@ class SafetySupervisor:
         self.since_green_end_s = since
         # 3. Wanted groups start once every conflicting group (and their own
         #    clearance) has cleared: red and past the intergreen.
-        want_on = (state == RED) & desired & normal_like & ~end_yellow  # never yellow -> green in one tick
+        want_on = (state == RED) & desired & ~end_yellow  # never yellow -> green in one tick
         nonred = state != RED
         # blocked[n, j]: some conflicting k is not red, or left green less than IG[k, j] ago.
         not_clear_t = nonred[:, None, :] | (since[:, None, :] < self._intergreen_t_m)  # [n, j, k]
@@ -288,12 +291,13 @@ class SafetySupervisor:
         state[start] = GREEN
         self.state_time_s = np.where(end_yellow | can_off | start, 0.0, timer)
         # Any wanted group not green now waits for a clearance (its own yellow too).
-        held_clear = (desired & (state != GREEN) & normal_like).any(axis=1)
+        # (Flash and fault rows have no target, so nothing is desired there: no mask needed.)
+        held_clear = (desired & (state != GREEN)).any(axis=1)
 
         # 4. Clearing to flash: once nothing shows green or yellow and the
         #    clearances have run out, flash.
-        clearing = mode == _CLEARING
-        if any_abnormal and clearing.any():
+        clearing = mode == _CLEARING if any_abnormal else None
+        if clearing is not None and clearing.any():
             quiet = ~((state == GREEN) | (state == YELLOW)).any(axis=1)
             # Own clearance = the intergreen diagonal: yellow + all-red, or the
             # pedestrian clearance + all-red (yellow_s is 0 for pedestrians).
@@ -308,13 +312,14 @@ class SafetySupervisor:
 
         # 5. Independent MMU check of what we are about to show.
         violation = mmu_faults(p, prev_state, prev_time, self.since_green_end_s, state, dt_s)
-        if violation.any():
+        any_violation = bool(violation.any())
+        if any_violation:
             mode[violation] = _FAULT
             state[violation] = np.where(p.group_valid[violation], FLASH, RED)
             self.target[violation] = -1
 
         hold = np.where(held_min, np.int8(Hold.MIN_GREEN), held_clear.astype(np.int8))  # CLEARANCE = 1
-        if any_abnormal or violation.any():
+        if any_abnormal or any_violation:
             hold[mode != _NORMAL] = Hold.FAIL_SAFE  # LOCAL_PLAN too: the request is ignored
         if refused.any():
             hold[refused] = Hold.REFUSED

@@ -180,6 +180,10 @@ class SumoBackend(BaseBackend):
         self._tls = [i.tls_id for i in self.network.intersections]
         self._shown = np.full((p.n, p.g), -1, np.int8)
         self._index_detectors()
+        # SUMO always answers, and never with a controller fault (read-only: shared by every observation).
+        self._healthy = (np.zeros(p.n), np.zeros(p.n, bool))
+        for a in self._healthy:
+            a.setflags(write=False)
         self._in_process = False
         self._string_cache: list[dict[bytes, str]] = [{} for _ in range(p.n)]
         self._link_maps = [self._link_map(i, (program_states or {}).get(i.tls_id)) for i in self.network.intersections]
@@ -218,14 +222,6 @@ class SumoBackend(BaseBackend):
                 chars = {s[grp.link_indices[0]] for s in program} & set("Ggs")
                 green_char[k] = "G" if chars == {"G"} else ("s" if chars == {"s"} else "g")
         return {"group_of": group_of, "green_char": green_char, "phase_char": phase_char, "n_links": n_links}
-
-    def _state_string(self, row: int, states: np.ndarray) -> str:
-        key = states.tobytes()
-        cache = self._string_cache[row]
-        hit = cache.get(key)
-        if hit is None:
-            hit = cache[key] = self._build_state_string(row, states)
-        return hit
 
     def _build_state_string(self, row: int, states: np.ndarray) -> str:
         lm = self._link_maps[row]
@@ -320,6 +316,10 @@ class SumoBackend(BaseBackend):
         self._e1_per_step = self.dt_s <= self.run.step_length_s + 1e-9
         if d is not None and self._in_process:
             self._getters = self._raw_getters(c)
+        raw = getattr(c, "_libsumo", None) if self._in_process else None
+        self._set_state = (
+            getattr(raw, "trafficlight_setRedYellowGreenState", None) or c.trafficlight.setRedYellowGreenState
+        )
         if d is not None and not self._in_process:
             f = self.read_fields
             e2_vars = tuple(
@@ -501,15 +501,15 @@ class SumoBackend(BaseBackend):
                 queue = np.bincount(self._q_flat, weights=halt2[self._q_src], minlength=p.n * p.g).reshape(p.n, p.g)
         # Under greenwave's control SUMO shows exactly what was set; read back only when
         # SUMO's own programs run (the `sumo` controller).
-        state = self._read_states() if not self.control else np.maximum(self._shown, 0).astype(np.int8)
+        state = self._read_states() if not self.control else np.maximum(self._shown, np.int8(0))
         return Observation(
             time_s=self.time_s,
             counts=counts,
             occupancy=occ,
             queue_veh=queue,
             signal_state=state,
-            comm_age_s=np.zeros(p.n),
-            fault=np.zeros(p.n, bool),
+            comm_age_s=self._healthy[0],
+            fault=self._healthy[1],
             extra=self._read_special() if "extra" in f else {},
         )
 
@@ -590,12 +590,21 @@ class SumoBackend(BaseBackend):
             return
         states = commands.states
         changed = np.flatnonzero((states != self._shown).any(axis=1))
-        tl = self._conn.trafficlight
-        try:
-            for row in changed:
-                tl.setRedYellowGreenState(self._tls[row], self._state_string(int(row), states[row]))
-        except Exception as e:
-            self._died(e)
+        if changed.size:
+            # One call per intersection whose states changed. Each row's state string is
+            # cached by the row's bytes: the Python side of a call costs less than SUMO's.
+            set_state = self._set_state
+            g = states.shape[1]
+            blob = states[changed].tobytes()
+            try:
+                for i, row in enumerate(changed.tolist()):
+                    key = blob[i * g : (i + 1) * g]
+                    text = self._string_cache[row].get(key)
+                    if text is None:
+                        text = self._string_cache[row][key] = self._build_state_string(row, states[row])
+                    set_state(self._tls[row], text)
+            except Exception as e:
+                self._died(e)
         self._shown = states.copy()
 
     def advance(self) -> float:
