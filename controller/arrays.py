@@ -16,7 +16,42 @@ import numpy as np
 
 from intersections.model import GroupKind, Intersection
 
-__all__ = ["PackedNetwork", "pack"]
+__all__ = ["PackedNetwork", "pack", "any_rows", "min_rows", "max_rows", "any_set"]
+
+
+# Reductions over the short last axis (a few signal groups) are where numpy is slowest:
+# it sets up its inner loop once per row. Reducing the transposed copy over its first
+# axis runs one vectorised pass per group instead (measured on (100, 4): any 2.3 -> 1.3 µs,
+# min 5.2 -> 1.7 µs; (100, 4, 4) any 7.0 -> 2.6 µs), and the engine does a dozen a tick.
+def _columns(x: np.ndarray) -> np.ndarray:
+    """The last axis first, contiguous: (K, rows)."""
+    return np.ascontiguousarray(x.reshape(-1, x.shape[-1]).T)
+
+
+def any_rows(x: np.ndarray) -> np.ndarray:
+    """``x.any(axis=-1)`` for a bool array, fast when the last axis is short."""
+    if x.size == 0:
+        return x.any(axis=-1)
+    return _columns(x).any(axis=0).reshape(x.shape[:-1])
+
+
+def min_rows(x: np.ndarray) -> np.ndarray:
+    """``x.min(axis=-1)``, fast when the last axis is short."""
+    if x.size == 0:
+        return x.min(axis=-1)
+    return _columns(x).min(axis=0).reshape(x.shape[:-1])
+
+
+def max_rows(x: np.ndarray) -> np.ndarray:
+    """``x.max(axis=-1)``, fast when the last axis is short."""
+    if x.size == 0:
+        return x.max(axis=-1)
+    return _columns(x).max(axis=0).reshape(x.shape[:-1])
+
+
+def any_set(x: np.ndarray) -> bool:
+    """``bool(x.any())`` through ``count_nonzero`` (a third of the cost on small arrays)."""
+    return bool(np.count_nonzero(x))
 
 
 @dataclass(frozen=True, eq=False)

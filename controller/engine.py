@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from controller.arrays import any_set
 from controller.backend import OBSERVATION_FIELDS, BaseBackend, Commands, Observation
 from controller.estimate import DemandEstimator, Estimate
 from controller.events import EventRecorder
@@ -194,13 +195,13 @@ class Engine:
         self._prev_failed = np.array(failed, bool)
 
     def _report(self, t: float, requests: np.ndarray, report: SupervisorReport) -> None:
-        if report.refused.any():
+        if any_set(report.refused):
             for r in np.flatnonzero(report.refused):
                 self._event(t, int(r), "refused", f"request for stage {int(requests[r])} refused: no such stage")
-        if report.violation.any():
+        if any_set(report.violation):
             for r in np.flatnonzero(report.violation):
                 self._event(t, int(r), "violation", "MMU check failed: latched fault flash")
-        if not (report.mode.any() or self._prev_mode.any()):  # all normal before and after: nothing changed
+        if not (any_set(report.mode) or any_set(self._prev_mode)):  # all normal before and after: nothing changed
             return
         changed = np.flatnonzero(report.mode != self._prev_mode)
         for r in changed:

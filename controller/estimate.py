@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from controller.arrays import any_set
 from controller.backend import DetectorLayout, Observation
 
 __all__ = ["Estimate", "DemandEstimator"]
@@ -57,7 +58,7 @@ class DemandEstimator:
         # Per-group sums over the stop-line detectors that report (a gather and
         # bincounts: no boolean indexing, which costs more than the sums here).
         ok_s = ok[self._stop]
-        if ok_s.any():
+        if any_set(ok_s):
             flat = self._flat_stop
             size = n * g
             per_group = np.bincount(flat, weights=np.where(ok_s, obs.counts[self._stop], 0.0), minlength=size)

@@ -34,7 +34,7 @@ from enum import IntEnum
 
 import numpy as np
 
-from controller.arrays import PackedNetwork
+from controller.arrays import PackedNetwork, any_rows, any_set
 from intersections.model import SignalState
 
 __all__ = [
@@ -135,7 +135,7 @@ def mmu_faults(
         starts[:, None, :] & packed.conflicts_or_self & (since_green_end_s[:, :, None] + EPS < packed.intergreen_s)
     )
     n = len(new_state)
-    return per_group.any(axis=1) | pairs.reshape(n, -1).any(axis=1)
+    return any_rows(per_group) | any_rows(pairs.reshape(n, -1))
 
 
 class SafetySupervisor:
@@ -224,7 +224,7 @@ class SafetySupervisor:
 
         mode = self.mode
         all_healthy = healthy is None or bool(np.asarray(healthy).all())
-        any_abnormal = bool(mode.any())
+        any_abnormal = any_set(mode)
         if not all_healthy or any_abnormal:
             # Some intersection is lost, in a fail-safe or in fault: the mode transitions.
             healthy = np.ones(n, bool) if healthy is None else np.asarray(healthy, bool)
@@ -272,7 +272,7 @@ class SafetySupervisor:
             end_yellow &= normal_like
             want_off &= normal_like
         can_off = want_off & (timer >= self._min_green_m)
-        held_min = (want_off & ~can_off).any(axis=1)
+        held_min = any_rows(want_off & ~can_off)
         to_yellow = can_off & self._to_yellow
         state[end_yellow | (can_off & ~to_yellow)] = RED
         state[to_yellow] = YELLOW
@@ -286,13 +286,13 @@ class SafetySupervisor:
         nonred = state != RED
         # blocked[n, j]: some conflicting k is not red, or left green less than IG[k, j] ago.
         not_clear_t = nonred[:, None, :] | (since[:, None, :] < self._intergreen_t_m)  # [n, j, k]
-        blocked = (self._conflicts_t & not_clear_t).any(axis=2) | (since < self._own_clearance_m)
+        blocked = any_rows(self._conflicts_t & not_clear_t) | (since < self._own_clearance_m)
         start = want_on & ~blocked
         state[start] = GREEN
         self.state_time_s = np.where(end_yellow | can_off | start, 0.0, timer)
         # Any wanted group not green now waits for a clearance (its own yellow too).
         # (Flash and fault rows have no target, so nothing is desired there: no mask needed.)
-        held_clear = (desired & (state != GREEN)).any(axis=1)
+        held_clear = any_rows(desired & (state != GREEN))
 
         # 4. Clearing to flash: once nothing shows green or yellow and the
         #    clearances have run out, flash.
@@ -312,7 +312,7 @@ class SafetySupervisor:
 
         # 5. Independent MMU check of what we are about to show.
         violation = mmu_faults(p, prev_state, prev_time, self.since_green_end_s, state, dt_s)
-        any_violation = bool(violation.any())
+        any_violation = any_set(violation)
         if any_violation:
             mode[violation] = _FAULT
             state[violation] = np.where(p.group_valid[violation], FLASH, RED)
@@ -321,7 +321,7 @@ class SafetySupervisor:
         hold = np.where(held_min, np.int8(Hold.MIN_GREEN), held_clear.astype(np.int8))  # CLEARANCE = 1
         if any_abnormal or any_violation:
             hold[mode != _NORMAL] = Hold.FAIL_SAFE  # LOCAL_PLAN too: the request is ignored
-        if refused.any():
+        if any_set(refused):
             hold[refused] = Hold.REFUSED
         report = SupervisorReport(
             hold=hold,

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from controller.arrays import any_rows
 from controller.backend import OBSERVATION_FIELDS, SPECIAL_DTYPE, BaseBackend, Commands, Observation
 from intersections.errors import SimulationError
 from intersections.model import SignalState
@@ -589,7 +590,7 @@ class SumoBackend(BaseBackend):
         if not self.control:
             return
         states = commands.states
-        changed = np.flatnonzero((states != self._shown).any(axis=1))
+        changed = np.flatnonzero(any_rows(states != self._shown))
         if changed.size:
             # One call per intersection whose states changed. Each row's state string is
             # cached by the row's bytes: the Python side of a call costs less than SUMO's.

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.arrays import PackedNetwork
+from controller.arrays import PackedNetwork, any_rows, any_set, max_rows, min_rows
 from controller.backend import DetectorLayout, Observation
 from controller.policies.base import PolicyContext
 from intersections.model import SignalState
@@ -32,8 +32,8 @@ def stage_green_elapsed_s(ctx: PolicyContext, packed: PackedNetwork) -> np.ndarr
     """
     has = ctx.target >= 0
     members = packed.stage_groups(ctx.target)
-    all_green = has & ~(members & (ctx.state != GREEN)).any(axis=1)
-    elapsed = np.where(members, ctx.state_time_s, np.inf).min(axis=1)
+    all_green = has & ~any_rows(members & (ctx.state != GREEN))
+    elapsed = min_rows(np.where(members, ctx.state_time_s, np.inf))
     return np.where(all_green & (elapsed < np.inf), elapsed, -1.0)
 
 
@@ -100,11 +100,11 @@ def starvation_score(
     hypothesis property test: 183 s red against a 60 s bound).
     """
     starving = red_s > max_red_s
-    if not starving.any():  # the usual tick: skip the (N, S, G) work
+    if not any_set(starving):  # the usual tick: skip the (N, S, G) work
         return pressure, np.zeros(pressure.shape, bool)
     member = packed.stage_mask & starving[:, None, :]
-    starving_stage = member.any(axis=2) & packed.stage_valid
-    wait = np.where(member, red_s[:, None, :], 0.0).max(axis=2)
+    starving_stage = any_rows(member) & packed.stage_valid
+    wait = max_rows(np.where(member, red_s[:, None, :], 0.0))
     return np.where(starving_stage, STARVING_SCORE + wait, pressure), starving_stage
 
 

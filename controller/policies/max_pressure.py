@@ -83,8 +83,9 @@ class MaxPressurePolicy:
         self.weight = group_lanes(network, packed) * packed.group_valid
         self.red_s = np.zeros((packed.n, packed.g))
         self.pressure_map = pressure_map(self.down, self.weight, packed.stage_mask)
-        self.stage_min_s = np.where(packed.stage_mask, packed.min_green_s[:, None, :], 0.0).max(axis=2)  # (N, S)
-        self.rows = np.arange(packed.n)
+        stage_min_s = np.where(packed.stage_mask, packed.min_green_s[:, None, :], 0.0).max(axis=2)  # (N, S)
+        self.stage_ready_s = (stage_min_s + self.min_stage_s).ravel()  # a stage may end after this
+        self.invalid_stage = np.where(packed.stage_valid, 0.0, -np.inf)
 
     def queues(self, obs: Observation, est: Estimate) -> np.ndarray:
         q = obs.queue_veh
@@ -93,8 +94,8 @@ class MaxPressurePolicy:
     def decide(self, obs: Observation, est: Estimate, ctx: PolicyContext) -> np.ndarray:
         p = self.packed
         q = self.queues(obs, est) * p.group_valid
-        pressure = (self.pressure_map @ q.ravel()).reshape(p.n, p.s)  # = stage_pressure(q, down(q), ...)
-        pressure = np.where(p.stage_valid, pressure, -np.inf)
+        # = stage_pressure(q, down(q), ...), with -inf for the padding stages.
+        pressure = (self.pressure_map @ q.ravel()).reshape(p.n, p.s) + self.invalid_stage
 
         green = ctx.state == int(SignalState.GREEN)
         waiting = ~green & (q > 0.5) & p.group_valid
@@ -103,12 +104,13 @@ class MaxPressurePolicy:
         score, _starving_stage = starvation_score(pressure, p, self.red_s, self.max_red_s)
         best = score.argmax(axis=1)
 
-        rows = self.rows
         cur = ctx.target
         has = cur >= 0
-        cur_c = np.where(has, cur, 0)
+        # Flat indices of (row, stage): one take each, cheaper than two-array indexing.
+        at_cur = p.stage_base + np.where(has, cur, 0)
+        flat_score = score.ravel()
         elapsed = stage_green_elapsed_s(ctx, p)
-        ready = elapsed >= self.stage_min_s[rows, cur_c] + self.min_stage_s
-        better = score[rows, best] > score[rows, cur_c] + self.switch_margin
+        ready = elapsed >= self.stage_ready_s.take(at_cur)
+        better = flat_score.take(p.stage_base + best) > flat_score.take(at_cur) + self.switch_margin
         switch = has & ready & better & (best != cur)
         return np.where(has, np.where(switch, best, HOLD), best)
