@@ -30,11 +30,11 @@ def stage_green_elapsed_s(ctx: PolicyContext, packed: PackedNetwork) -> np.ndarr
     The youngest green of the stage's groups counts: a stage is only as old as
     its last group to start.
     """
-    has = ctx.target >= 0
     members = packed.stage_groups(ctx.target)
-    all_green = has & ~any_rows(members & (ctx.state != GREEN))
-    elapsed = min_rows(np.where(members, ctx.state_time_s, np.inf))
-    return np.where(all_green & (elapsed < np.inf), elapsed, -1.0)
+    # A member not green pulls the minimum to -inf; a row with no stage (no members) stays at +inf.
+    t = np.where(members & (ctx.state != GREEN), -np.inf, np.where(members, ctx.state_time_s, np.inf))
+    elapsed = min_rows(t)
+    return np.where(np.isfinite(elapsed), elapsed, -1.0)
 
 
 def _any_per_group(hit: np.ndarray, layout: DetectorLayout, n: int, g: int) -> np.ndarray:

@@ -87,18 +87,15 @@ class MaxPressurePolicy:
         self.stage_ready_s = (stage_min_s + self.min_stage_s).ravel()  # a stage may end after this
         self.invalid_stage = np.where(packed.stage_valid, 0.0, -np.inf)
 
-    def queues(self, obs: Observation, est: Estimate) -> np.ndarray:
-        q = obs.queue_veh
-        return np.where(np.isfinite(q), q, est.queue_veh)
-
     def decide(self, obs: Observation, est: Estimate, ctx: PolicyContext) -> np.ndarray:
         p = self.packed
-        q = self.queues(obs, est) * p.group_valid
+        # The estimator's queue is the backend's where measured, its best estimate elsewhere.
+        # Padding groups weigh nothing in the map and are masked below.
+        q = est.queue_veh
         # = stage_pressure(q, down(q), ...), with -inf for the padding stages.
         pressure = (self.pressure_map @ q.ravel()).reshape(p.n, p.s) + self.invalid_stage
 
-        green = ctx.state == int(SignalState.GREEN)
-        waiting = ~green & (q > 0.5) & p.group_valid
+        waiting = (q > 0.5) & (ctx.state != int(SignalState.GREEN)) & p.group_valid
         self.red_s = np.where(waiting, self.red_s + ctx.dt_s, 0.0)
         # Starved stages outrank every pressure, the longest-starved first.
         score, _starving_stage = starvation_score(pressure, p, self.red_s, self.max_red_s)
