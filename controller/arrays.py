@@ -16,7 +16,7 @@ import numpy as np
 
 from intersections.model import GroupKind, Intersection
 
-__all__ = ["PackedNetwork", "pack", "any_rows", "min_rows", "max_rows", "any_set"]
+__all__ = ["PackedNetwork", "pack", "any_rows", "min_rows", "max_rows", "any_set", "read_only"]
 
 
 # Reductions over the short last axis (a few signal groups) are where numpy is slowest:
@@ -52,6 +52,13 @@ def max_rows(x: np.ndarray) -> np.ndarray:
 def any_set(x: np.ndarray) -> bool:
     """``bool(x.any())`` through ``count_nonzero`` (a third of the cost on small arrays)."""
     return bool(np.count_nonzero(x))
+
+
+def read_only(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The arrays, made read-only: constants handed out every tick, so no consumer can change them for the next."""
+    for a in arrays:
+        a.setflags(write=False)
+    return arrays
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,6 +114,11 @@ class PackedNetwork:
         """(N, G) bool: the groups of ``stage[n]`` at each intersection; none where it is -1."""
         has = stage >= 0
         return self.stage_rows[self.stage_base + np.where(has, stage, 0)] & has[:, None]
+
+    @cached_property
+    def stage_min_green_s(self) -> np.ndarray:
+        """(N, S): the longest minimum green among each stage's groups (a stage may end after it)."""
+        return np.where(self.stage_mask, self.min_green_s[:, None, :], 0.0).max(axis=2)
 
     @cached_property
     def needs_yellow(self) -> np.ndarray:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.arrays import any_set
+from controller.arrays import any_set, read_only
 from controller.backend import DetectorLayout, Observation
 
 __all__ = ["Estimate", "DemandEstimator"]
@@ -38,10 +38,7 @@ class DemandEstimator:
         # False when the backend is not asked for counts (the policy reads none): flows
         # stay unknown (0) and no detector is judged, at the cost of one array op a tick.
         self.counts_read = counts_read
-        self._no_flow = np.zeros((n, g))
-        self._none_ok = np.zeros(len(layout.ids), bool)
-        for a in (self._no_flow, self._none_ok):
-            a.setflags(write=False)
+        self._no_flow, self._none_ok = read_only(np.zeros((n, g)), np.zeros(len(layout.ids), bool))
         self.n, self.g = n, g
         self.half_life_s = half_life_s
         self.flow_veh_h = np.zeros((n, g))
@@ -66,7 +63,7 @@ class DemandEstimator:
             occ_sum = np.bincount(flat, weights=np.where(ok_s, obs.occupancy[self._stop], 0.0), minlength=size)
             per_group = per_group.reshape(n, g)
             occupancy = np.divide(occ_sum, n_det, out=np.zeros(size), where=n_det > 0).reshape(n, g)
-        else:  # nothing reported (or the policy reads no counts): flows decay, occupancy unknown = 0
+        else:  # no stop-line detector reported: flows decay, occupancy unknown = 0
             per_group, occupancy = np.zeros((n, g)), np.zeros((n, g))
         alpha = 1.0 - 0.5 ** (dt_s / self.half_life_s) if self.half_life_s > 0 else 1.0
         self.flow_veh_h += alpha * (per_group * 3600.0 / dt_s - self.flow_veh_h)

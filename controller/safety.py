@@ -170,7 +170,6 @@ class SafetySupervisor:
         # axis: fewer and cheaper numpy calls per tick (measured on a 100-intersection grid).
         self._yellow_m = packed.yellow_s - EPS
         self._min_green_m = packed.min_green_s - EPS
-        self._to_yellow = (packed.yellow_s > 0) & ~packed.is_pedestrian
         self._conflicts_t = np.ascontiguousarray(packed.conflicts.transpose(0, 2, 1))
         self._intergreen_t_m = np.ascontiguousarray(packed.intergreen_s.transpose(0, 2, 1)) - EPS
         self._own_clearance_m = np.einsum("njj->nj", packed.intergreen_s) - EPS
@@ -273,7 +272,7 @@ class SafetySupervisor:
             want_off &= normal_like
         can_off = want_off & (timer >= self._min_green_m)
         held_min = any_rows(want_off & ~can_off)
-        to_yellow = can_off & self._to_yellow
+        to_yellow = can_off & p.needs_yellow
         state[end_yellow | (can_off & ~to_yellow)] = RED
         state[to_yellow] = YELLOW
         # A yellow shown longer than yellow_s (rounded up to ticks) must not eat
@@ -318,7 +317,7 @@ class SafetySupervisor:
             state[violation] = np.where(p.group_valid[violation], FLASH, RED)
             self.target[violation] = -1
 
-        hold = np.where(held_min, np.int8(Hold.MIN_GREEN), held_clear.astype(np.int8))  # CLEARANCE = 1
+        hold = np.where(held_min, np.int8(Hold.MIN_GREEN), held_clear * np.int8(Hold.CLEARANCE))
         if any_abnormal or any_violation:
             hold[mode != _NORMAL] = Hold.FAIL_SAFE  # LOCAL_PLAN too: the request is ignored
         if any_set(refused):

@@ -54,7 +54,7 @@ class ActuatedPolicy:
         self.calls = np.zeros((packed.n, packed.g), bool)
         big = np.where(packed.group_valid[:, None, :] & packed.stage_mask, packed.max_green_s[:, None, :], np.inf)
         self.stage_max_s = big.min(axis=2) * self.max_green_scale  # (N, S)
-        self.stage_min_s = np.where(packed.stage_mask, packed.min_green_s[:, None, :], 0.0).max(axis=2)  # (N, S)
+        self.stage_min_s = packed.stage_min_green_s  # (N, S)
         self.last_termination = np.zeros(packed.n, np.int16)
 
     def decide(self, obs: Observation, est: Estimate, ctx: PolicyContext) -> np.ndarray:

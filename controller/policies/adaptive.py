@@ -137,7 +137,7 @@ class AdaptivePolicy:
         # Stage maximum: the smallest configured max green of its groups.
         big = np.where(packed.stage_mask, packed.max_green_s[:, None, :], np.inf)
         self.stage_max_s = np.where(packed.stage_valid, big.min(axis=2), 0.0)
-        self.stage_min_s = np.where(packed.stage_mask, packed.min_green_s[:, None, :], 0.0).max(axis=2)
+        self.stage_min_s = packed.stage_min_green_s
         # A vehicle is counted once by each detector of its lane (zone entry, advance loop).
         per_group = np.bincount(self.flat, minlength=n * g).reshape(n, g) if len(self.layout.ids) else np.zeros((n, g))
         lanes_g = np.maximum(group_lanes(network, packed), 1.0)

@@ -139,11 +139,6 @@ class SparseRows:
     def __matmul__(self, x: np.ndarray) -> np.ndarray:
         return np.bincount(self.rows, weights=self.vals * x[self.cols], minlength=self.size)
 
-    def toarray(self) -> np.ndarray:
-        out = np.zeros((self.size, self.size))
-        np.add.at(out, (self.rows, self.cols), self.vals)
-        return out
-
 
 def downstream_matrix(network: Network, packed: PackedNetwork) -> SparseRows:
     """Sparse (N·G, N·G) matrix ``D`` so that ``D @ q.ravel()`` is each movement's downstream queue.

@@ -15,7 +15,8 @@ al. 2020, Transp. Res. C 110; ``../shared/reference/motorcycles-and-algorithms.m
 * anti-starvation: a group kept red with a queue for longer than
   ``max_red_s`` forces the stage that serves it.
 
-Fully vectorised: one sparse mat-vec for downstream queues and a few
+Fully vectorised: one sparse product (downstream queues, weights and stage
+sums folded into one map at reset) and a few
 ``(N, S, G)`` reductions per tick.
 """
 
@@ -79,12 +80,10 @@ class MaxPressurePolicy:
 
     def reset(self, network: Network, packed: PackedNetwork) -> None:
         self.packed = packed
-        self.down = downstream_matrix(network, packed)
         self.weight = group_lanes(network, packed) * packed.group_valid
         self.red_s = np.zeros((packed.n, packed.g))
-        self.pressure_map = pressure_map(self.down, self.weight, packed.stage_mask)
-        stage_min_s = np.where(packed.stage_mask, packed.min_green_s[:, None, :], 0.0).max(axis=2)  # (N, S)
-        self.stage_ready_s = (stage_min_s + self.min_stage_s).ravel()  # a stage may end after this
+        self.pressure_map = pressure_map(downstream_matrix(network, packed), self.weight, packed.stage_mask)
+        self.stage_ready_s = (packed.stage_min_green_s + self.min_stage_s).ravel()  # a stage may end after this
         self.invalid_stage = np.where(packed.stage_valid, 0.0, -np.inf)
 
     def decide(self, obs: Observation, est: Estimate, ctx: PolicyContext) -> np.ndarray:
