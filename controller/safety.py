@@ -74,6 +74,8 @@ class Mode(IntEnum):
 # the supervisor compares its mode array a dozen times per tick.
 _NORMAL, _CLEARING, _FLASH_MODE, _LOCAL, _FAULT = (int(m) for m in Mode)
 _FS_FLASH, _FS_LOCAL = int(FailSafe.FLASH), int(FailSafe.LOCAL_PLAN)
+# What a request is, per (intersection, request): see SafetySupervisor._validate.
+_REQ_REFUSED, _REQ_VALID, _REQ_HOLD = 0, 1, 2
 
 
 class Hold(IntEnum):
@@ -84,6 +86,9 @@ class Hold(IntEnum):
     MIN_GREEN = 2  # a group of the previous stage has not served its minimum green
     FAIL_SAFE = 3  # the intersection is in a fail-safe mode; request ignored
     REFUSED = 4  # unknown stage: request refused, previous target kept
+
+
+_HOLD_MIN_GREEN, _HOLD_CLEARANCE = np.int8(Hold.MIN_GREEN), np.int8(Hold.CLEARANCE)
 
 
 @dataclass(frozen=True)
@@ -115,27 +120,25 @@ def mmu_faults(
     ``since_green_end_s`` is the time since each group last left green,
     measured at the new step.
     """
-    # Grouped into one (N, G) and one (N, G, G) test to keep the per-tick numpy calls few
-    # (at 4 groups per intersection each call costs more than the data it touches).
+    # Every test is per group, (N, G), so the row verdict is one any_rows at the end
+    # (at 4 groups per intersection each numpy call costs more than the data it touches).
     elapsed = prev_state_time_s + (dt_s + EPS)
     was_green = prev_state == GREEN
     was_yellow = prev_state == YELLOW
     green = new_state == GREEN
     red = new_state == RED
     shown = green | (new_state == YELLOW)
-    per_group = (
+    # early[n, j, k]: k (a conflicting group, or j itself) left green less than IG[k, j] ago.
+    early = (since_green_end_s + EPS)[:, None, :] < packed.start_after_s
+    bad = (
         (was_green & packed.needs_yellow & red)  # green ended without its yellow
         | (was_green & ~green & (new_state != FLASH) & (elapsed < packed.min_green_s))  # short green
         | (was_yellow & red & (elapsed < packed.yellow_s))  # short yellow
         | (was_yellow & green)  # yellow turned back to green
+        | (shown & any_rows(packed.conflicts & shown[:, None, :]))  # shown beside a shown conflicting group
+        | (green & ~was_green & any_rows(early))  # a green started before its intergreen ran out
     )
-    starts = ~was_green & green
-    pairs = (packed.conflicts & shown[:, :, None] & shown[:, None, :]) | (  # conflicting groups both shown
-        # A start of j is early if some conflicting k (or j itself) left green less than IG[k, j] ago.
-        starts[:, None, :] & packed.conflicts_or_self & (since_green_end_s[:, :, None] + EPS < packed.intergreen_s)
-    )
-    n = len(new_state)
-    return any_rows(per_group) | any_rows(pairs.reshape(n, -1))
+    return any_rows(bad)
 
 
 class SafetySupervisor:
@@ -165,14 +168,21 @@ class SafetySupervisor:
         self.mode = np.full(n, Mode.NORMAL, dtype=np.int8)
         self.time_s = 0.0
         self._invalid = ~packed.group_valid
-        # Thresholds with the rounding margin folded in, and the (N, G, G) pair tables
-        # transposed so the per-tick "any conflicting k blocks j" reduces over the last
-        # axis: fewer and cheaper numpy calls per tick (measured on a 100-intersection grid).
+        # Thresholds with the rounding margin folded in: fewer numpy calls per tick
+        # (measured on a 100-intersection grid, where each call costs more than its data).
         self._yellow_m = packed.yellow_s - EPS
         self._min_green_m = packed.min_green_s - EPS
-        self._conflicts_t = np.ascontiguousarray(packed.conflicts.transpose(0, 2, 1))
-        self._intergreen_t_m = np.ascontiguousarray(packed.intergreen_s.transpose(0, 2, 1)) - EPS
+        self._no_yellow = ~packed.needs_yellow
+        self._start_after_m = packed.start_after_s - EPS  # -inf stays -inf: k never blocks j there
         self._own_clearance_m = np.einsum("njj->nj", packed.intergreen_s) - EPS
+        # Requests are judged by one lookup: a code per (intersection, request clipped to
+        # [-2, S]), -2 and S standing for every request out of range.
+        s = packed.s
+        codes = np.full((n, s + 3), _REQ_REFUSED, np.int8)
+        codes[:, 1] = _REQ_HOLD
+        codes[:, 2:-1] = np.where(packed.stage_valid, _REQ_VALID, _REQ_REFUSED)
+        self._req_codes = codes.ravel()
+        self._req_base = np.arange(n) * (s + 3) + 2
 
     # ------------------------------------------------------------------
     def reset(self, rows: np.ndarray | list[int] | None = None) -> None:
@@ -190,11 +200,9 @@ class SafetySupervisor:
         req = np.asarray(requests, dtype=np.int64)
         if req.shape != (p.n,):
             raise ValueError(f"requests must have shape ({p.n},), got {req.shape}")
-        in_range = (req >= 0) & (req < p.s)
-        valid = in_range & p.stage_valid.ravel()[p.stage_base + np.where(in_range, req, 0)]
-        refused = (req != HOLD) & ~valid
-        target = np.where(valid, req, self.target)
-        return target, refused
+        code = self._req_codes.take(np.minimum(np.maximum(req, -2), p.s) + self._req_base)
+        target = np.where(code == _REQ_VALID, req, self.target)
+        return target, code == _REQ_REFUSED
 
     def step(
         self,
@@ -222,7 +230,7 @@ class SafetySupervisor:
         self.since_green_end_s = np.where(prev_state == GREEN, 0.0, self.since_green_end_s + dt_s)
 
         mode = self.mode
-        all_healthy = healthy is None or bool(np.asarray(healthy).all())
+        all_healthy = healthy is None or np.count_nonzero(healthy) == n
         any_abnormal = any_set(mode)
         if not all_healthy or any_abnormal:
             # Some intersection is lost, in a fail-safe or in fault: the mode transitions.
@@ -261,7 +269,7 @@ class SafetySupervisor:
         self.target = target
 
         state = self.state
-        desired = p.stage_groups(target) & p.group_valid
+        desired = p.stage_groups(target)
         timer = self.state_time_s
         # 1. Yellow runs out -> red.
         end_yellow = (state == YELLOW) & (timer >= self._yellow_m)
@@ -271,9 +279,9 @@ class SafetySupervisor:
             end_yellow &= normal_like
             want_off &= normal_like
         can_off = want_off & (timer >= self._min_green_m)
-        held_min = any_rows(want_off & ~can_off)
+        held_min = any_rows(want_off > can_off)  # a wanted-off green still short of its minimum
         to_yellow = can_off & p.needs_yellow
-        state[end_yellow | (can_off & ~to_yellow)] = RED
+        state[end_yellow | (can_off & self._no_yellow)] = RED
         state[to_yellow] = YELLOW
         # A yellow shown longer than yellow_s (rounded up to ticks) must not eat
         # into the all-red: count the rest of every intergreen from this red.
@@ -281,17 +289,18 @@ class SafetySupervisor:
         self.since_green_end_s = since
         # 3. Wanted groups start once every conflicting group (and their own
         #    clearance) has cleared: red and past the intergreen.
-        want_on = (state == RED) & desired & ~end_yellow  # never yellow -> green in one tick
-        nonred = state != RED
-        # blocked[n, j]: some conflicting k is not red, or left green less than IG[k, j] ago.
-        not_clear_t = nonred[:, None, :] | (since[:, None, :] < self._intergreen_t_m)  # [n, j, k]
-        blocked = any_rows(self._conflicts_t & not_clear_t) | (since < self._own_clearance_m)
-        start = want_on & ~blocked
+        red = state == RED
+        want_on = red & desired & ~end_yellow  # never yellow -> green in one tick
+        # blocked[n, j]: some conflicting k is not red, or k (or j itself) left green less
+        # than IG[k, j] ago. A k not red counts as "left green just now" (-inf).
+        since_red = np.where(red, since, -np.inf)
+        blocked = any_rows(since_red[:, None, :] < self._start_after_m)
+        start = want_on > blocked
         state[start] = GREEN
         self.state_time_s = np.where(end_yellow | can_off | start, 0.0, timer)
         # Any wanted group not green now waits for a clearance (its own yellow too).
         # (Flash and fault rows have no target, so nothing is desired there: no mask needed.)
-        held_clear = any_rows(desired & (state != GREEN))
+        held_clear = any_rows(desired > (state == GREEN))
 
         # 4. Clearing to flash: once nothing shows green or yellow and the
         #    clearances have run out, flash.
@@ -317,7 +326,7 @@ class SafetySupervisor:
             state[violation] = np.where(p.group_valid[violation], FLASH, RED)
             self.target[violation] = -1
 
-        hold = np.where(held_min, np.int8(Hold.MIN_GREEN), held_clear * np.int8(Hold.CLEARANCE))
+        hold = np.where(held_min, _HOLD_MIN_GREEN, held_clear * _HOLD_CLEARANCE)
         if any_abnormal or any_violation:
             hold[mode != _NORMAL] = Hold.FAIL_SAFE  # LOCAL_PLAN too: the request is ignored
         if any_set(refused):
