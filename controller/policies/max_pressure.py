@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from controller.arrays import PackedNetwork
+from controller.arrays import PackedNetwork, any_rows
 from controller.backend import Observation
 from controller.estimate import Estimate
 from controller.policies import register_policy
@@ -34,7 +34,6 @@ from controller.policies.common import (
     SparseRows,
     downstream_matrix,
     group_lanes,
-    stage_green_elapsed_s,
     starvation_score,
 )
 from controller.safety import HOLD
@@ -42,6 +41,8 @@ from intersections.model import SignalState
 from intersections.network import Network
 
 __all__ = ["MaxPressurePolicy", "stage_pressure", "pressure_map"]
+
+GREEN = int(SignalState.GREEN)
 
 
 def stage_pressure(queue: np.ndarray, downstream: np.ndarray, weight: np.ndarray, stage_mask: np.ndarray) -> np.ndarray:
@@ -94,7 +95,8 @@ class MaxPressurePolicy:
         # = stage_pressure(q, down(q), ...), with -inf for the padding stages.
         pressure = (self.pressure_map @ q.ravel()).reshape(p.n, p.s) + self.invalid_stage
 
-        waiting = (q > 0.5) & (ctx.state != int(SignalState.GREEN)) & p.group_valid
+        green = ctx.state == GREEN
+        waiting = ((q > 0.5) > green) & p.group_valid  # a queue held at red
         self.red_s = np.where(waiting, self.red_s + ctx.dt_s, 0.0)
         # Starved stages outrank every pressure, the longest-starved first.
         score, _starving_stage = starvation_score(pressure, p, self.red_s, self.max_red_s)
@@ -105,8 +107,10 @@ class MaxPressurePolicy:
         # Flat indices of (row, stage): one take each, cheaper than two-array indexing.
         at_cur = p.stage_base + np.where(has, cur, 0)
         flat_score = score.ravel()
-        elapsed = stage_green_elapsed_s(ctx, p)
-        ready = elapsed >= self.stage_ready_s.take(at_cur)
+        # The current stage may end once every group of it has been green for its stage_ready_s:
+        # min over members of the green time >= threshold (stage_green_elapsed_s), tested per group.
+        served = green & (ctx.state_time_s >= self.stage_ready_s.take(at_cur)[:, None])
+        ready = ~any_rows(p.stage_groups(cur) > served)
         better = flat_score.take(p.stage_base + best) > flat_score.take(at_cur) + self.switch_margin
-        switch = has & ready & better & (best != cur)
-        return np.where(has, np.where(switch, best, HOLD), best)
+        go = (ready & better & (best != cur)) | ~has  # no stage yet: take the best at once
+        return np.where(go, best, HOLD)
