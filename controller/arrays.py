@@ -30,6 +30,7 @@ def _columns(x: np.ndarray) -> np.ndarray:
 
 # A bool row of 1, 2, 4 or 8 bytes is one unsigned integer: nonzero iff any byte is set.
 _UINT_OF_WIDTH = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+_BOOL = np.dtype(bool)
 
 
 def any_rows(x: np.ndarray) -> np.ndarray:
@@ -38,13 +39,17 @@ def any_rows(x: np.ndarray) -> np.ndarray:
     Rows of 1, 2, 4 or 8 groups (the common intersection sizes) are read as one
     integer each: a view and a cast, no reduction loop at all (measured on
     (100, 4): 0.5 µs against 1.9 µs for ``any(axis=-1)``, and the gap widens on
-    caches SUMO's step has just evicted).
+    caches SUMO's step has just evicted). numpy refuses the view (ValueError)
+    when the last axis is not contiguous; those take the general path.
     """
+    word = _UINT_OF_WIDTH.get(x.shape[-1])
+    if word is not None and x.dtype is _BOOL:
+        try:
+            return x.view(word).reshape(x.shape[:-1]).astype(bool)
+        except ValueError:
+            pass
     if x.size == 0:
         return x.any(axis=-1)
-    word = _UINT_OF_WIDTH.get(x.shape[-1])
-    if word is not None and x.dtype == np.bool_ and x.flags.c_contiguous:
-        return x.view(word).reshape(x.shape[:-1]).astype(bool)
     return _columns(x).any(axis=0).reshape(x.shape[:-1])
 
 

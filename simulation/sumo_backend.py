@@ -61,6 +61,7 @@ TL_RED_YELLOW_GREEN_STATE = 0x20
 
 # One record per special vehicle approaching a controlled intersection (Observation.extra).
 
+_GREEN = int(SignalState.GREEN)
 STATE_CHAR = {int(SignalState.RED): "r", int(SignalState.YELLOW): "y", int(SignalState.FLASH): "o"}
 CHAR_STATE = {
     "G": SignalState.GREEN,
@@ -179,7 +180,10 @@ class SumoBackend(BaseBackend):
         self._label = f"gw{next(_labels)}"
         p = self.packed
         self._tls = [i.tls_id for i in self.network.intersections]
-        self._shown = np.full((p.n, p.g), -1, np.int8)
+        self._shown = np.full((p.n, p.g), -1, np.int8)  # -1: nothing set yet, every row differs
+        # What the observation reports as shown (all red before the first command; read-only:
+        # the same array serves every observation until the next apply replaces it).
+        (self._shown_state,) = read_only(np.zeros((p.n, p.g), np.int8))
         self._index_detectors()
         # SUMO always answers, and never with a controller fault (read-only: shared by every observation).
         self._healthy = read_only(np.zeros(p.n), np.zeros(p.n, bool))
@@ -224,18 +228,18 @@ class SumoBackend(BaseBackend):
 
     def _build_state_string(self, row: int, states: np.ndarray) -> str:
         lm = self._link_maps[row]
-        greens = frozenset(int(k) for k in np.flatnonzero(states == int(SignalState.GREEN)))
+        shown = states.tolist()
+        greens = frozenset(k for k, s in enumerate(shown) if s == _GREEN)
         exact = lm["phase_char"].get(greens, {})
+        green_char = lm["green_char"]
         chars = []
-        for k in lm["group_of"]:
+        for k in lm["group_of"].tolist():
             if k < 0:
                 chars.append("r")
-                continue
-            s = int(states[k])
-            if s == int(SignalState.GREEN):
-                chars.append(exact.get(int(k)) or lm["green_char"].get(int(k), "G"))
+            elif shown[k] == _GREEN:
+                chars.append(exact.get(k) or green_char.get(k, "G"))
             else:
-                chars.append(STATE_CHAR[s])
+                chars.append(STATE_CHAR[shown[k]])
         return "".join(chars)
 
     # ---- lifecycle ----------------------------------------------------------------------
@@ -495,10 +499,11 @@ class SumoBackend(BaseBackend):
                 occ[self._on_e2] = occ2[self._e2_src] / 100.0
             if halt2 is not None:
                 self.e2_halting = halt2
-                queue = np.bincount(self._q_flat, weights=halt2[self._q_src], minlength=p.n * p.g).reshape(p.n, p.g)
+                queue = np.bincount(self._q_flat, weights=halt2.take(self._q_src), minlength=p.n * p.g)
+                queue = queue.reshape(p.n, p.g)
         # Under greenwave's control SUMO shows exactly what was set; read back only when
         # SUMO's own programs run (the `sumo` controller).
-        state = self._read_states() if not self.control else np.maximum(self._shown, np.int8(0))
+        state = self._read_states() if not self.control else self._shown_state
         return Observation(
             time_s=self.time_s,
             counts=counts,
@@ -602,7 +607,8 @@ class SumoBackend(BaseBackend):
                     set_state(self._tls[row], text)
             except Exception as e:
                 self._died(e)
-        self._shown = states.copy()
+        (self._shown,) = read_only(states.copy())
+        self._shown_state = self._shown
 
     def advance(self) -> float:
         self._require_open()
