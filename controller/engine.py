@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.arrays import any_set
+from controller.arrays import any_set, read_only
 from controller.backend import OBSERVATION_FIELDS, BaseBackend, Commands, Observation
 from controller.estimate import DemandEstimator, Estimate
 from controller.events import EventRecorder
@@ -107,6 +107,7 @@ class Engine:
         self.hires: EventRecorder | None = hires if isinstance(hires, EventRecorder) else None
         self._prev_mode = self.supervisor.mode.copy()
         self._prev_failed = np.zeros(len(backend.detectors.ids), bool)
+        self._health_kept: tuple[np.ndarray, np.ndarray, np.ndarray, bool] | None = None
         self.ticks = 0
 
     def _context(self, time_s: float) -> PolicyContext:
@@ -119,6 +120,24 @@ class Engine:
             # The states have been shown for one more tick by now.
             state_time_s=s.state_time_s + (self.dt_s if self.ticks else 0.0),
         )
+
+    def _health(self, obs: Observation) -> tuple[np.ndarray, bool]:
+        """(healthy per intersection, all healthy): in contact and not in a controller fault.
+
+        A backend whose health never changes (SUMO) hands out the same read-only arrays
+        every tick; the answer is then kept, not recomputed (three numpy calls a tick).
+        Writable arrays are always judged afresh: they may have changed in place.
+        """
+        fault, age = obs.fault, obs.comm_age_s
+        kept = self._health_kept
+        if kept is not None and kept[0] is fault and kept[1] is age:
+            return kept[2], kept[3]
+        healthy = ~fault & (age <= self.comm_timeout_s)
+        all_healthy = np.count_nonzero(healthy) == len(healthy)
+        if not (fault.flags.writeable or age.flags.writeable):
+            (healthy,) = read_only(healthy)
+            self._health_kept = (fault, age, healthy, all_healthy)
+        return healthy, all_healthy
 
     def _event(self, time_s: float, row: int, kind: str, message: str) -> None:
         ev = EngineEvent(time_s, self.packed.ids[row], kind, message)
@@ -149,10 +168,12 @@ class Engine:
             self.backend.advance()
             self.ticks += 1
             return TickResult(t, obs, est, requests, obs.signal_state, report)
-        healthy = ~obs.fault & (obs.comm_age_s <= self.comm_timeout_s)
+        healthy, all_healthy = self._health(obs)
         fallback = self.fallback.requests_at(t) if self.fallback is not None else None
         dt = 0.0 if self.ticks == 0 else self.dt_s
-        states, report = self.supervisor.step(requests, dt, healthy=healthy, fallback_requests=fallback)
+        states, report = self.supervisor.step(
+            requests, dt, healthy=None if all_healthy else healthy, fallback_requests=fallback
+        )
         self._report(t, requests, report)
         self._report_detectors(t)
         # Unhealthy intersections are not commanded (field-io.md §3.5 item 8); a

@@ -85,7 +85,9 @@ class MaxPressurePolicy:
         self.red_s = np.zeros((packed.n, packed.g))
         self.pressure_map = pressure_map(downstream_matrix(network, packed), self.weight, packed.stage_mask)
         self.stage_ready_s = (packed.stage_min_green_s + self.min_stage_s).ravel()  # a stage may end after this
-        self.invalid_stage = np.where(packed.stage_valid, 0.0, -np.inf)
+        # Padding stages score -inf; padding groups never wait (None / False: there are none).
+        self.invalid_stage = None if packed.stage_valid.all() else np.where(packed.stage_valid, 0.0, -np.inf)
+        self.padded_groups = not packed.group_valid.all()
 
     def decide(self, obs: Observation, est: Estimate, ctx: PolicyContext) -> np.ndarray:
         p = self.packed
@@ -93,10 +95,14 @@ class MaxPressurePolicy:
         # Padding groups weigh nothing in the map and are masked below.
         q = est.queue_veh
         # = stage_pressure(q, down(q), ...), with -inf for the padding stages.
-        pressure = (self.pressure_map @ q.ravel()).reshape(p.n, p.s) + self.invalid_stage
+        pressure = (self.pressure_map @ q.ravel()).reshape(p.n, p.s)
+        if self.invalid_stage is not None:
+            pressure = pressure + self.invalid_stage
 
         green = ctx.state == GREEN
-        waiting = ((q > 0.5) > green) & p.group_valid  # a queue held at red
+        waiting = (q > 0.5) > green  # a queue held at red
+        if self.padded_groups:
+            waiting &= p.group_valid
         self.red_s = np.where(waiting, self.red_s + ctx.dt_s, 0.0)
         # Starved stages outrank every pressure, the longest-starved first.
         score, _starving_stage = starvation_score(pressure, p, self.red_s, self.max_red_s)
