@@ -88,7 +88,7 @@ class Hold(IntEnum):
     REFUSED = 4  # unknown stage: request refused, previous target kept
 
 
-_HOLD_MIN_GREEN, _HOLD_CLEARANCE = np.int8(Hold.MIN_GREEN), np.int8(Hold.CLEARANCE)
+_HOLD_CLEARANCE, _HOLD_MIN_GREEN = int(Hold.CLEARANCE), int(Hold.MIN_GREEN)
 
 
 @dataclass(frozen=True)
@@ -328,7 +328,10 @@ class SafetySupervisor:
             state[violation] = np.where(p.group_valid[violation], FLASH, RED)
             self.target[violation] = -1
 
-        hold = np.where(held_min, _HOLD_MIN_GREEN, held_clear * _HOLD_CLEARANCE)
+        # Boolean-mask writes into int8, the kind of call this step already made (cheaper on cold caches).
+        hold = np.zeros(n, np.int8)
+        hold[held_clear] = _HOLD_CLEARANCE
+        hold[held_min] = _HOLD_MIN_GREEN
         if any_abnormal or any_violation:
             hold[mode != _NORMAL] = Hold.FAIL_SAFE  # LOCAL_PLAN too: the request is ignored
         if any_set(refused):

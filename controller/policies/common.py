@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
-from controller.arrays import PackedNetwork, any_rows, any_set, max_rows, min_rows
+from controller.arrays import PackedNetwork, any_rows, any_set, max_rows, min_rows, read_only
 from controller.backend import DetectorLayout, Observation
 from controller.policies.base import PolicyContext
 from intersections.model import SignalState
@@ -84,6 +85,12 @@ def group_lanes(network: Network, packed: PackedNetwork) -> np.ndarray:
     return out
 
 
+@functools.cache
+def _no_stage(shape: tuple[int, ...]) -> np.ndarray:
+    """An all-False stage mask, read-only (handed out every tick, so shared)."""
+    return read_only(np.zeros(shape, bool))[0]
+
+
 STARVING_SCORE = 1e12  # above any pressure: a starving stage outranks every non-starving one
 
 
@@ -101,7 +108,7 @@ def starvation_score(
     """
     starving = red_s > max_red_s
     if not any_set(starving):  # the usual tick: skip the (N, S, G) work
-        return pressure, np.zeros(pressure.shape, bool)
+        return pressure, _no_stage(pressure.shape)
     member = packed.stage_mask & starving[:, None, :]
     starving_stage = any_rows(member) & packed.stage_valid
     wait = max_rows(np.where(member, red_s[:, None, :], 0.0))
@@ -137,7 +144,7 @@ class SparseRows:
     size: int
 
     def __matmul__(self, x: np.ndarray) -> np.ndarray:
-        return np.bincount(self.rows, weights=self.vals * x[self.cols], minlength=self.size)
+        return np.bincount(self.rows, weights=self.vals * x.take(self.cols), minlength=self.size)
 
 
 def downstream_matrix(network: Network, packed: PackedNetwork) -> SparseRows:
