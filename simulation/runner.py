@@ -324,8 +324,6 @@ def _simulate(
     pending: dict[str, tuple[str, float]] = {}
     vtypes = read_vtype_classes([*spec.routes, *spec.additional])
     e2_ids = det.e2_ids
-    q_sum = np.zeros(len(e2_ids))
-    q_max = np.zeros(len(e2_ids))
     ticks = 0
     with backend:
         engine = Engine(backend, policy, hires=events_path is not None)
@@ -334,10 +332,6 @@ def _simulate(
         while True:
             res = engine.tick()
             ticks += 1
-            h = backend.e2_halting
-            if h.size:
-                q_sum += h
-                np.maximum(q_max, h, out=q_max)
             if on_tick is not None:
                 on_tick(res)
             t = backend.time_s
@@ -361,7 +355,8 @@ def _simulate(
         for i in network.intersections
     }
     kpis["intersections"] = intersection_delays(edgedata, incoming)
-    kpis["queues"] = _approach_queues(e2_ids, q_sum / max(ticks, 1), q_max, det.network)
+    q_mean = backend.e2_halting_sum / max(ticks, 1)  # one read per tick
+    kpis["queues"] = _approach_queues(e2_ids, q_mean, backend.e2_halting_max, det.network)
     kpis["meta"] = {
         "controller": controller,
         "seed": spec.seed,
