@@ -133,7 +133,7 @@ class Engine:
         if kept is not None and kept[0] is fault and kept[1] is age:
             return kept[2], kept[3]
         healthy = ~fault & (age <= self.comm_timeout_s)
-        all_healthy = np.count_nonzero(healthy) == len(healthy)
+        all_healthy = bool(np.count_nonzero(healthy) == len(healthy))
         if not (fault.flags.writeable or age.flags.writeable):
             (healthy,) = read_only(healthy)
             self._health_kept = (fault, age, healthy, all_healthy)

@@ -214,3 +214,28 @@ def test_estimator_without_counts_keeps_queues_and_judges_no_detector() -> None:
         Observation(0.0, np.ones(d), np.zeros(d), queue, obs.signal_state, obs.comm_age_s, obs.fault), 1.0
     )
     assert counted.detector_ok.all() and counted.flow_veh_h.sum() > 0
+
+
+def test_health_is_kept_only_for_the_same_read_only_arrays() -> None:
+    """The engine keeps its health verdict only while a backend hands out the very same
+    read-only arrays (SUMO's constants); arrays it can change in place are judged afresh."""
+    from dataclasses import replace
+
+    from controller.arrays import read_only
+
+    be = FakeBackend(network(), seed=None)
+    with be:
+        eng = Engine(be, make_policy("max-pressure"))
+        obs = be.read()
+        fault, age = np.zeros(2, bool), np.zeros(2)
+        writable = replace(obs, fault=fault, comm_age_s=age)
+        assert eng._health(writable)[1] is True
+        fault[1] = True  # changed in place: must be seen
+        healthy, all_ok = eng._health(writable)
+        assert healthy.tolist() == [True, False] and all_ok is False
+        frozen = replace(obs, fault=read_only(np.zeros(2, bool))[0], comm_age_s=read_only(np.zeros(2))[0])
+        first = eng._health(frozen)
+        assert eng._health(frozen)[0] is first[0] and first[1] is True  # kept
+        assert not first[0].flags.writeable  # handed out to apply(): nobody may change it
+        stale = replace(frozen, comm_age_s=read_only(np.full(2, 99.0))[0])  # new arrays: judged afresh
+        assert eng._health(stale)[0].tolist() == [False, False]
