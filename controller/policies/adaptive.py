@@ -116,6 +116,7 @@ class AdaptivePolicy:
         self.layout = detector_layout(network)
         self.down = downstream_matrix(network, packed)
         self.weight = group_lanes(network, packed) * packed.group_valid
+        self.stage_mask_f = packed.stage_mask.astype(float)  # the stage sums' 0/1 weights, cast once
         self.has_detector = np.zeros((n, g), bool)
         if len(self.layout.ids):
             self.has_detector[self.layout.row, self.layout.group] = True
@@ -278,8 +279,7 @@ class AdaptivePolicy:
 
         w = self.weight
         pressure_g = w * np.maximum(demand - down, 0.0) * (1.0 + self.red_wait_s / self.wait_weight_s)
-        mask = p.stage_mask.astype(float)
-        pressure = np.einsum("nsg,ng->ns", mask, pressure_g)
+        pressure = np.einsum("nsg,ng->ns", self.stage_mask_f, pressure_g)
         pressure = np.where(p.stage_valid, pressure, -np.inf)
         score, starving_stage = starvation_score(pressure, p, self.red_wait_s, self.max_red_s)
 
