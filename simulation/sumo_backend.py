@@ -204,10 +204,8 @@ class SumoBackend(BaseBackend):
         self._startup_stderr = ""
         self.steps = 0
         self.step_wall_s = 0.0  # wall time inside simulationStep (SUMO's own work)
-        # Halting vehicles on each stop-line lane-area detector (detectors.e2_ids order): the
-        # last read, and their sum and maximum over all reads (the queue KPIs), accumulated
-        # in the read while the values are still in cache.
-        self.e2_halting = np.zeros(0)
+        # Halting vehicles on each stop-line lane-area detector (detectors.e2_ids order), summed
+        # and maximised over all reads (the queue KPIs), in the read while the values are in cache.
         n_e2 = len(detectors.e2_ids) if detectors is not None else 0
         self.e2_halting_sum, self.e2_halting_max = np.zeros(n_e2), np.zeros(n_e2)
         # Optional rewrite of each observation (fault injection in scenarios).
@@ -515,7 +513,6 @@ class SumoBackend(BaseBackend):
                 occ = np.zeros(n_det)
                 occ[self._on_e2] = occ2[self._e2_src] / 100.0
             if halt2 is not None:
-                self.e2_halting = halt2
                 self.e2_halting_sum += halt2
                 np.maximum(self.e2_halting_max, halt2, out=self.e2_halting_max)
                 queue = np.bincount(self._q_flat, weights=halt2.take(self._q_src), minlength=p.n * p.g)

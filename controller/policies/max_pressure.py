@@ -30,19 +30,11 @@ from controller.backend import Observation
 from controller.estimate import Estimate
 from controller.policies import register_policy
 from controller.policies.base import PolicyContext
-from controller.policies.common import (
-    SparseRows,
-    downstream_matrix,
-    group_lanes,
-    starvation_score,
-)
+from controller.policies.common import GREEN, SparseRows, downstream_matrix, group_lanes, starvation_score
 from controller.safety import HOLD
-from intersections.model import SignalState
 from intersections.network import Network
 
 __all__ = ["MaxPressurePolicy", "stage_pressure", "pressure_map"]
-
-GREEN = int(SignalState.GREEN)
 
 
 def stage_pressure(queue: np.ndarray, downstream: np.ndarray, weight: np.ndarray, stage_mask: np.ndarray) -> np.ndarray:
