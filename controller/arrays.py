@@ -126,7 +126,7 @@ class PackedNetwork:
         return np.arange(self.n) * self.s
 
     @cached_property
-    def _stage_rows(self) -> tuple[np.ndarray, np.ndarray]:
+    def stage_rows(self) -> tuple[np.ndarray, np.ndarray]:
         """(N·(S+1), G) valid groups of each stage, each intersection's block led by an empty
         row for "no stage", and the (N,) index of each block's stage 0."""
         rows = np.zeros((self.n, self.s + 1, self.g), bool)
@@ -138,7 +138,7 @@ class PackedNetwork:
 
         One add and one row ``take``: it runs every tick in the supervisor and the policies.
         """
-        rows, base = self._stage_rows
+        rows, base = self.stage_rows
         return rows.take(base + stage, axis=0)
 
     @cached_property
