@@ -31,7 +31,7 @@ and 5-10x dearer again on the caches a SUMO step leaves cold: on the 10x10
 grid the step went from 0.10-0.14 ms to 0.035 ms per tick inside the loop.
 Checked against that numpy form step for step (900 hypothesis scenarios:
 identical states, timers and reports) and, for the MMU, on 20,000 random
-transitions; the property tests below run against the kernel itself.
+transitions; the property tests (tests/controller/test_safety.py) run against the kernel itself.
 """
 
 from __future__ import annotations
