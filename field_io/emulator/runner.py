@@ -33,8 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from controller.arrays import pack
 from controller.backend import FakeBackend
 from controller.engine import Engine
+from controller.safety import SafetySupervisor
 from field_io.aio import LoopThread
 from field_io.emulator.core import EmulatorConfig, EmulatorStopped, LocalController
 from field_io.endpoints import Endpoint, FieldProtocol
@@ -134,6 +136,9 @@ class Emulator:
 
     def start(self) -> list[Endpoint]:
         """Bind the protocol servers; returns where each intersection answers."""
+        # The tick loop's supervisor is compiled code: load it (compile it, on a first run:
+        # ~1.5 s) before the endpoints are announced, so that the first tick comes on time.
+        SafetySupervisor(pack(self.network.intersections[:1]))
         self.io = LoopThread(name=f"greenwave-{self.protocol.value}-emulator")
         try:
             if self.protocol is FieldProtocol.MODBUS:
