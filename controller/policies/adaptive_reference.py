@@ -18,7 +18,7 @@ from controller.backend import Observation
 from controller.estimate import Estimate
 from controller.policies.adaptive import BLIND_HISTORY_WEIGHT, AdaptivePolicy
 from controller.policies.base import PolicyContext
-from controller.policies.common import STARVING_SCORE
+from controller.policies.kernels import STARVING_SCORE
 from controller.safety import HOLD
 from intersections.model import SignalState
 from intersections.network import Network

@@ -6,11 +6,11 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
 from controller.arrays import PackedNetwork, any_set, min_rows, read_only
 from controller.backend import DetectorLayout, Observation
 from controller.policies.base import PolicyContext
+from controller.policies.kernels import starve_rows
 from intersections.model import SignalState
 from intersections.network import Network
 
@@ -92,9 +92,6 @@ def _no_stage(shape: tuple[int, ...]) -> np.ndarray:
     return read_only(np.zeros(shape, bool))[0]
 
 
-STARVING_SCORE = 1e12  # above any pressure: a starving stage outranks every non-starving one
-
-
 def starvation_score(
     pressure: np.ndarray, packed: PackedNetwork, red_s: np.ndarray, max_red_s: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -106,14 +103,14 @@ def starvation_score(
     lowest-numbered starving stage win every tie, so a starving group in a
     later stage could lose to newly starving ones again and again (found by the
     hypothesis property test: 183 s red against a 60 s bound). The rule itself
-    is :func:`starve_row`, which compiled policies call row by row.
+    is :func:`controller.policies.kernels.starve_row`, which compiled policies call row by row.
     """
     starving = red_s > max_red_s
     if not any_set(starving):  # the usual tick: skip the (N, S, G) work
         return pressure, _no_stage(pressure.shape)
     score = np.ascontiguousarray(pressure, dtype=np.float64).copy()
     starving_stage = np.zeros(score.shape, np.bool_)
-    _starve_rows(
+    starve_rows(
         score,
         np.ascontiguousarray(packed.stage_mask, dtype=np.bool_),
         np.ascontiguousarray(packed.stage_valid, dtype=np.bool_),
@@ -122,31 +119,6 @@ def starvation_score(
         starving_stage,
     )
     return score, starving_stage
-
-
-@njit(cache=True)
-def starve_row(i, score, stage_mask, stage_valid, red_s, max_red_s, starving_stage):  # type: ignore[no-untyped-def]
-    """Row ``i`` of :func:`starvation_score`, in place: a valid stage with a group red beyond
-    ``max_red_s`` scores ``STARVING_SCORE`` + its longest such wait (``score`` is (N, S))."""
-    n_s, n_g = stage_mask.shape[1], stage_mask.shape[2]
-    for s in range(n_s):
-        if not stage_valid[i, s]:
-            continue
-        hit = False
-        wait = 0.0
-        for g in range(n_g):
-            if stage_mask[i, s, g] and red_s[i, g] > max_red_s:
-                hit = True
-                wait = max(wait, red_s[i, g])
-        if hit:
-            starving_stage[i, s] = True
-            score[i, s] = STARVING_SCORE + wait
-
-
-@njit(cache=True)
-def _starve_rows(score, stage_mask, stage_valid, red_s, max_red_s, starving_stage):  # type: ignore[no-untyped-def]
-    for i in range(score.shape[0]):
-        starve_row(i, score, stage_mask, stage_valid, red_s, max_red_s, starving_stage)
 
 
 def group_roads(network: Network, packed: PackedNetwork) -> np.ndarray:

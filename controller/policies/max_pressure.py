@@ -17,7 +17,7 @@ al. 2020, Transp. Res. C 110; ``../shared/reference/motorcycles-and-algorithms.m
 
 Per tick: the pressure map (downstream queues, weights and stage sums
 folded into one sparse map at reset) and the decisions, in one compiled
-kernel (numba) that goes through the intersections row by row; it replaced
+kernel (:func:`controller.policies.kernels.max_pressure_decide`) that goes row by row; it replaced
 ~25 numpy calls a tick (0.08-0.15 ms on the 10x10 grid, now ~0.03 ms),
 with identical decisions on that grid over 1,200 ticks, with and without
 starvation active.
@@ -27,15 +27,14 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from numba import njit
 
 from controller.arrays import PackedNetwork
 from controller.backend import Observation
 from controller.estimate import Estimate
 from controller.policies import register_policy
 from controller.policies.base import PolicyContext
-from controller.policies.common import GREEN, SparseRows, downstream_matrix, group_lanes, starve_row
-from controller.safety import HOLD
+from controller.policies.common import SparseRows, downstream_matrix, group_lanes
+from controller.policies.kernels import max_pressure_decide
 from intersections.network import Network
 
 __all__ = ["MaxPressurePolicy", "stage_pressure", "pressure_map"]
@@ -107,7 +106,7 @@ class MaxPressurePolicy:
         red_s: np.ndarray,
     ) -> np.ndarray:
         out = np.empty(self.packed.n, np.int64)
-        _decide(
+        max_pressure_decide(
             np.ascontiguousarray(q, dtype=np.float64),
             np.ascontiguousarray(state, dtype=np.int8),
             np.ascontiguousarray(state_time_s, dtype=np.float64),
@@ -119,57 +118,3 @@ class MaxPressurePolicy:
     def decide(self, obs: Observation, est: Estimate, ctx: PolicyContext) -> np.ndarray:
         # The estimator's queue is the backend's where measured, its best estimate elsewhere.
         return self._run(est.queue_veh, ctx.state, ctx.state_time_s, ctx.target, ctx.dt_s, self.red_s)
-
-
-@njit(cache=True)
-def _decide(  # type: ignore[no-untyped-def]
-    q, state, state_time_s, target, dt, red_s, pressure,
-    pm_rows, pm_cols, pm_vals, stage_mask, stage_valid, group_valid, stage_rows, stage_base, stage_ready_s,
-    max_red_s, switch_margin, out,
-):  # fmt: skip
-    """One max-pressure decision per intersection (see the module docstring); ``red_s`` updated in place.
-
-    Compiled: on a 100-intersection grid the vectorised form was ~25 numpy
-    calls a tick, each costing more than its data on the caches SUMO's step
-    has just evicted. The pressure map is applied entry by entry in its
-    stored order, the order ``bincount`` summed in, so pressures (and ties)
-    are those of :func:`stage_pressure` folded as before.
-    """
-    n, n_s = pressure.shape
-    n_g = q.shape[1]
-    flat_q = q.ravel()
-    flat_p = pressure.ravel()
-    flat_p[:] = 0.0
-    for e in range(len(pm_rows)):
-        flat_p[pm_rows[e]] += pm_vals[e] * flat_q[pm_cols[e]]
-    starving = np.zeros((n, n_s), np.bool_)  # unread here: the adaptive policy's use of starve_row
-    for i in range(n):
-        # A queue held at red counts its wait; anything else starts again from 0.
-        for g in range(n_g):
-            waiting = q[i, g] > 0.5 and state[i, g] != GREEN and group_valid[i, g]
-            red_s[i, g] = red_s[i, g] + dt if waiting else 0.0
-        for s in range(n_s):
-            if not stage_valid[i, s]:
-                pressure[i, s] = -np.inf  # padding stages are never chosen
-        # Starved stages outrank every pressure, the longest-starved first.
-        starve_row(i, pressure, stage_mask, stage_valid, red_s, max_red_s, starving)
-        best = 0  # argmax: the first of equal scores (a NaN, as numpy, counts as the largest)
-        for s in range(1, n_s):
-            if np.isnan(pressure[i, best]):
-                break
-            if np.isnan(pressure[i, s]) or pressure[i, s] > pressure[i, best]:
-                best = s
-        cur = target[i]
-        if cur < 0:
-            out[i] = best  # no stage yet: take the best at once
-            continue
-        # The current stage may end once every group of it has been green for its stage_ready_s.
-        ready_s = stage_ready_s[i * n_s + cur]
-        ready = True
-        row = stage_base[i] + cur
-        for g in range(n_g):
-            if stage_rows[row, g] and not (state[i, g] == GREEN and state_time_s[i, g] >= ready_s):
-                ready = False
-                break
-        better = pressure[i, best] > pressure[i, cur] + switch_margin
-        out[i] = best if ready and better and best != cur else HOLD

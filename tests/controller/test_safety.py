@@ -915,3 +915,35 @@ def test_corrupted_supervisor_is_caught_and_latched_until_reset() -> None:
     assert sup.mode.tolist() == [Mode.NORMAL, Mode.NORMAL] and sup.state[0].tolist() == [R, R]
     shown = [sup.step(np.array([1, 1]), 1.0)[0][0].tolist() for _ in range(6)]
     assert shown == [[R, R]] * 4 + [[R, G]] * 2
+
+
+def test_inputs_of_any_layout_and_bad_shapes_are_refused_by_name() -> None:
+    """The kernel takes contiguous arrays of its own dtypes: the supervisor converts, and names a wrong shape."""
+    packed = pack([vehicles(), vehicles(iid="Z")])
+    sup = SafetySupervisor(packed, fail_safe=FailSafe.LOCAL_PLAN, startup_clearance=False)
+    readonly = np.array([0, 0])
+    readonly.setflags(write=False)
+    states, rep = sup.step(readonly, 1.0, healthy=[True, True])
+    assert states[:, 0].tolist() == [G, G] and rep.hold.tolist() == [0, 0]
+    # A scalar fallback stands for every intersection, as a scalar health does.
+    states, rep = sup.step(np.array([1.0, 1.0]), 1.0, healthy=False, fallback_requests=0)
+    assert rep.mode.tolist() == [Mode.LOCAL_PLAN] * 2 and rep.target.tolist() == [0, 0]
+    with pytest.raises(ValueError, match=r"requests must have shape \(2,\), got \(3,\)"):
+        sup.step(np.zeros(3, int), 1.0)
+    with pytest.raises(ValueError, match="dt_s must be >= 0"):
+        sup.step(np.zeros(2, int), -1.0)
+    strided = np.full((2, 4), R, np.int8)[:, ::2]  # not contiguous: converted, judged all the same
+    assert mmu_faults(packed, strided, np.zeros((2, 2)), np.full((2, 2), 99.0), strided, 1.0).tolist() == [False] * 2
+    with pytest.raises(ValueError, match=r"new_state must have shape \(2, 2\), got \(2, 3\)"):
+        mmu_faults(packed, strided, np.zeros((2, 2)), np.zeros((2, 2)), np.zeros((2, 3), np.int8), 1.0)
+
+
+def test_timer_arrays_handed_out_are_not_changed_by_later_steps() -> None:
+    sup = SafetySupervisor(pack([vehicles()]), startup_clearance=False)
+    assert sup.state.tolist() == [[R, R]] and sup.target.tolist() == [-1]  # the kernel's load left no trace
+    sup.step(np.array([0]), 1.0)
+    timers, since = sup.state_time_s, sup.since_green_end_s
+    kept = timers.copy(), since.copy()
+    sup.step(np.array([0]), 1.0)
+    assert np.array_equal(timers, kept[0]) and np.array_equal(since, kept[1])
+    assert sup.state_time_s[0, 0] == timers[0, 0] + 1.0
