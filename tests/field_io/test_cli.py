@@ -29,7 +29,7 @@ def test_emulate_process_serves_and_writes_events(tmp_path) -> None:
             time.sleep(0.05)
         eps = json.loads(ready.read_text())
         assert eps[0]["intersection"] == "J1" and eps[0]["device_id"] == 1 and eps[0]["port"] > 0
-        time.sleep(2.0)  # 40 simulated seconds of the local plan
+        time.sleep(3.0)  # 60 simulated seconds of the local plan: its first yellow comes at 36 s
         p.send_signal(signal.SIGTERM)
         out, err = p.communicate(timeout=20)
     finally:
