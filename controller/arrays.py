@@ -16,13 +16,13 @@ import numpy as np
 
 from intersections.model import GroupKind, Intersection
 
-__all__ = ["PackedNetwork", "pack", "any_rows", "min_rows", "max_rows", "any_set", "read_only"]
+__all__ = ["PackedNetwork", "pack", "any_rows", "min_rows", "any_set", "read_only"]
 
 
 # Reductions over the short last axis (a few signal groups) are where numpy is slowest:
 # it sets up its inner loop once per row. Reducing the transposed copy over its first
 # axis runs one vectorised pass per group instead (measured on (100, 4): any 2.3 -> 1.3 µs,
-# min 5.2 -> 1.7 µs; (100, 4, 4) any 7.0 -> 2.6 µs), and the engine does a dozen a tick.
+# min 5.2 -> 1.7 µs; (100, 4, 4) any 7.0 -> 2.6 µs); the numpy policies and the SUMO backend run them every tick.
 def _columns(x: np.ndarray) -> np.ndarray:
     """The last axis first, contiguous: (K, rows)."""
     return np.ascontiguousarray(x.reshape(-1, x.shape[-1]).T)
@@ -58,13 +58,6 @@ def min_rows(x: np.ndarray) -> np.ndarray:
     if x.size == 0:
         return x.min(axis=-1)
     return _columns(x).min(axis=0).reshape(x.shape[:-1])
-
-
-def max_rows(x: np.ndarray) -> np.ndarray:
-    """``x.max(axis=-1)``, fast when the last axis is short."""
-    if x.size == 0:
-        return x.max(axis=-1)
-    return _columns(x).max(axis=0).reshape(x.shape[:-1])
 
 
 def any_set(x: np.ndarray) -> bool:
@@ -118,12 +111,6 @@ class PackedNetwork:
         """
         gate = (self.conflicts | np.eye(self.g, dtype=bool)[None]).transpose(0, 2, 1)
         return np.ascontiguousarray(np.where(gate, self.intergreen_s.transpose(0, 2, 1), -np.inf))
-
-    @cached_property
-    def stage_base(self) -> np.ndarray:
-        """(N,) int: flat index of each intersection's stage 0 in ``stage_mask.reshape(N·S, G)``
-        (and in any ``(N, S)`` array raveled): one ``take`` per tick instead of two-array indexing."""
-        return np.arange(self.n) * self.s
 
     @cached_property
     def stage_rows(self) -> tuple[np.ndarray, np.ndarray]:

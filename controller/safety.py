@@ -437,7 +437,7 @@ class SafetySupervisor:
             ok = np.ascontiguousarray(np.broadcast_to(np.asarray(healthy, dtype=np.bool_), (n,)))
         self.time_s += dt_s
         # Fresh timer arrays every step: a caller may keep the previous ones.
-        time_s = np.empty_like(self.state_time_s)
+        timers = np.empty_like(self.state_time_s)
         since = np.empty_like(self.since_green_end_s)
         hold = np.empty(n, np.int8)
         refused = np.empty(n, np.bool_)
@@ -445,9 +445,9 @@ class SafetySupervisor:
         _sequence(
             self.state, self.state_time_s, self.since_green_end_s, self.target, self.mode,
             req, float(dt_s), ok, fallback, *self._tables,
-            time_s, since, hold, refused, violation,
+            timers, since, hold, refused, violation,
         )  # fmt: skip
-        self.state_time_s = time_s
+        self.state_time_s = timers
         self.since_green_end_s = since
         report = SupervisorReport(
             hold=hold,

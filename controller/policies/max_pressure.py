@@ -78,9 +78,8 @@ class MaxPressurePolicy:
         self.packed = packed
         weight = group_lanes(network, packed) * packed.group_valid
         self.red_s = np.zeros((packed.n, packed.g))
-        self.pressure_map = pressure_map(downstream_matrix(network, packed), weight, packed.stage_mask)
+        m = pressure_map(downstream_matrix(network, packed), weight, packed.stage_mask)
         stage_rows, stage_base = packed.stage_rows
-        m = self.pressure_map
         # Everything the kernel reads of the network, contiguous and in its dtypes, built once.
         self._tables = (
             m.rows, m.cols, np.ascontiguousarray(m.vals, dtype=np.float64),
