@@ -105,7 +105,7 @@ def run_sil(
     work = Path(tempfile.mkdtemp(prefix="gw-sil-"))
     out = Path(out_dir) if out_dir else work / "emulator"
     out.mkdir(parents=True, exist_ok=True)
-    base = load_sumo_net(spec.net)
+    base = load_sumo_net(spec.net, additional_files=spec.additional, begin_s=spec.begin_s or 0.0)
     network = generate_detectors(base, spec.net, work / "gw_detectors.add.xml").network
     spec_file = work / "spec.json"
     spec_file.write_text(spec_to_json(spec), encoding="utf-8")

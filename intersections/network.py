@@ -58,6 +58,8 @@ class Network:
     intersections: tuple[Intersection, ...]
     graph: nx.DiGraph
     source: str = ""
+    #: Traffic lights of the source left on their own programs, with the reason (one line each).
+    unmodelled: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "intersections", tuple(self.intersections))

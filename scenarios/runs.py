@@ -111,7 +111,7 @@ def run_job(job: RunJob) -> dict[str, Any]:
         events_path = None
         if job.events:
             events_path = (out or Path(tmp)) / "events.csv.gz"
-        network = load_sumo_net(spec.net)
+        network = load_sumo_net(spec.net, additional_files=spec.additional, begin_s=spec.begin_s or 0.0)
         kpis = simulate(
             spec, job.controller, out_dir=out, params=dict(job.params), events_path=events_path, network=network
         )

@@ -10,6 +10,7 @@ until every vehicle has left), and returns the KPIs of :mod:`simulation.kpi`.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import time
@@ -25,13 +26,15 @@ from controller.backend import fields_read_by
 from controller.engine import Engine
 from controller.policies import make_policy
 from intersections.errors import InputError, NetworkFileError
-from intersections.loaders.sumo_net import load_sumo_net
+from intersections.loaders.sumo_net import load_sumo_net, running_programs, sumo_time_s
 from intersections.network import Network
 from simulation.detectors import generate_detectors
 from simulation.kpi import intersection_delays, read_statistics, read_tripinfo, read_vtype_classes, trip_kpis
 from simulation.sumo_backend import SumoBackend, SumoRun, merge_sumo_args
 
-__all__ = ["RunSpec", "resolve_run", "simulate", "program_states", "controller_params"]
+__all__ = ["RunSpec", "resolve_run", "simulate", "program_states", "controller_params", "load_run_network"]
+
+log = logging.getLogger("greenwave")
 
 
 @dataclass(frozen=True)
@@ -86,9 +89,19 @@ def _read_sumocfg(path: Path) -> tuple[Path, tuple[Path, ...], tuple[Path, ...],
         files(net)[0],
         files(_cfg_value(root, "route-files")),
         files(_cfg_value(root, "additional-files")),
-        float(begin) if begin else None,
-        float(end) if end else None,
+        _cfg_time_s(begin, path, "begin"),
+        _cfg_time_s(end, path, "end"),
     )
+
+
+def _cfg_time_s(value: str | None, path: Path, name: str) -> float | None:
+    """A sumocfg time: seconds or SUMO's ``[[D:]H:]M:S`` clock form."""
+    if not value:
+        return None
+    try:
+        return sumo_time_s(value)
+    except ValueError:
+        raise InputError(f"<{name}> is not a time: {value!r}", where=str(path)) from None
 
 
 def resolve_run(
@@ -141,17 +154,23 @@ def resolve_run(
     return RunSpec(net=net_p, routes=route_p, name=net_p.name.split(".")[0], **kw)
 
 
-def program_states(net_file: str | Path) -> dict[str, list[str]]:
-    """Phase state strings of the program SUMO runs (the last loaded) per tls."""
-    import sumolib
+def program_states(
+    net_file: str | Path, additional_files: Iterable[str | Path] = (), *, begin_s: float = 0.0
+) -> dict[str, list[str]]:
+    """Phase state strings of the program SUMO runs per tls (net, additional files, WAUTs)."""
+    return running_programs(net_file, tuple(additional_files), begin_s=begin_s)
 
-    net = sumolib.net.readNet(str(net_file), withPrograms=True)
-    out: dict[str, list[str]] = {}
-    for tls in net.getTrafficLights():
-        progs = list(tls.getPrograms().values())
-        if progs:
-            out[tls.getID()] = [p.state for p in progs[-1].getPhases()]
-    return out
+
+def load_run_network(spec: RunSpec) -> Network:
+    """The intersection model of a run: the programs SUMO runs, from the net and the additional files.
+
+    Traffic lights the model cannot hold keep their own programs; one warning line each goes
+    to the ``greenwave`` logger (the command line prints it).
+    """
+    network = load_sumo_net(spec.net, additional_files=spec.additional, begin_s=spec.begin_s or 0.0)
+    for tls, reason in network.unmodelled:
+        log.warning("traffic light %s keeps its own program: %s", tls, reason)
+    return network
 
 
 def controller_params(controller: str, spec: RunSpec, network: Network) -> dict[str, Any]:
@@ -260,7 +279,7 @@ def _simulate(
     events_path: str | Path | None = None,
     also_read: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    network = network or load_sumo_net(spec.net)
+    network = network or load_run_network(spec)
     det = generate_detectors(network, spec.net, out / "gw_detectors.add.xml")
     meandata = out / "gw_meandata.add.xml"
     edgedata = out / "edgedata.xml"
@@ -312,7 +331,7 @@ def _simulate(
         detectors=det,
         control=not getattr(policy, "passive", False),
         dt_s=dt_s,
-        program_states=program_states(spec.net),
+        program_states=program_states(spec.net, spec.additional, begin_s=spec.begin_s or 0.0),
         read_fields=reads,
     )
     faults = dict(spec.extra.get("faults", {}) or {})

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     tls = [t for t in (args.corridor or "").split(",") if t] or list(spec.corridor)
     if not tls:
         raise InputError("no corridor: give --corridor ID,ID,... (the scenario defines none)")
-    network = load_sumo_net(spec.net)
+    network = load_sumo_net(spec.net, additional_files=spec.additional, begin_s=spec.begin_s or 0.0)
     corridor = corridor_from_tls(network, tls)
     rows = [network.ids.index(t) for t in tls]
     work = Path(args.out_dir) if args.out_dir else Path(tempfile.mkdtemp(prefix="gw-ts-"))

@@ -129,7 +129,7 @@ class Emulator:
         from intersections.loaders.sumo_net import load_sumo_net
         from simulation.detectors import generate_detectors
 
-        base = network or load_sumo_net(spec.net)
+        base = network or load_sumo_net(spec.net, additional_files=spec.additional, begin_s=spec.begin_s or 0.0)
         self.base_network = base
         tmp = Path(tempfile.mkdtemp(prefix="gw-emu-det-"))
         return generate_detectors(base, spec.net, tmp / "gw_detectors.add.xml").network

@@ -68,6 +68,21 @@ DiGraph cannot hold, the one with most lanes); ``saturation_flow_pcu_h`` = vehic
 ``controller/timing``'s business). Detectors are not read: the simulation layer
 generates them from the model.
 
+**The program SUMO actually runs.** A scenario's additional files may hold
+``tlLogic`` elements that replace or add to the net's programs, and ``WAUT``
+schedules that switch programs by time of day (SUMO docs, "Simulation/Traffic
+Lights"; ``../shared/reference/real-networks.md``). Given the additional files,
+the loader picks per traffic light the program a WAUT schedules at the run's
+begin time, else the last program loaded (net first, then the additional files
+in order), which is the one SUMO activates.
+
+**A junction the model cannot hold** (a program whose states differ in length,
+link indices beyond its state, no link ever green, a zero cycle, or a model the
+intersection checks refuse) keeps its own program: it is left out of
+``Network.intersections`` and listed in ``Network.unmodelled`` with the reason,
+so the engine never controls it and the run goes on. Only a file with no
+traffic light greenwave can model fails as a whole.
+
 sumolib is imported inside :func:`load_sumo_net` only, so importing this
 module keeps the core free of SUMO (``tests/test_import_purity.py``).
 """
@@ -92,6 +107,9 @@ from intersections.network import Network, add_link
 
 __all__ = [
     "load_sumo_net",
+    "running_programs",
+    "additional_programs",
+    "sumo_time_s",
     "ProgramTiming",
     "program_timing",
     "SATURATION_FLOW_PCU_H_PER_LANE",
@@ -499,14 +517,144 @@ def _junction_width_m(node: Any) -> float:
     return float(extent.max()) or DEFAULT_CROSSING_WIDTH_M
 
 
-def _select_programs(tlss: list[Any], program_id: str | None, path: Path) -> list[Any]:
+@dataclass(frozen=True)
+class _AddedProgram:
+    tls_id: str
+    program_id: str
+    offset: float
+    type: str
+    phases: tuple[dict[str, str], ...]
+
+
+@dataclass(frozen=True)
+class _Waut:
+    ref_time_s: float
+    start_program: str
+    switches: tuple[tuple[float, str], ...]
+    tls_ids: tuple[str, ...] = ()
+
+
+def sumo_time_s(text: str | None, default: float = 0.0) -> float:
+    """A SUMO time value in seconds: ``S`` or the clock form ``[[D:]H:]M:S`` (ValueError otherwise)."""
+    if text is None or not text.strip():
+        return default
+    parts = [float(x) for x in text.strip().split(":")]
+    if len(parts) > 4:
+        raise ValueError(f"not a time: {text!r}")
+    return float(sum(v * f for v, f in zip(reversed(parts), (1.0, 60.0, 3600.0, 86400.0), strict=False)))
+
+
+def additional_programs(files: Sequence[str | Path]) -> tuple[list[_AddedProgram], dict[str, _Waut]]:
+    """``tlLogic`` and ``WAUT`` elements of a scenario's additional files, in load order.
+
+    Returns the programs and, per traffic light, the WAUT that schedules it. Files that
+    do not exist or are not XML are the simulation's business (SUMO names them); here
+    they are skipped.
+    """
+    programs: list[_AddedProgram] = []
+    wauts: dict[str, _Waut] = {}
+    junction_waut: list[tuple[str, str]] = []
+    for f in files:
+        path = Path(f)
+        if not path.is_file():
+            continue
+        try:
+            with _open(path) as fh:
+                for _ev, el in ET.iterparse(fh, events=("end",)):
+                    if el.tag == "tlLogic":
+                        phases = tuple(dict(ph.attrib) for ph in el if ph.tag == "phase")
+                        programs.append(
+                            _AddedProgram(
+                                el.get("id", ""),
+                                el.get("programID", "0"),
+                                sumo_time_s(el.get("offset")),
+                                el.get("type", "static"),
+                                phases,
+                            )
+                        )
+                        el.clear()
+                    elif el.tag == "WAUT":
+                        switches = tuple(
+                            sorted(
+                                (sumo_time_s(sw.get("time")), sw.get("to", "")) for sw in el if sw.tag == "wautSwitch"
+                            )
+                        )
+                        wauts[el.get("id", "")] = _Waut(
+                            sumo_time_s(el.get("refTime")), el.get("startProg", ""), switches
+                        )
+                    elif el.tag == "wautJunction":
+                        junction_waut.append((el.get("wautID", ""), el.get("junctionID", "")))
+        except (ET.ParseError, OSError, EOFError, ValueError):
+            continue  # SUMO itself names what is wrong with the file when it loads it
+    by_tls: dict[str, _Waut] = {}
+    for waut_id, tls_id in junction_waut:
+        if waut_id in wauts:
+            by_tls[tls_id] = wauts[waut_id]
+    return programs, by_tls
+
+
+def _waut_program(waut: _Waut, begin_s: float) -> str:
+    """The program a WAUT runs at ``begin_s``: the last switch at or before it, else its start."""
+    current = waut.start_program
+    for t, to in waut.switches:
+        if waut.ref_time_s + t <= begin_s + 1e-9:
+            current = to
+    return current
+
+
+def _add_programs(net: Any, added: Sequence[_AddedProgram]) -> dict[str, str]:
+    """Attach the additional files' programs to the net's lights; returns tls -> last loaded id."""
+    import sumolib
+
+    last: dict[str, str] = {}
+    for tls in net.getTrafficLights():
+        progs = tls.getPrograms()
+        if progs:
+            last[tls.getID()] = list(progs)[-1]
+    by_id = {t.getID(): t for t in net.getTrafficLights()}
+    for ap in added:
+        tls = by_id.get(ap.tls_id)
+        if tls is None:
+            continue  # a program for a junction the net does not signalise: SUMO's business
+        prog = sumolib.net.TLSProgram(ap.program_id, ap.offset, ap.type)
+        for ph in ap.phases:
+            prog.addPhase(
+                ph.get("state", ""),
+                sumo_time_s(ph.get("duration")),
+                sumo_time_s(ph.get("minDur"), -1.0),
+                sumo_time_s(ph.get("maxDur"), -1.0),
+                None,
+                ph.get("name", ""),
+            )
+        tls.getPrograms().pop(ap.program_id, None)
+        tls.addProgram(prog)
+        last[ap.tls_id] = ap.program_id
+    return last
+
+
+def _select_programs(
+    tlss: list[Any],
+    program_id: str | None,
+    path: Path,
+    *,
+    last: dict[str, str] | None = None,
+    wauts: dict[str, _Waut] | None = None,
+    begin_s: float = 0.0,
+) -> list[Any]:
     """One program per traffic light: ``program_id``, or the one SUMO would run."""
     for tls in tlss:
         if not tls.getPrograms():
             raise _fail(path, f"traffic light {tls.getID()} has no signal program (tlLogic)")
     if program_id is None:
-        # SUMO activates the last program loaded for a traffic light (sumolib: withLatestPrograms).
-        return [list(tls.getPrograms().values())[-1] for tls in tlss]
+        chosen = []
+        for tls in tlss:
+            progs = tls.getPrograms()
+            pid = (last or {}).get(tls.getID(), list(progs)[-1])
+            waut = (wauts or {}).get(tls.getID())
+            if waut is not None and _waut_program(waut, begin_s) in progs:
+                pid = _waut_program(waut, begin_s)
+            chosen.append(progs[pid])
+        return chosen
     lacking = [tls for tls in tlss if program_id not in tls.getPrograms()]
     if lacking:
         first = lacking[0]
@@ -703,35 +851,70 @@ def _road_graph(net: Any, tls_of: dict[str, str]) -> nx.DiGraph:
     return graph
 
 
-def load_sumo_net(path: str | Path, *, program_id: str | None = None) -> Network:
+def _programs_in_use(
+    path: Path, additional_files: Sequence[str | Path], program_id: str | None, begin_s: float
+) -> tuple[Any, list[Any], list[Any]]:
+    """The net (sumolib), its traffic lights in id order, and the program each runs."""
+    net = _read_net(path)
+    added, wauts = additional_programs(additional_files)
+    last = _add_programs(net, added)
+    tlss = sorted(net.getTrafficLights(), key=lambda t: t.getID())
+    if not tlss:
+        raise _fail(path, "no traffic-light-controlled junctions (no <tlLogic> with controlled connections)")
+    programs = _select_programs(tlss, program_id, path, last=last, wauts=wauts, begin_s=begin_s)
+    return net, tlss, programs
+
+
+def running_programs(
+    path: str | Path, additional_files: Sequence[str | Path] = (), *, begin_s: float = 0.0
+) -> dict[str, list[str]]:
+    """Phase state strings of the program SUMO runs per traffic light (see the module docstring)."""
+    path = Path(path)
+    _net, tlss, programs = _programs_in_use(path, additional_files, None, begin_s)
+    return {t.getID(): [ph.state for ph in p.getPhases()] for t, p in zip(tlss, programs, strict=True)}
+
+
+def load_sumo_net(
+    path: str | Path,
+    *,
+    program_id: str | None = None,
+    additional_files: Sequence[str | Path] = (),
+    begin_s: float = 0.0,
+) -> Network:
     """Load a SUMO network: one intersection per traffic light, plus the road graph.
 
     ``program_id`` picks the signal program of every traffic light (each must
-    have it); by default each uses the last program in the file, the one SUMO
-    runs. Intersections come in traffic-light id order. Raises
+    have it); by default each uses the program SUMO runs at ``begin_s`` given
+    the scenario's ``additional_files`` (their ``tlLogic`` and ``WAUT``
+    elements). Intersections come in traffic-light id order. A traffic light
+    the model cannot hold keeps its own program and is listed in
+    ``Network.unmodelled`` with the reason. Raises
     :class:`~intersections.errors.NetworkFileError` (``where`` = the file) for a
     missing or malformed file, a file that is not a SUMO net, a net without
-    traffic lights, an unknown program, or a program the model rejects. The
-    conversion rules are in the module docstring.
+    traffic lights, an unknown program, or a net none of whose traffic lights
+    can be modelled. The conversion rules are in the module docstring.
     """
     path = Path(path)
     if not path.is_file():
         raise _fail(path, "file not found" if not path.exists() else "not a file")
     _check_root(path)
-    net = _read_net(path)
-    tlss = sorted(net.getTrafficLights(), key=lambda t: t.getID())
-    if not tlss:
-        raise _fail(path, "no traffic-light-controlled junctions (no <tlLogic> with controlled connections)")
+    net, tlss, programs = _programs_in_use(path, additional_files, program_id, begin_s)
     intersections = []
+    unmodelled: list[tuple[str, str]] = []
     tls_of: dict[str, str] = {}
-    for tls, program in zip(tlss, _select_programs(tlss, program_id, path), strict=True):
-        try:
-            inter = _intersection(tls, program, path)
-        except NetworkFileError:
-            raise
-        except InputError as e:
-            raise _fail(path, f"traffic light {tls.getID()}: {e}") from None
-        intersections.append(inter)
+    for tls, program in zip(tlss, programs, strict=True):
         for in_lane, _out, _i in tls.getConnections():
             tls_of[in_lane.getEdge().getToNode().getID()] = tls.getID()
-    return Network(tuple(intersections), _road_graph(net, tls_of), str(path))
+        try:
+            inter = _intersection(tls, program, path)
+        except NetworkFileError as e:
+            unmodelled.append((tls.getID(), e.message))
+            continue
+        except InputError as e:
+            unmodelled.append((tls.getID(), f"traffic light {tls.getID()}: {e.message}"))
+            continue
+        intersections.append(inter)
+    if not intersections:
+        reasons = "; ".join(r for _t, r in unmodelled[:3])
+        raise _fail(path, f"no traffic light greenwave can model ({len(unmodelled)} refused: {reasons})")
+    return Network(tuple(intersections), _road_graph(net, tls_of), str(path), unmodelled=tuple(unmodelled))
