@@ -33,6 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "api.commands.report",
     "api.commands.regress",
     "api.commands.sweep",
+    "api.commands.corpus",
     "api.commands.serve",
     "api.commands.users",
 )

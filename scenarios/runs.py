@@ -57,7 +57,10 @@ class RunJob:
     ``events``: also write the controller's event log (and its detector
     configuration) and add the event-based measures to the KPIs;
     ``out_dir``: keep SUMO's outputs and the event log there;
-    ``build_dir``: an already built scenario folder (built here when absent).
+    ``build_dir``: an already built scenario folder (built here when absent);
+    ``sumo_args``: SUMO options, verbatim (e.g. ``--time-to-teleport -1``).
+    A ``scenario`` ending in ``.sumocfg`` is a ready SUMO configuration (the corpus) and
+    runs as it is.
     """
 
     scenario: str
@@ -70,15 +73,19 @@ class RunJob:
     out_dir: str | None = None
     build_dir: str | None = None
     tag: str = ""
+    sumo_args: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["params"] = dict(self.params)
+        d["sumo_args"] = list(self.sumo_args)
         return d
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> RunJob:
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+        kw = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        kw["sumo_args"] = tuple(kw.get("sumo_args", ()))
+        return cls(**kw)
 
     def describe(self) -> str:
         p = ", ".join(f"{k}={v}" for k, v in self.params.items())
@@ -95,23 +102,26 @@ def job_key(job: RunJob) -> str:
 
 def run_job(job: RunJob) -> dict[str, Any]:
     """Run ``job`` in this process and return its KPIs (``simulation.kpi`` keys, plus event measures)."""
-    from intersections.loaders.sumo_net import load_sumo_net
     from simulation.detectors import generate_detectors
-    from simulation.runner import resolve_run, simulate
+    from simulation.runner import load_run_network, resolve_run, simulate
 
     with tempfile.TemporaryDirectory(prefix="gw-job-") as tmp:
         build = job.build_dir if job.build_dir and Path(job.build_dir).is_dir() else str(Path(tmp) / "scenario")
         sumo_args = ("--scale", f"{job.demand_scale:g}") if job.demand_scale != 1.0 else ()
-        spec = resolve_run(
-            scenario=job.scenario, scenario_dir=build, seed=job.seed, end_s=job.end_s, sumo_args=sumo_args
-        )
+        sumo_args = (*sumo_args, *job.sumo_args)
+        if job.scenario.endswith(".sumocfg"):
+            spec = resolve_run(sumocfg=job.scenario, seed=job.seed, end_s=job.end_s, sumo_args=sumo_args)
+        else:
+            spec = resolve_run(
+                scenario=job.scenario, scenario_dir=build, seed=job.seed, end_s=job.end_s, sumo_args=sumo_args
+            )
         out = Path(job.out_dir).resolve() if job.out_dir else None  # SUMO resolves outputs against add files
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
         events_path = None
         if job.events:
             events_path = (out or Path(tmp)) / "events.csv.gz"
-        network = load_sumo_net(spec.net, additional_files=spec.additional, begin_s=spec.begin_s or 0.0)
+        network = load_run_network(spec)
         kpis = simulate(
             spec, job.controller, out_dir=out, params=dict(job.params), events_path=events_path, network=network
         )

@@ -386,6 +386,7 @@ def _simulate(
         "sim_s": round(backend.time_s - (spec.begin_s or 0.0), 3),
         "ticks": ticks,
         "safety_events": len([e for e in events if e.kind in ("violation", "refused")]),
+        "unmodelled": [list(u) for u in network.unmodelled],
     }
     return kpis
 
