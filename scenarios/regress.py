@@ -57,6 +57,7 @@ __all__ = [
     "PairResult",
     "load_suite",
     "suite_jobs",
+    "scenario_key",
     "baseline_path",
     "load_baseline",
     "write_baseline",
@@ -181,20 +182,49 @@ def load_suite(name_or_path: str | Path) -> Suite:
     )
 
 
-def suite_jobs(suite: Suite, scenarios: Sequence[str], controllers: Sequence[str]) -> list[RunJob]:
-    return [
-        RunJob(scn, ctl, seed, end_s=suite.horizon(scn), events=suite.events, tag=f"{scn}__{ctl}")
-        for scn in scenarios
-        for ctl in controllers
-        for seed in suite.seeds
-    ]
+def scenario_key(scenario: str) -> str:
+    """File-safe name of a suite scenario (baseline files, reports): ``corpus:real/x`` -> ``corpus_real_x``."""
+    if scenario.startswith("corpus:"):
+        return re.sub(r"[^A-Za-z0-9_.-]", "_", scenario)
+    return Path(scenario).stem
+
+
+def suite_jobs(
+    suite: Suite, scenarios: Sequence[str], controllers: Sequence[str], *, corpus_cache: str | Path | None = None
+) -> list[RunJob]:
+    """One job per scenario x controller x seed.
+
+    A ``corpus:NAME`` scenario is an entry of the development corpus (:mod:`scenarios.corpus`),
+    built into ``corpus_cache`` and run as its own SUMO configuration with teleporting off, as
+    the corpus itself runs.
+    """
+    corpus = [s.removeprefix("corpus:") for s in scenarios if s.startswith("corpus:")]
+    built: dict[str, Any] = {}
+    if corpus:
+        from scenarios.corpus.run import NO_TELEPORT, build_entries
+
+        built = build_entries(corpus, corpus_cache or Path("out/corpus"))
+    jobs = []
+    for scn in scenarios:
+        for ctl in controllers:
+            for seed in suite.seeds:
+                tag = f"{scn}__{ctl}"
+                if scn.startswith("corpus:"):
+                    entry = built[scn.removeprefix("corpus:")]
+                    jobs.append(
+                        RunJob(str(entry.sumocfg), ctl, seed, end_s=suite.horizon(scn), events=suite.events, tag=tag,
+                               sumo_args=NO_TELEPORT)
+                    )  # fmt: skip
+                else:
+                    jobs.append(RunJob(scn, ctl, seed, end_s=suite.horizon(scn), events=suite.events, tag=tag))
+    return jobs
 
 
 # --------------------------------------------------------------------------------------------
 # Baselines
 # --------------------------------------------------------------------------------------------
 def baseline_path(directory: Path, scenario: str, controller: str) -> Path:
-    return directory / f"{Path(scenario).stem}__{controller}.json"
+    return directory / f"{scenario_key(scenario)}__{controller}.json"
 
 
 def _settings(suite: Suite, scenario: str) -> dict[str, Any]:
@@ -229,7 +259,7 @@ def write_baseline(
                 tols[k] = {**tols[k], **{x: t[x] for x in ("rel", "abs") if x in t}}
     doc = {
         "suite": suite.name,
-        "scenario": Path(scenario).stem,
+        "scenario": scenario_key(scenario),
         "controller": controller,
         "settings": _settings(suite, scenario),
         "sumo": sumo,
@@ -377,7 +407,7 @@ def compare(
     result: tuple[dict[str, Any] | None, str, float],
 ) -> PairResult:
     kpis, err, wall = result
-    scn = Path(scenario).stem
+    scn = scenario_key(scenario)
     names = list(suite.tolerances)
     if kpis is None:
         checks = tuple(KpiCheck(k, None, None, suite.tolerances[k], "error", "the run failed") for k in names)

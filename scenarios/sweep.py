@@ -306,6 +306,9 @@ def prebuild(jobs: Sequence[RunJob], cache_dir: str | Path) -> list[RunJob]:
     built: dict[tuple[str, int], str] = {}
     out = []
     for job in jobs:
+        if job.scenario.endswith(".sumocfg"):
+            out.append(job)  # a ready SUMO configuration (the corpus): nothing to build
+            continue
         key = (job.scenario, job.seed)
         if key not in built:
             d = cache / f"{Path(job.scenario).stem}-seed{job.seed}"

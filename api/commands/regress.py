@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         # Build every scenario once, up front; one that cannot be built fails its runs with the reason.
         ready, outcomes = [], []
         for scn in scenarios:
-            mine = [j for j in jobs if j.scenario == scn]
+            mine = [j for j in jobs if j.tag.rsplit("__", 1)[0] == scn]
             try:
                 ready += prebuild(mine, Path(tmp) / "scenarios")
             except Exception as e:

@@ -45,7 +45,12 @@ __all__ = [
     "summarise_corpus",
     "markdown_report",
     "select",
+    "build_entries",
+    "CORPUS_PREFIX",
 ]
+
+#: How a regression suite names a corpus entry: ``corpus:real/fokr_bs``, ``corpus:gen/<net>/<demand>/<mix>``.
+CORPUS_PREFIX = "corpus:"
 
 BASELINES = ("sumo", "webster", "actuated", "max-pressure")
 CONTROLLERS = (*BASELINES, "adaptive")
@@ -77,6 +82,29 @@ def corpus_entries(
             if warn:
                 warn(f"generated corpus not built: {type(e).__name__}: {e}")
     return entries
+
+
+def build_entries(names: Sequence[str], cache_dir: str | Path) -> dict[str, CorpusEntry]:
+    """Build just the named entries (``real/<source>``, ``gen/<net>/<demand>/<mix>``); unknown names refused."""
+    from intersections.errors import InputError
+
+    out = Path(cache_dir)
+    real = sorted({n.split("/", 1)[1] for n in names if n.startswith("real/")})
+    gen = sorted({n.split("/")[1] for n in names if n.startswith("gen/") and n.count("/") >= 1})
+    entries: list[CorpusEntry] = []
+    if real:
+        from scenarios.corpus.real import build_real
+
+        entries += build_real(out, only=real)
+    if gen:
+        from scenarios.corpus.generated import build_generated
+
+        entries += build_generated(out, only=gen)
+    by_name = {e.name: e for e in entries}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise InputError(f"unknown or unbuildable corpus entries {missing}", where="corpus")
+    return {n: by_name[n] for n in names}
 
 
 def select(entries: Iterable[CorpusEntry], patterns: Sequence[str] = ()) -> list[CorpusEntry]:
