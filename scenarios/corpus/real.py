@@ -616,7 +616,7 @@ def _cut(data: bytes, f: SourceFile, source: RealSource) -> bytes:
         del root.attrib[attr]
     ET.indent(root, space="    ")
     head = f"<!-- cut for greenwave corpus real/{source.name} from {source.origin} {source.path}/{f.path}: "
-    head += f"{source.window} -->\n"
+    head += f"{source.window} -->\n".replace("--", "- -").replace("<!- -", "<!--").replace("- ->", "-->")
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + head.encode() + ET.tostring(root, encoding="utf-8") + b"\n"
 
 

@@ -97,6 +97,8 @@ def test_every_source_builds_where_the_external_data_is_present(tmp_path):
         for f in _sumocfg_files(entry.sumocfg):
             assert f.is_file(), f
     assert len({e.name for e in entries}) == len(entries)
+    declared = {f"real/{s.name}": tuple(sorted(s.features)) for s in REAL_SOURCES}
+    assert {e.name: e.features for e in entries} == declared
 
 
 def _tiny_net(path: Path) -> None:
