@@ -642,9 +642,6 @@ def _select_programs(
     begin_s: float = 0.0,
 ) -> list[Any]:
     """One program per traffic light: ``program_id``, or the one SUMO would run."""
-    for tls in tlss:
-        if not tls.getPrograms():
-            raise _fail(path, f"traffic light {tls.getID()} has no signal program (tlLogic)")
     if program_id is None:
         chosen = []
         for tls in tlss:
@@ -851,18 +848,26 @@ def _road_graph(net: Any, tls_of: dict[str, str]) -> nx.DiGraph:
     return graph
 
 
+#: Why a controlled junction without any ``tlLogic`` is left alone: SUMO runs rail signals and
+#: rail crossings by its own logic (they have link indices but no signal program).
+RAIL_REASON = "no signal program (a rail signal or rail crossing): SUMO runs it by its own logic"
+
+
 def _programs_in_use(
     path: Path, additional_files: Sequence[str | Path], program_id: str | None, begin_s: float
-) -> tuple[Any, list[Any], list[Any]]:
-    """The net (sumolib), its traffic lights in id order, and the program each runs."""
+) -> tuple[Any, list[Any], list[Any], list[str]]:
+    """The net (sumolib), its programmed traffic lights in id order, the program each runs, and
+    the ids of controlled junctions without a program (rail signals and crossings)."""
     net = _read_net(path)
     added, wauts = additional_programs(additional_files)
     last = _add_programs(net, added)
-    tlss = sorted(net.getTrafficLights(), key=lambda t: t.getID())
+    every = sorted(net.getTrafficLights(), key=lambda t: t.getID())
+    tlss = [t for t in every if t.getPrograms()]
+    rail = [t.getID() for t in every if not t.getPrograms()]
     if not tlss:
         raise _fail(path, "no traffic-light-controlled junctions (no <tlLogic> with controlled connections)")
     programs = _select_programs(tlss, program_id, path, last=last, wauts=wauts, begin_s=begin_s)
-    return net, tlss, programs
+    return net, tlss, programs, rail
 
 
 def running_programs(
@@ -870,7 +875,7 @@ def running_programs(
 ) -> dict[str, list[str]]:
     """Phase state strings of the program SUMO runs per traffic light (see the module docstring)."""
     path = Path(path)
-    _net, tlss, programs = _programs_in_use(path, additional_files, None, begin_s)
+    _net, tlss, programs, _rail = _programs_in_use(path, additional_files, None, begin_s)
     return {t.getID(): [ph.state for ph in p.getPhases()] for t, p in zip(tlss, programs, strict=True)}
 
 
@@ -898,9 +903,9 @@ def load_sumo_net(
     if not path.is_file():
         raise _fail(path, "file not found" if not path.exists() else "not a file")
     _check_root(path)
-    net, tlss, programs = _programs_in_use(path, additional_files, program_id, begin_s)
+    net, tlss, programs, rail = _programs_in_use(path, additional_files, program_id, begin_s)
     intersections = []
-    unmodelled: list[tuple[str, str]] = []
+    unmodelled: list[tuple[str, str]] = [(r, RAIL_REASON) for r in rail]
     tls_of: dict[str, str] = {}
     for tls, program in zip(tlss, programs, strict=True):
         for in_lane, _out, _i in tls.getConnections():
@@ -917,4 +922,4 @@ def load_sumo_net(
     if not intersections:
         reasons = "; ".join(r for _t, r in unmodelled[:3])
         raise _fail(path, f"no traffic light greenwave can model ({len(unmodelled)} refused: {reasons})")
-    return Network(tuple(intersections), _road_graph(net, tls_of), str(path), unmodelled=tuple(unmodelled))
+    return Network(tuple(intersections), _road_graph(net, tls_of), str(path), unmodelled=tuple(sorted(unmodelled)))

@@ -169,3 +169,47 @@ def test_a_net_of_only_unmodellable_lights_is_refused_in_one_line(short_net: Pat
     )
     with pytest.raises(NetworkFileError, match="no traffic light greenwave can model"):
         load_sumo_net(short_net, additional_files=[add])
+
+
+RAIL_NODES = """<nodes>
+  <node id="X" x="0" y="0" type="rail_crossing"/>
+  <node id="R1" x="0" y="-100" type="priority"/>
+  <node id="R2" x="0" y="100" type="priority"/>
+  <node id="A" x="-100" y="0" type="priority"/>
+  <node id="C" x="200" y="0" type="traffic_light"/>
+  <node id="D" x="400" y="0" type="priority"/>
+  <node id="N" x="200" y="200" type="priority"/>
+</nodes>
+"""
+RAIL_EDGES = """<edges>
+  <edge id="R1X" from="R1" to="X" numLanes="1" speed="20" allow="rail"/>
+  <edge id="XR2" from="X" to="R2" numLanes="1" speed="20" allow="rail"/>
+  <edge id="AX" from="A" to="X" numLanes="1" speed="13.9"/>
+  <edge id="XC" from="X" to="C" numLanes="1" speed="13.9"/>
+  <edge id="CD" from="C" to="D" numLanes="1" speed="13.9"/>
+  <edge id="NC" from="N" to="C" numLanes="1" speed="13.9"/>
+</edges>
+"""
+
+
+def test_rail_crossings_have_no_program_and_are_left_to_sumo(tmp_path: Path) -> None:
+    (tmp_path / "n.nod.xml").write_text(RAIL_NODES)
+    (tmp_path / "n.edg.xml").write_text(RAIL_EDGES)
+    net = tmp_path / "rail.net.xml"
+    subprocess.run(
+        [sumo_binary("netconvert"), "-n", str(tmp_path / "n.nod.xml"), "-e", str(tmp_path / "n.edg.xml"), "-o",
+         str(net)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    network = load_sumo_net(net)
+    assert [i.id for i in network.intersections] == ["C"]
+    assert [t for t, _r in network.unmodelled] == ["X"] and "rail" in network.unmodelled[0][1]
+    assert set(running_programs(net)) == {"C"}
+    routes = tmp_path / "r.rou.xml"
+    routes.write_text(
+        '<routes><route id="r" edges="AX XC CD"/><route id="n" edges="NC CD"/>'
+        '<flow id="f" route="r" begin="0" end="100" vehsPerHour="300"/>'
+        '<flow id="g" route="n" begin="0" end="100" vehsPerHour="300"/></routes>'
+    )
+    k = simulate(resolve_run(net=net, routes=[routes], end_s=150.0), "adaptive", out_dir=tmp_path / "run")
+    assert k["throughput_veh"] > 0
