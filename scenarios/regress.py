@@ -201,7 +201,7 @@ def suite_jobs(
     corpus = [s.removeprefix("corpus:") for s in scenarios if s.startswith("corpus:")]
     built: dict[str, Any] = {}
     if corpus:
-        from scenarios.corpus.run import NO_TELEPORT, build_entries
+        from scenarios.corpus.run import CORPUS_SUMO_ARGS, build_entries
 
         built = build_entries(corpus, corpus_cache or Path("out/corpus"))
     jobs = []
@@ -213,7 +213,7 @@ def suite_jobs(
                     entry = built[scn.removeprefix("corpus:")]
                     jobs.append(
                         RunJob(str(entry.sumocfg), ctl, seed, end_s=suite.horizon(scn), events=suite.events, tag=tag,
-                               sumo_args=NO_TELEPORT)
+                               sumo_args=CORPUS_SUMO_ARGS)
                     )  # fmt: skip
                 else:
                     jobs.append(RunJob(scn, ctl, seed, end_s=suite.horizon(scn), events=suite.events, tag=tag))

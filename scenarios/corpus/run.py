@@ -40,6 +40,7 @@ __all__ = [
     "BASELINES",
     "CONTROLLERS",
     "NO_TELEPORT",
+    "CORPUS_SUMO_ARGS",
     "corpus_entries",
     "corpus_jobs",
     "summarise_corpus",
@@ -56,6 +57,9 @@ BASELINES = ("sumo", "webster", "actuated", "max-pressure")
 CONTROLLERS = (*BASELINES, "adaptive")
 #: Teleporting off, as the published benchmarks run: a gridlock is never hidden.
 NO_TELEPORT = ("--time-to-teleport", "-1")
+#: What every corpus run passes to SUMO: teleporting off; SUMO's per-vehicle warnings (emergency
+#: braking, speed factors) kept out of the terminal, where thousands of runs would bury the report.
+CORPUS_SUMO_ARGS = (*NO_TELEPORT, "--no-warnings", "true")
 JUDGED = ("mean_delay_s", "p95_delay_s", "unfinished_veh")
 
 
@@ -121,7 +125,7 @@ def corpus_jobs(
     seeds: Sequence[int] = (1, 2, 3, 4, 5),
     *,
     end_s: float | None = None,
-    sumo_args: Sequence[str] = NO_TELEPORT,
+    sumo_args: Sequence[str] = CORPUS_SUMO_ARGS,
 ) -> list[RunJob]:
     """One job per entry x controller x seed, tagged with the entry's name."""
     return [

@@ -441,3 +441,18 @@ def test_protected_left_after_through_is_sequencing_not_clearance() -> None:
     assert t.intergreen_s[0, 2] == 5.0  # 3 s yellow + 2 s all-red
     assert t.intergreen_s[1, 2] == 5.0  # direct: the left's yellow, then the all-red
     assert t.intergreen_s[2, 0] == 5.0
+
+
+def test_stages_dominated_by_a_larger_green_set_are_dropped_but_protected_lefts_stay() -> None:
+    import numpy as np
+
+    from intersections.loaders.sumo_net import maximal_stages
+
+    # Groups: 0 through, 1 left (permissive g with the through, protected G alone), 2 cross, 3 walk.
+    columns = ["Grrr", "gGrr", "rrGG", "rrGr"]
+    green = np.array([[c[p] in "Ggs" for p in range(4)] for c in columns])
+    stages = (frozenset({0, 1}), frozenset({1}), frozenset({2, 3}), frozenset({2}))
+    kept = maximal_stages(stages, columns, green)
+    # {1} alone gives the left a protected G it only has as g beside the through: kept.
+    # {2} is {2, 3} less the walk, with nothing better protected: an overlap step, dropped.
+    assert kept == (frozenset({0, 1}), frozenset({1}), frozenset({2, 3}))
