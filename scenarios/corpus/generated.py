@@ -13,13 +13,12 @@ removed with ``--remove-edges.explicit``), pedestrian crossings with their own l
 (``--tls.guess.threshold``, ``--tls.set``).
 
 Demand (one rule for every network, no per-network tuning)
-    The network's signalised capacity is estimated from its own structure: every fringe entry lane
-    (an edge no other edge feeds, as randomTrips.py defines the fringe) can carry a saturation flow
-    of 1,900 pcu/h (HCM 6th ed. base rate) for an effective green ratio of 0.45, so
-
-        capacity_pcu_h = sum over fringe entry lanes of 1900 * 0.45
-
-    and the three levels of :data:`~scenarios.corpus.DEMAND_LEVELS` are 0.35, 0.8 and 1.2 of it.
+    The network's signalised capacity is estimated from its own structure (:func:`capacity_pcu_h`):
+    a lane of a signalised approach carries 1,900 pcu/h (HCM 6th ed. base saturation flow) x 0.45
+    (effective green ratio), and the capacity is the smaller of the sum of that over the fringe
+    entry lanes and the total demand at which the most loaded signalised approach, given how 500
+    trips drawn like the demand are routed, reaches its own. The three levels of
+    :data:`~scenarios.corpus.DEMAND_LEVELS` are 0.35, 0.8 and 1.2 of it.
     Vehicles per hour follow from the mix's mean passenger-car units: motorcycle 0.3 (Vietnamese
     practice 0.25-0.3, Sugiarto et al. 2021: 0.24), car 1.0, truck 2.0, bus 2.5 (buses / 2-axle
     trucks 2.0-2.5): ``/work/shared/reference/motorcycles-and-algorithms.md`` D2. randomTrips.py
@@ -31,7 +30,10 @@ Demand (one rule for every network, no per-network tuning)
 Mixes
     ``moto``: the library's Hanoi mix (:data:`scenarios.library.VEHICLE_MIX`: 80 % motorcycles,
     15 % cars, 2 % buses, 3 % trucks; counted streams at Hanoi signals are 80-95 % motorcycles,
-    Nguyen & Montgomery 2007) with the library's vTypes and SUMO's sublane model
+    Nguyen & Montgomery 2007) with the library's Hanoi-calibrated vTypes (those of
+    ``scenarios/defs/hanoi_mixed.toml``, not the older lane-based ones of
+    :func:`scenarios.library.write_vtypes`: only the calibrated scooter, ~6,100/h from one lane,
+    is worth the 0.3 pcu the demand assumes) and SUMO's sublane model
     (``--lateral-resolution`` 0.7 m, no wider than a 0.7 m scooter, reference D4); ``car``: 95 %
     cars and 5 % trucks, lane-based. Each network gets both mixes over its three levels (the mix
     alternates by level, starting with ``moto`` or ``car`` by recipe index); recipes marked
@@ -39,7 +41,8 @@ Mixes
     sidewalks.
 
 Every entry runs 0-1800 s with teleporting off (``--time-to-teleport -1``: the protocol of
-independent evaluations, reference real-networks.md), so a gridlock stays a gridlock.
+independent evaluations, reference real-networks.md), so a gridlock stays a gridlock; only a
+vehicle standing 60 s inside a junction stops blocking it (:data:`JUNCTION_BLOCKER_S`).
 
 Layout and cache::
 
@@ -98,7 +101,7 @@ __all__ = [
 ]
 
 # Bump when the generated files change for the same recipe (invalidates caches).
-_BUILD_VERSION = "1"
+_BUILD_VERSION = "2"
 
 BEGIN_S = 0.0
 END_S = 1800.0
@@ -106,17 +109,25 @@ END_S = 1800.0
 #: Demand as a fraction of the estimated signalised capacity (issue #15).
 LEVEL_FRACTION: dict[str, float] = {"light": 0.35, "near": 0.8, "over": 1.2}
 
-#: Saturation flow per lane (HCM 6th ed. base, pc/h/ln) and the effective green ratio assumed at
-#: the first signal a fringe entry lane meets.
+#: Saturation flow per lane (HCM 6th ed. base, pc/h/ln) and the effective green ratio assumed on
+#: every lane of a signalised approach (capacity_pcu_h).
 SATURATION_PCU_H_LANE = 1900.0
 GREEN_RATIO = 0.45
 
-#: Passenger-car units per vType of :func:`scenarios.library.write_vtypes`
-#: (motorcycles-and-algorithms.md D2: motorcycle 0.25-0.3, buses / 2-axle trucks 2.0-2.5).
+#: Passenger-car units per vType (motorcycles-and-algorithms.md D2: motorcycle 0.25-0.3, buses / 2-axle trucks 2.0-2.5).
 PCU: dict[str, float] = {"motorcycle": 0.3, "car": 1.0, "bus": 2.5, "truck": 2.0}
 
 #: Vehicle shares of each mix; ``moto`` is the library's Hanoi mix.
 MIXES: dict[str, dict[str, float]] = {"moto": dict(VEHICLE_MIX), "car": {"car": 0.95, "truck": 0.05}}
+
+#: A vehicle standing this long inside a junction no longer blocks the others (SUMO's
+#: --ignore-junction-blocker). With teleporting off, a single left-turner stuck on an internal
+#: lane of the sublane model otherwise locks a light-demand net for the rest of the run, a SUMO
+#: artefact rather than a control failure. It is not a teleport: the blocker stays and drives on.
+JUNCTION_BLOCKER_S = 60.0
+
+#: Trips drawn (and routed) to find how demand spreads over the approaches (capacity_pcu_h).
+PROBE_TRIPS = 500
 
 #: Library scenario whose vTypes the corpus uses: its motorcycle discharges ~6,100/h from one
 #: 3.5 m lane in the sublane model (docs/scenarios.md, capacity check), about 0.3 pcu, the
@@ -384,6 +395,7 @@ class _NetInfo:
     features: tuple[str, ...]
     entry_lanes: int
     extent_m: tuple[float, float]
+    approach_lanes: dict[str, int]  # signalised approach edge -> lanes open to cars
 
 
 def _read_net(path: Path) -> _NetInfo:
@@ -394,6 +406,7 @@ def _read_net(path: Path) -> _NetInfo:
             edges[e.get("id", "")] = e
     fed: set[str] = set()  # edges some other edge feeds (not by a turnaround)
     tl_nodes: dict[str, set[str]] = defaultdict(set)
+    tl_from: set[str] = set()
     short = False
     out_deg: dict[str, int] = defaultdict(int)
     in_deg: dict[str, int] = defaultdict(int)
@@ -409,6 +422,7 @@ def _read_net(path: Path) -> _NetInfo:
         tl = c.get("tl")
         if tl is not None:
             tl_nodes[tl].add(edges[frm].get("to", ""))
+            tl_from.add(frm)
             lane = edges[frm].findall("lane")[int(c.get("fromLane", "0"))]
             if float(lane.get("length", "0")) < MIN_SINGLE_LANE_ZONE_M:
                 short = True
@@ -458,7 +472,8 @@ def _read_net(path: Path) -> _NetInfo:
         features.add("one_way")
     entry_lanes = sum(lanes_of[eid] for eid in edges if eid not in fed)
     bx = [float(v) for v in root.find("location").get("convBoundary", "0,0,0,0").split(",")]  # type: ignore[union-attr]
-    return _NetInfo(n_signals, tuple(sorted(features)), entry_lanes, (bx[2] - bx[0], bx[3] - bx[1]))
+    approaches = {frm: lanes_of[frm] for frm in tl_from if lanes_of[frm] > 0}
+    return _NetInfo(n_signals, tuple(sorted(features)), entry_lanes, (bx[2] - bx[0], bx[3] - bx[1]), approaches)
 
 
 def net_features(net: Path) -> tuple[str, ...]:
@@ -466,14 +481,33 @@ def net_features(net: Path) -> tuple[str, ...]:
     return _read_net(net).features
 
 
-def capacity_pcu_h(net: Path) -> float:
-    """Estimated signalised capacity of a network, in pcu/h, from its structure alone.
+def capacity_pcu_h(net: Path, route_shares: Mapping[str, float] | None = None) -> float:
+    """Estimated signalised capacity of a network for fringe-to-fringe trips, in pcu/h.
 
-    Sum over the fringe entry lanes (lanes of edges no other edge feeds except by a turnaround, the
-    sources of randomTrips.py ``--fringe-factor max``) of 1,900 pcu/h (HCM base saturation flow)
-    times an effective green ratio of 0.45.
+    Every lane of a signalised approach carries at most ``s * g/C`` = 1,900 pcu/h (HCM 6th ed.
+    base saturation flow) x 0.45 (effective green ratio). Two bounds, the smaller wins:
+
+    * entry: the sum of that over the fringe entry lanes (lanes of edges no other edge feeds
+      except by a turnaround: the sources of randomTrips.py ``--fringe-factor max``);
+    * bottleneck: for each signalised approach edge ``e`` used by a share ``p_e`` of the trips
+      (``route_shares``, from routes drawn like the demand), ``lanes_e * 1900 * 0.45 / p_e``: the
+      total demand at which the most loaded approach reaches its capacity.
+
+    The second bound matters: trips that cross a network converge on its central approaches, and
+    with the entry bound alone the ``light`` level already jammed sample networks in SUMO.
     """
-    return _read_net(net).entry_lanes * SATURATION_PCU_H_LANE * GREEN_RATIO
+    return _capacity(_read_net(net), route_shares or {})[0]
+
+
+def _capacity(info: _NetInfo, shares: Mapping[str, float]) -> tuple[float, str]:
+    """``(capacity_pcu_h, binding bound)``: ``"entry"`` or the bottleneck approach's edge id."""
+    per_lane = SATURATION_PCU_H_LANE * GREEN_RATIO
+    best, where = info.entry_lanes * per_lane, "entry"
+    for edge, lanes in sorted(info.approach_lanes.items()):
+        share = shares.get(edge, 0.0)
+        if share > 0 and lanes * per_lane / share < best:
+            best, where = lanes * per_lane / share, edge
+    return best, where
 
 
 def entry_mixes(index: int, recipe: NetworkRecipe) -> list[tuple[str, str]]:
@@ -564,6 +598,39 @@ def _random_trips(args: list[str], what: str, folder: Path) -> None:
     _run([sys.executable, str(script), *args], what, folder)
 
 
+def _vehicle_trips(
+    net: Path, trips: Path, routes: Path, seed: int, period_s: float, min_distance_m: float, what: str
+) -> None:
+    """Fringe-to-fringe trips over the horizon, each checked by duarouter (its routes go to ``routes``)."""
+    _random_trips(
+        [
+            "-n", net.name, "-o", trips.name, "-r", routes.name, f"--seed={seed}",
+            f"--begin={_fmt(BEGIN_S)}", f"--end={_fmt(END_S)}", f"--period={period_s:.6f}", "--random-depart",
+            "--fringe-factor=max", f"--min-distance={_fmt(round(min_distance_m))}", "--validate", "--threads=1",
+        ],
+        f"randomTrips {what}",
+        net.parent,
+    )  # fmt: skip
+
+
+def _probe_shares(recipe: NetworkRecipe, folder: Path, net: Path, min_distance_m: float) -> dict[str, float]:
+    """Share of trips that use each edge, over ``PROBE_TRIPS`` trips drawn and routed like the demand."""
+    trips, routes = folder / "probe.trips.xml", folder / "probe.rou.xml"
+    period_s = (END_S - BEGIN_S) / PROBE_TRIPS
+    _vehicle_trips(net, trips, routes, recipe.seed * 100 + 99, period_s, min_distance_m, f"{recipe.name} probe")
+    used: dict[str, int] = defaultdict(int)
+    n = 0
+    for route in ET.parse(routes).getroot().iter("route"):
+        n += 1
+        for edge in set(route.get("edges", "").split()):
+            used[edge] += 1
+    for tmp in (trips, routes, folder / "probe.rou.alt.xml"):
+        tmp.unlink(missing_ok=True)
+    if n == 0:
+        raise SimulationError("no fringe-to-fringe trip could be routed", where=recipe.name)
+    return {edge: k / n for edge, k in used.items()}
+
+
 def _deal_types(n: int, shares: Mapping[str, float], rng: random.Random) -> list[str]:
     """Exactly ``round(n * share)`` vehicles of each type (largest remainder), in seeded random order."""
     raw = {k: n * s / sum(shares.values()) for k, s in shares.items()}
@@ -614,12 +681,13 @@ def _write_sumocfg(path: Path, net: str, routes: Sequence[str], mix: str, seed: 
         ("begin", _fmt(BEGIN_S)),
         ("end", _fmt(END_S)),
         *spec.options(),
+        ("ignore-junction-blocker", _fmt(JUNCTION_BLOCKER_S)),
         ("seed", str(seed)),
         ("no-step-log", "true"),
     ]
     sections: dict[str, list[tuple[str, str]]] = {"input": [("net-file", net), ("route-files", ",".join(routes))]}
     for key, value in opts:
-        sections.setdefault(_CFG_SECTIONS[key], []).append((key, value))
+        sections.setdefault(_CFG_SECTIONS.get(key, "processing"), []).append((key, value))
     with path.open("w", encoding="utf-8", newline="\n") as f:
         f.write('<?xml version="1.0" encoding="UTF-8"?>\n')
         f.write(f"<!-- greenwave generated corpus: {note} -->\n")
@@ -642,7 +710,15 @@ def _build_key(recipe: NetworkRecipe, index: int, sumo: str) -> dict[str, Any]:
         "entries": entry_mixes(index, recipe),
         "builder": _BUILD_VERSION,
         "sumo": sumo,
-        "demand": {"levels": LEVEL_FRACTION, "pcu": PCU, "mixes": MIXES, "horizon_s": [BEGIN_S, END_S]},
+        "demand": {
+            "levels": LEVEL_FRACTION,
+            "pcu": PCU,
+            "mixes": MIXES,
+            "horizon_s": [BEGIN_S, END_S],
+            "lane_pcu_h": SATURATION_PCU_H_LANE * GREEN_RATIO,
+            "probe_trips": PROBE_TRIPS,
+            "vtypes": VTYPES_FROM,
+        },
     }
 
 
@@ -691,24 +767,16 @@ def _build_one(recipe: NetworkRecipe, index: int, folder: Path, sumo: str) -> li
     missing = set(recipe.features) - set(info.features)
     if missing:
         raise SimulationError(f"declared features not in the built net: {sorted(missing)}", where=recipe.name)
-    capacity = info.entry_lanes * SATURATION_PCU_H_LANE * GREEN_RATIO
     min_distance_m = 0.5 * min(info.extent_m)
+    shares = _probe_shares(recipe, folder, net, min_distance_m)
+    capacity, binding = _capacity(info, shares)
     counts: dict[str, int] = {}
     for k, (level, mix) in enumerate(entry_mixes(index, recipe)):
         veh_h = LEVEL_FRACTION[level] * capacity / _mean_pcu(mix)
         trips = folder / f"{level}_{mix}.trips.xml"
         scratch = folder / f"{level}_{mix}.validate.rou.xml"  # duarouter's output for --validate
         seed = recipe.seed * 100 + k
-        _random_trips(
-            [
-                "-n", net.name, "-o", trips.name, f"--seed={seed}",
-                f"--begin={_fmt(BEGIN_S)}", f"--end={_fmt(END_S)}", f"--period={3600.0 / veh_h:.6f}",
-                "--random-depart", "--fringe-factor=max", f"--min-distance={_fmt(round(min_distance_m))}",
-                "--validate", "--threads=1", "-r", scratch.name,
-            ],
-            f"randomTrips {recipe.name} {level} {mix}",
-            folder,
-        )  # fmt: skip
+        _vehicle_trips(net, trips, scratch, seed, 3600.0 / veh_h, min_distance_m, f"{recipe.name} {level} {mix}")
         counts[f"{level}_{mix}"] = _write_routes(trips, folder / f"{level}_{mix}.rou.xml", mix, seed)
         for tmp in (trips, scratch, folder / f"{level}_{mix}.validate.rou.alt.xml"):
             tmp.unlink(missing_ok=True)
@@ -739,7 +807,9 @@ def _build_one(recipe: NetworkRecipe, index: int, folder: Path, sumo: str) -> li
         "key": key,
         "n_signals": info.n_signals,
         "features": list(info.features),
-        "capacity_pcu_h": capacity,
+        "capacity_pcu_h": round(capacity, 1),
+        "capacity_bound": binding,
+        "entry_capacity_pcu_h": round(info.entry_lanes * SATURATION_PCU_H_LANE * GREEN_RATIO, 1),
         "vehicles": counts,
     }
     manifest.write_text(json.dumps(built, indent=2, sort_keys=True) + "\n", encoding="utf-8")

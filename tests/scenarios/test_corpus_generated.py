@@ -113,6 +113,7 @@ def test_build_writes_every_file_and_unique_names(small: tuple[Path, list[Corpus
                 assert (e.sumocfg.parent / f).is_file(), f
         assert root.find("time/begin").get("value") == "0" and root.find("time/end").get("value") == "1800"  # type: ignore[union-attr]
         assert root.find("processing/time-to-teleport").get("value") == "-1"  # type: ignore[union-attr]
+        assert root.find("processing/ignore-junction-blocker") is not None
         sublane = root.find("processing/lateral-resolution")
         assert (sublane is not None) == (e.mix == "moto")
 
