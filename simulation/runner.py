@@ -180,7 +180,9 @@ def controller_params(controller: str, spec: RunSpec, network: Network) -> dict[
 
         if not spec.routes:
             raise InputError("the webster controller needs route files to estimate demand")
-        demand = _design_demand([str(r) for r in spec.routes], network, spec)
+        # vTypes may live in the additional files (real scenarios keep them there): read those first.
+        vtype_files = [str(a) for a in spec.additional if _defines_vtypes(a)]
+        demand = _design_demand([*vtype_files, *(str(r) for r in spec.routes)], network, spec)
         plans = compute_plans(network, demand, method="webster")
         if controller == "webster-coordinated":
             from controller.timing.coordination import coordinate
@@ -188,6 +190,18 @@ def controller_params(controller: str, spec: RunSpec, network: Network) -> dict[
             plans, _report = coordinate(network, demand, plans)
         return {"plans": {p.intersection_id: p for p in plans}}
     return {}
+
+
+def _defines_vtypes(path: Path) -> bool:
+    """Does an additional file hold vType definitions (and so matter to the demand reader)?"""
+    import gzip
+
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8", errors="replace") as f:
+            return "<vType" in f.read()
+    except OSError:
+        return False
 
 
 def _design_demand(routes: list[str], network: Network, spec: RunSpec) -> Any:

@@ -39,6 +39,8 @@ its length in hours), routes as ``route="id"`` (a ``<route>`` or
 ``<routeDistribution>``), an embedded ``<route edges=...>`` or ``from``/``to``
 (+ ``via``) edges, which are routed on the road graph by shortest travel time
 (``length_m / free_speed_m_s``; the node graph knows no turn restrictions).
+Routes over edges the road graph leaves out (rail, tram, footpaths: the graph's
+``other_edges``) are valid and load no road movement.
 Vehicle classes come from ``vType``/``vTypeDistribution`` ``vClass``
 (:func:`~controller.timing.pcu.vehicle_class_from_sumo`); pedestrians, rail
 and persons are not counted. Every consecutive edge pair of a route that a
@@ -660,6 +662,10 @@ class _SumoReader:
             if "id" in data:
                 self.edge_nodes[str(data["id"])] = (u, v)
         self.known_edges = set(self.edge_nodes)
+        # Edges the source network has but the road graph leaves out (rail, tram, footpaths, and
+        # parallel edges between two junctions): a route over them is valid, it just loads no
+        # road movement of ours (a tram line in a city's route file is not an error).
+        self.known_edges.update(str(e) for e in graph.graph.get("other_edges", ()))
         self.pairs: dict[tuple[str, str], list[tuple[str, list[tuple[int, float]]]]] = defaultdict(list)
         for inter in network:
             for key, targets in movement_index(inter).items():
@@ -805,10 +811,13 @@ class _SumoReader:
         key = tuple(stops)
         if key in self._route_cache:
             return self._route_cache[key]
+        graph = self.network.graph
+        other = graph.graph.get("other_edges", frozenset())
         for name, e in zip(("from",) + ("via",) * (len(stops) - 2) + ("to",), stops, strict=True):
+            if e in other:
+                return ()  # starts, passes or ends off the road graph (a parallel or non-road edge): no load
             if e not in self.edge_nodes:
                 raise DemandError(f"edge {e!r} is not in the road graph", where=el.where(name))
-        graph = self.network.graph
 
         def weight(u: Any, v: Any, d: Mapping[str, Any]) -> float:
             return float(d.get("length_m", 1.0)) / max(float(d.get("free_speed_m_s", 1.0)), 0.1)
@@ -821,6 +830,9 @@ class _SumoReader:
             try:
                 nodes = nx.shortest_path(graph, src, dst, weight=weight)
             except nx.NetworkXNoPath:
+                if other:  # a real network: SUMO routes what the node graph cannot (turn-level links)
+                    self._route_cache[key] = ()
+                    return ()
                 raise DemandError(
                     f"no path from edge {a!r} to edge {b!r} on the road graph", where=el.where()
                 ) from None
@@ -842,7 +854,7 @@ class _SumoReader:
             for name in ("from", "to"):
                 if not el.attrib.get(name):
                     raise DemandError("needs both 'from' and 'to' edges", where=el.where(name))
-            stops = [el.attrib["from"], *el.attrib.get("via", "").split(), el.attrib["to"]]
+            stops = [el.attrib["from"].strip(), *el.attrib.get("via", "").split(), el.attrib["to"].strip()]
             return [(self._shortest(el, stops), 1.0)]
         if any(k in el.attrib for k in ("fromJunction", "toJunction", "fromTaz", "toTaz", "fromXY", "toXY")):
             raise DemandError(

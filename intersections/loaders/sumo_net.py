@@ -65,7 +65,8 @@ dropped (:func:`maximal_stages`): it only sequences the program's overlaps.
 **Road graph.** Nodes are all non-internal junctions (``x_m``, ``y_m``,
 ``signalised``, ``tls``); edges are the non-internal SUMO edges with at least
 one motor-vehicle lane (of parallel edges between two junctions, which a
-DiGraph cannot hold, the one with most lanes); ``saturation_flow_pcu_h`` = vehicle lanes x
+DiGraph cannot hold, the one with most lanes; the ids of the edges left out
+are the graph attribute ``other_edges``); ``saturation_flow_pcu_h`` = vehicle lanes x
 :data:`SATURATION_FLOW_PCU_H_PER_LANE` (motorcycle-aware saturation is
 ``controller/timing``'s business). Detectors are not read: the simulation layer
 generates them from the model.
@@ -872,6 +873,8 @@ def _road_graph(net: Any, tls_of: dict[str, str]) -> nx.DiGraph:
         # A DiGraph holds one link per node pair: keep the widest of parallel edges.
         if key not in chosen or len(lanes) > chosen[key][0]:
             chosen[key] = (len(lanes), edge)
+    kept = {edge.getID() for _n, edge in chosen.values()}
+    graph.graph["other_edges"] = frozenset(e.getID() for e in net.getEdges(withInternal=False)) - kept
     for (a, b), (n_lanes, edge) in chosen.items():
         speed = max(ln.getSpeed() for ln in edge.getLanes() if set(ln.getPermissions()) & ROAD_MOTOR_CLASSES)
         add_link(
