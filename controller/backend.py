@@ -40,11 +40,12 @@ __all__ = [
     "FakeBackend",
     "OBSERVATION_FIELDS",
     "fields_read_by",
+    "exit_blocked_share",
 ]
 
 # The observation fields a backend may leave unread when nobody uses them
 # (time, signal states, communication age and faults are always read).
-OBSERVATION_FIELDS = frozenset({"counts", "occupancy", "queue_veh", "extra"})
+OBSERVATION_FIELDS = frozenset({"counts", "occupancy", "queue_veh", "extra", "exit_blocked"})
 
 
 def fields_read_by(consumer: object) -> frozenset[str]:
@@ -62,6 +63,21 @@ def fields_read_by(consumer: object) -> frozenset[str]:
     if unknown:
         raise ValueError(f"{type(consumer).__name__}.reads names unknown observation fields: {sorted(unknown)}")
     return frozenset(reads)
+
+
+def exit_blocked_share(obs: Observation | None, shape: tuple[int, int]) -> np.ndarray:
+    """``(N, G)`` share of each group's queue held up by an exit jammed back to the junction, 0 where unknown.
+
+    A backend without exit detection (field controllers, the fake) reports None, and an
+    unread field is NaN: both mean "not known to be blocked", so control is what it was
+    without the signal (Gregoire et al. 2015's capacity-aware back-pressure with unknown
+    downstream space falls back to plain back-pressure).
+    """
+    x = getattr(obs, "exit_blocked", None)
+    if x is None:
+        return np.zeros(shape)
+    x = np.asarray(x, float)
+    return np.where(np.isfinite(x), np.clip(x, 0.0, 1.0), 0.0)
 
 
 @dataclass(frozen=True)
@@ -127,6 +143,11 @@ class Observation:
     comm_age_s: np.ndarray  # (N,) seconds since the intersection last answered
     fault: np.ndarray  # (N,) bool: backend-reported fault (flash, MMU, local control)
     extra: Mapping[str, np.ndarray] = field(default_factory=dict)  # bus GPS, approach speeds, ...
+    # (N, G) share 0..1 of each group's standing queue (of its lanes, where none stands) on lanes that
+    # lead into an exit jammed back to the junction (a halting vehicle, the zone mostly covered:
+    # simulation.detectors). None or NaN: not measured (field controllers have no exit detection),
+    # read as not blocked.
+    exit_blocked: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@ class DetectorKind(StrEnum):
     ADVANCE = "advance"  # loop upstream, counts arrivals
     PEDESTRIAN = "pedestrian"  # push button or passive ped detector
     BUS = "bus"  # transit check-in
+    EXIT = "exit"  # lane-area zone just past the junction on a movement's exit lane: is the exit jammed?
 
 
 class SignalState(int, Enum):

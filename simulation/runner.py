@@ -294,7 +294,13 @@ def _simulate(
     also_read: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     network = network or load_run_network(spec)
-    det = generate_detectors(network, spec.net, out / "gw_detectors.add.xml")
+    all_params = {**controller_params(controller, spec, network), **params}
+    policy = make_policy(controller, **all_params)
+    reads = fields_read_by(policy) | {"queue_veh"} | also_read
+    if events_path is not None:
+        reads |= {"counts", "occupancy"}
+    # Exit zones only where they are read: SUMO updates every lane-area detector every step.
+    det = generate_detectors(network, spec.net, out / "gw_detectors.add.xml", exits="exit_blocked" in reads)
     meandata = out / "gw_meandata.add.xml"
     edgedata = out / "edgedata.xml"
     meandata.write_text(
@@ -334,11 +340,6 @@ def _simulate(
         end_s=spec.end_s,
         log_file=log,
     )
-    all_params = {**controller_params(controller, spec, network), **params}
-    policy = make_policy(controller, **all_params)
-    reads = fields_read_by(policy) | {"queue_veh"} | also_read
-    if events_path is not None:
-        reads |= {"counts", "occupancy"}
     backend = SumoBackend(
         network,
         run,

@@ -9,6 +9,9 @@ controllers. Per tick it costs:
   (libsumo) one compiled getter call per detector per value, over TraCI one
   ``getAllSubscriptionResults`` per detector domain (subscribed once at
   start); never a call per vehicle;
+* for ``exit_blocked`` (read only when the policy declares it): the halting
+  number of every exit zone, and the occupancy of the few zones where a
+  vehicle halts;
 * one ``setRedYellowGreenState`` per intersection whose displayed states
   changed (at most one call per intersection per tick);
 * one ``simulationStep``.
@@ -43,7 +46,7 @@ from controller.backend import OBSERVATION_FIELDS, SPECIAL_DTYPE, BaseBackend, C
 from intersections.errors import SimulationError
 from intersections.model import SignalState
 from intersections.network import Network
-from simulation.detectors import SumoDetectors
+from simulation.detectors import EXIT_BLOCKED_OCCUPANCY, SumoDetectors
 from simulation.sumo_home import sumo_binary
 
 __all__ = ["SumoRun", "SumoBackend", "merge_sumo_args", "option_name"]
@@ -342,6 +345,7 @@ class SumoBackend(BaseBackend):
                 )
             )
             self._read_ids = (_side_by_side(d.e2_ids), _side_by_side(d.e1_ids))
+            self._exit_read_ids = _side_by_side(d.exit_ids)
         self._set_state = self._compiled(c, "trafficlight", "setRedYellowGreenState")
         if d is not None and not self._in_process:
             f = self.read_fields
@@ -357,6 +361,9 @@ class SumoBackend(BaseBackend):
             if e2_vars:
                 for det in d.e2_ids:
                     c.lanearea.subscribe(det, e2_vars)
+            if "exit_blocked" in f:
+                for det in d.exit_ids:
+                    c.lanearea.subscribe(det, (LAST_STEP_VEHICLE_HALTING_NUMBER, LAST_STEP_OCCUPANCY))
             if "counts" in f:
                 for det in d.e1_ids:
                     c.inductionloop.subscribe(
@@ -384,6 +391,7 @@ class SumoBackend(BaseBackend):
         lay = self.detectors
         if d is None:
             self._m_idx = np.zeros(0, np.int64)
+            self._ex_src = np.zeros(0, np.int64)
             return
         order = {sid: k for k, sid in enumerate((*d.e2_ids, *d.e1_ids))}
         self._m_idx = np.array([order[d.model_to_sumo[m]] for m in lay.ids], dtype=np.int64)
@@ -401,6 +409,30 @@ class SumoBackend(BaseBackend):
         stop = lay.stop_line
         self._q_flat = lay.row[stop] * self.packed.g + lay.group[stop]
         self._q_src = self._m_idx[stop]
+        # Exit zones: each (group, incoming lane) "slot" with the SUMO zones of the exits it leads to;
+        # a slot is blocked when any of them is jammed, a group's share is its blocked slots' share.
+        g = self.packed.g
+        ex_order = {sid: k for k, sid in enumerate(d.exit_ids)}
+        slot_of: dict[tuple[int, str], int] = {}
+        zone, slot = [], []
+        for r, (inter, dets) in enumerate(zip(self.network.intersections, d.exit_detectors, strict=False)):
+            for det in dets:
+                flat = r * g + inter.group_index(det.group)
+                for in_lane in d.exit_feeds.get(det.id, ()):
+                    zone.append(ex_order[d.model_to_sumo[det.id]])
+                    slot.append(slot_of.setdefault((flat, in_lane), len(slot_of)))
+        self._ex_src = np.array(zone, dtype=np.int64)
+        self._ex_slot = np.array(slot, dtype=np.int64)
+        self._ex_n_slots = len(slot_of)
+        self._ex_slot_flat = np.array([f for f, _lane in slot_of], dtype=np.int64)
+        self._ex_lanes = np.bincount(self._ex_slot_flat, minlength=self.packed.n * g).astype(float)
+        # Each slot's stop-line zone (the queue on that lane), -1 where the lane has none.
+        e2_of_lane = {sid: k for k, sid in enumerate(d.e2_ids)}
+        self._ex_slot_e2 = np.array(
+            [e2_of_lane.get(f"gw_e2_{lane}", -1) for _f, lane in slot_of], dtype=np.int64
+        )  # fmt: skip
+        self._no_exit = read_only(np.zeros((self.packed.n, g)))[0]
+        self._unread_exit = read_only(np.full((self.packed.n, g), np.nan))[0]
 
     @staticmethod
     def _compiled(c: Any, domain: str, name: str) -> Callable[..., Any]:
@@ -474,6 +506,53 @@ class SumoBackend(BaseBackend):
                 new1 = self._e1_difference(np.fromiter((e1[k][VAR_INTERVAL_NUMBER] for k in ids1), float, n1))
         return cnt, occ, halt, new1
 
+    def _read_exits(self, stop_halting: np.ndarray | None) -> np.ndarray:
+        """``(N, G)`` share of each group's incoming lanes that lead into an exit jammed back to the junction.
+
+        A zone is jammed when a vehicle halts on it and vehicles cover at least
+        :data:`~simulation.detectors.EXIT_BLOCKED_OCCUPANCY` of it (less than one
+        car's room left after the junction). An incoming lane with a link into a
+        jammed exit counts as blocked (first in, first out: one vehicle for that
+        exit at its head stops the lane). The share is of the group's standing
+        queue (``stop_halting``, its lanes' stop-line zones) where it has one, so
+        that ``1 - share`` is the part of the queue that can leave; of its lanes
+        where nothing queues. Per tick: one halting read per zone,
+        then the occupancy of only the zones where something halts (few, outside
+        a jam), so the signal costs about one getter call per exit lane.
+        """
+        p = self.packed
+        if not len(self._ex_src):
+            return self._no_exit
+        d = self.sumo_detectors
+        assert d is not None
+        n = len(d.exit_ids)
+        if self._in_process:
+            ids = self._exit_read_ids
+            _cnt, e2_occ, e2_halt, _c1, _d1 = self._getters
+            halt = np.fromiter(map(e2_halt, ids), float, n)
+            standing = np.flatnonzero(halt > 0)
+            occ = np.zeros(n)
+            if standing.size:
+                occ[standing] = np.fromiter(map(e2_occ, (ids[k] for k in standing.tolist())), float, standing.size)
+        else:
+            res = self._conn.lanearea.getAllSubscriptionResults()
+            rows = [res.get(k, {}) for k in d.exit_ids]
+            halt = np.fromiter((r.get(LAST_STEP_VEHICLE_HALTING_NUMBER, 0.0) for r in rows), float, n)
+            occ = np.fromiter((r.get(LAST_STEP_OCCUPANCY, 0.0) for r in rows), float, n)
+        jammed = (halt > 0) & (occ >= 100.0 * EXIT_BLOCKED_OCCUPANCY)
+        if not jammed.any():
+            return self._no_exit
+        size = p.n * p.g
+        slot_blocked = np.bincount(self._ex_slot, weights=jammed.take(self._ex_src), minlength=self._ex_n_slots) > 0
+        blocked = np.bincount(self._ex_slot_flat, weights=slot_blocked, minlength=size)
+        share = np.divide(blocked, self._ex_lanes, out=np.zeros(size), where=self._ex_lanes > 0)
+        if stop_halting is not None and len(stop_halting):
+            queue = np.where(self._ex_slot_e2 >= 0, stop_halting.take(np.maximum(self._ex_slot_e2, 0)), 0.0)
+            total = np.bincount(self._ex_slot_flat, weights=queue, minlength=size)
+            held = np.bincount(self._ex_slot_flat, weights=queue * slot_blocked, minlength=size)
+            share = np.divide(held, total, out=share, where=total > 0)
+        return share.reshape(p.n, p.g)
+
     def _e1_difference(self, cum1: np.ndarray) -> np.ndarray:
         n = _increments(cum1, self._cum1)
         self._cum1 = cum1
@@ -501,6 +580,7 @@ class SumoBackend(BaseBackend):
         n_det = len(lay.ids)
         d = self.sumo_detectors
         f = self.read_fields
+        halt2 = None
         if d is None or not n_det:
             counts, occ, queue = np.zeros(n_det), np.zeros(n_det), np.zeros((p.n, p.g))
         else:
@@ -517,6 +597,7 @@ class SumoBackend(BaseBackend):
                 np.maximum(self.e2_halting_max, halt2, out=self.e2_halting_max)
                 queue = np.bincount(self._q_flat, weights=halt2.take(self._q_src), minlength=p.n * p.g)
                 queue = queue.reshape(p.n, p.g)
+        exit_blocked = self._read_exits(halt2) if d is not None and "exit_blocked" in f else self._unread_exit_or_none()
         # Under greenwave's control SUMO shows exactly what was set; read back only when
         # SUMO's own programs run (the `sumo` controller).
         state = self._read_states() if not self.control else self._shown_state
@@ -529,7 +610,12 @@ class SumoBackend(BaseBackend):
             comm_age_s=self._healthy[0],
             fault=self._healthy[1],
             extra=self._read_special() if "extra" in f else {},
+            exit_blocked=exit_blocked,
         )
+
+    def _unread_exit_or_none(self) -> np.ndarray | None:
+        """What an unread ``exit_blocked`` shows: NaN (not measured); None without detectors."""
+        return getattr(self, "_unread_exit", None)
 
     def _read_special(self) -> dict[str, np.ndarray]:
         """Buses and emergency vehicles approaching a controlled intersection.

@@ -22,7 +22,17 @@ from arrays:
    configured maximum).
 3. **Spillback protection**: a movement whose downstream link is nearly full
    (queue over ``spillback_fraction`` of its storage) counts no demand, so
-   green is never given or kept for traffic that cannot leave.
+   green is never given or kept for traffic that cannot leave. That queue is
+   the downstream *signal's*; where the exit leads elsewhere (an unsignalised
+   junction, a light left on its own program, the network's edge, the other
+   part of a joined junction) the measured ``exit_blocked`` says it instead: a
+   group whose whole queue is held up by exits jammed back to the junction
+   counts no demand, does not hold its stage, and a stage of only such groups
+   ends after its minimum green so that the cross street can clear the jam; a
+   partly held group's pressure is scaled by the share that can leave
+   (capacity-aware back-pressure, Gregoire et al. 2015). A blocked group's red wait is held,
+   not reset, and does not force its stage while blocked (green there would
+   only fill the junction); it forces it as soon as the exit frees.
 4. **No starvation**: a group with demand that has been red longer than
    ``max_red_s`` forces its stage, whatever the pressures (the bound the
    property tests check).
@@ -41,7 +51,7 @@ from __future__ import annotations
 import numpy as np
 
 from controller.arrays import PackedNetwork
-from controller.backend import OBSERVATION_FIELDS, Observation, detector_layout
+from controller.backend import OBSERVATION_FIELDS, Observation, detector_layout, exit_blocked_share
 from controller.estimate import Estimate
 from controller.events import EventCode
 from controller.policies import register_policy
@@ -68,7 +78,7 @@ VEHICLE_SPACING_M = 7.0  # jam spacing of a car; a motorcycle takes about a thir
 @register_policy("adaptive")
 class AdaptivePolicy:
     name = "adaptive"
-    reads = OBSERVATION_FIELDS  # counts, occupancy, queues, and bus/emergency records for priority
+    reads = OBSERVATION_FIELDS  # counts, occupancy, queues, exits, and bus/emergency records for priority
 
     def __init__(
         self,
@@ -272,16 +282,23 @@ class AdaptivePolicy:
         approaching = self._arrival_ring.sum(axis=0) / self.arrivals_per_vehicle
 
         down = (self.down @ q.ravel()).reshape(q.shape)
-        blocked = down >= self.spillback_fraction * self.storage
+        # Exits jammed back to the junction (measured): a group's whole queue held up -> blocked.
+        exit_share = exit_blocked_share(obs, q.shape) * p.group_valid
+        exit_full = exit_share >= 1.0 - 1e-9
+        blocked = (down >= self.spillback_fraction * self.storage) | exit_full
         demand = np.where(blocked, 0.0, q + approaching)
         waiting = ~green & (demand > self.queue_threshold_veh) & p.group_valid
-        self.red_wait_s = np.where(waiting, self.red_wait_s + dt, 0.0)
+        # A group kept red only by its jammed exit keeps its wait (a jam that flickers must not
+        # reset the starvation clock) but does not force its stage while the jam lasts.
+        held = exit_full & ~green & (q + approaching > self.queue_threshold_veh)
+        self.red_wait_s = np.where(waiting, self.red_wait_s + dt, np.where(held, self.red_wait_s, 0.0))
+        red_forcing = np.where(exit_full, 0.0, self.red_wait_s) if held.any() else self.red_wait_s
 
-        w = self.weight
-        pressure_g = w * np.maximum(demand - down, 0.0) * (1.0 + self.red_wait_s / self.wait_weight_s)
+        w = self.weight * (1.0 - exit_share)
+        pressure_g = w * np.maximum(demand - down, 0.0) * (1.0 + red_forcing / self.wait_weight_s)
         pressure = np.einsum("nsg,ng->ns", self.stage_mask_f, pressure_g)
         pressure = np.where(p.stage_valid, pressure, -np.inf)
-        score, starving_stage = starvation_score(pressure, p, self.red_wait_s, self.max_red_s)
+        score, starving_stage = starvation_score(pressure, p, red_forcing, self.max_red_s)
 
         cur = ctx.target
         has = cur >= 0

@@ -117,26 +117,37 @@ class AdaptiveReference(AdaptivePolicy):
         down_all = (self.down @ flat_q).reshape(p.n, p.g)
         for r in range(p.n):
             groups = [k for k in range(p.g) if p.group_valid[r, k]]
-            demand, blocked, pg = {}, {}, {}
+            demand, blocked, pg, forcing = {}, {}, {}, {}
             for k in groups:
-                blocked[k] = down_all[r, k] >= self.spillback_fraction * self.storage[r, k]
-                demand[k] = 0.0 if blocked[k] else queue_all[r][k] + approaching[r][k]
+                # Share of the group's queue held up by an exit jammed to the junction (unknown: 0).
+                x = math.nan if obs.exit_blocked is None else float(obs.exit_blocked[r, k])
+                share = min(max(x, 0.0), 1.0) if math.isfinite(x) else 0.0
+                exit_full = share >= 1.0 - 1e-9
+                blocked[k] = down_all[r, k] >= self.spillback_fraction * self.storage[r, k] or exit_full
+                want = queue_all[r][k] + approaching[r][k]
+                demand[k] = 0.0 if blocked[k] else want
                 is_green = ctx.state[r, k] == int(SignalState.GREEN)
                 waiting = (not is_green) and demand[k] > self.queue_threshold_veh
-                self.red_wait_s[r, k] = self.red_wait_s[r, k] + dt if waiting else 0.0
+                held = exit_full and not is_green and want > self.queue_threshold_veh
+                if waiting:
+                    self.red_wait_s[r, k] = self.red_wait_s[r, k] + dt
+                elif not held:
+                    self.red_wait_s[r, k] = 0.0
+                forcing[k] = 0.0 if exit_full else float(self.red_wait_s[r, k])
                 pg[k] = (
                     self.weight[r, k]
+                    * (1.0 - share)
                     * max(demand[k] - down_all[r, k], 0.0)
-                    * (1.0 + self.red_wait_s[r, k] / self.wait_weight_s)
+                    * (1.0 + forcing[k] / self.wait_weight_s)
                 )
             stages = [s for s in range(p.s) if p.stage_valid[r, s]]
             members = {s: [k for k in groups if p.stage_mask[r, s, k]] for s in stages}
             pressure = {s: sum(pg[k] for k in members[s]) for s in stages}
-            starving = {s: any(self.red_wait_s[r, k] > self.max_red_s for k in members[s]) for s in stages}
+            starving = {s: any(forcing[k] > self.max_red_s for k in members[s]) for s in stages}
             # Starving stages first, the longest-waiting first among them.
             score = {}
             for s in stages:
-                waits = [self.red_wait_s[r, k] for k in members[s] if self.red_wait_s[r, k] > self.max_red_s]
+                waits = [forcing[k] for k in members[s] if forcing[k] > self.max_red_s]
                 score[s] = STARVING_SCORE + max(waits) if waits else pressure[s]
             cur = int(ctx.target[r])
             if cur < 0:

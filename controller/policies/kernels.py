@@ -52,8 +52,9 @@ def starve_rows(score, stage_mask, stage_valid, red_s, max_red_s, starving_stage
 
 @njit(cache=True)
 def max_pressure_decide(  # type: ignore[no-untyped-def]
-    q, state, state_time_s, target, dt, red_s, pressure,
-    pm_rows, pm_cols, pm_vals, stage_mask, stage_valid, group_valid, stage_rows, stage_base, stage_ready_s,
+    q, state, state_time_s, target, dt, red_s, pressure, exit_share, group_p, red_forcing,
+    pm_rows, pm_cols, pm_vals, gm_rows, gm_cols, gm_vals,
+    stage_mask, stage_valid, group_valid, stage_rows, stage_base, stage_ready_s,
     max_red_s, switch_margin, out,
 ):  # fmt: skip
     """One max-pressure decision per intersection, ``red_s`` updated in place (:mod:`controller.policies.max_pressure`).
@@ -63,6 +64,14 @@ def max_pressure_decide(  # type: ignore[no-untyped-def]
     has just evicted. The pressure map is applied entry by entry in its
     stored order, the order ``bincount`` summed in, so pressures (and ties)
     are those of :func:`stage_pressure` folded as before.
+
+    ``exit_share`` (N, G): the share of each group's queue held up by an exit
+    jammed back to the junction. A blocked movement contributes no pressure: where it is above
+    0 the group's own pressure (``gm``: weight · (q − downstream q), into
+    ``group_p``) times that share comes off its stages' sums, so rows with
+    nothing blocked keep their pressures bit for bit. A group whose every exit
+    is jammed keeps its red wait (``red_s``) but does not force its stage while
+    the jam lasts (``red_forcing``, the wait the starvation rule sees).
     """
     n, n_s = pressure.shape
     n_g = q.shape[1]
@@ -71,17 +80,39 @@ def max_pressure_decide(  # type: ignore[no-untyped-def]
     flat_p[:] = 0.0
     for e in range(len(pm_rows)):
         flat_p[pm_rows[e]] += pm_vals[e] * flat_q[pm_cols[e]]
+    any_blocked = False
+    for i in range(n):
+        for g in range(n_g):
+            if exit_share[i, g] > 0.0:
+                any_blocked = True
+    if any_blocked:
+        flat_g = group_p.ravel()
+        flat_g[:] = 0.0
+        for e in range(len(gm_rows)):
+            flat_g[gm_rows[e]] += gm_vals[e] * flat_q[gm_cols[e]]
+        for i in range(n):
+            for g in range(n_g):
+                x = exit_share[i, g]
+                if x > 0.0:
+                    for s in range(n_s):
+                        if stage_mask[i, s, g]:
+                            pressure[i, s] -= x * group_p[i, g]
     starving = np.zeros((n, n_s), np.bool_)  # unread here: the adaptive policy's use of starve_row
     for i in range(n):
-        # A queue held at red counts its wait; anything else starts again from 0.
+        # A queue held at red counts its wait; anything else starts again from 0 (a jammed exit holds it).
         for g in range(n_g):
             waiting = q[i, g] > 0.5 and state[i, g] != GREEN and group_valid[i, g]
-            red_s[i, g] = red_s[i, g] + dt if waiting else 0.0
+            full = exit_share[i, g] >= 1.0 - 1e-9
+            if not waiting:
+                red_s[i, g] = 0.0
+            elif not full:
+                red_s[i, g] = red_s[i, g] + dt
+            red_forcing[i, g] = 0.0 if full else red_s[i, g]
         for s in range(n_s):
             if not stage_valid[i, s]:
                 pressure[i, s] = -np.inf  # padding stages are never chosen
         # Starved stages outrank every pressure, the longest-starved first.
-        starve_row(i, pressure, stage_mask, stage_valid, red_s, max_red_s, starving)
+        starve_row(i, pressure, stage_mask, stage_valid, red_forcing, max_red_s, starving)
         best = 0  # argmax: the first of equal scores (a NaN, as numpy, counts as the largest)
         for s in range(1, n_s):
             if np.isnan(pressure[i, best]):

@@ -13,7 +13,16 @@ al. 2020, Transp. Res. C 110; ``../shared/reference/motorcycles-and-algorithms.m
 * a switch needs the best stage to beat the current one by ``switch_margin``
   (hysteresis);
 * anti-starvation: a group kept red with a queue for longer than
-  ``max_red_s`` forces the stage that serves it.
+  ``max_red_s`` forces the stage that serves it;
+* capacity awareness: a movement whose exit is jammed back to the junction
+  (``Observation.exit_blocked``, measured by exit zones just past the
+  junction) contributes no pressure: a group's pressure is scaled by the
+  share of its queue that can leave. Varaiya's proof assumes unlimited link
+  storage; with short links the green goes to vehicles that cannot leave and block the
+  junction (capacity-aware back-pressure: Gregoire, Qian, Frazzoli, de La
+  Fortelle, Wongpiromsarn, IEEE Trans. Control of Network Systems, 2015;
+  ``../shared/reference/real-networks.md``). A group whose every exit is
+  jammed keeps its red wait but does not force its stage until the jam clears.
 
 Per tick: the pressure map (downstream queues, weights and stage sums
 folded into one sparse map at reset) and the decisions, in one compiled
@@ -29,7 +38,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from controller.arrays import PackedNetwork
-from controller.backend import Observation
+from controller.backend import Observation, exit_blocked_share
 from controller.estimate import Estimate
 from controller.policies import register_policy
 from controller.policies.base import PolicyContext
@@ -37,13 +46,21 @@ from controller.policies.common import SparseRows, downstream_matrix, group_lane
 from controller.policies.kernels import max_pressure_decide
 from intersections.network import Network
 
-__all__ = ["MaxPressurePolicy", "stage_pressure", "pressure_map"]
+__all__ = ["MaxPressurePolicy", "stage_pressure", "pressure_map", "group_pressure_map"]
 
 
 def stage_pressure(queue: np.ndarray, downstream: np.ndarray, weight: np.ndarray, stage_mask: np.ndarray) -> np.ndarray:
     """(N, S) pressure of each stage: Σ_g∈stage weight_g · (q_g − q_down_g) (``stage_mask`` as 0/1 floats)."""
     w = weight * (queue - downstream)
     return np.einsum("nsg,ng->ns", stage_mask, w)
+
+
+def group_pressure_map(down: SparseRows, weight: np.ndarray) -> SparseRows:
+    """The linear map ``q.ravel() -> group pressure (N·G,)``: weight_g · (q_g − (D q)_g)."""
+    size = weight.size
+    d = sp.csr_matrix((down.vals, (down.rows, down.cols)), shape=(size, size))
+    m = (sp.diags(weight.ravel()) @ (sp.identity(size, format="csr") - d)).tocoo()
+    return SparseRows(m.row.astype(np.int64), m.col.astype(np.int64), m.data, size)
 
 
 def pressure_map(down: SparseRows, weight: np.ndarray, stage_mask: np.ndarray) -> SparseRows:
@@ -67,7 +84,7 @@ def pressure_map(down: SparseRows, weight: np.ndarray, stage_mask: np.ndarray) -
 @register_policy("max-pressure")
 class MaxPressurePolicy:
     name = "max-pressure"
-    reads = frozenset({"queue_veh"})  # decides from queues alone
+    reads = frozenset({"queue_veh", "exit_blocked"})  # decides from queues, and exits jammed to the junction
 
     def __init__(self, min_stage_s: float = 5.0, switch_margin: float = 1.0, max_red_s: float = 120.0) -> None:
         self.min_stage_s = float(min_stage_s)
@@ -78,11 +95,14 @@ class MaxPressurePolicy:
         self.packed = packed
         weight = group_lanes(network, packed) * packed.group_valid
         self.red_s = np.zeros((packed.n, packed.g))
-        m = pressure_map(downstream_matrix(network, packed), weight, packed.stage_mask)
+        down = downstream_matrix(network, packed)
+        m = pressure_map(down, weight, packed.stage_mask)
+        gm = group_pressure_map(down, weight)
         stage_rows, stage_base = packed.stage_rows
         # Everything the kernel reads of the network, contiguous and in its dtypes, built once.
         self._tables = (
             m.rows, m.cols, np.ascontiguousarray(m.vals, dtype=np.float64),
+            gm.rows, gm.cols, np.ascontiguousarray(gm.vals, dtype=np.float64),
             np.ascontiguousarray(packed.stage_mask, dtype=np.bool_),
             np.ascontiguousarray(packed.stage_valid, dtype=np.bool_),
             np.ascontiguousarray(packed.group_valid, dtype=np.bool_),
@@ -91,9 +111,14 @@ class MaxPressurePolicy:
             self.max_red_s, self.switch_margin,
         )  # fmt: skip
         self._pressure = np.zeros((packed.n, packed.s))
+        self._group_p = np.zeros((packed.n, packed.g))  # scratch: group pressures, where an exit is jammed
+        self._red_forcing = np.zeros((packed.n, packed.g))  # scratch: the red waits the starvation rule sees
         # Load (or compile) the kernel now, not in the first tick: a dry run on copies.
         n, g = packed.n, packed.g
-        self._run(np.zeros((n, g)), np.zeros((n, g), np.int8), np.zeros((n, g)), np.full(n, -1), 0.0, self.red_s.copy())
+        self._run(
+            np.zeros((n, g)), np.zeros((n, g), np.int8), np.zeros((n, g)), np.full(n, -1), 0.0, self.red_s.copy(),
+            np.zeros((n, g)),
+        )  # fmt: skip
 
     def _run(
         self,
@@ -103,6 +128,7 @@ class MaxPressurePolicy:
         target: np.ndarray,
         dt_s: float,
         red_s: np.ndarray,
+        exit_share: np.ndarray,
     ) -> np.ndarray:
         out = np.empty(self.packed.n, np.int64)
         max_pressure_decide(
@@ -110,10 +136,13 @@ class MaxPressurePolicy:
             np.ascontiguousarray(state, dtype=np.int8),
             np.ascontiguousarray(state_time_s, dtype=np.float64),
             np.ascontiguousarray(target, dtype=np.int64),
-            float(dt_s), red_s, self._pressure, *self._tables, out,
+            float(dt_s), red_s, self._pressure,
+            np.ascontiguousarray(exit_share, dtype=np.float64), self._group_p, self._red_forcing,
+            *self._tables, out,
         )  # fmt: skip
         return out
 
     def decide(self, obs: Observation, est: Estimate, ctx: PolicyContext) -> np.ndarray:
         # The estimator's queue is the backend's where measured, its best estimate elsewhere.
-        return self._run(est.queue_veh, ctx.state, ctx.state_time_s, ctx.target, ctx.dt_s, self.red_s)
+        exit_share = exit_blocked_share(obs, self.red_s.shape)
+        return self._run(est.queue_veh, ctx.state, ctx.state_time_s, ctx.target, ctx.dt_s, self.red_s, exit_share)

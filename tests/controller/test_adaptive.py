@@ -41,6 +41,7 @@ def test_vectorised_equals_reference(seed: int) -> None:
     sup = SafetySupervisor(packed)
     est = DemandEstimator(lay, packed.n, packed.g)
     d = len(lay.ids)
+    jam = None
     for t in range(400):
         counts = rng.poisson(0.4, d).astype(float)
         occ = rng.uniform(0, 1, d) * (rng.uniform(0, 1, d) < 0.5)
@@ -50,9 +51,17 @@ def test_vectorised_equals_reference(seed: int) -> None:
         queue = rng.poisson(3.0, (packed.n, packed.g)).astype(float) * rng.integers(0, 2, (packed.n, packed.g))
         if t > 200:  # some groups lose their queue measurement (with or without a failed zone detector)
             queue[rng.uniform(0, 1, queue.shape) < 0.3] = np.nan
+        # Exits: not measured at first (None), then some groups' exits jammed for stretches (whole
+        # or in part), some not measured (NaN).
+        exits = None
+        if t > 50:
+            if t % 40 == 0 or jam is None:
+                jam = rng.choice([0.0, 0.0, 0.0, 0.5, 1.0, 1.0, np.nan], (packed.n, packed.g))
+            exits = jam
         obs = Observation(
             time_s=float(t), counts=counts, occupancy=occ, queue_veh=queue,
             signal_state=sup.state.copy(), comm_age_s=np.zeros(packed.n), fault=np.zeros(packed.n, bool),
+            exit_blocked=exits,
         )  # fmt: skip
         e = est.update(obs, 1.0)
         ctx = PolicyContext(float(t), 1.0, sup.target.copy(), sup.state.copy(), sup.state_time_s + (1.0 if t else 0))

@@ -170,7 +170,7 @@ def test_policies_declare_the_fields_they_read() -> None:
     """The backend may skip what a policy never looks at; undeclared means everything."""
     from controller.backend import OBSERVATION_FIELDS, fields_read_by
 
-    assert fields_read_by(make_policy("max-pressure")) == {"queue_veh"}
+    assert fields_read_by(make_policy("max-pressure")) == {"queue_veh", "exit_blocked"}
     assert fields_read_by(make_policy("actuated")) == {"counts", "occupancy"}
     assert fields_read_by(make_policy("webster")) == frozenset()
     assert fields_read_by(make_policy("adaptive")) == OBSERVATION_FIELDS
