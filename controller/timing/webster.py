@@ -74,6 +74,7 @@ __all__ = [
     "webster_reference",
     "stage_flow_ratios",
     "stage_intergreens_s",
+    "clearance_min_greens_s",
     "stage_min_greens_s",
     "plan_webster",
 ]
@@ -397,6 +398,50 @@ def stage_min_greens_s(inter: Intersection, floor_s: float = 0.0) -> np.ndarray:
     )
 
 
+def clearance_min_greens_s(inter: Intersection, min_green_s: np.ndarray, transition_s: np.ndarray) -> np.ndarray:
+    """Raise stage minimum greens so that clearances spanning several stages are served.
+
+    A group ``i`` that ends after stage ``k`` and a conflicting group ``j`` that starts at a
+    later stage ``l`` (not the next one) are separated by the transitions and the greens of the
+    stages in between; where that is shorter than the intergreen ``IG[i, j]`` (a long
+    pedestrian clearance before a movement two stages on, as in real overlap programs), the
+    deficit is added to the green of the stage just before ``l``. Adjacent transitions already
+    cover their own intergreens (``Intersection.transition_s``). A few passes settle the
+    interactions; the plan checker remains the judge.
+    """
+    stages = [frozenset(st.groups) for st in inter.stages]
+    n = len(stages)
+    g = np.asarray(min_green_s, dtype=float).copy()
+    if n < 3:
+        return g
+    idx = {grp.id: k for k, grp in enumerate(inter.groups)}
+    for _pass in range(3):
+        changed = False
+        for k in range(n):
+            ending = stages[k] - stages[(k + 1) % n]
+            for gi in ending:
+                for m in range(2, n):
+                    l_ = (k + m) % n
+                    prev = (l_ - 1) % n
+                    starting = stages[l_] - stages[prev]
+                    gap = float(transition_s[k]) + sum(
+                        float(g[(k + q) % n] + transition_s[(k + q) % n]) for q in range(1, m)
+                    )
+                    for gj in starting:
+                        if gj == gi or not inter.conflicts[idx[gi], idx[gj]]:
+                            continue
+                        need = float(inter.intergreen_s[idx[gi], idx[gj]])
+                        if gap + 1e-9 < need:
+                            g[prev] += need - gap
+                            gap = need
+                            changed = True
+                    if gi in stages[l_]:
+                        break  # i is green again: later starts are measured from its next end
+        if not changed:
+            break
+    return g
+
+
 def _ceil_ms(a: np.ndarray) -> np.ndarray:
     return np.ceil(np.asarray(a, dtype=float) * 1000.0 - 1e-6) / 1000.0
 
@@ -446,7 +491,7 @@ def plan_webster(
         ratio = np.array([lg.flow_ratio for lg in lgs], dtype=float)
         stage_y.append(stage_flow_ratios(inter, ratio, [lg.stages for lg in lgs]))
         stage_ig.append(stage_intergreens_s(inter))
-        stage_min.append(stage_min_greens_s(inter, min_green_s))
+        stage_min.append(clearance_min_greens_s(inter, stage_min_greens_s(inter, min_green_s), stage_ig[-1]))
     n_max = max(len(i.stages) for i in inters)
     n = len(inters)
     y = np.zeros((n, n_max))

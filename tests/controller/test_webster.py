@@ -497,3 +497,26 @@ def test_saved_plans_still_pass_the_checker(tmp_path) -> None:  # type: ignore[n
         save_plans(plans, path)
         for p in load_plans(path).plans:
             assert plan_problems(p, net.intersections[0]) == []
+
+
+def test_minimum_greens_cover_a_clearance_that_spans_several_stages() -> None:
+    """A long clearance from a group ending at S1 to a conflicting group starting at S3 (two stages
+    on, as pedestrian clearances in real overlap programs) raises the green of S2 in between."""
+    import dataclasses
+
+    from gwfactories import four_leg
+
+    from controller.timing.webster import clearance_min_greens_s, stage_intergreens_s, stage_min_greens_s
+
+    base = four_leg()
+    ig = base.intergreen_s.copy()
+    pe, ew = [g.id for g in base.groups].index("PE"), [g.id for g in base.groups].index("EW")
+    ig[pe, ew] = 40.0
+    inter = dataclasses.replace(base, intergreen_s=ig)
+    trans = stage_intergreens_s(inter)
+    gmin = stage_min_greens_s(inter)
+    raised = clearance_min_greens_s(inter, gmin, trans)
+    assert trans[0] + raised[1] + trans[1] >= 40.0 - 1e-9
+    assert raised[1] > gmin[1] and np.array_equal(np.delete(raised, 1), np.delete(gmin, 1))
+    # Where the transitions already cover every clearance nothing changes.
+    assert np.array_equal(clearance_min_greens_s(base, gmin, stage_intergreens_s(base)), gmin)
