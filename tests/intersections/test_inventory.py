@@ -176,7 +176,7 @@ CASES: list[tuple[str, Any, str]] = [
     ("detector of an unknown group", _set((*J, "detector", 0, "group"), "P7"),
      "intersection J1: detector[0].group: unknown signal group 'P7'"),
     ("detector kind", _set((*J, "detector", 0, "kind"), "loop"),
-     "intersection J1: detector[0].kind: must be one of stop_line, advance, pedestrian, bus, got 'loop'"),
+     "intersection J1: detector[0].kind: must be one of stop_line, advance, pedestrian, bus, exit, got 'loop'"),
     ("duplicate channel", _set((*J, "detector", 1, "channel"), 1),
      "intersection J1: detector[1].channel: channel 1 is already used by detector D01"),
     ("negative channel", _set((*J, "detector", 1, "channel"), -1),
