@@ -6,6 +6,7 @@
     greenwave corpus list  [--cache DIR] [--only PATTERN ...]
     greenwave corpus run   [--only PATTERN ...] [--controllers C,...] [--seeds N] [--end S]
                            [--workers 2] [--scheduler ADDRESS] [--json PATH] [--markdown PATH]
+                           [--runs-log PATH]   (append each run as it ends; resume an interrupted run)
 
 ``run`` builds what is missing (cached), runs every controller on every selected entry and
 seed with teleporting off on Dask (local cluster by default), shows a progress bar, and prints
@@ -50,11 +51,53 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--in-process", action="store_true", help="no Dask: one run after another here (debugging)")
     p.add_argument("--json", type=Path, metavar="PATH", help="write the per-run and summarised results as JSON")
     p.add_argument("--markdown", type=Path, metavar="PATH", help="write the report (docs/results/corpus.md)")
+    p.add_argument(
+        "--runs-log",
+        type=Path,
+        metavar="PATH",
+        help="append each finished run to this JSON-lines file as it ends; runs already in it are not run again "
+        "(a whole-corpus run takes hours: an interrupted one resumes where it stopped)",
+    )
     p.set_defaults(func=run)
 
 
 def _warn(msg: str) -> None:
     print(f"greenwave corpus: warning: {msg}", file=sys.stderr)
+
+
+#: What the runs log keeps of each run: the judged KPIs and the junctions left on their own program.
+_LOGGED = ("mean_delay_s", "p95_delay_s", "unfinished_veh", "throughput_veh", "teleports")
+
+
+def _append_run(path: Path, res: Any) -> None:
+    kpis = None
+    if res.ok:
+        kpis = {k: res.kpis.get(k) for k in _LOGGED}
+        kpis["meta"] = {"unmodelled": res.kpis.get("meta", {}).get("unmodelled", [])}
+    row = {"entry": res.job.tag, "controller": res.job.controller, "seed": res.job.seed, "error": res.error,
+           "kpis": kpis}  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def _read_runs_log(path: Path, jobs: list[Any]) -> list[Any]:
+    """Outcomes of this run's jobs already in the log (successful ones; failed runs are run again)."""
+    from scenarios.sweep import RunOutcome
+
+    if not path.is_file():
+        return []
+    by_key = {(j.tag, j.controller, j.seed): j for j in jobs}
+    out: dict[tuple[str, str, int], Any] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by an interruption
+        key = (row.get("entry"), row.get("controller"), row.get("seed"))
+        if key in by_key and row.get("kpis") is not None:
+            out[key] = RunOutcome(by_key[key], row["kpis"], None, 1, 0.0)
+    return list(out.values())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,8 +127,12 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"unknown controller(s) {', '.join(unknown)} (see greenwave controllers)")
     seeds = list(range(1, args.seeds + 1))
     jobs = corpus_jobs(entries, controllers, seeds, end_s=args.end)
+    done_before = _read_runs_log(args.runs_log, jobs) if args.runs_log else []
+    skip = {(o.job.tag, o.job.controller, o.job.seed) for o in done_before}
+    todo = [j for j in jobs if (j.tag, j.controller, j.seed) not in skip]
     with progress_bar() as bar:
         task = bar.add_task(f"corpus: {len(entries)} entries x {len(controllers)} x {len(seeds)}", total=len(jobs))
+        bar.update(task, completed=len(done_before))
 
         def on_done(res: Any, done: int, total: int) -> None:
             if not res.ok:
@@ -93,16 +140,23 @@ def run(args: argparse.Namespace) -> int:
                 bar.console.print(
                     f"  [red]failed[/red] {res.job.tag} / {res.job.controller} seed {res.job.seed}: {first}"
                 )
-            bar.update(task, completed=done)
+            if args.runs_log:
+                _append_run(args.runs_log, res)
+            bar.update(task, completed=len(done_before) + done)
 
-        outcomes = execute(
-            jobs,
-            scheduler=args.scheduler,
-            workers=args.workers,
-            in_process=args.in_process,
-            timeout_s=args.timeout,
-            progress=on_done,
+        fresh = (
+            execute(
+                todo,
+                scheduler=args.scheduler,
+                workers=args.workers,
+                in_process=args.in_process,
+                timeout_s=args.timeout,
+                progress=on_done,
+            )
+            if todo
+            else []
         )
+        outcomes = done_before + fresh
     doc = summarise_corpus(entries, outcomes)
     doc.update({"seeds": len(seeds), "end_s": args.end, "controllers": controllers, "wall_s": time.perf_counter() - t0})
     command = "greenwave corpus run " + " ".join(shlex.quote(a) for a in sys.argv[3:]) if len(sys.argv) > 2 else ""

@@ -74,3 +74,27 @@ def test_jobs_run_every_controller_on_every_seed_with_teleporting_off() -> None:
     assert all(j.sumo_args[:2] == NO_TELEPORT and j.scenario.endswith(".sumocfg") for j in jobs)
     assert RunJob.from_json(jobs[0].to_json()) == jobs[0]
     assert [e.name for e in select([_entry("gen/a/near/car"), _entry("real/x")], ["gen/*"])] == ["gen/a/near/car"]
+
+
+@pytest.mark.sumo
+def test_corpus_run_end_to_end_resumes_from_its_runs_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Real SUMO on the committed real entry: headline lines last, and a second invocation with one
+    more seed runs only that seed (the rest comes from the runs log)."""
+    import json
+
+    from api.cli import main
+
+    log = tmp_path / "runs.jsonl"
+    common = ["corpus", "run", "--cache", str(tmp_path / "c"), "--family", "real", "--only", "real/fokr_bs",
+              "--controllers", "sumo,adaptive", "--end", "54120", "--in-process", "--runs-log", str(log)]  # fmt: skip
+    assert main([*common, "--seeds", "1"]) == 0
+    first = capsys.readouterr().out.strip().splitlines()
+    assert first[-2].startswith("corpus_worst_adaptive_vs_best_baseline: ")
+    assert first[-1].startswith("corpus_geomean_adaptive_vs_sumo: ")
+    assert len(log.read_text().splitlines()) == 2
+    md = tmp_path / "corpus.md"
+    assert main([*common, "--seeds", "2", "--markdown", str(md)]) == 0
+    rows = [json.loads(x) for x in log.read_text().splitlines()]
+    assert sorted((r["controller"], r["seed"]) for r in rows) == [("adaptive", 1), ("adaptive", 2), ("sumo", 1),
+                                                                  ("sumo", 2)]  # fmt: skip
+    assert "| real/fokr_bs | adaptive |" in md.read_text()
