@@ -254,14 +254,8 @@ def _spider(
         f"--spider.space-radius={_fmt(radius_m)}",
         f"--spider.attach-length={_fmt(attach_m)}",
         f"--default.lanenumber={lanes}",
-        *extra,
     ]
-    if not any(p.startswith("--tls.set") for p in extra):
-        params.append("--tls.guess")
-    feats = list(features) + (["one_way"] if one_way else [])
-    return NetworkRecipe(
-        name, "spider", tuple(params), seed, tuple(sorted(set(feats))), one_way=one_way, all_mixes=all_mixes
-    )
+    return _shaped("spider", name, seed, params, extra, features, one_way, all_mixes)
 
 
 def _grid(
@@ -286,15 +280,29 @@ def _grid(
         f"--grid.y-length={_fmt(y_m)}",
         f"--grid.attach-length={_fmt(attach_m)}",
         f"--default.lanenumber={lanes}",
-        *extra,
     ]
+    return _shaped("grid", name, seed, params, extra, features, one_way, all_mixes)
+
+
+def _shaped(
+    kind: str,
+    name: str,
+    seed: int,
+    params: list[str],
+    extra: Sequence[str],
+    features: Sequence[str],
+    one_way: str,
+    all_mixes: bool,
+) -> NetworkRecipe:
+    """Spider and grid recipes: guessed signals unless set, one-way and pocket features from the options."""
+    params = [*params, *extra]
     if not any(p.startswith("--tls.set") for p in extra):
         params.append("--tls.guess")
     feats = list(features) + (["one_way"] if one_way else [])
     if any(p.startswith("--turn-lanes=") for p in extra):
         feats.append("turn_pockets")
     return NetworkRecipe(
-        name, "grid", tuple(params), seed, tuple(sorted(set(feats))), one_way=one_way, all_mixes=all_mixes
+        name, kind, tuple(params), seed, tuple(sorted(set(feats))), one_way=one_way, all_mixes=all_mixes
     )
 
 
