@@ -92,6 +92,7 @@ class AdaptivePolicy:
         stuck_s: float = 120.0,
         queue_threshold_veh: float = 0.5,
         approach_window_s: float = 8.0,
+        stall_s: float = 6.0,
         tsp: bool = True,
         tsp_lateness_s: float = 15.0,
         tsp_distance_m: float = 150.0,
@@ -109,6 +110,7 @@ class AdaptivePolicy:
         self.stuck_s = float(stuck_s)
         self.queue_threshold_veh = float(queue_threshold_veh)
         self.approach_window_s = float(approach_window_s)
+        self.stall_s = float(stall_s)
         self.tsp = bool(tsp)
         self.tsp_lateness_s = float(tsp_lateness_s)
         self.tsp_distance_m = float(tsp_distance_m)
@@ -167,6 +169,8 @@ class AdaptivePolicy:
         self.passage_g = self._passage_all_heard
         self.since_arrival_s = np.full((n, g), np.inf)
         self.red_wait_s = np.zeros((n, g))
+        self.since_release_s = np.zeros((n, g))
+        self._prev_q = np.zeros((n, g))
         self.stuck_for_s = np.zeros(len(self.layout.ids))
         self.last_termination = np.zeros(n, np.int16)
         self.detector_failed = np.zeros(len(self.layout.ids), bool)
@@ -317,7 +321,16 @@ class AdaptivePolicy:
 
         elapsed = stage_green_elapsed_s(ctx, p)
         past_min = elapsed >= self.stage_min_s[rows, cur_c]
-        discharging = (members & (q_serve > self.queue_threshold_veh) & ~blocked).any(axis=1)
+        # A queue discharges while it shrinks: one that has not for stall_s of green (a permissive
+        # left waiting for a gap, a turn held by pedestrians) is not released at saturation flow
+        # and does not hold the stage (SURTRAC's criterion; HCM start-up lost time 2 s plus two
+        # saturation headways of ~2 s bound stall_s from below).
+        standing = q_serve > self.queue_threshold_veh
+        shrank = q_serve < self._prev_q - 1e-9
+        self.since_release_s = np.where(green & standing & ~shrank, self.since_release_s + dt, 0.0)
+        self._prev_q = q_serve
+        releasing = standing & (self.since_release_s < self.stall_s)
+        discharging = (members & releasing & ~blocked).any(axis=1)
         arriving = (members & (approaching > self.queue_threshold_veh) & ~blocked).any(axis=1)
         if self.passage_s > 0:
             arriving &= (members & (self.since_arrival_s < self.passage_g)).any(axis=1) | discharging

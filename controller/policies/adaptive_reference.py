@@ -100,6 +100,12 @@ class AdaptiveReference(AdaptivePolicy):
                 else:
                     serve[r][k] = q
                 self.since_arrival_s[r, k] = 0.0 if arrivals[r][k] > 0 else self.since_arrival_s[r, k] + dt
+                # Seconds of green that a standing queue has not shrunk (a stalled queue is not discharging).
+                standing = serve[r][k] > self.queue_threshold_veh
+                shrank = serve[r][k] < float(self._prev_q[r, k]) - 1e-9
+                stalled = is_green and standing and not shrank
+                self.since_release_s[r, k] = float(self.since_release_s[r, k]) + dt if stalled else 0.0
+                self._prev_q[r, k] = serve[r][k]
         slots = max(1, round(self.approach_window_s / dt))
         if self._arrival_ring is None or self._arrival_ring.shape[0] != slots:
             self._arrival_ring = np.zeros((slots, p.n, p.g))
@@ -166,7 +172,10 @@ class AdaptiveReference(AdaptivePolicy):
             stage_min = max((float(p.min_green_s[r, k]) for k in mem), default=0.0)
             if elapsed < stage_min:
                 continue
-            discharging = any(serve[r][k] > self.queue_threshold_veh and not blocked[k] for k in mem)
+            discharging = any(
+                serve[r][k] > self.queue_threshold_veh and self.since_release_s[r, k] < self.stall_s and not blocked[k]
+                for k in mem
+            )
             arriving = any(approaching[r][k] > self.queue_threshold_veh and not blocked[k] for k in mem)
             if self.passage_s > 0:
                 recent = any(self.since_arrival_s[r, k] < passage[r][k] for k in mem)

@@ -164,3 +164,36 @@ def test_passage_is_per_lane_of_an_approach_and_follows_failed_detectors() -> No
     np.testing.assert_allclose(observe({"w_in_0", "w_in_1"}), [3.0, 3.0])  # one approach left blind
     np.testing.assert_allclose(observe({"n_in_0"}), [1.5, 3.0])  # side street: still one lane per approach heard
     np.testing.assert_allclose(observe(set()), [1.5, 3.0])  # restored
+
+
+@pytest.mark.parametrize("stall_s", [6.0, 1e9])
+def test_a_queue_that_does_not_shrink_on_green_does_not_hold_the_stage(stall_s: float) -> None:
+    """A standing queue that stays put on green (a permissive left waiting for a gap, a turn held by
+    pedestrians) is not discharging: after stall_s the stage yields to the waiting one. Without the
+    rule (stall_s huge) the same queue holds the stage until its maximum green."""
+    net = Network((two_phase("J"),), nx.DiGraph())
+    packed = pack(net.intersections)
+    lay = detector_layout(net)
+    pol = AdaptivePolicy(stall_s=stall_s)
+    pol.reset(net, packed)
+    sup = SafetySupervisor(packed)
+    est = DemandEstimator(lay, packed.n, packed.g)
+    switched_at = None
+    for t in range(120):
+        queue = np.array([[3.0, 3.0]])  # both groups: 3 standing vehicles, nobody leaves
+        obs = Observation(
+            time_s=float(t), counts=np.zeros(len(lay.ids)), occupancy=np.zeros(len(lay.ids)), queue_veh=queue,
+            signal_state=sup.state.copy(), comm_age_s=np.zeros(1), fault=np.zeros(1, bool),
+        )  # fmt: skip
+        ctx = PolicyContext(float(t), 1.0, sup.target.copy(), sup.state.copy(), sup.state_time_s + (1.0 if t else 0))
+        first_target = int(sup.target[0])
+        out = pol.decide(obs, est.update(obs, 1.0), ctx)
+        if t > 0 and first_target >= 0 and int(out[0]) not in (-1, first_target) and switched_at is None:
+            switched_at = t
+        sup.step(out, 1.0 if t else 0.0)
+    assert switched_at is not None
+    min_green = float(packed.min_green_s[0].max())
+    if stall_s < 100:
+        assert switched_at <= min_green + stall_s + 2
+    else:
+        assert switched_at > min_green + 6.0 + 2
