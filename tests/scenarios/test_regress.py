@@ -135,7 +135,11 @@ def test_suite_file_errors_name_the_key(tmp_path: Path) -> None:
 
 def test_the_ci_suite_and_its_baselines_cover_every_scenario_and_controller() -> None:
     suite = rg.load_suite("ci")
-    assert set(suite.scenarios) == {"grid4x4", "arterial", "hanoi_mixed"}
+    library = {s for s in suite.scenarios if not s.startswith("corpus:")}
+    assert library == {"grid4x4", "arterial", "hanoi_mixed"}
+    # The corpus slice (issue #15): a real network and generated ones, teleporting off.
+    corpus = {s for s in suite.scenarios if s.startswith("corpus:")}
+    assert "corpus:real/fokr_bs" in corpus and sum(s.startswith("corpus:gen/") for s in corpus) >= 3
     for scn in suite.scenarios:
         for ctl in suite.controllers:
             doc, why = rg.load_baseline(rg.BASELINES_DIR / "ci", scn, ctl)
