@@ -367,7 +367,7 @@ def _e1_element(det_id: str, chain: list[Any]) -> str | None:
     to_end = 0.0
     for ln in reversed(chain):
         length = float(ln.getLength())
-        if to_end + length > ADVANCE_DISTANCE_M + 5.0 or (len(chain) == 1 and length > ADVANCE_DISTANCE_M + 5.0):
+        if to_end + length > ADVANCE_DISTANCE_M + 5.0:
             pos = length - (ADVANCE_DISTANCE_M - to_end)
             if pos < 0 or pos >= length:
                 return None
