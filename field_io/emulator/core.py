@@ -202,6 +202,7 @@ class LocalController:
         self._content: list[tuple | None] = [None] * n
         self.central_plans: dict[str, TimingPlan] = dict(plans)
         self._volume = np.zeros(d, np.int64)
+        self._count_carry = np.zeros(d)  # fractions of a vehicle not yet counted (see _whole_vehicles)
         self._det_seq = 0
         self.tick = -1
         self._started = now
@@ -288,7 +289,7 @@ class LocalController:
         queue = np.array(obs.queue_veh, float, copy=True)
         if fk.any():  # a faulty stop-line zone cannot measure its group's queue either
             queue[self.layout.stop_line_groups(fk > 0, queue.shape)] = np.nan
-        counts = np.rint(counts).astype(np.int64)
+        counts = self._whole_vehicles(counts)
         self._volume = (self._volume + counts) & 0xFFFF
         self._det_seq = (self._det_seq + 1) & 0xFFFF
         elapsed = stage_green_elapsed_s(ctx, self.packed)
@@ -319,6 +320,22 @@ class LocalController:
         with self.lock:
             self.snapshot = snap
             self._release_waiters(self.tick)
+
+    def _whole_vehicles(self, counts: np.ndarray) -> np.ndarray:
+        """Whole vehicles per detector this tick, the fractions carried to the next tick.
+
+        A loop counts vehicles, never fractions of them; the in-memory plant's
+        fluid model releases e.g. 0.5 vehicle per 1-s tick at saturation flow.
+        Rounding each tick on its own loses them all (0.5 rounds to 0: a
+        detector occupied through a whole green without a count, which the
+        commissioning check rightly calls stuck). Carrying the remainder keeps
+        the running total within one vehicle of the model's, so the free-running
+        ``detectorVolume`` / volume registers count every vehicle that left.
+        """
+        total = self._count_carry + np.maximum(counts, 0.0)
+        whole = np.floor(total + 1e-9)
+        self._count_carry = np.maximum(total - whole, 0.0)
+        return whole.astype(np.int64)
 
     def _release_waiters(self, tick: int) -> None:
         """Run the waiters whose tick is published: one wake-up per event loop, not one per waiter.
