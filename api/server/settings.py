@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     max_hold_s: float = Field(900, gt=0, description="longest manual stage hold (no open-ended holds)")
     max_flash_s: float = Field(8 * 3600, gt=0, description="longest operator flash")
     event_flush_s: float = Field(5.0, gt=0, description="wall seconds between writes of hi-res event chunks")
+    two_person_rule: bool = Field(
+        True, description="activating a plan or a schedule needs a second engineer's approval (admins may override)"
+    )
+    alarm_escalate_s: float = Field(900, gt=0, description="an alarm unacknowledged this long is escalated")
+    history_days: float = Field(8, ge=7, description="events and KPI samples kept this long (at least 7 days)")
     modbus_port: int = Field(
         0, ge=0, le=65535, description="loopback port of the emulated controllers (backend=modbus; 0: any free)"
     )
