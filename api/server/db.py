@@ -10,6 +10,8 @@ Tables (migrations in ``api/server/migrations``; :func:`migrate` runs them):
 ``commands``        operator commands with expiry, status and who cancelled them
 ``alarms``          raised/cleared by the engine, acknowledged by users with a note
 ``audit_log``       append-only: database triggers refuse UPDATE and DELETE
+``approvals``       proposed plan/schedule activations and the second engineer's decision
+``kpi_samples``     KPI intervals of every intersection (history, kept ``history_days``)
 ``event_chunks``    controller high-resolution events (Indiana codes), one compressed
                     blob per intersection and flush, not one row per event (as UDOT
                     ATSPM 5 stores them: ``CompressedDataBase``)
@@ -59,6 +61,8 @@ __all__ = [
     "AlarmRow",
     "AuditEntry",
     "EventChunk",
+    "Approval",
+    "KpiSample",
     "Database",
     "utcnow",
     "encode_events",
@@ -183,6 +187,9 @@ class AlarmRow(Base):
     acked_at: Mapped[datetime | None] = mapped_column(nullable=True)
     acked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     ack_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    shelved_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    shelved_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    escalated_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class AuditEntry(Base):
@@ -205,6 +212,34 @@ class EventChunk(Base):
     codec: Mapped[str] = mapped_column(String(16), default=EVENT_CODEC)
     data: Mapped[bytes] = mapped_column(LargeBinary)
     __table_args__ = (Index("ix_event_chunks_inter_time", "intersection_id", "start_at", "end_at"),)
+
+
+class Approval(Base):
+    """A proposed activation (a plan version, or a time-of-day schedule) awaiting a second engineer."""
+
+    __tablename__ = "approvals"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # plan | schedule
+    plan_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    intersections: Mapped[list[Any]] = mapped_column(default=list)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)  # schedule entries
+    comment: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    proposed_by: Mapped[str] = mapped_column(String(64))
+    proposed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    decision_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class KpiSample(Base):
+    """One KPI interval of every intersection (arrays in network order, ids alongside)."""
+
+    __tablename__ = "kpi_samples"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    sim_t_s: Mapped[float] = mapped_column(Float)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 # ---- event blobs --------------------------------------------------------------------
