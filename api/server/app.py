@@ -24,7 +24,7 @@ from api.server.auth import Role, create_user
 from api.server.db import Database, User
 from api.server.deps import ServiceState, WriteGate
 from api.server.live import EngineRunner
-from api.server.routes import alarms, auth, commands, network, plans, stream
+from api.server.routes import alarms, approvals, auth, commands, network, plans, stream
 from api.server.settings import DEFAULT_DEMO_PASSWORD, Settings
 
 __all__ = ["create_app", "DASHBOARD_DIR", "ensure_demo_users", "DEMO_USERS"]
@@ -87,7 +87,8 @@ def create_app(settings: Settings, *, start_engine: bool = True) -> FastAPI:
     app.state.gw = ServiceState(settings=settings, db=db, runner=runner)
     app.add_middleware(WriteGate)
     app.state.closing = threading.Event()
-    for r in (auth.router, network.router, plans.router, commands.router, alarms.router, stream.router):
+    routers = (auth, network, plans, approvals, commands, alarms, stream)
+    for r in (m.router for m in routers):
         app.include_router(r)
 
     @app.get(

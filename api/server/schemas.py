@@ -29,6 +29,10 @@ __all__ = [
     "CommandOut",
     "AckIn",
     "LinkIn",
+    "ApprovalOut",
+    "PendingOut",
+    "DecisionIn",
+    "ShelveIn",
 ]
 
 ID = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:+#\-]+$")
@@ -121,9 +125,17 @@ class PlanOut(BaseModel):
     active: bool = False
 
 
+EMERGENCY = Field(
+    False,
+    description="admin only, with the two-person rule on: go live now without a second engineer "
+    "(audited as an override; the comment must say why)",
+)
+
+
 class ActivateIn(Strict):
     intersections: list[str] | None = Field(None, max_length=1000, description="default: the plan's own")
     comment: str = Field("", max_length=2000)
+    emergency: bool = EMERGENCY
 
 
 class ScheduleEntryIn(Strict):
@@ -136,6 +148,39 @@ class ScheduleEntryIn(Strict):
 class ScheduleIn(Strict):
     entries: list[ScheduleEntryIn] = Field(max_length=48)
     comment: str = Field("", max_length=2000)
+    emergency: bool = EMERGENCY
+
+
+class ApprovalOut(BaseModel):
+    """A proposed activation; ``status``: pending, approved, rejected, withdrawn."""
+
+    id: int
+    kind: str
+    plan_id: int | None
+    intersections: list[str]
+    entries: list[dict[str, Any]] | None = None
+    comment: str
+    status: str
+    proposed_by: str
+    proposed_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    decision_note: str | None
+
+
+class PendingOut(BaseModel):
+    """202: the activation waits for a second engineer (``POST /api/approvals/{id}/approve``)."""
+
+    pending: ApprovalOut
+
+
+class DecisionIn(Strict):
+    note: str = Field("", max_length=2000)
+
+
+class ShelveIn(Strict):
+    minutes: float = Field(ge=1, le=7 * 24 * 60, allow_inf_nan=False, description="the shelf expires after this")
+    note: str = Field(min_length=1, max_length=2000, description="why it is shelved")
 
 
 class CommandKind(StrEnum):

@@ -20,8 +20,13 @@ def demo_net(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory, demo_net: Path) -> Iterator[LiveServer]:
-    """One running service (fake backend over the demo network) shared by a test module."""
-    with LiveServer(**fake_settings(tmp_path_factory.mktemp("live"), demo_net)) as srv:
+    """One running service (fake backend over the demo network) shared by a test module.
+
+    The two-person rule is off here (one engineer activates alone, as a deployment may
+    choose); ``test_approvals.py`` runs its own service with the rule on.
+    """
+    settings = fake_settings(tmp_path_factory.mktemp("live"), demo_net, two_person_rule=False)
+    with LiveServer(**settings) as srv:
         srv.wait_healthy()
         yield srv
 

@@ -9,17 +9,34 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.server.auth import Permission, Principal
-from api.server.db import IntersectionRow, PlanVersion, ScheduleEntry, utcnow
+from api.server.auth import Permission, Principal, Role
+from api.server.db import Approval, IntersectionRow, PlanVersion, ScheduleEntry, utcnow
 from api.server.deps import ServiceState, require, service
 from api.server.live import Control
 from api.server.routes.network import known, network_or_503
-from api.server.schemas import ActivateIn, PlanCreateIn, PlanIn, PlanOut, Problem, ScheduleIn, ValidationOut
+from api.server.schemas import (
+    ActivateIn,
+    PendingOut,
+    PlanCreateIn,
+    PlanIn,
+    PlanOut,
+    Problem,
+    ScheduleIn,
+    ValidationOut,
+)
 from intersections.errors import InputError
 from intersections.model import Intersection
 from intersections.plan import TimingPlan, plan_from_json, plan_problems, plan_to_json
 
-__all__ = ["router", "plan_diff", "split_problem"]
+__all__ = [
+    "router",
+    "plan_diff",
+    "split_problem",
+    "check_activation",
+    "apply_activation",
+    "check_schedule",
+    "apply_schedule",
+]
 
 router = APIRouter(prefix="/api", tags=["plans"])
 reader = require(Permission.READ)
@@ -184,7 +201,87 @@ def get_plan(
         return _out(pv, s.get(IntersectionRow, pv.intersection_id))
 
 
-@router.post("/plans/{plan_id}/activate", responses={**REFUSED, 404: {"description": "unknown plan"}})
+def check_activation(net: Any, pv: PlanVersion, targets: list[str]) -> tuple[dict[str, TimingPlan], list[Problem]]:
+    """``check_plan`` of ``pv`` on every target (a copy of its stages and timings on the others)."""
+    problems: list[Problem] = []
+    plans: dict[str, TimingPlan] = {}
+    for iid in targets:
+        plan, probs = _parse({**pv.plan, "intersection": iid}, net.by_id.get(iid))
+        problems += [Problem(field=f"{iid}: {p.field}", message=p.message) for p in probs]
+        if plan is not None and not probs:
+            plans[iid] = plan
+    return plans, problems
+
+
+def apply_activation(
+    s: Session,
+    svc: ServiceState,
+    pv: PlanVersion,
+    targets: list[str],
+    plans: dict[str, TimingPlan],
+    username: str,
+    comment: str,
+    **audit: Any,
+) -> list[dict[str, Any]]:
+    """Make ``pv`` the standing plan of ``targets`` (checked already), audit it and tell the engine."""
+    done = []
+    for iid in targets:
+        if iid == pv.intersection_id:
+            target = pv
+        else:
+            note = f"copy of plan #{pv.id} ({pv.intersection_id} v{pv.version}) for activation"
+            target = _save_version(s, plans[iid], note, username)
+        row = s.get(IntersectionRow, iid)
+        if row is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown intersection {iid!r}")
+        row.standing_mode, row.active_plan_id, row.updated_at = "fixed", target.id, utcnow()
+        svc.db.audit(
+            s, username, "plan.activate", iid, plan_id=target.id, version=target.version, comment=comment, **audit
+        )
+        done.append({"intersection": iid, "plan_id": target.id, "version": target.version})
+        ctl = Control("fixed", "standing", target.id, target.version, plans[iid])
+        svc.runner.post(lambda r, iid=iid, ctl=ctl: r.set_standing(iid, ctl))
+    return done
+
+
+def emergency_or_403(who: Principal, emergency: bool, comment: str) -> None:
+    """An override of the two-person rule is an admin's, and says why."""
+    if not emergency:
+        return
+    if who.role != Role.ADMIN:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, f"emergency: role {who.role} may not override the two-person rule"
+        )
+    if not comment.strip():
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "comment: an emergency override must say why (empty comment)"
+        )
+
+
+def propose(s: Session, svc: ServiceState, who: Principal, kind: str, **fields: Any) -> JSONResponse:
+    """Record a pending activation for a second engineer; 202 with the approval."""
+    from api.server.routes.approvals import approval_out
+
+    ap = Approval(kind=kind, proposed_by=who.username, status="pending", **fields)
+    s.add(ap)
+    s.flush()
+    svc.db.audit(
+        s, who.username, "approval.propose", f"approval:{ap.id}", kind=kind, plan_id=ap.plan_id,
+        intersections=ap.intersections, comment=ap.comment,
+    )  # fmt: skip
+    out = PendingOut(pending=approval_out(ap))
+    svc.runner.publish("approval", out.pending.model_dump(mode="json"))
+    return JSONResponse(status_code=202, content=out.model_dump(mode="json"))
+
+
+@router.post(
+    "/plans/{plan_id}/activate",
+    responses={
+        **REFUSED,
+        202: {"model": PendingOut, "description": "two-person rule: waiting for a second engineer"},
+        404: {"description": "unknown plan"},
+    },
+)
 def activate(
     body: ActivateIn,
     plan_id: int = Path(ge=1, le=2**31 - 1),
@@ -197,40 +294,30 @@ def activate(
     intersection's plan (the same stages and timings), then activated. The
     intersection then runs the plan (standing mode ``fixed``) until a command or
     a time-of-day schedule entry says otherwise.
+
+    With the two-person rule on (``two_person_rule``, the default) nothing goes
+    live yet: the checked request waits (202) until another engineer approves it
+    (``/api/approvals``), so no single account can change what the street runs;
+    an admin may override with ``emergency: true`` and a comment, audited as such.
     """
     net = network_or_503(svc.runner)
+    emergency_or_403(who, body.emergency, body.comment)
     with svc.db.session() as s:
         pv = s.get(PlanVersion, plan_id)
         if pv is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown plan id")
         targets = list(dict.fromkeys(body.intersections or [pv.intersection_id]))
-        problems: list[Problem] = []
-        plans: dict[str, TimingPlan] = {}
-        for iid in targets:
-            doc = {**pv.plan, "intersection": iid}
-            plan, probs = _parse(doc, net.by_id.get(iid))
-            problems += [Problem(field=f"{iid}: {p.field}", message=p.message) for p in probs]
-            if plan is not None and not probs:
-                plans[iid] = plan
+        plans, problems = check_activation(net, pv, targets)
         if problems:
             return _refuse(problems)
-        done = []
-        for iid in targets:
-            if iid == pv.intersection_id:
-                target = pv
-            else:
-                note = f"copy of plan #{pv.id} ({pv.intersection_id} v{pv.version}) for activation"
-                target = _save_version(s, plans[iid], note, who.username)
-            row = s.get(IntersectionRow, iid)
-            if row is None:
-                raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown intersection {iid!r}")
-            row.standing_mode, row.active_plan_id, row.updated_at = "fixed", target.id, utcnow()
+        if svc.settings.two_person_rule and not body.emergency:
+            return propose(s, svc, who, "plan", plan_id=pv.id, intersections=targets, comment=body.comment)
+        extra: dict[str, Any] = {"emergency": True} if body.emergency else {}
+        if body.emergency and svc.settings.two_person_rule:
             svc.db.audit(
-                s, who.username, "plan.activate", iid, plan_id=target.id, version=target.version, comment=body.comment
+                s, who.username, "approval.override", f"plan:{pv.id}", intersections=targets, reason=body.comment
             )
-            done.append({"intersection": iid, "plan_id": target.id, "version": target.version})
-            ctl = Control("fixed", "standing", target.id, target.version, plans[iid])
-            svc.runner.post(lambda r, iid=iid, ctl=ctl: r.set_standing(iid, ctl))
+        done = apply_activation(s, svc, pv, targets, plans, who.username, body.comment, **extra)
     return {"activated": done}
 
 
@@ -286,8 +373,58 @@ def get_schedule(
         }
 
 
+def check_schedule(
+    s: Session, intersection_id: str, entries: list[dict[str, Any]]
+) -> tuple[list[tuple[str, Control]], list[Problem]]:
+    """Each entry's plan must be a version of this intersection; starts must differ."""
+    problems: list[Problem] = []
+    starts = [e["start"] for e in entries]
+    for k, st in enumerate(starts):
+        if starts.index(st) != k:
+            problems.append(Problem(field=f"entries[{k}].start", message=f"{st} appears twice"))
+    out: list[tuple[str, Control]] = []
+    for k, e in enumerate(entries):
+        if e["plan_id"] is None:
+            out.append((e["start"], Control("adaptive", "schedule")))
+            continue
+        pv = s.get(PlanVersion, e["plan_id"])
+        if pv is None or pv.intersection_id != intersection_id:
+            problems.append(
+                Problem(field=f"entries[{k}].plan_id", message=f"no plan {e['plan_id']} for {intersection_id}")
+            )
+            continue
+        out.append((e["start"], Control("fixed", "schedule", pv.id, pv.version, plan_from_json(pv.plan))))
+    return out, problems
+
+
+def apply_schedule(
+    s: Session,
+    svc: ServiceState,
+    intersection_id: str,
+    entries: list[dict[str, Any]],
+    controls: list[tuple[str, Control]],
+    username: str,
+    comment: str,
+    **audit: Any,
+) -> None:
+    """Replace the stored schedule (checked already), audit it and tell the engine."""
+    for old in s.scalars(select(ScheduleEntry).where(ScheduleEntry.intersection_id == intersection_id)):
+        s.delete(old)
+    for e in entries:
+        s.add(
+            ScheduleEntry(intersection_id=intersection_id, start=e["start"], plan_id=e["plan_id"], created_by=username)
+        )
+    svc.db.audit(s, username, "schedule.set", intersection_id, entries=entries, comment=comment, **audit)
+    svc.runner.post(lambda r: r.set_schedule(intersection_id, controls))
+
+
 @router.put(
-    "/intersections/{intersection_id}/schedule", responses={**REFUSED, 404: {"description": "unknown intersection"}}
+    "/intersections/{intersection_id}/schedule",
+    responses={
+        **REFUSED,
+        202: {"model": PendingOut, "description": "two-person rule: waiting for a second engineer"},
+        404: {"description": "unknown intersection"},
+    },
 )
 def set_schedule(
     body: ScheduleIn,
@@ -295,45 +432,27 @@ def set_schedule(
     who: Principal = Depends(planner),
     svc: ServiceState = Depends(service),
 ) -> Any:
-    """Replace the time-of-day schedule: from each ``start`` (controller clock) run a plan, or adaptive (null)."""
+    """Replace the time-of-day schedule: from each ``start`` (controller clock) run a plan, or adaptive (null).
+
+    Under the two-person rule the checked schedule waits (202) for a second
+    engineer, as a plan activation does.
+    """
     known(svc.runner, intersection_id)
-    problems: list[Problem] = []
-    starts = [e.start for e in body.entries]
-    for k, st in enumerate(starts):
-        if starts.index(st) != k:
-            problems.append(Problem(field=f"entries[{k}].start", message=f"{st} appears twice"))
-    entries: list[tuple[str, Control]] = []
+    emergency_or_403(who, body.emergency, body.comment)
+    entries = [e.model_dump() for e in body.entries]
     with svc.db.session() as s:
-        for k, e in enumerate(body.entries):
-            if e.plan_id is None:
-                entries.append((e.start, Control("adaptive", "schedule")))
-                continue
-            pv = s.get(PlanVersion, e.plan_id)
-            if pv is None or pv.intersection_id != intersection_id:
-                problems.append(
-                    Problem(field=f"entries[{k}].plan_id", message=f"no plan {e.plan_id} for {intersection_id}")
-                )
-                continue
-            entries.append((e.start, Control("fixed", "schedule", pv.id, pv.version, plan_from_json(pv.plan))))
+        controls, problems = check_schedule(s, intersection_id, entries)
         if problems:
             return JSONResponse(
                 status_code=422, content={"detail": "schedule refused", "problems": [p.model_dump() for p in problems]}
             )
-        for old in s.scalars(select(ScheduleEntry).where(ScheduleEntry.intersection_id == intersection_id)):
-            s.delete(old)
-        for e in body.entries:
-            s.add(
-                ScheduleEntry(
-                    intersection_id=intersection_id, start=e.start, plan_id=e.plan_id, created_by=who.username
-                )
-            )
-        svc.db.audit(
-            s,
-            who.username,
-            "schedule.set",
-            intersection_id,
-            entries=[e.model_dump() for e in body.entries],
-            comment=body.comment,
-        )
-    svc.runner.post(lambda r: r.set_schedule(intersection_id, entries))
-    return {"intersection": intersection_id, "entries": [e.model_dump() for e in body.entries]}
+        if svc.settings.two_person_rule and not body.emergency:
+            return propose(
+                s, svc, who, "schedule", intersections=[intersection_id], payload={"entries": entries},
+                comment=body.comment,
+            )  # fmt: skip
+        extra: dict[str, Any] = {"emergency": True} if body.emergency else {}
+        if body.emergency and svc.settings.two_person_rule:
+            svc.db.audit(s, who.username, "approval.override", f"schedule:{intersection_id}", reason=body.comment)
+        apply_schedule(s, svc, intersection_id, entries, controls, who.username, body.comment, **extra)
+    return {"intersection": intersection_id, "entries": entries}
