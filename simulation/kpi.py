@@ -28,6 +28,10 @@ Definitions (JSON keys are stable; README "KPI keys"):
   vehicles that left them, and ``los`` by HCM 6th ed. Exhibit 19-8 thresholds
   (A ≤ 10, B ≤ 20, C ≤ 35, D ≤ 55, E ≤ 80, F > 80 s/veh). This is
   simulation-derived, not the HCM procedure.
+
+A vehicle's class is its vType's ``vClass`` through
+:func:`intersections.vehicle_classes.vehicle_class_from_sumo`, the map timing
+uses too; bicycles and classes that are not road traffic count as cars.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from intersections.errors import SimulationError
+from intersections.vehicle_classes import vehicle_class_from_sumo
 
 __all__ = [
     "VEHICLE_CLASSES",
@@ -59,22 +64,6 @@ VEHICLE_CLASSES = ("motorcycle", "car", "bus", "truck")
 # city buses at peak (engineering judgement), overridable per vType with personNumber.
 DEFAULT_BUS_OCCUPANCY = 40.0
 LOS_THRESHOLDS_S = (10.0, 20.0, 35.0, 55.0, 80.0)
-
-_VCLASS_TO_CLASS = {
-    "motorcycle": "motorcycle",
-    "moped": "motorcycle",
-    "passenger": "car",
-    "taxi": "car",
-    "hov": "car",
-    "private": "car",
-    "evehicle": "car",
-    "emergency": "car",
-    "bus": "bus",
-    "coach": "bus",
-    "truck": "truck",
-    "trailer": "truck",
-    "delivery": "truck",
-}
 
 
 @dataclass(frozen=True)
@@ -98,7 +87,9 @@ class TripRecord:
 
 def _class_of(vtype: str, vclass: str | None) -> str:
     if vclass:
-        return _VCLASS_TO_CLASS.get(vclass, "car")
+        cls = vehicle_class_from_sumo(vclass)
+        # Bicycles and anything that is not road traffic fall in with cars, as the KPIs have no such class.
+        return cls.value if cls is not None and cls.value in VEHICLE_CLASSES else "car"
     low = vtype.lower()
     for key, cls in (("moto", "motorcycle"), ("moped", "motorcycle"), ("bus", "bus"), ("truck", "truck")):
         if key in low:

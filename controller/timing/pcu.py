@@ -45,13 +45,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from types import MappingProxyType
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from intersections.errors import InputError
+from intersections.vehicle_classes import VEHICLE_CLASSES, VehicleClass, vehicle_class_from_sumo
 
 __all__ = [
     "VehicleClass",
@@ -69,19 +69,6 @@ __all__ = [
     "vehicle_class_from_sumo",
 ]
 
-
-class VehicleClass(StrEnum):
-    """The vehicle classes demand is counted in (column order of flow arrays)."""
-
-    MOTORCYCLE = "motorcycle"
-    CAR = "car"
-    BUS = "bus"
-    TRUCK = "truck"
-    BICYCLE = "bicycle"
-
-
-#: Canonical order: the last axis of every per-class flow array.
-VEHICLE_CLASSES: tuple[VehicleClass, ...] = tuple(VehicleClass)
 
 #: Classes that count as heavy vehicles for the HCM f_HV factor.
 HEAVY_CLASSES: frozenset[VehicleClass] = frozenset({VehicleClass.BUS, VehicleClass.TRUCK})
@@ -216,38 +203,3 @@ def vehicle_class(name: str) -> VehicleClass:
         raise ValueError(
             f"unknown vehicle class {name!r} (use one of {', '.join(c.value for c in VEHICLE_CLASSES)})"
         ) from None
-
-
-# SUMO vClass -> our class (https://sumo.dlr.de/docs/Definition_of_Vehicles,_Vehicle_Types,_and_Routes.html).
-# "delivery" is a light van (four tyres): a car for the HCM heavy-vehicle rule.
-_SUMO_VCLASS: Mapping[str, VehicleClass] = MappingProxyType(
-    {
-        "passenger": VehicleClass.CAR,
-        "private": VehicleClass.CAR,
-        "taxi": VehicleClass.CAR,
-        "hov": VehicleClass.CAR,
-        "evehicle": VehicleClass.CAR,
-        "emergency": VehicleClass.CAR,
-        "authority": VehicleClass.CAR,
-        "army": VehicleClass.CAR,
-        "vip": VehicleClass.CAR,
-        "custom1": VehicleClass.CAR,
-        "custom2": VehicleClass.CAR,
-        "delivery": VehicleClass.CAR,
-        "motorcycle": VehicleClass.MOTORCYCLE,
-        "moped": VehicleClass.MOTORCYCLE,
-        "bus": VehicleClass.BUS,
-        "coach": VehicleClass.BUS,
-        "trolleybus": VehicleClass.BUS,
-        "truck": VehicleClass.TRUCK,
-        "trailer": VehicleClass.TRUCK,
-        "bicycle": VehicleClass.BICYCLE,
-        "scooter": VehicleClass.BICYCLE,  # SUMO "scooter" = e-kick-scooter, bicycle-like
-    }
-)
-
-
-def vehicle_class_from_sumo(vclass: str) -> VehicleClass | None:
-    """Our class for a SUMO ``vClass``; ``None`` for classes that are not road traffic
-    at signals (pedestrian, rail, ship, ...)."""
-    return _SUMO_VCLASS.get(vclass)
