@@ -19,7 +19,16 @@ of them. The checks (``../shared/reference/field-io.md`` §3.4):
   (:meth:`Intersection.transition_s`: the ITE clearance of conflicting groups);
 * every signal group is served, and each of its contiguous greens (a group
   green in consecutive stages stays green through the transition) lasts at
-  least its minimum green, or WALK for pedestrian groups.
+  least its minimum green, or WALK for pedestrian groups;
+* upper limits: the cycle is at most ``max_cycle_s`` (default
+  :data:`MAX_CYCLE_S`, 240 s: the longest cycle a deployment accepts, a
+  configured limit since a plan with a day-long green is well formed but
+  never sane), and no contiguous green of a group lasts longer than its
+  ``max_green_s`` (the controller's per-phase MaxGreen,
+  ``../shared/reference/atspm-and-operations.md``). A group green in every
+  stage (it conflicts with nothing the plan serves) is exempt: nothing waits
+  for it to end. The safety supervisor enforces the same maxima again at run
+  time, whatever the plan says (:mod:`controller.safety`, rule (e)).
 
 Plans are read and written as JSON (schema in the README)::
 
@@ -56,9 +65,11 @@ __all__ = [
     "plan_from_json",
     "plan_to_json",
     "CYCLE_TOLERANCE_S",
+    "MAX_CYCLE_S",
 ]
 
 CYCLE_TOLERANCE_S = 0.05
+MAX_CYCLE_S = 240.0
 
 
 @dataclass(frozen=True)
@@ -185,7 +196,7 @@ def _green_runs(
     return out
 
 
-def plan_problems(plan: TimingPlan, inter: Intersection) -> list[str]:
+def plan_problems(plan: TimingPlan, inter: Intersection, *, max_cycle_s: float = MAX_CYCLE_S) -> list[str]:
     """Every problem of ``plan`` for ``inter``, each prefixed by its field."""
     problems: list[str] = []
     if plan.intersection_id != inter.id:
@@ -210,6 +221,8 @@ def plan_problems(plan: TimingPlan, inter: Intersection) -> list[str]:
     total = float(plan.greens_s.sum() + plan.intergreens_s.sum())
     if abs(total - plan.cycle_s) > CYCLE_TOLERANCE_S:
         problems.append(f"cycle_s: {plan.cycle_s:g} s does not equal greens + intergreens = {total:g} s")
+    if plan.cycle_s > max_cycle_s + CYCLE_TOLERANCE_S:
+        problems.append(f"cycle_s: {plan.cycle_s:g} s is above the maximum cycle {max_cycle_s:g} s")
     if plan.cycle_s > 0 and not (0 <= plan.offset_s < plan.cycle_s):
         problems.append(f"offset_s: {plan.offset_s:g} s must be in [0, cycle_s={plan.cycle_s:g})")
     n = len(plan.stages)
@@ -230,12 +243,18 @@ def plan_problems(plan: TimingPlan, inter: Intersection) -> list[str]:
             problems.append(f"stages: signal group {grp.id} is never served")
             continue
         need = grp.required_green_s
+        always = all(grp.id in g for g in groups)
         for start_s, end_s, k_start, _k_end in runs[gi]:
             if end_s - start_s + 1e-9 < need:
                 what = "WALK" if grp.is_pedestrian else "min green"
                 problems.append(
                     f"stages[{k_start}].green_s: signal group {grp.id} gets {end_s - start_s:g} s of green, "
                     f"less than its {what} {need:g} s"
+                )
+            if not always and end_s - start_s > grp.max_green_s + CYCLE_TOLERANCE_S:
+                problems.append(
+                    f"stages[{k_start}].green_s: signal group {grp.id} gets {end_s - start_s:g} s of green, "
+                    f"more than its max green {grp.max_green_s:g} s"
                 )
     # Clearance from every end of green to the next start of every conflicting group,
     # wherever in the sequence it falls (a pedestrian clearance can span a short stage).
@@ -261,9 +280,11 @@ def plan_problems(plan: TimingPlan, inter: Intersection) -> list[str]:
     return problems
 
 
-def check_plan(plan: TimingPlan, inter: Intersection, *, source: str | None = None) -> TimingPlan:
+def check_plan(
+    plan: TimingPlan, inter: Intersection, *, source: str | None = None, max_cycle_s: float = MAX_CYCLE_S
+) -> TimingPlan:
     """Raise :class:`PlanError` listing every problem; return the plan if sound."""
-    problems = plan_problems(plan, inter)
+    problems = plan_problems(plan, inter, max_cycle_s=max_cycle_s)
     if problems:
         where = f"intersection {inter.id}"
         raise PlanError(problems, where=f"{source}: {where}" if source else where)
@@ -271,7 +292,11 @@ def check_plan(plan: TimingPlan, inter: Intersection, *, source: str | None = No
 
 
 def check_plan_set(
-    plans: Iterable[TimingPlan], intersections: Mapping[str, Intersection], *, source: str | None = None
+    plans: Iterable[TimingPlan],
+    intersections: Mapping[str, Intersection],
+    *,
+    source: str | None = None,
+    max_cycle_s: float = MAX_CYCLE_S,
 ) -> list[str]:
     """Problems of a whole plan set, each prefixed with the intersection id."""
     out: list[str] = []
@@ -280,7 +305,7 @@ def check_plan_set(
         if inter is None:
             out.append(f"plans[{k}].intersection: unknown intersection {p.intersection_id!r}")
             continue
-        out.extend(f"intersection {p.intersection_id}: {m}" for m in plan_problems(p, inter))
+        out.extend(f"intersection {p.intersection_id}: {m}" for m in plan_problems(p, inter, max_cycle_s=max_cycle_s))
     if source:
         out = [f"{source}: {m}" for m in out]
     return out

@@ -398,6 +398,61 @@ def stage_min_greens_s(inter: Intersection, floor_s: float = 0.0) -> np.ndarray:
     )
 
 
+def stage_max_greens_s(inter: Intersection) -> np.ndarray:
+    """Longest green per stage, s: the smallest ``max_green_s`` of its groups.
+
+    Groups green in every stage are left out (nothing waits for them to end,
+    and :func:`intersections.plan.check_plan` exempts them); a stage of only
+    such groups is unbounded (``inf``).
+    """
+    every = frozenset.intersection(*(frozenset(s.groups) for s in inter.stages)) if inter.stages else frozenset()
+    return np.array(
+        [min([np.inf, *(inter.group(g).max_green_s for g in s.groups if g not in every)]) for s in inter.stages],
+        dtype=float,
+    )
+
+
+def cap_green_runs_s(
+    inter: Intersection, green_s: np.ndarray, transition_s: np.ndarray, floor_s: np.ndarray
+) -> np.ndarray:
+    """Shorten stage greens so that no group's contiguous green (across consecutive stages and the
+    transitions between them, as the checker counts it) exceeds its ``max_green_s``.
+
+    The excess is taken from the run's stages with the most green above their floor, never below
+    the floor; groups green in every stage are exempt (as in the checker).
+    """
+    g = np.maximum(np.asarray(green_s, dtype=float), floor_s).copy()
+    stages = [frozenset(st.groups) for st in inter.stages]
+    n = len(stages)
+    for _ in range(4 * n):
+        changed = False
+        for grp in inter.groups:
+            on = [grp.id in s for s in stages]
+            if all(on) or not any(on):
+                continue
+            first_off = on.index(False)
+            run: list[int] = []
+            for step in range(1, n + 1):
+                k = (first_off + step) % n
+                if on[k]:
+                    run.append(k)
+                if run and (not on[k] or step == n):
+                    length = sum(g[j] for j in run) + sum(transition_s[j] for j in run[:-1])
+                    excess = length - grp.max_green_s
+                    while excess > 1e-6:
+                        j = max(run, key=lambda q: g[q] - floor_s[q])
+                        cut = min(excess, g[j] - floor_s[j])
+                        if cut <= 1e-6:
+                            break
+                        g[j] = np.floor((g[j] - cut) * 1000.0 + 1e-6) / 1000.0
+                        excess = sum(g[q] for q in run) + sum(transition_s[q] for q in run[:-1]) - grp.max_green_s
+                        changed = True
+                    run = []
+        if not changed:
+            break
+    return g
+
+
 def clearance_min_greens_s(inter: Intersection, min_green_s: np.ndarray, transition_s: np.ndarray) -> np.ndarray:
     """Raise stage minimum greens so that clearances spanning several stages are served.
 
@@ -524,6 +579,11 @@ def plan_webster(
     ig_ms = _ceil_ms(ig)
     for i, inter in enumerate(inters):
         k = len(inter.stages)
+        # No green above its groups' maximum (the checker refuses it, the supervisor would cut it):
+        # the capped time is given up, not handed to other stages, and the cycle shortens.
+        greens_ms[i, :k] = cap_green_runs_s(
+            inter, np.minimum(greens_ms[i, :k], stage_max_greens_s(inter)), ig_ms[i, :k], _ceil_ms(gmin[i, :k])
+        )
         cycle = float(greens_ms[i, :k].sum() + ig_ms[i, :k].sum())
         plan = TimingPlan(
             intersection_id=inter.id,

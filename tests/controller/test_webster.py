@@ -272,10 +272,24 @@ def test_oversaturation_caps_cycle_and_warns(y_total: float) -> None:
     demand = Demand.from_group_flows(
         net, {"J": {"A": {"car": 1000 * y_total * 0.6}, "B": {"car": 1000 * y_total * 0.4}}}
     )
-    (t,) = compute_timings(net, demand, saturation_pcu_h={("J", "A"): 1000.0, ("J", "B"): 1000.0}, cycle_max_s=120)
-    assert t.cycle_s == pytest.approx(120.0)
+    # cycle_max 100 s keeps the major green (54 s) under its group's max green (60 s).
+    (t,) = compute_timings(net, demand, saturation_pcu_h={("J", "A"): 1000.0, ("J", "B"): 1000.0}, cycle_max_s=100)
+    assert t.cycle_s == pytest.approx(100.0)
     assert t.plan.stages[0].green_s / t.plan.stages[1].green_s == pytest.approx(1.5)
     assert any("oversaturated" in w for w in t.warnings)
+    check_plan(t.plan, inter)
+
+
+def test_greens_are_capped_at_their_groups_max_green() -> None:
+    """A 150-s cycle would give the major road 84 s; its max green is 60 s, so the plan gives 60 and the cycle
+    shortens by the difference (the time is not handed to the minor road)."""
+    inter = two_road()
+    net = Network((inter,), nx.DiGraph())
+    demand = Demand.from_group_flows(net, {"J": {"A": {"car": 1000 * 0.6}, "B": {"car": 1000 * 0.4}}})
+    (t,) = compute_timings(net, demand, saturation_pcu_h={("J", "A"): 1000.0, ("J", "B"): 1000.0}, cycle_max_s=150)
+    greens = [s.green_s for s in t.plan.stages]
+    assert max(greens) == pytest.approx(inter.group("A").max_green_s)
+    assert t.cycle_s < 150.0
     check_plan(t.plan, inter)
 
 

@@ -133,3 +133,30 @@ def test_plan_json_is_documented_shape() -> None:
     d = plan_to_json(good_plan())
     assert set(d) == {"intersection", "cycle_s", "offset_s", "stages"}
     assert json.dumps(d)
+
+
+def test_the_issue_86400_s_cycle_is_refused_for_cycle_and_max_green() -> None:
+    """The plan of issue #17: an 86,400-s cycle with an 86,374-s green passed the checker."""
+    base = good_plan()
+    stages = (PlanStage("S1", 86_374 - 37, 12), *base.stages[1:])
+    p = TimingPlan("J1", 86_400 - 37 + 55, 0, stages)
+    problems = plan_problems(p, four_leg())
+    assert f"cycle_s: {p.cycle_s:g} s is above the maximum cycle 240 s" in problems
+    assert any(m.startswith("stages[0].green_s: signal group NS gets") and "more than its max green 60 s" in m
+               for m in problems)  # fmt: skip
+
+
+def test_the_maximum_cycle_is_configurable() -> None:
+    # good_plan's cycle is 92 s: fine under the default, refused under a 90-s deployment limit.
+    assert plan_problems(good_plan(), four_leg()) == []
+    assert plan_problems(good_plan(), four_leg(), max_cycle_s=90) == ["cycle_s: 92 s is above the maximum cycle 90 s"]
+    with pytest.raises(PlanError):
+        check_plan(good_plan(), four_leg(), max_cycle_s=90)
+
+
+def test_max_green_counts_a_run_across_consecutive_stages() -> None:
+    # NS is green through "a" and "b": 7 + 0 + b. At b = 53 the run is exactly 60 s (allowed); 54 s is 61 s.
+    assert plan_problems(_split_stage_plan(53), four_leg()) == []
+    assert plan_problems(_split_stage_plan(54), four_leg()) == [
+        "stages[0].green_s: signal group NS gets 61 s of green, more than its max green 60 s"
+    ]
