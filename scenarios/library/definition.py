@@ -286,79 +286,17 @@ def _load_demand(
     pattern: GridDemand | CorridorDemand
     buses: list[BusLine] = []
     if gen == "grid":
-        g = t.table("grid")
-        assert g is not None
-        through, left, right = _shares(g, ("through", "left", "right"))
-        pattern = GridDemand(
-            x_entry_peak_veh_h=g.number("x_entry_peak_veh_h", lo=0.0),
-            y_entry_peak_veh_h=g.number("y_entry_peak_veh_h", lo=0.0),
-            through=through,
-            left=left,
-            right=right,
-        )
-        g.done()
+        pattern = _load_grid_pattern(t)
         if t.has("corridor"):
             raise t.error("corridor", "this network is a grid: give [demand.grid], not [demand.corridor]")
         if t.has("bus"):
             raise t.error("bus", "bus lines are defined for corridors only")
     else:
         assert isinstance(network, CorridorNetwork)
-        c = t.table("corridor")
-        assert c is not None
-        main_left = c.number("main_left", lo=0.0, hi=1.0)
-        main_right = c.number("main_right", lo=0.0, hi=1.0)
-        if main_left + main_right > 1.0:
-            raise c.error("main_left", "main_left + main_right must be <= 1")
-        side_through, side_left, side_right = _shares(c, ("side_through", "side_left", "side_right"))
-        pattern = CorridorDemand(
-            forward_peak_veh_h=c.number("forward_peak_veh_h", lo=0.0),
-            reverse_peak_veh_h=c.number("reverse_peak_veh_h", lo=0.0),
-            main_left=main_left,
-            main_right=main_right,
-            side_peak_veh_h=c.number("side_peak_veh_h", lo=0.0),
-            side_through=side_through,
-            side_left=side_left,
-            side_right=side_right,
-            side_mix=_mix(c, "side_mix", vtypes, required=False),
-        )
-        c.done()
+        pattern = _load_corridor_pattern(t, vtypes)
         if t.has("grid"):
             raise t.error("grid", "this network is a corridor: give [demand.corridor], not [demand.grid]")
-        raw_buses = t.raw("bus", [])
-        if not isinstance(raw_buses, list):
-            raise t.error("bus", "must be an array of tables ([[demand.bus]])")
-        for i, rb in enumerate(raw_buses):
-            if not isinstance(rb, dict):
-                raise t.error(f"bus[{i}]", "must be a table")
-            b = _Table(t.path, rb, f"{t.prefix}.bus[{i}]")
-            direction = b.text("direction", choices=frozenset({"forward", "reverse"}))
-            line = BusLine(
-                id=b.text("id"),
-                direction=direction,
-                headway_s=b.number("headway_s", lo=10.0),
-                persons=b.number("persons", lo=0, integer=True),
-                vtype=b.text("type", "bus"),
-                stops_after=_stops_after(b, network.signal_ids, direction),
-                dwell_s=b.number("dwell_s", 0.0, lo=0.0, hi=600.0),
-                offset_s=b.number("offset_s", 0.0, lo=0.0),
-            )
-            if not line.stops_after:
-                for key in ("dwell_s", "offset_s"):
-                    if b.has(key):
-                        raise b.error(key, "only for a timetabled line: give stops_after too")
-            elif line.offset_s >= span_s:
-                raise b.error("offset_s", f"{line.offset_s:g} s leaves no trip before demand_end_s")
-            if not _NAME_RE.match(line.id):
-                raise b.error("id", f"must be letters, digits, '_' or '-', got {line.id!r}")
-            if line.vtype not in vtypes or vtypes[line.vtype]["vClass"] != "bus":
-                raise b.error("type", f"must name a vType with vClass='bus', got {line.vtype!r}")
-            cap = float(vtypes[line.vtype]["personCapacity"])
-            if line.persons > cap:
-                raise b.error("persons", f"{line.persons} exceeds the vType's personCapacity {cap:g}")
-            b.done()
-            if any(x.id == line.id for x in buses):
-                raise b.error("id", f"duplicate bus line id {line.id!r}")
-            buses.append(line)
+        buses = _load_bus_lines(t, network, vtypes, span_s)
     emergency = _load_emergency(t, vtypes, begin_s, end_s, taken={x.id for x in buses})
     t.done()
     if slice_s > span_s:
@@ -376,6 +314,89 @@ def _load_demand(
         buses=tuple(buses),
         emergency=emergency,
     )
+
+
+def _load_grid_pattern(t: _Table) -> GridDemand:
+    """``[demand.grid]``: entry flows and turning shares."""
+    g = t.table("grid")
+    assert g is not None
+    through, left, right = _shares(g, ("through", "left", "right"))
+    pattern = GridDemand(
+        x_entry_peak_veh_h=g.number("x_entry_peak_veh_h", lo=0.0),
+        y_entry_peak_veh_h=g.number("y_entry_peak_veh_h", lo=0.0),
+        through=through,
+        left=left,
+        right=right,
+    )
+    g.done()
+    return pattern
+
+
+def _load_corridor_pattern(t: _Table, vtypes: Mapping[str, Mapping[str, str]]) -> CorridorDemand:
+    """``[demand.corridor]``: main-road and side-street flows and turning shares."""
+    c = t.table("corridor")
+    assert c is not None
+    main_left = c.number("main_left", lo=0.0, hi=1.0)
+    main_right = c.number("main_right", lo=0.0, hi=1.0)
+    if main_left + main_right > 1.0:
+        raise c.error("main_left", "main_left + main_right must be <= 1")
+    side_through, side_left, side_right = _shares(c, ("side_through", "side_left", "side_right"))
+    pattern = CorridorDemand(
+        forward_peak_veh_h=c.number("forward_peak_veh_h", lo=0.0),
+        reverse_peak_veh_h=c.number("reverse_peak_veh_h", lo=0.0),
+        main_left=main_left,
+        main_right=main_right,
+        side_peak_veh_h=c.number("side_peak_veh_h", lo=0.0),
+        side_through=side_through,
+        side_left=side_left,
+        side_right=side_right,
+        side_mix=_mix(c, "side_mix", vtypes, required=False),
+    )
+    c.done()
+    return pattern
+
+
+def _load_bus_lines(
+    t: _Table, network: CorridorNetwork, vtypes: Mapping[str, Mapping[str, str]], span_s: float
+) -> list[BusLine]:
+    """``[[demand.bus]]`` of a corridor: each line checked against the corridor and the vTypes."""
+    buses: list[BusLine] = []
+    raw_buses = t.raw("bus", [])
+    if not isinstance(raw_buses, list):
+        raise t.error("bus", "must be an array of tables ([[demand.bus]])")
+    for i, rb in enumerate(raw_buses):
+        if not isinstance(rb, dict):
+            raise t.error(f"bus[{i}]", "must be a table")
+        b = _Table(t.path, rb, f"{t.prefix}.bus[{i}]")
+        direction = b.text("direction", choices=frozenset({"forward", "reverse"}))
+        line = BusLine(
+            id=b.text("id"),
+            direction=direction,
+            headway_s=b.number("headway_s", lo=10.0),
+            persons=b.number("persons", lo=0, integer=True),
+            vtype=b.text("type", "bus"),
+            stops_after=_stops_after(b, network.signal_ids, direction),
+            dwell_s=b.number("dwell_s", 0.0, lo=0.0, hi=600.0),
+            offset_s=b.number("offset_s", 0.0, lo=0.0),
+        )
+        if not line.stops_after:
+            for key in ("dwell_s", "offset_s"):
+                if b.has(key):
+                    raise b.error(key, "only for a timetabled line: give stops_after too")
+        elif line.offset_s >= span_s:
+            raise b.error("offset_s", f"{line.offset_s:g} s leaves no trip before demand_end_s")
+        if not _NAME_RE.match(line.id):
+            raise b.error("id", f"must be letters, digits, '_' or '-', got {line.id!r}")
+        if line.vtype not in vtypes or vtypes[line.vtype]["vClass"] != "bus":
+            raise b.error("type", f"must name a vType with vClass='bus', got {line.vtype!r}")
+        cap = float(vtypes[line.vtype]["personCapacity"])
+        if line.persons > cap:
+            raise b.error("persons", f"{line.persons} exceeds the vType's personCapacity {cap:g}")
+        b.done()
+        if any(x.id == line.id for x in buses):
+            raise b.error("id", f"duplicate bus line id {line.id!r}")
+        buses.append(line)
+    return buses
 
 
 def _stops_after(b: _Table, signal_ids: tuple[str, ...], direction: str) -> tuple[str, ...]:
@@ -490,6 +511,48 @@ def load_scenario_def(name_or_path: str | Path) -> ScenarioDef:
         raise top.error("name", f"must be letters, digits, '_' or '-', got {name!r}")
     description = top.text("description")
 
+    begin_s, end_s, demand_end_s = _load_horizon(top)
+
+    vt = top.table("vtypes")
+    assert vt is not None
+    vtypes = _vtypes(vt)
+
+    nt = top.table("network")
+    assert nt is not None
+    network, _ = _load_network(nt)
+
+    tls = _load_tls(top)
+
+    dt = top.table("demand")
+    assert dt is not None
+    demand = _load_demand(dt, network, vtypes, begin_s, demand_end_s, end_s)
+
+    ft = top.table("faults", required=False)
+    faults = _load_faults(ft, begin_s, end_s) if ft is not None else None
+
+    sumo = _load_sumo(top, vtypes)
+    top.done()
+
+    return ScenarioDef(
+        name=name,
+        description=" ".join(description.split()),
+        source=path,
+        sha256=sha256,
+        begin_s=begin_s,
+        end_s=end_s,
+        demand_end_s=demand_end_s,
+        network=network,
+        tls=tls,
+        demand=demand,
+        sumo=sumo,
+        vtypes=tuple((vid, tuple(attrs.items())) for vid, attrs in vtypes.items()),
+        faults=faults,
+        extends=base_path,
+    )
+
+
+def _load_horizon(top: _Table) -> tuple[float, float, float]:
+    """``[horizon]``: begin, end and the end of demand (s)."""
     h = top.table("horizon")
     assert h is not None
     begin_s = h.number("begin_s", lo=0.0)
@@ -500,15 +563,11 @@ def load_scenario_def(name_or_path: str | Path) -> ScenarioDef:
     if not begin_s < demand_end_s <= end_s:
         raise h.error("demand_end_s", f"must be in ({begin_s:g}, {end_s:g}], got {demand_end_s:g}")
     h.done()
+    return begin_s, end_s, demand_end_s
 
-    vt = top.table("vtypes")
-    assert vt is not None
-    vtypes = _vtypes(vt)
 
-    nt = top.table("network")
-    assert nt is not None
-    network, _ = _load_network(nt)
-
+def _load_tls(top: _Table) -> TlsSpec:
+    """``[tls]``: the options netconvert/netgenerate get for SUMO's own signal programs."""
     tt = top.table("tls")
     assert tt is not None
     tls = TlsSpec(
@@ -519,14 +578,11 @@ def load_scenario_def(name_or_path: str | Path) -> ScenarioDef:
         layout=tt.text("layout", None, choices=frozenset({"opposites", "incoming", "alternateOneWay"})),
     )
     tt.done()
+    return tls
 
-    dt = top.table("demand")
-    assert dt is not None
-    demand = _load_demand(dt, network, vtypes, begin_s, demand_end_s, end_s)
 
-    ft = top.table("faults", required=False)
-    faults = _load_faults(ft, begin_s, end_s) if ft is not None else None
-
+def _load_sumo(top: _Table, vtypes: Mapping[str, Mapping[str, str]]) -> SumoSpec:
+    """``[sumo]``: simulation options; the sublane resolution must fit the narrowest two-wheeler."""
     st = top.table("sumo")
     assert st is not None
     sumo = SumoSpec(
@@ -546,24 +602,7 @@ def load_scenario_def(name_or_path: str | Path) -> ScenarioDef:
                         f"{sumo.lateral_resolution_m:g} m is wider than vType {vid!r} ({w:g} m): "
                         "the sublane model needs a resolution no wider than a motorcycle",
                     )
-    top.done()
-
-    return ScenarioDef(
-        name=name,
-        description=" ".join(description.split()),
-        source=path,
-        sha256=sha256,
-        begin_s=begin_s,
-        end_s=end_s,
-        demand_end_s=demand_end_s,
-        network=network,
-        tls=tls,
-        demand=demand,
-        sumo=sumo,
-        vtypes=tuple((vid, tuple(attrs.items())) for vid, attrs in vtypes.items()),
-        faults=faults,
-        extends=base_path,
-    )
+    return sumo
 
 
 def _read_toml(path: Path) -> tuple[bytes, dict[str, Any]]:
