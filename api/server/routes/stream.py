@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -29,7 +28,7 @@ async def stream(
     creds: HTTPAuthorizationCredentials | None = Depends(bearer),
     svc: ServiceState = Depends(service),
 ) -> StreamingResponse:
-    """``event: status`` (the full live snapshot, at most twice a second), ``event: alarm`` and
+    """``event: status`` (the full live snapshot, every tick), ``event: alarm``, ``event: approval`` and
     ``event: command`` (changes, as they happen)."""
     token = creds.credentials if creds is not None else access_token
     if not token or resolve_token(svc.db, token, svc.key) is None:
@@ -37,22 +36,25 @@ async def stream(
     runner = svc.runner
     closing = request.app.state.closing
 
-    async def events() -> AsyncIterator[str]:
-        yield "retry: 2000\n\n"
+    async def events() -> AsyncIterator[bytes]:
+        # Every tick's frame is encoded once and shared by all clients (SnapshotFrame); clients wake
+        # together on the tick signal rather than polling, so each of them gets every tick.
+        yield b"retry: 2000\n\n"
         seq = -1
         feed, _ = runner.feed_since(10**12)
         t0 = time.monotonic()
         while not closing.is_set() and time.monotonic() - t0 < STREAM_MAX_S:
-            snap = runner.snapshot
-            if snap.get("seq") != seq:
-                seq = snap.get("seq", 0)
-                yield f"event: status\nid: {seq}\ndata: {json.dumps(snap, separators=(',', ':'))}\n\n"
+            frame = runner.frame
+            if frame.seq != seq:
+                seq = frame.seq
+                yield frame.sse()
                 if once:
                     return
             feed, items = runner.feed_since(feed)
             for _n, kind, payload in items:
-                yield f"event: {kind}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n"
-            await asyncio.sleep(0.5)
+                yield f"event: {kind}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
+            if runner.frame.seq == seq:
+                await runner.tick_signal.wait(1.0)
 
     return StreamingResponse(
         events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
