@@ -38,19 +38,16 @@ and ``central_control``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import math
 import struct
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from controller.backend import BaseBackend, Commands, Observation
-from field_io.aio import PrivateLoop
+from controller.backend import Commands
 from field_io.commands import (
     CommandBlock,
     CommandKind,
@@ -61,7 +58,7 @@ from field_io.commands import (
     stage_request,
 )
 from field_io.endpoints import Endpoint
-from field_io.mapping import FieldMap, field_map
+from field_io.mapping import field_map
 from field_io.modbus.codec import (
     BLOCK_START,
     OCC_SCALE,
@@ -75,8 +72,8 @@ from field_io.modbus.codec import (
     status_read,
 )
 from field_io.modbus.profile import COMMAND, IDENTITY, MAGIC, PROFILE_MAJOR, QUEUES
+from field_io.polled import PolledFieldBackend, PolledLink
 from field_io.security import check_modbus_write, client_context
-from intersections.errors import InputError
 from intersections.network import Network
 
 __all__ = ["ModbusBackend", "ModbusLink", "EXCEPTION_NAMES", "modbus_client", "close_client"]
@@ -93,12 +90,7 @@ EXCEPTION_NAMES = {
     11: "gateway target device failed to respond",
 }
 _HB = COMMAND.address("heartbeat")
-_BAD = int(StatusBits.FLASH | StatusBits.MMU_FAULT | StatusBits.LOCAL_OVERRIDE | StatusBits.COMMISSIONING)
-_CENTRAL, _PENDING, _DONE = (
-    int(StatusBits.CENTRAL_CONTROL),
-    int(StatusBits.PENDING_HANDBACK),
-    int(StatusBits.PLANT_DONE),
-)
+_CENTRAL, _PENDING = int(StatusBits.CENTRAL_CONTROL), int(StatusBits.PENDING_HANDBACK)
 
 
 class _Fail(Exception):
@@ -158,22 +150,13 @@ def modbus_client(ep: Endpoint, *, timeout_s: float | None = None) -> Any:
     return client
 
 
-@dataclass
-class ModbusLink:
-    """Everything central knows about one controller."""
+@dataclass(kw_only=True)
+class ModbusLink(PolledLink):
+    """What central knows about one Modbus controller beyond :class:`~field_io.polled.PolledLink`."""
 
-    row: int
-    endpoint: Endpoint
-    fmap: FieldMap
     client: Any = None
     identity: Identity | None = None
-    problem: str | None = None  # why the controller is not commanded (None: fine)
-    refused: bool = False  # identity/profile mismatch: never commanded until reconnected and fixed
-    next_connect_t: float = 0.0
-    backoff_s: float = 0.0
-    last_ok_t: float = -math.inf
     status: FieldStatus | None = None
-    status_fresh: bool = False  # lockstep: status read by advance(), not yet consumed by read()
     prev_volume: np.ndarray | None = None
     heartbeat: int = 0
     seq: int = 0
@@ -181,29 +164,26 @@ class ModbusLink:
     block: CommandBlock | None = None
     written_seq: int = -1
     reported_reject: int = 0
-    alarm: bool = False
-    was_active: bool = False
     must_write: bool = False  # lockstep: the block goes out with the next step
     write_failures: int = 0
-    reads: int = 0
-    errors: int = 0
-    latency_s: list[float] = field(default_factory=list)
     read_plan: StatusRead | None = None
 
     def __post_init__(self) -> None:
         self.read_plan = status_read(self.fmap, 0)
 
     @property
-    def label(self) -> str:
-        return self.endpoint.label
-
-    @property
     def readable(self) -> bool:
         return self.client is not None and self.identity is not None and not self.refused
 
 
-class ModbusBackend(BaseBackend):
-    """Backend for field controllers speaking the greenwave Modbus profile (see the module docstring)."""
+class ModbusBackend(PolledFieldBackend):
+    """Backend for field controllers speaking the greenwave Modbus profile (see the module docstring).
+
+    The Modbus codec and transport on the shared :class:`~field_io.polled.PolledFieldBackend`.
+    """
+
+    protocol_name = "Modbus"
+    extra_columns = ("accepted_seq", "reject_reason")
 
     def __init__(
         self,
@@ -221,65 +201,30 @@ class ModbusBackend(BaseBackend):
         record_latency: bool = False,
         max_concurrent_connects: int = 200,
     ) -> None:
-        super().__init__(network, dt_s=dt_s)
-        self.max_concurrent_connects = max_concurrent_connects
-        eps = dict(endpoints) if isinstance(endpoints, Mapping) else {e.intersection: e for e in endpoints}
-        missing = [i.id for i in network.intersections if i.id not in eps]
-        if missing:
-            raise InputError(f"no Modbus endpoint for intersections {missing}", where="ModbusBackend")
-        self.links = [ModbusLink(r, eps[i.id], field_map(i)) for r, i in enumerate(network.intersections)]
-        self.lockstep = lockstep
-        self.comm_timeout_s = 2.0 * dt_s if comm_timeout_s is None else comm_timeout_s
-        self.reconnect_delay_s = reconnect_delay_s
-        self.reconnect_delay_max_s = reconnect_delay_max_s
-        self.lockstep_timeout_s = lockstep_timeout_s
-        self.clock = clock
         self.wall_clock = wall_clock
-        self.record_latency = record_latency
-        self.problems: dict[str, str] = {}
-        self.alarms: list[tuple[float, str, str]] = []
-        self.events: list[tuple[float, str, str]] = []
-        self.step = 0
-        self.time_s = 0.0
-        self.done = False
-        self._loop: PrivateLoop | None = None
-        self._t0 = 0.0
-        self._next_tick = 0.0
-        self._det_slices = self._detector_slices()
+        super().__init__(
+            network,
+            endpoints,
+            dt_s=dt_s,
+            lockstep=lockstep,
+            comm_timeout_s=comm_timeout_s,
+            reconnect_delay_s=reconnect_delay_s,
+            reconnect_delay_max_s=reconnect_delay_max_s,
+            lockstep_timeout_s=lockstep_timeout_s,
+            clock=clock,
+            record_latency=record_latency,
+            max_concurrent_connects=max_concurrent_connects,
+        )
 
-    def _detector_slices(self) -> list[slice]:
-        out, start = [], 0
+    def _make_link(self, row: int, endpoint: Endpoint, intersection: Any) -> ModbusLink:
+        return ModbusLink(row=row, endpoint=endpoint, fmap=field_map(intersection))
+
+    # ---- transport ---------------------------------------------------------------------------------
+    def _close_transport(self) -> None:
         for link in self.links:
-            n = link.fmap.n_detectors
-            out.append(slice(start, start + n))
-            start += n
-        return out
-
-    # ---- lifecycle ---------------------------------------------------------------------------
-    def _open(self) -> None:
-        self._loop = PrivateLoop()
-        self._t0 = self.clock()
-        self._next_tick = self._t0
-        gate = asyncio.Semaphore(self.max_concurrent_connects)
-
-        async def connect(link: ModbusLink) -> None:
-            async with gate:
-                await self._ensure_connected(link)
-
-        self._loop.run(self._gather(connect(link) for link in self.links))
-
-    def _close(self) -> None:
-        if self._loop is None:
-            return
-        try:
-            self._loop.run(self._gather(self._release(link) for link in self.links if link.was_active))
-        finally:
-            for link in self.links:
-                if link.client is not None:
-                    close_client(link.client)
-                    link.client = None
-            self._loop.close()
-            self._loop = None
+            if link.client is not None:
+                close_client(link.client)
+                link.client = None
 
     async def _release(self, link: ModbusLink) -> None:
         """On a clean shutdown, hand every commanded controller back to its local plan."""
@@ -295,28 +240,12 @@ class ModbusBackend(BaseBackend):
         except _Fail as e:
             log.info("%s: release not confirmed (%s); its watchdog will fall back", link.label, e)
 
-    @staticmethod
-    async def _gather(coros: Any) -> list[Any]:
-        return await asyncio.gather(*coros)
-
     # ---- connection and identity ---------------------------------------------------------------------
-    def _set_problem(self, link: ModbusLink, message: str | None) -> None:
-        iid = link.fmap.id
-        if message is None:
-            if self.problems.pop(iid, None) is not None:
-                log.warning("%s: answering again", link.label)
-            link.problem = None
-            return
-        link.problem = message
-        if self.problems.get(iid) != message:
-            self.problems[iid] = message
-            log.error("%s: %s", link.label, message)
-
-    async def _ensure_connected(self, link: ModbusLink) -> None:
+    async def _connect(self, link: ModbusLink) -> None:
         if link.client is not None and link.identity is not None:
             return  # a lost connection is noticed by the failing transaction (_comm_fail)
         now = self.clock()
-        if now < link.next_connect_t:
+        if now < link.next_try_t:
             return
         if link.client is not None:
             close_client(link.client)
@@ -334,8 +263,7 @@ class ModbusBackend(BaseBackend):
         if not ok:
             close_client(link.client)
             link.client = None
-            link.backoff_s = min(max(link.backoff_s * 2, self.reconnect_delay_s), self.reconnect_delay_max_s)
-            link.next_connect_t = now + link.backoff_s
+            self._backoff(link)
             self._set_problem(link, f"unreachable ({why}); retrying in {link.backoff_s:g} s")
             return
         link.backoff_s = 0.0
@@ -386,8 +314,7 @@ class ModbusBackend(BaseBackend):
             link.client = None
         link.identity = None
         link.refused = refused
-        link.backoff_s = min(max(link.backoff_s * 2, self.reconnect_delay_s), self.reconnect_delay_max_s)
-        link.next_connect_t = self.clock() + link.backoff_s
+        self._backoff(link)
         self._set_problem(link, message + ("; not commanding it" if refused else ""))
 
     # ---- transactions (the only read and write paths) --------------------------------------------------
@@ -459,7 +386,7 @@ class ModbusBackend(BaseBackend):
     # ---- per tick ---------------------------------------------------------------------------------
     async def _poll(self, link: ModbusLink, *, step: int | None = None) -> None:
         """Read one controller's status (heartbeat with it when it is commanded)."""
-        await self._ensure_connected(link)
+        await self._connect(link)
         if not link.readable:
             return
         plan = link.read_plan
@@ -491,10 +418,7 @@ class ModbusBackend(BaseBackend):
             else:
                 self._disconnect(link, str(e), refused=True)
             return
-        link.status = decode_status(regs, link.fmap, queue_words, skip=plan.skip)
-        link.status_fresh = True
-        link.last_ok_t = self.clock()
-        link.reads += 1
+        self._polled(link, decode_status(regs, link.fmap, queue_words, skip=plan.skip))
 
     def _comm_fail(self, link: ModbusLink, message: str) -> None:
         """A timeout or a lost connection: the comm age grows; reconnect if the connection is gone."""
@@ -503,91 +427,24 @@ class ModbusBackend(BaseBackend):
         else:
             log.debug("%s: %s", link.label, message)
 
-    def read(self) -> Observation:
-        self._require_open()
-        assert self._loop is not None
-        if not self.lockstep or self.step == 0:
-            self._loop.run(self._gather(self._poll(link) for link in self.links))
-        else:
-            self._loop.run(self._gather(self._poll(link) for link in self.links if not link.status_fresh))
-        return self._observation()
+    # ---- observation columns -------------------------------------------------------------------------
+    def _row_counts(self, link: ModbusLink, st: FieldStatus) -> np.ndarray:
+        """Differences of the controller's 16-bit volume counters (0 on the first read after a connect)."""
+        vol = st.volume
+        prev, link.prev_volume = link.prev_volume, vol
+        if prev is None:
+            return np.zeros(len(vol))
+        return (vol - prev) % 65536
 
-    def _observation(self) -> Observation:
-        p = self.packed
-        now = self.clock()
-        n_det = len(self.detectors.ids)
-        counts = np.full(n_det, np.nan)
-        occ = np.full(n_det, np.nan)
-        queue = np.full((p.n, p.g), np.nan)
-        state = np.zeros((p.n, p.g), np.int8)
-        comm_age = np.full(p.n, np.inf)
-        fault = np.ones(p.n, bool)
-        mode = np.full(p.n, -1, np.int64)
-        central = np.zeros(p.n, bool)
-        accepted = np.zeros(p.n, np.int64)
-        reason = np.zeros(p.n, np.int64)
-        plan_clock = []
-        done = False
-        for link in self.links:
-            r = link.row
-            st = link.status
-            comm_age[r] = now - link.last_ok_t
-            stale = comm_age[r] > self.comm_timeout_s
-            self._alarm(link, stale, comm_age[r])
-            if st is None or not link.readable:
-                continue
-            sl = self._det_slices[r]
-            vol = st.volume
-            if link.prev_volume is not None and link.status_fresh:
-                counts[sl] = (vol - link.prev_volume) % 65536
-            elif link.status_fresh:
-                counts[sl] = 0.0
-            else:
-                counts[sl] = 0.0  # nothing new read this tick
-            if link.status_fresh:
-                link.prev_volume = vol
-            raw = st.occupancy_raw
-            occ[sl] = np.where(raw <= OCC_SCALE, raw / OCC_SCALE, np.nan)
-            g = link.fmap.n_groups
-            state[r, :g] = st.group_state
-            if st.queue_veh is not None:
-                queue[r, :g] = st.queue_veh
-            sw = st.status_word
-            fault[r] = bool(sw & _BAD) or stale
-            mode[r] = st.mode
-            central[r] = bool(sw & _CENTRAL)
-            accepted[r] = st.accepted_seq
-            reason[r] = st.reject_reason
-            done = done or bool(sw & _DONE)
-            plan_clock.append(st.plan_clock_s)
-            link.status_fresh = False
-            self._report_reject(link, st)
-        self.done = done
-        if self.lockstep and plan_clock:
-            self.time_s = float(max(plan_clock))
-        elif not self.lockstep:
-            self.time_s = now - self._t0
-        return Observation(
-            time_s=self.time_s,
-            counts=counts,
-            occupancy=occ,
-            queue_veh=queue,
-            signal_state=state,
-            comm_age_s=comm_age,
-            fault=fault,
-            extra={"field_mode": mode, "central_control": central, "accepted_seq": accepted, "reject_reason": reason},
-        )
+    def _row_occupancy(self, link: ModbusLink, st: FieldStatus) -> np.ndarray:
+        raw = st.occupancy_raw
+        return np.where(raw <= OCC_SCALE, raw / OCC_SCALE, np.nan)
 
-    def _alarm(self, link: ModbusLink, stale: bool, age: float) -> None:
-        if stale and not link.alarm and link.last_ok_t > -math.inf:
-            link.alarm = True
-            msg = f"comm-loss alarm: silent for {age:.1f} s; not commanding it"
-            self.alarms.append((self.time_s, link.fmap.id, msg))
-            log.warning("%s: %s", link.label, msg)
-        elif not stale and link.alarm:
-            link.alarm = False
-            self.alarms.append((self.time_s, link.fmap.id, "comm restored"))
-            log.warning("%s: comm restored", link.label)
+    def _row_extra(self, link: ModbusLink, st: FieldStatus) -> tuple[int, ...]:
+        return (st.accepted_seq, st.reject_reason)
+
+    def _report(self, link: ModbusLink, st: FieldStatus) -> None:
+        self._report_reject(link, st)
 
     def _report_reject(self, link: ModbusLink, st: FieldStatus) -> None:
         if link.block is not None and st.rejected_seq == link.block.seq and link.reported_reject != link.block.seq:
@@ -657,54 +514,18 @@ class ModbusBackend(BaseBackend):
             else:
                 self._disconnect(link, str(e), refused=True)
 
-    def apply(self, commands: Commands) -> None:
-        self._require_open()
-        assert self._loop is not None
-        active = np.asarray(commands.active, bool)
-        todo = []
-        for link in self.links:
-            ok = bool(active[link.row]) and link.readable
-            link.was_active = ok
-            if not ok:
-                continue  # never send anything for an intersection the engine does not command
-            if self._needs_write(link, commands):
-                if self.lockstep:
-                    link.must_write = True
-                else:
-                    todo.append(self._send_block(link))
-        if todo:
-            self._loop.run(self._gather(todo))
-
-    def advance(self) -> float:
-        self._require_open()
-        assert self._loop is not None
+    def _command(self, link: ModbusLink, commands: Commands) -> Coroutine[Any, Any, None] | None:
+        if not self._needs_write(link, commands):
+            return None
         if self.lockstep:
-            self.step += 1
-            self._loop.run(self._gather(self._poll(link, step=self.step) for link in self.links))
-            return self.time_s + self.dt_s
-        self._next_tick += self.dt_s
-        delay = self._next_tick - self.clock()
-        if delay > 0:
-            self._loop.run(asyncio.sleep(delay))
-        elif delay < -5 * self.dt_s:
-            self._next_tick = self.clock()
-        return self.clock() - self._t0
+            link.must_write = True  # the block goes out with the next step
+            return None
+        return self._send_block(link)
+
+    def _step(self, link: ModbusLink) -> Coroutine[Any, Any, None]:
+        return self._poll(link, step=self.step)
 
     # ---- convenience -------------------------------------------------------------------------------------
-    def status(self, intersection_id: str) -> FieldStatus | None:
-        for link in self.links:
-            if link.fmap.id == intersection_id:
-                return link.status
-        raise KeyError(intersection_id)
-
-    @property
-    def central_control(self) -> np.ndarray:
-        out = np.zeros(len(self.links), bool)
-        for link in self.links:
-            st = link.status
-            out[link.row] = st is not None and bool(st.status_word & StatusBits.CENTRAL_CONTROL)
-        return out
-
     def mode(self, intersection_id: str) -> ControllerMode | None:
         st = self.status(intersection_id)
         return None if st is None else ControllerMode(st.mode)

@@ -33,14 +33,13 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from controller.backend import BaseBackend, Commands, Observation
-from field_io.aio import PrivateLoop
+from controller.backend import Commands
 from field_io.commands import ControllerMode, RejectReason, StatusBits, quantize_plan
 from field_io.endpoints import Endpoint
 from field_io.errors import DeviceException, FieldIOError, ProtocolError
@@ -55,6 +54,7 @@ from field_io.ntcip.codec import (
 from field_io.ntcip.oids import OBJECTS
 from field_io.ntcip.profiles import VendorProfile, vendor_profile
 from field_io.ntcip.transport import SnmpClient, SnmpErrorStatus, snmp_client
+from field_io.polled import PolledFieldBackend, PolledLink
 from intersections.errors import InputError
 from intersections.model import SignalState
 from intersections.network import Network
@@ -269,22 +269,15 @@ def decode_ntcip_status(
     )
 
 
-@dataclass
-class NtcipLink:
-    row: int
-    endpoint: Endpoint
-    fmap: FieldMap
+@dataclass(kw_only=True)
+class NtcipLink(PolledLink):
+    """What central knows about one NTCIP controller beyond :class:`~field_io.polled.PolledLink`."""
+
     profile: VendorProfile
     keys: list[str]
     oids: tuple[tuple[int, ...], ...]
     identity: dict[str, Any] | None = None
-    refused: bool = False
-    problem: str | None = None
-    next_try_t: float = 0.0
-    backoff_s: float = 0.0
-    last_ok_t: float = -math.inf
     status: NtcipStatus | None = None
-    status_fresh: bool = False
     prev_sequence: int | None = None
     content: tuple | None = None
     safe_content: tuple | None = None  # last content the controller accepted
@@ -293,27 +286,17 @@ class NtcipLink:
     sent_content: tuple | None = None
     sent_t: float = -math.inf
     refresh_s: float = 1.0  # re-SET the unchanged block this often (<= unitBackupTime / 3)
-    alarm: bool = False
-    was_active: bool = False
-    reads: int = 0
-    errors: int = 0
-    latency_s: list[float] = field(default_factory=list)
-
-    @property
-    def label(self) -> str:
-        return self.endpoint.label
-
-    @property
-    def readable(self) -> bool:
-        return self.identity is not None and not self.refused
 
 
-class NtcipBackend(BaseBackend):
+class NtcipBackend(PolledFieldBackend):
     """Backend for NTCIP 1202 controllers over SNMP (see the module docstring).
 
+    The NTCIP codec and SNMP transport on the shared :class:`~field_io.polled.PolledFieldBackend`.
     ``client``: ``"fast"`` (SNMPv1/v2c, lean codec) or ``"pysnmp"``; SNMPv3
     endpoints always use pysnmp.
     """
+
+    protocol_name = "NTCIP"
 
     def __init__(
         self,
@@ -331,43 +314,36 @@ class NtcipBackend(BaseBackend):
         record_latency: bool = False,
         max_in_flight: int = 256,
     ) -> None:
-        super().__init__(network, dt_s=dt_s)
         self.max_in_flight = max_in_flight  # requests outstanding at once (bounds the answers' burst)
         self._window: asyncio.Semaphore | None = None
-        eps = dict(endpoints) if isinstance(endpoints, Mapping) else {e.intersection: e for e in endpoints}
-        missing = [i.id for i in network.intersections if i.id not in eps]
-        if missing:
-            raise InputError(f"no NTCIP endpoint for intersections {missing}", where="NtcipBackend")
-        self.links: list[NtcipLink] = []
-        for r, inter in enumerate(network.intersections):
-            ep = eps[inter.id]
-            prof = vendor_profile(ep.vendor)
-            fm = field_map(inter)
-            pairs = status_oids(fm, prof)
-            self.links.append(NtcipLink(r, ep, fm, prof, [k for k, _ in pairs], tuple(o for _, o in pairs)))
-        self.lockstep = lockstep
-        self.comm_timeout_s = 2.0 * dt_s if comm_timeout_s is None else comm_timeout_s
         self.client_kind = client
-        self.reconnect_delay_s = reconnect_delay_s
-        self.reconnect_delay_max_s = reconnect_delay_max_s
-        self.lockstep_timeout_s = lockstep_timeout_s
-        self.clock = clock
-        self.record_latency = record_latency
-        self.problems: dict[str, str] = {}
-        self.alarms: list[tuple[float, str, str]] = []
-        self.events: list[tuple[float, str, str]] = []
-        self.step = 0
-        self.time_s = 0.0
-        self.done = False
-        self._loop: PrivateLoop | None = None
         self._clients: dict[str, SnmpClient] = {}
-        self._t0 = 0.0
-        self._next_tick = 0.0
-        start = 0
-        self._det_slices = []
-        for link in self.links:
-            self._det_slices.append(slice(start, start + link.fmap.n_detectors))
-            start += link.fmap.n_detectors
+        super().__init__(
+            network,
+            endpoints,
+            dt_s=dt_s,
+            lockstep=lockstep,
+            comm_timeout_s=comm_timeout_s,
+            reconnect_delay_s=reconnect_delay_s,
+            reconnect_delay_max_s=reconnect_delay_max_s,
+            lockstep_timeout_s=lockstep_timeout_s,
+            clock=clock,
+            record_latency=record_latency,
+            max_concurrent_connects=max_in_flight,
+        )
+
+    def _make_link(self, row: int, endpoint: Endpoint, intersection: Any) -> NtcipLink:
+        prof = vendor_profile(endpoint.vendor)
+        fm = field_map(intersection)
+        pairs = status_oids(fm, prof)
+        return NtcipLink(
+            row=row,
+            endpoint=endpoint,
+            fmap=fm,
+            profile=prof,
+            keys=[k for k, _ in pairs],
+            oids=tuple(o for _, o in pairs),
+        )
 
     # ---- lifecycle --------------------------------------------------------------------------------
     def _client(self, ep: Endpoint) -> SnmpClient:
@@ -386,24 +362,13 @@ class NtcipBackend(BaseBackend):
             return replace(ep, timeout_s=max(ep.timeout_s, self.lockstep_timeout_s), retries=0)
         return ep
 
-    def _open(self) -> None:
-        self._loop = PrivateLoop()
-        self._window = self._loop.run(self._make_window())
-        self._t0 = self.clock()
-        self._next_tick = self._t0
-        self._loop.run(self._gather(self._ensure_identity(link) for link in self.links))
+    async def _open_transport(self) -> None:
+        self._window = asyncio.Semaphore(self.max_in_flight)
 
-    def _close(self) -> None:
-        if self._loop is None:
-            return
-        try:
-            self._loop.run(self._gather(self._release(link) for link in self.links if link.was_active))
-        finally:
-            for c in self._clients.values():
-                c.close()
-            self._clients.clear()
-            self._loop.close()
-            self._loop = None
+    def _close_transport(self) -> None:
+        for c in self._clients.values():
+            c.close()
+        self._clients.clear()
 
     async def _release(self, link: NtcipLink) -> None:
         """Clean shutdown: systemPatternControl = 0 (standby) and clear the phase control (§1.12 step 5)."""
@@ -412,30 +377,7 @@ class NtcipBackend(BaseBackend):
         except FieldIOError as e:
             log.info("%s: release not confirmed (%s); its backup timer will fall back", link.label, e)
 
-    async def _make_window(self) -> asyncio.Semaphore:
-        return asyncio.Semaphore(self.max_in_flight)
-
-    @staticmethod
-    async def _gather(coros: Any) -> list[Any]:
-        return await asyncio.gather(*coros)
-
-    def _set_problem(self, link: NtcipLink, message: str | None) -> None:
-        iid = link.fmap.id
-        if message is None:
-            if self.problems.pop(iid, None) is not None:
-                log.warning("%s: answering again", link.label)
-            link.problem = None
-            return
-        link.problem = message
-        if self.problems.get(iid) != message:
-            self.problems[iid] = message
-            log.error("%s: %s", link.label, message)
-
-    def _backoff(self, link: NtcipLink) -> None:
-        link.backoff_s = min(max(link.backoff_s * 2, self.reconnect_delay_s), self.reconnect_delay_max_s)
-        link.next_try_t = self.clock() + link.backoff_s
-
-    async def _ensure_identity(self, link: NtcipLink) -> None:
+    async def _connect(self, link: NtcipLink) -> None:
         if link.identity is not None or self.clock() < link.next_try_t:
             return
         ep, prof, fm = link.endpoint, link.profile, link.fmap
@@ -491,7 +433,7 @@ class NtcipBackend(BaseBackend):
 
     # ---- reads ----------------------------------------------------------------------------------------------
     async def _poll(self, link: NtcipLink) -> None:
-        await self._ensure_identity(link)
+        await self._connect(link)
         if not link.readable:
             return
         t0 = time.perf_counter()
@@ -518,99 +460,20 @@ class NtcipBackend(BaseBackend):
             link.errors += 1
             log.debug("%s: %s", link.label, e)
             return
-        if self.record_latency:
-            link.latency_s.append(time.perf_counter() - t0)
-        link.status = st
-        link.status_fresh = True
-        link.last_ok_t = self.clock()
-        link.reads += 1
+        self._polled(link, st, t0)
         if link.problem is not None and link.problem.endswith("not using this answer"):
             self._set_problem(link, None)
 
-    def read(self) -> Observation:
-        self._require_open()
-        assert self._loop is not None
-        if not self.lockstep or self.step == 0:
-            self._loop.run(self._gather(self._poll(link) for link in self.links))
-        else:
-            self._loop.run(self._gather(self._poll(link) for link in self.links if not link.status_fresh))
-        return self._observation()
+    # ---- observation columns ------------------------------------------------------------------------------
+    def _row_counts(self, link: NtcipLink, st: NtcipStatus) -> np.ndarray:
+        """``detectorVolume`` of the last period, only when ``volumeOccupancySequence`` advanced."""
+        prev, link.prev_sequence = link.prev_sequence, st.sequence
+        if prev is None or st.sequence == prev:
+            return np.zeros(len(st.volume))  # first report, or the same period again
+        return st.volume  # the last period (a gap > 1 loses the periods before it)
 
-    def _observation(self) -> Observation:
-        p = self.packed
-        now = self.clock()
-        n_det = len(self.detectors.ids)
-        counts = np.full(n_det, np.nan)
-        occ = np.full(n_det, np.nan)
-        queue = np.full((p.n, p.g), np.nan)
-        state = np.zeros((p.n, p.g), np.int8)
-        comm_age = np.full(p.n, np.inf)
-        fault = np.ones(p.n, bool)
-        mode = np.full(p.n, -1, np.int64)
-        central = np.zeros(p.n, bool)
-        clocks = []
-        done = False
-        for link in self.links:
-            r = link.row
-            st = link.status
-            comm_age[r] = now - link.last_ok_t
-            stale = comm_age[r] > self.comm_timeout_s
-            self._alarm(link, stale, comm_age[r])
-            if st is None or not link.readable:
-                continue
-            sl = self._det_slices[r]
-            if link.status_fresh:
-                prev = link.prev_sequence
-                if prev is None or st.sequence == prev:
-                    counts[sl] = 0.0  # first report, or the same period again
-                else:
-                    counts[sl] = st.volume  # the last period (a gap > 1 loses the periods before it)
-                link.prev_sequence = st.sequence
-            else:
-                counts[sl] = 0.0
-            occ[sl] = st.occupancy
-            state[r, : link.fmap.n_groups] = st.group_state
-            if st.queue_veh is not None:
-                queue[r, : link.fmap.n_groups] = st.queue_veh
-            sw = StatusBits(st.status_word & 0xFFFF)
-            bad = StatusBits.FLASH | StatusBits.MMU_FAULT | StatusBits.LOCAL_OVERRIDE | StatusBits.COMMISSIONING
-            fault[r] = bool(sw & bad) or stale
-            mode[r] = st.mode
-            central[r] = bool(sw & StatusBits.CENTRAL_CONTROL)
-            done = done or bool(sw & StatusBits.PLANT_DONE)
-            if not math.isnan(st.plan_clock_s):
-                clocks.append(st.plan_clock_s)
-            link.status_fresh = False
-            self._report_reject(link, st)
-        self.done = done
-        if self.lockstep and clocks:
-            self.time_s = float(max(clocks))
-        elif not self.lockstep:
-            self.time_s = now - self._t0
-        return Observation(
-            time_s=self.time_s,
-            counts=counts,
-            occupancy=occ,
-            queue_veh=queue,
-            signal_state=state,
-            comm_age_s=comm_age,
-            fault=fault,
-            extra={"field_mode": mode, "central_control": central},
-        )
-
-    def _alarm(self, link: NtcipLink, stale: bool, age: float) -> None:
-        if stale and not link.alarm and link.last_ok_t > -math.inf:
-            link.alarm = True
-            msg = f"comm-loss alarm: silent for {age:.1f} s; not commanding it"
-            self.alarms.append((self.time_s, link.fmap.id, msg))
-            log.warning("%s: %s", link.label, msg)
-        elif not stale and link.alarm:
-            link.alarm = False
-            self.alarms.append((self.time_s, link.fmap.id, "comm restored"))
-            log.warning("%s: comm restored", link.label)
-
-    def _report_reject(self, link: NtcipLink, st: NtcipStatus) -> None:
-        pass  # rejections surface as SET error statuses (see _send)
+    def _row_occupancy(self, link: NtcipLink, st: NtcipStatus) -> np.ndarray:
+        return st.occupancy
 
     # ---- commands -------------------------------------------------------------------------------------------
     def _content(self, link: NtcipLink, commands: Commands) -> tuple | None:
@@ -712,62 +575,33 @@ class NtcipBackend(BaseBackend):
             link.refused_content = None
         return want
 
-    def apply(self, commands: Commands) -> None:
-        self._require_open()
-        assert self._loop is not None
-        active = np.asarray(commands.active, bool)
-        todo = []
-        for link in self.links:
-            ok = bool(active[link.row]) and link.readable
-            link.was_active = ok
-            if not ok:
-                link.content = None
-                continue  # never send anything for an intersection the engine does not command
-            try:
-                link.content = self._choose(link, commands)
-            except InputError as e:
-                self.events.append((self.time_s, link.fmap.id, f"plan not sent: {e}"))
-                link.content = link.safe_content
-            if not self.lockstep and link.content is not None:
-                st = link.status
-                in_control = st is not None and bool(st.status_word & StatusBits.CENTRAL_CONTROL)
-                due = self.clock() - link.sent_t >= link.refresh_s - 0.5 * self.dt_s
-                if link.content != link.sent_content or not in_control or due:
-                    todo.append(self._send(link, link.content))
-        if todo:
-            self._loop.run(self._gather(todo))
+    def _idle(self, link: NtcipLink) -> None:
+        link.content = None
 
-    def advance(self) -> float:
-        self._require_open()
-        assert self._loop is not None
-        if self.lockstep:
-            self.step += 1
-            coros = []
-            for link in self.links:
-                if not link.readable:
-                    continue
-                content = link.content if link.was_active else None
-                coros.append(self._step(link, content))
-            self._loop.run(self._gather(coros))
-            return self.time_s + self.dt_s
-        self._next_tick += self.dt_s
-        delay = self._next_tick - self.clock()
-        if delay > 0:
-            self._loop.run(asyncio.sleep(delay))
-        elif delay < -5 * self.dt_s:
-            self._next_tick = self.clock()
-        return self.clock() - self._t0
+    def _command(self, link: NtcipLink, commands: Commands) -> Coroutine[Any, Any, None] | None:
+        try:
+            link.content = self._choose(link, commands)
+        except InputError as e:
+            self.events.append((self.time_s, link.fmap.id, f"plan not sent: {e}"))
+            link.content = link.safe_content
+        if self.lockstep or link.content is None:
+            return None  # lockstep: the block goes out with the step
+        st = link.status
+        in_control = st is not None and bool(st.status_word & StatusBits.CENTRAL_CONTROL)
+        due = self.clock() - link.sent_t >= link.refresh_s - 0.5 * self.dt_s
+        if link.content != link.sent_content or not in_control or due:
+            return self._send(link, link.content)
+        return None
 
-    async def _step(self, link: NtcipLink, content: tuple | None) -> None:
+    def _step(self, link: NtcipLink) -> Coroutine[Any, Any, None] | None:
+        if not link.readable:
+            return None
+        return self._step_one(link, link.content if link.was_active else None)
+
+    async def _step_one(self, link: NtcipLink, content: tuple | None) -> None:
         if not link.profile.greenwave_extension:
             raise InputError("lockstep needs controllers of the greenwave NTCIP profile", where=link.label)
         if link.was_active and content is not None:
             await self._send(link, content, step=self.step)
         else:
             await self._send(link, None, step=self.step)
-
-    def status(self, intersection_id: str) -> NtcipStatus | None:
-        for link in self.links:
-            if link.fmap.id == intersection_id:
-                return link.status
-        raise KeyError(intersection_id)
