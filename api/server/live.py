@@ -25,6 +25,9 @@ command expiries use the wall clock.
 
 from __future__ import annotations
 
+import asyncio
+import gzip
+import json
 import logging
 import queue
 import threading
@@ -46,6 +49,7 @@ from api.server.db import (
     Database,
     EventChunk,
     IntersectionRow,
+    KpiSample,
     PlanVersion,
     ScheduleEntry,
     encode_events,
@@ -63,7 +67,18 @@ from intersections.model import Intersection, SignalState
 from intersections.network import Network
 from intersections.plan import TimingPlan, plan_from_json
 
-__all__ = ["Control", "EngineRunner", "EngineUnavailable", "ALARM_TYPES", "intersection_model", "STATUS_VALUES"]
+__all__ = [
+    "Control",
+    "EngineRunner",
+    "EngineUnavailable",
+    "ALARM_TYPES",
+    "intersection_model",
+    "STATUS_VALUES",
+    "SnapshotFrame",
+    "TickSignal",
+    "RoadMap",
+    "VEHICLE_SPACING_M",
+]
 
 log = logging.getLogger("greenwave.control_centre")
 
@@ -75,6 +90,13 @@ HISTORY_TICKS = 900
 KPI_INTERVAL_S = 30.0
 KPI_SAMPLES = 240
 STATUS_VALUES = ("adaptive", "fixed", "manual", "flash", "comm_loss", "fault")
+#: Queue storage per lane: one queued vehicle per 7.5 m (a passenger car plus the gap to the next one;
+#: the HCM's queue-storage convention of 25 ft per vehicle, ../shared/reference/atspm-and-operations.md).
+VEHICLE_SPACING_M = 7.5
+#: Road colour levels on the map from the queued share of an approach's storage (0: <25 %, 1: <50 %,
+#: 2: <75 %, 3: >= 75 %, i.e. about to spill back into the upstream junction).
+ROAD_LEVELS = np.array([0.25, 0.5, 0.75])
+MAINTENANCE_S = 60.0  # wall seconds between retention prunes and alarm escalation checks
 
 # code -> (severity 1 critical .. 3 medium, RSMP SXL alarm, message)
 ALARM_TYPES: dict[str, tuple[int, str, str]] = {
@@ -87,6 +109,173 @@ ALARM_TYPES: dict[str, tuple[int, str, str]] = {
 
 class EngineUnavailable(GreenwaveError):
     pass
+
+
+class SnapshotFrame:
+    """One tick's live snapshot and its encodings, each made at most once, whoever asks first.
+
+    Every API request and every live-stream client of the same tick shares the
+    same bytes (JSON, gzip, the server-sent-event frame): a city of 1,024
+    intersections costs one ``json.dumps`` per tick, not one per request or per
+    client. A new tick publishes a new frame; frames never change.
+    """
+
+    __slots__ = ("_gzip", "_json", "_lock", "_sse", "data", "etag", "seq")
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.seq = int(data.get("seq", 0))
+        self.data = data
+        self.etag = f'"gw-{self.seq}"'.encode()
+        self._lock = threading.Lock()
+        self._json: bytes | None = None
+        self._gzip: bytes | None = None
+        self._sse: bytes | None = None
+
+    def json(self) -> bytes:
+        if self._json is None:
+            with self._lock:
+                if self._json is None:
+                    self._json = json.dumps(self.data, separators=(",", ":")).encode()
+        return self._json
+
+    def gzip(self) -> bytes:
+        if self._gzip is None:
+            body = self.json()
+            with self._lock:
+                if self._gzip is None:
+                    self._gzip = gzip.compress(body, compresslevel=1, mtime=0)
+        return self._gzip
+
+    def sse(self) -> bytes:
+        if self._sse is None:
+            body = self.json()
+            with self._lock:
+                if self._sse is None:
+                    self._sse = b"event: status\nid: %d\ndata: " % self.seq + body + b"\n\n"
+        return self._sse
+
+
+class TickSignal:
+    """Wakes every live-stream client of an event loop once per tick (one thread hop per loop, not per client).
+
+    The engine thread calls :meth:`fire`; each asyncio loop that awaits
+    :meth:`wait` holds one future that is resolved (through
+    ``call_soon_threadsafe``) and replaced at every tick.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._futures: dict[asyncio.AbstractEventLoop, asyncio.Future[None]] = {}
+
+    async def wait(self, timeout_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            fut = self._futures.get(loop)
+            if fut is None or fut.done():
+                fut = self._futures[loop] = loop.create_future()
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), timeout_s)
+        except TimeoutError:
+            pass
+
+    def fire(self) -> None:
+        with self._lock:
+            futures, self._futures = self._futures, {}
+        for loop, fut in futures.items():
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_resolve, fut)
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+@dataclass(frozen=True)
+class RoadMap:
+    """Which map road feeds which signal group, for colouring roads by queue, occupancy and saturation.
+
+    ``edge`` indexes :attr:`ids` (the network's road edges, in the order
+    ``/api/network`` lists them); a group that serves movements from k roads
+    counts 1/k of its queue on each (``weight``). Detectors map to the road of
+    their lane.
+    """
+
+    ids: tuple[str, ...]
+    storage_veh: np.ndarray  # (E,) vehicles an edge holds queued: lanes * length / VEHICLE_SPACING_M
+    sat_flow_veh_h: np.ndarray  # (E,) saturation flow of the edge (all lanes)
+    row: np.ndarray  # (K,) group-to-edge links: intersection row
+    group: np.ndarray  # (K,) group column
+    edge: np.ndarray  # (K,) edge index
+    weight: np.ndarray  # (K,) share of the group's queue counted on this edge
+    det_edge: np.ndarray  # (D,) edge index of each detector, -1 if its lane is on no map edge
+
+    @classmethod
+    def build(cls, network: Network, edge_ids: list[str], detector_ids: tuple[str, ...]) -> RoadMap:
+        index = {e: k for k, e in enumerate(edge_ids)}
+        info = {d["id"]: d for _u, _v, d in network.graph.edges(data=True) if "id" in d}
+        lanes = np.array([max(1, int(info.get(e, {}).get("lanes", 1))) for e in edge_ids], float)
+        length = np.array([float(info.get(e, {}).get("length_m", 100.0)) for e in edge_ids])
+        sat = np.array(
+            [
+                float(info.get(e, {}).get("saturation_flow_pcu_h", 1900.0 * n))
+                for e, n in zip(edge_ids, lanes, strict=True)
+            ]
+        )
+        rows, groups, edges, weights = [], [], [], []
+        for r, inter in enumerate(network.intersections):
+            for g, grp in enumerate(inter.groups):
+                src = sorted({m.from_edge for m in grp.movements if m.from_edge in index})
+                for e in src:
+                    rows.append(r)
+                    groups.append(g)
+                    edges.append(index[e])
+                    weights.append(1.0 / len(src))
+        lane_edge = {}
+        for inter in network.intersections:
+            for d in inter.detectors:
+                lane_edge[d.id] = index.get(d.lane.rsplit("_", 1)[0], -1) if d.lane else -1
+        return cls(
+            ids=tuple(edge_ids),
+            storage_veh=np.maximum(lanes * length / VEHICLE_SPACING_M, 1.0),
+            sat_flow_veh_h=sat,
+            row=np.asarray(rows, np.int64),
+            group=np.asarray(groups, np.int64),
+            edge=np.asarray(edges, np.int64),
+            weight=np.asarray(weights, float),
+            det_edge=np.asarray([lane_edge.get(d, -1) for d in detector_ids], np.int64),
+        )
+
+    def queue_veh(self, queue_by_group: np.ndarray) -> np.ndarray:
+        """(E,) vehicles queued on each road (NaN, unknown, counts as 0)."""
+        q = np.nan_to_num(queue_by_group[self.row, self.group]) * self.weight
+        return np.bincount(self.edge, weights=q, minlength=len(self.ids))
+
+    def occupancy(self, occupancy_by_detector: np.ndarray) -> np.ndarray:
+        """(E,) mean detector occupancy (0..1) per road; NaN where a road has no detector."""
+        ok = (self.det_edge >= 0) & np.isfinite(occupancy_by_detector)
+        e = self.det_edge[ok]
+        n = np.bincount(e, minlength=len(self.ids))
+        tot = np.bincount(e, weights=occupancy_by_detector[ok], minlength=len(self.ids))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(n > 0, tot / np.maximum(n, 1), np.nan)
+
+    def saturation(self, flow_by_group_veh_h: np.ndarray, green_share: np.ndarray) -> np.ndarray:
+        """(E,) degree of saturation x = q / (s g/C) (Webster 1958; HCM v/c): flow over capacity of the green.
+
+        ``flow_by_group_veh_h`` are stop-line counts (departures) of each group
+        and ``green_share`` each group's share of time in green over the same
+        window, so ``x`` tops out near 1 on a saturated approach; the queue
+        colour shows what is left over.
+        """
+        q = flow_by_group_veh_h[self.row, self.group] * self.weight
+        cap_share = green_share[self.row, self.group] * self.weight
+        flow = np.bincount(self.edge, weights=q, minlength=len(self.ids))
+        share = np.bincount(self.edge, weights=cap_share, minlength=len(self.ids))
+        cnt = np.bincount(self.edge, weights=self.weight, minlength=len(self.ids))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            g = np.where(cnt > 0, share / np.maximum(cnt, 1e-9), np.nan)
+            return np.where(g > 0, flow / (self.sat_flow_veh_h * g), np.nan)
 
 
 @dataclass(frozen=True)
@@ -234,6 +423,12 @@ class EngineRunner:
         self._feed: deque[tuple[int, str, dict[str, Any]]] = deque(maxlen=500)
         self._feed_seq = 0
         self.kpi_samples: deque[dict[str, Any]] = deque(maxlen=KPI_SAMPLES)
+        self.frame = SnapshotFrame(self.snapshot)
+        self.tick_signal = TickSignal()
+        self.summary: dict[str, Any] = {"by_status": {}, "online": 0, "alarms_open": 0}
+        self.roads: RoadMap | None = None
+        self.shelved: dict[int, datetime] = {}  # alarm id -> shelved until (wall clock)
+        self._last_maintenance = 0.0
 
     # ---- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -313,7 +508,7 @@ class EngineRunner:
         if s.net_file is not None:
             net_path = Path(s.net_file).resolve()
         else:
-            from simulation.runner import resolve_run
+            from scenarios.specs import resolve_run
 
             self.spec = resolve_run(
                 scenario=s.scenario, scenario_dir=data / f"scenario-{Path(s.scenario).stem}", seed=s.seed
@@ -335,6 +530,9 @@ class EngineRunner:
             nd = g.nodes[node_of.get(inter.id, inter.id)] if node_of.get(inter.id, inter.id) in g else {}
             self.positions[inter.id] = (float(nd.get("x_m", 0.0)), float(nd.get("y_m", 0.0)))
         self.corridor = self._make_corridor(network)
+        from controller.backend import detector_layout
+
+        self.roads = RoadMap.build(network, [e["id"] for e in self.geometry["edges"]], detector_layout(network).ids)
         self._sync_intersections(network)
         n = len(network)
         self.layout = None
@@ -480,6 +678,8 @@ class EngineRunner:
             raise InputError("backend 'modbus' needs a scenario: the emulated controllers drive its SUMO twin")
         from dataclasses import replace as dc_replace
 
+        from api.sil import SimulationCoupling
+
         s = self.settings
         assert self.detectors is not None
         spec = dc_replace(self.spec, seed=s.seed + self.restarts)
@@ -489,6 +689,7 @@ class EngineRunner:
             port=s.modbus_port,
             config=EmulatorConfig(dt_s=s.tick_s),
             sumo_spec=spec,
+            sumo_coupling=SimulationCoupling(),
             sumo_out_dir=s.data_dir / "emulator",
             vehicle_feed_port=0,
         )
@@ -573,6 +774,10 @@ class EngineRunner:
         self._h_len = 0
         self._h_pos = 0
         self.last_queue = np.zeros((n, g))
+        self._ema_green = np.zeros((n, g))
+        self._ema_flow = np.zeros((n, g))
+        self._road_occ = np.full(len(self.roads.ids) if self.roads else 0, np.nan)
+        self._timing_reset(n)
         self._kpi_reset()
         self.applied = [None] * n  # re-apply every control to the new engine
         return backend
@@ -605,6 +810,8 @@ class EngineRunner:
             self.sim_time_s = res.time_s
             self._after_tick(res)
             self.first_tick.set()
+            if time.monotonic() - self._last_maintenance >= MAINTENANCE_S:
+                self._maintenance(utcnow())
             if time.monotonic() - last_flush >= s.event_flush_s:
                 self._flush_events()
                 last_flush = time.monotonic()
@@ -768,6 +975,8 @@ class EngineRunner:
             self.last_queue = np.asarray(obs.queue_veh, float).copy()
             self._h_pos = (p + 1) % HISTORY_TICKS
             self._h_len = min(self._h_len + 1, HISTORY_TICKS)
+        self._road_accumulate(res)
+        self._timing_track(res)
         self._kpi_accumulate(res, q)
         self._publish_snapshot()
 
@@ -837,20 +1046,173 @@ class EngineRunner:
         span = res.time_s + self.engine.dt_s - self._k_t0
         if span >= KPI_INTERVAL_S:
             k = max(self._k_ticks, 1)
-            self.kpi_samples.append(
-                {
-                    "t": round(res.time_s, 1),
-                    "clock": self.clock(res.time_s).isoformat(timespec="seconds"),
-                    "queue_veh": np.round(self._k_queue / k, 2).tolist(),
-                    "max_queue_veh": np.round(self._k_max_queue, 1).tolist(),
-                    "flow_veh_h": np.round(self._k_flow * 3600.0 / span, 0).tolist(),
-                    "aog_pct": np.round(
-                        np.where(self._k_arr > 0, 100.0 * self._k_aog / np.maximum(self._k_arr, 1), np.nan), 1
-                    ).tolist(),
-                    "central_pct": np.round(100.0 * self._k_central / k, 1).tolist(),
-                }
-            )
+            sample = {
+                "t": round(res.time_s, 1),
+                "clock": self.clock(res.time_s).isoformat(timespec="seconds"),
+                "queue_veh": np.round(self._k_queue / k, 2).tolist(),
+                "max_queue_veh": np.round(self._k_max_queue, 1).tolist(),
+                "flow_veh_h": np.round(self._k_flow * 3600.0 / span, 0).tolist(),
+                "aog_pct": np.round(
+                    np.where(self._k_arr > 0, 100.0 * self._k_aog / np.maximum(self._k_arr, 1), np.nan), 1
+                ).tolist(),
+                "central_pct": np.round(100.0 * self._k_central / k, 1).tolist(),
+            }
+            self.kpi_samples.append(sample)
+            self._store_kpis(sample)
             self._kpi_reset()
+
+    # ---- roads, timing, history, alarms maintenance ------------------------------------------
+    def _road_accumulate(self, res: Any) -> None:
+        """Exponential means (time constant 300 s) of each group's green share and stop-line flow (for x)."""
+        obs, lay = res.observation, self.layout
+        a = min(1.0, self.engine.dt_s / 300.0)
+        green = (res.states == GREEN).astype(float)
+        self._ema_green += a * (green - self._ema_green)
+        flow = np.zeros_like(self._ema_flow)
+        counts = np.nan_to_num(obs.counts)
+        if counts.size:
+            stop = lay.stop_line
+            np.add.at(flow, (lay.row[stop], lay.group[stop]), counts[stop] * 3600.0 / self.engine.dt_s)
+        self._ema_flow += a * (flow - self._ema_flow)
+        if self.roads is not None and obs.occupancy.size == len(self.roads.det_edge):
+            self._road_occ = self.roads.occupancy(np.asarray(obs.occupancy, float))
+
+    def _timing_reset(self, n: int) -> None:
+        self._t_prev_target = np.full(n, -1, np.int64)
+        self._t_stage_start = np.full(n, np.nan)
+        self._t_cycle_start = np.full(n, np.nan)
+        self._t_cycle_s = np.full(n, np.nan)
+        self._t_offset_s = np.full(n, np.nan)
+        self._t_splits: list[dict[str, float]] = [{} for _ in range(n)]
+        self._t_current: list[dict[str, float]] = [{} for _ in range(n)]
+
+    def _timing_track(self, res: Any) -> None:
+        """Actual cycle, splits (green + intergreen of each stage) and offset, from the served stage.
+
+        A cycle starts when the first stage of the running plan (stage 0 when
+        adaptive) is served again; its start, taken modulo the plan's cycle, is
+        the actual offset (the plan's convention: stage 0 starts at
+        ``offset_s`` on the controller clock's cycle).
+        """
+        target = np.asarray(res.report.target, np.int64)
+        changed = np.flatnonzero(target != self._t_prev_target)
+        if not changed.size:
+            return
+        assert self.network is not None
+        t = res.time_s
+        pol = self.policy
+        for r in changed.tolist():
+            inter = self.network.intersections[r]
+            prev = int(self._t_prev_target[r])
+            if prev >= 0 and np.isfinite(self._t_stage_start[r]) and prev < len(inter.stages):
+                self._t_current[r][inter.stages[prev].id] = round(t - self._t_stage_start[r], 1)
+            new = int(target[r])
+            self._t_prev_target[r] = new
+            self._t_stage_start[r] = t
+            plan = pol.fixed_plan(r)
+            first = int(pol.stage_index[r, 0]) if plan is not None else 0
+            if new == first:
+                if np.isfinite(self._t_cycle_start[r]):
+                    self._t_cycle_s[r] = t - self._t_cycle_start[r]
+                    self._t_splits[r] = self._t_current[r]
+                self._t_current[r] = {}
+                self._t_cycle_start[r] = t
+                self._t_offset_s[r] = (t % plan.cycle_s) if plan is not None else np.nan
+
+    def timing_of(self, r: int) -> dict[str, Any]:
+        """Actual timing of the last complete cycle against the running plan, and coordination status.
+
+        ``coordination``: ``coordinated`` when a fixed plan runs and the actual
+        offset is within 5 s of the plan's (about two headways: what a
+        platoon tolerates), ``transition`` when it is further off (the plan just
+        changed, a hold or a preemption pushed it), ``free`` when no plan runs.
+        """
+        plan = self.policy.fixed_plan(r)
+        cyc = self._t_cycle_s[r]
+        out: dict[str, Any] = {
+            "cycle_s": None if not np.isfinite(cyc) else round(float(cyc), 1),
+            "splits_s": self._t_splits[r],
+            "offset_s": None,
+            "plan": None,
+            "offset_error_s": None,
+            "coordination": "free",
+        }
+        if plan is None:
+            return out
+        out["plan"] = {
+            "cycle_s": plan.cycle_s,
+            "offset_s": plan.offset_s,
+            "splits_s": {st.stage: round(st.green_s + st.intergreen_s, 1) for st in plan.stages},
+        }
+        off = self._t_offset_s[r]
+        if np.isfinite(off):
+            c = plan.cycle_s
+            err = (off - plan.offset_s + c / 2) % c - c / 2
+            out["offset_s"] = round(float(off), 1)
+            out["offset_error_s"] = round(float(err), 1)
+            out["coordination"] = "coordinated" if abs(err) <= 5.0 else "transition"
+        else:
+            out["coordination"] = "transition"
+        return out
+
+    def _store_kpis(self, sample: dict[str, Any]) -> None:
+        """Keep the KPI interval in the database (history beyond the in-memory window)."""
+        assert self.network is not None
+        data = {k: [None if x != x else x for x in v] if isinstance(v, list) else v for k, v in sample.items()}
+        data["ids"] = list(self.network.ids)
+        try:
+            with self.db.session() as s:
+                s.add(KpiSample(at=self.clock(sample["t"]), sim_t_s=float(sample["t"]), data=data))
+        except Exception:  # pragma: no cover - history is best effort; the live view goes on
+            log.exception("could not store a KPI sample")
+
+    def _maintenance(self, now: datetime) -> None:
+        """Prune history older than ``history_days``; escalate unacknowledged alarms; end expired shelves."""
+        self._last_maintenance = time.monotonic()
+        keep_from = self.clock(self.sim_time_s) - timedelta(days=self.settings.history_days)
+        from sqlalchemy import delete
+
+        with self.db.session() as s:
+            s.execute(delete(EventChunk).where(EventChunk.end_at < keep_from))
+            s.execute(delete(KpiSample).where(KpiSample.at < keep_from))
+        self.check_alarms(now)
+
+    def check_alarms(self, now: datetime) -> None:
+        """Escalate alarms left unacknowledged ``alarm_escalate_s``; return expired shelves to the list.
+
+        Escalation raises the severity one step (medium -> high -> critical),
+        stamps ``escalated_at``, audits it and pushes it to every dashboard, as
+        an alarm management system's escalation to the supervisor does
+        (ISA-18.2: shelved alarms are suppressed for a limited time only).
+        """
+        limit = now - timedelta(seconds=self.settings.alarm_escalate_s)
+        with self.db.session() as s:
+            for aid, until in list(self.shelved.items()):
+                if until <= now:
+                    self.shelved.pop(aid)
+                    a = s.get(AlarmRow, aid)
+                    if a is not None and a.shelved_until is not None:
+                        a.shelved_until = None
+                        self.db.audit(s, "system", "alarm.unshelve", a.intersection_id, alarm_id=aid, why="expired")
+                        self.publish("alarm", alarm_public(a))
+            rows = s.scalars(
+                select(AlarmRow).where(
+                    AlarmRow.acked_at.is_(None), AlarmRow.escalated_at.is_(None), AlarmRow.raised_at <= limit
+                )
+            ).all()
+            for a in rows:
+                if a.id in self.shelved:
+                    continue
+                a.escalated_at = now
+                a.severity = max(1, a.severity - 1)
+                self.db.audit(s, "system", "alarm.escalate", a.intersection_id, alarm_id=a.id, severity=a.severity)
+                self.publish("alarm", alarm_public(a))
+
+    def set_shelved(self, alarm_id: int, until: datetime | None) -> None:
+        if until is None:
+            self.shelved.pop(alarm_id, None)
+        else:
+            self.shelved[alarm_id] = until
 
     # ---- snapshot --------------------------------------------------------------------------
     def _status(self, r: int, mode: int, comm: bool) -> str:
@@ -873,6 +1235,8 @@ class EngineRunner:
             snap = {"seq": self.seq + 1, "engine": self.state, "error": self.error, "intersections": {}}
             self.seq += 1
             self.snapshot = snap
+            self.frame = SnapshotFrame(snap)
+            self.tick_signal.fire()
             return
         p = (self._h_pos - 1) % HISTORY_TICKS
         states = self.h_states[p]
@@ -883,8 +1247,8 @@ class EngineRunner:
         lay = self.layout
         presence = self.h_presence[p]
         alarms_by_row = np.zeros(len(net), int)
-        for r, active, acked in self.alarm_state.values():
-            if active or not acked:
+        for aid, (r, active, acked) in self.alarm_state.items():
+            if (active or not acked) and aid not in self.shelved:
                 alarms_by_row[r] += 1
         out: dict[str, Any] = {}
         for r, inter in enumerate(net.intersections):
@@ -906,6 +1270,7 @@ class EngineRunner:
                 "comm_age_s": round(float(obs_age[r]), 1),
                 "link_down": bool(self.link_down[r]),
                 "alarms": int(alarms_by_row[r]),
+                "timing": self.timing_of(r),
             }
         self.seq += 1
         self.snapshot = {
@@ -919,6 +1284,36 @@ class EngineRunner:
             "clock": self.clock(self.sim_time_s).isoformat(timespec="seconds"),
             "restarts": self.restarts,
             "intersections": out,
+            "roads": self._roads_live(),
+        }
+        counts: dict[str, int] = {}
+        for v in out.values():
+            counts[v["status"]] = counts.get(v["status"], 0) + 1
+        self.summary = {
+            "by_status": counts,
+            "online": sum(n for k, n in counts.items() if k != "comm_loss"),
+            "alarms_open": int(alarms_by_row.sum()),
+        }
+        self.frame = SnapshotFrame(self.snapshot)
+        self.tick_signal.fire()
+
+    def _roads_live(self) -> dict[str, Any]:
+        """Per map road, in ``/api/network`` order: queue, its level, occupancy and degree of saturation."""
+        roads = self.roads
+        if roads is None or not len(roads.ids):
+            return {"queue_veh": [], "level": [], "occupancy": [], "saturation": []}
+        q = roads.queue_veh(self.last_queue)
+        level = np.searchsorted(ROAD_LEVELS, q / roads.storage_veh, side="right")
+        x = roads.saturation(self._ema_flow, self._ema_green)
+
+        def clean(a: np.ndarray, nd: int) -> list[float | None]:
+            return [None if v != v else v for v in np.round(a, nd).tolist()]
+
+        return {
+            "queue_veh": clean(q, 1),
+            "level": level.astype(int).tolist(),
+            "occupancy": clean(self._road_occ, 2),
+            "saturation": clean(x, 2),
         }
 
     def timeline(self, intersection_id: str, seconds: float) -> dict[str, Any]:

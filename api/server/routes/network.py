@@ -2,24 +2,61 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import anyio
 import numpy as np
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy import and_, select
 
-from api.server.auth import Permission, Principal
+from api.server.auth import Permission, Principal, resolve_token
 from api.server.db import AlarmRow, CommandRow, EventChunk, IntersectionRow, PlanVersion, ScheduleEntry, decode_events
-from api.server.deps import ServiceState, require, service
+from api.server.deps import ServiceState, bearer, require, service
 from api.server.live import EngineRunner, alarm_public
 from api.server.schemas import LinkIn
 
 router = APIRouter(prefix="/api", tags=["network"])
 reader = require(Permission.READ)
 IntersectionId = Path(min_length=1, max_length=64)
+#: How long a checked token is trusted by the hot read endpoints (``/api/snapshot``) before the database
+#: is asked again: one second bounds how long a revoked token can still read the live state, and
+#: spares the database one lookup per request at thousands of requests a second.
+TOKEN_CACHE_S = 1.0
+
+
+async def reader_cached(
+    creds: HTTPAuthorizationCredentials | None = Depends(bearer), svc: ServiceState = Depends(service)
+) -> Principal:
+    """:func:`require` (read) for hot endpoints: the token's check is reused for ``TOKEN_CACHE_S``."""
+    if creds is None or creds.scheme.lower() != "bearer":
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "not authenticated", headers={"WWW-Authenticate": "Bearer"})
+    cache: dict[bytes, tuple[float, Principal]] = svc.__dict__.setdefault("_token_cache", {})
+    key = hashlib.sha256(creds.credentials.encode()).digest()
+    now = time.monotonic()
+    hit = cache.get(key)
+    if hit is not None and hit[0] > now:
+        who = hit[1]
+    else:
+        found = await anyio.to_thread.run_sync(resolve_token, svc.db, creds.credentials, svc.key)
+        if found is None:
+            cache.pop(key, None)
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED, "invalid or expired token", headers={"WWW-Authenticate": "Bearer"}
+            )
+        if len(cache) > 10_000:
+            cache.clear()
+        who = found
+        cache[key] = (now + TOKEN_CACHE_S, who)
+    if not who.can(Permission.READ):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {who.role} may not read")
+    return who
+
 
 
 def network_or_503(runner: EngineRunner) -> Any:
@@ -41,12 +78,9 @@ def known(runner: EngineRunner, intersection_id: str) -> int:
 def engine_status(_: Principal = Depends(reader), svc: ServiceState = Depends(service)) -> dict[str, Any]:
     """Engine state, clocks and network-wide counters."""
     r = svc.runner
-    snap = r.snapshot
-    inters = snap.get("intersections", {})
-    counts: dict[str, int] = {}
-    for v in inters.values():
-        counts[v["status"]] = counts.get(v["status"], 0) + 1
-    online = sum(1 for v in inters.values() if v["status"] != "comm_loss")
+    frame = r.frame  # counts made once per tick by the engine thread, not per request
+    snap, summary = frame.data, r.summary
+    n = len(snap.get("intersections", {}))
     return {
         "engine": r.state,
         "error": r.error,
@@ -58,11 +92,36 @@ def engine_status(_: Principal = Depends(reader), svc: ServiceState = Depends(se
         "clock": snap.get("clock"),
         "ticks": r.ticks,
         "restarts": r.restarts,
-        "intersections": len(inters),
-        "online_pct": round(100.0 * online / len(inters), 1) if inters else None,
-        "by_status": counts,
-        "alarms_open": sum(v["alarms"] for v in inters.values()),
+        "intersections": n,
+        "online_pct": round(100.0 * summary["online"] / n, 1) if n else None,
+        "by_status": summary["by_status"],
+        "alarms_open": summary["alarms_open"],
     }
+
+
+@router.get(
+    "/snapshot",
+    responses={
+        200: {"description": "the live snapshot of every intersection and road (gzip when accepted)"},
+        304: {"description": "unchanged since the ETag sent in If-None-Match"},
+    },
+)
+async def snapshot(
+    request: Request, _: Principal = Depends(reader_cached), svc: ServiceState = Depends(service)
+) -> Response:
+    """The whole live state, as the stream's ``status`` event carries it, built once per tick.
+
+    Every request of the same tick gets the same bytes (JSON, or gzip when the
+    client accepts it), with the tick's sequence number as ETag: a city of
+    1,024 intersections costs one encoding per tick, however many clients poll.
+    """
+    frame = svc.runner.frame
+    headers = {"ETag": frame.etag.decode(), "Cache-Control": "no-cache"}
+    if request.headers.get("if-none-match") == headers["ETag"]:
+        return Response(status_code=304, headers=headers)
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        return Response(frame.gzip(), media_type="application/json", headers={**headers, "Content-Encoding": "gzip"})
+    return Response(frame.json(), media_type="application/json", headers=headers)
 
 
 @router.get("/network")
@@ -73,6 +132,7 @@ def network(_: Principal = Depends(reader), svc: ServiceState = Depends(service)
     return {
         "bounds": r.geometry["bounds"],
         "edges": r.geometry["edges"],
+        "road_storage_veh": np.round(r.roads.storage_veh, 1).tolist() if r.roads is not None else [],
         "intersections": [{"id": i, "x_m": r.positions[i][0], "y_m": r.positions[i][1]} for i in net.ids],
         "corridor": r.corridor,
     }
