@@ -14,19 +14,14 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from field_io.protocols import FieldProtocol, protocol_spec
 from field_io.security import SnmpCredentials, TlsConfig
 from intersections.errors import InputError
 
 __all__ = ["FieldProtocol", "Endpoint", "load_endpoints", "endpoints_from_json"]
-
-
-class FieldProtocol(StrEnum):
-    MODBUS = "modbus"
-    NTCIP = "ntcip"
 
 
 @dataclass(frozen=True)
@@ -48,15 +43,16 @@ class Endpoint:
         object.__setattr__(self, "protocol", FieldProtocol(self.protocol))
         if not 0 < int(self.port) < 65536:
             raise InputError(f"port must be 1-65535, got {self.port!r}", where=self.label)
-        if self.protocol is FieldProtocol.MODBUS and not 1 <= int(self.device_id) <= 247:
-            raise InputError(f"Modbus device id must be 1-247, got {self.device_id!r}", where=self.label)
+        spec = protocol_spec(self.protocol)
+        if spec.device_id and not 1 <= int(self.device_id) <= 247:
+            raise InputError(f"{spec.title} device id must be 1-247, got {self.device_id!r}", where=self.label)
         if self.timeout_s <= 0 or self.retries < 0:
             raise InputError("timeout_s must be > 0 and retries >= 0", where=self.label)
 
     @property
     def label(self) -> str:
         """How messages name the controller: ``J1 (modbus 10.0.0.5:502 device 1)``."""
-        dev = f" device {self.device_id}" if self.protocol is FieldProtocol.MODBUS else ""
+        dev = f" device {self.device_id}" if protocol_spec(self.protocol).device_id else ""
         return f"controller {self.intersection} ({self.protocol.value} {self.host}:{self.port}{dev})"
 
     def to_json(self) -> dict[str, Any]:
