@@ -102,8 +102,9 @@ def job_key(job: RunJob) -> str:
 
 def run_job(job: RunJob) -> dict[str, Any]:
     """Run ``job`` in this process and return its KPIs (``simulation.kpi`` keys, plus event measures)."""
+    from scenarios.specs import resolve_run
     from simulation.detectors import generate_detectors
-    from simulation.runner import load_run_network, resolve_run, simulate
+    from simulation.runner import load_run_network, simulate
 
     with tempfile.TemporaryDirectory(prefix="gw-job-") as tmp:
         build = job.build_dir if job.build_dir and Path(job.build_dir).is_dir() else str(Path(tmp) / "scenario")

@@ -1,7 +1,7 @@
 """Run one controller on one SUMO simulation and measure it.
 
-:func:`resolve_run` turns what a user hands us (a ``.sumocfg``, a net plus
-route files, or a library scenario) into a :class:`RunSpec`;
+:func:`resolve_run` turns SUMO files (a ``.sumocfg``, or a net plus route
+files) into a :class:`RunSpec` (library scenarios: :func:`scenarios.specs.resolve_run`);
 :func:`simulate` loads the intersection model from the net, generates the
 detectors, starts SUMO through :class:`~simulation.sumo_backend.SumoBackend`,
 drives it with the engine and the named controller until the end time (or
@@ -16,7 +16,7 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -109,35 +109,16 @@ def resolve_run(
     sumocfg: str | Path | None = None,
     net: str | Path | None = None,
     routes: list[str | Path] | None = None,
-    scenario: str | None = None,
-    scenario_dir: str | Path | None = None,
     **kw: Any,
 ) -> RunSpec:
-    """One of ``sumocfg``, ``net`` (+ ``routes``) or ``scenario``; the rest as RunSpec fields."""
-    given = [x is not None for x in (sumocfg, net, scenario)]
-    if sum(given) != 1:
+    """One of ``sumocfg`` or ``net`` (+ ``routes``); the rest as RunSpec fields.
+
+    Library scenarios are resolved a layer up (:func:`scenarios.specs.resolve_run`
+    builds one and hands its sumocfg here): the simulator knows SUMO files only.
+    """
+    if (sumocfg is None) == (net is None):
         raise InputError("give exactly one of --sumocfg, --net (with --routes) or --scenario")
     kw = {k: v for k, v in kw.items() if v is not None}
-    if scenario is not None:
-        from scenarios.library import build_scenario
-
-        out = Path(scenario_dir).resolve() if scenario_dir else Path(tempfile.mkdtemp(prefix="gw-scn-"))
-        built = build_scenario(scenario, out, seed=int(kw.get("seed", 42)))
-        spec = (
-            resolve_run(sumocfg=built.sumocfg, **kw)
-            if getattr(built, "sumocfg", None)
-            else resolve_run(net=built.net, routes=list(built.routes), **kw)
-        )
-        extra = dict(
-            name=built.name,
-            corridor=tuple(getattr(built, "corridor", ())),
-            extra={**dict(spec.extra), "faults": dict(getattr(built, "faults", {}) or {})},
-        )
-        if spec.begin_s is None:
-            extra["begin_s"] = built.begin_s
-        if spec.end_s is None:
-            extra["end_s"] = built.end_s
-        return replace(spec, **extra)
     if sumocfg is not None:
         cfg = Path(sumocfg).resolve()
         net_p, route_p, add_p, b, e = _read_sumocfg(cfg)

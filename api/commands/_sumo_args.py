@@ -40,7 +40,7 @@ def add_sumo_args(p: argparse.ArgumentParser) -> None:
 
 
 def spec_from_args(args: argparse.Namespace, *, seed: int | None = None, scenario: str | None = None) -> Any:
-    from simulation.runner import resolve_run
+    from scenarios.specs import resolve_run
 
     sumo_args: list[str] = []
     for a in args.sumo_arg:

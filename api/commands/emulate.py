@@ -105,7 +105,7 @@ def _sumo_spec(args: argparse.Namespace) -> Any:
     from api.commands._sumo_args import spec_from_args
 
     if args.sumo.endswith(".json"):
-        from field_io.sil import spec_from_json
+        from api.sil import spec_from_json
 
         return spec_from_json(Path(args.sumo).read_text(encoding="utf-8"))
     args.tripinfo_output = None
@@ -113,6 +113,7 @@ def _sumo_spec(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from api.sil import SimulationCoupling
     from field_io.emulator.core import EmulatorConfig
     from field_io.emulator.runner import Emulator
     from field_io.security import SnmpCredentials, TlsConfig, server_context
@@ -165,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
         fallback_plans=plans,
         events_path=args.events,
         sumo_spec=_sumo_spec(args) if args.sumo else None,
+        sumo_coupling=SimulationCoupling() if args.sumo else None,
         sumo_out_dir=args.out_dir,
         kpi_path=args.kpi_json,
         tls=tls,

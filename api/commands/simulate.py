@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             bar.update(task, completed=int(t - (spec.begin_s or 0)), total=int(end - (spec.begin_s or 0)) or None)
 
         if getattr(args, "via", None):
-            from field_io.sil import run_sil
+            from api.sil import run_sil
 
             kpis = run_sil(spec, args.controller, via=args.via, out_dir=args.out_dir, progress=prog)
         else:

@@ -31,7 +31,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from controller.arrays import pack
 from controller.backend import FakeBackend
@@ -41,14 +41,27 @@ from field_io.aio import LoopThread
 from field_io.emulator.core import EmulatorConfig, EmulatorStopped, LocalController
 from field_io.endpoints import Endpoint, FieldProtocol
 from field_io.security import SnmpCredentials
+from intersections.errors import InputError
 from intersections.network import Network
 from intersections.plan import TimingPlan
 
-__all__ = ["Emulator", "EmulatorStopped", "MODBUS_UNITS"]
+__all__ = ["Emulator", "EmulatorStopped", "MODBUS_UNITS", "SumoCoupling"]
 
 MODBUS_UNITS = 247  # Modbus unit ids 1-247 per port
 
 log = logging.getLogger("greenwave.field.emulator")
+
+
+class SumoCoupling(Protocol):
+    """The simulator side of a SUMO-coupled emulator, handed in from above (``api.sil.SimulationCoupling``).
+
+    Software in the loop couples field I/O and simulation, so it lives above both
+    (DESIGN.md): this package never imports ``simulation``.
+    """
+
+    def detector_network(self, base: Network, net_file: Path, add_file: Path) -> Network: ...
+
+    def simulate(self, spec: Any, controller: str, **kw: Any) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -56,6 +69,7 @@ class _SumoRun:
     spec: Any  # simulation.runner.RunSpec
     out_dir: Path | None
     kpi_path: Path | None
+    coupling: SumoCoupling
 
 
 class Emulator:
@@ -72,6 +86,7 @@ class Emulator:
         fallback_plans: Mapping[str, TimingPlan] | None = None,
         events_path: str | Path | None = None,
         sumo_spec: Any = None,
+        sumo_coupling: SumoCoupling | None = None,
         sumo_out_dir: str | Path | None = None,
         kpi_path: str | Path | None = None,
         tls: ssl.SSLContext | None = None,
@@ -98,8 +113,13 @@ class Emulator:
         self.sumo: _SumoRun | None = None
         self.base_network = network
         if sumo_spec is not None:
+            if sumo_coupling is None:
+                raise InputError("an emulator coupled to SUMO needs sumo_coupling (api.sil.SimulationCoupling)")
             self.sumo = _SumoRun(
-                sumo_spec, Path(sumo_out_dir) if sumo_out_dir else None, Path(kpi_path) if kpi_path else None
+                sumo_spec,
+                Path(sumo_out_dir) if sumo_out_dir else None,
+                Path(kpi_path) if kpi_path else None,
+                sumo_coupling,
             )
             network = self._sumo_network(network, sumo_spec)
         assert network is not None, "an emulator needs intersections (an inventory or a SUMO run)"
@@ -127,12 +147,12 @@ class Emulator:
         import tempfile
 
         from intersections.loaders.sumo_net import load_sumo_net
-        from simulation.detectors import generate_detectors
 
+        assert self.sumo is not None
         base = network or load_sumo_net(spec.net, additional_files=spec.additional, begin_s=spec.begin_s or 0.0)
         self.base_network = base
         tmp = Path(tempfile.mkdtemp(prefix="gw-emu-det-"))
-        return generate_detectors(base, spec.net, tmp / "gw_detectors.add.xml").network
+        return self.sumo.coupling.detector_network(base, spec.net, tmp / "gw_detectors.add.xml")
 
     def start(self) -> list[Endpoint]:
         """Bind the protocol servers; returns where each intersection answers."""
@@ -215,8 +235,6 @@ class Emulator:
                     break
 
     def _run_sumo(self) -> dict[str, Any]:
-        from simulation.runner import simulate
-
         assert self.sumo is not None
         core = self.core
 
@@ -225,7 +243,7 @@ class Emulator:
                 raise EmulatorStopped
             core.publish(res)
 
-        kpis = simulate(
+        kpis = self.sumo.coupling.simulate(
             self.sumo.spec,
             "field-emulator",
             out_dir=self.sumo.out_dir,

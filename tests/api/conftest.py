@@ -12,7 +12,7 @@ from gwlive import LiveServer, fake_settings
 @pytest.fixture(scope="session")
 def demo_net(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo scenario's SUMO network, built once per session (netgenerate, no simulation)."""
-    from simulation.runner import resolve_run
+    from scenarios.specs import resolve_run
 
     spec = resolve_run(scenario="demo", scenario_dir=tmp_path_factory.mktemp("demo-scenario"), seed=42)
     return spec.net

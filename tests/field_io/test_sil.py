@@ -13,7 +13,7 @@ KPIS = ("mean_delay_s", "mean_travel_time_s", "mean_stops", "throughput_veh", "m
 
 @pytest.fixture(scope="module")
 def arterial(tmp_path_factory):
-    from simulation.runner import resolve_run
+    from scenarios.specs import resolve_run
 
     out = tmp_path_factory.mktemp("arterial")
     return resolve_run(scenario="arterial", scenario_dir=out, seed=42, end_s=600.0)
@@ -35,7 +35,7 @@ def direct_run(arterial, controller: str, tmp_path_factory) -> dict:
 @pytest.mark.parametrize("controller", ["actuated", "adaptive"])
 @pytest.mark.parametrize("via", ["modbus", "ntcip"])
 def test_field_path_loses_nothing(arterial, tmp_path_factory, tmp_path, via: str, controller: str) -> None:
-    from field_io.sil import run_sil
+    from api.sil import run_sil
 
     direct = direct_run(arterial, controller, tmp_path_factory)
     sil = run_sil(arterial, controller, via=via, out_dir=tmp_path / "emu")

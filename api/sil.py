@@ -18,6 +18,10 @@ buses' GPS and emergency vehicles reach central on the emulator's vehicle feed
 (:mod:`field_io.vehicle_feed`), as the city's AVL feed does beside the field
 network; ``tests/field_io/test_sil.py`` checks the KPIs agree
 within 5 %.
+
+It lives above both ``field_io/`` and ``simulation/`` because it couples them
+(DESIGN.md: field I/O never imports the simulator); :class:`SimulationCoupling`
+is what the emulator gets, from here, to drive SUMO.
 """
 
 from __future__ import annotations
@@ -41,11 +45,28 @@ from field_io.endpoints import FieldProtocol, endpoints_from_json
 from field_io.vehicle_feed import FeedBackend, VehicleFeedClient
 from intersections.errors import SimulationError
 from intersections.loaders.sumo_net import load_sumo_net
+from intersections.network import Network
 
-__all__ = ["run_sil", "spec_to_json", "spec_from_json"]
+__all__ = ["SimulationCoupling", "run_sil", "spec_to_json", "spec_from_json"]
 
 log = logging.getLogger("greenwave.field.sil")
 ROOT = Path(__file__).resolve().parents[1]
+
+
+class SimulationCoupling:
+    """The simulator side of an emulator coupled to SUMO (:class:`field_io.emulator.runner.SumoCoupling`)."""
+
+    def detector_network(self, base: Network, net_file: Path, add_file: Path) -> Network:
+        """``base`` with the detectors the emulated controllers read, written to ``add_file`` for SUMO."""
+        from simulation.detectors import generate_detectors
+
+        return generate_detectors(base, net_file, add_file).network
+
+    def simulate(self, spec: Any, controller: str, **kw: Any) -> dict[str, Any]:
+        """Run SUMO with the emulated controllers (``params={"core": ...}``) and return its KPIs."""
+        from simulation.runner import simulate
+
+        return simulate(spec, controller, **kw)
 
 
 def spec_to_json(spec: Any) -> str:
