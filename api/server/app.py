@@ -86,6 +86,7 @@ def create_app(settings: Settings, *, start_engine: bool = True) -> FastAPI:
     )
     app.state.gw = ServiceState(settings=settings, db=db, runner=runner)
     app.add_middleware(WriteGate)
+    app.add_middleware(network.SnapshotFastPath)
     app.state.closing = threading.Event()
     routers = (auth, network, plans, approvals, commands, alarms, stream)
     for r in (m.router for m in routers):

@@ -1,0 +1,218 @@
+"""The control centre at city size: 1,024 intersections, the live snapshot under load, 200 live streams.
+
+A 32 x 32 grid of signalised junctions (``netgenerate``, SUMO's own tool) runs
+in ``greenwave serve`` on the in-memory backend (the engine, the safety
+supervisor and the database are the real ones; only SUMO is left out, so the
+figure is the service's and not the simulator's), in its own process, at one
+tick per second. Load comes from other processes over real sockets on
+127.0.0.1, HTTP/1.1 with keep-alive, as many clients on one site would poll:
+
+* ``snapshot_rps_1024``: ``GET /api/snapshot`` (the whole live state, gzip, a
+  valid bearer token on every request) completed per second by ``--conns``
+  connections for ``--seconds`` seconds; every response is checked for
+  status 200 and a full body;
+* ``stream_clients``: ``--streams`` clients on ``/api/stream`` for
+  ``--ticks`` ticks; a client "gets every tick" when the status frames it
+  received carry consecutive sequence numbers with none missing.
+
+The machine is shared (2 cores for the server, the load and everything else),
+so the figure is a floor for a dedicated host. The last line is the headline::
+
+    .venv/bin/python benchmarks/bench_api.py            # 1,024 intersections
+    .venv/bin/python benchmarks/bench_api.py --grid 6   # a quick smoke run (36)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def build_grid(n: int, out: Path) -> Path:
+    """An n x n grid of traffic-light junctions, 200 m apart, two lanes each way."""
+    from simulation.sumo_home import sumo_binary
+
+    net = out / f"grid{n}.net.xml"
+    if not net.exists():
+        subprocess.run(
+            [sumo_binary("netgenerate"), "--grid", "--grid.number", str(n), "--grid.length", "200",
+             "--grid.attach-length", "100", "--default-junction-type", "traffic_light",
+             "--default.lanenumber", "2", "--no-turnarounds", "true", "-o", str(net)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    return net
+
+
+def start_server(net: Path, data: Path) -> tuple[subprocess.Popen[str], str]:
+    env = {
+        **os.environ,
+        "GREENWAVE_BACKEND": "fake",
+        "GREENWAVE_NET_FILE": str(net),
+        "GREENWAVE_SPEED": "1",
+        "GREENWAVE_EVENT_FLUSH_S": "5",
+    }
+    cmd = [sys.executable, "-c", "import sys; from api.cli import main; sys.exit(main())", "serve", "--port", "0",
+           "--data-dir", str(data), "--log-level", "warning"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("greenwave control centre: http://"):
+        proc.kill()
+        raise RuntimeError("the server did not start: " + line + proc.stdout.read())
+    url = line.split(": ", 1)[1].strip().rstrip("/")
+    deadline = time.monotonic() + 300
+    while httpx.get(f"{url}/healthz").status_code != 200:
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError("the engine did not start")
+        time.sleep(0.5)
+    return proc, url
+
+
+# ---- load: raw HTTP/1.1 over asyncio streams (a Python HTTP client would measure itself) -------------
+
+
+async def _poll(host: str, port: int, request: bytes, stop_at: float, stats: list[int]) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        while time.monotonic() < stop_at:
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            m = re.search(rb"(?i)content-length: *(\d+)", head)
+            body = await reader.readexactly(int(m.group(1)) if m else 0)
+            if status == 200 and body:
+                stats[0] += 1
+            else:
+                stats[1] += 1
+    finally:
+        writer.close()
+
+
+def _load_worker(url: str, token: str, conns: int, seconds: float, q: mp.Queue) -> None:  # type: ignore[type-arg]
+    host, port = url.split("//", 1)[1].split(":")
+    request = (
+        f"GET /api/snapshot HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+        "Accept-Encoding: gzip\r\n\r\n"
+    ).encode()
+
+    async def main() -> list[int]:
+        stats = [0, 0]
+        stop_at = time.monotonic() + seconds
+        await asyncio.gather(*(_poll(host, int(port), request, stop_at, stats) for _ in range(conns)))
+        return stats
+
+    t0 = time.perf_counter()
+    ok, bad = asyncio.run(main())
+    q.put((ok, bad, time.perf_counter() - t0))
+
+
+def snapshot_rps(url: str, token: str, conns: int, seconds: float, procs: int) -> tuple[float, int]:
+    ctx = mp.get_context("spawn")
+    q: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+    workers = [
+        ctx.Process(target=_load_worker, args=(url, token, conns // procs, seconds, q)) for _ in range(procs)
+    ]
+    for w in workers:
+        w.start()
+    results = [q.get(timeout=seconds + 120) for _ in workers]
+    for w in workers:
+        w.join()
+    ok = sum(r[0] for r in results)
+    bad = sum(r[1] for r in results)
+    span = max(r[2] for r in results)
+    return ok / span, bad
+
+
+async def _stream(host: str, port: int, ticket: str, ticks: int, seqs: list[int]) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(
+        f"GET /api/stream HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {ticket}\r\n"
+        "Accept: text/event-stream\r\n\r\n".encode()
+    )
+    try:
+        while len(seqs) < ticks:
+            line = await reader.readline()
+            if not line:
+                return
+            if line.startswith(b"id: "):
+                seqs.append(int(line[4:]))
+    finally:
+        writer.close()
+
+
+def _stream_worker(url: str, token: str, clients: int, ticks: int, q: mp.Queue) -> None:  # type: ignore[type-arg]
+    host, port = url.split("//", 1)[1].split(":")
+
+    async def main() -> list[list[int]]:
+        seqs: list[list[int]] = [[] for _ in range(clients)]
+        await asyncio.wait_for(
+            asyncio.gather(*(_stream(host, int(port), token, ticks, s) for s in seqs)), timeout=ticks * 5 + 60
+        )
+        return seqs
+
+    q.put(asyncio.run(main()))
+
+
+def streams_every_tick(url: str, token: str, clients: int, ticks: int) -> tuple[int, int]:
+    """How many of ``clients`` received ``ticks`` consecutive status frames (no tick missed)."""
+    ctx = mp.get_context("spawn")
+    q: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+    w = ctx.Process(target=_stream_worker, args=(url, token, clients, ticks, q))
+    w.start()
+    seqs = q.get(timeout=ticks * 5 + 120)
+    w.join()
+    good = sum(1 for s in seqs if len(s) >= ticks and all(b - a == 1 for a, b in zip(s, s[1:], strict=False)))
+    return good, len(seqs)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--grid", type=int, default=32, help="grid side: 32 -> 1,024 intersections")
+    ap.add_argument("--conns", type=int, default=64, help="keep-alive connections polling the snapshot")
+    ap.add_argument("--procs", type=int, default=2, help="load-generating processes")
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--streams", type=int, default=200)
+    ap.add_argument("--ticks", type=int, default=10)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="gw-bench-api-") as tmp:
+        net = build_grid(args.grid, Path(tmp))
+        proc, url = start_server(net, Path(tmp) / "data")
+        try:
+            token = httpx.post(f"{url}/api/auth/login", json={"username": "admin", "password": "greenwave"}).json()[
+                "access_token"
+            ]
+            h = {"Authorization": f"Bearer {token}", "Accept-Encoding": "gzip"}
+            snap = httpx.get(f"{url}/api/snapshot", headers=h).json()
+            n = len(snap["intersections"])
+            raw = len(json.dumps(snap, separators=(",", ":")))
+            print(f"intersections: {n}   roads: {len(snap['roads']['level'])}   snapshot: {raw / 1024:.0f} KiB JSON")
+            good, total = streams_every_tick(url, token, args.streams, args.ticks)
+            print(f"stream_clients_every_tick: {good}/{total} (over {args.ticks} ticks)")
+            rps, bad = snapshot_rps(url, token, args.conns, args.seconds, args.procs)
+            print(f"snapshot failures: {bad}   connections: {args.conns}   seconds: {args.seconds:g}")
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    print(f"snapshot_rps_{n}: {rps:.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
