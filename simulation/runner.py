@@ -30,7 +30,7 @@ from intersections.loaders.sumo_net import load_sumo_net, running_programs, sumo
 from intersections.network import Network
 from simulation.detectors import generate_detectors
 from simulation.kpi import intersection_delays, read_statistics, read_tripinfo, read_vtype_classes, trip_kpis
-from simulation.sumo_backend import SumoBackend, SumoRun, merge_sumo_args
+from simulation.sumo_backend import SumoBackend, SumoRun, sumo_command
 
 __all__ = ["RunSpec", "resolve_run", "simulate", "program_states", "controller_params", "load_run_network"]
 
@@ -293,25 +293,24 @@ def _simulate(
     stats = out / "statistics.xml"
     log = out / "sumo.log"
     adds = [*spec.additional, det.additional, meandata]
-    base = ["-c", str(spec.sumocfg)] if spec.sumocfg else ["-n", str(spec.net)]
-    if spec.routes and not spec.sumocfg:
-        base += ["-r", ",".join(str(r) for r in spec.routes)]
-    ours = [
-        "--additional-files", ",".join(str(a) for a in adds),
-        "--tripinfo-output", str(tripinfo),
-        "--tripinfo-output.write-unfinished", "true",
-        "--statistic-output", str(stats),
-        "--seed", str(spec.seed),
-        "--step-length", f"{spec.step_length_s:g}",
-        "--no-step-log", "true",
-        "--log", str(log),
-        "--time-to-teleport", "300",
-    ]  # fmt: skip
-    if spec.begin_s is not None:
-        ours += ["--begin", f"{spec.begin_s:g}"]
-    if spec.end_s is not None:
-        ours += ["--end", f"{spec.end_s:g}"]
-    args = base + merge_sumo_args([*ours, *spec.scenario_args, *extra_args], list(spec.sumo_args))
+    args = sumo_command(
+        net=spec.net,
+        sumocfg=spec.sumocfg,
+        routes=spec.routes,
+        additional=adds,
+        outputs=[
+            *("--tripinfo-output", str(tripinfo)),
+            *("--tripinfo-output.write-unfinished", "true"),
+            *("--statistic-output", str(stats)),
+        ],
+        seed=spec.seed,
+        step_length_s=spec.step_length_s,
+        log_file=log,
+        begin_s=spec.begin_s,
+        end_s=spec.end_s,
+        scenario_args=[*spec.scenario_args, *extra_args],
+        user_args=spec.sumo_args,
+    )
     run = SumoRun(
         sumo_args=args,
         gui=spec.gui,

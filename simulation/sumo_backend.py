@@ -34,7 +34,7 @@ import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,7 @@ from intersections.network import Network
 from simulation.detectors import EXIT_BLOCKED_OCCUPANCY, SumoDetectors
 from simulation.sumo_home import sumo_binary
 
-__all__ = ["SumoRun", "SumoBackend", "merge_sumo_args", "option_name"]
+__all__ = ["SumoRun", "SumoBackend", "merge_sumo_args", "option_name", "sumo_command"]
 
 _labels = itertools.count()
 
@@ -150,6 +150,48 @@ def merge_sumo_args(ours: list[str], user: list[str]) -> list[str]:
     user_names = {n for n, _ in split(user)}
     kept = [tok for name, toks in split(ours) if name not in user_names for tok in toks]
     return kept + list(user)
+
+
+def sumo_command(
+    *,
+    net: str | Path,
+    sumocfg: str | Path | None = None,
+    routes: Sequence[str | Path] = (),
+    additional: Sequence[str | Path] = (),
+    outputs: Sequence[str] = (),
+    seed: int,
+    step_length_s: float,
+    log_file: str | Path,
+    begin_s: float | None = None,
+    end_s: float | None = None,
+    scenario_args: Sequence[str] = (),
+    user_args: Sequence[str] = (),
+) -> list[str]:
+    """SUMO's command line (without the binary) for a greenwave run: the one place it is built.
+
+    The network comes from ``sumocfg`` when there is one (its values are then
+    overridden by ours), else from ``net`` and ``routes``. Our options
+    (``additional`` files, ``outputs``, seed, step, log, a 300 s teleport time)
+    come first; a scenario's own options and then the user's replace any of ours
+    with the same name (:func:`merge_sumo_args`: SUMO refuses an option twice).
+    """
+    base = ["-c", str(sumocfg)] if sumocfg else ["-n", str(net)]
+    if routes and not sumocfg:
+        base += ["-r", ",".join(str(r) for r in routes)]
+    ours = [
+        "--additional-files", ",".join(str(a) for a in additional),
+        *outputs,
+        "--seed", str(seed),
+        "--step-length", f"{step_length_s:g}",
+        "--no-step-log", "true",
+        "--log", str(log_file),
+        "--time-to-teleport", "300",
+    ]  # fmt: skip
+    if begin_s is not None:
+        ours += ["--begin", f"{begin_s:g}"]
+    if end_s is not None:
+        ours += ["--end", f"{end_s:g}"]
+    return base + merge_sumo_args([*ours, *scenario_args], list(user_args))
 
 
 @dataclass

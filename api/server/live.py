@@ -712,32 +712,24 @@ class EngineRunner:
 
     def _sumo_backend(self) -> BaseBackend:
         from simulation.runner import program_states
-        from simulation.sumo_backend import SumoBackend, SumoRun, merge_sumo_args
+        from simulation.sumo_backend import SumoBackend, SumoRun, sumo_command
 
         s = self.settings
         spec = self.spec
         assert self.detectors is not None
         log_file = s.data_dir / "sumo.log"
-        if spec is not None and spec.sumocfg:
-            base = ["-c", str(spec.sumocfg)]
-        elif spec is not None:
-            base = ["-n", str(spec.net), "-r", ",".join(str(r) for r in spec.routes)]
-        else:
-            base = ["-n", str(self.net_path)]
-        adds = [*(spec.additional if spec else ()), self.detectors.additional]
-        ours = [
-            "--additional-files", ",".join(str(a) for a in adds),
-            "--seed", str(s.seed + self.restarts),
-            "--step-length", f"{s.tick_s:g}",
-            "--no-step-log", "true",
-            "--log", str(log_file),
-            "--time-to-teleport", "300",
-        ]  # fmt: skip
-        if spec is not None and spec.begin_s is not None:
-            ours += ["--begin", f"{spec.begin_s:g}"]
-        if spec is not None and spec.end_s is not None:
-            ours += ["--end", f"{spec.end_s:g}"]
-        args = base + merge_sumo_args([*ours, *(spec.scenario_args if spec else ())], [])
+        args = sumo_command(
+            net=spec.net if spec is not None else self.net_path,
+            sumocfg=spec.sumocfg if spec is not None else None,
+            routes=spec.routes if spec is not None else (),
+            additional=[*(spec.additional if spec else ()), self.detectors.additional],
+            seed=s.seed + self.restarts,
+            step_length_s=s.tick_s,
+            log_file=log_file,
+            begin_s=spec.begin_s if spec is not None else None,
+            end_s=spec.end_s if spec is not None else None,
+            scenario_args=spec.scenario_args if spec is not None else (),
+        )
         run = SumoRun(sumo_args=args, step_length_s=s.tick_s, begin_s=self.begin_s, end_s=self.end_s, log_file=log_file)
         return SumoBackend(
             self.detectors.network,
