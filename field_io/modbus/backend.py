@@ -72,6 +72,17 @@ from field_io.modbus.codec import (
     status_read,
 )
 from field_io.modbus.profile import COMMAND, IDENTITY, MAGIC, PROFILE_MAJOR, QUEUES
+from field_io.modbus.transport import (
+    ModbusConnectionLost,
+    ModbusExceptionAnswer,
+    ModbusMalformed,
+    ModbusTcpClient,
+    ModbusTimeout,
+    read_pdu,
+    read_write_pdu,
+    registers,
+    write_pdu,
+)
 from field_io.polled import PolledFieldBackend, PolledLink
 from field_io.security import check_modbus_write, client_context
 from intersections.network import Network
@@ -251,7 +262,13 @@ class ModbusBackend(PolledFieldBackend):
             close_client(link.client)
         ep = link.endpoint
         timeout = max(ep.timeout_s, self.lockstep_timeout_s) if self.lockstep else ep.timeout_s
-        link.client = modbus_client(ep, timeout_s=timeout)
+        link.client = ModbusTcpClient(
+            ep.host,
+            ep.port,
+            timeout_s=timeout,
+            retries=ep.retries,
+            sslctx=client_context(ep.tls) if ep.tls is not None else None,
+        )
         link.identity = None
         try:
             ok = await link.client.connect()
@@ -318,70 +335,58 @@ class ModbusBackend(PolledFieldBackend):
         self._set_problem(link, message + ("; not commanding it" if refused else ""))
 
     # ---- transactions (the only read and write paths) --------------------------------------------------
-    async def _call(self, link: ModbusLink, what: str, coro: Any) -> Any:
-        from pymodbus.exceptions import ConnectionException, ModbusException
-
+    async def _call(self, link: ModbusLink, pdu: bytes, what: Callable[[], str]) -> bytes:
+        """One transaction; every failure becomes a :class:`_Fail` worded for the operator (``what`` lazily)."""
         t0 = time.perf_counter()
         try:
-            rr = await coro
-        except (ConnectionException, ConnectionError, OSError) as e:
-            raise _Fail(f"connection lost during {what}: {e}") from None
-        except ModbusException as e:
-            raise _Fail(
-                f"no valid answer to {what} within {link.endpoint.timeout_s:g} s x "
-                f"{link.endpoint.retries + 1} tries ({e.__class__.__name__})"
-            ) from None
-        except TimeoutError:
-            raise _Fail(f"no answer to {what}") from None
-        if rr is None:
-            raise _Fail(f"no answer to {what}")
-        if rr.isError():
-            code = int(getattr(rr, "exception_code", 0))
-            name = EXCEPTION_NAMES.get(code, "unknown exception")
-            hint = " (wrong device id?)" if code in (10, 11) else ""
-            raise _Fail(f"answers Modbus exception {code:02d} ({name}) to {what}{hint}", comm=False)
+            answer = await link.client.request(link.endpoint.device_id, pdu)
+        except ModbusExceptionAnswer as e:
+            name = EXCEPTION_NAMES.get(e.code, "unknown exception")
+            hint = " (wrong device id?)" if e.code in (10, 11) else ""
+            raise _Fail(f"answers Modbus exception {e.code:02d} ({name}) to {what()}{hint}", comm=False) from None
+        except ModbusConnectionLost as e:
+            raise _Fail(f"connection lost during {what()}: {e}") from None
+        except ModbusTimeout as e:
+            raise _Fail(f"no valid answer to {what()} {e}") from None
+        except ModbusMalformed as e:
+            raise _Fail(f"no valid answer to {what()} ({e})") from None
+        except OSError as e:
+            raise _Fail(f"connection lost during {what()}: {e}") from None
         if self.record_latency:
             link.latency_s.append(time.perf_counter() - t0)
-        return rr
+        return answer
+
+    def _registers(self, answer: bytes, count: int, what: Callable[[], str]) -> list[int]:
+        try:
+            regs = registers(answer)
+        except ModbusMalformed as e:
+            raise _Fail(f"no valid answer to {what()} ({e})", comm=False) from None
+        if len(regs) != count:
+            raise _Fail(f"answered {len(regs)} registers to {what()}", comm=False)
+        return regs
 
     async def _read(self, link: ModbusLink, address: int, count: int, *, what: str) -> list[int]:
-        rr = await self._call(
-            link,
-            f"a read of {what} (registers {address}-{address + count - 1})",
-            link.client.read_holding_registers(address, count=count, device_id=link.endpoint.device_id),
-        )
-        regs = list(rr.registers)
-        if len(regs) != count:
-            raise _Fail(f"answered {len(regs)} registers to a read of {count} ({what})", comm=False)
-        return regs
+        def describe() -> str:
+            return f"a read of {what} (registers {address}-{address + count - 1})"
+
+        return self._registers(await self._call(link, read_pdu(address, count), describe), count, describe)
 
     async def _write(self, link: ModbusLink, address: int, values: Sequence[int]) -> None:
         check_modbus_write(address, len(values))
         await self._call(
-            link,
-            f"a write of registers {address}-{address + len(values) - 1}",
-            link.client.write_registers(address, list(values), device_id=link.endpoint.device_id),
+            link, write_pdu(address, values), lambda: f"a write of registers {address}-{address + len(values) - 1}"
         )
 
     async def _write_read(
         self, link: ModbusLink, waddr: int, values: Sequence[int], raddr: int, rcount: int
     ) -> list[int]:
         check_modbus_write(waddr, len(values))
-        rr = await self._call(
-            link,
-            f"a read/write (write {waddr}-{waddr + len(values) - 1}, read {raddr}-{raddr + rcount - 1})",
-            link.client.readwrite_registers(
-                read_address=raddr,
-                read_count=rcount,
-                write_address=waddr,
-                values=list(values),
-                device_id=link.endpoint.device_id,
-            ),
-        )
-        regs = list(rr.registers)
-        if len(regs) != rcount:
-            raise _Fail(f"answered {len(regs)} registers to a read of {rcount} (status)", comm=False)
-        return regs
+
+        def describe() -> str:
+            return f"a read/write (write {waddr}-{waddr + len(values) - 1}, read {raddr}-{raddr + rcount - 1})"
+
+        answer = await self._call(link, read_write_pdu(raddr, rcount, waddr, values), describe)
+        return self._registers(answer, rcount, describe)
 
     # ---- per tick ---------------------------------------------------------------------------------
     async def _poll(self, link: ModbusLink, *, step: int | None = None) -> None:
