@@ -26,7 +26,7 @@ from controller.backend import OBSERVATION_FIELDS, BaseBackend, Commands, Observ
 from controller.estimate import DemandEstimator, Estimate
 from controller.events import EventRecorder
 from controller.policies import Policy
-from controller.policies.base import PolicyContext
+from controller.policies.base import PolicyContext, declared
 from controller.policies.fixed_time import FixedTimePolicy
 from controller.safety import FailSafe, Mode, SafetySupervisor, SupervisorReport
 from intersections.plan import TimingPlan
@@ -99,7 +99,7 @@ class Engine:
             counts_read="counts" in getattr(backend, "read_fields", OBSERVATION_FIELDS),
         )
         self.policy.reset(self.network, self.packed)
-        self.passive = bool(getattr(policy, "passive", False))
+        self.passive = bool(declared(policy, "passive"))
         self.events: list[EngineEvent] = []
         # High-resolution controller events (Indiana codes) for signal performance measures.
         if hires is True:
@@ -186,7 +186,7 @@ class Engine:
         return TickResult(t, obs, est, requests, states, report)
 
     def _log_hires(self, t: float, obs: Observation, states: np.ndarray) -> None:
-        pending = getattr(self.policy, "pending_events", None)
+        pending = declared(self.policy, "pending_events")
         if self.hires is None:
             if pending:
                 pending.clear()
@@ -196,11 +196,11 @@ class Engine:
                 self.hires.emit(t, row, code, param)
             pending.clear()
         presence = (np.nan_to_num(obs.occupancy) > 0) | (np.nan_to_num(obs.counts) > 0)
-        self.hires.record(t, states, presence, self.dt_s, termination=getattr(self.policy, "last_termination", None))
+        self.hires.record(t, states, presence, self.dt_s, termination=declared(self.policy, "last_termination"))
 
     def _report_detectors(self, t: float) -> None:
         """Detectors the policy has declared failed (or restored): reported once each."""
-        failed = getattr(self.policy, "detector_failed", None)
+        failed = declared(self.policy, "detector_failed")
         if failed is None or len(failed) != len(self._prev_failed):
             return
         lay = self.backend.detectors

@@ -24,7 +24,8 @@ import numpy as np
 
 from controller.backend import fields_read_by
 from controller.engine import Engine
-from controller.policies import make_policy
+from controller.policies import make_policy, policy_factory
+from controller.policies.base import declared
 from intersections.errors import InputError, NetworkFileError
 from intersections.loaders.sumo_net import load_sumo_net, running_programs, sumo_time_s
 from intersections.network import Network
@@ -155,22 +156,27 @@ def load_run_network(spec: RunSpec) -> Network:
 
 
 def controller_params(controller: str, spec: RunSpec, network: Network) -> dict[str, Any]:
-    """Parameters a controller needs from the run (demand for Webster)."""
-    if controller in ("webster", "webster-coordinated"):
-        from controller.timing import compute_plans
+    """Parameters a controller needs from the run, as the policy declares them.
 
-        if not spec.routes:
-            raise InputError("the webster controller needs route files to estimate demand")
-        # vTypes may live in the additional files (real scenarios keep them there): read those first.
-        vtype_files = [str(a) for a in spec.additional if _defines_vtypes(a)]
-        demand = _design_demand([*vtype_files, *(str(r) for r in spec.routes)], network, spec)
-        plans = compute_plans(network, demand, method="webster")
-        if controller == "webster-coordinated":
-            from controller.timing.coordination import coordinate
+    A policy with ``plans_from_demand`` (:class:`~controller.policies.base.PlanDesign`,
+    e.g. ``webster``) gets ``plans`` designed from the run's route files.
+    """
+    design = declared(policy_factory(controller), "plans_from_demand")
+    if design is None:
+        return {}
+    from controller.timing import compute_plans
 
-            plans, _report = coordinate(network, demand, plans)
-        return {"plans": {p.intersection_id: p for p in plans}}
-    return {}
+    if not spec.routes:
+        raise InputError(f"the {design.method} controller needs route files to estimate demand")
+    # vTypes may live in the additional files (real scenarios keep them there): read those first.
+    vtype_files = [str(a) for a in spec.additional if _defines_vtypes(a)]
+    demand = _design_demand([*vtype_files, *(str(r) for r in spec.routes)], network, spec)
+    plans = compute_plans(network, demand, method=design.method)
+    if design.coordinate:
+        from controller.timing.coordination import coordinate
+
+        plans, _report = coordinate(network, demand, plans)
+    return {"plans": {p.intersection_id: p for p in plans}}
 
 
 def _defines_vtypes(path: Path) -> bool:
@@ -324,7 +330,7 @@ def _simulate(
         network,
         run,
         detectors=det,
-        control=not getattr(policy, "passive", False),
+        control=not declared(policy, "passive"),
         dt_s=dt_s,
         program_states=program_states(spec.net, spec.additional, begin_s=spec.begin_s or 0.0),
         read_fields=reads,

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from controller.policies.base import Policy, PolicyContext
 from intersections.errors import InputError
 
-__all__ = ["Policy", "PolicyContext", "register_policy", "make_policy", "policy_names"]
+__all__ = ["Policy", "PolicyContext", "register_policy", "make_policy", "policy_factory", "policy_names"]
 
 _REGISTRY: dict[str, Callable[..., Policy]] = {}
 
@@ -37,13 +37,17 @@ def policy_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def make_policy(name: str, **params: Any) -> Policy:
+def policy_factory(name: str) -> Callable[..., Policy]:
+    """The registered factory (usually the policy class), to read its declarations before building one."""
     _load_builtin()
     try:
-        factory = _REGISTRY[name]
+        return _REGISTRY[name]
     except KeyError:
         raise InputError(f"unknown controller {name!r} (known: {', '.join(sorted(_REGISTRY))})") from None
-    return factory(**params)
+
+
+def make_policy(name: str, **params: Any) -> Policy:
+    return policy_factory(name)(**params)
 
 
 def _load_builtin() -> None:

@@ -23,7 +23,7 @@ from controller.backend import Observation, detector_layout
 from controller.estimate import Estimate
 from controller.events import EventCode
 from controller.policies import register_policy
-from controller.policies.base import PolicyContext
+from controller.policies.base import Policy, PolicyContext
 from controller.policies.common import actuations, next_stage_with_demand, presence, stage_green_elapsed_s
 from controller.safety import HOLD
 from intersections.model import SignalState
@@ -33,7 +33,7 @@ __all__ = ["ActuatedPolicy"]
 
 
 @register_policy("actuated")
-class ActuatedPolicy:
+class ActuatedPolicy(Policy):
     name = "actuated"
     reads = frozenset({"counts", "occupancy"})  # calls and gaps from detector actuations
 

@@ -17,7 +17,7 @@ from controller.arrays import PackedNetwork
 from controller.backend import Observation
 from controller.estimate import Estimate
 from controller.policies import register_policy
-from controller.policies.base import PolicyContext
+from controller.policies.base import Policy, PolicyContext
 from intersections.errors import PlanError
 from intersections.network import Network
 from intersections.plan import TimingPlan, check_plan
@@ -63,7 +63,7 @@ def plan_arrays(
 
 
 @register_policy("fixed")
-class FixedTimePolicy:
+class FixedTimePolicy(Policy):
     name = "fixed"
     reads: frozenset[str] = frozenset()  # runs its plan whatever the detectors say
 

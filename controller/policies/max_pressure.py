@@ -41,7 +41,7 @@ from controller.arrays import PackedNetwork
 from controller.backend import Observation, exit_blocked_share
 from controller.estimate import Estimate
 from controller.policies import register_policy
-from controller.policies.base import PolicyContext
+from controller.policies.base import Policy, PolicyContext
 from controller.policies.common import SparseRows, downstream_matrix, group_lanes
 from controller.policies.kernels import max_pressure_decide
 from intersections.network import Network
@@ -82,7 +82,7 @@ def pressure_map(down: SparseRows, weight: np.ndarray, stage_mask: np.ndarray) -
 
 
 @register_policy("max-pressure")
-class MaxPressurePolicy:
+class MaxPressurePolicy(Policy):
     name = "max-pressure"
     reads = frozenset({"queue_veh", "exit_blocked"})  # decides from queues, and exits jammed to the junction
 

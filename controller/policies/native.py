@@ -15,7 +15,7 @@ from controller.arrays import PackedNetwork
 from controller.backend import Observation
 from controller.estimate import Estimate
 from controller.policies import register_policy
-from controller.policies.base import PolicyContext
+from controller.policies.base import Policy, PolicyContext
 from controller.safety import HOLD
 from intersections.network import Network
 
@@ -23,7 +23,7 @@ __all__ = ["NativeProgramPolicy"]
 
 
 @register_policy("sumo")
-class NativeProgramPolicy:
+class NativeProgramPolicy(Policy):
     name = "sumo"
     passive = True
     reads: frozenset[str] = frozenset()

@@ -9,6 +9,7 @@ network's stale program.
 from __future__ import annotations
 
 from controller.policies import register_policy
+from controller.policies.base import PlanDesign
 from controller.policies.fixed_time import FixedTimePolicy
 
 __all__ = ["WebsterPolicy"]
@@ -17,6 +18,7 @@ __all__ = ["WebsterPolicy"]
 @register_policy("webster")
 class WebsterPolicy(FixedTimePolicy):
     name = "webster"
+    plans_from_demand = PlanDesign("webster")
 
 
 @register_policy("webster-coordinated")
@@ -25,3 +27,4 @@ class CoordinatedWebsterPolicy(FixedTimePolicy):
     (:func:`controller.timing.coordination.coordinate`)."""
 
     name = "webster-coordinated"
+    plans_from_demand = PlanDesign("webster", coordinate=True)
