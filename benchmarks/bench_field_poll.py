@@ -31,6 +31,7 @@ import dataclasses
 import gc
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -46,11 +47,14 @@ sys.path.insert(0, str(ROOT))
 from controller.engine import Engine  # noqa: E402
 from controller.policies import make_policy  # noqa: E402
 from field_io.endpoints import endpoints_from_json  # noqa: E402
+from field_io.protocols import protocol_spec  # noqa: E402
+from field_io.security import SnmpCredentials  # noqa: E402
 from intersections.loaders import load_inventory  # noqa: E402
 from intersections.network import Network  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "intersection.toml"
 P99_LIMIT_S = 0.200
+WRITE_COMMUNITY = secrets.token_hex(8)  # this run's SNMP write community (emulators and central)
 
 
 def inventory_text(ids: list[str]) -> str:
@@ -79,6 +83,8 @@ def start_emulators(protocol: str, n: int, per_process: int, work: Path) -> tupl
         ready.unlink(missing_ok=True)  # a retry of the same level must not read the previous run's ports
         cmd = [sys.executable, "-m", "api.cli", "emulate", "--protocol", protocol, "--intersection", str(inv)]
         cmd += ["--port", "0", "--ready-file", str(ready), "--backup-time", "10"]
+        if protocol == "ntcip":
+            cmd += ["--write-community", WRITE_COMMUNITY]  # never a default community for SETs
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT, env=env)
         procs.append((p, ready))
     for p, ready in procs:
@@ -106,19 +112,27 @@ def stop(procs: list) -> None:
             p.stderr.close()
 
 
+def proc_cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds of other processes (the emulator farm), from /proc (0 where unavailable)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / hz
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
 def measure(protocol: str, n: int, *, ticks: int, warmup: int, work: Path) -> dict:
     per = 500 if protocol == "modbus" else 250
     procs, eps = start_emulators(protocol, n, per, work)
     net = network(n)
     eps = [dataclasses.replace(e, timeout_s=2.0, retries=0) for e in eps]
-    if protocol == "modbus":
-        from field_io.modbus.backend import ModbusBackend
-
-        backend = ModbusBackend(net, eps, dt_s=1.0)
-    else:
-        from field_io.ntcip.backend import NtcipBackend
-
-        backend = NtcipBackend(net, eps, dt_s=1.0)
+    if protocol == "ntcip":
+        eps = [dataclasses.replace(e, snmp=SnmpCredentials(write_community=WRITE_COMMUNITY)) for e in eps]
+    backend = protocol_spec(protocol).backend_class()(net, eps, dt_s=1.0)
     marks: list[float] = []
     polls: list[float] = []
     advance, read = backend.advance, backend.read
@@ -145,12 +159,18 @@ def measure(protocol: str, n: int, *, ticks: int, warmup: int, work: Path) -> di
         # the collector then walks only what each tick allocates.
         gc.collect()
         gc.freeze()
+        pids = [p.pid for p in procs]
         for k in range(warmup + ticks):
+            if k == warmup:
+                farm0, wall0, load0 = proc_cpu_s(pids), time.perf_counter(), os.getloadavg()[0]
             t0, c0 = time.perf_counter(), time.process_time()
             res = engine.tick()
             if k >= warmup:
                 cycles.append(marks[-1] - t0)
                 cpu.append(time.process_time() - c0)
+        farm_s = proc_cpu_s(pids) - farm0
+        wall_s = time.perf_counter() - wall0
+        load = (load0 + os.getloadavg()[0]) / 2
         central = float(res.observation.extra["central_control"].mean())
         healthy = float((~res.observation.fault).mean())
         errors = int(sum(link.errors for link in backend.links))
@@ -170,6 +190,8 @@ def measure(protocol: str, n: int, *, ticks: int, warmup: int, work: Path) -> di
         "tick_p50_ms": float(np.percentile(c, 50) * 1000),
         "tick_p99_ms": float(np.percentile(c, 99) * 1000),
         "cpu_us_per_ctl": float(np.mean(cpu) / n * 1e6),
+        "farm_us_per_ctl": float(farm_s / wall_s / n * 1e6),
+        "load": float(load),
         "central": central,
         "healthy": healthy,
         "errors": errors,
@@ -195,7 +217,8 @@ def ladder(protocol: str, levels: list[int], *, ticks: int, warmup: int, work: P
         print(
             f"{protocol:6s} N={n:5d}  poll cycle p50 {r['p50_ms']:6.1f} p99 {r['p99_ms']:6.1f} ms  "
             f"engine tick p50 {r['tick_p50_ms']:6.1f} p99 {r['tick_p99_ms']:6.1f} ms  "
-            f"cpu {r['cpu_us_per_ctl']:5.1f} us/controller/s  central {r['central']:.3f}  errors {r['errors']}  "
+            f"cpu {r['cpu_us_per_ctl']:5.1f} us/controller/s (emulators {r['farm_us_per_ctl']:5.1f})  "
+            f"load {r['load']:4.1f}  central {r['central']:.3f}  errors {r['errors']}  "
             f"{'ok' if ok else 'NOT sustained'}",
             flush=True,
         )
@@ -210,13 +233,19 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small ladders (a smoke test)")
     ap.add_argument("--ticks", type=int, default=12, help="measured ticks per level (default 12)")
     ap.add_argument("--only", choices=["modbus", "ntcip"], help="one protocol's ladder only")
+    ap.add_argument("--modbus-levels", metavar="N,N,...", help="the Modbus ladder (default 500 ... 6000)")
+    ap.add_argument("--ntcip-levels", metavar="N,N,...", help="the NTCIP ladder (default 250 ... 1500)")
     args = ap.parse_args()
     if args.quick:
         mb_levels, nt_levels, ticks, warmup = [100, 200], [50, 100], 4, 2
     else:
-        mb_levels = [500, 1000, 1500, 2000, 2500, 3000, 4000]
-        nt_levels = [250, 500, 750, 1000, 1500]
+        mb_levels = [500, 1000, 2000, 3000, 4000, 5000, 6000]
+        nt_levels = [250, 500, 1000, 1500]
         ticks, warmup = args.ticks, 4
+    if args.modbus_levels:
+        mb_levels = [int(x) for x in args.modbus_levels.split(",")]
+    if args.ntcip_levels:
+        nt_levels = [int(x) for x in args.ntcip_levels.split(",")]
     print(f"bench_field_poll: one central process, emulators in separate processes, 1 Hz, {os.cpu_count()} cores")
     print(f"sustained = p99 poll cycle < {P99_LIMIT_S * 1000:.0f} ms, every controller under central control")
     with tempfile.TemporaryDirectory(prefix="gw-bench-field-") as d:
@@ -234,6 +263,17 @@ def main() -> None:
             f"{best_nt['cpu_us_per_ctl'] / max(best_mb['cpu_us_per_ctl'], 1e-9):.1f}x "
             f"(SNMP GET + SET vs one Modbus read/write transaction)"
         )
+    # Central CPU per controller is the figure that does not move with the machine's other load as much as
+    # latency does: taken at the largest level measured (sustained or not).
+    for name, rows in (("modbus", mb_rows), ("ntcip", nt_rows)):
+        if rows:
+            r = rows[-1]
+            print(
+                f"{name}_central_cpu_us_per_controller: {r['cpu_us_per_ctl']:.1f} (N={r['n']}; "
+                f"{1e6 / max(r['cpu_us_per_ctl'], 1e-9):.0f} controllers per central core at 1 Hz; "
+                f"emulators {r['farm_us_per_ctl']:.1f} us/controller/s; load average {r['load']:.1f} on "
+                f"{os.cpu_count()} cores)"
+            )
     if best_mb:
         print(f"modbus_p99_poll_ms_at_sustained: {best_mb['p99_ms']:.1f}")
         print(f"modbus_p99_engine_tick_ms_at_sustained: {best_mb['tick_p99_ms']:.1f}")
