@@ -40,6 +40,8 @@ from controller.safety import SafetySupervisor
 from field_io.aio import LoopThread
 from field_io.emulator.core import EmulatorConfig, EmulatorStopped, LocalController
 from field_io.endpoints import Endpoint, FieldProtocol
+from field_io.modbus.emulate import MODBUS_UNITS
+from field_io.protocols import load, protocol_spec
 from field_io.security import SnmpCredentials
 from intersections.errors import InputError
 from intersections.network import Network
@@ -47,7 +49,6 @@ from intersections.plan import TimingPlan
 
 __all__ = ["Emulator", "EmulatorStopped", "MODBUS_UNITS", "SumoCoupling"]
 
-MODBUS_UNITS = 247  # Modbus unit ids 1-247 per port
 
 log = logging.getLogger("greenwave.field.emulator")
 
@@ -161,46 +162,12 @@ class Emulator:
         SafetySupervisor(pack(self.network.intersections[:1]))
         self.io = LoopThread(name=f"greenwave-{self.protocol.value}-emulator")
         try:
-            if self.protocol is FieldProtocol.MODBUS:
-                self.endpoints = self.io.call(self._start_modbus(), timeout=30)
-            else:
-                self.endpoints = self.io.call(self._start_ntcip(), timeout=30)
+            serve = load(protocol_spec(self.protocol).emulator_server)
+            self.endpoints = self.io.call(serve(self), timeout=30)
         except BaseException:
             self.close()
             raise
         return self.endpoints
-
-    async def _start_modbus(self) -> list[Endpoint]:
-        """Unit ids 1..247 per TCP port (the Modbus unit-id range): the next port for the next 247."""
-        from field_io.modbus.server import ModbusFieldServer
-
-        out = []
-        n = len(self.core.ids)
-        for k, first in enumerate(range(0, n, MODBUS_UNITS)):
-            rows = range(first, min(n, first + MODBUS_UNITS))
-            srv = ModbusFieldServer(
-                self.core,
-                host=self.host,
-                port=(self.port + k) if self.port else 0,
-                device_ids={r - first + 1: r for r in rows},
-                sslctx=self.tls,
-                required_role=self.tls_role,
-            )
-            port = await srv.start()
-            self.servers.append(srv)
-            for r in rows:
-                out.append(Endpoint(self.core.ids[r], FieldProtocol.MODBUS, self.host, port, device_id=r - first + 1))
-        return out
-
-    async def _start_ntcip(self) -> list[Endpoint]:
-        from field_io.ntcip.agent import start_agents
-
-        agents = await start_agents(self.core, host=self.host, port=self.port, snmp=self.snmp, vendor=self.vendor)
-        self.servers.extend(agents)
-        return [
-            Endpoint(iid, FieldProtocol.NTCIP, self.host, a.port, vendor=self.vendor, snmp=self.snmp)
-            for iid, a in zip(self.core.ids, agents, strict=True)
-        ]
 
     # ---- running -------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any] | None:
@@ -276,13 +243,14 @@ class Emulator:
         """After the plant finished: give central time to read the last status and disconnect."""
         import time
 
+        holds = protocol_spec(self.protocol).emulator_holds_connections
         end = time.monotonic() + timeout_s
         while time.monotonic() < end:
             conns = sum(len(getattr(s, "_conns", ())) for s in self.servers)
-            if self.protocol is FieldProtocol.NTCIP or conns == 0:
+            if not holds or conns == 0:
                 break
             time.sleep(0.05)
-        if self.protocol is FieldProtocol.NTCIP:
+        if not holds:  # datagrams: no connection to wait for, only central's last read
             time.sleep(min(0.5, timeout_s))
 
     def set_local_flash(self, intersection_id: str, on: bool) -> None:
