@@ -138,7 +138,7 @@ def snapshot_rps(url: str, token: str, conns: int, seconds: float, procs: int) -
 
 
 async def _stream(host: str, port: int, ticket: str, ticks: int, seqs: list[int]) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
+    reader, writer = await asyncio.open_connection(host, port, limit=2**24)  # a status line is one frame
     writer.write(
         f"GET /api/stream HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {ticket}\r\n"
         "Accept: text/event-stream\r\n\r\n".encode()
@@ -199,7 +199,12 @@ def main() -> int:
             snap = httpx.get(f"{url}/api/snapshot", headers=h).json()
             n = len(snap["intersections"])
             raw = len(json.dumps(snap, separators=(",", ":")))
-            print(f"intersections: {n}   roads: {len(snap['roads']['level'])}   snapshot: {raw / 1024:.0f} KiB JSON")
+            with httpx.stream("GET", f"{url}/api/snapshot", headers=h) as resp:
+                gz = sum(len(c) for c in resp.iter_raw())
+            print(
+                f"intersections: {n}   roads: {len(snap['roads']['level'])}   "
+                f"snapshot: {raw / 1024:.0f} KiB JSON, {gz / 1024:.0f} KiB gzip"
+            )
             good, total = streams_every_tick(url, token, args.streams, args.ticks)
             print(f"stream_clients_every_tick: {good}/{total} (over {args.ticks} ticks)")
             rps, bad = snapshot_rps(url, token, args.conns, args.seconds, args.procs)

@@ -143,7 +143,7 @@ class SnapshotFrame:
             body = self.json()
             with self._lock:
                 if self._gzip is None:
-                    self._gzip = gzip.compress(body, compresslevel=1, mtime=0)
+                    self._gzip = gzip.compress(body, compresslevel=6, mtime=0)  # once per tick: size matters more
         return self._gzip
 
     def sse(self) -> bytes:
@@ -292,15 +292,15 @@ class Control:
     expires_at: datetime | None = None
 
     def public(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "source": self.source,
-            "plan_id": self.plan_id,
-            "plan_version": self.plan_version,
-            "stage": self.stage,
-            "command_id": self.command_id,
-            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
-        }
+        """``kind`` and ``source`` always; the other fields only when set (the snapshot repeats this per tick)."""
+        out: dict[str, Any] = {"kind": self.kind, "source": self.source}
+        for k in ("plan_id", "plan_version", "stage", "command_id"):
+            v = getattr(self, k)
+            if v is not None:
+                out[k] = v
+        if self.expires_at is not None:
+            out["expires_at"] = self.expires_at.isoformat()
+        return out
 
 
 ADAPTIVE = Control("adaptive")
@@ -1124,13 +1124,11 @@ class EngineRunner:
         out: dict[str, Any] = {
             "cycle_s": None if not np.isfinite(cyc) else round(float(cyc), 1),
             "splits_s": self._t_splits[r],
-            "offset_s": None,
-            "plan": None,
-            "offset_error_s": None,
             "coordination": "free",
         }
         if plan is None:
-            return out
+            return out  # no plan: nothing to compare with (offset, plan, offset_error_s absent)
+        out.update(offset_s=None, offset_error_s=None)
         out["plan"] = {
             "cycle_s": plan.cycle_s,
             "offset_s": plan.offset_s,
