@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import multiprocessing as mp
 import os
@@ -105,8 +106,7 @@ async def _poll(host: str, port: int, request: bytes, stop_at: float, stats: lis
 def _load_worker(url: str, token: str, conns: int, seconds: float, q: mp.Queue) -> None:  # type: ignore[type-arg]
     host, port = url.split("//", 1)[1].split(":")
     request = (
-        f"GET /api/snapshot HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
-        "Accept-Encoding: gzip\r\n\r\n"
+        f"GET /api/snapshot HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nAccept-Encoding: gzip\r\n\r\n"
     ).encode()
 
     async def main() -> list[int]:
@@ -123,9 +123,7 @@ def _load_worker(url: str, token: str, conns: int, seconds: float, q: mp.Queue) 
 def snapshot_rps(url: str, token: str, conns: int, seconds: float, procs: int) -> tuple[float, int]:
     ctx = mp.get_context("spawn")
     q: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
-    workers = [
-        ctx.Process(target=_load_worker, args=(url, token, conns // procs, seconds, q)) for _ in range(procs)
-    ]
+    workers = [ctx.Process(target=_load_worker, args=(url, token, conns // procs, seconds, q)) for _ in range(procs)]
     for w in workers:
         w.start()
     results = [q.get(timeout=seconds + 120) for _ in workers]
@@ -175,7 +173,7 @@ def streams_every_tick(url: str, token: str, clients: int, ticks: int) -> tuple[
     w.start()
     seqs = q.get(timeout=ticks * 5 + 120)
     w.join()
-    good = sum(1 for s in seqs if len(s) >= ticks and all(b - a == 1 for a, b in zip(s, s[1:], strict=False)))
+    good = sum(1 for s in seqs if len(s) >= ticks and all(b - a == 1 for a, b in itertools.pairwise(s)))
     return good, len(seqs)
 
 
