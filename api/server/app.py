@@ -24,7 +24,7 @@ from api.server.auth import Role, create_user
 from api.server.db import Database, User
 from api.server.deps import ServiceState, WriteGate
 from api.server.live import EngineRunner
-from api.server.routes import alarms, approvals, auth, commands, network, plans, stream
+from api.server.routes import alarms, approvals, auth, commands, history, measures, network, plans, stream
 from api.server.settings import DEFAULT_DEMO_PASSWORD, Settings
 
 __all__ = ["create_app", "DASHBOARD_DIR", "ensure_demo_users", "DEMO_USERS"]
@@ -88,7 +88,7 @@ def create_app(settings: Settings, *, start_engine: bool = True) -> FastAPI:
     app.add_middleware(WriteGate)
     app.add_middleware(network.SnapshotFastPath)
     app.state.closing = threading.Event()
-    routers = (auth, network, plans, approvals, commands, alarms, stream)
+    routers = (auth, network, plans, approvals, commands, alarms, stream, measures, history)
     for r in (m.router for m in routers):
         app.include_router(r)
 
