@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -42,6 +43,7 @@ from typing import Any
 from controller.engine import Engine
 from controller.policies import make_policy
 from field_io.endpoints import FieldProtocol, endpoints_from_json
+from field_io.security import SnmpCredentials
 from field_io.vehicle_feed import FeedBackend, VehicleFeedClient
 from intersections.errors import SimulationError
 from intersections.loaders.sumo_net import load_sumo_net
@@ -156,6 +158,11 @@ def run_sil(
         "--vehicle-feed-port",
         str(feed_port := _free_port()),
     ]
+    # NTCIP: per-run communities (the emulator refuses SNMP writes with a default one, #16); the ready
+    # file carries no secrets, so central gets them here.
+    snmp = SnmpCredentials(community=f"gw-sil-{secrets.token_hex(6)}", write_community=secrets.token_hex(12))
+    if via is FieldProtocol.NTCIP:
+        cmd += ["--community", snmp.community, "--write-community", snmp.set_community]
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
@@ -167,7 +174,7 @@ def run_sil(
         try:
             endpoints = _wait_ready(proc, ready, log_file, timeout_s)
             kpis_central = _central(
-                spec, controller, via, network, endpoints, params, progress, controller_params, feed_port
+                spec, controller, via, network, endpoints, params, progress, controller_params, feed_port, snmp
             )
             try:
                 proc.wait(timeout=timeout_s)
@@ -235,8 +242,9 @@ def _central(
     progress: Callable[[float, float], None] | None,
     controller_params: Callable[..., dict[str, Any]],
     feed_port: int,
+    snmp: SnmpCredentials,
 ) -> dict[str, Any]:
-    eps = [replace(e, timeout_s=2.0) for e in endpoints_from_json(endpoints)]
+    eps = [replace(e, timeout_s=2.0, snmp=snmp) for e in endpoints_from_json(endpoints)]
     all_params = {**controller_params(controller, spec, network), **(params or {})}
     policy = make_policy(controller, **all_params)
     dt = spec.step_length_s

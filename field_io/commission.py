@@ -164,6 +164,7 @@ class _ModbusDriver:
         self.seq = 0
         self.backup_time_s = 5.0
         self.resume = 3
+        self.period_s = 1.0  # detector reporting period, read at connect
 
     async def connect(self) -> dict[str, Any]:
         from field_io.modbus.backend import modbus_client
@@ -175,6 +176,7 @@ class _ModbusDriver:
             raise FieldIOError("unreachable: connection refused or timed out", where=self.ep.label)
         ident = decode_identity(await self._read(IDENTITY.base, IDENTITY.length))
         self.backup_time_s, self.resume = ident.backup_time_s, ident.resume_heartbeats
+        self.period_s = ident.tick_s if ident.tick_s > 0 else 1.0
         info = {
             "profile": f"greenwave Modbus {ident.profile}",
             "vendor": ident.vendor,
@@ -313,6 +315,7 @@ class _NtcipDriver:
         self.client = snmp_client("pysnmp" if ep.snmp.version == 3 else "fast")
         self.backup_time_s = 5.0
         self.resume = 3
+        self.period_s = 1.0  # detector reporting period, read at connect
         self.content: Any = None
 
     def _oid(self, name: str, *idx: int) -> tuple[int, ...]:
@@ -327,13 +330,24 @@ class _NtcipDriver:
 
     async def connect(self) -> dict[str, Any]:
         await self.client.open()
-        names = [(n, ()) for n in ("sysDescr", "sysName", "controllerBaseStandards", "unitBackupTime", "maxPhases")]
+        names = [
+            (n, ())
+            for n in (
+                "sysDescr",
+                "sysName",
+                "controllerBaseStandards",
+                "unitBackupTime",
+                "maxPhases",
+                "volumeOccupancyPeriod",
+            )
+        ]
         names += [(n, (1,)) for n in ("moduleMake", "moduleModel", "moduleVersion")]
         if self.profile.greenwave_extension:
             names += [("gwProfileVersion", ()), ("gwIntersectionId", ())]
         v = await self._get(names)
         dec = {k: (x.decode(errors="replace") if isinstance(x, bytes) else x) for k, x in v.items()}
         self.backup_time_s = float(dec["unitBackupTime"])
+        self.period_s = float(dec["volumeOccupancyPeriod"]) or 1.0
         info = {
             "profile": f"{dec['controllerBaseStandards']} ({self.profile.name})",
             "make": dec["moduleMake.1"],
@@ -660,6 +674,7 @@ async def _detectors(drv: Any, fmap: FieldMap, opt: CommissionOptions, c: Check)
     green_s = np.zeros(fmap.n_groups)
     green_n = np.zeros(fmap.n_groups)
     samples = 0
+    periods = 0  # detector reporting periods the counts cover: rates are per second of controller time
     prev = await drv.status()
     t0 = time.monotonic()
     t_prev = t0
@@ -668,9 +683,11 @@ async def _detectors(drv: Any, fmap: FieldMap, opt: CommissionOptions, c: Check)
         st = await drv.status()
         now = time.monotonic()
         if isinstance(drv, _ModbusDriver):
-            counts += (st.volume - prev.volume) % 65536
+            counts += (st.volume - prev.volume) % 65536  # free-running counters: every period counted
+            periods += (st.sequence - prev.sequence) % 65536
         elif st.sequence != prev.sequence:
-            counts += st.volume
+            counts += st.volume  # NTCIP reports the last period only: rates over the periods seen
+            periods += 1
         occ = np.nan_to_num(st.occupancy, nan=1.0)
         occ_high += occ >= 0.95
         green_s += (st.states == 2) * (now - t_prev)
@@ -678,13 +695,15 @@ async def _detectors(drv: Any, fmap: FieldMap, opt: CommissionOptions, c: Check)
         samples += 1
         prev, t_prev = st, now
     window = max(time.monotonic() - t0, 1e-9)
+    # The controller's own time, not the wall clock: a rehearsal emulator may run faster than real time.
+    observed_s = periods * drv.period_s if periods else window
     bad = []
     for k, det in enumerate(inter.detectors):
         g = inter.group_index(det.group)
-        rate = counts[k] / window
+        rate = counts[k] / observed_s
         label = f"detector {det.id} (channel {int(fmap.channel[k])}, group {det.group})"
         if rate > opt.chatter_veh_s:
-            bad.append(f"{label}: chattering, {counts[k]:.0f} counts in {window:.0f} s ({rate:.1f}/s)")
+            bad.append(f"{label}: chattering, {counts[k]:.0f} counts in {observed_s:.0f} s ({rate:.1f}/s)")
         elif samples and occ_high[k] >= 0.95 * samples and counts[k] == 0 and green_n[g] >= 2:
             bad.append(f"{label}: stuck on, occupied through {green_s[g]:.0f} s of green without a count")
         elif counts[k] == 0 and occ_high[k] == 0 and det.kind is not DetectorKind.PEDESTRIAN:

@@ -35,6 +35,9 @@ from intersections.errors import InputError
 __all__ = [
     "TlsConfig",
     "SnmpCredentials",
+    "DEFAULT_COMMUNITIES",
+    "require_secure_snmp",
+    "is_loopback",
     "server_context",
     "client_context",
     "peer_role",
@@ -117,7 +120,8 @@ class SnmpCredentials:
     """SNMP security of one controller.
 
     ``version`` 1 or 2 (v2c): ``community`` (reads) and ``write_community``
-    (SETs; defaults to ``community``). ``version`` 3: USM user with authPriv
+    (SETs; defaults to ``community``; a default such as ``public`` is refused
+    for writes outside an explicit demo, see :attr:`default_write`). ``version`` 3: USM user with authPriv
     only (``auth_key``/``priv_key`` at least 8 characters), HMAC-SHA-2 and AES
     by default (field-io.md §4.2: avoid MD5/DES).
     """
@@ -150,6 +154,53 @@ class SnmpCredentials:
     @property
     def set_community(self) -> str:
         return self.write_community or self.community
+
+    @property
+    def default_write(self) -> str | None:
+        """Why SETs with these credentials would be open to anyone (a default community), or None.
+
+        SNMPv1/v2c send the community in clear text and ship with well-known
+        defaults; a controller that accepts SETs with ``public`` or ``private``
+        can be driven by anyone on the network (field-io.md §4.2: unique
+        per-device communities, write disabled where central does not command).
+        SNMPv3 authPriv has no default key, so it is never "default".
+        """
+        if self.version == 3:
+            return None
+        c = self.set_community
+        if c.strip().lower() in DEFAULT_COMMUNITIES:
+            given = "the write community" if self.write_community else "the write community (the read community)"
+            return f"{given} is {c!r}, a well-known default"
+        return None
+
+
+#: Communities that ship as factory defaults or are guessed first (never accepted for SETs outside a demo).
+DEFAULT_COMMUNITIES = frozenset(
+    {"", "public", "private", "admin", "manager", "write", "secret", "community", "default", "snmp", "ntcip"}
+)
+
+INSECURE_DEMO_HINT = "give --write-community SECRET (or --snmp-version 3), or --insecure-demo for a throw-away demo"
+
+
+def require_secure_snmp(snmp: SnmpCredentials, *, insecure_demo: bool, where: str) -> None:
+    """Refuse default SNMP write credentials unless the caller said, explicitly, that this is a demo.
+
+    One line, what and where: the emulator refuses to start and the
+    commissioning tool refuses to connect (field-io.md §4.2).
+    """
+    why = snmp.default_write
+    if why is not None and not insecure_demo:
+        raise InputError(f"refusing SNMP writes: {why}; {INSECURE_DEMO_HINT}", where=where)
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost`` (the only places plaintext Modbus listens by default)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 # ---- the never-command list ------------------------------------------------------------------------
@@ -189,6 +240,74 @@ NEVER_WRITE: dict[str, str] = {
             "pedestrianDetectorCallPhase",
         )
     },
+    **{
+        n: "actuated timing is agency-approved configuration, changed only in supervised commissioning"
+        for n in (
+            "phaseAddedInitial",
+            "phaseMaximumInitial",
+            "phaseTimeBeforeReduction",
+            "phaseCarsBeforeReduction",
+            "phaseTimeToReduce",
+            "phaseReduceBy",
+            "phaseMinimumGap",
+            "phaseDynamicMaxLimit",
+            "phaseDynamicMaxStep",
+            "unitAutoPedestrianClear",
+        )
+    },
+    **{
+        n: "detector configuration and diagnostics thresholds are set in commissioning, not by the optimiser"
+        for n in (
+            "vehicleDetectorSwitchPhase",
+            "vehicleDetectorDelay",
+            "vehicleDetectorExtend",
+            "vehicleDetectorQueueLimit",
+            "vehicleDetectorNoActivity",
+            "vehicleDetectorMaxPresence",
+            "vehicleDetectorErraticCounts",
+            "vehicleDetectorFailTime",
+            "vehicleDetectorReset",
+            "pedestrianDetectorNoActivity",
+            "pedestrianDetectorMaxPresence",
+            "pedestrianDetectorErraticCounts",
+        )
+    },
+    **{
+        n: "coordination modes and the local time-of-day schedule are controller configuration"
+        for n in (
+            "coordCorrectionMode",
+            "coordMaximumMode",
+            "coordForceMode",
+            "timebaseAscPatternSync",
+            "timebaseAscAuxillaryFunction",
+            "timebaseAscSpecialFunction",
+        )
+    },
+    **{
+        n: "central never touches preemption"
+        for n in (
+            "preemptLink",
+            "preemptDelay",
+            "preemptMinimumDuration",
+            "preemptMinimumGreen",
+            "preemptMinimumWalk",
+            "preemptEnterPedClear",
+            "preemptTrackGreen",
+            "preemptDwellGreen",
+            "preemptMaximumPresence",
+            "preemptTrackPhase",
+            "preemptDwellPhase",
+            "preemptDwellPed",
+            "preemptExitPhase",
+        )
+    },
+    **{
+        n: "the phasing model (rings, concurrency, sequences, overlaps, channels, detector assignment) is "
+        "changed only in supervised commissioning"
+        for n in ("overlapType", "overlapModifierPhases", "overlapTrailGreen", "overlapTrailYellow", "overlapTrailRed")
+    },
+    "port1DevicePresent": "the TS2 cabinet's device map is cabinet wiring, not a command",
+    "port1Frame40Enable": "the TS2 cabinet's device map is cabinet wiring, not a command",
     "channelFlash": "central never drives lamps, channels or flash",
     "channelDim": "central never drives lamps, channels or flash",
     "specialFunctionOutputState": "central never drives outputs directly",

@@ -33,7 +33,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vendor", default="greenwave", help="NTCIP vendor profile (default greenwave)")
     p.add_argument("--snmp-version", type=int, choices=[1, 2, 3], default=1, help="SNMP version (default 1)")
     p.add_argument("--community", default="public", help="SNMPv1/v2c read community")
-    p.add_argument("--write-community", help="SNMPv1/v2c write community (default: the read community)")
+    p.add_argument(
+        "--write-community",
+        help="SNMPv1/v2c write community (default: the read community); a default such as public is refused",
+    )
+    p.add_argument(
+        "--insecure-demo",
+        action="store_true",
+        help="allow a default SNMP write community (public, private, ...): throw-away demos only",
+    )
     p.add_argument("--snmp-user", default="", help="SNMPv3 user (authPriv)")
     p.add_argument("--auth-key", default="", help="SNMPv3 authentication key")
     p.add_argument("--priv-key", default="", help="SNMPv3 privacy key")
@@ -46,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from field_io.commission import CommissionOptions, commission
     from field_io.endpoints import Endpoint, FieldProtocol
-    from field_io.security import SnmpCredentials, TlsConfig
+    from field_io.security import SnmpCredentials, TlsConfig, require_secure_snmp
     from intersections.errors import InputError
     from intersections.loaders import load_inventory
     from intersections.plan import load_plans
@@ -91,6 +99,11 @@ def run(args: argparse.Namespace) -> int:
             priv_key=args.priv_key,
         ),
     )
+    if ep.protocol is FieldProtocol.NTCIP:  # commissioning SETs (plan upload, heartbeats): never with `public`
+        from field_io.ntcip.profiles import vendor_profile
+
+        vendor_profile(ep.vendor)  # an unknown profile is the first thing to fix
+        require_secure_snmp(ep.snmp, insecure_demo=args.insecure_demo, where="commission")
     opts = CommissionOptions(
         window_s=args.window,
         poll_s=args.poll,

@@ -67,7 +67,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vendor", default="greenwave", help="NTCIP vendor profile to play (default greenwave)")
     p.add_argument("--snmp-version", type=int, choices=[1, 2, 3], default=1, help="SNMP version (default 1)")
     p.add_argument("--community", default="public", help="SNMPv1/v2c read community (default public)")
-    p.add_argument("--write-community", help="SNMPv1/v2c write community (default: the read community)")
+    p.add_argument(
+        "--write-community",
+        help="SNMPv1/v2c write community (default: the read community); a default such as public is refused",
+    )
+    p.add_argument(
+        "--insecure-demo",
+        action="store_true",
+        help="throw-away demo: accept SNMP writes with a default community and serve plaintext Modbus anywhere",
+    )
+    p.add_argument(
+        "--plaintext-modbus",
+        action="store_true",
+        help="serve Modbus without TLS on a non-loopback --host (a closed cabinet network only)",
+    )
     p.add_argument("--snmp-user", default="", help="SNMPv3 user (authPriv)")
     p.add_argument("--auth-key", default="", help="SNMPv3 authentication key (SHA-256)")
     p.add_argument("--priv-key", default="", help="SNMPv3 privacy key (AES-128)")
@@ -176,6 +189,8 @@ def run(args: argparse.Namespace) -> int:
         arrival_rate_veh_s=args.arrival_rate,
         duration_s=args.duration,
         vehicle_feed_port=args.vehicle_feed_port,
+        insecure_demo=args.insecure_demo,
+        plaintext_modbus=args.plaintext_modbus,
     )
     try:
         eps = emu.start()
@@ -184,6 +199,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{e.intersection}: {args.protocol} {e.host}:{e.port}{dev}", flush=True)
         if emu.feed is not None:
             print(f"vehicle feed (bus GPS, emergency): tcp {emu.feed.host}:{emu.feed.port}", flush=True)
+        if args.insecure_demo and (why := snmp.default_write) and args.protocol == "ntcip":
+            print(f"INSECURE DEMO: SNMP writes accepted although {why}", file=sys.stderr, flush=True)
         mode = "lockstep" if args.lockstep else f"real time, tick {args.tick:g} s"
         print(
             f"emulating {len(eps)} controller(s) ({mode}; backup time {args.backup_time:g} s; "

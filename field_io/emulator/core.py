@@ -55,7 +55,7 @@ from field_io.commands import (
 from field_io.emulator.plans import default_fallback_plan
 from field_io.mapping import FieldMap, network_maps
 from intersections.errors import InputError
-from intersections.model import SignalState
+from intersections.model import Intersection, SignalState
 from intersections.network import Network
 from intersections.plan import TimingPlan, plan_problems
 
@@ -448,9 +448,21 @@ class LocalController:
                     self._tick_cond.notify_all()  # wake the tick thread once, when everyone asked
 
     def submit_command(
-        self, row: int, block: CommandBlock | None, reason: RejectReason = RejectReason.NONE
+        self,
+        row: int,
+        block: CommandBlock | None,
+        reason: RejectReason = RejectReason.NONE,
+        *,
+        phase_control: bool = False,
     ) -> RejectReason:
-        """A complete command block arrived (``reason`` set when the protocol layer already refused it)."""
+        """A complete command block arrived (``reason`` set when the protocol layer already refused it).
+
+        ``phase_control``: the block carries NTCIP 1202 phase control as a
+        standard central sets it, one group at a time (hold, force-off, call,
+        omit, field-io.md §1.4): the masks need not name one target stage
+        that is called and held (greenwave's own block does); only their range
+        is checked, and ``target_stage`` may be -1 (no stage requested).
+        """
         inter = self.network.intersections[row]
         with self.lock:
             seq = 0 if block is None else int(block.seq)
@@ -466,7 +478,7 @@ class LocalController:
                 elif self.local_flash[row] or self._last_supervisor_mode[row] == Mode.FAULT:
                     reason = RejectReason.LOCAL_OVERRIDE
                 else:
-                    reason = validate_block(block, inter)
+                    reason = _validate_phase_control(block, inter) if phase_control else validate_block(block, inter)
             if reason != RejectReason.NONE:
                 self.rejected_seq[row] = seq
                 self.reject_reason[row] = int(reason)
@@ -485,7 +497,9 @@ class LocalController:
                 self.central_plans[inter.id] = block.plan
                 if hasattr(self, "plan_policy"):
                     self._set_plan_row(self.plan_policy, row, block.plan)
-                self.fault_bits[row] &= ~FaultBits.PLAN_REJECTED
+            # The alarm names the *last* command: a later good block of any kind clears it (a plan
+            # refused an hour ago must not read as a current fault once central moved on).
+            self.fault_bits[row] &= ~FaultBits.PLAN_REJECTED
             if block.kind == CommandKind.RELEASE:
                 self.in_control[row] = False
                 self.pending[row] = False
@@ -698,6 +712,16 @@ class LocalController:
         if self.snapshot.done:
             bits |= StatusBits.PLANT_DONE
         return int(bits)
+
+
+def _validate_phase_control(block: CommandBlock, inter: Intersection) -> RejectReason:
+    """Range checks of a standard phase-control block (see :meth:`LocalController.submit_command`)."""
+    n = len(inter.stages)
+    if block.kind != CommandKind.STAGE:
+        return validate_block(block, inter)
+    if not -1 <= block.target_stage < n or (block.call | block.hold | block.force_off) & ~((1 << n) - 1):
+        return RejectReason.STAGE_OUT_OF_RANGE
+    return RejectReason.NONE
 
 
 def _run_all(callbacks: list[Callable[[], None]]) -> None:

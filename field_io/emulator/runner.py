@@ -42,7 +42,7 @@ from field_io.emulator.core import EmulatorConfig, EmulatorStopped, LocalControl
 from field_io.endpoints import Endpoint, FieldProtocol
 from field_io.modbus.emulate import MODBUS_UNITS
 from field_io.protocols import load, protocol_spec
-from field_io.security import SnmpCredentials
+from field_io.security import SnmpCredentials, is_loopback, require_secure_snmp
 from intersections.errors import InputError
 from intersections.network import Network
 from intersections.plan import TimingPlan
@@ -98,8 +98,12 @@ class Emulator:
         seed: int | None = 0,
         duration_s: float | None = None,
         vehicle_feed_port: int | None = None,
+        insecure_demo: bool = False,
+        plaintext_modbus: bool = False,
     ) -> None:
         self.protocol = FieldProtocol(protocol)
+        self.insecure_demo = insecure_demo
+        self._check_security(host, tls, snmp or SnmpCredentials(), insecure_demo, plaintext_modbus)
         self.host = host
         self.port = port
         self.config = config or EmulatorConfig()
@@ -144,6 +148,25 @@ class Emulator:
         self._closed = False
 
     # ---- set-up ------------------------------------------------------------------------------------
+    def _check_security(
+        self, host: str, tls: ssl.SSLContext | None, snmp: SnmpCredentials, demo: bool, plaintext: bool
+    ) -> None:
+        """Secure by default (field-io.md §4): refuse to start rather than serve an open controller.
+
+        NTCIP: no SETs with a default community (``public``, ``private``, ...)
+        unless ``insecure_demo``. Modbus has no authentication of its own: without
+        TLS it listens on loopback only, unless ``plaintext_modbus`` (a closed
+        cabinet network, zone Z4 of field-io.md §4.3) or ``insecure_demo`` says otherwise.
+        """
+        if self.protocol is FieldProtocol.NTCIP:
+            require_secure_snmp(snmp, insecure_demo=demo, where="emulator")
+        elif tls is None and not is_loopback(host) and not (plaintext or demo):
+            raise InputError(
+                f"refusing to serve Modbus without TLS on {host}: give --tls-cert/--tls-key/--tls-ca, "
+                "listen on 127.0.0.1, or --plaintext-modbus for a closed cabinet network",
+                where="emulator",
+            )
+
     def _sumo_network(self, network: Network | None, spec: Any) -> Network:
         import tempfile
 

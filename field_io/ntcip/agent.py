@@ -33,6 +33,7 @@ import logging
 import math
 import socket
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from field_io.commands import CommandBlock, CommandKind, ControllerMode, RejectReason, StatusBits
@@ -48,10 +49,11 @@ from field_io.ntcip.codec import (
     plan_to_pattern,
     volume_to_ntcip,
 )
-from field_io.ntcip.oids import OBJECTS, SYSTEM_CONTROL
+from field_io.ntcip.oids import ASC, OBJECTS, SYSTEM_CONTROL
 from field_io.ntcip.profiles import VendorProfile, vendor_profile
 from field_io.security import SnmpCredentials
 from intersections.model import SignalState
+from intersections.plan import TimingPlan
 
 __all__ = ["RowMib", "SnmpAgent", "start_agents", "SnmpError"]
 
@@ -100,8 +102,43 @@ _STATUS_KEYS = {
     "Yellows": "yellows",
     "Greens": "greens",
     "Walks": "walks",
+    "PedClears": "pedclears",
     "DontWalks": "dontwalks",
     "PhaseOns": "ons",
+    "VehCalls": "vehcalls",
+    "PhaseNexts": "nexts",
+}
+
+
+#: Table index columns: which part of the instance they read back.
+_INDEX_COLUMNS = {
+    **{n: 0 for n in ("phaseNumber", "phaseStatusGroupNumber", "phaseControlGroupNumber", "vehicleDetectorNumber",
+                      "vehicleDetectorStatusGroupNumber", "pedestrianDetectorNumber", "alarmGroupNumber",
+                      "specialFunctionOutputNumber", "patternNumber", "splitNumber", "timebaseAscActionNumber",
+                      "preemptNumber", "preemptControlNumber", "sequenceNumber", "ringControlGroupNumber",
+                      "channelNumber", "channelStatusGroupNumber", "overlapNumber", "overlapStatusGroupNumber",
+                      "port1Number")},
+    "splitPhase": 1,
+    "sequenceRingNumber": 1,
+}  # fmt: skip
+#: Fixed answers (NTCIP 1202 v02 enumerations, field-io.md §1.6, §1.8); anything not here and not live reads 0.
+_CONSTANTS = {
+    "unitAutoPedestrianClear": 1,  # disable
+    "maxAlarmGroups": 1,
+    "maxSpecialFunctionOutputs": 1,
+    "coordCorrectionMode": 1,  # other: the fixed-time policy jumps to the new offset at the next cycle
+    "coordMaximumMode": 2,  # maximum1
+    "coordForceMode": 3,  # fixed
+    "patternTableType": 2,  # patterns
+    "maxTimebaseAscActions": 1,
+    "timebaseAscActionStatus": 1,  # action 1 (the local plan) in effect
+    "maxPreempts": 1,
+    "maxSequences": 1,
+    "maxRingControlGroups": 1,
+    "maxOverlaps": 1,
+    "maxOverlapStatusGroups": 1,
+    "overlapType": 2,  # normal, with no included phase: never on
+    "maxPort1Addresses": 0,
 }
 
 
@@ -144,6 +181,7 @@ class RowMib:
         self._mode_key: tuple[int, int] | None = None
         self._mode_cache = (0, 0, 0)
         self._simple = self._make_simple()
+        self._object_oids: set[tuple[int, ...]] = set()
         self._build_table()
 
     # ---- the object table ------------------------------------------------------------------------
@@ -185,6 +223,16 @@ class RowMib:
             for p in range(1, fm.max_phase + 1):
                 for name in ("splitTime", "splitMode", "splitCoordPhase"):
                     add(name, pat, p)
+        # Every other object of the ASC MIB (field-io.md §1.2-§1.10), each table with its rows.
+        done = {name for name, _idx in rows.values()}
+        for o in OBJECTS.values():
+            if o.name in done or o.oid[: len(ASC)] != ASC:
+                continue
+            if o.scalar:
+                add(o.name)
+            else:
+                for idx in self._rows_of(o.oid[len(ASC) : -1]):
+                    add(o.name, *idx)
         if prof.greenwave_extension:
             for o in OBJECTS.values():
                 if o.name.startswith("gw") and o.scalar:
@@ -194,6 +242,37 @@ class RowMib:
         self.table = rows
         self.sorted_oids = sorted(rows)
 
+    @property
+    def n_rings(self) -> int:
+        """Rings of the phasing: a stage's k-th phase (in number order) runs in ring k (see ``phaseRing``)."""
+        return max((len(ph) for ph in self.fmap.stage_phases), default=1) or 1
+
+    @property
+    def ped_groups(self) -> list[int]:
+        """Inventory indices of the pedestrian groups (one pedestrian detector / push button each)."""
+        return [k for k, g in enumerate(self.fmap.intersection.groups) if g.is_pedestrian]
+
+    def _rows_of(self, entry: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """The instances of the table whose entry is ``ASC.<entry>`` (one emulated controller's sizes)."""
+        fm = self.fmap
+        one = [(1,)]
+        sizes: dict[tuple[int, ...], list[tuple[int, ...]]] = {
+            (1, 2, 1): [(p,) for p in range(1, fm.max_phase + 1)],
+            (1, 4, 1): [(g,) for g in range(1, self.groups + 1)],
+            (1, 5, 1): [(g,) for g in range(1, self.groups + 1)],
+            (2, 2, 1): [(c,) for c in range(1, fm.max_channel + 1)],
+            (2, 4, 1): [(g,) for g in range(1, phase_groups(fm.max_channel) + 1)],
+            (2, 5, 4, 1): [(c,) for c in range(1, fm.max_channel + 1)],
+            (2, 7, 1): [(k,) for k in range(1, len(self.ped_groups) + 1)],
+            (4, 7, 1): [(p,) for p in range(1, MAX_PATTERNS + 1)],
+            (4, 9, 1): [(s, p) for s in range(1, MAX_PATTERNS + 1) for p in range(1, fm.max_phase + 1)],
+            (7, 3, 1): [(1, ring) for ring in range(1, self.n_rings + 1)],
+            (8, 2, 1): [(c,) for c in range(1, fm.n_groups + 1)],
+            (8, 4, 1): [(g,) for g in range(1, phase_groups(fm.n_groups) + 1)],
+            (10, 2, 1): [],  # no TS2 port 1 devices: maxPort1Addresses is 0
+        }
+        return sizes.get(entry, one)
+
     # ---- per-tick values --------------------------------------------------------------------------------
     def _tick_values(self) -> dict[str, Any]:
         snap = self.core.snapshot
@@ -201,21 +280,47 @@ class RowMib:
             return self._cache
         fm, r = self.fmap, self.row
         states = snap.group_state[r, : fm.n_groups]
-        masks = {k: [0] * self.groups for k in ("reds", "yellows", "greens", "walks", "dontwalks", "ons")}
+        keys = ("reds", "yellows", "greens", "walks", "pedclears", "dontwalks", "ons", "vehcalls", "nexts")
+        masks = {k: [0] * self.groups for k in keys}
+        chan = {k: [0] * phase_groups(fm.n_groups) for k in ("reds", "yellows", "greens")}
+        sl = self.core.layout.row == r
+        counts = snap.period_count[sl]
+        occ = snap.occupancy[sl]
+        called = {
+            int(fm.phase[fm.intersection.group_index(d.group)])
+            for d, o in zip(fm.intersection.detectors, occ, strict=True)
+            if o > 0
+        }
+        tgt = int(snap.target[r])
+        upcoming = fm.stage_phases[tgt] if int(snap.stage[r]) < 0 and 0 <= tgt < fm.n_stages else frozenset()
         for k, grp in enumerate(fm.intersection.groups):
             p = int(fm.phase[k])
             g, bit = divmod(p - 1, 8)
             s = int(states[k])
+            cg, cbit = divmod(k, 8)  # channel k + 1 drives group k's load switch
+            chan[{GREEN: "greens", YELLOW: "yellows"}.get(s, "reds")][cg] |= 1 << cbit
             if grp.is_pedestrian:
-                masks["walks" if s == GREEN else "dontwalks"][g] |= 1 << bit
+                masks["walks" if s == GREEN else "pedclears" if s == YELLOW else "dontwalks"][g] |= 1 << bit
                 continue
             key = {GREEN: "greens", YELLOW: "yellows"}.get(s, "reds")
             masks[key][g] |= 1 << bit
             if s in (GREEN, YELLOW):
                 masks["ons"][g] |= 1 << bit
-        sl = self.core.layout.row == r
-        counts = snap.period_count[sl]
-        occ = snap.occupancy[sl]
+            if p in called and s != GREEN:
+                masks["vehcalls"][g] |= 1 << bit
+            if p in upcoming and s != GREEN:
+                masks["nexts"][g] |= 1 << bit
+        det = {k: [0] * phase_groups(fm.max_channel) for k in ("active", "alarms")}
+        fk = self.core._fault_kind[sl]
+        alarm_bits = {1: 1 << 1, 2: 1 << 0, 3: 1 << 2}  # stuck: max presence, silent: no activity, chatter: erratic
+        alarms = {}
+        for c, o, f in zip(fm.channel, occ, fk, strict=True):
+            g, bit = divmod(int(c) - 1, 8)
+            if o > 0:
+                det["active"][g] |= 1 << bit
+            if f:
+                det["alarms"][g] |= 1 << bit
+                alarms[int(c)] = alarm_bits[int(f)]
         vol_by_ch = {int(c): int(v) for c, v in zip(fm.channel, volume_to_ntcip(counts), strict=True)}
         occ_by_ch = {
             int(c): int(v)
@@ -225,6 +330,9 @@ class RowMib:
         self._cache = {
             "queue": queue_to_wire(q).tolist(),
             "masks": masks,
+            "channels": chan,
+            "detectors": det,
+            "alarms": alarms,
             "volume": vol_by_ch,
             "occupancy": occ_by_ch,
             "seq": snap.detector_sequence % 256,
@@ -281,11 +389,13 @@ class RowMib:
     def value(self, name: str, idx: tuple[int, ...]) -> ber.Value:
         core, r, fm, prof = self.core, self.row, self.fmap, self.profile
         INT = ber.INTEGER
+        if name in _INDEX_COLUMNS:
+            return (INT, idx[_INDEX_COLUMNS[name]])
         if name.startswith("phaseStatusGroup"):
             tv = self._tick_values()
             key = _STATUS_KEYS.get(name[len("phaseStatusGroup") :])
             return (INT, tv["masks"][key][idx[0] - 1] if key else 0)
-        if name.startswith("phaseControlGroup"):
+        if name in self.control:
             return (INT, self.control[name][idx[0] - 1] if not core.fallback[r] or core.in_control[r] else 0)
         if name in ("detectorVolume", "detectorOccupancy"):
             tv = self._tick_values()
@@ -318,7 +428,56 @@ class RowMib:
                 return (INT, int(splits.get(p, 0)) if name == "splitTime" else (2 if name == "splitMode" else 0))
             v = self.splits.get((split_no, p), [0, 0, 0])
             return (INT, int(v[("splitTime", "splitMode", "splitCoordPhase").index(name)]))
-        return self._simple[name]()
+        if name in self._simple:
+            return self._simple[name]()
+        return self._more_value(name, idx)
+
+    def _more_value(self, name: str, idx: tuple[int, ...]) -> ber.Value:
+        """The rest of the ASC MIB: index columns, live status, and the configuration the emulator runs.
+
+        Configuration the emulator does not model reads as the value that
+        means "not used" in the MIB (0 for times and counts, ``other`` or the
+        fixed-time choice for enumerations), so that a central's database
+        upload sees a consistent, honest controller.
+        """
+        fm, prof = self.fmap, self.profile
+        INT, OCT = ber.INTEGER, ber.OCTET_STRING
+        if name in _INDEX_COLUMNS:
+            return (INT, idx[_INDEX_COLUMNS[name]])
+        tv = self._tick_values
+        if name.startswith("channelStatusGroup"):
+            return (INT, tv()["channels"][name[len("channelStatusGroup") :].lower()][idx[0] - 1])
+        if name == "vehicleDetectorStatusGroupActive":
+            return (INT, tv()["detectors"]["active"][idx[0] - 1])
+        if name == "vehicleDetectorStatusGroupAlarms":
+            return (INT, tv()["detectors"]["alarms"][idx[0] - 1])
+        if name == "vehicleDetectorAlarms":
+            return (INT, tv()["alarms"].get(idx[0], 0))
+        if name == "vehicleDetectorOptions":
+            return (INT, 0b1000_0011 if idx[0] in set(int(c) for c in fm.channel) else 0)  # volume, occupancy, call
+        if name == "pedestrianDetectorCallPhase":
+            return (INT, int(fm.phase[self.ped_groups[idx[0] - 1]]))
+        if name == "phaseMaximum2":
+            return self._phase_value("phaseMaximum1", idx[0])
+        if name == "phaseStartup":
+            return (INT, 2 if self._phase_group(idx[0], "veh") or self._phase_group(idx[0], "ped") else 0)  # phaseNotOn
+        if name == "sequenceData":
+            ring = idx[1]
+            order = [p for ph in fm.stage_phases for p in sorted(ph)[ring - 1 : ring]]
+            return (OCT, bytes(dict.fromkeys(order)))
+        if name == "channelControlSource":
+            return (INT, int(fm.phase[idx[0] - 1]))
+        if name == "channelControlType":
+            return (INT, 3 if fm.intersection.groups[idx[0] - 1].is_pedestrian else 2)  # phasePedestrian / Vehicle
+        if name in ("overlapIncludedPhases", "overlapModifierPhases"):
+            return (OCT, b"")
+        if name == "timebaseAscPattern":
+            return (INT, prof.fallback_pattern)
+        if name == "preemptState":
+            return (INT, 2)  # notActive: the emulator has no preemption inputs
+        if name == "phaseControlGroupPhaseOmit" or name.startswith("phaseControlGroup"):
+            return (INT, 0)
+        return (INT, _CONSTANTS.get(name, 0))
 
     def _make_simple(self) -> dict[str, Callable[[], ber.Value]]:
         """Scalar objects: name -> value function (built once)."""
@@ -346,7 +505,14 @@ class RowMib:
             "shortAlarmStatus": lambda: (INT, (1 << 5) if core.status_word(r) & StatusBits.DETECTOR_FAULT else 0),
             "coordPatternStatus": lambda: (INT, self._modes()[2]),
             "localFreeStatus": lambda: (INT, 2),
-            "coordCycleStatus": lambda: (INT, 0),
+            "coordCycleStatus": lambda: (INT, self._cycle_position()[0]),
+            "coordSyncStatus": lambda: (INT, self._cycle_position()[1]),
+            "systemSyncControl": lambda: (INT, 255),  # use the local time base
+            "maxRings": lambda: (INT, self.n_rings),
+            "maxChannels": lambda: (INT, fm.n_groups),
+            "maxChannelStatusGroups": lambda: (INT, phase_groups(fm.n_groups)),
+            "maxVehicleDetectorStatusGroups": lambda: (INT, phase_groups(fm.max_channel)),
+            "maxPedestrianDetectors": lambda: (INT, len(self.ped_groups)),
             "systemPatternControl": lambda: (INT, self.pattern_control if core.in_control[r] else 0),
             "gwProfileVersion": lambda: (OCT, b"1.0"),
             "gwIntersectionId": lambda: (OCT, fm.id.encode()),
@@ -363,6 +529,23 @@ class RowMib:
             "gwHeartbeatAge": lambda: (INT, int(min(core.heartbeat_age_s()[r], 6553.5) * 10)),
             "gwCommissioning": lambda: (INT, int(bool(core.commissioning[r]))),
         }
+
+    def _cycle_position(self) -> tuple[int, int]:
+        """(coordCycleStatus, coordSyncStatus) in whole seconds, 0 when no plan is timing (flash, stage control).
+
+        NTCIP 1202 ``coordCycleStatus``: the position in the running
+        pattern's cycle, counting down to 0; ``coordSyncStatus``: the time
+        since the last system reference point, counting up (field-io.md §1.6).
+        The plan clock is the controller's own; the offset is the running plan's.
+        """
+        core, r = self.core, self.row
+        snap = core.snapshot
+        cycle = float(snap.active_cycle_s[r]) if len(snap.active_cycle_s) > r else 0.0
+        if cycle <= 0 or not hasattr(core, "plan_policy"):
+            return 0, 0
+        policy = core.plan_policy if int(core.mode[r]) == ControllerMode.CENTRAL_PLAN else core.fallback_policy
+        since = (snap.plan_clock_s - float(policy.offset_s[r])) % cycle
+        return math.ceil(cycle - since - 1e-9) % max(1, round(cycle)), int(since)
 
     def _modes(self) -> tuple[int, int, int]:
         key = (self.core.snapshot.tick, self._requests)
@@ -459,20 +642,53 @@ class RowMib:
             return None
         return self.value(*hit)
 
+    def known_object(self, oid: Sequence[int]) -> bool:
+        """True when ``oid`` names an instance of an object this agent implements (RFC 3416 §4.2.1:
+        an unknown instance of a known object is ``noSuchInstance``, anything else ``noSuchObject``)."""
+        t = tuple(oid)
+        if not self._object_oids:
+            self._object_oids = {
+                (self.profile.scalar(OBJECTS[n].oid)[:-1] if OBJECTS[n].scalar else OBJECTS[n].oid)
+                for n, _idx in self.table.values()
+            }
+        return any(t[:k] in self._object_oids for k in range(len(t) - 1, 6, -1))
+
+    def missing(self, oid: Sequence[int]) -> ber.Value:
+        """The RFC 3416 exception value for a GET of an ``oid`` this agent does not answer."""
+        return (ber.NO_SUCH_INSTANCE if self.known_object(oid) else ber.NO_SUCH_OBJECT, None)
+
+    def label(self, oid: Sequence[int]) -> str:
+        """``name.instance`` for log lines (the numeric OID when the object is unknown)."""
+        hit = self.table.get(tuple(oid))
+        if hit is None:
+            return ".".join(str(x) for x in oid)
+        name, idx = hit
+        return f"{name}.{'.'.join(map(str, idx)) if idx else self.profile.scalar_instance}"
+
     def next_oid(self, oid: tuple[int, ...]) -> tuple[int, ...] | None:
         i = bisect.bisect_right(self.sorted_oids, oid)
         return self.sorted_oids[i] if i < len(self.sorted_oids) else None
 
     # ---- SET ----------------------------------------------------------------------------------------------------
     def set(self, varbinds: Sequence[tuple[tuple[int, ...], ber.Value]]) -> int | None:
-        """Apply a SET PDU all-or-nothing; returns the lockstep step asked for (or None). Raises :class:`SnmpError`."""
+        """Apply a SET PDU all-or-nothing; returns the lockstep step asked for (or None). Raises :class:`SnmpError`.
+
+        NTCIP 1202 semantics (field-io.md §1.4, §1.6, §1.8): every control
+        object keeps its value until it is SET again, so a PDU may carry any
+        subset - ``systemPatternControl`` alone (a standard central's plan call
+        and heartbeat), one phase-control group (hold, force-off, omit, call),
+        or greenwave's whole block in one PDU. The command the controller runs
+        is derived from *all* current values; each successful SET of a
+        system-control parameter resets the backup timer; in backup mode the
+        control objects read, and restart from, 0.
+        """
         core, r, prof = self.core, self.row, self.profile
         self.mutations += 1
         parsed = []
         for i, (oid, val) in enumerate(varbinds):
             hit = self.table.get(oid)
             if hit is None:
-                raise SnmpError(17 if any(oid[: len(o.oid)] == o.oid for o in OBJECTS.values()) else 11, i)
+                raise SnmpError(17 if self.known_object(oid) else 11, i)  # notWritable / noCreation
             name, idx = hit
             if name not in _WRITABLE:
                 raise SnmpError(17, i)  # notWritable
@@ -485,18 +701,13 @@ class RowMib:
         names = {n for _i, n, _x, _v in parsed}
         step = next((v for _i, n, _x, v in parsed if n == "gwLockstepStep"), None)
         commanding = bool(names & set(SYSTEM_CONTROL))
+        idx_of = {(n, x): i for i, n, x, _v in parsed}
         # Pattern / split rows (staged, or the fallback row in commissioning).
         pattern_writes = [(i, n, x, v) for i, n, x, v in parsed if n.startswith(("pattern", "split"))]
         touched_fallback = any(x[0] == prof.fallback_pattern for _i, _n, x, _v in pattern_writes)
         if touched_fallback and not core.commissioning[r]:
             core.submit_fallback_plan(r, 0, None, RejectReason.NOT_COMMISSIONING)
             raise SnmpError(17, pattern_writes[0][0])
-        if commanding:
-            idx_of = {(n, x): i for i, n, x, _v in parsed}
-            need = [("systemPatternControl", ())] + [(n, (g,)) for n in _CONTROL for g in range(1, self.groups + 1)]
-            if any(k not in idx_of for k in need):
-                self._reject(RejectReason.INCOMPLETE)
-                raise SnmpError(12, parsed[0][0])  # inconsistentValue: not the complete command block
         # Validate before applying anything.
         staged_patterns = {p: list(v) for p, v in self.patterns.items()}
         staged_splits = dict(self.splits)
@@ -509,32 +720,32 @@ class RowMib:
                 cur = list(staged_splits.get((x[0], x[1]), [0, 0, 0]))
                 cur[col] = v
                 staged_splits[(x[0], x[1])] = cur
-        block = None
+        backup = bool(core.fallback[r] and not core.in_control[r])
+        control = {n: ([0] * self.groups if backup else list(v)) for n, v in self.control.items()}
+        pat = 0 if backup else self.pattern_control
+        for _i, n, x, v in parsed:
+            if n in control:
+                control[n][x[0] - 1] = v
+            elif n == "systemPatternControl":
+                pat = v
+        block, phase_control = None, False
         if commanding:
-            val = {n: v for _i, n, x, v in parsed if not x}
-            masks = {n: [0] * self.groups for n in _CONTROL}
-            for _i, n, x, v in parsed:
-                if n in masks:
-                    masks[n][x[0] - 1] = v
-            pat = val["systemPatternControl"]
-            pidx = idx_of[("systemPatternControl", ())]
+            ctl = [i for i, n, _x, _v in parsed if n in control]
+            pidx = idx_of.get(("systemPatternControl", ()), ctl[0] if ctl else parsed[0][0])
             if pat in (FREE, FLASH_PATTERN):
                 self._reject(RejectReason.FORBIDDEN)
                 raise SnmpError(10, pidx)
-            hold = masks_to_phases(masks["phaseControlGroupHold"])
-            force = masks_to_phases(masks["phaseControlGroupForceOff"])
-            call = masks_to_phases(masks["phaseControlGroupVehCall"])
-            if hold or call:
-                block = phase_control_block(self.fmap, 0, hold, force, call)
+            hold = masks_to_phases(control["phaseControlGroupHold"])
+            force = masks_to_phases(control["phaseControlGroupForceOff"])
+            call = masks_to_phases(control["phaseControlGroupVehCall"])
+            omit = masks_to_phases(control["phaseControlGroupPhaseOmit"])
+            if hold or call or force or omit:
+                block, phase_control = self._phase_control(hold, force, call, omit)
+                pidx = ctl[0] if ctl else pidx
             elif pat == 0:
                 block = CommandBlock(seq=0, kind=CommandKind.RELEASE)
             else:
-                if pat == prof.fallback_pattern or pat > MAX_PATTERNS:
-                    self._reject(RejectReason.PLAN_INVALID)
-                    raise SnmpError(10, pidx)
-                prow = staged_patterns[pat]
-                splits = {p: staged_splits.get((prow[2], p), [0, 0, 0])[0] for p in self.fmap.phases}
-                plan = pattern_to_plan(prow[0], prow[1], splits, self.fmap)
+                plan = self._pattern_plan(pat, staged_patterns, staged_splits)
                 if plan is None:
                     self._reject(RejectReason.PLAN_INVALID)
                     raise SnmpError(10, pidx)
@@ -553,20 +764,10 @@ class RowMib:
             with core.lock:
                 new = content != self.last_content or not (core.in_control[r] or core.pending[r])
             seq = self.seq % 0xFFFF + 1 if new else self.seq
-            block = CommandBlock(
-                seq=seq,
-                kind=block.kind,
-                target_stage=block.target_stage,
-                call=block.call,
-                hold=block.hold,
-                force_off=block.force_off,
-                plan=block.plan,
-            )
-            reason = core.submit_command(r, block)
+            block = replace(block, seq=seq)
+            reason = core.submit_command(r, block, phase_control=phase_control)
             if reason != RejectReason.NONE:
-                raise SnmpError(
-                    10 if reason != RejectReason.LOCAL_OVERRIDE else 13, idx_of[("systemPatternControl", ())]
-                )
+                raise SnmpError(10 if reason != RejectReason.LOCAL_OVERRIDE else 13, pidx)
             self.seq, self.last_content = seq, content
         # Everything validated: apply.
         if fallback_plan is not None:
@@ -575,16 +776,70 @@ class RowMib:
         self.patterns = staged_patterns
         self.splits = staged_splits
         if commanding:
-            for _i, n, x, v in parsed:
-                if n in self.control:
-                    self.control[n][x[0] - 1] = v
-            self.pattern_control = val["systemPatternControl"]
+            self.control = control
+            self.pattern_control = pat
             self.set_counter += 1
             core.submit_heartbeat(r, self.set_counter)  # every SET of a system-control parameter
         if step is not None and step > 0:
             core.submit_step(r, step)
             return step if core.config.lockstep else None
         return None
+
+    def _pattern_plan(
+        self, pat: int, patterns: dict[int, list[int]], splits: dict[tuple[int, int], list[int]]
+    ) -> TimingPlan | None:
+        """The plan ``systemPatternControl = pat`` runs, or None (an inconsistent pattern: refused).
+
+        The fallback row is the controller's own local plan. A pattern central
+        never downloaded (cycle 0) is, as in a controller fresh from the
+        factory, a copy of the local plan: NTCIP 1202 runs "Free" for an
+        unsupported pattern; greenwave's controller runs its checked local plan
+        instead, which keeps coordination and never skips a clearance.
+        Patterns above ``maxPatterns`` are refused.
+        """
+        if not 1 <= pat <= MAX_PATTERNS:
+            return None
+        row = patterns[pat]
+        if pat == self.profile.fallback_pattern or row[0] == 0:
+            return self.core.fallback_plans[self.fmap.id]
+        return pattern_to_plan(
+            row[0], row[1], {p: splits.get((row[2], p), [0, 0, 0])[0] for p in self.fmap.phases}, self.fmap
+        )
+
+    def _phase_control(
+        self, hold: frozenset[int], force: frozenset[int], call: frozenset[int], omit: frozenset[int]
+    ) -> tuple[CommandBlock, bool]:
+        """Phase control masks -> the stage request they make, and whether it is the standard (loose) form.
+
+        greenwave's own block (hold = call = one stage's phases, force-off on
+        every other phase, no omit) maps to that stage exactly. Any other
+        combination is a standard central's phase control (field-io.md §1.4):
+        no vehicle-call group set means every phase is called (recall, the
+        controller keeps cycling); an omitted phase is never called and its
+        stages are forced off; a stage is held while any of its phases is
+        held, forced off when any is forced off or omitted; the controller's
+        own supervisor still times every minimum green and clearance.
+        """
+        fm = self.fmap
+        if not omit and hold and hold == call and force == set(fm.phases) - hold and hold in fm.stage_phases:
+            return phase_control_block(fm, 0, hold, force, call), False
+        wanted = (call or frozenset(fm.phases)) - omit
+        call_m = hold_m = force_m = 0
+        for k, ph in enumerate(fm.stage_phases):
+            if not ph:
+                continue
+            if ph & wanted and not ph & omit:
+                call_m |= 1 << k
+            if ph & hold and not ph & omit:
+                hold_m |= 1 << k
+            if ph & (force | omit):
+                force_m |= 1 << k
+        ok = [k for k in range(fm.n_stages) if call_m >> k & 1 and hold_m >> k & 1 and not force_m >> k & 1]
+        ok = ok or [k for k in range(fm.n_stages) if call_m >> k & 1 and not force_m >> k & 1]
+        target = ok[0] if ok else -1
+        return CommandBlock(
+            seq=0, kind=CommandKind.STAGE, target_stage=target, call=call_m, hold=hold_m, force_off=force_m
+        ), True
 
     def _reject(self, reason: RejectReason) -> None:
         core = self.core
@@ -617,7 +872,7 @@ class _V1Protocol(asyncio.DatagramProtocol):
             self.agent.malformed += 1
             return  # an agent drops what it cannot parse
         try:
-            reply = self.agent.handle(msg, lambda m: self._send(m, addr))
+            reply = self.agent.handle(msg, lambda m: self._send(m, addr), source=f"{addr[0]}:{addr[1]}")
         except Exception:  # never let one request stop the agent
             log.exception("SNMP agent %s: request failed", self.agent.mib.fmap.id)
             return
@@ -638,8 +893,13 @@ class _V1Protocol(asyncio.DatagramProtocol):
 class SnmpAgent:
     """One controller's SNMP agent on one UDP port."""
 
-    def __init__(self, mib: RowMib, *, host: str, port: int, snmp: SnmpCredentials) -> None:
+    def __init__(
+        self, mib: RowMib, *, host: str, port: int, snmp: SnmpCredentials, insecure_demo: bool = False
+    ) -> None:
         self.mib = mib
+        # Writes with a default community only in an explicit demo (field-io.md §4.2); the emulator
+        # already refuses to start so configured, this keeps the agent safe when built on its own.
+        self.writes_open = snmp.default_write is None or insecure_demo
         self.host = host
         self.port = port
         self.snmp = snmp
@@ -698,19 +958,44 @@ class SnmpAgent:
     def _epoch(self) -> tuple[int, int]:
         return (self.mib.core.snapshot.tick, self.mib.mutations)
 
-    def handle(self, msg: ber.Message, send: Callable[[ber.Message], None]) -> ber.Message | None:
+    def handle(
+        self, msg: ber.Message, send: Callable[[ber.Message], None], *, source: str = "unknown"
+    ) -> ber.Message | None:
+        """Answer one v1/v2c request; refused writes are logged with ``source`` and leave the state unchanged."""
         v1 = msg.version == 0
         expected = 0 if self.snmp.version == 1 else 1
+        where = self.mib.fmap.id
         if msg.version != expected:
             self.wrong_community += 1
+            log.warning(
+                "SNMP agent %s: SNMP version %d from %s dropped (agent speaks %s)",
+                where,
+                msg.version + 1,
+                source,
+                "v1" if expected == 0 else "v2c",
+            )
             return None
         is_set = msg.pdu_type == ber.SET
         community = self.snmp.set_community if is_set else self.snmp.community
         if msg.community != community.encode() and not (
             not is_set and msg.community == self.snmp.set_community.encode()
         ):
-            self.wrong_community += 1
+            self.wrong_community += 1  # RFC 3584 §4.1: an unknown community is dropped, not answered
+            log.warning(
+                "SNMP agent %s: wrong community in a %s from %s dropped", where, "SET" if is_set else "read", source
+            )
             return None
+        if is_set and not self.writes_open:
+            log.warning("SNMP agent %s: SET from %s refused: writes with a default community are off", where, source)
+            return ber.Message(
+                msg.version,
+                msg.community,
+                ber.RESPONSE,
+                msg.request_id,
+                _V1.get(6, 6) if v1 else 6,
+                1,
+                tuple(msg.varbinds),
+            )  # noAccess
 
         def response(status: int = 0, index: int = 0, vbs: Sequence[Any] = msg.varbinds) -> ber.Message:
             if v1 and status:
@@ -727,7 +1012,7 @@ class SnmpAgent:
                 if val is None:
                     if v1:
                         return response(2, i + 1)  # noSuchName
-                    val = (ber.NO_SUCH_INSTANCE, None)
+                    val = mib.missing(oid)
                 out.append((oid, val))
             if len(self._get_cache) > 64:
                 self._get_cache.clear()
@@ -736,27 +1021,33 @@ class SnmpAgent:
             self._get_cache[key] = (epoch, ber.encode_varbinds(out), 0, 0)
             self._get_oids[key] = [o for o, _ in msg.varbinds]
             return response(vbs=out)
-        if msg.pdu_type in (ber.GET_NEXT, ber.GET_BULK):
-            reps = 1 if msg.pdu_type == ber.GET_NEXT else max(1, min(msg.error_index, 32))
+        if msg.pdu_type == ber.GET_NEXT:
             out = []
             for i, (oid, _v) in enumerate(msg.varbinds):
-                cur = oid
-                for _ in range(reps):
-                    nxt = mib.next_oid(cur)
-                    if nxt is None:
-                        if v1:
-                            return response(2, i + 1)
-                        out.append((cur, (ber.END_OF_MIB_VIEW, None)))
-                        break
+                nxt = mib.next_oid(oid)
+                if nxt is None:
+                    if v1:
+                        return response(2, i + 1)  # noSuchName: the end of the MIB view in v1
+                    out.append((oid, (ber.END_OF_MIB_VIEW, None)))
+                else:
                     out.append((nxt, mib.get(nxt)))
-                    cur = nxt
-            if msg.pdu_type == ber.GET_BULK:
-                return ber.Message(msg.version, msg.community, ber.RESPONSE, msg.request_id, 0, 0, tuple(out))
             return response(vbs=out)
+        if msg.pdu_type == ber.GET_BULK:
+            return ber.Message(msg.version, msg.community, ber.RESPONSE, msg.request_id, 0, 0, tuple(self._bulk(msg)))
+
         if is_set:
             try:
                 step = mib.set(msg.varbinds)
             except SnmpError as e:
+                bad = msg.varbinds[e.index][0] if e.index < len(msg.varbinds) else ()
+                log.warning(
+                    "SNMP agent %s: SET from %s refused: %s at varbind %d (%s)",
+                    where,
+                    source,
+                    e,
+                    e.index + 1,
+                    mib.label(bad),
+                )
                 return response(e.status, e.index + 1)
             if step is not None:
                 reply = response()
@@ -764,6 +1055,33 @@ class SnmpAgent:
                 return None
             return response()
         return None
+
+    #: Most varbinds one GETBULK answer carries (a 1,472-byte UDP datagram holds about 60 of ours).
+    MAX_BULK_VARBINDS = 60
+
+    def _bulk(self, msg: ber.Message) -> list[tuple[tuple[int, ...], ber.Value]]:
+        """RFC 3416 §4.2.3: N non-repeaters get one successor each, then the R repeaters get up to M
+        successors each, row by row (repetition 1 of every repeater, then repetition 2, ...)."""
+        mib = self.mib
+        vbs = [oid for oid, _v in msg.varbinds]
+        n = max(0, min(msg.error_status, len(vbs)))  # non-repeaters
+        m = max(0, msg.error_index)  # max-repetitions
+
+        def succ(oid: tuple[int, ...]) -> tuple[tuple[int, ...], ber.Value]:
+            nxt = mib.next_oid(oid)
+            return (oid, (ber.END_OF_MIB_VIEW, None)) if nxt is None else (nxt, mib.get(nxt))  # type: ignore[return-value]
+
+        out = [succ(oid) for oid in vbs[:n]]
+        cur = vbs[n:]
+        for _rep in range(m):
+            if not cur or len(out) + len(cur) > self.MAX_BULK_VARBINDS:
+                break
+            row = [succ(oid) for oid in cur]
+            out.extend(row)
+            if all(v[0] == ber.END_OF_MIB_VIEW for _o, v in row):
+                break
+            cur = [o for o, _v in row]
+        return out
 
     # ---- v3 (pysnmp engine) -----------------------------------------------------------------------------
     async def _start_v3(self) -> int:
@@ -830,6 +1148,8 @@ def _to_pysnmp(val: ber.Value) -> Any:
         return rfc1902.TimeTicks(x)
     if tag == ber.COUNTER32:
         return rfc1902.Counter32(x)
+    if tag == ber.NO_SUCH_OBJECT:
+        return v2c.NoSuchObject()
     return v2c.NoSuchInstance()
 
 
@@ -845,7 +1165,7 @@ class _Instrumentation:
         out = []
         for oid, _v in varBinds:
             val = mib.get(tuple(oid))
-            out.append((oid, _to_pysnmp(val) if val is not None else _to_pysnmp((ber.NO_SUCH_INSTANCE, None))))
+            out.append((oid, _to_pysnmp(val if val is not None else mib.missing(tuple(oid)))))
         return out
 
     def read_next_variables(self, *varBinds: Any, **context: Any) -> list[Any]:
@@ -893,13 +1213,25 @@ class _Instrumentation:
 
 
 async def start_agents(
-    core: LocalController, *, host: str, port: int, snmp: SnmpCredentials, vendor: str = "greenwave"
+    core: LocalController,
+    *,
+    host: str,
+    port: int,
+    snmp: SnmpCredentials,
+    vendor: str = "greenwave",
+    insecure_demo: bool = False,
 ) -> list[SnmpAgent]:
     """One agent per intersection of ``core``: ports ``port + k`` (or free ports when ``port`` is 0)."""
     profile = vendor_profile(vendor)
     agents = []
     for r in range(len(core.ids)):
-        a = SnmpAgent(RowMib(core, r, profile), host=host, port=(port + r) if port else 0, snmp=snmp)
+        a = SnmpAgent(
+            RowMib(core, r, profile),
+            host=host,
+            port=(port + r) if port else 0,
+            snmp=snmp,
+            insecure_demo=insecure_demo,
+        )
         await a.start()
         agents.append(a)
     return agents

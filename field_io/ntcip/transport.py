@@ -35,6 +35,10 @@ from field_io.security import check_snmp_set
 
 __all__ = ["SnmpClient", "FastSnmpClient", "PysnmpClient", "snmp_client", "SnmpErrorStatus"]
 
+#: An SNMP agent drops a request with a wrong community, version or v3 user without a word (RFC 3584
+#: §4.1, RFC 3414 §3.2): silence means "check those" as often as "check the cable".
+_SILENT_HINT = "check the address and port, the SNMP version and the community or SNMPv3 user"
+
 OID = tuple[int, ...]
 
 
@@ -158,7 +162,10 @@ class FastSnmpClient(SnmpClient):
                 send()
             else:
                 fut.set_exception(
-                    DeviceTimeout(f"no SNMP answer within {ep.timeout_s:g} s x {ep.retries + 1} tries", where=ep.label)
+                    DeviceTimeout(
+                        f"no SNMP answer within {ep.timeout_s:g} s x {ep.retries + 1} tries ({_SILENT_HINT})",
+                        where=ep.label,
+                    )
                 )
 
         try:
@@ -286,7 +293,7 @@ class PysnmpClient(SnmpClient):
         if ei:
             text = str(ei)
             if "timeout" in text.lower() or "no snmp response" in text.lower():
-                raise DeviceTimeout(f"no SNMP answer ({text})", where=ep.label)
+                raise DeviceTimeout(f"no SNMP answer ({text}; {_SILENT_HINT})", where=ep.label)
             raise DeviceUnreachable(f"SNMP security/transport failure: {text}", where=ep.label)
         if es:
             code = int(es)

@@ -13,11 +13,14 @@ import pytest
 
 from field_io.emulator.core import EmulatorConfig
 from field_io.emulator.runner import Emulator
+from field_io.security import SnmpCredentials
 from intersections.loaders import load_inventory
 from intersections.network import Network
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "intersection.toml"
+#: SNMPv1 communities of the test emulators (not defaults: the emulator refuses write with those).
+TEST_SNMP = SnmpCredentials(community="gw-test-read", write_community="gw-test-write")
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +41,10 @@ def emulator() -> Iterator[Callable[..., Emulator]]:
 
     def make(network: Network, protocol: str, *, emu_kw: dict[str, Any] | None = None, **config: Any) -> Emulator:
         cfg = {"backup_time_s": 1.0, "resume_heartbeats": 2, "dt_s": 1.0, "speed": 10.0, **config}
-        emu = Emulator(network, protocol=protocol, config=EmulatorConfig(**cfg), **(emu_kw or {}))
+        kw = dict(emu_kw or {})
+        if protocol == "ntcip":
+            kw.setdefault("snmp", TEST_SNMP)  # no default community: the emulator refuses `public` for writes
+        emu = Emulator(network, protocol=protocol, config=EmulatorConfig(**cfg), **kw)
         made.append(emu)
         emu.run_in_thread()
         return emu

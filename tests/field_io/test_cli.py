@@ -60,6 +60,28 @@ def test_bad_input_prints_one_line(capsys, tmp_path) -> None:
     assert code == 2 and "unknown NTCIP vendor profile 'acme'" in capsys.readouterr().err
 
 
+def test_secure_by_default_refuses_in_one_line(capsys) -> None:
+    """#16: no SNMP writes with a default community, no plaintext Modbus off loopback, unless asked."""
+    emu = ["emulate", "--port", "0", "--intersection", str(EXAMPLE), "--duration", "0.1"]
+    assert main([*emu, "--protocol", "ntcip"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "refusing SNMP writes" in err and "'public', a well-known default" in err
+    assert "--insecure-demo" in err
+    assert main([*emu, "--protocol", "ntcip", "--community", "x7", "--write-community", "private"]) == 2
+    assert "the write community is 'private'" in capsys.readouterr().err
+    assert main([*emu, "--protocol", "modbus", "--host", "0.0.0.0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "refusing to serve Modbus without TLS on 0.0.0.0" in err
+    com = ["commission", "--protocol", "ntcip", "--host", "127.0.0.1", "--port", "1", "--intersection", str(EXAMPLE)]
+    assert main(com) == 2
+    assert "commission: refusing SNMP writes" in capsys.readouterr().err
+    # The explicit demo starts (and says so), and so does a non-default write community.
+    assert main([*emu, "--protocol", "ntcip", "--insecure-demo"]) == 0
+    assert "INSECURE DEMO: SNMP writes accepted" in capsys.readouterr().err
+    assert main([*emu, "--protocol", "ntcip", "--write-community", "t0ps3cret-J1"]) == 0
+    assert "INSECURE" not in capsys.readouterr().err
+
+
 def test_example_endpoints_file_loads(tmp_path) -> None:
     from field_io.endpoints import load_endpoints
     from intersections.errors import InputError

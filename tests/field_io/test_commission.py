@@ -8,13 +8,15 @@ import pytest
 
 from api.cli import main
 
-from .conftest import EXAMPLE
+from .conftest import EXAMPLE, TEST_SNMP
 
 FAST = ["--window", "2", "--poll", "0.1", "--timeout", "0.3"]
 
 
 def commission(capsys, proto: str, port: int, *extra: str, inventory=EXAMPLE) -> tuple[int, str]:
     args = ["commission", "--protocol", proto, "--host", "127.0.0.1", "--port", str(port)]
+    if proto == "ntcip":
+        args += ["--community", TEST_SNMP.community, "--write-community", TEST_SNMP.set_community]
     code = main([*args, "--intersection", str(inventory), *FAST, *extra])
     return code, capsys.readouterr().out
 

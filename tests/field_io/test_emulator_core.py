@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -143,7 +145,11 @@ def test_no_command_sequence_produces_an_unsafe_state(example_net, evs) -> None:
             block = CommandBlock(seq=seq, kind=x, target_stage=0, call=1, hold=1)
         elif what == "plan":
             seq += 1
-            p = default_fallback_plan(inter, green_s=max(1, x))
+            # Greens from 1 to 40 s, unchecked: over a group's maximum the controller must refuse the plan.
+            base = default_fallback_plan(inter)
+            stages = tuple(dataclasses.replace(s, green_s=float(max(1, x))) for s in base.stages)
+            cycle = sum(s.green_s + s.intergreen_s for s in stages)
+            p = dataclasses.replace(base, stages=stages, cycle_s=cycle)
             block = CommandBlock(seq=seq, kind=CommandKind.PLAN, plan=p)
         elif what == "reseq":
             block = stage_request(seq, x % 3, 3)  # same seq, maybe other content

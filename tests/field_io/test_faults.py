@@ -23,7 +23,7 @@ from field_io.endpoints import Endpoint
 from field_io.modbus.backend import ModbusBackend
 from field_io.ntcip.backend import NtcipBackend
 
-from .conftest import EXAMPLE, ROOT, copies
+from .conftest import EXAMPLE, ROOT, TEST_SNMP, copies
 
 CENTRAL = """
 import json, sys
@@ -32,7 +32,10 @@ from controller.engine import Engine
 from controller.policies import make_policy
 from field_io.endpoints import endpoints_from_json
 from intersections.loaders import load_inventory
-proto, eps = sys.argv[1], endpoints_from_json(json.loads(sys.argv[2]))
+from field_io.security import SnmpCredentials
+proto = sys.argv[1]
+snmp = SnmpCredentials(community=sys.argv[4], write_community=sys.argv[5])  # the ready JSON carries no secrets
+eps = endpoints_from_json(json.loads(sys.argv[2]), snmp=snmp)
 net = load_inventory(sys.argv[3])
 if proto == "modbus":
     from field_io.modbus.backend import ModbusBackend as B
@@ -72,7 +75,10 @@ def test_central_killed_mid_run_emulator_falls_back_within_backup_time(example_n
     eps = json.dumps([e.to_json() for e in emu.endpoints])
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     central = subprocess.Popen(
-        [sys.executable, "-c", CENTRAL, protocol, eps, str(EXAMPLE)], stdout=subprocess.PIPE, env=env, cwd=ROOT
+        [sys.executable, "-c", CENTRAL, protocol, eps, str(EXAMPLE), TEST_SNMP.community, TEST_SNMP.set_community],
+        stdout=subprocess.PIPE,
+        env=env,
+        cwd=ROOT,
     )
     try:
         core = emu.core
@@ -188,7 +194,10 @@ def test_network_delay_and_dropped_responses(example_net, emulator) -> None:
 def test_a_controller_that_goes_silent_raises_an_alarm_and_is_not_commanded(example_net, emulator) -> None:
     net = copies(example_net, 2)
     emu = emulator(net, "ntcip", backup_time_s=2.0, speed=5.0)
-    eps = [Endpoint(e.intersection, "ntcip", e.host, e.port, timeout_s=0.1, retries=0) for e in emu.endpoints]
+    eps = [
+        Endpoint(e.intersection, "ntcip", e.host, e.port, timeout_s=0.1, retries=0, snmp=TEST_SNMP)
+        for e in emu.endpoints
+    ]
     backend = NtcipBackend(net, eps, dt_s=0.2, comm_timeout_s=0.5)
     backend.open()
     try:
