@@ -119,6 +119,7 @@ class Engine:
             state=s.state.copy(),
             # The states have been shown for one more tick by now.
             state_time_s=s.state_time_s + (self.dt_s if self.ticks else 0.0),
+            served=s.walked.copy(),
         )
 
     def _health(self, obs: Observation) -> tuple[np.ndarray, bool]:

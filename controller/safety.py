@@ -197,10 +197,10 @@ def _mmu_all(prev, prev_time, since, new, dt, needs_yellow, min_green, yellow, c
 # fmt: off
 @njit(cache=True)
 def _sequence(  # type: ignore[no-untyped-def]
-    state, state_time, since_end, target, mode,  # the supervisor's: state, target, mode updated in place
+    state, state_time, since_end, target, mode, walked,  # the supervisor's: updated in place
     requests, dt, healthy, fallback,  # this step's inputs
     fail_safe, req_codes, req_base, s, stage_rows, stage_base,  # the network, built once: SafetySupervisor._tables
-    yellow_m, yellow_s, min_green_m, start_after_m, own_clearance_m, group_valid,
+    yellow_m, yellow_s, min_green_m, start_after_m, own_clearance_m, group_valid, walk_ends,
     needs_yellow, min_green_s, yellow_mmu, conflicts, start_after_s,  # what the MMU reads: _mmu_tables
     new_time, new_since, hold, refused, violation,  # outputs
 ):
@@ -253,6 +253,9 @@ def _sequence(  # type: ignore[no-untyped-def]
             tgt = fallback[i] if code == _REQ_VALID else kept
         if m == _CLEARING or m == _FLASH_MODE or m == _FAULT:
             tgt = -1
+        if tgt != kept:
+            for j in range(g):
+                walked[i, j] = False  # a new stage: its crossings may walk again
         target[i] = tgt
         row = stage_base[i] + tgt  # the empty row where tgt is -1: nothing desired
         sequenced = not (m == _FLASH_MODE or m == _FAULT)  # flash and fault rows are sequenced by nobody
@@ -263,8 +266,15 @@ def _sequence(  # type: ignore[no-untyped-def]
             st = state[i, j]
             timer = new_time[i, j]
             end_yellow = sequenced and st == YELLOW and timer >= yellow_m[i, j]
-            want_off = sequenced and st == GREEN and not stage_rows[row, j]
+            # A crossing of the stage that has shown its WALK rests in DON'T WALK: its
+            # clearance runs while the stage's vehicles keep their green (NEMA ped timing).
+            walk_done = (
+                sequenced and st == GREEN and walk_ends[i, j] and stage_rows[row, j] and timer >= min_green_m[i, j]
+            )
+            want_off = sequenced and st == GREEN and (not stage_rows[row, j] or walk_done)
             can_off = want_off and timer >= min_green_m[i, j]
+            if walk_done:
+                walked[i, j] = True
             if want_off and not can_off:
                 held_min = True  # a wanted-off green still short of its minimum
             if end_yellow or (can_off and not needs_yellow[i, j]):
@@ -288,7 +298,8 @@ def _sequence(  # type: ignore[no-untyped-def]
         held_clear = False
         for j in range(g):
             start = False
-            if state[i, j] == RED and stage_rows[row, j] and not ended[j]:  # never yellow -> green in one tick
+            wanted = stage_rows[row, j] and not walked[i, j]
+            if state[i, j] == RED and wanted and not ended[j]:  # never yellow -> green in one tick
                 start = True
                 for k in range(g):
                     if since_red[k] < start_after_m[i, j, k]:
@@ -298,7 +309,7 @@ def _sequence(  # type: ignore[no-untyped-def]
                     state[i, j] = GREEN
             if switched[j] or start:
                 new_time[i, j] = 0.0
-            if stage_rows[row, j] and state[i, j] != GREEN:
+            if wanted and state[i, j] != GREEN:
                 held_clear = True  # a wanted group waits for a clearance (its own yellow too)
         # 4. Clearing to flash: once nothing shows green or yellow and the clearances have
         #    run out (own clearance = the intergreen diagonal), flash; never from a yellow.
@@ -345,6 +356,19 @@ class SafetySupervisor:
     intersection. ``startup_clearance`` starts every intersection as if all
     groups had just ended green, so the first green waits a full intergreen
     (a controller's start-up all-red).
+
+    Pedestrian groups rest in DON'T WALK (NEMA TS 2 pedestrian timing, the
+    controllers' default): a crossing of the served stage shows WALK for its
+    walk time, then its clearance (flashing DON'T WALK) runs while the stage's
+    vehicles keep their green, and it walks again only in a later stage. Its
+    clearance then costs the cross street nothing where the vehicle green
+    outlasts it, which is also how SUMO's own programs time it (crossings go
+    red before their vehicles' green ends). Resting in WALK (the crossing green
+    for the whole stage, its clearance after) cost the real fokr_bs junction,
+    with 18-s crossing clearances, that clearance at every stage change.
+    ``ped_rest_in_walk=True`` keeps that older behaviour. :attr:`walked` says
+    which crossings have walked in the current stage; a policy reads it as
+    ``PolicyContext.served``.
     """
 
     def __init__(
@@ -353,6 +377,7 @@ class SafetySupervisor:
         *,
         fail_safe: FailSafe | np.ndarray = FailSafe.FLASH,
         startup_clearance: bool = True,
+        ped_rest_in_walk: bool = False,
     ) -> None:
         self.packed = packed
         n, g = packed.n, packed.g
@@ -363,6 +388,7 @@ class SafetySupervisor:
         self.since_green_end_s = np.full((n, g), start)
         self.target = np.full(n, -1, dtype=np.int64)
         self.mode = np.full(n, Mode.NORMAL, dtype=np.int8)
+        self.walked = np.zeros((n, g), dtype=np.bool_)
         self.time_s = 0.0
         # Requests are judged by one lookup: a code per (intersection, request clipped to
         # [-2, S]), -2 and S standing for every request out of range.
@@ -387,6 +413,7 @@ class SafetySupervisor:
             np.ascontiguousarray(packed.start_after_s - EPS, dtype=f64),  # -inf stays -inf: k never blocks j
             np.ascontiguousarray(np.einsum("njj->nj", packed.intergreen_s) - EPS, dtype=f64),
             np.ascontiguousarray(packed.group_valid, dtype=np.bool_),
+            np.ascontiguousarray(packed.is_pedestrian & packed.group_valid & (not ped_rest_in_walk), dtype=np.bool_),
             *_mmu_tables(packed),
         )
         self._all_healthy = np.ones(n, np.bool_)
@@ -395,7 +422,7 @@ class SafetySupervisor:
         # process): a dry step on copies, which leaves this supervisor untouched.
         _sequence(
             self.state.copy(), self.state_time_s, self.since_green_end_s, self.target.copy(), self.mode.copy(),
-            self._no_fallback, 0.0, self._all_healthy, self._no_fallback, *self._tables,
+            self.walked.copy(), self._no_fallback, 0.0, self._all_healthy, self._no_fallback, *self._tables,
             np.empty((n, g)), np.empty((n, g)), np.empty(n, np.int8), np.empty(n, np.bool_), np.empty(n, np.bool_),
         )  # fmt: skip
 
@@ -408,6 +435,7 @@ class SafetySupervisor:
         self.state_time_s[idx] = 0.0
         self.since_green_end_s[idx] = 0.0
         self.target[idx] = -1
+        self.walked[idx] = False
 
     def step(
         self,
@@ -443,7 +471,7 @@ class SafetySupervisor:
         refused = np.empty(n, np.bool_)
         violation = np.empty(n, np.bool_)
         _sequence(
-            self.state, self.state_time_s, self.since_green_end_s, self.target, self.mode,
+            self.state, self.state_time_s, self.since_green_end_s, self.target, self.mode, self.walked,
             req, float(dt_s), ok, fallback, *self._tables,
             timers, since, hold, refused, violation,
         )  # fmt: skip

@@ -64,6 +64,8 @@ class ActuatedPolicy(Policy):
         green = ctx.state == int(SignalState.GREEN)
         present = presence(obs, self.layout, p.n, p.g)
         self.calls = (self.calls | present | self.recall) & ~green & p.group_valid
+        if ctx.served is not None:
+            self.calls &= ~ctx.served  # a crossing that has walked this stage calls again in the next
         stage_demand = (p.stage_mask & self.calls[:, None, :]).any(axis=2)
 
         rows = np.arange(p.n)

@@ -272,6 +272,8 @@ class AdaptivePolicy:
         # Blind groups (no or failed detectors) get a recall-like constant demand: served in turn,
         # neither starved nor favoured.
         q = np.where(blind, 1.0, q)
+        if ctx.served is not None:
+            q = np.where(ctx.served, 0.0, q)  # a crossing that has walked this stage waits for no green
         green = ctx.state == GREEN
         q_serve = self._blind_service(q, blind, green, ctx, dt)
         self.since_arrival_s = np.where(arrivals > 0, 0.0, self.since_arrival_s + dt)

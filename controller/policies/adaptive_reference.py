@@ -86,6 +86,8 @@ class AdaptiveReference(AdaptivePolicy):
                 blind = not healthy[r][k] or (lost[r][k] and not math.isfinite(qv))
                 if blind:
                     q = 1.0
+                if ctx.served is not None and ctx.served[r, k]:
+                    q = 0.0  # walked this stage, resting in DON'T WALK
                 queue_all[r][k] = q
                 # Historical green of a blind group: learnt from the greens it ended while detected.
                 if self._was_green[r, k] and not is_green and not blind:
@@ -164,9 +166,13 @@ class AdaptiveReference(AdaptivePolicy):
                 continue
             best = max(others, key=lambda s: (score[s], -s))
             # Elapsed green of the current stage (the youngest of its groups), -1 if not all green.
+            # A crossing resting in DON'T WALK after its WALK (served) no longer counts.
             mem = members.get(cur, [])
-            if mem and all(ctx.state[r, k] == int(SignalState.GREEN) for k in mem):
-                elapsed = min(float(ctx.state_time_s[r, k]) for k in mem)
+            left = [k for k in mem if ctx.served is None or not ctx.served[r, k]]
+            if mem and not left:
+                elapsed = math.inf
+            elif left and all(ctx.state[r, k] == int(SignalState.GREEN) for k in left):
+                elapsed = min(float(ctx.state_time_s[r, k]) for k in left)
             else:
                 elapsed = -1.0
             stage_min = max((float(p.min_green_s[r, k]) for k in mem), default=0.0)

@@ -25,6 +25,9 @@ class PolicyContext:
     target: np.ndarray  # (N,) stage currently requested/served, -1 none
     state: np.ndarray  # (N, G) int8 states shown
     state_time_s: np.ndarray  # (N, G) seconds in the current state
+    # (N, G) bool: crossings of the current stage that have shown their WALK and rest in
+    # DON'T WALK until a later stage (SafetySupervisor.walked); None: none has.
+    served: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

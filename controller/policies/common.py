@@ -30,9 +30,17 @@ def stage_green_elapsed_s(ctx: PolicyContext, packed: PackedNetwork) -> np.ndarr
     """Seconds the current target stage has been fully green; -1 if it is not (yet).
 
     The youngest green of the stage's groups counts: a stage is only as old as
-    its last group to start.
+    its last group to start. A crossing that has walked and rests in DON'T WALK
+    (``ctx.served``) no longer counts; a stage whose every group has been served
+    (an exclusive pedestrian stage after its WALK) is as old as it can be.
     """
     members = packed.stage_groups(ctx.target)
+    if ctx.served is not None and ctx.served.any():
+        left = members & ~ctx.served
+        done = members.any(axis=1) & ~left.any(axis=1)
+        t = np.where(left & (ctx.state != GREEN), -np.inf, np.where(left, ctx.state_time_s, np.inf))
+        elapsed = min_rows(t)
+        return np.where(done, np.inf, np.where(np.isfinite(elapsed), elapsed, -1.0))
     # A member not green pulls the minimum to -inf; a row with no stage (no members) stays at +inf.
     t = np.where(members & (ctx.state != GREEN), -np.inf, np.where(members, ctx.state_time_s, np.inf))
     elapsed = min_rows(t)

@@ -52,7 +52,7 @@ def starve_rows(score, stage_mask, stage_valid, red_s, max_red_s, starving_stage
 
 @njit(cache=True)
 def max_pressure_decide(  # type: ignore[no-untyped-def]
-    q, state, state_time_s, target, dt, red_s, pressure, exit_share, group_p, red_forcing,
+    q, state, state_time_s, target, served, dt, red_s, pressure, exit_share, group_p, red_forcing,
     pm_rows, pm_cols, pm_vals, gm_rows, gm_cols, gm_vals,
     stage_mask, stage_valid, group_valid, stage_rows, stage_base, stage_ready_s,
     max_red_s, switch_margin, out,
@@ -123,12 +123,13 @@ def max_pressure_decide(  # type: ignore[no-untyped-def]
         if cur < 0:
             out[i] = best  # no stage yet: take the best at once
             continue
-        # The current stage may end once every group of it has been green for its stage_ready_s.
+        # The current stage may end once every group of it has been green for its stage_ready_s
+        # (a crossing that has walked and rests in DON'T WALK, ``served``, has been).
         ready_s = stage_ready_s[i * n_s + cur]
         ready = True
         row = stage_base[i] + cur
         for g in range(n_g):
-            if stage_rows[row, g] and not (state[i, g] == GREEN and state_time_s[i, g] >= ready_s):
+            if stage_rows[row, g] and not served[i, g] and not (state[i, g] == GREEN and state_time_s[i, g] >= ready_s):
                 ready = False
                 break
         better = pressure[i, best] > pressure[i, cur] + switch_margin

@@ -113,10 +113,12 @@ class MaxPressurePolicy(Policy):
         self._pressure = np.zeros((packed.n, packed.s))
         self._group_p = np.zeros((packed.n, packed.g))  # scratch: group pressures, where an exit is jammed
         self._red_forcing = np.zeros((packed.n, packed.g))  # scratch: the red waits the starvation rule sees
+        self._none_served = np.zeros((packed.n, packed.g), np.bool_)
         # Load (or compile) the kernel now, not in the first tick: a dry run on copies.
         n, g = packed.n, packed.g
         self._run(
-            np.zeros((n, g)), np.zeros((n, g), np.int8), np.zeros((n, g)), np.full(n, -1), 0.0, self.red_s.copy(),
+            np.zeros((n, g)), np.zeros((n, g), np.int8), np.zeros((n, g)), np.full(n, -1), np.zeros((n, g), bool),
+            0.0, self.red_s.copy(),
             np.zeros((n, g)),
         )  # fmt: skip
 
@@ -126,6 +128,7 @@ class MaxPressurePolicy(Policy):
         state: np.ndarray,
         state_time_s: np.ndarray,
         target: np.ndarray,
+        served: np.ndarray,
         dt_s: float,
         red_s: np.ndarray,
         exit_share: np.ndarray,
@@ -136,6 +139,7 @@ class MaxPressurePolicy(Policy):
             np.ascontiguousarray(state, dtype=np.int8),
             np.ascontiguousarray(state_time_s, dtype=np.float64),
             np.ascontiguousarray(target, dtype=np.int64),
+            np.ascontiguousarray(served, dtype=np.bool_),
             float(dt_s), red_s, self._pressure,
             np.ascontiguousarray(exit_share, dtype=np.float64), self._group_p, self._red_forcing,
             *self._tables, out,
@@ -145,4 +149,7 @@ class MaxPressurePolicy(Policy):
     def decide(self, obs: Observation, est: Estimate, ctx: PolicyContext) -> np.ndarray:
         # The estimator's queue is the backend's where measured, its best estimate elsewhere.
         exit_share = exit_blocked_share(obs, self.red_s.shape)
-        return self._run(est.queue_veh, ctx.state, ctx.state_time_s, ctx.target, ctx.dt_s, self.red_s, exit_share)
+        served = self._none_served if ctx.served is None else ctx.served
+        return self._run(
+            est.queue_veh, ctx.state, ctx.state_time_s, ctx.target, served, ctx.dt_s, self.red_s, exit_share
+        )

@@ -64,7 +64,9 @@ def test_vectorised_equals_reference(seed: int) -> None:
             exit_blocked=exits,
         )  # fmt: skip
         e = est.update(obs, 1.0)
-        ctx = PolicyContext(float(t), 1.0, sup.target.copy(), sup.state.copy(), sup.state_time_s + (1.0 if t else 0))
+        ctx = PolicyContext(
+            float(t), 1.0, sup.target.copy(), sup.state.copy(), sup.state_time_s + (1.0 if t else 0), sup.walked.copy()
+        )
         a = fast.decide(obs, e, ctx)
         b = slow.decide(obs, e, ctx)
         np.testing.assert_array_equal(a, b, err_msg=f"tick {t}")
@@ -185,7 +187,9 @@ def test_a_queue_that_does_not_shrink_on_green_does_not_hold_the_stage(stall_s: 
             time_s=float(t), counts=np.zeros(len(lay.ids)), occupancy=np.zeros(len(lay.ids)), queue_veh=queue,
             signal_state=sup.state.copy(), comm_age_s=np.zeros(1), fault=np.zeros(1, bool),
         )  # fmt: skip
-        ctx = PolicyContext(float(t), 1.0, sup.target.copy(), sup.state.copy(), sup.state_time_s + (1.0 if t else 0))
+        ctx = PolicyContext(
+            float(t), 1.0, sup.target.copy(), sup.state.copy(), sup.state_time_s + (1.0 if t else 0), sup.walked.copy()
+        )
         first_target = int(sup.target[0])
         out = pol.decide(obs, est.update(obs, 1.0), ctx)
         if t > 0 and first_target >= 0 and int(out[0]) not in (-1, first_target) and switched_at is None:

@@ -70,7 +70,9 @@ def test_policy_is_safe_and_starves_nobody(setup: tuple[Network, str, int, int])
             counts[rng.integers(0, d)] = np.nan
         obs = Observation(float(t), counts, occ, queue, sup.state.copy(), np.zeros(packed.n), np.zeros(packed.n, bool))
         e = est.update(obs, 1.0)
-        ctx = PolicyContext(float(t), 1.0, sup.target.copy(), sup.state.copy(), sup.state_time_s + (1.0 if t else 0))
+        ctx = PolicyContext(
+            float(t), 1.0, sup.target.copy(), sup.state.copy(), sup.state_time_s + (1.0 if t else 0), sup.walked.copy()
+        )
         req = pol.decide(obs, e, ctx)
         prev_time = sup.state_time_s.copy()
         states, rep = sup.step(req, 1.0 if t else 0.0)
@@ -80,6 +82,8 @@ def test_policy_is_safe_and_starves_nobody(setup: tuple[Network, str, int, int])
         # The independent MMU check, re-run here on what was shown.
         assert not mmu_faults(packed, prev_state, prev_time, sup.since_green_end_s, states, 1.0 if t else 0.0).any()
         prev_state = states.copy()
-        red_for = np.where(states == GREEN, 0.0, red_for + 1.0) * packed.group_valid
+        # A crossing resting in DON'T WALK after its WALK was served in this stage; its wait
+        # starts when the stage ends.
+        red_for = np.where((states == GREEN) | sup.walked, 0.0, red_for + 1.0) * packed.group_valid
         over = red_for > worst_allowed[:, None]
         assert not over.any(), f"{name}: group starved {red_for.max():.0f} s at t={t}"

@@ -344,6 +344,7 @@ class Timeline:
     violation: np.ndarray
     mode: np.ndarray
     target: np.ndarray
+    walked: np.ndarray  # (N, G) after the last step: crossings resting in DON'T WALK
 
 
 def simulate(scn: Scenario, rows: list[int] | None = None) -> Timeline:
@@ -363,7 +364,7 @@ def simulate(scn: Scenario, rows: list[int] | None = None) -> Timeline:
         for name, arr in rec.items():
             arr[k] = getattr(rep, name)
     times = np.concatenate([[0.0], np.cumsum(scn.dts)])
-    return Timeline(times, states, **rec)
+    return Timeline(times, states, **rec, walked=sup.walked.copy())
 
 
 # ---------------------------------------------------------------------------
@@ -384,6 +385,7 @@ class Params:
     clearance: np.ndarray  # (N, G): yellow + all-red, ped clearance + all-red
     stage_groups: np.ndarray  # (N, S + 1, G): the last row (target -1) is empty
     n_stages: np.ndarray  # (N,)
+    pedestrian: np.ndarray  # (N, G)
 
     @classmethod
     def of(cls, inters: tuple[Intersection, ...], g: int) -> Params:
@@ -416,7 +418,10 @@ class Params:
             for k, stage in enumerate(inter.stages):
                 stage_groups[r, k, [ids.index(x) for x in stage.groups]] = True
         n_stages = np.array([len(i.stages) for i in inters])
-        return cls(valid, veh_y, conflicts, ig, req, yellow, clear, stage_groups, n_stages)
+        ped = np.zeros((n, g), bool)
+        for r, inter in enumerate(inters):
+            ped[r, : len(inter.groups)] = [grp.is_pedestrian for grp in inter.groups]
+        return cls(valid, veh_y, conflicts, ig, req, yellow, clear, stage_groups, n_stages, ped)
 
 
 def _last(event: np.ndarray, times: np.ndarray, initial: float | np.ndarray) -> np.ndarray:
@@ -533,6 +538,16 @@ def check_timeline(scn: Scenario, tl: Timeline) -> Counter[str]:
     fail(tl.target != target, "target not as requested (or previous target not kept)")
     desired = p.stage_groups[np.arange(n)[None], target]  # target -1 -> the empty last row
     green = now == G
+    # A crossing of the target stage that has been green since the target was set (a green
+    # carried over from the previous stage counts) and is no longer has walked: it rests in
+    # DON'T WALK and is not wanted again in this stage.
+    new_target = target != np.concatenate([np.full((1, n), -1), target[:-1]])
+    seen = np.zeros((n, g), bool)
+    walked = np.zeros_like(green)
+    for k in range(steps):
+        seen = (seen & ~new_target[k][:, None]) | (prev[k] == G) | green[k]
+        walked[k] = seen & ~green[k] & p.pedestrian & desired[k]
+    desired = desired & ~walked
     fully = ((green == desired) | ~p.valid).all(axis=2)
     hold = tl.hold
     refused = tl.refused.astype(bool)
@@ -613,7 +628,9 @@ def test_constant_request_is_served(scn: Scenario) -> None:
         target = tl.target[-1, r]
         assert target >= 0
         want = [x.id in inter.stages[target].groups for x in inter.groups]
-        assert (tl.states[-1, r, : len(want)] == G).tolist() == want
+        # A crossing that has shown its WALK rests in DON'T WALK for the rest of the stage.
+        shown = (tl.states[-1, r, : len(want)] == G) | tl.walked[r, : len(want)]
+        assert shown.tolist() == want
         assert tl.hold[-1, r] == Hold.NONE
     CASES["test_constant_request_is_served"] += len(scn.intersections)
 
@@ -743,6 +760,40 @@ def test_pedestrian_walk_then_clearance_through_the_intergreen() -> None:
     shown, holds, _ = run(sup, [1] + [0] * 19)
     assert shown == ["RG"] * 7 + ["RR"] * 12 + ["GR"]  # t=1..7 WALK, t=8..19 red, t=20 V green
     assert holds == [N_] + [M_] * 6 + [C_] * 12 + [N_]
+
+
+def parallel_crossing() -> Intersection:
+    """Vehicle V with its parallel crossing P (WALK 7, clearance 10) in S1, against W in S2:
+    intergreens V -> W 5 s, P -> W 12 s, W -> V and W -> P 5 s."""
+    groups = (
+        SignalGroup("V", min_green_s=5, yellow_s=3, all_red_s=2),
+        SignalGroup("P", kind=GroupKind.PEDESTRIAN, min_green_s=0, walk_s=7, ped_clearance_s=10, all_red_s=2),
+        SignalGroup("W", min_green_s=5, yellow_s=3, all_red_s=2),
+    )
+    c = np.array([[False, False, True], [False, False, True], [True, True, False]])
+    ig = np.array([[5.0, 0.0, 5.0], [0.0, 12.0, 12.0], [5.0, 5.0, 5.0]])
+    return Intersection("X", groups, c, ig, (Stage("S1", {"V", "P"}), Stage("S2", {"W"})))
+
+
+def test_crossing_rests_in_dont_walk_so_its_clearance_runs_inside_the_vehicle_green() -> None:
+    """NEMA pedestrian timing: P walks 7 s and clears while V keeps its green, so W follows
+    V after V's own 5-s intergreen, not after P's 12 s; P walks again only in a later stage."""
+    sup = SafetySupervisor(pack([parallel_crossing()]), startup_clearance=False)
+    shown, holds, _ = run(sup, [0] * 30 + [1] * 10 + [0] * 16)
+    assert shown[:30] == ["GGR"] * 7 + ["GRR"] * 23
+    assert holds[7:30] == [N_] * 23  # the stage counts as fully shown while P rests
+    assert shown[30:38] == ["YRR"] * 3 + ["RRR"] * 2 + ["RRG"] * 3  # W 5 s after V, P long clear
+    # Back to S1: V and P start together after W's intergreen, and P walks again.
+    assert shown[40:56] == ["RRY"] * 3 + ["RRR"] * 2 + ["GGR"] * 7 + ["GRR"] * 4
+    assert sup.walked.tolist() == [[False, True, False]]  # P has walked in this S1
+
+
+def test_crossing_resting_in_walk_clears_after_the_stage() -> None:
+    """``ped_rest_in_walk``: P is green as long as V, and W waits P's 12-s intergreen."""
+    sup = SafetySupervisor(pack([parallel_crossing()]), startup_clearance=False, ped_rest_in_walk=True)
+    shown, _, _ = run(sup, [0] * 30 + [1] * 14)
+    assert shown[:30] == ["GGR"] * 30
+    assert shown[30:44] == ["YRR"] * 3 + ["RRR"] * 9 + ["RRG"] * 2
 
 
 def test_half_second_ticks() -> None:
