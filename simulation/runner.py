@@ -286,6 +286,69 @@ def _simulate(
     reads = fields_read_by(policy) | {"queue_veh"} | also_read
     if events_path is not None:
         reads |= {"counts", "occupancy"}
+    backend, det, (tripinfo, stats, edgedata) = _sumo_backend(spec, network, policy, out, dt_s, reads, extra_args)
+    wall0 = time.perf_counter()
+    pending: dict[str, tuple[str, float]] = {}
+    vtypes = read_vtype_classes([*spec.routes, *spec.additional])
+    e2_ids = det.e2_ids
+    ticks = 0
+    with backend:
+        engine = Engine(backend, policy, hires=events_path is not None)
+        end = spec.end_s
+        loop0 = time.perf_counter()
+        while True:
+            res = engine.tick()
+            ticks += 1
+            if on_tick is not None:
+                on_tick(res)
+            t = backend.time_s
+            if progress is not None:
+                progress(t, end if end is not None else t)
+            if end is not None and t >= end:
+                break
+            if end is None and backend.vehicles_remaining() == 0:
+                break
+        loop_s = time.perf_counter() - loop0
+        if engine.hires is not None and events_path is not None:
+            engine.hires.write_csv(events_path)
+        pending = backend.pending_depart_delays(vtypes)
+        events = list(engine.events)
+    wall = time.perf_counter() - wall0
+    trips = read_tripinfo(tripinfo, vtypes)
+    st = read_statistics(stats)
+    kpis = trip_kpis(trips, st, pending=pending)
+    incoming = {
+        i.id: sorted({m.from_edge for g in i.groups for m in g.movements if m.turn != "p"})
+        for i in network.intersections
+    }
+    kpis["intersections"] = intersection_delays(edgedata, incoming)
+    q_mean = backend.e2_halting_sum / max(ticks, 1)  # one read per tick
+    kpis["queues"] = _approach_queues(e2_ids, q_mean, backend.e2_halting_max, det.network)
+    kpis["meta"] = {
+        "controller": controller,
+        "seed": spec.seed,
+        "scenario": spec.name,
+        "wall_s": round(wall, 3),
+        "loop_s": round(loop_s, 4),
+        "sumo_step_s": round(backend.step_wall_s, 4),
+        "sim_s": round(backend.time_s - (spec.begin_s or 0.0), 3),
+        "ticks": ticks,
+        "safety_events": len([e for e in events if e.kind in ("violation", "refused")]),
+        "unmodelled": [list(u) for u in network.unmodelled],
+    }
+    return kpis
+
+
+def _sumo_backend(
+    spec: RunSpec,
+    network: Network,
+    policy: Any,
+    out: Path,
+    dt_s: float,
+    reads: frozenset[str],
+    extra_args: tuple[str, ...],
+) -> tuple[SumoBackend, Any, tuple[Path, Path, Path]]:
+    """The run's SUMO backend, its detectors, and where SUMO writes tripinfo, statistics and edge data."""
     # Exit zones only where they are read: SUMO updates every lane-area detector every step.
     det = generate_detectors(network, spec.net, out / "gw_detectors.add.xml", exits="exit_blocked" in reads)
     meandata = out / "gw_meandata.add.xml"
@@ -340,56 +403,7 @@ def _simulate(
         from simulation.faults import DetectorFaults
 
         backend.observation_filter = DetectorFaults(faults, len(backend.detectors.ids), backend.detectors)
-    wall0 = time.perf_counter()
-    pending: dict[str, tuple[str, float]] = {}
-    vtypes = read_vtype_classes([*spec.routes, *spec.additional])
-    e2_ids = det.e2_ids
-    ticks = 0
-    with backend:
-        engine = Engine(backend, policy, hires=events_path is not None)
-        end = spec.end_s
-        loop0 = time.perf_counter()
-        while True:
-            res = engine.tick()
-            ticks += 1
-            if on_tick is not None:
-                on_tick(res)
-            t = backend.time_s
-            if progress is not None:
-                progress(t, end if end is not None else t)
-            if end is not None and t >= end:
-                break
-            if end is None and backend.vehicles_remaining() == 0:
-                break
-        loop_s = time.perf_counter() - loop0
-        if engine.hires is not None and events_path is not None:
-            engine.hires.write_csv(events_path)
-        pending = backend.pending_depart_delays(vtypes)
-        events = list(engine.events)
-    wall = time.perf_counter() - wall0
-    trips = read_tripinfo(tripinfo, vtypes)
-    st = read_statistics(stats)
-    kpis = trip_kpis(trips, st, pending=pending)
-    incoming = {
-        i.id: sorted({m.from_edge for g in i.groups for m in g.movements if m.turn != "p"})
-        for i in network.intersections
-    }
-    kpis["intersections"] = intersection_delays(edgedata, incoming)
-    q_mean = backend.e2_halting_sum / max(ticks, 1)  # one read per tick
-    kpis["queues"] = _approach_queues(e2_ids, q_mean, backend.e2_halting_max, det.network)
-    kpis["meta"] = {
-        "controller": controller,
-        "seed": spec.seed,
-        "scenario": spec.name,
-        "wall_s": round(wall, 3),
-        "loop_s": round(loop_s, 4),
-        "sumo_step_s": round(backend.step_wall_s, 4),
-        "sim_s": round(backend.time_s - (spec.begin_s or 0.0), 3),
-        "ticks": ticks,
-        "safety_events": len([e for e in events if e.kind in ("violation", "refused")]),
-        "unmodelled": [list(u) for u in network.unmodelled],
-    }
-    return kpis
+    return backend, det, (tripinfo, stats, edgedata)
 
 
 def _approach_queues(
