@@ -43,6 +43,7 @@ from typing import Any
 from controller.engine import Engine
 from controller.policies import make_policy
 from field_io.endpoints import FieldProtocol, endpoints_from_json
+from field_io.protocols import protocol_spec
 from field_io.security import SnmpCredentials
 from field_io.vehicle_feed import FeedBackend, VehicleFeedClient
 from intersections.errors import SimulationError
@@ -161,7 +162,7 @@ def run_sil(
     # NTCIP: per-run communities (the emulator refuses SNMP writes with a default one, #16); the ready
     # file carries no secrets, so central gets them here.
     snmp = SnmpCredentials(community=f"gw-sil-{secrets.token_hex(6)}", write_community=secrets.token_hex(12))
-    if via is FieldProtocol.NTCIP:
+    if protocol_spec(via).snmp_credentials:
         cmd += ["--community", snmp.community, "--write-community", snmp.set_community]
     env = {
         **os.environ,
@@ -248,14 +249,7 @@ def _central(
     all_params = {**controller_params(controller, spec, network), **(params or {})}
     policy = make_policy(controller, **all_params)
     dt = spec.step_length_s
-    if via is FieldProtocol.MODBUS:
-        from field_io.modbus.backend import ModbusBackend
-
-        backend: Any = ModbusBackend(network, eps, dt_s=dt, lockstep=True)
-    else:
-        from field_io.ntcip.backend import NtcipBackend
-
-        backend = NtcipBackend(network, eps, dt_s=dt, lockstep=True)
+    backend: Any = protocol_spec(via).backend_class()(network, eps, dt_s=dt, lockstep=True)
     # Bus GPS and emergency vehicles reach central beside the controllers, as the city's AVL feed does.
     feed = VehicleFeedClient(network, "127.0.0.1", feed_port, timeout_s=10.0)
     backend = FeedBackend(backend, feed)

@@ -43,6 +43,7 @@ from field_io.emulator.plans import default_fallback_plan
 from field_io.endpoints import Endpoint, FieldProtocol
 from field_io.errors import FieldIOError
 from field_io.mapping import FieldMap, field_map
+from field_io.protocols import load, protocol_spec
 from intersections.model import DetectorKind, Intersection
 from intersections.plan import TimingPlan, plan_problems
 
@@ -105,7 +106,7 @@ class CommissioningReport:
         lines = [
             f"greenwave commissioning - intersection {self.intersection}",
             f"controller: {e.protocol.value} {e.host}:{e.port}"
-            + (f" device {e.device_id}" if e.protocol is FieldProtocol.MODBUS else f" ({e.vendor} profile)"),
+            + protocol_spec(e.protocol).endpoint_detail(e.device_id, e.vendor),
             f"started: {self.started}",
         ]
         if self.identity:
@@ -157,6 +158,11 @@ class _Status:
 
 
 class _ModbusDriver:
+    """Commissioning over the greenwave Modbus profile (the protocol table's Modbus driver)."""
+
+    free_running_counters = True  # volume registers count on (mod 65536): every period is counted
+    resume_needs_new_block = True  # heartbeats alone never hand control back after a fallback
+
     def __init__(self, ep: Endpoint, fmap: FieldMap) -> None:
         self.ep, self.fmap = ep, fmap
         self.client: Any = None
@@ -298,6 +304,15 @@ class _ModbusDriver:
             return None, f"the controller did not store the upload (reject reason {why})"
         return stored, ""
 
+    async def heartbeat_check(self) -> tuple[bool, str]:
+        """Write a heartbeat and read the controller's echo of it."""
+        await self.heartbeat()
+        st = await self.status()
+        return st.heartbeat_echo == self.hb, f"heartbeat {self.hb} written, controller echoes {st.heartbeat_echo}"
+
+    def differences(self, cfg: dict[str, Any]) -> list[str]:
+        return _modbus_differences(cfg, self.fmap)
+
     def close(self) -> None:
         from field_io.modbus.backend import close_client
 
@@ -306,6 +321,11 @@ class _ModbusDriver:
 
 
 class _NtcipDriver:
+    """Commissioning over NTCIP 1202 (the protocol table's NTCIP driver)."""
+
+    free_running_counters = False  # detectorVolume is the last period's count
+    resume_needs_new_block = False  # any SET of a system-control object is the heartbeat
+
     def __init__(self, ep: Endpoint, fmap: FieldMap) -> None:
         from field_io.ntcip.profiles import vendor_profile
         from field_io.ntcip.transport import snmp_client
@@ -471,6 +491,13 @@ class _NtcipDriver:
         stored = pattern_to_plan(int(v[f"patternCycleTime.{fb}"]), int(v[f"patternOffsetTime.{fb}"]), back, self.fmap)
         return stored, "" if stored is not None else "the read-back pattern is not a valid plan"
 
+    async def heartbeat_check(self) -> tuple[bool, str]:
+        """NTCIP has no heartbeat object (field-io.md §1.8): what stands for it is the backup timer."""
+        return True, f"unitBackupTime {self.backup_time_s:g} s (heartbeat = any SET of a system-control object)"
+
+    def differences(self, cfg: dict[str, Any]) -> list[str]:
+        return _ntcip_differences(cfg, self.fmap)
+
     def close(self) -> None:
         self.client.close()
 
@@ -478,47 +505,53 @@ class _NtcipDriver:
 # ---- the checks -------------------------------------------------------------------------------------------
 
 
-def _configuration_differences(proto: FieldProtocol, cfg: dict[str, Any], fmap: FieldMap) -> list[str]:
+def _modbus_differences(cfg: dict[str, Any], fmap: FieldMap) -> list[str]:
+    """Controller configuration (the profile's config and intergreen tables) vs the inventory."""
     inter = fmap.intersection
     diffs: list[str] = []
-    if proto is FieldProtocol.MODBUS:
-        n = fmap.n_groups
-        ids = inter.group_ids
-        for k, g in enumerate(inter.groups):
-            if cfg["phase"][k] != int(fmap.phase[k]):
-                diffs.append(f"group {g.id}: controller phase {cfg['phase'][k]}, inventory {int(fmap.phase[k])}")
-            if cfg["kind"][k] is not g.kind:
-                diffs.append(f"group {g.id}: controller kind {cfg['kind'][k].value}, inventory {g.kind.value}")
-            for attr in ("min_green_s", "max_green_s", "yellow_s", "all_red_s", "walk_s", "ped_clearance_s"):
-                a, b = cfg[attr][k], math.ceil(getattr(g, attr) * 10 - 1e-6) / 10  # the profile rounds up
+    n = fmap.n_groups
+    ids = inter.group_ids
+    for k, g in enumerate(inter.groups):
+        if cfg["phase"][k] != int(fmap.phase[k]):
+            diffs.append(f"group {g.id}: controller phase {cfg['phase'][k]}, inventory {int(fmap.phase[k])}")
+        if cfg["kind"][k] is not g.kind:
+            diffs.append(f"group {g.id}: controller kind {cfg['kind'][k].value}, inventory {g.kind.value}")
+        for attr in ("min_green_s", "max_green_s", "yellow_s", "all_red_s", "walk_s", "ped_clearance_s"):
+            a, b = cfg[attr][k], math.ceil(getattr(g, attr) * 10 - 1e-6) / 10  # the profile rounds up
+            if abs(a - b) > 0.05:
+                diffs.append(f"group {g.id}: {attr} controller {a:g} s, inventory {b:g} s")
+    conf = cfg["conflicts"]
+    for i in range(n):
+        for j in range(i + 1, n):
+            if bool(conf[i, j]) != bool(inter.conflicts[i, j]):
+                what = "conflict" if inter.conflicts[i, j] else "no conflict"
+                diffs.append(f"groups {ids[i]}/{ids[j]}: inventory has {what}, the controller does not")
+    ig = cfg["intergreen_s"]
+    for i in range(n):
+        for j in range(n):
+            if inter.conflicts[i, j] or i == j:
+                a, b = ig[i, j], math.ceil(inter.intergreen_s[i, j] * 10 - 1e-6) / 10
                 if abs(a - b) > 0.05:
-                    diffs.append(f"group {g.id}: {attr} controller {a:g} s, inventory {b:g} s")
-        conf = cfg["conflicts"]
-        for i in range(n):
-            for j in range(i + 1, n):
-                if bool(conf[i, j]) != bool(inter.conflicts[i, j]):
-                    what = "conflict" if inter.conflicts[i, j] else "no conflict"
-                    diffs.append(f"groups {ids[i]}/{ids[j]}: inventory has {what}, the controller does not")
-        ig = cfg["intergreen_s"]
-        for i in range(n):
-            for j in range(n):
-                if inter.conflicts[i, j] or i == j:
-                    a, b = ig[i, j], math.ceil(inter.intergreen_s[i, j] * 10 - 1e-6) / 10
-                    if abs(a - b) > 0.05:
-                        diffs.append(f"intergreen {ids[i]}->{ids[j]}: controller {a:g} s, inventory {b:g} s")
-        stages = [frozenset(int(j) for j in np.flatnonzero(m)) for m in inter.stage_mask()]
-        if cfg["stages"] != stages:
-            diffs.append(
-                f"stages: controller {[sorted(ids[j] for j in s) for s in cfg['stages']]}, "
-                f"inventory {[sorted(ids[j] for j in s) for s in stages]}"
-            )
-        for d, ch in zip(inter.detectors, fmap.channel, strict=True):
-            got = cfg["detector_group"].get(int(ch))
-            want = inter.group_index(d.group)
-            if got != want:
-                gname = ids[got] if got is not None and 0 <= got < n else "nothing"
-                diffs.append(f"detector {d.id} (channel {int(ch)}): controller feeds {gname}, inventory {d.group}")
-        return diffs
+                    diffs.append(f"intergreen {ids[i]}->{ids[j]}: controller {a:g} s, inventory {b:g} s")
+    stages = [frozenset(int(j) for j in np.flatnonzero(m)) for m in inter.stage_mask()]
+    if cfg["stages"] != stages:
+        diffs.append(
+            f"stages: controller {[sorted(ids[j] for j in s) for s in cfg['stages']]}, "
+            f"inventory {[sorted(ids[j] for j in s) for s in stages]}"
+        )
+    for d, ch in zip(inter.detectors, fmap.channel, strict=True):
+        got = cfg["detector_group"].get(int(ch))
+        want = inter.group_index(d.group)
+        if got != want:
+            gname = ids[got] if got is not None and 0 <= got < n else "nothing"
+            diffs.append(f"detector {d.id} (channel {int(ch)}): controller feeds {gname}, inventory {d.group}")
+    return diffs
+
+
+def _ntcip_differences(cfg: dict[str, Any], fmap: FieldMap) -> list[str]:
+    """Controller configuration (the NTCIP 1202 phase and detector tables) vs the inventory."""
+    inter = fmap.intersection
+    diffs: list[str] = []
     # NTCIP: per phase, in the MIB's units (whole seconds; tenths for yellow and red clearance).
     for p in fmap.phases:
         veh = [g for k, g in enumerate(inter.groups) if int(fmap.phase[k]) == p and not g.is_pedestrian]
@@ -579,7 +612,7 @@ async def _commission(
     proto: FieldProtocol, ep: Endpoint, inter: Intersection, opt: CommissionOptions, report: CommissioningReport
 ) -> None:
     fmap = field_map(inter)
-    drv: Any = _ModbusDriver(ep, fmap) if proto is FieldProtocol.MODBUS else _NtcipDriver(ep, fmap)
+    drv: Any = load(protocol_spec(proto).commissioning_driver)(ep, fmap)
     checks = {c.name: c for c in report.checks}
     try:
         # 1. identity
@@ -605,14 +638,8 @@ async def _commission(
         c.measured["clock_skew_s"] = round(skew, 3)
         c.details.append(f"controller clock {datetime.fromtimestamp(t_ctl, UTC).isoformat(timespec='seconds')}, "
                          f"skew {skew:+.2f} s (tolerance {opt.clock_tolerance_s:g} s)")  # fmt: skip
-        seen = True
-        if proto is FieldProtocol.MODBUS:
-            await drv.heartbeat()
-            st = await drv.status()
-            seen = st.heartbeat_echo == drv.hb
-            c.details.append(f"heartbeat {drv.hb} written, controller echoes {st.heartbeat_echo}")
-        else:
-            c.details.append(f"unitBackupTime {drv.backup_time_s:g} s (heartbeat = any SET of a system-control object)")
+        seen, detail = await drv.heartbeat_check()
+        c.details.append(detail)
         if abs(skew) > opt.clock_tolerance_s:
             c.fail(f"clock skew {skew:+.2f} s exceeds {opt.clock_tolerance_s:g} s")
         elif not seen:
@@ -622,7 +649,7 @@ async def _commission(
 
         # 3. configuration
         c = checks["configuration"]
-        diffs = _configuration_differences(proto, await drv.configuration(), fmap)
+        diffs = drv.differences(await drv.configuration())
         c.details += diffs
         if diffs:
             c.fail(f"{len(diffs)} difference(s) between the controller and the inventory")
@@ -642,7 +669,7 @@ async def _commission(
             c.details += problems
             c.fail("the fallback plan fails the plan check against the inventory")
         else:
-            step = 0.1 if proto is FieldProtocol.MODBUS else 1.0
+            step = protocol_spec(proto).plan_step_s
             sent = quantize_plan(plan, step)
             stored, why = await drv.upload_fallback(plan)
             c.details.append(
@@ -682,7 +709,7 @@ async def _detectors(drv: Any, fmap: FieldMap, opt: CommissionOptions, c: Check)
         await asyncio.sleep(opt.poll_s)
         st = await drv.status()
         now = time.monotonic()
-        if isinstance(drv, _ModbusDriver):
+        if drv.free_running_counters:
             counts += (st.volume - prev.volume) % 65536  # free-running counters: every period counted
             periods += (st.sequence - prev.sequence) % 65536
         elif st.sequence != prev.sequence:
@@ -760,7 +787,7 @@ async def _watchdog(drv: Any, plan: TimingPlan, opt: CommissionOptions, c: Check
         c.fail(f"fell back after {t_fb:.1f} s, earlier than the backup time {backup:g} s")
         return
     # Resume heartbeats with the old block (Modbus): control must not come back without a new block.
-    if isinstance(drv, _ModbusDriver):
+    if drv.resume_needs_new_block:
         t_bad = await _wait_for(drv, lambda s: s.central, timeout=(resume + 2) * poll, poll=poll, beat=block)
         if t_bad is not None:
             c.fail("control came back on heartbeats with the old command block (a new block is required)")

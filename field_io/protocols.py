@@ -49,6 +49,10 @@ class ProtocolSpec:
     loop. ``device_id``: endpoints are addressed by a unit/device id (validated
     1-247, shown in labels); ``vendor_profile``: endpoints name a vendor profile.
     ``plan_step_s``: the resolution of plan times in the command block.
+    ``snmp_credentials``: writes are authorised by SNMP credentials (communities
+    or a USM user), so default communities are refused outside a demo;
+    ``tls``: the protocol has no authentication of its own and is secured by
+    TLS (Modbus/TCP Security), so without TLS it listens on loopback only.
     ``emulator_holds_connections``: the emulator's servers keep one connection
     per central (TCP), so a finishing emulator waits for central to close them;
     otherwise (UDP) it waits a fixed half second for central's last read.
@@ -64,6 +68,8 @@ class ProtocolSpec:
     vendor_profile: bool
     plan_step_s: float
     emulator_holds_connections: bool
+    snmp_credentials: bool
+    tls: bool
 
     def backend_class(self) -> Any:
         """The central backend class (a :class:`~field_io.polled.PolledFieldBackend` subclass)."""
@@ -92,6 +98,8 @@ PROTOCOLS: dict[FieldProtocol, ProtocolSpec] = {
         vendor_profile=False,
         plan_step_s=0.1,
         emulator_holds_connections=True,
+        snmp_credentials=False,
+        tls=True,
     ),
     FieldProtocol.NTCIP: ProtocolSpec(
         protocol=FieldProtocol.NTCIP,
@@ -112,6 +120,8 @@ PROTOCOLS: dict[FieldProtocol, ProtocolSpec] = {
         vendor_profile=True,
         plan_step_s=1.0,
         emulator_holds_connections=False,
+        snmp_credentials=True,
+        tls=False,
     ),
 }
 

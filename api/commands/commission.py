@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from field_io.protocols import protocol_names, protocol_spec
+
 __all__ = ["register", "run"]
 
 
@@ -17,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Check one field controller against the intersection inventory and print a pass/fail "
         "checklist a technician can sign. Exit code 0 only if every check passed.",
     )
-    p.add_argument("--protocol", required=True, choices=["modbus", "ntcip"], help="field protocol")
+    p.add_argument("--protocol", required=True, choices=protocol_names(), help="field protocol")
     p.add_argument("--host", required=True, help="controller address")
     p.add_argument("--port", type=int, required=True, help="controller port (Modbus 502/802, SNMP 161)")
     p.add_argument("--intersection", required=True, metavar="FILE", help="the intersection inventory (.toml/.yaml)")
@@ -99,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
             priv_key=args.priv_key,
         ),
     )
-    if ep.protocol is FieldProtocol.NTCIP:  # commissioning SETs (plan upload, heartbeats): never with `public`
+    if protocol_spec(ep.protocol).snmp_credentials:  # commissioning SETs (plan upload, heartbeats): never with `public`
         from field_io.ntcip.profiles import vendor_profile
 
         vendor_profile(ep.vendor)  # an unknown profile is the first thing to fix

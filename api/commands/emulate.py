@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from api.commands._sumo_args import add_sumo_args
+from field_io.protocols import protocol_names, protocol_spec
 
 __all__ = ["register", "run", "parse_detector_faults"]
 
@@ -23,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "k-th intersection) or NTCIP 1202 over SNMP (one UDP port per intersection: PORT, PORT+1, ...). With "
         "--sumo, the controllers' outputs drive the SUMO intersections and SUMO's detectors feed their inputs.",
     )
-    p.add_argument("--protocol", required=True, choices=["modbus", "ntcip"], help="field protocol")
+    p.add_argument("--protocol", required=True, choices=protocol_names(), help="field protocol")
     p.add_argument(
         "--intersection",
         metavar="FILE",
@@ -159,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     if any((args.tls_cert, args.tls_key, args.tls_ca)):
         if not all((args.tls_cert, args.tls_key, args.tls_ca)):
             raise InputError("Modbus/TCP Security needs --tls-cert, --tls-key and --tls-ca together")
-        if args.protocol != "modbus":
+        if not protocol_spec(args.protocol).tls:
             raise InputError("--tls-* apply to Modbus; NTCIP uses SNMPv3 (--snmp-version 3)")
         tls = server_context(TlsConfig(args.tls_cert, args.tls_key, args.tls_ca, role=args.tls_role))
     snmp = SnmpCredentials(
@@ -195,11 +196,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         eps = emu.start()
         for e in eps:
-            dev = f" device {e.device_id}" if args.protocol == "modbus" else ""
+            dev = f" device {e.device_id}" if protocol_spec(args.protocol).device_id else ""
             print(f"{e.intersection}: {args.protocol} {e.host}:{e.port}{dev}", flush=True)
         if emu.feed is not None:
             print(f"vehicle feed (bus GPS, emergency): tcp {emu.feed.host}:{emu.feed.port}", flush=True)
-        if args.insecure_demo and (why := snmp.default_write) and args.protocol == "ntcip":
+        if args.insecure_demo and (why := snmp.default_write) and protocol_spec(args.protocol).snmp_credentials:
             print(f"INSECURE DEMO: SNMP writes accepted although {why}", file=sys.stderr, flush=True)
         mode = "lockstep" if args.lockstep else f"real time, tick {args.tick:g} s"
         print(

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from api.commands._sumo_args import add_input_args, add_sumo_args, console, progress_bar, spec_from_args
+from field_io.protocols import protocol_names
 
 __all__ = ["register", "run", "kpi_table", "check_controllers"]
 
@@ -37,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", metavar="PATH", help="write the KPIs as JSON")
     p.add_argument(
         "--via",
-        choices=["modbus", "ntcip"],
+        choices=protocol_names(),
         help="software in the loop: drive SUMO through emulated field controllers over this protocol",
     )
     p.set_defaults(func=run)

@@ -158,9 +158,10 @@ class Emulator:
         TLS it listens on loopback only, unless ``plaintext_modbus`` (a closed
         cabinet network, zone Z4 of field-io.md §4.3) or ``insecure_demo`` says otherwise.
         """
-        if self.protocol is FieldProtocol.NTCIP:
+        spec = protocol_spec(self.protocol)
+        if spec.snmp_credentials:
             require_secure_snmp(snmp, insecure_demo=demo, where="emulator")
-        elif tls is None and not is_loopback(host) and not (plaintext or demo):
+        elif spec.tls and tls is None and not is_loopback(host) and not (plaintext or demo):
             raise InputError(
                 f"refusing to serve Modbus without TLS on {host}: give --tls-cert/--tls-key/--tls-ca, "
                 "listen on 127.0.0.1, or --plaintext-modbus for a closed cabinet network",
