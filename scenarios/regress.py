@@ -43,9 +43,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from xml.sax.saxutils import escape, quoteattr
 
+from pydantic import Field
+
+from intersections.config import ConfigModel, validate, where_of
 from intersections.errors import InputError
 from scenarios.runs import RunJob
 from scenarios.sweep import KPI_DIRECTION, RunOutcome
@@ -117,8 +120,32 @@ def _suite_file(name_or_path: str | Path) -> Path:
     return f
 
 
+class _ToleranceTable(ConfigModel):
+    rel: float = Field(0.0, ge=0)
+    abs: float = Field(0.0, ge=0)
+
+
+class _ScenarioTable(ConfigModel):
+    end_s: float | None = Field(None, gt=0)
+
+
+class _SuiteFile(ConfigModel):
+    """A suite file as written (module docstring); :func:`load_suite` adds the cross-checks."""
+
+    name: str | None = Field(None, pattern=_NAME_RE.pattern)
+    description: str = ""
+    scenarios: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    controllers: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    seeds: list[Annotated[int, Field(ge=0)]] = Field([1], min_length=1)
+    end_s: float | None = Field(None, gt=0)
+    events: bool = False
+    exclude: dict[str, str] = Field(default_factory=dict)
+    tolerances: dict[str, _ToleranceTable] = Field(default_factory=dict)
+    scenario: dict[str, _ScenarioTable] = Field(default_factory=dict)
+
+
 def load_suite(name_or_path: str | Path) -> Suite:
-    """Read and check a suite file (module docstring); errors name the file and the key."""
+    """Read and check a suite file (module docstring); errors name the file, the table and the key."""
     path = _suite_file(name_or_path)
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -126,59 +153,28 @@ def load_suite(name_or_path: str | Path) -> Suite:
         raise InputError("suite file not found", where=str(path)) from None
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"not valid TOML: {e}", where=str(path)) from None
-    where = str(path)
-    known = {"name", "description", "scenarios", "controllers", "seeds", "end_s", "events", "exclude", "tolerances",
-             "scenario"}  # fmt: skip
-    extra = set(doc) - known
-    if extra:
-        raise InputError(f"unknown keys {sorted(extra)}", where=where)
-    name = str(doc.get("name", path.stem))
-    if not _NAME_RE.match(name):
-        raise InputError(f"name {name!r}: letters, digits, '_', '-', '.' only", where=where)
-
-    def strings(key: str) -> tuple[str, ...]:
-        v = doc.get(key)
-        if not isinstance(v, list) or not v or not all(isinstance(x, str) and x for x in v):
-            raise InputError(f"{key} must be a non-empty list of names", where=f"{where}: {key}")
-        return tuple(v)
-
-    seeds = doc.get("seeds", [1])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
-        raise InputError("seeds must be a non-empty list of non-negative integers", where=f"{where}: seeds")
-    end_s = doc.get("end_s")
-    if end_s is not None and (not isinstance(end_s, int | float) or end_s <= 0):
-        raise InputError("end_s must be a positive number of seconds", where=f"{where}: end_s")
+    f = validate(_SuiteFile, doc, path=path)
     tols: dict[str, Tolerance] = {}
-    for kpi, t in (doc.get("tolerances") or {}).items():
-        w = f"{where}: tolerances.{kpi}"
+    for kpi, t in f.tolerances.items():
         if kpi not in KPI_DIRECTION:
-            raise InputError(f"unknown KPI (known: {', '.join(KPI_DIRECTION)})", where=w)
-        if not isinstance(t, dict) or set(t) - {"rel", "abs"}:
-            raise InputError("expected { rel = ..., abs = ... }", where=w)
-        rel, ab = float(t.get("rel", 0.0)), float(t.get("abs", 0.0))
-        if rel < 0 or ab < 0:
-            raise InputError("rel and abs must be >= 0", where=w)
-        tols[kpi] = Tolerance(rel, ab, KPI_DIRECTION[kpi])
+            raise InputError(
+                f"unknown KPI (known: {', '.join(KPI_DIRECTION)})", where=where_of(path, ("tolerances", kpi))
+            )
+        tols[kpi] = Tolerance(t.rel, t.abs, KPI_DIRECTION[kpi])
     if not tols:
-        raise InputError("the suite tracks no KPI: add a [tolerances] table", where=where)
-    per: dict[str, float] = {}
-    for scn, body in (doc.get("scenario") or {}).items():
-        if not isinstance(body, dict) or set(body) - {"end_s"}:
-            raise InputError("only end_s may be overridden per scenario", where=f"{where}: scenario.{scn}")
-        if "end_s" in body:
-            per[scn] = float(body["end_s"])
+        raise InputError("the suite tracks no KPI: add a [tolerances] table", where=str(path))
     return Suite(
-        name=name,
+        name=f.name if f.name is not None else path.stem,
         path=path,
-        scenarios=strings("scenarios"),
-        controllers=strings("controllers"),
-        seeds=tuple(int(s) for s in seeds),
-        end_s=float(end_s) if end_s is not None else None,
-        events=bool(doc.get("events", False)),
+        scenarios=tuple(f.scenarios),
+        controllers=tuple(f.controllers),
+        seeds=tuple(f.seeds),
+        end_s=f.end_s,
+        events=f.events,
         tolerances=tols,
-        exclude={str(k): str(v) for k, v in (doc.get("exclude") or {}).items()},
-        scenario_end_s=per,
-        description=str(doc.get("description", "")),
+        exclude=dict(f.exclude),
+        scenario_end_s={scn: o.end_s for scn, o in f.scenario.items() if o.end_s is not None},
+        description=f.description,
     )
 
 

@@ -133,6 +133,24 @@ def test_suite_file_errors_name_the_key(tmp_path: Path) -> None:
         rg.load_suite("no-such-suite")
 
 
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        (("seeds = [1]", 'seeds = [1, "2"]'), "seeds[1]"),
+        (("end_s = 600", "end_s = -5"), "end_s"),
+        (("seeds = [1]", "seeds = [1]\ncolour = 1"), "colour"),
+        (("events = true", "events = true\nscenario.arterial = { end_s = 900, seed = 2 }"), "scenario.arterial.seed"),
+    ],
+)
+def test_suite_file_errors_are_one_line_naming_file_table_and_field(
+    tmp_path: Path, change: tuple[str, str], where: str
+) -> None:
+    with pytest.raises(InputError) as e:
+        _suite(tmp_path, SUITE.replace(*change))
+    assert e.value.where is not None and e.value.where.endswith(f".toml:{where}")
+    assert "\n" not in str(e.value)
+
+
 def test_the_ci_suite_and_its_baselines_cover_every_scenario_and_controller() -> None:
     suite = rg.load_suite("ci")
     library = {s for s in suite.scenarios if not s.startswith("corpus:")}
