@@ -11,6 +11,7 @@ a number and ``true`` is not 1 (a TOML integer is still a float).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,7 +28,7 @@ M = TypeVar("M", bound=BaseModel)
 class ConfigModel(BaseModel):
     """Base of configuration-file models: unknown keys and type coercion are refused, values frozen."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 def where_of(path: str | Path, loc: tuple[int | str, ...] | list[int | str] = ()) -> str:
@@ -39,16 +40,39 @@ def where_of(path: str | Path, loc: tuple[int | str, ...] | list[int | str] = ()
 
 
 def _message(err: Mapping[str, Any]) -> str:
-    kind, msg = err.get("type", ""), str(err.get("msg", "invalid value"))
+    """pydantic's error in the house wording (``must be >= 1, got -2``), one line."""
+    kind, ctx, got = err.get("type", ""), err.get("ctx") or {}, err.get("input")
     if kind == "extra_forbidden":
         return "unknown field"
     if kind == "missing":
         return "missing required field"
     if kind == "value_error":
-        msg = msg.removeprefix("Value error, ")
-    got = err.get("input")
-    if kind != "value_error" and not isinstance(got, dict | list):
-        msg = f"{msg}, got {got!r}"
+        return str(err.get("msg", "")).removeprefix("Value error, ")
+    if kind == "literal_error":
+        choices = sorted(re.findall(r"'([^']*)'", str(ctx.get("expected", ""))))
+        return f"must be one of {', '.join(choices)}; got {got!r}"
+    bounds = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
+    if kind in bounds:
+        limit = next(iter(ctx.values()))
+        return f"must be {bounds[kind]} {limit:g}, got {got!r}"
+    if kind == "int_type" and isinstance(got, float):
+        return f"must be a whole number, got {got!r}"
+    words = {
+        "int_type": "a whole number",
+        "float_type": "a number",
+        "bool_type": "true or false",
+        "string_type": "a string",
+        "list_type": "a list",
+        "dict_type": "a table",
+        "model_type": "a table",
+        "finite_number": "finite",
+        "string_too_short": "a non-empty string",
+        "too_short": "non-empty",
+        "string_pattern_mismatch": "letters, digits, '_', '-' or '.'",
+    }
+    if kind in words:
+        return f"must be {words[kind]}, got {got!r}" if not isinstance(got, dict | list) else f"must be {words[kind]}"
+    msg = str(err.get("msg", "invalid value"))
     return msg[:1].lower() + msg[1:]
 
 

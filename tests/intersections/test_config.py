@@ -31,9 +31,10 @@ def test_a_valid_document_becomes_a_frozen_model() -> None:
     [
         ({}, "a.toml:name", "missing required field"),
         ({"name": "x", "colour": 1}, "a.toml:colour", "unknown field"),
-        ({"name": "x", "seeds": [1, "2"]}, "a.toml:seeds[1]", "valid integer, got '2'"),
-        ({"name": "x", "seeds": [True]}, "a.toml:seeds[0]", "valid integer"),
-        ({"name": "x", "approach": {"n": {"rate_veh_h": -1}}}, "a.toml:approach.n.rate_veh_h", ">= 0|greater than"),
+        ({"name": "x", "seeds": [1, "2"]}, "a.toml:seeds[1]", "must be a whole number, got '2'"),
+        ({"name": "x", "seeds": [True]}, "a.toml:seeds[0]", "whole number, got True"),
+        ({"name": "x", "seeds": [1.5]}, "a.toml:seeds[0]", "must be a whole number, got 1.5"),
+        ({"name": "x", "approach": {"n": {"rate_veh_h": -1}}}, "a.toml:approach.n.rate_veh_h", "must be >= 0, got -1"),
     ],
 )
 def test_the_first_mistake_is_one_line_naming_file_table_and_field(doc: dict, where: str, says: str) -> None:
