@@ -602,7 +602,11 @@ class LocalController:
         cur_bit = np.where(has, 1 << np.maximum(cur, 0), 0)
         held = has & ((self.hold & cur_bit) != 0) & ((self.force_off & cur_bit) == 0)
         nxt = next_stage_with_demand(cur, call, p.stage_valid)
-        stage_req = np.where(held | (nxt < 0), HOLD, nxt)
+        # The next stage is chosen once the current one is green: during a change interval the target
+        # stands (re-choosing "the stage after the target" every tick would chase the target forever when
+        # several stages are called, as a standard central's phase call or recall does).
+        changing = stage_green_elapsed_s(ctx, p) < 0
+        stage_req = np.where(held | (nxt < 0) | changing, HOLD, nxt)
         stage_req = np.where(has, stage_req, np.where(self.target_req >= 0, self.target_req, HOLD))
         central = self.in_control
         req = np.where(

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-__all__ = ["Syntax", "Obj", "ASC", "OBJECTS", "obj", "oid_str", "SYSTEM_CONTROL", "GW_BASE"]
+__all__ = ["Syntax", "Obj", "ASC", "OBJECTS", "obj", "oid_str", "SYSTEM_CONTROL", "GW_BASE", "extension_table"]
 
 ASC = (1, 3, 6, 1, 4, 1, 1206, 4, 2, 1)
 GLOBAL = (1, 3, 6, 1, 4, 1, 1206, 4, 2, 6)
@@ -322,3 +322,47 @@ def obj(name: str) -> Obj:
 
 def oid_str(oid: tuple[int, ...]) -> str:
     return ".".join(str(x) for x in oid)
+
+
+#: What each greenwave extension object means (the docs table is generated from these and the rows above).
+EXTENSION_DOCS: dict[str, str] = {
+    "gwProfileVersion": "greenwave NTCIP profile version, `major.minor` (central speaks 1.x)",
+    "gwIntersectionId": "the inventory id of the intersection this controller runs",
+    "gwMode": "controller mode: 0 local plan, 1 central stage, 2 central plan, 3 flash, 4 fault "
+    "(`field_io.commands.ControllerMode`)",
+    "gwAcceptedSeq": "sequence number of the last command the controller accepted",
+    "gwRejectedSeq": "sequence number of the last command it refused",
+    "gwRejectReason": "why (`field_io.commands.RejectReason`: 3 stage out of range, 5 plan invalid, "
+    "7 local override, 10 forbidden value, ...)",
+    "gwCurrentStage": "stage fully green, 1-based; 0 in a transition",
+    "gwStageTimer": "time the current stage has been green",
+    "gwTick": "controller ticks since start (one per detector period)",
+    "gwLockstepStep": "software in the loop: central writes the step it asks for; the reply waits for it",
+    "gwStatusBits": "status word (`field_io.commands.StatusBits`, the same bits as the Modbus status register)",
+    "gwPlanClock": "the controller's plan clock",
+    "gwHeartbeatAge": "time since the last system-control SET (the NTCIP heartbeat)",
+    "gwCommissioning": "1 while the technician's commissioning switch is on (fallback plan upload allowed)",
+    "gwGroupQueue": "vehicles queued per signal group (index: group, 1-based) from zone detectors; "
+    "65535 = not measured",
+}
+
+
+def extension_table() -> str:
+    """The greenwave extension objects as a Markdown table (docs/field.md embeds it; a test keeps it in step)."""
+    rows = [
+        "| object | OID | access | syntax | unit | meaning |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for o in _TABLE:
+        if o.source != "greenwave":
+            continue
+        inst = oid_str(o.oid) + (".0" if o.scalar else ".<group>")
+        unit = f"{o.unit} x {o.scale:g}" if o.scale != 1 else o.unit
+        rows.append(
+            f"| `{o.name}` | {inst} | {o.access} | {o.syntax.value} | {unit} | {EXTENSION_DOCS.get(o.name, '')} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":  # python -m field_io.ntcip.oids > table (paste into docs/field.md)
+    print(extension_table(), end="")
