@@ -631,6 +631,8 @@ class EngineRunner:
             for a in s.scalars(select(AlarmRow).where(AlarmRow.acked_at.is_(None))):
                 if a.intersection_id in ids:
                     self.alarm_state[a.id] = (ids.index(a.intersection_id), False, False)
+            for a in s.scalars(select(AlarmRow).where(AlarmRow.shelved_until.is_not(None))):
+                self.shelved[a.id] = a.shelved_until
 
     def _command_control(self, s: Any, c: CommandRow) -> Control:
         kw = {"source": "command", "command_id": c.id, "expires_at": c.expires_at}
@@ -802,7 +804,7 @@ class EngineRunner:
             self.sim_time_s = res.time_s
             self._after_tick(res)
             self.first_tick.set()
-            if time.monotonic() - self._last_maintenance >= MAINTENANCE_S:
+            if time.monotonic() - self._last_maintenance >= min(MAINTENANCE_S, s.alarm_escalate_s / 4):
                 self._maintenance(utcnow())
             if time.monotonic() - last_flush >= s.event_flush_s:
                 self._flush_events()
@@ -898,6 +900,9 @@ class EngineRunner:
         param = {"fixed": (c.plan_version or 1) % 253 or 253, "flash": 255, "hold": 254}.get(c.kind, 0)
         self.recorder.emit(self.sim_time_s, r, EventCode.PATTERN_CHANGE, param)
         self.applied[r] = c
+        if hasattr(self, "_t_cycle_start"):  # a new control: measure its cycles afresh
+            self._t_cycle_start[r] = self._t_cycle_s[r] = self._t_offset_s[r] = np.nan
+            self._t_splits[r], self._t_current[r] = {}, {}
 
     # operations the API posts ---------------------------------------------------------
     def set_standing(self, intersection_id: str, control: Control) -> None:
@@ -1159,12 +1164,14 @@ class EngineRunner:
     def _maintenance(self, now: datetime) -> None:
         """Prune history older than ``history_days``; escalate unacknowledged alarms; end expired shelves."""
         self._last_maintenance = time.monotonic()
-        keep_from = self.clock(self.sim_time_s) - timedelta(days=self.settings.history_days)
-        from sqlalchemy import delete
+        if self._last_maintenance - getattr(self, "_last_prune", -MAINTENANCE_S) >= MAINTENANCE_S:
+            self._last_prune = self._last_maintenance
+            keep_from = self.clock(self.sim_time_s) - timedelta(days=self.settings.history_days)
+            from sqlalchemy import delete
 
-        with self.db.session() as s:
-            s.execute(delete(EventChunk).where(EventChunk.end_at < keep_from))
-            s.execute(delete(KpiSample).where(KpiSample.at < keep_from))
+            with self.db.session() as s:
+                s.execute(delete(EventChunk).where(EventChunk.end_at < keep_from))
+                s.execute(delete(KpiSample).where(KpiSample.at < keep_from))
         self.check_alarms(now)
 
     def check_alarms(self, now: datetime) -> None:
@@ -1382,6 +1389,9 @@ def alarm_public(a: AlarmRow) -> dict[str, Any]:
         "acked_by": a.acked_by,
         "ack_note": a.ack_note,
         "active": a.cleared_at is None,
+        "shelved_until": a.shelved_until.isoformat() if a.shelved_until else None,
+        "shelved_by": a.shelved_by,
+        "escalated_at": a.escalated_at.isoformat() if a.escalated_at else None,
     }
 
 

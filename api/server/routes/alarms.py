@@ -1,8 +1,16 @@
-"""Alarms (list, filter, acknowledge with user and note) and the audit log."""
+"""Alarms (list, filter, acknowledge with user and note, shelve for a while) and the audit log.
+
+Shelving follows ISA-18.2 alarm management: an operator takes a nuisance alarm
+(a detector known to be broken, a controller under maintenance) off the open
+list for a limited time with a reason; the shelf expires by itself and the
+alarm comes back if still unacknowledged. An alarm left unacknowledged for
+``alarm_escalate_s`` is escalated one severity step (see
+:meth:`~api.server.live.EngineRunner.check_alarms`); a shelved one is not.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
@@ -12,7 +20,7 @@ from api.server.auth import Permission, Principal
 from api.server.db import AlarmRow, AuditEntry, utcnow
 from api.server.deps import ServiceState, require, service
 from api.server.live import alarm_public
-from api.server.schemas import AckIn
+from api.server.schemas import AckIn, ShelveIn
 
 router = APIRouter(prefix="/api", tags=["alarms"])
 reader = require(Permission.READ)
@@ -20,8 +28,8 @@ reader = require(Permission.READ)
 
 @router.get("/alarms")
 def list_alarms(
-    state: Literal["open", "active", "unacked", "acked", "cleared", "all"] = Query(
-        "open", description="open = active or not yet acknowledged"
+    state: Literal["open", "active", "unacked", "acked", "cleared", "shelved", "all"] = Query(
+        "open", description="open = active or not yet acknowledged, and not shelved"
     ),
     intersection: str | None = Query(None, min_length=1, max_length=64),
     severity: int | None = Query(None, ge=1, le=3, description="at most this severity number (1 = critical only)"),
@@ -33,8 +41,12 @@ def list_alarms(
     """Alarms, newest first, with counts (KITS-style acknowledged / unacknowledged / total)."""
     with svc.db.session() as s:
         q = select(AlarmRow)
+        now = utcnow()
         if state == "open":
             q = q.where((AlarmRow.cleared_at.is_(None)) | (AlarmRow.acked_at.is_(None)))
+            q = q.where((AlarmRow.shelved_until.is_(None)) | (AlarmRow.shelved_until <= now))
+        elif state == "shelved":
+            q = q.where(AlarmRow.shelved_until > now)
         elif state == "active":
             q = q.where(AlarmRow.cleared_at.is_(None))
         elif state == "unacked":
@@ -57,8 +69,61 @@ def list_alarms(
             "total": len(alarms),
             "unacked": sum(1 for a in alarms if a["acked_at"] is None),
             "active": sum(1 for a in alarms if a["active"]),
+            "escalated": sum(1 for a in alarms if a["escalated_at"] and a["acked_at"] is None),
         },
     }
+
+
+@router.post(
+    "/alarms/{alarm_id}/shelve",
+    responses={404: {"description": "unknown alarm"}, 409: {"description": "already acknowledged"}},
+)
+def shelve_alarm(
+    body: ShelveIn,
+    alarm_id: int = Path(ge=1, le=2**31 - 1),
+    who: Principal = Depends(require(Permission.ACK_ALARM)),
+    svc: ServiceState = Depends(service),
+) -> dict[str, Any]:
+    """Take an unacknowledged alarm off the open list for ``minutes``, with a reason; it returns by itself."""
+    with svc.db.session() as s:
+        a = s.get(AlarmRow, alarm_id)
+        if a is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown alarm")
+        if a.acked_at is not None:
+            raise HTTPException(status.HTTP_409_CONFLICT, f"already acknowledged by {a.acked_by}: nothing to shelve")
+        until = utcnow() + timedelta(minutes=body.minutes)
+        a.shelved_until, a.shelved_by = until, who.username
+        svc.db.audit(
+            s, who.username, "alarm.shelve", a.intersection_id, alarm_id=a.id, until=until.isoformat(), note=body.note
+        )
+        out = alarm_public(a)
+    svc.runner.post(lambda r: r.set_shelved(alarm_id, until))
+    svc.runner.publish("alarm", out)
+    return out
+
+
+@router.post(
+    "/alarms/{alarm_id}/unshelve",
+    responses={404: {"description": "unknown alarm"}, 409: {"description": "not shelved"}},
+)
+def unshelve_alarm(
+    alarm_id: int = Path(ge=1, le=2**31 - 1),
+    who: Principal = Depends(require(Permission.ACK_ALARM)),
+    svc: ServiceState = Depends(service),
+) -> dict[str, Any]:
+    """Put a shelved alarm back on the open list before its shelf expires."""
+    with svc.db.session() as s:
+        a = s.get(AlarmRow, alarm_id)
+        if a is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown alarm")
+        if a.shelved_until is None:
+            raise HTTPException(status.HTTP_409_CONFLICT, "not shelved")
+        a.shelved_until = None
+        svc.db.audit(s, who.username, "alarm.unshelve", a.intersection_id, alarm_id=a.id, why="by hand")
+        out = alarm_public(a)
+    svc.runner.post(lambda r: r.set_shelved(alarm_id, None))
+    svc.runner.publish("alarm", out)
+    return out
 
 
 @router.post(

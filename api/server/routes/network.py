@@ -58,7 +58,6 @@ async def reader_cached(
     return who
 
 
-
 def network_or_503(runner: EngineRunner) -> Any:
     if runner.network is None:
         raise HTTPException(
@@ -347,14 +346,18 @@ def events(
     end: datetime | None = Query(None, description="ISO 8601; default: now on the controller clock"),
     codes: str | None = Query(None, max_length=400, pattern=r"^[0-9]{1,3}(,[0-9]{1,3})*$", description="e.g. 1,8,9,82"),
     limit: int = Query(10_000, ge=1, le=200_000),
+    offset: int = Query(0, ge=0, le=10_000_000, description="paging: skip this many (the next_offset of a page)"),
+    order: Literal["asc", "desc"] = Query("asc", description="desc: newest first (the dashboard's pages)"),
     format: Literal["json", "csv"] = Query("json"),
     _: Principal = Depends(reader),
     svc: ServiceState = Depends(service),
 ) -> Any:
     """High-resolution controller events in the Indiana enumeration (ATSPM columns).
 
-    JSON: ``{"columns": ["TimeStamp", "DeviceId", "EventId", "Parameter"], "events": [[...], ...]}``;
-    CSV: the same columns, as ATSPM tools and the ``atspm`` package read them.
+    JSON: ``{"columns": ["TimeStamp", "DeviceId", "EventId", "Parameter"], "events": [[...], ...],
+    "total": N, "next_offset": k | null}``; CSV: the same columns, as ATSPM tools and the ``atspm``
+    package read them. Pages: ``offset`` and ``limit`` over the window's events in ``order``;
+    events are kept ``history_days`` (at least 7).
     """
     try:
         end_at = _as_utc(end) or svc.runner.clock(svc.runner.sim_time_s) + timedelta(seconds=1)
@@ -375,8 +378,9 @@ def events(
                 ts = ch.start_at + timedelta(seconds=o)
                 if start_at <= ts <= end_at:
                     rows.append((ts, ch.intersection_id, c, p))
-    rows.sort(key=lambda x: (x[0], x[1], x[2]))
-    rows = rows[:limit]
+    rows.sort(key=lambda x: (x[0], x[1], x[2]), reverse=order == "desc")
+    total = len(rows)
+    rows = rows[offset : offset + limit]
     if format == "csv":
         buf = io.StringIO()
         buf.write("TimeStamp,DeviceId,EventId,Parameter\n")
@@ -386,7 +390,11 @@ def events(
     return {
         "columns": ["TimeStamp", "DeviceId", "EventId", "Parameter"],
         "events": [[ts.isoformat(timespec="milliseconds"), dev, c, p] for ts, dev, c, p in rows],
-        "truncated": len(rows) >= limit,
+        "start": start_at.isoformat(),
+        "end": end_at.isoformat(),  # pass both back with the next offset: the window then stays put
+        "truncated": offset + len(rows) < total,
+        "total": total,
+        "next_offset": offset + len(rows) if offset + len(rows) < total else None,
     }
 
 
