@@ -166,6 +166,10 @@ class PolledFieldBackend(BaseBackend):
         """One status read: on success ``_polled(link, status)``; on failure ``link.errors`` and a problem."""
         raise NotImplementedError
 
+    async def _poll_all(self, links: Sequence[Any]) -> None:
+        """Read every controller in ``links`` concurrently (a protocol may batch this)."""
+        await asyncio.gather(*(self._poll(link) for link in links))
+
     def _command(self, link: Any, commands: Commands) -> Coroutine[Any, Any, None] | None:
         """This tick's transaction for an active, readable controller (None: nothing to send)."""
         raise NotImplementedError
@@ -271,10 +275,11 @@ class PolledFieldBackend(BaseBackend):
     # ---- the backend protocol -------------------------------------------------------------------------------
     def read(self) -> Observation:
         self._require_open()
+        assert self._loop is not None
         if not self.lockstep or self.step == 0:
-            self._run(self._poll(link) for link in self.links)
+            self._loop.run(self._poll_all(self.links))
         else:  # lockstep: advance() already read the controllers that stepped
-            self._run(self._poll(link) for link in self.links if not link.status_fresh)
+            self._loop.run(self._poll_all([link for link in self.links if not link.status_fresh]))
         return self._observation()
 
     def _observation(self) -> Observation:

@@ -38,11 +38,13 @@ and ``central_control``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import struct
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -102,6 +104,13 @@ EXCEPTION_NAMES = {
 }
 _HB = COMMAND.address("heartbeat")
 _CENTRAL, _PENDING = int(StatusBits.CENTRAL_CONTROL), int(StatusBits.PENDING_HANDBACK)
+
+
+def _plain_registers(answer: bytes | None, fc: int, count: int) -> list[int] | None:
+    """The registers of a clean answer to function ``fc`` (None: anything else, to be retried)."""
+    if answer is None or len(answer) != 2 + 2 * count or answer[0] != fc or answer[1] != 2 * count:
+        return None
+    return list(struct.unpack_from(f">{count}H", answer, 2))
 
 
 class _Fail(Exception):
@@ -389,6 +398,25 @@ class ModbusBackend(PolledFieldBackend):
         return self._registers(answer, rcount, describe)
 
     # ---- per tick ---------------------------------------------------------------------------------
+    def _status_words(self, link: ModbusLink, step: int | None) -> tuple[int, list[int]] | None:
+        """What this tick's status transaction writes (address, words), or None for a plain read.
+
+        A commanded controller gets the next heartbeat with every read; in lockstep the step number
+        (and a pending command block) ride along, and an inactive row gets the step alone.
+        """
+        if not (link.was_active or step is not None):
+            return None
+        words = heartbeat_words(link.heartbeat, self.wall_clock(), step or 0)
+        if not link.was_active:
+            return _HB + 4, words[4:5]  # lockstep step only: no heartbeat for an inactive row
+        link.heartbeat = (link.heartbeat + 1) & 0xFFFF
+        words[0] = link.heartbeat
+        if step is not None and link.block is not None and link.must_write:
+            words += encode_command_block(link.block, link.fmap.intersection)
+            link.written_seq = link.block.seq
+            link.must_write = False
+        return _HB, words
+
     async def _poll(self, link: ModbusLink, *, step: int | None = None) -> None:
         """Read one controller's status (heartbeat with it when it is commanded)."""
         await self._connect(link)
@@ -398,19 +426,9 @@ class ModbusBackend(PolledFieldBackend):
         assert plan is not None
         base, count = plan.base, plan.count
         try:
-            if link.was_active or step is not None:
-                words = heartbeat_words(link.heartbeat, self.wall_clock(), step or 0)
-                if link.was_active:
-                    link.heartbeat = (link.heartbeat + 1) & 0xFFFF
-                    words[0] = link.heartbeat
-                    addr = _HB
-                    if step is not None and link.block is not None and link.must_write:
-                        words += encode_command_block(link.block, link.fmap.intersection)
-                        link.written_seq = link.block.seq
-                        link.must_write = False
-                else:
-                    words, addr = words[4:5], _HB + 4  # lockstep step only: no heartbeat for an inactive row
-                regs = await self._write_read(link, addr, words, base, count)
+            write = self._status_words(link, step)
+            if write is not None:
+                regs = await self._write_read(link, write[0], write[1], base, count)
             else:
                 regs = await self._read(link, base, count, what="status")
             queue_words = None
@@ -424,6 +442,81 @@ class ModbusBackend(PolledFieldBackend):
                 self._disconnect(link, str(e), refused=True)
             return
         self._polled(link, decode_status(regs, link.fmap, queue_words, skip=plan.skip))
+
+    async def _poll_all(self, links: Sequence[ModbusLink]) -> None:
+        """Every controller's status in one batch: one request each written at once, one timer for all.
+
+        The steady state - connected, identified, status in one transaction - costs a frame and a
+        callback per controller and no task. Everything else (connecting, a queues table read apart,
+        lockstep) and every straggler (no answer in time, an exception answer, a short answer) goes
+        through :meth:`_poll`, which retries and words the failure exactly as a lone read would.
+        """
+        if self.lockstep:
+            await super()._poll_all(links)
+            return
+        loop = asyncio.get_running_loop()
+        batch: list[ModbusLink] = []
+        slow: list[ModbusLink] = []
+        for link in links:
+            c = link.client
+            plan = link.read_plan
+            if link.readable and c.idle and c.connected and plan is not None and not plan.queue_apart:
+                batch.append(link)
+            else:
+                slow.append(link)
+        answers: dict[int, bytes | None] = {}
+        answered_t: dict[int, float] = {}
+        t0 = time.perf_counter()
+        waiter: asyncio.Future[None] = loop.create_future()
+        left = len(batch)
+
+        def answered(row: int, answer: bytes | None) -> None:
+            nonlocal left
+            answers[row] = answer
+            if self.record_latency:
+                answered_t[row] = time.perf_counter()
+            left -= 1
+            if left == 0 and not waiter.done():
+                waiter.set_result(None)
+
+        sent: list[tuple[ModbusLink, int, bytes]] = []
+        for link in batch:
+            plan = link.read_plan
+            assert plan is not None
+            write = self._status_words(link, None)
+            if write is None:
+                pdu = read_pdu(plan.base, plan.count)
+            else:
+                check_modbus_write(write[0], len(write[1]))
+                pdu = read_write_pdu(plan.base, plan.count, write[0], write[1])
+            sent.append((link, plan.count, pdu))
+            link.client.send(link.endpoint.device_id, pdu, partial(answered, link.row))
+        others = asyncio.gather(*(self._poll(link) for link in slow)) if slow else None
+        if batch:
+            if left > 0:
+                timer = loop.call_later(max(link.endpoint.timeout_s for link in batch), waiter.cancel)
+                try:
+                    await asyncio.shield(waiter)
+                except asyncio.CancelledError:
+                    if not waiter.cancelled():
+                        raise
+                finally:
+                    timer.cancel()
+            retry = []
+            for link, count, pdu in sent:
+                answer = answers.get(link.row)
+                regs = _plain_registers(answer, pdu[0], count)
+                if regs is None:
+                    link.client.forget()
+                    retry.append(link)
+                    continue
+                if self.record_latency:
+                    link.latency_s.append(answered_t[link.row] - t0)  # from the batch's first frame
+                self._polled(link, decode_status(regs, link.fmap, None, skip=link.read_plan.skip))
+            if retry:
+                await asyncio.gather(*(self._poll(link) for link in retry))
+        if others is not None:
+            await others
 
     def _comm_fail(self, link: ModbusLink, message: str) -> None:
         """A timeout or a lost connection: the comm age grows; reconnect if the connection is gone."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import struct
+from collections.abc import Callable
 from typing import Any
 
 __all__ = [
@@ -109,8 +110,14 @@ class ModbusTcpClient:
         self.sslctx = sslctx
         self._transport: asyncio.Transport | None = None
         self._pending: asyncio.Future[bytes] | None = None
+        self._callback: Callable[[bytes | None], None] | None = None  # a batched request (see send)
         self._tid = 0
         self._want_tid = -1
+
+    @property
+    def idle(self) -> bool:
+        """No request in flight."""
+        return self._pending is None and self._callback is None
 
     @property
     def connected(self) -> bool:
@@ -159,12 +166,31 @@ class ModbusTcpClient:
             raise ModbusMalformed(f"function code {answer[0]} in the answer to function {fc}")
         raise ModbusTimeout(f"within {self.timeout_s:g} s x {self.retries + 1} tries")
 
+    def send(self, unit: int, pdu: bytes, callback: Callable[[bytes | None], None]) -> None:
+        """Send one PDU without a task: ``callback(answer)`` on the answer, ``callback(None)`` if the connection
+        fails. No timeout and no retry here: the caller times the whole batch and retries the stragglers
+        through :meth:`request`, whose new transaction id makes a late answer to this one harmless."""
+        t = self._transport
+        if t is None or t.is_closing():
+            callback(None)
+            return
+        self._tid = tid = (self._tid + 1) & 0xFFFF
+        self._want_tid = tid
+        self._callback = callback
+        t.write(_MBAP.pack(tid, 0, len(pdu) + 1, unit) + pdu)
+
+    def forget(self) -> None:
+        """Give up a batched request (its batch timed out): a late answer is dropped."""
+        self._callback = None
+        self._want_tid = -1
+
     async def _once(self, unit: int, pdu: bytes) -> bytes | None:
         t = self._transport
         if t is None or t.is_closing():
             raise ModbusConnectionLost("not connected")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[bytes] = loop.create_future()
+        self._callback = None
         self._tid = tid = (self._tid + 1) & 0xFFFF
         self._want_tid = tid
         self._pending = fut
@@ -186,6 +212,11 @@ class ModbusTcpClient:
             fut.set_exception(TimeoutError())
 
     def _answer(self, tid: int, pdu: bytes) -> None:
+        cb = self._callback
+        if cb is not None and tid == self._want_tid:
+            self._callback = None
+            cb(pdu)
+            return
         fut = self._pending
         if fut is not None and tid == self._want_tid and not fut.done():
             fut.set_result(pdu)
@@ -202,6 +233,9 @@ class ModbusTcpClient:
         self._fail(ModbusConnectionLost(str(exc) if exc else "closed by the controller"))
 
     def _fail(self, exc: Exception) -> None:
+        cb, self._callback = self._callback, None
+        if cb is not None:
+            cb(None)
         fut = self._pending
         if fut is not None and not fut.done():
             fut.set_exception(exc)
