@@ -28,6 +28,7 @@ prints a checklist to sign and exits non-zero on any failure.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -157,6 +158,14 @@ class _Status:
     commissioning: bool | None
 
 
+def _exception(code: int) -> str:
+    """``02 (illegal data address)``: the number a vendor manual lists and the name a technician reads."""
+    from field_io.modbus.server import EXCEPTION_NAMES
+
+    name = EXCEPTION_NAMES.get(int(code))
+    return f"{int(code):02d} ({name})" if name else f"{int(code):02d}"
+
+
 class _ModbusDriver:
     """Commissioning over the greenwave Modbus profile (the protocol table's Modbus driver)."""
 
@@ -178,7 +187,14 @@ class _ModbusDriver:
         from field_io.modbus.profile import IDENTITY, MAGIC, PROFILE_MAJOR
 
         self.client = modbus_client(self.ep)
-        if not await self.client.connect():
+        quiet = logging.getLogger("pymodbus")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)  # its own "Failed to connect" line would duplicate our one-line verdict
+        try:
+            connected = await self.client.connect()
+        finally:
+            quiet.setLevel(level)
+        if not connected:
             raise FieldIOError("unreachable: connection refused or timed out", where=self.ep.label)
         ident = decode_identity(await self._read(IDENTITY.base, IDENTITY.length))
         self.backup_time_s, self.resume = ident.backup_time_s, ident.resume_heartbeats
@@ -210,7 +226,7 @@ class _ModbusDriver:
         rr = await self.client.read_holding_registers(addr, count=count, device_id=self.ep.device_id)
         if rr.isError():
             raise FieldIOError(
-                f"answers Modbus exception {rr.exception_code:02d} to a read of {addr}-{addr + count - 1}",
+                f"answers Modbus exception {_exception(rr.exception_code)} to a read of {addr}-{addr + count - 1}",
                 where=self.ep.label,
             )
         return list(rr.registers)
@@ -222,7 +238,7 @@ class _ModbusDriver:
         rr = await self.client.write_registers(addr, values, device_id=self.ep.device_id)
         if rr.isError():
             raise FieldIOError(
-                f"answers Modbus exception {rr.exception_code:02d} to a write at {addr}", where=self.ep.label
+                f"answers Modbus exception {_exception(rr.exception_code)} to a write at {addr}", where=self.ep.label
             )
 
     async def status(self) -> _Status:

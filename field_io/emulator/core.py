@@ -25,6 +25,7 @@ central asked for the next step, then picks the requests.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -62,6 +63,7 @@ from intersections.plan import TimingPlan, plan_problems
 __all__ = ["EmulatorConfig", "LocalController", "Snapshot", "DETECTOR_FAULTS", "EmulatorStopped"]
 
 DETECTOR_FAULTS = ("stuck", "silent", "chatter")
+log = logging.getLogger("greenwave.field.emulator")
 FLASH = int(SignalState.FLASH)
 
 
@@ -467,8 +469,14 @@ class LocalController:
         with self.lock:
             seq = 0 if block is None else int(block.seq)
             if reason == RejectReason.NONE and block is not None:
-                if seq == 0:
-                    return RejectReason.NONE  # "no command yet"
+                if seq == 0:  # "no command yet" (the registers at power-up); a real block is numbered from 1
+                    if block.content() != CommandBlock(seq=0, kind=CommandKind.RELEASE).content():
+                        log.warning(
+                            "intersection %s: a command block with sequence number 0 ignored "
+                            "(0 means 'no command'; number blocks 1-65535)",
+                            inter.id,
+                        )
+                    return RejectReason.NONE
                 if seq == self.accepted_seq[row] and self._content[row] is not None:
                     if block.content() == self._content[row]:
                         return RejectReason.NONE  # a refresh of the block in force

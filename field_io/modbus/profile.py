@@ -474,7 +474,9 @@ def render_markdown() -> str:
         "(a device may serve several intersections on one TCP port, device ids 1..N).",
         "",
         "* **Holding registers** (function codes 3 read, 16 write, 23 read/write in one transaction); the same "
-        "addresses also answer function code 4. Addresses are 0-based protocol addresses "
+        "addresses also answer function code 4, and function code 6 writes one register (a technician's tool "
+        "such as `mbpoll` bumping the heartbeat; a command block written register by register is only applied "
+        "when the last one makes its CRC match, like any other write). Addresses are 0-based protocol addresses "
         "(register number 40001 = address 0).",
         "* 32-bit values: two words, high word first. Times in 0.1 s unless stated.",
         "* Per tick, central sends **one function-23 transaction** per controller: it writes the heartbeat "
@@ -495,7 +497,8 @@ def render_markdown() -> str:
         "fallback plan can be written only while the technician's commissioning switch is on. Writes outside "
         "the writable tables are answered with exception 02 (illegal data address).",
         "* Exceptions: 01 unknown function, 02 address outside a table or not writable, 03 count out of "
-        "range, 0B unknown device id.",
+        "range (a read of more than 125 registers, a write of more than 123), 0B unknown device id. A refused "
+        "request changes nothing and is logged with its source address.",
         "",
         "| table | addresses | access | |",
         "| --- | --- | --- | --- |",

@@ -50,6 +50,15 @@ __all__ = ["ModbusFieldServer"]
 log = logging.getLogger("greenwave.field.modbus")
 
 ILLEGAL_FUNCTION, ILLEGAL_ADDRESS, ILLEGAL_VALUE, GATEWAY_NO_RESPONSE = 0x01, 0x02, 0x03, 0x0B
+#: Modbus Application Protocol v1.1b3 §7 names, for log lines and for the commissioning tool's messages.
+EXCEPTION_NAMES = {
+    ILLEGAL_FUNCTION: "illegal function",
+    ILLEGAL_ADDRESS: "illegal data address",
+    ILLEGAL_VALUE: "illegal data value",
+    0x04: "server device failure",
+    0x06: "server device busy",
+    GATEWAY_NO_RESPONSE: "gateway target device failed to respond",
+}
 _HB = COMMAND.address("heartbeat")
 _STEP = COMMAND.address("step")
 _CRC = COMMAND.address("crc")
@@ -224,6 +233,8 @@ class ModbusFieldServer:
             if end == t.end:  # the CRC register completes an upload
                 inter = core.network.intersections[dev.row]
                 seq, plan, reason = decode_plan_table(FALLBACK_UPLOAD, dev.upload.tolist(), inter)
+                if plan is None and not seq:  # a corrupt upload is refused under the number it carries
+                    seq = int(dev.upload[0])
                 core.submit_fallback_plan(dev.row, seq, plan, reason)
             return None
         dev.command[addr - COMMAND.base : end - COMMAND.base] = values
@@ -320,16 +331,37 @@ class _Connection(asyncio.Protocol):
         srv = self.server
         srv.requests += 1
         if not pdu:
-            return bytes([0x80, ILLEGAL_FUNCTION])
+            return self._refused(uid, bytes([0x80, ILLEGAL_FUNCTION]), pdu)
         fc = pdu[0]
         dev = srv.devices.get(uid)
         if dev is None:
-            return bytes([fc | 0x80, GATEWAY_NO_RESPONSE])
+            return self._refused(uid, bytes([fc | 0x80, GATEWAY_NO_RESPONSE]), pdu)
         try:
-            return self._dispatch(fc, dev, pdu)
+            reply = self._dispatch(fc, dev, pdu)
         except (struct.error, IndexError, ValueError):
             srv.malformed += 1
-            return bytes([fc | 0x80, ILLEGAL_VALUE])
+            reply = bytes([fc | 0x80, ILLEGAL_VALUE])
+        if isinstance(reply, bytes) and len(reply) == 2 and reply[0] & 0x80:
+            return self._refused(uid, reply, pdu)
+        return reply
+
+    def _refused(self, uid: int, reply: bytes, pdu: bytes) -> bytes:
+        """Log a request answered with an exception, with its source (the controller's state is unchanged)."""
+        peer = self.transport.get_extra_info("peername") if self.transport is not None else None
+        source = f"{peer[0]}:{peer[1]}" if peer else "unknown"
+        what = f"function {pdu[0]}" if pdu else "an empty request"
+        if len(pdu) >= 5:
+            addr, n = struct.unpack_from(">HH", pdu, 1)
+            what += f" at {addr} ({'count' if pdu[0] in (3, 4, 16, 23) else 'value'} {n})"
+        log.warning(
+            "Modbus unit %d: %s from %s refused: exception %02d %s",
+            uid,
+            what,
+            source,
+            reply[1],
+            EXCEPTION_NAMES.get(reply[1], ""),
+        )
+        return reply
 
     def _dispatch(self, fc: int, dev: _Device, pdu: bytes) -> bytes | asyncio.Future:
         srv = self.server
