@@ -83,4 +83,8 @@ def validate(model: type[M], data: Any, *, path: str | Path, prefix: tuple[str, 
     except ValidationError as e:
         err = e.errors(include_url=False)[0]
         loc = (*prefix, *err.get("loc", ()))
-        raise InputError(_message(err), where=where_of(path, loc)) from None
+        message = _message(err)
+        if err.get("type") == "extra_forbidden" and len(err.get("loc", ())) == 1:
+            known = ", ".join(sorted(model.model_fields)) or "(none)"
+            message = f"unknown field {err['loc'][0]!r} (known here: {known})"
+        raise InputError(message, where=where_of(path, loc)) from None

@@ -1,15 +1,23 @@
-"""Reading and validating a scenario definition (TOML): one-line errors naming file and field."""
+"""Reading and validating a scenario definition (TOML): one-line errors naming file, table and field.
+
+Each table is a pydantic model (:mod:`intersections.config`, the one way greenwave reads a
+configuration file): types, bounds, choices and unknown keys are the model's; what
+depends on other tables (the horizon, the vTypes a mix names, the corridor a bus line
+runs) is checked after it, in the order the tables are read, with the same error shape.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, RootModel, create_model, field_validator
+
+from intersections.config import ConfigModel, validate, where_of
 from intersections.errors import InputError
 from scenarios.library.schema import (
     BusLine,
@@ -28,8 +36,6 @@ from scenarios.library.schema import (
 
 DEFS_DIR = Path(__file__).resolve().parent.parent / "defs"
 
-
-_REQUIRED = object()
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 _VCLASSES = frozenset(
@@ -53,423 +59,494 @@ _DIST_RE = re.compile(r"^normc?\(\s*[0-9.]+(\s*,\s*[0-9.]+){1,3}\s*\)$")
 _LAT_ALIGNMENTS = frozenset("left right center compact nice arbitrary".split())
 
 
-class _Table:
-    """One TOML table being read: typed getters that name the file and field on error."""
+def _integral(v: Any) -> Any:
+    """A whole number written as a float (``4.0``) counts as an integer, as TOML users expect."""
+    return int(v) if isinstance(v, float) and v.is_integer() else v
 
-    def __init__(self, path: Path, data: Mapping[str, Any], prefix: str = "") -> None:
-        self.path = path
-        self.data = data
-        self.prefix = prefix
-        self.used: set[str] = set()
 
-    def where(self, key: str | None = None) -> str:
-        field = ".".join(p for p in (self.prefix, key) if p)
-        return f"{self.path}:{field}" if field else str(self.path)
+Whole = Annotated[int, BeforeValidator(_integral)]
+Text = Annotated[str, Field(min_length=1)]
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+FlowVehH = Annotated[float, Field(ge=0.0)]
 
-    def error(self, key: str | None, message: str) -> InputError:
-        return InputError(message, where=self.where(key))
 
-    def has(self, key: str) -> bool:
-        return key in self.data
+# ---- the tables -------------------------------------------------------------------------------
 
-    def raw(self, key: str, default: Any = _REQUIRED) -> Any:
-        self.used.add(key)
-        if key not in self.data:
-            if default is _REQUIRED:
-                raise self.error(key, "missing required field")
-            return default
-        return self.data[key]
 
-    def number(
-        self,
-        key: str,
-        default: Any = _REQUIRED,
-        *,
-        lo: float | None = None,
-        hi: float | None = None,
-        lo_open: bool = False,
-        integer: bool = False,
-    ) -> Any:
-        v = self.raw(key, default)
-        if key not in self.data:
-            return v
-        return _check_number(v, self.error, key, lo=lo, hi=hi, lo_open=lo_open, integer=integer)
+class _Document(ConfigModel):
+    """The top level: which tables there are (each is read by its own model below)."""
 
-    def text(self, key: str, default: Any = _REQUIRED, *, choices: frozenset[str] | None = None) -> Any:
-        v = self.raw(key, default)
-        if key not in self.data:
-            return v
-        if not isinstance(v, str) or not v:
-            raise self.error(key, f"must be a non-empty string, got {v!r}")
-        if choices is not None and v not in choices:
-            raise self.error(key, f"must be one of {', '.join(sorted(choices))}; got {v!r}")
+    extends: Any = None
+    name: Text
+    description: Text
+    horizon: dict[str, Any]
+    vtypes: dict[str, Any]
+    network: dict[str, Any]
+    tls: dict[str, Any]
+    demand: dict[str, Any]
+    faults: dict[str, Any] | None = None
+    sumo: dict[str, Any]
+
+
+class _Horizon(ConfigModel):
+    begin_s: float = Field(ge=0.0)
+    end_s: float = Field(ge=0.0)
+    demand_end_s: float | None = Field(None, ge=0.0)
+
+
+class _Grid(ConfigModel):
+    generator: Literal["grid"]
+    x_number: Whole = Field(ge=1)
+    y_number: Whole = Field(ge=1)
+    x_length_m: float = Field(ge=20.0)
+    y_length_m: float = Field(ge=20.0)
+    attach_length_m: float = Field(ge=20.0)
+    lanes: Whole = Field(ge=1, le=6)
+    speed_m_s: float = Field(gt=0.0, le=50.0)
+    lane_width_m: float = Field(3.2, ge=2.0, le=6.0)
+    turn_lanes: Whole = Field(0, ge=0, le=3)
+    turn_lane_length_m: float = Field(50.0, ge=5.0)
+
+
+class _Corridor(ConfigModel):
+    generator: Literal["corridor"]
+    spacing_m: list[Annotated[float, Field(ge=50.0)]] = Field(min_length=1)
+    end_length_m: float = Field(ge=50.0)
+    side_length_m: float = Field(ge=50.0)
+    main_lanes: Whole = Field(ge=1, le=6)
+    main_speed_m_s: float = Field(gt=0.0, le=50.0)
+    main_lane_width_m: float = Field(3.2, ge=2.0, le=6.0)
+    side_lanes: Whole = Field(ge=1, le=6)
+    side_speed_m_s: float = Field(gt=0.0, le=50.0)
+    side_lane_width_m: float = Field(3.2, ge=2.0, le=6.0)
+
+
+class _Generator(BaseModel):
+    """Only ``generator`` (the rest of the table is read by the generator's own model)."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+    generator: Literal["grid", "corridor"]
+
+
+class _Shares(RootModel[dict[str, Share]]):
+    """A table of vType id = share (a demand mix)."""
+
+    model_config = ConfigDict(strict=True, allow_inf_nan=False)
+
+
+class _Tls(ConfigModel):
+    type: Literal["static", "actuated", "delay_based"] = "static"
+    cycle_s: Whole | None = Field(None, ge=20, le=300)
+    allred_s: Whole | None = Field(None, ge=0, le=10)
+    yellow_min_decel_m_s2: float | None = Field(None, ge=1.0, le=9.0)
+    layout: Literal["opposites", "incoming", "alternateOneWay"] | None = None
+
+
+class _Demand(ConfigModel):
+    slice_s: float = Field(ge=1.0)
+    arrivals: Literal["poisson", "uniform"] = "poisson"
+    jitter: float = Field(0.0, ge=0.0, le=0.9)
+    profile: list[Any] = Field(min_length=2)
+    mix: dict[str, Any]
+    depart_lane: Text = "best"
+    depart_speed: Text = "max"
+    depart_pos_lat: Text | None = None
+    grid: dict[str, Any] | None = None
+    corridor: dict[str, Any] | None = None
+    bus: list[dict[str, Any]] = Field(default_factory=list)
+    emergency: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class _DemandGrid(ConfigModel):
+    x_entry_peak_veh_h: FlowVehH
+    y_entry_peak_veh_h: FlowVehH
+    through: Share
+    left: Share
+    right: Share
+
+
+class _DemandCorridor(ConfigModel):
+    forward_peak_veh_h: FlowVehH
+    reverse_peak_veh_h: FlowVehH
+    main_left: Share
+    main_right: Share
+    side_peak_veh_h: FlowVehH
+    side_through: Share
+    side_left: Share
+    side_right: Share
+    side_mix: dict[str, Any] | None = None
+
+
+class _Bus(ConfigModel):
+    id: Text
+    direction: Literal["forward", "reverse"]
+    headway_s: float = Field(ge=10.0)
+    persons: Whole = Field(ge=0)
+    type: Text = "bus"
+    stops_after: list[str] = Field(default_factory=list)
+    dwell_s: float = Field(0.0, ge=0.0, le=600.0)
+    offset_s: float = Field(0.0, ge=0.0)
+
+
+class _Emergency(ConfigModel):
+    id: Text
+    route: Text
+    depart_s: float
+    type: Text = "emergency"
+    bluelight: bool = False
+
+
+class _Faults(ConfigModel):
+    detector_fail_fraction: float
+    at_s: float
+    seed: Whole | None = Field(None, ge=0)
+    mode: Literal["dead", "stuck", "mixed"] = "mixed"
+    stuck_share: Share | None = None
+
+    @field_validator("detector_fail_fraction")
+    @classmethod
+    def _fraction(cls, v: float) -> float:
+        if not 0.0 < v <= 1.0:
+            raise ValueError(f"must be a fraction of the detectors in (0, 1] (e.g. 0.2 for 20 %), got {v!r}")
         return v
 
-    def table(self, key: str, *, required: bool = True) -> _Table | None:
-        v = self.raw(key, _REQUIRED if required else None)
-        if v is None:
-            return None
-        if not isinstance(v, dict):
-            raise self.error(key, f"must be a table, got {type(v).__name__}")
-        return _Table(self.path, v, ".".join(p for p in (self.prefix, key) if p))
 
-    def done(self) -> None:
-        unknown = sorted(set(self.data) - self.used)
-        if unknown:
-            known = ", ".join(sorted(self.used)) or "(none)"
-            raise self.error(unknown[0], f"unknown field {unknown[0]!r} (known here: {known})")
+class _Sumo(ConfigModel):
+    step_length_s: float = Field(1.0, ge=0.01, le=5.0)
+    lateral_resolution_m: float | None = Field(None, ge=0.1, le=5.0)
+    time_to_teleport_s: float = 300.0
+    collision_action: Literal["none", "warn", "teleport", "remove"] | None = None
 
 
-def _check_number(
-    v: Any,
-    error: Any,
-    key: str,
-    *,
-    lo: float | None = None,
-    hi: float | None = None,
-    lo_open: bool = False,
-    integer: bool = False,
-) -> Any:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise error(key, f"must be a number, got {v!r}")
-    if integer and not (isinstance(v, int) or float(v).is_integer()):
-        raise error(key, f"must be a whole number, got {v!r}")
-    if not math.isfinite(v):
-        raise error(key, f"must be finite, got {v!r}")
-    if lo is not None and (v <= lo if lo_open else v < lo):
-        raise error(key, f"must be {'>' if lo_open else '>='} {lo:g}, got {v!r}")
-    if hi is not None and v > hi:
-        raise error(key, f"must be <= {hi:g}, got {v!r}")
-    return int(v) if integer else float(v)
+def _vtype_field(attr: str) -> tuple[Any, Any]:
+    if attr in _VTYPE_TEXT:
+        return (Text | None, None)
+    if attr == "sigma":
+        return (float | None, Field(None, ge=0.0, le=1.0))
+    if attr in ("length", "width", "maxSpeed", "accel", "decel", "tau"):
+        return (float | None, Field(None, gt=0.0))
+    return (float | None, Field(None, ge=0.0))
 
 
-def _shares(t: _Table, keys: tuple[str, ...]) -> tuple[float, ...]:
-    vals = tuple(t.number(k, lo=0.0, hi=1.0) for k in keys)
-    if abs(sum(vals) - 1.0) > 1e-6:
-        raise t.error(keys[0], f"{' + '.join(keys)} must sum to 1, got {sum(vals):g}")
-    return vals
+# One optional field per SUMO vType attribute greenwave passes on (vClass required).
+_VType = create_model(  # type: ignore[call-overload]
+    "_VType",
+    __base__=ConfigModel,
+    **{a: _vtype_field(a) for a in sorted(_VTYPE_NUMERIC | _VTYPE_TEXT) if a != "vClass"},
+    vClass=(Text, ...),
+    speedFactor=(float | str | None, None),
+)
 
 
-def _mix(t: _Table, key: str, vtypes: Mapping[str, Mapping[str, str]], *, required: bool = True) -> dict | None:
-    raw = t.raw(key, _REQUIRED if required else None)
-    if raw is None:
-        return None
-    if not isinstance(raw, dict) or not raw:
-        raise t.error(key, "must be a non-empty table of vType id = share")
-    mix: dict[str, float] = {}
-    for vid, share in raw.items():
-        if vid not in vtypes:
-            raise t.error(f"{key}.{vid}", f"unknown vType {vid!r} (defined: {', '.join(sorted(vtypes))})")
-        mix[vid] = _check_number(share, t.error, f"{key}.{vid}", lo=0.0, hi=1.0)
-    if abs(sum(mix.values()) - 1.0) > 1e-6:
-        raise t.error(key, f"shares must sum to 1, got {sum(mix.values()):g}")
-    return mix
+# ---- reading them, in order -------------------------------------------------------------------
 
 
-def _vtypes(t: _Table) -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {}
-    for vid in list(t.data):
-        sub = t.table(vid)
-        assert sub is not None
-        if not _NAME_RE.match(vid):
-            raise t.error(vid, f"vType id must be letters, digits, '_' or '-', got {vid!r}")
-        attrs: dict[str, str] = {}
-        for attr, value in sub.data.items():
-            sub.used.add(attr)
-            if attr in _VTYPE_TEXT:
-                if not isinstance(value, str) or not value:
-                    raise sub.error(attr, f"must be a non-empty string, got {value!r}")
-                attrs[attr] = value
-            elif attr in _VTYPE_NUMERIC:
-                lo = 0.0
-                lo_open = attr in ("length", "width", "maxSpeed", "accel", "decel", "tau")
-                hi = 1.0 if attr == "sigma" else None
-                attrs[attr] = _fmt(_check_number(value, sub.error, attr, lo=lo, lo_open=lo_open, hi=hi))
-            elif attr == "speedFactor":
-                if isinstance(value, str) and _DIST_RE.match(value):
+class _Reader:
+    """The file being read: where errors point, and the checks that span tables."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def error(self, loc: tuple[str | int, ...], message: str) -> InputError:
+        return InputError(message, where=where_of(self.path, loc))
+
+    def table(self, model: type[Any], data: Any, *loc: str | int) -> Any:
+        return validate(model, data, path=self.path, prefix=tuple(str(x) if isinstance(x, str) else x for x in loc))
+
+    def shares(self, loc: tuple[str, ...], keys: tuple[str, ...], values: tuple[float, ...]) -> None:
+        if abs(sum(values) - 1.0) > 1e-6:
+            raise self.error((*loc, keys[0]), f"{' + '.join(keys)} must sum to 1, got {sum(values):g}")
+
+    def mix(self, loc: tuple[str, ...], raw: Any, vtypes: Mapping[str, Mapping[str, str]]) -> dict[str, float]:
+        if not isinstance(raw, dict) or not raw:
+            raise self.error(loc, "must be a non-empty table of vType id = share")
+        for vid in raw:
+            if vid not in vtypes:
+                raise self.error((*loc, vid), f"unknown vType {vid!r} (defined: {', '.join(sorted(vtypes))})")
+        mix = dict(validate(_Shares, raw, path=self.path, prefix=loc).root)
+        if abs(sum(mix.values()) - 1.0) > 1e-6:
+            raise self.error(loc, f"shares must sum to 1, got {sum(mix.values()):g}")
+        return mix
+
+    def vtypes(self, raw: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+        """``[vtypes]``: SUMO attributes per vType, as text for the routes file, in the order written."""
+        out: dict[str, dict[str, str]] = {}
+        for vid, table in raw.items():
+            loc = ("vtypes", vid)
+            if not isinstance(table, dict):
+                raise self.error(loc, f"must be a table, got {type(table).__name__}")
+            if not _NAME_RE.match(vid):
+                raise self.error(loc, f"vType id must be letters, digits, '_' or '-', got {vid!r}")
+            for attr in table:
+                if attr == "id":
+                    raise self.error((*loc, attr), "not allowed here: the table name is the vType id")
+                if attr not in _VType.model_fields:
+                    raise self.error((*loc, attr), f"unknown vType attribute {attr!r}")
+            v = self.table(_VType, table, *loc)
+            attrs: dict[str, str] = {}
+            for attr in table:
+                value = getattr(v, attr)
+                if attr == "speedFactor" and isinstance(value, str):
+                    if not _DIST_RE.match(value):
+                        raise self.error((*loc, attr), f"must be a number, got {value!r}")
                     attrs[attr] = value
+                elif attr == "speedFactor" and value <= 0:
+                    raise self.error((*loc, attr), f"must be > 0, got {value!r}")
                 else:
-                    attrs[attr] = _fmt(_check_number(value, sub.error, attr, lo=0.0, lo_open=True))
-            elif attr == "id":
-                raise sub.error(attr, "not allowed here: the table name is the vType id")
-            else:
-                raise sub.error(attr, f"unknown vType attribute {attr!r}")
-        if "vClass" not in attrs:
-            raise sub.error("vClass", "missing required field")
+                    attrs[attr] = value if isinstance(value, str) else _fmt(value)
+            self._check_vtype(loc, vid, attrs)
+            out[vid] = attrs
+        if not out:
+            raise self.error(("vtypes",), "define at least one vType")
+        return out
+
+    def _check_vtype(self, loc: tuple[str, ...], vid: str, attrs: Mapping[str, str]) -> None:
         if attrs["vClass"] not in _VCLASSES:
-            raise sub.error("vClass", f"unknown SUMO vClass {attrs['vClass']!r}")
+            raise self.error((*loc, "vClass"), f"unknown SUMO vClass {attrs['vClass']!r}")
         if vid in ("motorcycle", "bus") and attrs["vClass"] != vid:
-            raise sub.error("vClass", f"vType {vid!r} must have vClass={vid!r}, got {attrs['vClass']!r}")
+            raise self.error((*loc, "vClass"), f"vType {vid!r} must have vClass={vid!r}, got {attrs['vClass']!r}")
         if attrs["vClass"] == "bus" and "personCapacity" not in attrs:
-            raise sub.error("personCapacity", "a bus needs personCapacity (for person delay)")
+            raise self.error((*loc, "personCapacity"), "a bus needs personCapacity (for person delay)")
         la = attrs.get("latAlignment")
         if la is not None and la not in _LAT_ALIGNMENTS:
             try:
                 float(la)
             except ValueError:
-                raise sub.error("latAlignment", f"must be a number or one of {sorted(_LAT_ALIGNMENTS)}") from None
-        out[vid] = attrs
-    if not out:
-        raise t.error(None, "define at least one vType")
-    return out
+                msg = f"must be a number or one of {sorted(_LAT_ALIGNMENTS)}"
+                raise self.error((*loc, "latAlignment"), msg) from None
 
+    def horizon(self, raw: Mapping[str, Any]) -> tuple[float, float, float]:
+        """``[horizon]``: begin, end and the end of demand (s)."""
+        h = self.table(_Horizon, raw, "horizon")
+        if h.end_s <= h.begin_s:
+            raise self.error(("horizon", "end_s"), f"must be after begin_s ({h.begin_s:g}), got {h.end_s:g}")
+        demand_end_s = h.end_s if h.demand_end_s is None else h.demand_end_s
+        if not h.begin_s < demand_end_s <= h.end_s:
+            msg = f"must be in ({h.begin_s:g}, {h.end_s:g}], got {demand_end_s:g}"
+            raise self.error(("horizon", "demand_end_s"), msg)
+        return h.begin_s, h.end_s, demand_end_s
 
-def _load_network(t: _Table) -> tuple[GridNetwork | CorridorNetwork, str]:
-    gen = t.text("generator", choices=frozenset({"grid", "corridor"}))
-    if gen == "grid":
-        net: GridNetwork | CorridorNetwork = GridNetwork(
-            x_number=t.number("x_number", lo=1, integer=True),
-            y_number=t.number("y_number", lo=1, integer=True),
-            x_length_m=t.number("x_length_m", lo=20.0),
-            y_length_m=t.number("y_length_m", lo=20.0),
-            attach_length_m=t.number("attach_length_m", lo=20.0),
-            lanes=t.number("lanes", lo=1, hi=6, integer=True),
-            speed_m_s=t.number("speed_m_s", lo=0.0, lo_open=True, hi=50.0),
-            lane_width_m=t.number("lane_width_m", 3.2, lo=2.0, hi=6.0),
-            turn_lanes=t.number("turn_lanes", 0, lo=0, hi=3, integer=True),
-            turn_lane_length_m=t.number("turn_lane_length_m", 50.0, lo=5.0),
+    def network(self, raw: Mapping[str, Any]) -> GridNetwork | CorridorNetwork:
+        """``[network]``: a grid or a corridor recipe, by ``generator``."""
+        if self.table(_Generator, raw, "network").generator == "grid":
+            g = self.table(_Grid, raw, "network")
+            net = GridNetwork(**g.model_dump(exclude={"generator"}))
+            if net.turn_lane_length_m >= min(net.x_length_m, net.y_length_m, net.attach_length_m):
+                raise self.error(("network", "turn_lane_length_m"), "must be shorter than the blocks")
+            return net
+        c = self.table(_Corridor, raw, "network")
+        return CorridorNetwork(**{**c.model_dump(exclude={"generator"}), "spacing_m": tuple(c.spacing_m)})
+
+    def tls(self, raw: Mapping[str, Any]) -> TlsSpec:
+        """``[tls]``: the options netconvert/netgenerate get for SUMO's own signal programs."""
+        return TlsSpec(**self.table(_Tls, raw, "tls").model_dump())
+
+    def demand(
+        self,
+        raw: Mapping[str, Any],
+        network: GridNetwork | CorridorNetwork,
+        vtypes: Mapping[str, Mapping[str, str]],
+        horizon: tuple[float, float, float],
+    ) -> DemandSpec:
+        """``[demand]``: profile, mix, the network's own pattern, bus lines and emergency vehicles."""
+        begin_s, end_s, demand_end_s = horizon
+        span_s = demand_end_s - begin_s
+        d = self.table(_Demand, raw, "demand")
+        profile = self._profile(d.profile)
+        mix = self.mix(("demand", "mix"), d.mix, vtypes)
+        buses: list[BusLine] = []
+        pattern: GridDemand | CorridorDemand
+        if isinstance(network, GridNetwork):
+            pattern = self._grid_pattern(d.grid)
+            if d.corridor is not None:
+                raise self.error(
+                    ("demand", "corridor"), "this network is a grid: give [demand.grid], not [demand.corridor]"
+                )
+            if "bus" in raw:
+                raise self.error(("demand", "bus"), "bus lines are defined for corridors only")
+        else:
+            pattern = self._corridor_pattern(d.corridor, vtypes)
+            if d.grid is not None:
+                raise self.error(
+                    ("demand", "grid"), "this network is a corridor: give [demand.corridor], not [demand.grid]"
+                )
+            buses = self._bus_lines(d.bus, network, vtypes, span_s)
+        emergency = self._emergency(d.emergency, vtypes, begin_s, end_s, taken={x.id for x in buses})
+        if d.slice_s > span_s:
+            raise self.error(("demand", "slice_s"), f"{d.slice_s:g} s is longer than the demand period ({span_s:g} s)")
+        return DemandSpec(
+            slice_s=d.slice_s,
+            arrivals=d.arrivals,
+            jitter=d.jitter,
+            profile=profile,
+            mix=mix,
+            depart_lane=d.depart_lane,
+            depart_speed=d.depart_speed,
+            depart_pos_lat=d.depart_pos_lat,
+            pattern=pattern,
+            buses=tuple(buses),
+            emergency=emergency,
         )
-        if net.turn_lane_length_m >= min(net.x_length_m, net.y_length_m, net.attach_length_m):
-            raise t.error("turn_lane_length_m", "must be shorter than the blocks")
-    else:
-        raw = t.raw("spacing_m")
-        if not isinstance(raw, list) or not raw:
-            raise t.error("spacing_m", "must be a non-empty list of distances in m between consecutive signals")
-        spacing = tuple(_check_number(v, t.error, f"spacing_m[{i}]", lo=50.0) for i, v in enumerate(raw))
-        net = CorridorNetwork(
-            spacing_m=spacing,
-            end_length_m=t.number("end_length_m", lo=50.0),
-            side_length_m=t.number("side_length_m", lo=50.0),
-            main_lanes=t.number("main_lanes", lo=1, hi=6, integer=True),
-            main_speed_m_s=t.number("main_speed_m_s", lo=0.0, lo_open=True, hi=50.0),
-            main_lane_width_m=t.number("main_lane_width_m", 3.2, lo=2.0, hi=6.0),
-            side_lanes=t.number("side_lanes", lo=1, hi=6, integer=True),
-            side_speed_m_s=t.number("side_speed_m_s", lo=0.0, lo_open=True, hi=50.0),
-            side_lane_width_m=t.number("side_lane_width_m", 3.2, lo=2.0, hi=6.0),
+
+    def _profile(self, raw: list[Any]) -> tuple[tuple[float, float], ...]:
+        profile: list[tuple[float, float]] = []
+        for i, pt in enumerate(raw):
+            if not isinstance(pt, list) or len(pt) != 2:
+                raise self.error(("demand", "profile", i), f"must be a [time_s, factor] pair, got {pt!r}")
+            p = self.table(_ProfilePoint, {"time_s": pt[0], "factor": pt[1]}, "demand", "profile", i)
+            if profile and p.time_s <= profile[-1][0]:
+                msg = f"times must increase, got {p.time_s:g} after {profile[-1][0]:g}"
+                raise self.error(("demand", "profile", i, 0), msg)
+            profile.append((p.time_s, p.factor))
+        if max(f for _, f in profile) <= 0:
+            raise self.error(("demand", "profile"), "all factors are zero: no demand")
+        return tuple(profile)
+
+    def _grid_pattern(self, raw: Mapping[str, Any] | None) -> GridDemand:
+        """``[demand.grid]``: entry flows and turning shares."""
+        if raw is None:
+            raise self.error(("demand", "grid"), "missing required field")
+        g = self.table(_DemandGrid, raw, "demand", "grid")
+        self.shares(("demand", "grid"), ("through", "left", "right"), (g.through, g.left, g.right))
+        return GridDemand(**g.model_dump())
+
+    def _corridor_pattern(
+        self, raw: Mapping[str, Any] | None, vtypes: Mapping[str, Mapping[str, str]]
+    ) -> CorridorDemand:
+        """``[demand.corridor]``: main-road and side-street flows and turning shares."""
+        loc = ("demand", "corridor")
+        if raw is None:
+            raise self.error(loc, "missing required field")
+        c = self.table(_DemandCorridor, raw, *loc)
+        if c.main_left + c.main_right > 1.0:
+            raise self.error((*loc, "main_left"), "main_left + main_right must be <= 1")
+        keys = ("side_through", "side_left", "side_right")
+        self.shares(loc, keys, (c.side_through, c.side_left, c.side_right))
+        side_mix = self.mix((*loc, "side_mix"), c.side_mix, vtypes) if c.side_mix is not None else None
+        return CorridorDemand(**{**c.model_dump(), "side_mix": side_mix})
+
+    def _bus_lines(
+        self,
+        raw: list[dict[str, Any]],
+        network: CorridorNetwork,
+        vtypes: Mapping[str, Mapping[str, str]],
+        span_s: float,
+    ) -> list[BusLine]:
+        """``[[demand.bus]]`` of a corridor: each line checked against the corridor and the vTypes."""
+        buses: list[BusLine] = []
+        for i, rb in enumerate(raw):
+            loc = ("demand", "bus", i)
+            b = self.table(_Bus, rb, *loc)
+            line = BusLine(
+                id=b.id,
+                direction=b.direction,
+                headway_s=b.headway_s,
+                persons=b.persons,
+                vtype=b.type,
+                stops_after=self._stops_after(loc, b.stops_after, network.signal_ids, b.direction),
+                dwell_s=b.dwell_s,
+                offset_s=b.offset_s,
+            )
+            if not line.stops_after:
+                for key in ("dwell_s", "offset_s"):
+                    if key in b.model_fields_set:
+                        raise self.error((*loc, key), "only for a timetabled line: give stops_after too")
+            elif line.offset_s >= span_s:
+                raise self.error((*loc, "offset_s"), f"{line.offset_s:g} s leaves no trip before demand_end_s")
+            if not _NAME_RE.match(line.id):
+                raise self.error((*loc, "id"), f"must be letters, digits, '_' or '-', got {line.id!r}")
+            if line.vtype not in vtypes or vtypes[line.vtype]["vClass"] != "bus":
+                raise self.error((*loc, "type"), f"must name a vType with vClass='bus', got {line.vtype!r}")
+            cap = float(vtypes[line.vtype]["personCapacity"])
+            if line.persons > cap:
+                raise self.error((*loc, "persons"), f"{line.persons} exceeds the vType's personCapacity {cap:g}")
+            if any(x.id == line.id for x in buses):
+                raise self.error((*loc, "id"), f"duplicate bus line id {line.id!r}")
+            buses.append(line)
+        return buses
+
+    def _stops_after(
+        self, loc: tuple[str | int, ...], raw: list[str], signal_ids: tuple[str, ...], direction: str
+    ) -> tuple[str, ...]:
+        """``stops_after`` of a bus line: corridor junction ids, returned in the line's travel order."""
+        where = (*loc, "stops_after")
+        for j in raw:
+            if j not in signal_ids:
+                raise self.error(where, f"unknown junction {j!r} (the corridor's are {', '.join(signal_ids)})")
+        if len(set(raw)) != len(raw):
+            raise self.error(where, "lists a junction twice")
+        order = signal_ids if direction != "reverse" else signal_ids[::-1]
+        return tuple(j for j in order if j in raw)
+
+    def _emergency(
+        self,
+        raw: list[dict[str, Any]],
+        vtypes: Mapping[str, Mapping[str, str]],
+        begin_s: float,
+        end_s: float,
+        taken: set[str],
+    ) -> tuple[EmergencyVehicle, ...]:
+        out: list[EmergencyVehicle] = []
+        for i, re_ in enumerate(raw):
+            loc = ("demand", "emergency", i)
+            e = self.table(_Emergency, re_, *loc)
+            if e.depart_s < begin_s:
+                raise self.error((*loc, "depart_s"), f"must be >= {begin_s:g}, got {e.depart_s!r}")
+            ev = EmergencyVehicle(id=e.id, route=e.route, depart_s=e.depart_s, vtype=e.type, bluelight=e.bluelight)
+            if not _NAME_RE.match(ev.id):
+                raise self.error((*loc, "id"), f"must be letters, digits, '_' or '-', got {ev.id!r}")
+            if ev.id in taken or any(x.id == ev.id for x in out):
+                raise self.error((*loc, "id"), f"duplicate vehicle or line id {ev.id!r}")
+            if ev.depart_s >= end_s:
+                msg = f"must be before the end of the horizon ({end_s:g} s), got {ev.depart_s:g}"
+                raise self.error((*loc, "depart_s"), msg)
+            if ev.vtype not in vtypes or vtypes[ev.vtype]["vClass"] != "emergency":
+                raise self.error((*loc, "type"), f"must name a vType with vClass='emergency', got {ev.vtype!r}")
+            out.append(ev)
+        return tuple(sorted(out, key=lambda ev: (ev.depart_s, ev.id)))
+
+    def faults(self, raw: Mapping[str, Any], begin_s: float, end_s: float) -> FaultSpec:
+        """``[faults]``: detectors that fail mid-run (handed to the runner, not built)."""
+        f = self.table(_Faults, raw, "faults")
+        if f.at_s < begin_s:
+            raise self.error(("faults", "at_s"), f"must be >= {begin_s:g}, got {f.at_s!r}")
+        if f.at_s >= end_s:
+            raise self.error(
+                ("faults", "at_s"), f"must be inside the horizon [{begin_s:g}, {end_s:g}) s, got {f.at_s:g}"
+            )
+        if f.mode == "mixed":
+            stuck_share = 0.5 if f.stuck_share is None else f.stuck_share
+        elif f.stuck_share is not None:
+            raise self.error(("faults", "stuck_share"), f'only for mode = "mixed" (mode {f.mode!r} fixes it)')
+        else:
+            stuck_share = 1.0 if f.mode == "stuck" else 0.0
+        return FaultSpec(
+            detector_fail_fraction=f.detector_fail_fraction,
+            at_s=f.at_s,
+            seed=f.seed,
+            mode=f.mode,
+            stuck_share=stuck_share,
         )
-    t.done()
-    return net, gen
+
+    def sumo(self, raw: Mapping[str, Any], vtypes: Mapping[str, Mapping[str, str]]) -> SumoSpec:
+        """``[sumo]``: simulation options; the sublane resolution must fit the narrowest two-wheeler."""
+        sumo = SumoSpec(**self.table(_Sumo, raw, "sumo").model_dump())
+        if sumo.lateral_resolution_m is not None:
+            for vid, attrs in vtypes.items():
+                if attrs["vClass"] in ("motorcycle", "moped") and "width" in attrs:
+                    w = float(attrs["width"])
+                    if sumo.lateral_resolution_m > w + 1e-9:
+                        raise self.error(
+                            ("sumo", "lateral_resolution_m"),
+                            f"{sumo.lateral_resolution_m:g} m is wider than vType {vid!r} ({w:g} m): "
+                            "the sublane model needs a resolution no wider than a motorcycle",
+                        )
+        return sumo
 
 
-def _load_demand(
-    t: _Table,
-    network: GridNetwork | CorridorNetwork,
-    vtypes: Mapping[str, Mapping[str, str]],
-    begin_s: float,
-    demand_end_s: float,
-    end_s: float,
-) -> DemandSpec:
-    gen = "grid" if isinstance(network, GridNetwork) else "corridor"
-    span_s = demand_end_s - begin_s
-    slice_s = t.number("slice_s", lo=1.0)
-    arrivals = t.text("arrivals", "poisson", choices=frozenset({"poisson", "uniform"}))
-    jitter = t.number("jitter", 0.0, lo=0.0, hi=0.9)
-    raw = t.raw("profile")
-    if not isinstance(raw, list) or len(raw) < 2:
-        raise t.error("profile", "must be a list of at least two [time_s, factor] points")
-    profile: list[tuple[float, float]] = []
-    for i, pt in enumerate(raw):
-        if not isinstance(pt, list) or len(pt) != 2:
-            raise t.error(f"profile[{i}]", f"must be a [time_s, factor] pair, got {pt!r}")
-        ts = _check_number(pt[0], t.error, f"profile[{i}][0]")
-        fac = _check_number(pt[1], t.error, f"profile[{i}][1]", lo=0.0, hi=10.0)
-        if profile and ts <= profile[-1][0]:
-            raise t.error(f"profile[{i}][0]", f"times must increase, got {ts:g} after {profile[-1][0]:g}")
-        profile.append((ts, fac))
-    if max(f for _, f in profile) <= 0:
-        raise t.error("profile", "all factors are zero: no demand")
-    mix = _mix(t, "mix", vtypes)
-    assert mix is not None
-    depart_lane = t.text("depart_lane", "best")
-    depart_speed = t.text("depart_speed", "max")
-    depart_pos_lat = t.text("depart_pos_lat", None)
-    pattern: GridDemand | CorridorDemand
-    buses: list[BusLine] = []
-    if gen == "grid":
-        pattern = _load_grid_pattern(t)
-        if t.has("corridor"):
-            raise t.error("corridor", "this network is a grid: give [demand.grid], not [demand.corridor]")
-        if t.has("bus"):
-            raise t.error("bus", "bus lines are defined for corridors only")
-    else:
-        assert isinstance(network, CorridorNetwork)
-        pattern = _load_corridor_pattern(t, vtypes)
-        if t.has("grid"):
-            raise t.error("grid", "this network is a corridor: give [demand.corridor], not [demand.grid]")
-        buses = _load_bus_lines(t, network, vtypes, span_s)
-    emergency = _load_emergency(t, vtypes, begin_s, end_s, taken={x.id for x in buses})
-    t.done()
-    if slice_s > span_s:
-        raise t.error("slice_s", f"{slice_s:g} s is longer than the demand period ({span_s:g} s)")
-    return DemandSpec(
-        slice_s=slice_s,
-        arrivals=arrivals,
-        jitter=jitter,
-        profile=tuple(profile),
-        mix=mix,
-        depart_lane=depart_lane,
-        depart_speed=depart_speed,
-        depart_pos_lat=depart_pos_lat,
-        pattern=pattern,
-        buses=tuple(buses),
-        emergency=emergency,
-    )
-
-
-def _load_grid_pattern(t: _Table) -> GridDemand:
-    """``[demand.grid]``: entry flows and turning shares."""
-    g = t.table("grid")
-    assert g is not None
-    through, left, right = _shares(g, ("through", "left", "right"))
-    pattern = GridDemand(
-        x_entry_peak_veh_h=g.number("x_entry_peak_veh_h", lo=0.0),
-        y_entry_peak_veh_h=g.number("y_entry_peak_veh_h", lo=0.0),
-        through=through,
-        left=left,
-        right=right,
-    )
-    g.done()
-    return pattern
-
-
-def _load_corridor_pattern(t: _Table, vtypes: Mapping[str, Mapping[str, str]]) -> CorridorDemand:
-    """``[demand.corridor]``: main-road and side-street flows and turning shares."""
-    c = t.table("corridor")
-    assert c is not None
-    main_left = c.number("main_left", lo=0.0, hi=1.0)
-    main_right = c.number("main_right", lo=0.0, hi=1.0)
-    if main_left + main_right > 1.0:
-        raise c.error("main_left", "main_left + main_right must be <= 1")
-    side_through, side_left, side_right = _shares(c, ("side_through", "side_left", "side_right"))
-    pattern = CorridorDemand(
-        forward_peak_veh_h=c.number("forward_peak_veh_h", lo=0.0),
-        reverse_peak_veh_h=c.number("reverse_peak_veh_h", lo=0.0),
-        main_left=main_left,
-        main_right=main_right,
-        side_peak_veh_h=c.number("side_peak_veh_h", lo=0.0),
-        side_through=side_through,
-        side_left=side_left,
-        side_right=side_right,
-        side_mix=_mix(c, "side_mix", vtypes, required=False),
-    )
-    c.done()
-    return pattern
-
-
-def _load_bus_lines(
-    t: _Table, network: CorridorNetwork, vtypes: Mapping[str, Mapping[str, str]], span_s: float
-) -> list[BusLine]:
-    """``[[demand.bus]]`` of a corridor: each line checked against the corridor and the vTypes."""
-    buses: list[BusLine] = []
-    raw_buses = t.raw("bus", [])
-    if not isinstance(raw_buses, list):
-        raise t.error("bus", "must be an array of tables ([[demand.bus]])")
-    for i, rb in enumerate(raw_buses):
-        if not isinstance(rb, dict):
-            raise t.error(f"bus[{i}]", "must be a table")
-        b = _Table(t.path, rb, f"{t.prefix}.bus[{i}]")
-        direction = b.text("direction", choices=frozenset({"forward", "reverse"}))
-        line = BusLine(
-            id=b.text("id"),
-            direction=direction,
-            headway_s=b.number("headway_s", lo=10.0),
-            persons=b.number("persons", lo=0, integer=True),
-            vtype=b.text("type", "bus"),
-            stops_after=_stops_after(b, network.signal_ids, direction),
-            dwell_s=b.number("dwell_s", 0.0, lo=0.0, hi=600.0),
-            offset_s=b.number("offset_s", 0.0, lo=0.0),
-        )
-        if not line.stops_after:
-            for key in ("dwell_s", "offset_s"):
-                if b.has(key):
-                    raise b.error(key, "only for a timetabled line: give stops_after too")
-        elif line.offset_s >= span_s:
-            raise b.error("offset_s", f"{line.offset_s:g} s leaves no trip before demand_end_s")
-        if not _NAME_RE.match(line.id):
-            raise b.error("id", f"must be letters, digits, '_' or '-', got {line.id!r}")
-        if line.vtype not in vtypes or vtypes[line.vtype]["vClass"] != "bus":
-            raise b.error("type", f"must name a vType with vClass='bus', got {line.vtype!r}")
-        cap = float(vtypes[line.vtype]["personCapacity"])
-        if line.persons > cap:
-            raise b.error("persons", f"{line.persons} exceeds the vType's personCapacity {cap:g}")
-        b.done()
-        if any(x.id == line.id for x in buses):
-            raise b.error("id", f"duplicate bus line id {line.id!r}")
-        buses.append(line)
-    return buses
-
-
-def _stops_after(b: _Table, signal_ids: tuple[str, ...], direction: str) -> tuple[str, ...]:
-    """``stops_after`` of a bus line: corridor junction ids, returned in the line's travel order."""
-    raw = b.raw("stops_after", [])
-    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
-        raise b.error("stops_after", f"must be a list of junction ids (e.g. {list(signal_ids[:2])}), got {raw!r}")
-    for j in raw:
-        if j not in signal_ids:
-            raise b.error("stops_after", f"unknown junction {j!r} (the corridor's are {', '.join(signal_ids)})")
-    if len(set(raw)) != len(raw):
-        raise b.error("stops_after", "lists a junction twice")
-    order = signal_ids if direction != "reverse" else signal_ids[::-1]
-    return tuple(j for j in order if j in raw)
-
-
-def _load_emergency(
-    t: _Table, vtypes: Mapping[str, Mapping[str, str]], begin_s: float, end_s: float, taken: set[str]
-) -> tuple[EmergencyVehicle, ...]:
-    raw = t.raw("emergency", [])
-    if not isinstance(raw, list):
-        raise t.error("emergency", "must be an array of tables ([[demand.emergency]])")
-    out: list[EmergencyVehicle] = []
-    for i, re_ in enumerate(raw):
-        if not isinstance(re_, dict):
-            raise t.error(f"emergency[{i}]", "must be a table")
-        e = _Table(t.path, re_, f"{t.prefix}.emergency[{i}]")
-        bluelight = e.raw("bluelight", False)
-        if not isinstance(bluelight, bool):
-            raise e.error("bluelight", f"must be true or false, got {bluelight!r}")
-        ev = EmergencyVehicle(
-            id=e.text("id"),
-            route=e.text("route"),
-            depart_s=e.number("depart_s", lo=begin_s),
-            vtype=e.text("type", "emergency"),
-            bluelight=bluelight,
-        )
-        e.done()
-        if not _NAME_RE.match(ev.id):
-            raise e.error("id", f"must be letters, digits, '_' or '-', got {ev.id!r}")
-        if ev.id in taken or any(x.id == ev.id for x in out):
-            raise e.error("id", f"duplicate vehicle or line id {ev.id!r}")
-        if ev.depart_s >= end_s:
-            raise e.error("depart_s", f"must be before the end of the horizon ({end_s:g} s), got {ev.depart_s:g}")
-        if ev.vtype not in vtypes or vtypes[ev.vtype]["vClass"] != "emergency":
-            raise e.error("type", f"must name a vType with vClass='emergency', got {ev.vtype!r}")
-        out.append(ev)
-    return tuple(sorted(out, key=lambda ev: (ev.depart_s, ev.id)))
-
-
-_FAULT_MODES = frozenset({"dead", "stuck", "mixed"})
-
-
-def _load_faults(t: _Table, begin_s: float, end_s: float) -> FaultSpec:
-    frac = t.raw("detector_fail_fraction")
-    if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0.0 < frac <= 1.0:
-        raise t.error(
-            "detector_fail_fraction",
-            f"must be a fraction of the detectors in (0, 1] (e.g. 0.2 for 20 %), got {frac!r}",
-        )
-    at_s = t.number("at_s", lo=begin_s)
-    if at_s >= end_s:
-        raise t.error("at_s", f"must be inside the horizon [{begin_s:g}, {end_s:g}) s, got {at_s:g}")
-    seed = t.number("seed", None, lo=0, integer=True)
-    mode = t.text("mode", "mixed", choices=_FAULT_MODES)
-    if mode == "mixed":
-        stuck_share = t.number("stuck_share", 0.5, lo=0.0, hi=1.0)
-    elif t.has("stuck_share"):
-        raise t.error("stuck_share", f'only for mode = "mixed" (mode {mode!r} fixes it)')
-    else:
-        stuck_share = 1.0 if mode == "stuck" else 0.0
-    t.done()
-    return FaultSpec(detector_fail_fraction=float(frac), at_s=at_s, seed=seed, mode=mode, stuck_share=stuck_share)
+class _ProfilePoint(ConfigModel):
+    time_s: float
+    factor: float = Field(ge=0.0, le=10.0)
 
 
 def _resolve(name_or_path: str | Path) -> Path:
@@ -493,8 +570,8 @@ def scenario_names() -> list[str]:
 def load_scenario_def(name_or_path: str | Path) -> ScenarioDef:
     """Read and validate a scenario definition: a library name or a path to a TOML file.
 
-    Raises :class:`~intersections.errors.InputError` naming the file and the
-    field for malformed TOML, unknown fields and bad values.
+    Raises :class:`~intersections.errors.InputError` naming the file, the table and
+    the field for malformed TOML, unknown fields and bad values.
     """
     path = _resolve(name_or_path)
     data, doc = _read_toml(path)
@@ -504,38 +581,21 @@ def load_scenario_def(name_or_path: str | Path) -> ScenarioDef:
         base_path, base_data, base_doc = _read_base(path, doc["extends"])
         doc = _merge({k: v for k, v in base_doc.items() if k not in ("name", "description")}, doc)
         sha256 = hashlib.sha256(data + b"\0extends\0" + base_data).hexdigest()
-    top = _Table(path, doc)
-    top.used.add("extends")
-    name = top.text("name")
-    if not _NAME_RE.match(name):
-        raise top.error("name", f"must be letters, digits, '_' or '-', got {name!r}")
-    description = top.text("description")
-
-    begin_s, end_s, demand_end_s = _load_horizon(top)
-
-    vt = top.table("vtypes")
-    assert vt is not None
-    vtypes = _vtypes(vt)
-
-    nt = top.table("network")
-    assert nt is not None
-    network, _ = _load_network(nt)
-
-    tls = _load_tls(top)
-
-    dt = top.table("demand")
-    assert dt is not None
-    demand = _load_demand(dt, network, vtypes, begin_s, demand_end_s, end_s)
-
-    ft = top.table("faults", required=False)
-    faults = _load_faults(ft, begin_s, end_s) if ft is not None else None
-
-    sumo = _load_sumo(top, vtypes)
-    top.done()
-
+    r = _Reader(path)
+    top = validate(_Document, doc, path=path)
+    if not _NAME_RE.match(top.name):
+        raise r.error(("name",), f"must be letters, digits, '_' or '-', got {top.name!r}")
+    horizon = r.horizon(top.horizon)
+    begin_s, end_s, demand_end_s = horizon
+    vtypes = r.vtypes(top.vtypes)
+    network = r.network(top.network)
+    tls = r.tls(top.tls)
+    demand = r.demand(top.demand, network, vtypes, horizon)
+    faults = r.faults(top.faults, begin_s, end_s) if top.faults is not None else None
+    sumo = r.sumo(top.sumo, vtypes)
     return ScenarioDef(
-        name=name,
-        description=" ".join(description.split()),
+        name=top.name,
+        description=" ".join(top.description.split()),
         source=path,
         sha256=sha256,
         begin_s=begin_s,
@@ -549,60 +609,6 @@ def load_scenario_def(name_or_path: str | Path) -> ScenarioDef:
         faults=faults,
         extends=base_path,
     )
-
-
-def _load_horizon(top: _Table) -> tuple[float, float, float]:
-    """``[horizon]``: begin, end and the end of demand (s)."""
-    h = top.table("horizon")
-    assert h is not None
-    begin_s = h.number("begin_s", lo=0.0)
-    end_s = h.number("end_s", lo=0.0)
-    if end_s <= begin_s:
-        raise h.error("end_s", f"must be after begin_s ({begin_s:g}), got {end_s:g}")
-    demand_end_s = h.number("demand_end_s", end_s, lo=0.0)
-    if not begin_s < demand_end_s <= end_s:
-        raise h.error("demand_end_s", f"must be in ({begin_s:g}, {end_s:g}], got {demand_end_s:g}")
-    h.done()
-    return begin_s, end_s, demand_end_s
-
-
-def _load_tls(top: _Table) -> TlsSpec:
-    """``[tls]``: the options netconvert/netgenerate get for SUMO's own signal programs."""
-    tt = top.table("tls")
-    assert tt is not None
-    tls = TlsSpec(
-        type=tt.text("type", "static", choices=frozenset({"static", "actuated", "delay_based"})),
-        cycle_s=tt.number("cycle_s", None, lo=20, hi=300, integer=True),
-        allred_s=tt.number("allred_s", None, lo=0, hi=10, integer=True),
-        yellow_min_decel_m_s2=tt.number("yellow_min_decel_m_s2", None, lo=1.0, hi=9.0),
-        layout=tt.text("layout", None, choices=frozenset({"opposites", "incoming", "alternateOneWay"})),
-    )
-    tt.done()
-    return tls
-
-
-def _load_sumo(top: _Table, vtypes: Mapping[str, Mapping[str, str]]) -> SumoSpec:
-    """``[sumo]``: simulation options; the sublane resolution must fit the narrowest two-wheeler."""
-    st = top.table("sumo")
-    assert st is not None
-    sumo = SumoSpec(
-        step_length_s=st.number("step_length_s", 1.0, lo=0.01, hi=5.0),
-        lateral_resolution_m=st.number("lateral_resolution_m", None, lo=0.1, hi=5.0),
-        time_to_teleport_s=st.number("time_to_teleport_s", 300.0),
-        collision_action=st.text("collision_action", None, choices=frozenset({"none", "warn", "teleport", "remove"})),
-    )
-    st.done()
-    if sumo.lateral_resolution_m is not None:
-        for vid, attrs in vtypes.items():
-            if attrs["vClass"] in ("motorcycle", "moped") and "width" in attrs:
-                w = float(attrs["width"])
-                if sumo.lateral_resolution_m > w + 1e-9:
-                    raise st.error(
-                        "lateral_resolution_m",
-                        f"{sumo.lateral_resolution_m:g} m is wider than vType {vid!r} ({w:g} m): "
-                        "the sublane model needs a resolution no wider than a motorcycle",
-                    )
-    return sumo
 
 
 def _read_toml(path: Path) -> tuple[bytes, dict[str, Any]]:
