@@ -1,8 +1,8 @@
 """One way to read a configuration file: a pydantic model per file, one error line per mistake.
 
-Every configuration file greenwave reads by hand-edited TOML (regression suites today; the
-scenario library, the inventory and endpoint files are to follow, issue #19) is described
-by a pydantic model that forbids unknown keys, and read with :func:`validate`. A model
+Every configuration file greenwave reads from hand-edited TOML (regression suites and
+scenario definitions so far; the inventory and endpoint files are to follow, issue #19) is
+described by pydantic models that forbid unknown keys, and read with :func:`validate`. A model
 rejects the first bad value as one :class:`~intersections.errors.InputError` line whose
 ``where`` names the file, the table and the field (``suite.toml:tolerances.mean_delay_s``),
 the error shape DESIGN.md asks of every loader. Models are strict: a TOML string is not
