@@ -17,9 +17,13 @@ Per tick and per controller (``docs/modbus-profile.md``):
   the status in one function-23 transaction that the emulator answers once it
   has stepped.
 
-All controllers are polled concurrently (pymodbus >= 3.16 asyncio clients, one
-TCP connection each, on a private event loop), with per-request timeouts and
-retries (pymodbus), and reconnection with exponential backoff (here). A
+All controllers are polled concurrently on the private event loop of
+:class:`~field_io.polled.PolledFieldBackend` (one TCP or TLS connection each,
+:mod:`field_io.modbus.transport`): in the steady state as one batch - every
+request written at once, one timer for all - and otherwise, or for a
+controller that did not answer the batch cleanly, one transaction at a time
+with per-request timeouts and retries; reconnection backs off
+exponentially. ``modbus_client`` (pymodbus) serves commissioning. A
 controller that cannot be read is never commanded: unreachable, wrong device
 id, exception answers, a profile-version mismatch or an identity that
 disagrees with the inventory each produce one clear message naming the
