@@ -78,6 +78,8 @@ __all__ = [
     "TickSignal",
     "RoadMap",
     "VEHICLE_SPACING_M",
+    "ROAD_LEVELS",
+    "ROAD_LANE_LEVELS_VEH",
 ]
 
 log = logging.getLogger("greenwave.control_centre")
@@ -93,9 +95,12 @@ STATUS_VALUES = ("adaptive", "fixed", "manual", "flash", "comm_loss", "fault")
 #: Queue storage per lane: one queued vehicle per 7.5 m (a passenger car plus the gap to the next one;
 #: the HCM's queue-storage convention of 25 ft per vehicle, ../shared/reference/atspm-and-operations.md).
 VEHICLE_SPACING_M = 7.5
-#: Road colour levels on the map from the queued share of an approach's storage (0: <25 %, 1: <50 %,
-#: 2: <75 %, 3: >= 75 %, i.e. about to spill back into the upstream junction).
+#: Road colour levels on the map, the worse of two scales. The queued share of the road's storage
+#: (1: >= 25 %, 2: >= 50 %, 3: >= 75 %, about to spill back into the upstream junction), and vehicles queued
+#: per lane (1: >= 1, a queue is waiting; 2: >= 8, more than a 20-s green discharges at the HCM's 1,800
+#: veh/h per lane (2 s headway) after the start-up loss, so it will not clear in one typical urban green).
 ROAD_LEVELS = np.array([0.25, 0.5, 0.75])
+ROAD_LANE_LEVELS_VEH = np.array([1.0, 8.0])
 MAINTENANCE_S = 60.0  # wall seconds between retention prunes and alarm escalation checks
 
 # code -> (severity 1 critical .. 3 medium, RSMP SXL alarm, message)
@@ -203,6 +208,7 @@ class RoadMap:
 
     ids: tuple[str, ...]
     storage_veh: np.ndarray  # (E,) vehicles an edge holds queued: lanes * length / VEHICLE_SPACING_M
+    lanes: np.ndarray  # (E,) lanes of the edge
     sat_flow_veh_h: np.ndarray  # (E,) saturation flow of the edge (all lanes)
     row: np.ndarray  # (K,) group-to-edge links: intersection row
     group: np.ndarray  # (K,) group column
@@ -238,6 +244,7 @@ class RoadMap:
         return cls(
             ids=tuple(edge_ids),
             storage_veh=np.maximum(lanes * length / VEHICLE_SPACING_M, 1.0),
+            lanes=lanes,
             sat_flow_veh_h=sat,
             row=np.asarray(rows, np.int64),
             group=np.asarray(groups, np.int64),
@@ -245,6 +252,12 @@ class RoadMap:
             weight=np.asarray(weights, float),
             det_edge=np.asarray([lane_edge.get(d, -1) for d in detector_ids], np.int64),
         )
+
+    def levels(self, queue_veh: np.ndarray) -> np.ndarray:
+        """(E,) colour level 0..3 of each road's queue (see :data:`ROAD_LEVELS`, :data:`ROAD_LANE_LEVELS_VEH`)."""
+        share = np.searchsorted(ROAD_LEVELS, queue_veh / self.storage_veh, side="right")
+        per_lane = np.searchsorted(ROAD_LANE_LEVELS_VEH, queue_veh / self.lanes, side="right")
+        return np.maximum(share, per_lane)
 
     def queue_veh(self, queue_by_group: np.ndarray) -> np.ndarray:
         """(E,) vehicles queued on each road (NaN, unknown, counts as 0)."""
@@ -1299,8 +1312,8 @@ class EngineRunner:
         roads = self.roads
         if roads is None or not len(roads.ids):
             return {"queue_veh": [], "level": [], "occupancy": [], "saturation": []}
-        q = roads.queue_veh(self.last_queue)
-        level = np.searchsorted(ROAD_LEVELS, q / roads.storage_veh, side="right")
+        q = np.round(roads.queue_veh(self.last_queue), 1)  # the level of the figure the client sees
+        level = roads.levels(q)
         x = roads.saturation(self._ema_flow, self._ema_green)
 
         def clean(a: np.ndarray, nd: int) -> list[float | None]:

@@ -68,7 +68,7 @@ def test_road_colour_levels_follow_the_queued_share_of_storage(demo_net: Path) -
     """RoadMap on the demo network: a group's queue lands on the roads its movements come from."""
     import numpy as np
 
-    from api.server.live import ROAD_LEVELS, VEHICLE_SPACING_M, RoadMap, read_geometry
+    from api.server.live import VEHICLE_SPACING_M, RoadMap, read_geometry
     from controller.backend import detector_layout
     from intersections.loaders.sumo_net import load_sumo_net
 
@@ -88,7 +88,11 @@ def test_road_colour_levels_follow_the_queued_share_of_storage(demo_net: Path) -
     q = roads.queue_veh(queue)
     assert q.sum() == pytest.approx(queue[r, g]) and np.count_nonzero(q) == len(src)
     assert q[e] == pytest.approx(queue[r, g] / len(src))
-    assert np.searchsorted(ROAD_LEVELS, q / roads.storage_veh, side="right")[e] >= 2
+    assert roads.levels(q)[e] == 3 and roads.levels(q).max() == 3
+    assert roads.levels(np.zeros(len(edges))).max() == 0
+    one_per_lane = roads.lanes.copy()  # a short queue on a long road: yellow (a queue waits), not more
+    assert (roads.levels(one_per_lane) >= 1).all()
+    assert roads.levels(roads.lanes * 0.9).max() == 0
     queue[r, g] = np.nan  # unknown (comm loss) is not a queue
     assert roads.queue_veh(queue)[e] == 0.0
 
@@ -112,9 +116,12 @@ def test_a_held_stage_queues_the_waiting_roads_live(srv: LiveServer, tok: dict[s
         return roads if max(roads["queue_veh"][k] for k in b1_in) >= 3 else None
 
     roads = wait_for(queued, 60, "a queue of 3 vehicles on a road into B1")
+    lanes = {e["id"]: e["lanes"] for e in net["edges"]}
     for k in b1_in:
         share = roads["queue_veh"][k] / net["road_storage_veh"][k]
-        assert roads["level"][k] == sum(share >= t for t in (0.25, 0.5, 0.75))
+        per_lane = roads["queue_veh"][k] / lanes[net["edges"][k]["id"]]
+        want = max(sum(share >= t for t in (0.25, 0.5, 0.75)), sum(per_lane >= t for t in (1, 8)))
+        assert roads["level"][k] == want
     with srv.client(tok["operator"]) as c:
         assert c.post(f"/api/commands/{cid}/cancel").status_code == 200
 
