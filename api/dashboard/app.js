@@ -93,6 +93,7 @@ async function start() {
   fillIntersectionSelects();
   connectStream();
   refreshAlarms();
+  if (typeof GWOPS !== "undefined") GWOPS.onStart();
   showView(location.hash.slice(1) || "map");
 }
 
@@ -118,6 +119,7 @@ function onStatus() {
   $("#online").textContent = ints.length ? `${online}/${ints.length} online` : "– online";
   updateMarkers();
   if (S.selected) updateLive();
+  if (typeof GWOPS !== "undefined") GWOPS.onStatus();
 }
 
 // ---- map ----------------------------------------------------------------------------------
@@ -144,6 +146,7 @@ function drawMap() {
   }
   $("#legend").innerHTML = Object.entries(STATUS_LABEL).map(([k, v]) => `<span><i class="st-${k}"></i>${v}</span>`).join("") +
     `<span><i style="border:3px solid var(--fault);background:none"></i>alarm</span>`;
+  if (typeof GWOPS !== "undefined") GWOPS.onMap();
 }
 function updateMarkers() {
   const live = S.snap?.intersections || {};
@@ -339,17 +342,21 @@ function problemText(e) {
 function alarmRowsHtml(alarms, compact = false) {
   return `<table class="grid"><tbody>${alarms.map((a) => `
     <tr class="sev-${a.severity} ${a.acked_at ? "" : "unacked"}" data-alarm-id="${a.id}" data-code="${esc(a.code)}" data-acked="${a.acked_at ? 1 : 0}">
-      <td>${["", "CRIT", "HIGH", "MED"][a.severity] || a.severity}</td>
+      <td>${["", "CRIT", "HIGH", "MED"][a.severity] || a.severity}${a.escalated_at ? '<br><span class="small" title="escalated: not acknowledged in time">▲ escalated</span>' : ""}</td>
       ${compact ? "" : `<td><a href="#map" class="goto" data-id="${esc(a.intersection)}">${esc(a.intersection)}</a></td>`}
       <td>${esc(a.code)} <span class="muted small">${esc(a.rsmp)}</span><br><span class="small">${esc(a.message)}</span></td>
       <td>${fmtTime(a.raised_at)}</td>
       ${compact ? "" : `<td>${a.cleared_at ? fmtTime(a.cleared_at) : '<b>active</b>'}</td>`}
       <td class="ack-cell">${a.acked_at ? `${esc(a.acked_by)} ${fmtTime(a.acked_at)}${a.ack_note ? `<br><span class="small muted">${esc(a.ack_note)}</span>` : ""}` : ""}</td>
-      <td>${a.acked_at ? "" : `<button class="ack" data-id="${a.id}" ${can("ack_alarm") ? "" : "disabled"}>Acknowledge</button>`}</td>
+      <td>${a.acked_at ? "" : `<button class="ack" data-id="${a.id}" ${can("ack_alarm") ? "" : "disabled"}>Acknowledge</button>`}
+        ${a.acked_at ? "" : a.shelved_until && new Date(a.shelved_until) > new Date() ? `<button class="unshelve" data-id="${a.id}" ${can("ack_alarm") ? "" : "disabled"}>Unshelve</button><br><span class="small muted">shelved until ${fmtTime(a.shelved_until)} by ${esc(a.shelved_by)}</span>`
+          : `<button class="shelve" data-id="${a.id}" ${can("ack_alarm") ? "" : "disabled"}>Shelve</button>`}</td>
     </tr>`).join("")}</tbody></table>`;
 }
 function bindAckButtons(root) {
   $$("button.ack", root).forEach((b) => (b.onclick = () => ackAlarm(b.dataset.id)));
+  $$("button.shelve", root).forEach((b) => (b.onclick = () => shelveAlarm(b.dataset.id)));
+  $$("button.unshelve", root).forEach((b) => (b.onclick = () => api(`/api/alarms/${b.dataset.id}/unshelve`, { method: "POST" }).then(refreshAlarms, (e) => toast(e.message, true))));
   $$("a.goto", root).forEach((a) => (a.onclick = (ev) => { ev.preventDefault(); showView("map"); selectIntersection(a.dataset.id); }));
 }
 async function ackAlarm(id) {
@@ -360,6 +367,16 @@ async function ackAlarm(id) {
     toast(`alarm #${id} acknowledged`);
     refreshAlarms(); if (S.selected) loadDetail();
   } catch (e) { toast(e.message, true); }
+}
+async function shelveAlarm(id) {
+  const ok = await modal(`Shelve alarm #${id}`, `<p class="small muted">Off the open list for a while; it comes back by itself when the shelf expires.</p>
+    <label>Minutes <input id="shelve-min" type="number" min="1" max="10080" value="60" style="width:6em"></label>
+    <label>Why<br><input id="shelve-note" size="44" maxlength="2000" placeholder="e.g. detector known broken, crew booked"></label>`, "Shelve");
+  if (!ok) return;
+  try {
+    await api(`/api/alarms/${id}/shelve`, { body: { minutes: Number($("#shelve-min").value), note: $("#shelve-note").value } });
+    toast(`alarm #${id} shelved`); refreshAlarms(); if (S.selected) loadDetail();
+  } catch (e) { toast(problemText(e), true); }
 }
 async function refreshAlarms() {
   if (!S.token) return;
@@ -373,7 +390,7 @@ async function refreshAlarms() {
     if (S.view === "alarms") {
       const state = $("#alarm-filter").value;
       const r = state === "open" ? open : await api(`/api/alarms?state=${state}`);
-      $("#alarm-counts").textContent = `${r.counts.total} shown · ${r.counts.unacked} not acknowledged · ${r.counts.active} active`;
+      $("#alarm-counts").textContent = `${r.counts.total} shown · ${r.counts.unacked} not acknowledged · ${r.counts.active} active${r.counts.escalated ? ` · ${r.counts.escalated} escalated` : ""}`;
       const tb = $("#alarm-table tbody");
       tb.innerHTML = r.alarms.length ? alarmRowsHtml(r.alarms).replace(/^<table class="grid"><tbody>|<\/tbody><\/table>$/g, "") : '<tr><td colspan="7" class="muted">no alarms</td></tr>';
       bindAckButtons(tb);
@@ -483,6 +500,7 @@ async function planActivate() {
   if (!targets.length) { toast("select at least one intersection", true); return; }
   try {
     const out = await api(`/api/plans/${r.id}/activate`, { body: { intersections: targets, comment: $("#plan-activate-comment").value } });
+    if (typeof GWOPS !== "undefined" && GWOPS.onActivation(out, $("#plan-activate-result"))) return;
     $("#plan-activate-result").textContent = "activated on " + out.activated.map((a) => `${a.intersection} (v${a.version})`).join(", ");
     toast("plan activated");
     S.planModel = null; loadVersions();
@@ -524,7 +542,8 @@ function readSchedule() {
 }
 async function saveSchedule() {
   try {
-    await api(`/api/intersections/${encodeURIComponent(planInter())}/schedule`, { method: "PUT", body: { entries: readSchedule(), comment: "dashboard" } });
+    const out = await api(`/api/intersections/${encodeURIComponent(planInter())}/schedule`, { method: "PUT", body: { entries: readSchedule(), comment: "dashboard" } });
+    if (typeof GWOPS !== "undefined" && GWOPS.onActivation(out, $("#sched-result"))) return;
     $("#sched-result").textContent = "saved"; toast("schedule saved");
   } catch (e) { $("#sched-result").textContent = problemText(e); }
 }
@@ -629,13 +648,22 @@ function eventsQuery(fmt) {
   const end = S.snap?.clock ? new Date(S.snap.clock) : new Date();
   p.set("end", new Date(end.getTime() + 1000).toISOString());
   p.set("start", new Date(end.getTime() - Number($("#ev-minutes").value) * 60000).toISOString());
-  p.set("limit", fmt === "csv" ? "200000" : "500"); p.set("format", fmt);
+  p.set("limit", fmt === "csv" ? "200000" : "100"); p.set("format", fmt);
+  if (fmt === "json") {
+    // A page of 100, newest first; the window stays where the first page put it while paging.
+    if (S.evWindow && S.evPage > 0) { p.set("start", S.evWindow.start); p.set("end", S.evWindow.end); }
+    p.set("order", "desc"); p.set("offset", String((S.evPage || 0) * 100));
+  }
   return `/api/events?${p}`;
 }
 async function loadEvents() {
   try {
     const r = await api(eventsQuery("json"));
-    $("#ev-table tbody").innerHTML = r.events.length ? r.events.slice(-500).reverse().map((e) => `<tr><td class="mono">${esc(e[0])}</td><td>${esc(e[1])}</td><td>${e[2]}</td><td>${e[3]}</td></tr>`).join("")
+    S.evWindow = { start: r.start, end: r.end };
+    const page = S.evPage || 0, pages = Math.max(1, Math.ceil(r.total / 100));
+    $("#ev-page").textContent = `page ${page + 1} of ${pages} (${r.total} events)`;
+    $("#ev-prev").disabled = page === 0; $("#ev-next").disabled = r.next_offset === null;
+    $("#ev-table tbody").innerHTML = r.events.length ? r.events.map((e) => `<tr><td class="mono">${esc(e[0])}</td><td>${esc(e[1])}</td><td>${e[2]}</td><td>${e[3]}</td></tr>`).join("")
       : '<tr><td colspan="4" class="muted">no events in this window (events are written every few seconds)</td></tr>';
   } catch (e) { toast(e.message, true); }
 }
@@ -678,7 +706,8 @@ function showView(v) {
 function refreshView() {
   const v = S.view;
   const run = { alarms: refreshAlarms, commands: loadCommands, kpis: loadKpis, corridor: loadCorridor, audit: loadAudit, events: loadEvents, users: loadUsers,
-    plans: () => (S.plan && S.plan.intersection === planInter() ? loadVersions() : planLoadActive().then(loadVersions)), map: loadTimeline }[v];
+    plans: () => (S.plan && S.plan.intersection === planInter() ? loadVersions() : planLoadActive().then(loadVersions)), map: loadTimeline }[v]
+    || (typeof GWOPS !== "undefined" ? GWOPS.views[v] : undefined);
   if (run) Promise.resolve(run()).catch((e) => toast(e.message, true));
 }
 
@@ -702,7 +731,9 @@ function init() {
   $("#sched-save").onclick = saveSchedule;
   $("#cmd-active-only").onchange = loadCommands;
   $("#corridor-window").onchange = loadCorridor;
-  $("#ev-load").onclick = loadEvents;
+  $("#ev-load").onclick = () => { S.evPage = 0; loadEvents(); };
+  $("#ev-prev").onclick = () => { S.evPage = Math.max(0, (S.evPage || 0) - 1); loadEvents(); };
+  $("#ev-next").onclick = () => { S.evPage = (S.evPage || 0) + 1; loadEvents(); };
   $("#ev-csv").onclick = downloadCsv;
   $("#audit-load").onclick = loadAudit;
   $("#user-form").addEventListener("submit", createUser);

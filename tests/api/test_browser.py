@@ -3,9 +3,12 @@
 The server is ``greenwave serve`` in a subprocess (libsumo runs one simulation
 per process) on the embedded default: a SUMO digital twin of the demo network
 driven through emulated controllers over Modbus TCP, in real time. The tests
-log in, see the map, watch an intersection change state live, activate a plan
-and find it in the audit log, cut an emulated controller off and acknowledge the
-comm-loss alarm, and request a confirmed flash.
+log in, see the map, watch an intersection change state live, propose a plan
+that a second engineer approves (two-person rule) and find it in the audit log,
+cut an emulated controller off and acknowledge the comm-loss alarm, request a
+confirmed flash, see a queued road coloured on the map and a Purdue
+coordination diagram drawn from the stored events. Every page is watched for
+requests that leave the machine: there must be none.
 
 Screenshots go to the test's temporary folder; with ``GREENWAVE_SCREENSHOTS=1``
 they also refresh ``docs/screenshots/``.
@@ -95,14 +98,36 @@ def screenshot(page: Any, shots: Path, name: str) -> None:
         shutil.copy(path, dest / path.name)
 
 
-def login(browser: Any, url: str, user: str) -> Any:
+SECOND_ENGINEER = ("engineer2", "second-engineer-pass-2026")
+
+
+@pytest.fixture(scope="module")
+def second_engineer(server: str) -> tuple[str, str]:
+    """A second engineer account (the demo has one per role), made by the admin through the API."""
+    tok = httpx.post(f"{server}/api/auth/login", json={"username": "admin", "password": "greenwave"}).json()
+    user, pw = SECOND_ENGINEER
+    r = httpx.post(
+        f"{server}/api/users",
+        json={"username": user, "password": pw, "role": "engineer"},
+        headers={"Authorization": f"Bearer {tok['access_token']}"},
+    )
+    assert r.status_code in (201, 409), r.text
+    return SECOND_ENGINEER
+
+
+def login(browser: Any, url: str, user: str, password: str = "greenwave") -> Any:
     page = browser.new_page(viewport={"width": 1400, "height": 860})
     page.set_default_timeout(TIMEOUT_MS)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    # Nothing may leave the machine: every request goes to the server under test (or is inline data).
+    page.on(
+        "request",
+        lambda r: None if r.url.startswith((url, "data:", "blob:")) else errors.append(f"outside request: {r.url}"),
+    )
     page.goto(f"{url}/")
     page.fill("#login-user", user)
-    page.fill("#login-pass", "greenwave")
+    page.fill("#login-pass", password)
     page.click("#login-submit")
     page.wait_for_selector("#login", state="hidden")
     page.errors = errors  # type: ignore[attr-defined]
@@ -149,7 +174,9 @@ def test_watch_an_intersection_change_state_live(server: str, browser: Any, shot
     page.close()
 
 
-def test_activate_a_plan_and_find_it_in_the_audit_log(server: str, browser: Any, shots: Path) -> None:
+def test_an_engineer_proposes_a_second_approves_and_the_plan_goes_live(
+    server: str, browser: Any, shots: Path, second_engineer: tuple[str, str]
+) -> None:
     page = login(browser, server, "engineer")
     page.click("#tabs button[data-view=plans]")
     page.wait_for_selector("#plan-stages[data-intersection=A0] tbody tr .ps-green")
@@ -171,14 +198,39 @@ def test_activate_a_plan_and_find_it_in_the_audit_log(server: str, browser: Any,
     page.fill("#plan-activate-comment", "evening peak trial")
     screenshot(page, shots, "plan-editor")
     page.click("#plan-activate")
-    page.wait_for_function("document.querySelector('#plan-activate-result').textContent.startsWith('activated on')")
+    # Two-person rule: nothing goes live yet, and the proposer cannot approve it.
+    page.wait_for_selector("#plan-activate-result[data-pending]")
+    pending = page.get_attribute("#plan-activate-result", "data-pending")
+    assert page.get_attribute(".marker[data-intersection=A1]", "data-status") != "fixed"
+    page.click("#tabs button[data-view=approvals]")
+    row = f"#appr-table tr[data-approval-id='{pending}'][data-status=pending]"
+    page.wait_for_selector(row)
+    assert page.is_disabled(f"{row} button.appr-ok")
+    assert not page.errors  # type: ignore[attr-defined]
+    page.close()
+
+    page = login(browser, server, *second_engineer)
+    page.wait_for_selector("#appr-badge:not(:empty)")
+    page.click("#tabs button[data-view=approvals]")
+    page.wait_for_selector(row)
+    assert "evening peak trial" in page.inner_text(row) and "engineer" in page.inner_text(row)
+    screenshot(page, shots, "approvals")
+    page.click(f"{row} button.appr-ok")
+    page.wait_for_selector("#modal:not([hidden])")
+    page.fill("#appr-note", "splits checked")
+    page.click("#modal-ok")
+    page.wait_for_function("document.querySelector('#appr-result').textContent.includes('activated on')")
     page.click("#tabs button[data-view=map]")
     page.wait_for_selector(".marker[data-intersection=A1][data-status=fixed]")
     page.wait_for_selector(".marker[data-intersection=C1][data-status=fixed]")
+    # The panel compares the running timing with the plan.
+    page.click(".marker[data-intersection=A1]")
+    page.wait_for_selector("#p-timing")
+    assert "plan" in page.inner_text("#p-timing")
     page.click("#tabs button[data-view=audit]")
     page.wait_for_selector("#audit-table tr[data-action='plan.activate'][data-target=A1]")
-    row = page.inner_text("#audit-table tr[data-action='plan.activate'][data-target=A1]")
-    assert "engineer" in row and "evening peak trial" in row
+    row_a1 = page.inner_text("#audit-table tr[data-action='plan.activate'][data-target=A1]")
+    assert "engineer2" in row_a1 and "evening peak trial" in row_a1 and '"proposed_by":"engineer"' in row_a1
     screenshot(page, shots, "audit")
     assert not page.errors  # type: ignore[attr-defined]
     page.close()
@@ -244,5 +296,64 @@ def test_operator_flash_request_needs_confirmation(server: str, browser: Any, sh
     page.click("#tabs button[data-view=corridor]")
     page.wait_for_selector("#tsd rect")
     screenshot(page, shots, "corridor")
+    assert not page.errors  # type: ignore[attr-defined]
+    page.close()
+
+
+def test_the_map_colours_a_queued_road(server: str, browser: Any, shots: Path) -> None:
+    """Hold B1 on one stage: the roads of the other stage queue up and turn from green on the map."""
+    page = login(browser, server, "operator")
+    page.click(".marker[data-intersection=B1]")
+    page.wait_for_selector("#c-kind")
+    page.select_option("#c-kind", "hold")
+    page.fill("#c-min", "5")
+    page.fill("#c-reason", "queue on the map")
+    page.click("#c-send")
+    page.wait_for_selector(".marker[data-intersection=B1][data-status=manual]")
+    held = page.input_value("#c-stage")
+    # Roads into B1 whose groups are not in the held stage.
+    waiting = page.evaluate(
+        """(held) => {
+          const st = S.detail.model.stages.find((s) => s.id === held);
+          const groups = S.detail.model.groups.filter((g) => !st.groups.includes(g.id));
+          const from = new Set(groups.flatMap((g) => g.label.split(" ")[0].split("/")));
+          return S.net.edges.filter((e) => e.to === "B1" && from.has(e.id)).map((e) => e.id);
+        }""",
+        held,
+    )
+    assert waiting, "no road into B1 waits for the other stage"
+    coloured = ":not([data-level='0']):not([data-level='-1'])"
+    sel = ", ".join(f"#map polyline.road[data-edge='{e}']{coloured}" for e in waiting)
+    page.wait_for_selector(sel)
+    el = page.query_selector(sel)
+    assert el is not None and el.evaluate("(e) => getComputedStyle(e).stroke") != "rgb(47, 158, 91)"  # not green
+    screenshot(page, shots, "map-queue")
+    page.wait_for_selector("#p-cmds .c-cancel")
+    page.click("#p-cmds .c-cancel")
+    assert not page.errors  # type: ignore[attr-defined]
+    page.close()
+
+
+def test_a_pcd_renders_from_stored_events(server: str, browser: Any, shots: Path) -> None:
+    page = login(browser, server, "viewer")
+    page.click("#tabs button[data-view=measures]")
+    page.select_option("#m-inter", "B1")
+    page.select_option("#m-window", "15")
+    deadline = time.monotonic() + 240  # real time: a few cycles must have been stored
+    while True:
+        page.click("#m-load")
+        page.wait_for_function("document.querySelector('#m-status').textContent.includes('stored events')")
+        if page.query_selector("#m-pcd[data-intersection=B1] circle.pcd-dot") and page.query_selector(
+            "#m-pcd polyline.pcd-green_s"
+        ):
+            break
+        assert time.monotonic() < deadline, "no PCD: " + page.inner_text("#m-aog")
+        time.sleep(10)
+    assert "arrivals on green" in page.inner_text("#m-aog")
+    page.hover("#m-pcd circle.pcd-dot")
+    page.wait_for_selector("#m-tip:not([hidden])")
+    assert "into the cycle" in page.inner_text("#m-tip")
+    page.wait_for_selector("#m-splits circle.split-dot")
+    screenshot(page, shots, "measures")
     assert not page.errors  # type: ignore[attr-defined]
     page.close()

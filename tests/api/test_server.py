@@ -285,5 +285,7 @@ def test_docs_and_dashboard_are_served_without_cdn(live: LiveServer) -> None:
         assert c.get("/openapi.json").json()["info"]["title"] == "greenwave control centre"
         page = c.get("/").text
         assert "/static/app.js" in page and "http://" not in page and "https://" not in page
-        js = c.get("/static/app.js").text.replace("http://www.w3.org/2000/svg", "")  # a namespace, not a fetch
-        assert "http://" not in js and "https://" not in js
+        assert "/static/ops.js" in page
+        for script in ("/static/app.js", "/static/ops.js"):
+            js = c.get(script).text.replace("http://www.w3.org/2000/svg", "")  # a namespace, not a fetch
+            assert "http://" not in js and "https://" not in js, script
