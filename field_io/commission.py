@@ -199,6 +199,11 @@ class _ModbusDriver:
         ident = decode_identity(await self._read(IDENTITY.base, IDENTITY.length))
         self.backup_time_s, self.resume = ident.backup_time_s, ident.resume_heartbeats
         self.period_s = ident.tick_s if ident.tick_s > 0 else 1.0
+        # Number our blocks after the ones the controller has seen: a block that reuses the number of the
+        # block in force before a fallback is "not new" and would never take control back (a second
+        # commissioning session after a first one's watchdog exercise).
+        st = await self.status()
+        self.seq = max(st.accepted_seq, st.rejected_seq) % 0xFFFF
         info = {
             "profile": f"greenwave Modbus {ident.profile}",
             "vendor": ident.vendor,
@@ -750,7 +755,7 @@ async def _detectors(drv: Any, fmap: FieldMap, opt: CommissionOptions, c: Check)
         elif samples and occ_high[k] >= 0.95 * samples and counts[k] == 0 and green_n[g] >= 2:
             bad.append(f"{label}: stuck on, occupied through {green_s[g]:.0f} s of green without a count")
         elif counts[k] == 0 and occ_high[k] == 0 and det.kind is not DetectorKind.PEDESTRIAN:
-            bad.append(f"{label}: silent, no vehicle in {window:.0f} s (check the loop, or observe longer)")
+            bad.append(f"{label}: silent, no vehicle in {observed_s:.0f} s (check the loop, or observe longer)")
     c.measured["window_s"] = round(window, 1)
     c.measured["counts"] = {det.id: int(counts[k]) for k, det in enumerate(inter.detectors)}
     c.details += bad
