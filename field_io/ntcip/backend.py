@@ -141,16 +141,18 @@ _INT_TAGS = frozenset((ber.INTEGER, ber.COUNTER32, ber.GAUGE32, ber.TIMETICKS))
 class _Layout:
     """Where each quantity sits in the answer to :func:`status_oids` (computed once per controller)."""
 
-    greens: list[int]
-    yellows: list[int]
-    walks: list[int]
-    volume: list[int]
-    occupancy: list[int]
-    queue: list[int]
+    greens: np.ndarray  # (G,) where the phase-status word of each group's phase sits
+    yellows: np.ndarray
+    walks: np.ndarray
+    volume: np.ndarray  # (D,)
+    occupancy: np.ndarray
+    queue: np.ndarray
     index: dict[str, int]
     veh_bit: np.ndarray  # (G,) (group position of the phase, bit) for decoding
     group_of: np.ndarray
     is_ped: np.ndarray
+    top: np.ndarray  # (K,) the MIB's upper bound of each object (NTCIP 1202 v02: 255; greenwave extension 65535)
+    keys: Sequence[str]  # the key list this layout was made for (identity: the link's own list)
 
 
 _LAYOUTS: dict[tuple[int, str], _Layout] = {}
@@ -159,22 +161,31 @@ _LAYOUTS: dict[tuple[int, str], _Layout] = {}
 def _layout(keys: Sequence[str], fmap: FieldMap, profile: VendorProfile) -> _Layout:
     key = (id(fmap), profile.name)
     hit = _LAYOUTS.get(key)
-    if hit is not None and hit.index.keys() == set(keys):
+    if hit is not None and (hit.keys is keys or hit.index.keys() == set(keys)):
         return hit
     idx = {k: i for i, k in enumerate(keys)}
     groups = phase_groups(fmap.max_phase)
     ph = fmap.phase - 1
+    group_of = ph // 8
+
+    def words(name: str) -> np.ndarray:  # the word of each signal group's phase (index arrays built once)
+        return np.array([idx[f"{name}.{g}"] for g in range(1, groups + 1)], np.intp)[group_of]
+
     lay = _Layout(
-        greens=[idx[f"phaseStatusGroupGreens.{g}"] for g in range(1, groups + 1)],
-        yellows=[idx[f"phaseStatusGroupYellows.{g}"] for g in range(1, groups + 1)],
-        walks=[idx[f"phaseStatusGroupWalks.{g}"] for g in range(1, groups + 1)],
-        volume=[idx[f"detectorVolume.{int(c)}"] for c in fmap.channel],
-        occupancy=[idx[f"detectorOccupancy.{int(c)}"] for c in fmap.channel],
-        queue=[idx[k] for k in (f"gwGroupQueue.{g}" for g in range(1, fmap.n_groups + 1)) if k in idx],
+        greens=words("phaseStatusGroupGreens"),
+        yellows=words("phaseStatusGroupYellows"),
+        walks=words("phaseStatusGroupWalks"),
+        volume=np.array([idx[f"detectorVolume.{int(c)}"] for c in fmap.channel], np.intp),
+        occupancy=np.array([idx[f"detectorOccupancy.{int(c)}"] for c in fmap.channel], np.intp),
+        queue=np.array(
+            [idx[k] for k in (f"gwGroupQueue.{g}" for g in range(1, fmap.n_groups + 1)) if k in idx], np.intp
+        ),
         index=idx,
         veh_bit=ph % 8,
         group_of=ph // 8,
         is_ped=np.array([g.is_pedestrian for g in fmap.intersection.groups], bool),
+        top=np.array([65535 if k.startswith("gw") else 255 for k in keys], np.int64),
+        keys=keys,
     )
     if len(_LAYOUTS) > 10_000:
         _LAYOUTS.clear()
@@ -199,17 +210,16 @@ def decode_ntcip_status(
             x.append(val)
     if len(x) != len(keys):
         raise ProtocolError(f"answered {len(x)} values for {len(keys)} objects")
-    if min(x) < 0 or max(x) > 255:  # MIB ranges (NTCIP 1202 v02): out of range is not data
-        for k, val in zip(keys, x, strict=True):
-            top = 65535 if k.startswith("gw") else 255
-            if not 0 <= val <= top:
-                raise ProtocolError(f"answers {val} for {k}, outside its range 0..{top}")
     lay = _layout(keys, fmap, profile)
     v = lay.index
     arr = np.asarray(x, dtype=np.int64)
-    greens = arr[lay.greens][lay.group_of] >> lay.veh_bit & 1
-    yellows = arr[lay.yellows][lay.group_of] >> lay.veh_bit & 1
-    walks = arr[lay.walks][lay.group_of] >> lay.veh_bit & 1
+    out_of_range = (arr < 0) | (arr > lay.top)  # MIB ranges (NTCIP 1202 v02): out of range is not data
+    if out_of_range.any():
+        i = int(np.argmax(out_of_range))
+        raise ProtocolError(f"answers {x[i]} for {keys[i]}, outside its range 0..{int(lay.top[i])}")
+    greens = arr[lay.greens] >> lay.veh_bit & 1
+    yellows = arr[lay.yellows] >> lay.veh_bit & 1
+    walks = arr[lay.walks] >> lay.veh_bit & 1
     state = np.where(
         lay.is_ped,
         np.where(walks == 1, GREEN, RED),
