@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from controller.arrays import any_set, read_only
-from controller.backend import OBSERVATION_FIELDS, BaseBackend, Commands, Observation
+from controller.backend import OBSERVATION_FIELDS, BaseBackend, Commands, Observation, exit_blocked_share
 from controller.estimate import DemandEstimator, Estimate
 from controller.events import EventRecorder
 from controller.policies import Policy
@@ -106,6 +106,7 @@ class Engine:
             hires = EventRecorder(self.network, self.packed, backend.detectors)
         self.hires: EventRecorder | None = hires if isinstance(hires, EventRecorder) else None
         self._prev_mode = self.supervisor.mode.copy()
+        self._prev_watchdog = np.zeros(self.packed.n, bool)
         self._prev_failed = np.zeros(len(backend.detectors.ids), bool)
         self._health_kept: tuple[np.ndarray, np.ndarray, np.ndarray, bool] | None = None
         self.ticks = 0
@@ -172,8 +173,12 @@ class Engine:
         healthy, all_healthy = self._health(obs)
         fallback = self.fallback.requests_at(t) if self.fallback is not None else None
         dt = 0.0 if self.ticks == 0 else self.dt_s
+        # Calls for the supervisor's watchdog: maximum green and red time only against detected demand,
+        # and a group whose exit is jammed has none that green could serve (never green into a blocked exit).
+        blocked = exit_blocked_share(obs, est.queue_veh.shape) >= 1.0
+        calls = ((est.queue_veh > 0) | (est.occupancy > 0)) & ~blocked
         states, report = self.supervisor.step(
-            requests, dt, healthy=None if all_healthy else healthy, fallback_requests=fallback
+            requests, dt, healthy=None if all_healthy else healthy, fallback_requests=fallback, calls=calls
         )
         self._report(t, requests, report)
         self._report_detectors(t)
@@ -223,6 +228,13 @@ class Engine:
         if any_set(report.violation):
             for r in np.flatnonzero(report.violation):
                 self._event(t, int(r), "violation", "MMU check failed: latched fault flash")
+        if report.watchdog is not None and any_set(report.watchdog):
+            for r in np.flatnonzero(report.watchdog & ~self._prev_watchdog):
+                msg = f"watchdog: maximum green or red ran out, stage {int(report.target[r])} forced"
+                self._event(t, int(r), "watchdog", msg)
+            self._prev_watchdog = report.watchdog.copy()
+        elif self._prev_watchdog.any():
+            self._prev_watchdog[:] = False
         if not (any_set(report.mode) or any_set(self._prev_mode)):  # all normal before and after: nothing changed
             return
         changed = np.flatnonzero(report.mode != self._prev_mode)

@@ -15,7 +15,27 @@ independent check (:func:`mmu_faults`), that:
     (like a hardware MMU: ``../shared/reference/field-io.md`` §3.1, restored
     only by :meth:`SafetySupervisor.reset`), and a lost backend puts it into
     its configured fail-safe: an orderly clearance to flash, or a local
-    fixed-time plan (§3.6), until the backend is healthy again.
+    fixed-time plan (§3.6), until the backend is healthy again;
+(e) a run-time watchdog, as a cabinet monitor would, whatever the policy,
+    the plan or an operator asks: a group green for its ``max_green_s``
+    while a conflicting group has a call is forced off (the next stage in
+    sequence without it is taken), and a group with a call red for
+    ``max_red_s`` is forced on (the next stage in sequence with it). Calls
+    are the caller's (``step(calls=...)``: detected demand); without them
+    every group counts as called, the strictest reading. As in a NEMA
+    controller, the maximum times only against a conflicting call, so a
+    group resting in green with nothing waiting is left there.
+    A forced stage stands until every group of it shows green; then the
+    requests rule again (so the forced stage gets at least its minimum
+    green). It is reported as ``Hold.WATCHDOG`` and in
+    ``SupervisorReport.watchdog``. A group green in every stage has nothing
+    to yield to and is exempt from the maximum green, a group no stage serves
+    from the maximum red. Maximum green is the per-phase MaxGreen of a
+    controller (``../shared/reference/atspm-and-operations.md``); the
+    default maximum red is the longest cycle the plan checker accepts
+    (:data:`intersections.plan.MAX_CYCLE_S`, 240 s): red longer than that
+    means the group was skipped for a whole permitted cycle. The same maxima
+    are refused in plans beforehand by :func:`intersections.plan.check_plan`.
 
 Timing model: ``step(dt_s)`` says that ``dt_s`` seconds passed since the
 previous step; the returned states are shown until the next step. A yellow of
@@ -44,6 +64,7 @@ from numba import njit
 
 from controller.arrays import PackedNetwork
 from intersections.model import SignalState
+from intersections.plan import MAX_CYCLE_S
 
 __all__ = [
     "FailSafe",
@@ -94,9 +115,13 @@ class Hold(IntEnum):
     MIN_GREEN = 2  # a group of the previous stage has not served its minimum green
     FAIL_SAFE = 3  # the intersection is in a fail-safe mode; request ignored
     REFUSED = 4  # unknown stage: request refused, previous target kept
+    # The watchdog (e) overrode the request: a maximum green or red ran out. It ranks between
+    # MIN_GREEN and FAIL_SAFE (a fail-safe or a refusal is still reported first); numbered last
+    # so that the older codes keep their values.
+    WATCHDOG = 5
 
 
-_HOLD_NONE, _HOLD_CLEARANCE, _HOLD_MIN_GREEN, _HOLD_FAIL_SAFE, _HOLD_REFUSED = (int(h) for h in Hold)
+_HOLD_NONE, _HOLD_CLEARANCE, _HOLD_MIN_GREEN, _HOLD_FAIL_SAFE, _HOLD_REFUSED, _HOLD_WATCHDOG = (int(h) for h in Hold)
 
 
 @dataclass(frozen=True)
@@ -108,6 +133,7 @@ class SupervisorReport:
     violation: np.ndarray  # (N,) bool: mmu_faults fired this step (now latched in FAULT)
     mode: np.ndarray  # (N,) int8, Mode codes after the step
     target: np.ndarray  # (N,) int, stage being served (-1: none)
+    watchdog: np.ndarray | None = None  # (N,) bool: the watchdog forced the target (None: nothing supervised)
 
 
 def mmu_faults(
@@ -253,11 +279,11 @@ def _sequence(  # type: ignore[no-untyped-def]
             tgt = fallback[i] if code == _REQ_VALID else kept
         if m == _CLEARING or m == _FLASH_MODE or m == _FAULT:
             tgt = -1
+        target[i] = tgt
+        row = stage_base[i] + tgt  # the empty row where tgt is -1: nothing desired
         if tgt != kept:
             for j in range(g):
                 walked[i, j] = False  # a new stage: its crossings may walk again
-        target[i] = tgt
-        row = stage_base[i] + tgt  # the empty row where tgt is -1: nothing desired
         sequenced = not (m == _FLASH_MODE or m == _FAULT)  # flash and fault rows are sequenced by nobody
         # 1. Yellow runs out -> red.  2. Greens not wanted end once their minimum is served.
         held_min = False
@@ -377,6 +403,8 @@ class SafetySupervisor:
         *,
         fail_safe: FailSafe | np.ndarray = FailSafe.FLASH,
         startup_clearance: bool = True,
+        max_red_s: float = MAX_CYCLE_S,
+        watchdog: bool = True,
         ped_rest_in_walk: bool = False,
     ) -> None:
         self.packed = packed
@@ -390,6 +418,15 @@ class SafetySupervisor:
         self.mode = np.full(n, Mode.NORMAL, dtype=np.int8)
         self.walked = np.zeros((n, g), dtype=np.bool_)
         self.time_s = 0.0
+        # (e) The watchdog's limits per group (inf: not watched) and the stage it forced per row.
+        self.forced = np.full(n, -1, dtype=np.int64)
+        valid_stages = packed.stage_mask & packed.stage_valid[:, :, None] & packed.group_valid[:, None, :]
+        always = (valid_stages | ~packed.stage_valid[:, :, None]).all(axis=1)
+        served = valid_stages.any(axis=1)
+        self.max_green_s = np.where(packed.group_valid & ~always & watchdog, packed.max_green_s, np.inf)
+        self.max_red_s = np.where(packed.group_valid & served & watchdog, float(max_red_s), np.inf)
+        self._conflicts = np.ascontiguousarray(packed.conflicts, dtype=np.bool_)
+        self._all_called = np.ones((n, g), np.bool_)
         # Requests are judged by one lookup: a code per (intersection, request clipped to
         # [-2, S]), -2 and S standing for every request out of range.
         s = packed.s
@@ -435,6 +472,7 @@ class SafetySupervisor:
         self.state_time_s[idx] = 0.0
         self.since_green_end_s[idx] = 0.0
         self.target[idx] = -1
+        self.forced[idx] = -1
         self.walked[idx] = False
 
     def step(
@@ -444,6 +482,7 @@ class SafetySupervisor:
         *,
         healthy: np.ndarray | None = None,
         fallback_requests: np.ndarray | None = None,
+        calls: np.ndarray | None = None,
     ) -> tuple[np.ndarray, SupervisorReport]:
         """Advance ``dt_s`` seconds and return ``(states (N, G) int8, report)``.
 
@@ -451,6 +490,8 @@ class SafetySupervisor:
         the current one. ``healthy``: False where the backend lost the
         intersection. ``fallback_requests``: the local plan's stage requests,
         used where the fail-safe is LOCAL_PLAN and the backend is unhealthy.
+        ``calls``: (N, G) bool, groups with demand waiting or arriving, read by
+        the watchdog (rule (e)); None counts every group as called.
         """
         n = self.packed.n
         if dt_s < 0:
@@ -463,6 +504,12 @@ class SafetySupervisor:
         ok = self._all_healthy
         if healthy is not None:
             ok = np.ascontiguousarray(np.broadcast_to(np.asarray(healthy, dtype=np.bool_), (n,)))
+        # (e) The watchdog replaces the request (or the local plan's) where a maximum ran out.
+        asked = req
+        called = self._all_called
+        if calls is not None:
+            called = np.ascontiguousarray(np.broadcast_to(np.asarray(calls, dtype=np.bool_), self.state.shape))
+        req, fallback, watched = self._watchdog(req, fallback, ok, float(dt_s), called)
         self.time_s += dt_s
         # Fresh timer arrays every step: a caller may keep the previous ones.
         timers = np.empty_like(self.state_time_s)
@@ -477,17 +524,153 @@ class SafetySupervisor:
         )  # fmt: skip
         self.state_time_s = timers
         self.since_green_end_s = since
+        if any_watched := bool(watched.any()):
+            # The caller's own request is judged as given, whatever the watchdog put in its place.
+            codes, base, s = self._tables[1], self._tables[2], self._tables[3]
+            refused = codes[base + np.clip(asked, -2, s)] == _REQ_REFUSED
+            hold[watched & (self.mode == _NORMAL)] = _HOLD_WATCHDOG
+            hold[refused] = _HOLD_REFUSED
         report = SupervisorReport(
             hold=hold,
             refused=refused,
             violation=violation,
             mode=self.mode.copy(),
             target=self.target.copy(),
+            watchdog=watched if any_watched else np.zeros(n, np.bool_),
         )
         return self.state.copy(), report
+
+    def _watchdog(
+        self, req: np.ndarray, fallback: np.ndarray, healthy: np.ndarray, dt_s: float, calls: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Requests (own and local plan's) with the watchdog's forced stages put in, and where it forced one."""
+        n = self.packed.n
+        out_req, out_fb, watched = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.bool_)
+        codes, base, s, stage_rows, stage_base = self._tables[1:6]
+        _watchdog(
+            self.state, self.state_time_s, self.target, self.mode, self.forced, self.fail_safe, self.walked,
+            req, fallback, healthy, dt_s, codes, base, s, stage_rows, stage_base,
+            np.ascontiguousarray(self.max_green_s - EPS), np.ascontiguousarray(self.max_red_s - EPS),
+            calls, self._conflicts, out_req, out_fb, watched,
+        )  # fmt: skip
+        return out_req, out_fb, watched
 
     def _requests(self, requests: np.ndarray, name: str) -> np.ndarray:
         req = np.ascontiguousarray(requests, dtype=np.int64)
         if req.shape != (self.packed.n,):
             raise ValueError(f"{name} must have shape ({self.packed.n},), got {req.shape}")
         return req
+
+
+# fmt: off
+@njit(cache=True)
+def _watchdog(  # type: ignore[no-untyped-def]
+    state, state_time, target, mode, forced, fail_safe, walked,  # the supervisor's (forced updated in place)
+    requests, fallback, healthy, dt, req_codes, req_base, s, stage_rows, stage_base, max_green, max_red,
+    calls, conflicts, out_req, out_fb, watched,  # the last three: outputs
+):
+# fmt: on
+    """Rule (e), one row at a time, before the step: which stage a maximum green or red forces.
+
+    Written apart from the sequencing, like the MMU check: it only replaces a
+    request with a valid stage, so everything the sequencing guarantees
+    (clearances, minimum greens, no conflicts) still holds for the forced one.
+    """
+    n, g = state.shape
+    for i in range(n):
+        out_req[i] = requests[i]
+        out_fb[i] = fallback[i]
+        watched[i] = False
+        m = mode[i]
+        # The mode this step will serve in (the sequencing's step 0): the caller's requests
+        # while healthy, the local plan's while lost with that fail-safe; otherwise nothing.
+        own = healthy[i] and (m == _NORMAL or m == _LOCAL)
+        local = (not healthy[i]) and (m == _LOCAL or (m == _NORMAL and fail_safe[i] == _FS_LOCAL))
+        if not (own or local):
+            forced[i] = -1
+            continue
+        src = requests[i] if own else fallback[i]
+        code = req_codes[req_base[i] + min(max(src, -2), s)]
+        tgt = src if code == _REQ_VALID else target[i]
+        f = forced[i]
+        # Greens past their maximum (og) and reds past theirs (orr) at the end of this step.
+        og = np.zeros(g, np.bool_)
+        orr = np.zeros(g, np.bool_)
+        any_og = False
+        oldest = -1  # the overdue red waiting longest: served first, so none waits for ever
+        longest = -1  # the overdue green shown longest: ended first, likewise
+        waiting = -1  # the called red waiting longest, overdue or not: started first where there is a choice
+        for j in range(g):
+            timer = state_time[i, j] + dt
+            og[j] = state[i, j] == GREEN and timer >= max_green[i, j]
+            if og[j]:  # the maximum times only against a conflicting call
+                og[j] = False
+                for k in range(g):
+                    if conflicts[i, j, k] and calls[i, k]:
+                        og[j] = True
+                        break
+            orr[j] = state[i, j] == RED and timer >= max_red[i, j] and calls[i, j]
+            any_og = any_og or og[j]
+            if orr[j] and (oldest < 0 or timer > state_time[i, oldest] + dt):
+                oldest = j
+            if og[j] and (longest < 0 or timer > state_time[i, longest] + dt):
+                longest = j
+            if state[i, j] == RED and calls[i, j] and (waiting < 0 or timer > state_time[i, waiting] + dt):
+                waiting = j
+        if f >= 0:  # a forced stage stands until all of it is green (a crossing that has walked has been)
+            done = True
+            for j in range(g):
+                if stage_rows[stage_base[i] + f, j] and state[i, j] != GREEN and not walked[i, j]:
+                    done = False
+                    break
+            if done:
+                f = -1
+        cur = stage_base[i] + (f if f >= 0 else tgt)
+        keeps_og = False
+        for j in range(g):
+            keeps_og = keeps_og or (og[j] and stage_rows[cur, j])
+        serves_or = oldest >= 0 and stage_rows[cur, oldest]
+        misses_or = oldest >= 0 and not stage_rows[cur, oldest]
+        # An overdue red comes first: a stage that serves it (forced or asked for) stands even
+        # where one of its greens runs past its maximum meanwhile (ended once the red has started),
+        # or two limits could chase each other for ever.
+        if (keeps_og and not serves_or) or (f < 0 and misses_or):
+            # The next stage in sequence that starts the oldest overdue red, and ends every
+            # overdue green (else the longest).
+            start_k = f if f >= 0 else tgt
+            best = -1
+            best_score = 0
+            for step in range(1, s + 1):
+                k = (start_k + step) % s if start_k >= 0 else step - 1
+                row = stage_base[i] + k
+                nonempty = False
+                ends_all = True
+                ends_longest = longest >= 0
+                starts_red = False
+                starts_waiting = False
+                for q in range(g):
+                    if stage_rows[row, q]:
+                        nonempty = True
+                        if og[q]:
+                            ends_all = False
+                        if q == oldest:
+                            starts_red = True
+                        if q == longest:
+                            ends_longest = False
+                        if q == waiting:
+                            starts_waiting = True
+                if not nonempty:
+                    continue
+                score = (8 if starts_red else 0) + (4 if any_og and ends_all else 0) + (2 if ends_longest else 0)
+                score += 1 if starts_waiting and (starts_red or ends_longest) else 0
+                if score > best_score:
+                    best, best_score = k, score
+            if best >= 0:
+                f = best
+        forced[i] = f
+        if f >= 0:
+            watched[i] = True
+            if own:
+                out_req[i] = f
+            else:
+                out_fb[i] = f
