@@ -73,6 +73,7 @@ from field_io.modbus.codec import (
     StatusRead,
     decode_identity,
     decode_status,
+    decode_status_rows,
     encode_command_block,
     heartbeat_words,
     status_read,
@@ -110,11 +111,9 @@ _HB = COMMAND.address("heartbeat")
 _CENTRAL, _PENDING = int(StatusBits.CENTRAL_CONTROL), int(StatusBits.PENDING_HANDBACK)
 
 
-def _plain_registers(answer: bytes | None, fc: int, count: int) -> list[int] | None:
-    """The registers of a clean answer to function ``fc`` (None: anything else, to be retried)."""
-    if answer is None or len(answer) != 2 + 2 * count or answer[0] != fc or answer[1] != 2 * count:
-        return None
-    return list(struct.unpack_from(f">{count}H", answer, 2))
+def _clean(answer: bytes | None, fc: int, count: int) -> bool:
+    """A clean answer to function ``fc`` with ``count`` registers (anything else is retried alone)."""
+    return answer is not None and len(answer) == 2 + 2 * count and answer[0] == fc and answer[1] == 2 * count
 
 
 class _Fail(Exception):
@@ -507,16 +506,22 @@ class ModbusBackend(PolledFieldBackend):
                 finally:
                     timer.cancel()
             retry = []
+            layouts: dict[tuple, list[tuple[ModbusLink, bytes]]] = {}
             for link, count, pdu in sent:
                 answer = answers.get(link.row)
-                regs = _plain_registers(answer, pdu[0], count)
-                if regs is None:
+                if not _clean(answer, pdu[0], count):
                     link.client.forget()
                     retry.append(link)
                     continue
                 if self.record_latency:
                     link.latency_s.append(answered_t[link.row] - t0)  # from the batch's first frame
-                self._polled(link, decode_status(regs, link.fmap, None, skip=link.read_plan.skip))
+                plan, fm = link.read_plan, link.fmap
+                key = (count, plan.skip, fm.n_groups, fm.channel.tobytes())
+                layouts.setdefault(key, []).append((link, answer))
+            for (count, skip, _g, _ch), rows in layouts.items():
+                words = np.frombuffer(b"".join(a[2:] for _l, a in rows), dtype=">u2").reshape(len(rows), count)
+                for (link, _a), st in zip(rows, decode_status_rows(words, rows[0][0].fmap, skip=skip), strict=True):
+                    self._polled(link, st)
             if retry:
                 await asyncio.gather(*(self._poll(link) for link in retry))
         if others is not None:
