@@ -233,14 +233,14 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small ladders (a smoke test)")
     ap.add_argument("--ticks", type=int, default=12, help="measured ticks per level (default 12)")
     ap.add_argument("--only", choices=["modbus", "ntcip"], help="one protocol's ladder only")
-    ap.add_argument("--modbus-levels", metavar="N,N,...", help="the Modbus ladder (default 500 ... 6000)")
-    ap.add_argument("--ntcip-levels", metavar="N,N,...", help="the NTCIP ladder (default 250 ... 1500)")
+    ap.add_argument("--modbus-levels", metavar="N,N,...", help="the Modbus ladder (default 250 ... 6000)")
+    ap.add_argument("--ntcip-levels", metavar="N,N,...", help="the NTCIP ladder (default 100 ... 1500)")
     args = ap.parse_args()
     if args.quick:
         mb_levels, nt_levels, ticks, warmup = [100, 200], [50, 100], 4, 2
     else:
-        mb_levels = [500, 1000, 2000, 3000, 4000, 5000, 6000]
-        nt_levels = [250, 500, 1000, 1500]
+        mb_levels = [250, 500, 1000, 2000, 3000, 4000, 5000, 6000]
+        nt_levels = [100, 250, 500, 1000, 1500]
         ticks, warmup = args.ticks, 4
     if args.modbus_levels:
         mb_levels = [int(x) for x in args.modbus_levels.split(",")]
