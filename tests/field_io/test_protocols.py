@@ -50,7 +50,8 @@ def test_unknown_protocol_is_one_line_listing_the_known_ones() -> None:
 
 
 def test_endpoints_are_addressed_as_their_row_says() -> None:
-    assert Endpoint("J1", "modbus", "10.0.0.5", 502, device_id=3).label == "controller J1 (modbus 10.0.0.5:502 device 3)"
+    modbus = Endpoint("J1", "modbus", "10.0.0.5", 502, device_id=3)
+    assert modbus.label == "controller J1 (modbus 10.0.0.5:502 device 3)"
     assert Endpoint("J1", "ntcip", "10.0.0.5", 161, device_id=300).label == "controller J1 (ntcip 10.0.0.5:161)"
     with pytest.raises(InputError, match="Modbus device id must be 1-247, got 300"):
         Endpoint("J1", "modbus", "10.0.0.5", 502, device_id=300)
