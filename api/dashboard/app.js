@@ -98,14 +98,24 @@ async function start() {
 }
 
 // ---- live stream ----------------------------------------------------------------------
-function connectStream() {
-  if (S.es) S.es.close();
-  const es = new EventSource(`/api/stream?access_token=${encodeURIComponent(S.token)}`);
+// The token never goes in a URL: a one-use stream ticket does (POST /api/stream/ticket). The server ends
+// the stream with "end" when the token is revoked or expires; a closed stream reconnects with a new ticket.
+async function connectStream() {
+  if (S.es) { S.es.close(); S.es = null; }
+  if (!S.token) return;
+  let t;
+  try { t = await api("/api/stream/ticket", { method: "POST" }); }
+  catch (e) { if (S.token) setTimeout(connectStream, 3000); return; }
+  const es = new EventSource(`/api/stream?ticket=${encodeURIComponent(t.ticket)}`);
   S.es = es;
+  es.addEventListener("end", () => { es.close(); api("/api/auth/me").then(() => { if (S.es === es) connectStream(); }).catch(() => {}); });
   es.addEventListener("status", (ev) => { S.snap = JSON.parse(ev.data); onStatus(); });
   es.addEventListener("alarm", (ev) => { const a = JSON.parse(ev.data); if (!a.acked_at && a.active) toast(`ALARM ${a.intersection}: ${a.message}`, true); refreshAlarms(); if (a.intersection === S.selected) loadDetail(); });
   es.addEventListener("command", () => { if (S.view === "commands") loadCommands(); if (S.selected) loadDetail(); });
-  es.onerror = () => { $("#engine-pill").textContent = "reconnecting"; };
+  es.onerror = () => {
+    $("#engine-pill").textContent = "reconnecting"; es.close();
+    setTimeout(() => { if (S.es === es) connectStream(); }, 2000);
+  };
 }
 function onStatus() {
   const s = S.snap; if (!s) return;

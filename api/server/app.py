@@ -14,18 +14,19 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
-from fastapi.staticfiles import StaticFiles
 from sqlalchemy import select
 
 from api.server.auth import Role, create_user
 from api.server.db import Database, User
-from api.server.deps import ServiceState, WriteGate
+from api.server.deps import ServiceState, WriteGate, metrics_allowed
+from api.server.hardening import DashboardFiles, SecurityHeaders, validation_error
 from api.server.live import EngineRunner
 from api.server.routes import alarms, approvals, auth, commands, history, measures, network, plans, stream
-from api.server.settings import DEFAULT_DEMO_PASSWORD, Settings
+from api.server.settings import Settings
 
 __all__ = ["create_app", "DASHBOARD_DIR", "ensure_demo_users", "DEMO_USERS"]
 
@@ -87,6 +88,8 @@ def create_app(settings: Settings, *, start_engine: bool = True) -> FastAPI:
     app.state.gw = ServiceState(settings=settings, db=db, runner=runner)
     app.add_middleware(WriteGate)
     app.add_middleware(network.SnapshotFastPath)
+    app.add_middleware(SecurityHeaders)  # outermost: every response, whoever answers it
+    app.add_exception_handler(RequestValidationError, validation_error)
     app.state.closing = threading.Event()
     routers = (auth, network, plans, approvals, commands, alarms, stream, measures, history)
     for r in (m.router for m in routers):
@@ -96,11 +99,22 @@ def create_app(settings: Settings, *, start_engine: bool = True) -> FastAPI:
         "/metrics",
         tags=["health"],
         response_class=PlainTextResponse,
-        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text exposition format"}},
+        responses={
+            200: {"content": {"text/plain": {}}, "description": "Prometheus text exposition format"},
+            401: {"description": "no metrics token (settings metrics_token) and no valid user token"},
+        },
     )
-    def metrics() -> PlainTextResponse:
-        """Prometheus metrics: tick duration, backend read latency, ticks, engine up, alarms open by kind."""
+    def metrics(request: Request) -> PlainTextResponse:
+        """Prometheus metrics: tick duration, backend read latency, ticks, engine up, alarms open by kind.
+
+        Needs ``Authorization: Bearer <metrics_token>`` (settings) or a user's token: the series
+        describe the deployment (intersection count, alarms) and are nobody else's business."""
         from sqlalchemy import func, select
+
+        if not metrics_allowed(request.app.state.gw, request.headers.get("authorization", "")):
+            return PlainTextResponse(
+                "metrics need a token\n", status_code=401, headers={"WWW-Authenticate": "Bearer"}
+            )
 
         from api.server.db import AlarmRow
 
@@ -123,9 +137,7 @@ def create_app(settings: Settings, *, start_engine: bool = True) -> FastAPI:
         if runner.error:
             body["error"] = runner.error
         if settings.demo:
-            body["demo"] = True
-            if settings.demo_password.get_secret_value() == DEFAULT_DEMO_PASSWORD:
-                body["demo_login"] = f"admin / {DEFAULT_DEMO_PASSWORD}"
+            body["demo"] = True  # never the demo login: anyone may read this page
         return JSONResponse(body, status_code=200 if runner.running else 503)
 
     @app.get("/docs", include_in_schema=False)
@@ -143,5 +155,5 @@ def create_app(settings: Settings, *, start_engine: bool = True) -> FastAPI:
     def index() -> FileResponse:
         return FileResponse(DASHBOARD_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
-    app.mount("/static", StaticFiles(directory=DASHBOARD_DIR), name="static")
+    app.mount("/static", DashboardFiles(directory=DASHBOARD_DIR), name="static")
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from api.server.db import Database
 from api.server.live import EngineRunner
 from api.server.settings import Settings
 
-__all__ = ["ServiceState", "service", "principal", "require", "bearer", "WriteGate"]
+__all__ = ["ServiceState", "service", "principal", "require", "bearer", "WriteGate", "metrics_allowed"]
 
 bearer = HTTPBearer(auto_error=False, description="token from POST /api/auth/login")
 
@@ -50,6 +51,18 @@ def principal(
     if who is None:
         raise _unauthorized("invalid or expired token")
     return who
+
+
+def metrics_allowed(svc: ServiceState, authorization: str) -> bool:
+    """``/metrics``: the settings' ``metrics_token`` (for the scraper) or any user's valid token."""
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return False
+    want = svc.settings.metrics_token
+    if want is not None and hmac.compare_digest(token.encode(), want.get_secret_value().encode()):
+        return True
+    return resolve_token(svc.db, token, svc.key) is not None
 
 
 def require(perm: Permission) -> Callable[..., Principal]:

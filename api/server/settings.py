@@ -55,6 +55,16 @@ class Settings(BaseSettings):
     secret_key: SecretStr = Field(SecretStr(DEFAULT_SECRET_KEY), description="key for token digests")
     demo_password: SecretStr = Field(SecretStr(DEFAULT_DEMO_PASSWORD), description="password of the demo users")
     host: str = "127.0.0.1"
+    allow_remote_demo: bool = Field(
+        False, description="demo mode may bind a non-loopback address (its users and password are public)"
+    )
+    metrics_token: SecretStr | None = Field(
+        None, description="bearer token a Prometheus scraper sends to /metrics (user tokens work too)"
+    )
+    max_cycle_s: float = Field(240.0, gt=0, le=3600, description="longest plan cycle check_plan accepts")
+    login_max_failures: int = Field(5, ge=1, description="failed logins (per account or client) before a lock")
+    login_lock_s: float = Field(30.0, gt=0, description="first lock; doubles with each further lock")
+    login_lock_max_s: float = Field(900.0, gt=0, description="longest lock")
     port: int = Field(8000, ge=0, le=65535)
     data_dir: Path = Field(Path("out/control-centre"), description="database, scenario build and logs")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite in data_dir")
@@ -129,6 +139,11 @@ class Settings(BaseSettings):
     def startup_problems(self) -> list[str]:
         """Why the service must not start with these settings (empty: fine)."""
         out: list[str] = []
+        if self.demo and not self.allow_remote_demo and not is_loopback(self.host):
+            out.append(
+                f"host: demo mode (public demo users and password) will not bind {self.host!r}; use 127.0.0.1, "
+                "or set allow_remote_demo (--allow-remote-demo) if you mean it"
+            )
         if not self.demo:
             if self.secret_key.get_secret_value() == DEFAULT_SECRET_KEY:
                 out.append("secret_key: still the default; set GREENWAVE_SECRET_KEY or secret_key in the settings file")
@@ -141,6 +156,18 @@ class Settings(BaseSettings):
         if self.controller != "auto" and getattr(make_policy(self.controller), "passive", False):
             out.append(f"controller: {self.controller!r} is passive (runs SUMO's own programs) and takes no commands")
         return out
+
+
+def is_loopback(host: str) -> bool:
+    """True for a loopback address or ``localhost`` (an unresolvable or wildcard address is not)."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def load_settings(config: str | Path | None = None, **overrides: Any) -> Settings:

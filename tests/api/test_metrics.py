@@ -19,8 +19,9 @@ def test_histogram_exposition_is_cumulative() -> None:
     assert "x_seconds_count 3" in text and "x_seconds_sum 2.550000" in text
 
 
-def test_metrics_endpoint_reports_ticks_and_latency(live) -> None:  # type: ignore[no-untyped-def]
-    body = httpx.get(f"{live.url}/metrics", timeout=10)
+def test_metrics_endpoint_reports_ticks_and_latency(live, tokens) -> None:  # type: ignore[no-untyped-def]
+    assert httpx.get(f"{live.url}/metrics", timeout=10).status_code == 401  # not for anyone (#17)
+    body = httpx.get(f"{live.url}/metrics", timeout=10, headers={"Authorization": f"Bearer {tokens['viewer']}"})
     assert body.status_code == 200
     assert body.headers["content-type"].startswith("text/plain")
     text = body.text

@@ -253,7 +253,8 @@ def test_schedule_by_time_of_day(live: LiveServer, tokens: dict[str, str]) -> No
 def test_live_stream_sends_status(live: LiveServer, tokens: dict[str, str]) -> None:
     with live.client() as c:
         assert c.get("/api/stream", params={"once": True}).status_code == 401
-        r = c.get("/api/stream", params={"once": True, "access_token": tokens["viewer"]})
+        ticket = c.post("/api/stream/ticket", headers={"Authorization": f"Bearer {tokens['viewer']}"}).json()
+        r = c.get("/api/stream", params={"once": True, "ticket": ticket["ticket"]})
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
         assert "event: status" in r.text and '"A0"' in r.text
         with c.stream("GET", "/api/stream", headers={"Authorization": f"Bearer {tokens['viewer']}"}) as s:
