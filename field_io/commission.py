@@ -134,6 +134,9 @@ class CommissionOptions:
     poll_s: float = 0.5  # status poll / heartbeat interval
     clock_tolerance_s: float = 2.0
     chatter_veh_s: float = 1.5  # more than a lane can discharge
+    # Green (controller time) a loop must stay occupied through without a count to be called stuck: a
+    # standing queue discharges at about 0.5 veh/s, so 10 s of green moves 4-5 vehicles over the loop.
+    stuck_green_s: float = 10.0
     watchdog: bool = True
     plan: TimingPlan | None = None
 
@@ -719,29 +722,27 @@ async def _detectors(drv: Any, fmap: FieldMap, opt: CommissionOptions, c: Check)
     d = fmap.n_detectors
     counts = np.zeros(d)
     occ_high = np.zeros(d)
-    green_s = np.zeros(fmap.n_groups)
-    green_n = np.zeros(fmap.n_groups)
+    green_s = np.zeros(fmap.n_groups)  # green the counts cover, in controller time
     samples = 0
     periods = 0  # detector reporting periods the counts cover: rates are per second of controller time
     prev = await drv.status()
     t0 = time.monotonic()
-    t_prev = t0
     while time.monotonic() - t0 < opt.window_s:
         await asyncio.sleep(opt.poll_s)
         st = await drv.status()
-        now = time.monotonic()
+        seen = 0
         if drv.free_running_counters:
             counts += (st.volume - prev.volume) % 65536  # free-running counters: every period counted
-            periods += (st.sequence - prev.sequence) % 65536
+            seen = (st.sequence - prev.sequence) % 65536
         elif st.sequence != prev.sequence:
             counts += st.volume  # NTCIP reports the last period only: rates over the periods seen
-            periods += 1
+            seen = 1
+        periods += seen
         occ = np.nan_to_num(st.occupancy, nan=1.0)
         occ_high += occ >= 0.95
-        green_s += (st.states == 2) * (now - t_prev)
-        green_n += st.states == 2
+        green_s += (st.states == 2) * seen * drv.period_s
         samples += 1
-        prev, t_prev = st, now
+        prev = st
     window = max(time.monotonic() - t0, 1e-9)
     # The controller's own time, not the wall clock: a rehearsal emulator may run faster than real time.
     observed_s = periods * drv.period_s if periods else window
@@ -752,7 +753,7 @@ async def _detectors(drv: Any, fmap: FieldMap, opt: CommissionOptions, c: Check)
         label = f"detector {det.id} (channel {int(fmap.channel[k])}, group {det.group})"
         if rate > opt.chatter_veh_s:
             bad.append(f"{label}: chattering, {counts[k]:.0f} counts in {observed_s:.0f} s ({rate:.1f}/s)")
-        elif samples and occ_high[k] >= 0.95 * samples and counts[k] == 0 and green_n[g] >= 2:
+        elif samples and occ_high[k] >= 0.95 * samples and counts[k] == 0 and green_s[g] >= opt.stuck_green_s:
             bad.append(f"{label}: stuck on, occupied through {green_s[g]:.0f} s of green without a count")
         elif counts[k] == 0 and occ_high[k] == 0 and det.kind is not DetectorKind.PEDESTRIAN:
             bad.append(f"{label}: silent, no vehicle in {observed_s:.0f} s (check the loop, or observe longer)")

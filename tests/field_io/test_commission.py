@@ -42,9 +42,12 @@ def test_commissioning_passes_on_a_good_controller(example_net, emulator, capsys
 
 def test_faulty_detectors_are_listed(example_net, emulator, capsys, tmp_path) -> None:
     faults = {("J1", 4): "stuck", ("J1", 6): "chatter"}
-    emu = emulator(example_net, "ntcip", commissioning=True, speed=20.0, detector_faults=faults)
+    emu = emulator(example_net, "ntcip", commissioning=True, speed=40.0, detector_faults=faults)
     out_json = tmp_path / "c.json"
-    code, out = commission(capsys, "ntcip", emu.endpoints[0].port, "--no-watchdog", "--json", str(out_json))
+    # 3 s at 40 x = 120 s of controller time: a whole 86-s cycle, so P2 shows its green (a stuck loop is
+    # one occupied through 10 s of its group's green without a count).
+    longer = ("--window", "3", "--poll", "0.025")
+    code, out = commission(capsys, "ntcip", emu.endpoints[0].port, "--no-watchdog", *longer, "--json", str(out_json))
     assert code == 1
     st = statuses(out_json)
     assert st["detectors"] == "fail" and st["identity"] == st["configuration"] == st["fallback plan"] == "pass"
