@@ -83,7 +83,7 @@ def start_emulators(protocol: str, n: int, per_process: int, work: Path) -> tupl
         ready.unlink(missing_ok=True)  # a retry of the same level must not read the previous run's ports
         cmd = [sys.executable, "-m", "api.cli", "emulate", "--protocol", protocol, "--intersection", str(inv)]
         cmd += ["--port", "0", "--ready-file", str(ready), "--backup-time", "10"]
-        if protocol == "ntcip":
+        if protocol_spec(protocol).snmp_credentials:
             cmd += ["--write-community", WRITE_COMMUNITY]  # never a default community for SETs
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT, env=env)
         procs.append((p, ready))
@@ -130,7 +130,7 @@ def measure(protocol: str, n: int, *, ticks: int, warmup: int, work: Path) -> di
     procs, eps = start_emulators(protocol, n, per, work)
     net = network(n)
     eps = [dataclasses.replace(e, timeout_s=2.0, retries=0) for e in eps]
-    if protocol == "ntcip":
+    if protocol_spec(protocol).snmp_credentials:
         eps = [dataclasses.replace(e, snmp=SnmpCredentials(write_community=WRITE_COMMUNITY)) for e in eps]
     backend = protocol_spec(protocol).backend_class()(net, eps, dt_s=1.0)
     marks: list[float] = []
