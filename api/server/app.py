@@ -25,7 +25,7 @@ from api.server.db import Database, User
 from api.server.deps import ServiceState, WriteGate, metrics_allowed
 from api.server.hardening import DashboardFiles, SecurityHeaders, validation_error
 from api.server.live import EngineRunner
-from api.server.routes import alarms, approvals, auth, commands, history, measures, network, plans, stream
+from api.server.routes import alarms, approvals, auth, commands, history, measures, network, plans, stream, users
 from api.server.settings import Settings
 
 __all__ = ["create_app", "DASHBOARD_DIR", "ensure_demo_users", "DEMO_USERS"]
@@ -47,7 +47,7 @@ def ensure_demo_users(db: Database, password: str) -> list[str]:
         if s.scalar(select(User.id).limit(1)) is not None:
             return made
         for name, role in DEMO_USERS:
-            create_user(s, name, password, role, created_by="demo")
+            create_user(s, name, password, role, created_by="demo", policy=False)  # a public password anyway
             db.audit(s, "system", "user.create", name, role=role.value, demo=True)
             made.append(name)
     return made
@@ -91,7 +91,7 @@ def create_app(settings: Settings, *, start_engine: bool = True) -> FastAPI:
     app.add_middleware(SecurityHeaders)  # outermost: every response, whoever answers it
     app.add_exception_handler(RequestValidationError, validation_error)
     app.state.closing = threading.Event()
-    routers = (auth, network, plans, approvals, commands, alarms, stream, measures, history)
+    routers = (auth, users, network, plans, approvals, commands, alarms, stream, measures, history)
     for r in (m.router for m in routers):
         app.include_router(r)
 

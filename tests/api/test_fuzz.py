@@ -24,7 +24,9 @@ pytestmark = pytest.mark.slow
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 SKIP = {("GET", "/api/stream"), ("POST", "/api/auth/logout")}  # endless stream; would revoke the fuzzing token
 PUBLIC_WRITES = {("POST", "/api/auth/login")}
-VIEWER_WRITES = {("POST", "/api/plans/validate"), ("POST", "/api/auth/logout")}
+# Writes every role may make: validation, logout, a stream ticket, one's own password (403 on a wrong current one).
+VIEWER_WRITES = {("POST", "/api/plans/validate"), ("POST", "/api/auth/logout"), ("POST", "/api/stream/ticket"),
+                 ("POST", "/api/auth/password")}  # fmt: skip
 
 
 @pytest.fixture(scope="module")

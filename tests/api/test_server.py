@@ -34,14 +34,12 @@ def test_healthz_and_status(live: LiveServer, tokens: dict[str, str]) -> None:
         assert net["corridor"]["intersections"] == ["A1", "B1", "C1"]
 
 
-def test_login_refuses_wrong_password_and_records_it(live: LiveServer, tokens: dict[str, str]) -> None:
+def test_login_refuses_wrong_password(live: LiveServer, tokens: dict[str, str]) -> None:
+    # Single failures are not audited (a login storm must not grow the audit log); locks are (test_accounts.py).
     with live.client() as c:
         assert c.post("/api/auth/login", json={"username": "admin", "password": "nope"}).status_code == 401
         assert c.post("/api/auth/login", json={"username": "ghost", "password": "nope"}).status_code == 401
         assert c.get("/api/intersections", headers={"Authorization": "Bearer forged"}).status_code == 401
-    with live.client(tokens["admin"]) as c:
-        rows = c.get("/api/audit", params={"action": "auth.login_failed"}).json()
-        assert {r["username"] for r in rows} >= {"admin", "ghost"}
 
 
 def test_logout_revokes_the_token(live: LiveServer) -> None:
