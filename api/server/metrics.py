@@ -96,11 +96,31 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, ensure_ascii=False)
 
 
-def configure_json_logging(level: int = logging.INFO) -> None:
-    """Send the ``greenwave`` loggers to stderr as JSON lines."""
+def configure_json_logging(level: int = logging.INFO, *, everything: bool = False) -> None:
+    """Send the ``greenwave`` loggers to stderr as JSON lines; with ``everything``, every logger.
+
+    ``everything`` puts the JSON handler on the root logger and makes uvicorn's loggers (and any
+    other library's that has its own handlers) propagate to it, and captures ``warnings``, so that a
+    traceback from uvicorn or a library is one JSON line with an ``exception`` field, not raw text
+    that breaks a log shipper's parser. uvicorn must then be started with ``log_config=None``.
+    """
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
     log = logging.getLogger("greenwave")
-    log.handlers[:] = [handler]
     log.setLevel(level)
-    log.propagate = False
+    if not everything:
+        log.handlers[:] = [handler]
+        log.propagate = False
+        return
+    log.handlers[:] = []
+    log.propagate = True
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "fastapi", "sqlalchemy", "alembic", "asyncio",
+                 *logging.root.manager.loggerDict):  # fmt: skip
+        other = logging.getLogger(name)
+        if other is not log:
+            other.handlers[:] = []
+            other.propagate = True
+    logging.captureWarnings(True)

@@ -22,7 +22,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -32,7 +32,15 @@ from pydantic_settings import (
 
 from intersections.errors import InputError
 
-__all__ = ["BackendKind", "Settings", "load_settings", "DEFAULT_SECRET_KEY", "DEFAULT_DEMO_PASSWORD"]
+__all__ = [
+    "BackendKind",
+    "Settings",
+    "load_settings",
+    "default_data_dir",
+    "is_loopback",
+    "DEFAULT_SECRET_KEY",
+    "DEFAULT_DEMO_PASSWORD",
+]
 
 DEFAULT_SECRET_KEY = "greenwave-demo-secret-change-me"
 DEFAULT_DEMO_PASSWORD = "greenwave"
@@ -66,7 +74,9 @@ class Settings(BaseSettings):
     login_lock_s: float = Field(30.0, gt=0, description="first lock; doubles with each further lock")
     login_lock_max_s: float = Field(900.0, gt=0, description="longest lock")
     port: int = Field(8000, ge=0, le=65535)
-    data_dir: Path = Field(Path("out/control-centre"), description="database, scenario build and logs")
+    data_dir: Path = Field(
+        default_factory=lambda: default_data_dir(), description="database, scenario build and logs"
+    )
     database_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite in data_dir")
     # The embedded default: the SUMO twin driven through emulated field controllers over Modbus TCP, the
     # path the real cabinets take (issue: the control centre uses the field adapters once they land).
@@ -94,6 +104,17 @@ class Settings(BaseSettings):
     modbus_port: int = Field(
         0, ge=0, le=65535, description="loopback port of the emulated controllers (backend=modbus; 0: any free)"
     )
+
+    @field_validator("scenario")
+    @classmethod
+    def _known_scenario(cls, v: str) -> str:
+        """A library scenario name or an existing scenario file (a typo must not start a failing engine)."""
+        from scenarios.library import scenario_names
+
+        names = scenario_names()
+        if v in names or Path(v).is_file():
+            return v
+        raise ValueError(f"unknown scenario {v!r}: not a library scenario ({', '.join(names)}) nor an existing file")
 
     @field_validator("controller")
     @classmethod
@@ -158,6 +179,18 @@ class Settings(BaseSettings):
         return out
 
 
+def default_data_dir() -> Path:
+    """Where the service keeps its database by default, wherever it is started from:
+    ``$GREENWAVE_DATA_HOME``, else ``$XDG_DATA_HOME/greenwave/control-centre``, else
+    ``~/.local/share/greenwave/control-centre`` (the XDG Base Directory default)."""
+    import os
+
+    if os.environ.get("GREENWAVE_DATA_HOME"):
+        return Path(os.environ["GREENWAVE_DATA_HOME"]).expanduser()
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "greenwave" / "control-centre"
+
+
 def is_loopback(host: str) -> bool:
     """True for a loopback address or ``localhost`` (an unresolvable or wildcard address is not)."""
     import ipaddress
@@ -181,8 +214,20 @@ def load_settings(config: str | Path | None = None, **overrides: Any) -> Setting
     path = Path(config) if config else (Path(env) if env else None)
     if path is not None and not path.is_file():
         raise InputError("settings file not found", where=str(path))
+    if path is not None:
+        import tomllib
+
+        try:
+            tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise InputError(f"not valid TOML: {e}", where=str(path)) from None
     Settings._toml_file = path
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(x) for x in err["loc"]) or "settings"
+        more = f" (and {len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
+        raise InputError(f"{field}: {err['msg']}{more}", where=str(path) if path else "settings") from None
     finally:
         Settings._toml_file = None
