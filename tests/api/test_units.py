@@ -44,7 +44,9 @@ def test_settings_file_env_and_overrides(tmp_path: Path, monkeypatch: pytest.Mon
     s = load_settings(cfg, scenario="demo")
     assert (s.port, s.speed, s.scenario) == (9000, 3.0, "demo")  # file < env < explicit
     assert s.resolved_database_url.startswith("sqlite:///")
-    with pytest.raises(ValueError, match="unknown controller"):
+    from intersections.errors import InputError
+
+    with pytest.raises(InputError, match="controller: .*unknown controller"):  # one line, naming the field (#17)
         load_settings(controller="nope")
 
 
