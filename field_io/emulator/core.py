@@ -256,10 +256,14 @@ class LocalController:
         if tuple(i.id for i in network.intersections) != self.ids or detector_layout(network).ids != self.layout.ids:
             self._bind(network)
         self.packed = packed
-        self.fallback_policy = FixedTimePolicy(self.fallback_plans)
-        self.fallback_policy.reset(network, packed)
-        self.plan_policy = FixedTimePolicy(self.central_plans)
-        self.plan_policy.reset(network, packed)
+        # Under the lock: a protocol thread's SET (submit_command -> _set_plan_row) must never see a
+        # policy that exists but is not reset yet (a SET in the emulator's first milliseconds did).
+        with self.lock:
+            fallback = FixedTimePolicy(self.fallback_plans)
+            fallback.reset(network, packed)
+            central = FixedTimePolicy(self.central_plans)
+            central.reset(network, packed)
+            self.fallback_policy, self.plan_policy = fallback, central
         if self.events_enabled:
             self.recorder = EventRecorder(network, packed, self.layout)
 

@@ -3,6 +3,7 @@ RFC 3416 exceptions, live status, and phase control one group at a time, over re
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import time
 from itertools import count
@@ -331,3 +332,32 @@ def test_extension_table_in_docs_is_generated_from_the_code() -> None:
     for o in OBJECTS.values():
         if o.source == "greenwave":
             assert f"`{o.name}`" in table and oid_str(o.oid) in table
+
+
+def test_greenwave_central_drives_a_standard_only_controller(example_net, emulator) -> None:
+    """A controller that answers only NTCIP 1202 objects (no greenwave extension): central reads the standard
+    status, commands through the standard phase-control and pattern objects, and gets control."""
+    from controller.engine import Engine
+    from controller.policies import make_policy
+    from field_io.ntcip.backend import NtcipBackend
+
+    emu = emulator(example_net, "ntcip", emu_kw={"vendor": "ntcip1202-v02"})
+    m = Manager(emu.endpoints[0].port)
+    try:
+        r = m.get((*OBJECTS["gwMode"].oid, 0))
+        assert r.error_status == 2  # noSuchName (v1): this controller has no greenwave objects at all
+    finally:
+        m.close()
+    ep = dataclasses.replace(emu.endpoints[0], vendor="ntcip1202-v02")
+    backend = NtcipBackend(example_net, [ep], dt_s=0.2)
+    backend.open()
+    try:
+        eng = Engine(backend, make_policy("actuated"))
+        res = [eng.tick() for _ in range(25)]
+        in_control, mode, target = bool(emu.core.in_control[0]), int(emu.core.mode[0]), int(emu.core.target_req[0])
+    finally:
+        backend.close()  # releases control (systemPatternControl 0)
+    assert backend.problems == {}
+    assert not res[-1].observation.fault.any()
+    assert in_control and mode == ControllerMode.CENTRAL_STAGE
+    assert target == int(res[-1].report.target[0])
