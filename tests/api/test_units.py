@@ -123,9 +123,9 @@ def test_users_cli_creates_the_first_admin(tmp_path: Path) -> None:
         text=True,
         timeout=60,
     )
-    r = run("create-admin", "--password-stdin", stdin="s3cret-admin-pw\n")
+    r = run("create-admin", "--password-stdin", stdin="s3cret-centre-pw\n")
     assert r.returncode == 0 and "created admin admin" in r.stdout, r.stderr
-    assert run("create-admin", "--password-stdin", stdin="s3cret-admin-pw\n").returncode == 1
+    assert run("create-admin", "--password-stdin", stdin="s3cret-centre-pw\n").returncode == 1
     assert run("create", "--username", "ops", "--role", "operator", "--password-stdin", stdin="short\n").returncode == 2
     assert "admin\tadmin\tactive" in run("list").stdout
 
