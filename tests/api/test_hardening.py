@@ -154,3 +154,18 @@ def test_demo_mode_refuses_a_non_loopback_bind(tmp_path: Path, demo_net: Path, h
         create_app(settings, start_engine=False)
     allowed = load_settings(**fake_settings(tmp_path, demo_net, host=host, allow_remote_demo=True))
     assert not allowed.startup_problems()
+
+
+def test_a_plan_above_the_limits_is_refused_naming_the_fields(srv: LiveServer) -> None:
+    """#17: an 86,400-s cycle with an 86,374-s green was accepted; now the cycle and the green are named."""
+    token = srv.login("engineer")
+    with srv.client(token) as c:
+        tpl = c.get("/api/intersections/C0/plan-template").json()
+        tpl["stages"][0]["green_s"] += 86_400 - tpl["cycle_s"]
+        tpl["cycle_s"] = 86_400.0
+        v = c.post("/api/plans/validate", json=tpl).json()
+        fields = {p["field"] for p in v["problems"]}
+        assert not v["valid"] and "cycle_s" in fields and "stages[0].green_s" in fields, v
+        assert any("max green" in p["message"] for p in v["problems"])
+        r = c.post("/api/plans", json={"plan": tpl, "comment": "too long"})
+        assert r.status_code == 422 and "maximum cycle 240 s" in r.text

@@ -26,7 +26,7 @@ from api.server.schemas import (
 )
 from intersections.errors import InputError
 from intersections.model import Intersection
-from intersections.plan import TimingPlan, plan_from_json, plan_problems, plan_to_json
+from intersections.plan import MAX_CYCLE_S, TimingPlan, plan_from_json, plan_problems, plan_to_json
 
 __all__ = [
     "router",
@@ -52,7 +52,9 @@ def split_problem(text: str) -> Problem:
     return Problem(field=field, message=msg)
 
 
-def _parse(plan_json: dict[str, Any], inter: Intersection | None) -> tuple[TimingPlan | None, list[Problem]]:
+def _parse(
+    plan_json: dict[str, Any], inter: Intersection | None, max_cycle_s: float = MAX_CYCLE_S
+) -> tuple[TimingPlan | None, list[Problem]]:
     try:
         plan = plan_from_json(plan_json)
     except InputError as e:
@@ -64,7 +66,7 @@ def _parse(plan_json: dict[str, Any], inter: Intersection | None) -> tuple[Timin
         ]
     if inter is None:
         return plan, [Problem(field="intersection", message=f"unknown intersection {plan.intersection_id!r}")]
-    return plan, [split_problem(t) for t in plan_problems(plan, inter)]
+    return plan, [split_problem(t) for t in plan_problems(plan, inter, max_cycle_s=max_cycle_s)]
 
 
 def _refuse(problems: list[Problem], **extra: Any) -> JSONResponse:
@@ -137,7 +139,7 @@ def _save_version(s: Session, plan: TimingPlan, comment: str, who: str) -> PlanV
 def validate(body: PlanIn, _: Principal = Depends(reader), svc: ServiceState = Depends(service)) -> ValidationOut:
     """Run ``check_plan`` and list every problem, field by field (nothing is saved)."""
     net = network_or_503(svc.runner)
-    _plan, problems = _parse(body.as_json(), net.by_id.get(body.intersection))
+    _plan, problems = _parse(body.as_json(), net.by_id.get(body.intersection), svc.settings.max_cycle_s)
     return ValidationOut(valid=not problems, problems=problems)
 
 
@@ -145,7 +147,7 @@ def validate(body: PlanIn, _: Principal = Depends(reader), svc: ServiceState = D
 def create_plan(body: PlanCreateIn, who: Principal = Depends(planner), svc: ServiceState = Depends(service)) -> Any:
     """Save a new version of an intersection's plan (who, when, comment, diff against the previous)."""
     net = network_or_503(svc.runner)
-    plan, problems = _parse(body.plan.as_json(), net.by_id.get(body.plan.intersection))
+    plan, problems = _parse(body.plan.as_json(), net.by_id.get(body.plan.intersection), svc.settings.max_cycle_s)
     if problems or plan is None:
         return _refuse(problems)
     with svc.db.session() as s:
@@ -201,12 +203,14 @@ def get_plan(
         return _out(pv, s.get(IntersectionRow, pv.intersection_id))
 
 
-def check_activation(net: Any, pv: PlanVersion, targets: list[str]) -> tuple[dict[str, TimingPlan], list[Problem]]:
+def check_activation(
+    net: Any, pv: PlanVersion, targets: list[str], max_cycle_s: float = MAX_CYCLE_S
+) -> tuple[dict[str, TimingPlan], list[Problem]]:
     """``check_plan`` of ``pv`` on every target (a copy of its stages and timings on the others)."""
     problems: list[Problem] = []
     plans: dict[str, TimingPlan] = {}
     for iid in targets:
-        plan, probs = _parse({**pv.plan, "intersection": iid}, net.by_id.get(iid))
+        plan, probs = _parse({**pv.plan, "intersection": iid}, net.by_id.get(iid), max_cycle_s)
         problems += [Problem(field=f"{iid}: {p.field}", message=p.message) for p in probs]
         if plan is not None and not probs:
             plans[iid] = plan
@@ -307,7 +311,7 @@ def activate(
         if pv is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown plan id")
         targets = list(dict.fromkeys(body.intersections or [pv.intersection_id]))
-        plans, problems = check_activation(net, pv, targets)
+        plans, problems = check_activation(net, pv, targets, svc.settings.max_cycle_s)
         if problems:
             return _refuse(problems)
         if svc.settings.two_person_rule and not body.emergency:
