@@ -74,11 +74,17 @@ def test_modbus_bad_crc_upload_rejected_under_its_number_and_refusals_logged(exa
             with socket.create_connection(("127.0.0.1", emu.endpoints[0].port), timeout=1) as raw:
                 raw.sendall(struct.pack(">HHHBBHH", 1, 0, 6, 1, 3, 0, 126))  # oversized read (pymodbus won't)
                 assert raw.recv(64)[7:9] == bytes([0x83, 3])  # illegal data value
+                hb = int(emu.core.hb_value[0])
+                # An oversized write: FC16 announcing 124 registers (at most 123 fit in an ADU).
+                raw.sendall(struct.pack(">HHHBBHHBH", 2, 0, 9, 1, 16, 100, 124, 2, 7))
+                assert raw.recv(64)[7:9] == bytes([0x90, 3])
+                assert int(emu.core.hb_value[0]) == hb  # nothing written
             rr = c.write_registers(STATUS.base, [1], device_id=1)  # read-only table
             assert rr.isError() and rr.exception_code == 2
         msgs = [r.getMessage() for r in caplog.records]
         assert any("exception 03 illegal data value" in m and "count 126" in m and "127.0.0.1:" in m for m in msgs)
         assert any("exception 02 illegal data address" in m for m in msgs)
+        assert any("function 16 at 100 (count 124)" in m and "exception 03" in m for m in msgs)
     finally:
         c.close()
 
