@@ -3,8 +3,12 @@
 ``GET /metrics`` answers in the Prometheus text exposition format (version
 0.0.4), written by hand: a few series do not justify a client library.
 
-* ``greenwave_tick_seconds`` (histogram): wall time of one engine tick
-  (read -> estimate -> policy -> supervisor -> write);
+* ``greenwave_tick_seconds`` (histogram): engine time of one tick (read ->
+  estimate -> policy -> supervisor -> write), the real-time wait left out:
+  the series to alert on for engine latency;
+* ``greenwave_tick_wait_seconds`` (histogram): the wait for the next tick in
+  real time inside the backend's ``advance`` (field backends; 0 for the
+  simulated twin, which is paced outside the tick);
 * ``greenwave_backend_read_seconds`` (histogram): wall time of the backend's
   ``read`` (SUMO detectors, or a poll of every field controller): the backend
   latency;
@@ -61,11 +65,15 @@ class Histogram:
 
 class Metrics:
     def __init__(self) -> None:
-        self.tick = Histogram("greenwave_tick_seconds", "Wall time of one engine tick.")
+        self.tick = Histogram("greenwave_tick_seconds", "Engine time of one tick (the real-time wait left out).")
+        self.tick_wait = Histogram(
+            "greenwave_tick_wait_seconds", "Wait for the next tick in real time (field backends).",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 5.0),
+        )  # fmt: skip
         self.backend_read = Histogram("greenwave_backend_read_seconds", "Wall time of one backend read (latency).")
 
     def exposition(self, *, ticks: int, up: bool, intersections: int, alarms_open: dict[str, int]) -> str:
-        lines = [*self.tick.exposition(), *self.backend_read.exposition()]
+        lines = [*self.tick.exposition(), *self.tick_wait.exposition(), *self.backend_read.exposition()]
         lines += ["# HELP greenwave_ticks_total Engine ticks since start.", "# TYPE greenwave_ticks_total counter",
                   f"greenwave_ticks_total {ticks}"]  # fmt: skip
         lines += ["# HELP greenwave_engine_up 1 while the engine ticks.", "# TYPE greenwave_engine_up gauge",

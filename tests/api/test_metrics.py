@@ -40,3 +40,24 @@ def test_json_log_lines() -> None:
     doc = json.loads(JsonFormatter().format(rec))
     assert doc["level"] == "warning" and doc["logger"] == "greenwave.engine"
     assert doc["message"] == "J1 refused" and doc["intersection"] == "J1"
+
+
+def test_tick_metric_leaves_the_real_time_wait_out() -> None:
+    """#17: a field backend waits for the next tick inside advance(); that wait is its own series."""
+    import time
+    from types import SimpleNamespace
+
+    from api.server.live import EngineRunner
+    from api.server.metrics import Metrics
+
+    runner = EngineRunner.__new__(EngineRunner)
+    runner.metrics = Metrics()
+    backend = SimpleNamespace(read=lambda: "obs", advance=lambda: time.sleep(0.05))
+    runner._time_backend_reads(backend)
+    runner._tick_wait_s = 0.0
+    assert backend.read() == "obs"
+    backend.advance()
+    assert runner._tick_wait_s >= 0.05
+    text = runner.metrics.exposition(ticks=1, up=True, intersections=1, alarms_open={})
+    assert "# TYPE greenwave_tick_wait_seconds histogram" in text
+    assert "greenwave_tick_seconds Engine time of one tick" in text.replace("# HELP ", "")
