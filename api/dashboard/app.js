@@ -690,11 +690,38 @@ async function loadAudit() {
     <td><b>${esc(e.action)}</b></td><td>${esc(e.target)}</td><td class="mono small">${esc(JSON.stringify(e.detail))}</td></tr>`).join("");
 }
 
+// Accounts (admin): disable/enable, role, password reset; each is audited by the server.
+const ROLES = ["viewer", "operator", "technician", "engineer", "admin"];
 async function loadUsers() {
   if (!can("users")) return;
   const rows = await api("/api/users");
-  $("#users-table tbody").innerHTML = rows.map((u) => `<tr><td>${esc(u.username)}</td><td>${esc(u.role)}</td><td>${u.active ? "yes" : "no"}</td>
-    <td>${fmtDT(u.created_at)}</td><td>${esc(u.created_by)}</td></tr>`).join("");
+  $("#users-table tbody").innerHTML = rows.map((u) => `<tr data-user="${esc(u.username)}"><td>${esc(u.username)}</td>
+    <td><select class="u-role" aria-label="role of ${esc(u.username)}">${ROLES.map((r) => `<option${r === u.role ? " selected" : ""}>${r}</option>`).join("")}</select></td>
+    <td>${u.active ? "yes" : "<b>disabled</b>"}</td><td>${fmtDT(u.created_at)}</td><td>${esc(u.created_by)}</td>
+    <td><button class="u-active">${u.active ? "Disable" : "Enable"}</button> <button class="u-reset">Reset password</button></td></tr>`).join("");
+  $$("#users-table tbody tr").forEach((tr) => {
+    const name = tr.dataset.user, active = !tr.querySelector(".u-active").textContent.startsWith("Enable");
+    const act = (body, what) => api(`/api/users/${encodeURIComponent(name)}`, { method: "PATCH", body })
+      .then(() => { toast(`${name}: ${what}`); loadUsers(); }).catch((e) => { toast(problemText(e), true); loadUsers(); });
+    tr.querySelector(".u-role").onchange = (ev) => act({ role: ev.target.value }, `role ${ev.target.value}`);
+    tr.querySelector(".u-active").onclick = async () => {
+      if (active && !(await modal(`Disable ${name}?`, "<p>The account can no longer log in and its open sessions end.</p>", "Disable", "danger"))) return;
+      act({ active: !active }, active ? "disabled" : "enabled");
+    };
+    tr.querySelector(".u-reset").onclick = async () => {
+      if (!(await modal(`New password for ${name}`, '<input id="u-newpass" type="password" autocomplete="new-password" placeholder="12+ characters, not a common one">'))) return;
+      api(`/api/users/${encodeURIComponent(name)}/password`, { body: { password: $("#u-newpass").value } })
+        .then(() => toast(`${name}: password reset, sessions ended`)).catch((e) => toast(problemText(e), true));
+    };
+  });
+}
+// One's own password (any role): the other sessions end, this one stays.
+async function changeOwnPassword() {
+  const ok = await modal("Change your password", '<input id="pw-current" type="password" autocomplete="current-password" placeholder="current password"> '
+    + '<input id="pw-new" type="password" autocomplete="new-password" placeholder="new password (12+ characters)">');
+  if (!ok) return;
+  api("/api/auth/password", { body: { current_password: $("#pw-current").value, new_password: $("#pw-new").value } })
+    .then(() => toast("password changed; your other sessions have ended")).catch((e) => toast(problemText(e), true));
 }
 async function createUser(ev) {
   ev.preventDefault();
@@ -747,10 +774,11 @@ function init() {
   $("#ev-csv").onclick = downloadCsv;
   $("#audit-load").onclick = loadAudit;
   $("#user-form").addEventListener("submit", createUser);
+  $("#change-password").onclick = changeOwnPassword;
   window.addEventListener("hashchange", () => showView(location.hash.slice(1)));
   setInterval(() => { if (!S.token) return; if (S.view === "map") loadTimeline(); }, 2000);
   setInterval(() => { if (!S.token) return; if (["kpis", "corridor", "commands"].includes(S.view)) refreshView(); refreshAlarms(); }, 10000);
-  fetch("/healthz").then((r) => r.json()).then((h) => { $("#login-hint").textContent = `engine: ${h.engine}${h.demo_login ? " · demo mode: log in as " + h.demo_login : ""}`; }).catch(() => {});
+  fetch("/healthz").then((r) => r.json()).then((h) => { $("#login-hint").textContent = `engine: ${h.engine}${h.demo ? " · demo mode (the demo users are printed by greenwave serve)" : ""}`; }).catch(() => {});
   if (S.token && S.user) start(); else $("#login").hidden = false;
 }
 document.addEventListener("DOMContentLoaded", init);
