@@ -23,7 +23,7 @@ from sqlalchemy import select
 from api.server.auth import Role, create_user
 from api.server.db import Database, User
 from api.server.deps import ServiceState, WriteGate, metrics_allowed
-from api.server.hardening import DashboardFiles, SecurityHeaders, validation_error
+from api.server.hardening import BodyLimit, DashboardFiles, SecurityHeaders, validation_error
 from api.server.live import EngineRunner
 from api.server.routes import alarms, approvals, auth, commands, history, measures, network, plans, stream, users
 from api.server.settings import Settings
@@ -88,6 +88,7 @@ def create_app(settings: Settings, *, start_engine: bool = True) -> FastAPI:
     app.state.gw = ServiceState(settings=settings, db=db, runner=runner)
     app.add_middleware(WriteGate)
     app.add_middleware(network.SnapshotFastPath)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)  # outermost: every response, whoever answers it
     app.add_exception_handler(RequestValidationError, validation_error)
     app.state.closing = threading.Event()

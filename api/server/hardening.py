@@ -13,6 +13,10 @@
   and the fields at fault, also where the body held ``NaN`` or ``Infinity``
   (Python's JSON parser accepts them; echoing them back used to fail in the
   response encoder and turn the 422 into a 500).
+* :class:`BodyLimit` answers 413 to a request body above ``max_body_bytes``
+  (1 MiB by default: the largest real body, a plan set for a city, is far
+  smaller), by its ``Content-Length`` before reading anything, or while it
+  streams in when it has none; nothing of it reaches a route.
 * :class:`DashboardFiles` serves the dashboard's assets (scripts, styles,
   images, fonts, the vendored Swagger UI) and nothing else from its
   directory: not ``__init__.py``, not ``__pycache__``, not a licence file.
@@ -32,6 +36,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 __all__ = [
+    "BodyLimit",
     "SecurityHeaders",
     "validation_error",
     "reject_nonfinite",
@@ -81,6 +86,54 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a request body above ``max_bytes`` (declared or streamed)."""
+
+    def __init__(self, app: Any, max_bytes: int = 1 << 20) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def _refuse(self, send: Any) -> None:
+        body = (
+            b'{"detail":[{"loc":["body"],"msg":"request body larger than ' + str(self.max_bytes).encode() + b' bytes",'
+            b'"type":"too_large"}]}'
+        )
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._refuse(send)
+            return
+        if declared is not None or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)  # a body without a declared length only where one is expected
+            return
+        # No Content-Length (chunked): take the body in up to the limit before any route sees it.
+        buffered: list[Any] = []
+        seen = 0
+        while True:
+            message = await receive()
+            buffered.append(message)
+            if message["type"] != "http.request":
+                break
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                await self._refuse(send)
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Any:
+            return buffered.pop(0) if buffered else await receive()
+
+        await self.app(scope, replay, send)
 
 
 def _finite(v: Any) -> Any:

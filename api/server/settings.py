@@ -70,6 +70,7 @@ class Settings(BaseSettings):
         None, description="bearer token a Prometheus scraper sends to /metrics (user tokens work too)"
     )
     max_cycle_s: float = Field(240.0, gt=0, le=3600, description="longest plan cycle check_plan accepts")
+    max_body_bytes: int = Field(1 << 20, ge=1024, description="largest request body (413 above)")
     login_max_failures: int = Field(5, ge=1, description="failed logins (per account or client) before a lock")
     login_lock_s: float = Field(30.0, gt=0, description="first lock; doubles with each further lock")
     login_lock_max_s: float = Field(900.0, gt=0, description="longest lock")

@@ -169,3 +169,21 @@ def test_a_plan_above_the_limits_is_refused_naming_the_fields(srv: LiveServer) -
         assert any("max green" in p["message"] for p in v["problems"])
         r = c.post("/api/plans", json={"plan": tpl, "comment": "too long"})
         assert r.status_code == 422 and "maximum cycle 240 s" in r.text
+
+
+def test_oversized_bodies_are_a_413_before_any_route_reads_them(srv: LiveServer) -> None:
+    big = b'{"username": "admin", "password": "' + b"x" * (2 << 20) + b'"}'
+    with srv.client() as c:
+        r = c.post("/api/auth/login", content=big, headers={"Content-Type": "application/json"})
+        assert r.status_code == 413 and "larger than" in r.text
+        assert r.headers["x-content-type-options"] == "nosniff"
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it streams in
+            yield b'{"username": "admin", "password": "'
+            for _ in range(40):
+                yield b"y" * 65536
+            yield b'"}'
+
+        r = c.post("/api/auth/login", content=chunks(), headers={"Content-Type": "application/json"})
+        assert r.status_code == 413
+        assert c.post("/api/auth/login", json={"username": "admin", "password": "greenwave"}).status_code == 200
