@@ -5,19 +5,22 @@ controller: phase status groups from the outputs it shows, the volume /
 occupancy report from its detectors, unit and coordination status from its
 mode, phase timings and concurrency from the inventory (read-only: the
 emulator has no database download), and the control objects central SETs
-(phase control hold / force-off / vehicle call, ``systemPatternControl``,
+(phase control hold / force-off / omit / vehicle call, ``systemPatternControl``,
 pattern and split rows).
 
-NTCIP semantics kept (``../shared/reference/field-io.md`` §1.8, §1.12):
-every SET of a system-control parameter resets the backup timer
-(``unitBackupTime``); when it expires the controller reverts to backup mode
-and its control objects read 0. greenwave's emulator is stricter about what
-it accepts: a SET of control objects must carry the **complete command
-block** (``systemPatternControl`` plus hold, force-off and vehicle call of
-every phase group in use, in one PDU, applied all-or-nothing as RFC 1157
-§4.1.5 requires); flash and free (254/255) are refused; invalid patterns are
-refused (not run "Free"); after backup mode, control returns only after
-``resume_heartbeats`` such SETs.
+NTCIP semantics kept (``../shared/reference/field-io.md`` §1.4, §1.8, §1.12):
+control objects keep their values until SET again, so a standard central may
+SET ``systemPatternControl`` alone (a plan call, and re-SET within
+``unitBackupTime`` the heartbeat) or one phase-control group at a time (hold,
+force-off, omit, call); greenwave's own block (all of them in one PDU) is an
+optimisation, not a requirement. A PDU is applied all-or-nothing (RFC 1157
+§4.1.5); every SET of a system-control parameter resets the backup timer; when
+it expires the controller reverts to backup mode and its control objects read
+0. Stricter than the standard, for safety: flash and free (254/255) are refused
+from central, and an inconsistent pattern is refused rather than run "Free";
+after backup mode, control returns only after ``resume_heartbeats`` SETs and a
+new command. The whole ASC MIB of the reference table is answered (see
+docs/field.md, "What the emulator's agent answers").
 
 Transports: SNMPv1/v2c through the lean codec of :mod:`field_io.ntcip.ber`
 (one asyncio UDP endpoint per controller); SNMPv3 USM authPriv through a
@@ -1200,6 +1203,15 @@ class _Instrumentation:
         try:
             self.agent.mib.set(vbs)
         except SnmpError as e:
+            bad = vbs[e.index][0] if e.index < len(vbs) else ()
+            log.warning(
+                "SNMP agent %s: SET from SNMPv3 user %s refused: %s at varbind %d (%s)",
+                self.agent.mib.fmap.id,
+                self.agent.snmp.user,
+                e,
+                e.index + 1,
+                self.agent.mib.label(bad),
+            )
             cls = {
                 7: smi_error.WrongTypeError,
                 10: smi_error.WrongValueError,

@@ -99,3 +99,16 @@ def test_commission_names_the_modbus_exception_and_prints_no_stray_lines(example
     assert code == 1
     assert "exception 11 (gateway target device failed to respond)" in out.out
     assert "Failed to connect" not in out.out + out.err
+
+
+def test_no_snmp_answer_says_what_to_check(capsys) -> None:
+    from api.cli import main
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # a UDP port nobody answers on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        args = ["commission", "--protocol", "ntcip", "--host", "127.0.0.1", "--port", str(port)]
+        args += ["--intersection", str(EXAMPLE), "--community", "r", "--write-community", "w-J1", "--timeout", "0.2"]
+        assert main(args) == 1
+    out = capsys.readouterr().out
+    assert "no SNMP answer" in out and "the SNMP version and the community or SNMPv3 user" in out
