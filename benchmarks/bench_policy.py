@@ -63,7 +63,9 @@ def main() -> None:
             fault=np.zeros(packed.n, bool),
         )
         e = est.update(obs, 1.0)
-        ctx = PolicyContext(float(t), 1.0, sup.target.copy(), sup.state.copy(), sup.state_time_s + 1.0, sup.walked.copy())
+        ctx = PolicyContext(
+            float(t), 1.0, sup.target.copy(), sup.state.copy(), sup.state_time_s + 1.0, sup.walked.copy()
+        )
         req = None
         for name, pol in policies.items():
             if name == "loop" and t >= a.loop_ticks:

@@ -282,8 +282,11 @@ def _sequence(  # type: ignore[no-untyped-def]
         target[i] = tgt
         row = stage_base[i] + tgt  # the empty row where tgt is -1: nothing desired
         if tgt != kept:
+            # A new stage: its crossings may walk again, at once where their own clearance has
+            # run out. One it keeps that is still clearing rests on: walking it again would hold
+            # the new stage for that clearance, for nobody (one WALK per green, as NEMA times it).
             for j in range(g):
-                walked[i, j] = False  # a new stage: its crossings may walk again
+                walked[i, j] = walked[i, j] and stage_rows[row, j] and new_since[i, j] < own_clearance_m[i, j]
         sequenced = not (m == _FLASH_MODE or m == _FAULT)  # flash and fault rows are sequenced by nobody
         # 1. Yellow runs out -> red.  2. Greens not wanted end once their minimum is served.
         held_min = False

@@ -542,14 +542,16 @@ def check_timeline(scn: Scenario, tl: Timeline) -> Counter[str]:
     fail(tl.target != target, "target not as requested (or previous target not kept)")
     desired = p.stage_groups[np.arange(n)[None], target]  # target -1 -> the empty last row
     green = now == G
-    # A crossing of the target stage that has been green since the target was set (a green
-    # carried over from the previous stage counts) and is no longer has walked: it rests in
-    # DON'T WALK and is not wanted again in this stage.
+    # A crossing of the target stage that has been green since the target last dropped it, or
+    # last changed after its own clearance ran out (a green carried over from the previous
+    # stage counts), and is no longer has walked: it rests in DON'T WALK.
     new_target = target != np.concatenate([np.full((1, n), -1), target[:-1]])
+    cleared = t3 - _last(g_end | f_end, t, initial_end)[:-1] >= np.einsum("njj->nj", p.intergreen) - 1e-9
     seen = np.zeros((n, g), bool)
     walked = np.zeros_like(green)
     for k in range(steps):
-        seen = (seen & ~new_target[k][:, None]) | (prev[k] == G) | green[k]
+        again = new_target[k][:, None] & (~desired[k] | cleared[k])
+        seen = (seen & ~again) | (((prev[k] == G) | green[k]) & desired[k])
         walked[k] = seen & ~green[k] & p.pedestrian & desired[k]
     desired = desired & ~walked
     fully = ((green == desired) | ~p.valid).all(axis=2)
@@ -790,6 +792,24 @@ def test_crossing_rests_in_dont_walk_so_its_clearance_runs_inside_the_vehicle_gr
     # Back to S1: V and P start together after W's intergreen, and P walks again.
     assert shown[40:56] == ["RRY"] * 3 + ["RRR"] * 2 + ["GGR"] * 7 + ["GRR"] * 4
     assert sup.walked.tolist() == [[False, True, False]]  # P has walked in this S1
+
+
+def test_a_kept_crossing_rests_while_clearing_and_walks_again_once_cleared() -> None:
+    """From S1 = {V, P} to S3 = {P}: a stage that keeps a crossing still in its 12-s clearance
+    lets it rest (walking it again would hold S3 for that clearance); one whose clearance has
+    run out walks again at once."""
+    inter = parallel_crossing()
+    inter = Intersection(
+        "X", inter.groups, inter.conflicts, inter.intergreen_s, (*inter.stages, Stage("S3", {"P"}))
+    )
+    sup = SafetySupervisor(pack([inter]), startup_clearance=False)
+    shown, holds, _ = run(sup, [0] * 12 + [2] * 8)
+    assert shown[:12] == ["GGR"] * 7 + ["GRR"] * 5
+    assert shown[12:20] == ["YRR"] * 3 + ["RRR"] * 5  # P ended 5 s ago: it rests
+    assert holds[15:20] == [N_] * 5  # S3 counts as fully shown: its crossing has walked
+    sup = SafetySupervisor(pack([inter]), startup_clearance=False)
+    shown, _, _ = run(sup, [0] * 20 + [2] * 4)
+    assert shown[20:24] == ["YGR"] * 3 + ["RGR"]  # P ended 13 s ago: it walks again with S3
 
 
 def test_crossing_resting_in_walk_clears_after_the_stage() -> None:
