@@ -13,7 +13,13 @@ tick per second. Load comes from other processes over real sockets on
   status 200 and a full body;
 * ``stream_clients``: ``--streams`` clients on ``/api/stream`` for
   ``--ticks`` ticks; a client "gets every tick" when the status frames it
-  received carry consecutive sequence numbers with none missing.
+  received carry consecutive sequence numbers with none missing;
+* ``map_status_ms_p95`` (``--browser``): the dashboard in Debian's headless
+  Chromium (``/usr/bin/chromium``; nothing downloaded) on the same city: the
+  time to draw the map once, then for 20 s of live ticks the 95th percentile
+  of the work one status tick costs the page (parse the frame, recolour the
+  markers and roads that changed) and the long tasks (> 50 ms, the browser's
+  own measure of a page that stutters).
 
 The machine is shared (2 cores for the server, the load and everything else),
 so the figure is a floor for a dedicated host. The last line is the headline::
@@ -177,6 +183,60 @@ def streams_every_tick(url: str, token: str, clients: int, ticks: int) -> tuple[
     return good, len(seqs)
 
 
+CHROMIUM = "/usr/bin/chromium"
+
+
+def map_fluidity(url: str, seconds: float = 20.0) -> dict[str, float]:
+    """Draw time of the map and per-tick status cost in Chromium (see the module docstring)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+        try:
+            page = b.new_page(viewport={"width": 1400, "height": 860}, bypass_csp=True)
+            page.set_default_timeout(300_000)
+            page.add_init_script(
+                """window.__long = 0; window.__tick = [];
+                new PerformanceObserver((l) => { window.__long += l.getEntries().length; })
+                  .observe({ type: "longtask", buffered: true });"""
+            )
+            page.goto(f"{url}/")
+            page.fill("#login-user", "admin")
+            page.fill("#login-pass", "greenwave")
+            t0 = time.perf_counter()
+            page.click("#login-submit")
+            page.wait_for_selector("#map polyline.road[data-level]", state="attached")
+            page.wait_for_selector(".marker[data-status=adaptive]", state="attached")
+            draw_s = time.perf_counter() - t0
+            # Time every status event end to end: JSON.parse of the frame plus the page's own handler.
+            page.evaluate(
+                """() => {
+                  const handle = onStatus;
+                  window.onStatus = () => {
+                    const t = performance.now(); handle(); window.__tick.push(performance.now() - t);
+                  };
+                  S.es.addEventListener("status", (ev) => {
+                    const t = performance.now(); JSON.parse(ev.data); window.__tick.push(-(performance.now() - t));
+                  });
+                  window.__long = 0;
+                }"""
+            )
+            time.sleep(seconds)
+            raw, long_tasks = page.evaluate("() => [window.__tick, window.__long]")
+        finally:
+            b.close()
+    parse = [-x for x in raw if x < 0]
+    handler = [x for x in raw if x >= 0]
+    n = min(len(parse), len(handler))
+    per_tick = sorted(parse[k] + handler[k] for k in range(n)) or [float("nan")]
+    return {
+        "map_draw_s": draw_s,
+        "ticks": float(n),
+        "map_status_ms_p95": per_tick[min(n - 1, int(0.95 * n))] if n else float("nan"),
+        "long_tasks": float(long_tasks),
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--grid", type=int, default=32, help="grid side: 32 -> 1,024 intersections")
@@ -185,6 +245,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--streams", type=int, default=200)
     ap.add_argument("--ticks", type=int, default=10)
+    ap.add_argument("--browser", action="store_true", help="also measure the map in Debian's Chromium")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="gw-bench-api-") as tmp:
         net = build_grid(args.grid, Path(tmp))
@@ -205,6 +266,12 @@ def main() -> int:
             )
             good, total = streams_every_tick(url, token, args.streams, args.ticks)
             print(f"stream_clients_every_tick: {good}/{total} (over {args.ticks} ticks)")
+            if args.browser:
+                m = map_fluidity(url)
+                print(
+                    f"map_draw_s: {m['map_draw_s']:.2f}   map_status_ms_p95: {m['map_status_ms_p95']:.1f} "
+                    f"over {m['ticks']:.0f} ticks   long_tasks: {m['long_tasks']:.0f}"
+                )
             rps, bad = snapshot_rps(url, token, args.conns, args.seconds, args.procs)
             print(f"snapshot failures: {bad}   connections: {args.conns}   seconds: {args.seconds:g}")
         finally:
