@@ -47,7 +47,7 @@ def test_snapshot_is_one_encoding_per_tick(srv: LiveServer, tok: dict[str, str])
         for _ in range(2):  # the first request fills the token cache, the second takes the fast path
             r = c.get("/api/snapshot", headers=h)
             assert r.status_code == 200 and r.headers["content-encoding"] == "gzip"
-        assert r.headers["x-content-type-options"] == "nosniff"  # the fast path sets the app's headers itself
+        assert r.headers["x-content-type-options"] == "nosniff"  # the fast path's answers get the app's headers
         body = r.json()
         assert set(body["intersections"]) >= {"A0", "B1", "C2"} and body["seq"] > 0
         same = c.get("/api/snapshot", headers={**h, "If-None-Match": r.headers["etag"]})

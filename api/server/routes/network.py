@@ -130,7 +130,9 @@ class SnapshotFastPath:
     bytes, status codes and headers without FastAPI's per-request dependency
     machinery, which costs more than the response itself at thousands of
     requests a second. Anything it does not handle (another path, a missing or
-    unknown token) goes on to the app unchanged, so errors stay the app's.
+    unknown token) goes on to the app unchanged, so errors stay the app's. It sits inside
+    :class:`~api.server.hardening.SecurityHeaders`, which adds the security headers to its answers
+    as to every other.
     """
 
     PATH = "/api/snapshot"
@@ -151,7 +153,7 @@ class SnapshotFastPath:
             await self.app(scope, receive, send)  # the route checks the token and refills the cache
             return
         frame = svc.runner.frame
-        out = [(b"etag", frame.etag), (b"cache-control", b"no-cache"), *FAST_HEADERS]
+        out = [(b"etag", frame.etag), (b"cache-control", b"no-cache")]  # security headers: SecurityHeaders, outside
         if headers.get(b"if-none-match") == frame.etag:
             await send({"type": "http.response.start", "status": 304, "headers": out})
             await send({"type": "http.response.body", "body": b""})
@@ -164,15 +166,6 @@ class SnapshotFastPath:
         out += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": out})
         await send({"type": "http.response.body", "body": body})
-
-
-#: What every JSON answer carries (the app's security headers, for the answers the fast path gives itself).
-FAST_HEADERS = [
-    (b"x-content-type-options", b"nosniff"),
-    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
-]
 
 
 @router.get("/network")
