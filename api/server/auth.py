@@ -119,6 +119,10 @@ def _common_passwords() -> frozenset[str]:
 def password_problems(password: str, username: str = "") -> list[str]:
     """Why ``password`` may not be used (empty: it may); checked on every new password, never on login."""
     out: list[str] = []
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        return ["must be valid Unicode text (a lone surrogate is not)"]
     if len(password) < MIN_PASSWORD_LENGTH:
         out.append(f"use at least {MIN_PASSWORD_LENGTH} characters (got {len(password)})")
     low = password.lower()

@@ -137,9 +137,12 @@ class BodyLimit:
 
 
 def _finite(v: Any) -> Any:
-    """The value with every non-finite float replaced by its name (JSON has no NaN or Infinity)."""
+    """The value with every non-finite float replaced by its name (JSON has no NaN or Infinity) and every
+    lone surrogate in a string by U+FFFD (JSON may carry "\\ud800"; UTF-8 cannot encode it)."""
     if isinstance(v, float) and not math.isfinite(v):
         return str(v)
+    if isinstance(v, str):
+        return v.encode("utf-8", "replace").decode("utf-8")
     if isinstance(v, dict):
         return {k: _finite(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):

@@ -195,3 +195,19 @@ def test_migration_renames_and_disables_existing_duplicates(tmp_path: Path) -> N
             conn.execute(text("INSERT INTO users (username, password_hash, role, active, created_at, created_by) "
                               "VALUES ('LAN', 'x', 'viewer', 1, '2026-01-01', 'test')"))  # fmt: skip
     db.dispose()
+
+
+def test_lone_surrogates_are_a_4xx_not_a_500(srv: LiveServer) -> None:
+    """JSON may carry a lone surrogate ("\\ud800"); it cannot be hashed or stored as UTF-8."""
+    body = '{"username": "surrogate.user", "password": "abc\\ud800defghijklmn", "role": "viewer"}'
+    with srv.client(srv.login("admin")) as c:
+        r = c.post("/api/users", content=body, headers={"Content-Type": "application/json"})
+        assert r.status_code == 422 and "unicode" in r.text.lower()
+        r = c.post("/api/users/admin/password", content='{"password": "x\\ud800yyyyyyyyyyyyy"}',
+                   headers={"Content-Type": "application/json"})  # fmt: skip
+        assert r.status_code == 422
+    with srv.client() as c:
+        for _ in range(4):  # a lock writes an audit row with the name as sent
+            r = c.post("/api/auth/login", content='{"username": "ghost\\udfff", "password": "nope"}',
+                       headers={"Content-Type": "application/json"})  # fmt: skip
+            assert r.status_code in (401, 429)

@@ -60,8 +60,9 @@ def login(body: LoginIn, request: Request, svc: ServiceState = Depends(service))
     with svc.db.session() as s:
         user = authenticate(s, body.username, body.password)
         if user is None:
-            for kind, key, secs in thr.fail(body.username, client):
-                svc.db.audit(s, body.username[:64], "auth.locked", f"{kind}:{key}"[:128], seconds=secs)
+            name = body.username.encode("utf-8", "replace").decode("utf-8")[:64]  # any text a client sent
+            for kind, key, secs in thr.fail(name, client):
+                svc.db.audit(s, name, "auth.locked", f"{kind}:{key}"[:128], seconds=secs)
             s.commit()
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong user name or password")
         thr.succeed(body.username, client)
