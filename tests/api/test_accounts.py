@@ -207,7 +207,7 @@ def test_lone_surrogates_are_a_4xx_not_a_500(srv: LiveServer) -> None:
                    headers={"Content-Type": "application/json"})  # fmt: skip
         assert r.status_code == 422
     with srv.client() as c:
-        for _ in range(4):  # a lock writes an audit row with the name as sent
+        for _ in range(4):  # refused by the schema or, past it, by the throttle: never a 500
             r = c.post("/api/auth/login", content='{"username": "ghost\\udfff", "password": "nope"}',
                        headers={"Content-Type": "application/json"})  # fmt: skip
-            assert r.status_code in (401, 429)
+            assert r.status_code in (401, 422, 429)
