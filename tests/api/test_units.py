@@ -46,7 +46,7 @@ def test_settings_file_env_and_overrides(tmp_path: Path, monkeypatch: pytest.Mon
     assert s.resolved_database_url.startswith("sqlite:///")
     from intersections.errors import InputError
 
-    with pytest.raises(InputError, match="controller: .*unknown controller"):  # one line, naming the field (#17)
+    with pytest.raises(InputError, match=r"controller: .*unknown controller"):  # one line, naming the field (#17)
         load_settings(controller="nope")
 
 
