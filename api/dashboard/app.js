@@ -594,8 +594,11 @@ function lineChart(el, xs, series, opts = {}) {
 async function loadKpis() {
   const k = await api("/api/kpis");
   const labels = k.network.clock.map((c) => fmtTime(c));
-  lineChart($("#chart-queue"), k.network.t, [{ values: k.network.queue_veh, color: "#f2c200" }], { labels });
-  lineChart($("#chart-flow"), k.network.t, [{ values: k.network.flow_veh_h, color: "#4aa3ff" }], { labels });
+  if (typeof GWOPS !== "undefined" && $("#kpi-range") && $("#kpi-range").value !== "live") await GWOPS.kpiHistory();
+  else {
+    lineChart($("#chart-queue"), k.network.t, [{ values: k.network.queue_veh, color: "#f2c200" }], { labels });
+    lineChart($("#chart-flow"), k.network.t, [{ values: k.network.flow_veh_h, color: "#4aa3ff" }], { labels });
+  }
   const live = S.snap?.intersections || {};
   const f = (v, u = "") => (v === null || v === undefined ? "–" : `${v}${u}`);
   $("#kpi-table tbody").innerHTML = Object.entries(k.intersections).map(([id, x]) => `<tr data-id="${esc(id)}" style="cursor:pointer">

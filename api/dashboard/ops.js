@@ -194,6 +194,24 @@ const GWOPS = (() => {
       : `<span class="muted small">split failure: ${esc(m.skipped.split_failure || "no data")}</span>`;
   }
 
+  // ---- KPI history (stored 30-s samples, paged) ------------------------------------------------------------------
+  async function kpiHistory() {
+    const hours = Number($("#kpi-range").value);
+    const end = S.snap?.clock ? new Date(new Date(S.snap.clock).getTime() + 1000) : new Date();
+    const base = { start: new Date(end.getTime() - hours * 3600e3).toISOString(), end: end.toISOString(), limit: "5000" };
+    const samples = [];
+    for (let after = 0, pages = 0; after !== null && pages < 20; pages++) {
+      const r = await api(`/api/history/kpis?${new URLSearchParams({ ...base, after_id: String(after) })}`);
+      samples.push(...r.samples); after = r.next_after_id;
+    }
+    const t = samples.map((x) => new Date(x.at).getTime() / 1000);
+    const labels = samples.map((x) => (hours > 24 ? fmtDT(x.at) : fmtTime(x.at)));
+    lineChart($("#chart-queue"), t, [{ values: samples.map((x) => x.queue_veh), color: "#f2c200" }], { labels });
+    lineChart($("#chart-flow"), t, [{ values: samples.map((x) => x.flow_veh_h), color: "#4aa3ff" }], { labels });
+    $("#chart-queue").dataset.samples = samples.length;
+    $("#kpi-range-note").textContent = `${samples.length} stored samples (30 s each)`;
+  }
+
   // ---- hooks from app.js ----------------------------------------------------------------------------------------
   function onStatus() { colourRoads(); if (S.selected) timingBox(); }
   function onMap() { setupMap(); }
@@ -207,7 +225,8 @@ const GWOPS = (() => {
     if ($("#appr-filter")) $("#appr-filter").onchange = loadApprovals;
     if ($("#m-load")) $("#m-load").onclick = () => loadMeasures().catch((e) => toast(e.message, true));
     if ($("#m-phase")) $("#m-phase").onchange = () => loadMeasures().catch((e) => toast(e.message, true));
+    if ($("#kpi-range")) $("#kpi-range").onchange = () => { $("#kpi-range-note").textContent = ""; loadKpis().catch((e) => toast(e.message, true)); };
   }
   document.addEventListener("DOMContentLoaded", init);
-  return { onStatus, onMap, onStart, onActivation, views: { approvals: loadApprovals, measures: loadMeasures } };
+  return { onStatus, onMap, onStart, onActivation, kpiHistory, views: { approvals: loadApprovals, measures: loadMeasures } };
 })();

@@ -362,5 +362,11 @@ def test_a_pcd_renders_from_stored_events(server: str, browser: Any, shots: Path
     assert "into the cycle" in page.inner_text("#m-tip")
     page.wait_for_selector("#m-splits circle.split-dot")
     screenshot(page, shots, "measures")
+    # KPI history: the stored 30-s samples of the last hour, read page by page from the database.
+    page.click("#tabs button[data-view=kpis]")
+    page.select_option("#kpi-range", "1")
+    page.wait_for_function("Number(document.querySelector('#chart-queue').dataset.samples || 0) > 0")
+    page.wait_for_selector("#chart-queue polyline", state="attached")
+    assert "stored samples" in page.inner_text("#kpi-range-note")
     assert not page.errors  # type: ignore[attr-defined]
     page.close()
