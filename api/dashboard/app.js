@@ -509,7 +509,9 @@ async function planActivate() {
   const targets = $$("#plan-targets input:checked").map((i) => i.value);
   if (!targets.length) { toast("select at least one intersection", true); return; }
   try {
-    const out = await api(`/api/plans/${r.id}/activate`, { body: { intersections: targets, comment: $("#plan-activate-comment").value } });
+    const body = { intersections: targets, comment: $("#plan-activate-comment").value };
+    if ($("#plan-emergency")?.checked) body.emergency = true; // admin only; the server refuses anyone else
+    const out = await api(`/api/plans/${r.id}/activate`, { body });
     if (typeof GWOPS !== "undefined" && GWOPS.onActivation(out, $("#plan-activate-result"))) return;
     $("#plan-activate-result").textContent = "activated on " + out.activated.map((a) => `${a.intersection} (v${a.version})`).join(", ");
     toast("plan activated");

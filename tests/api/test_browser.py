@@ -208,6 +208,7 @@ def test_an_engineer_proposes_a_second_approves_and_the_plan_goes_live(
     page.wait_for_selector("#plan-activate-result[data-pending]")
     pending = page.get_attribute("#plan-activate-result", "data-pending")
     assert page.get_attribute(".marker[data-intersection=A1]", "data-status") != "fixed"
+    assert not page.is_visible("#plan-emergency")  # the override is an admin's
     page.click("#tabs button[data-view=approvals]")
     row = f"#appr-table tr[data-approval-id='{pending}'][data-status=pending]"
     page.wait_for_selector(row)
@@ -238,6 +239,28 @@ def test_an_engineer_proposes_a_second_approves_and_the_plan_goes_live(
     row_a1 = page.inner_text("#audit-table tr[data-action='plan.activate'][data-target=A1]")
     assert "engineer2" in row_a1 and "evening peak trial" in row_a1 and '"proposed_by":"engineer"' in row_a1
     screenshot(page, shots, "audit")
+    assert not page.errors  # type: ignore[attr-defined]
+    page.close()
+
+
+def test_an_admin_emergency_override_goes_live_at_once(server: str, browser: Any) -> None:
+    page = login(browser, server, "admin")
+    page.click("#tabs button[data-view=plans]")
+    page.wait_for_selector("#plan-stages[data-intersection=A0] tbody tr .ps-green")
+    page.select_option("#plan-inter", "B0")
+    page.wait_for_selector("#plan-stages[data-intersection=B0] tbody tr .ps-green")
+    page.click("#plan-template")
+    page.click("#plan-validate")
+    page.wait_for_selector("#plan-problems [data-valid='1']")
+    page.click("#plan-save")
+    page.wait_for_selector("#plan-activate-box:not([hidden])")
+    page.check("#plan-emergency")
+    page.fill("#plan-activate-comment", "signal cabinet hit: known-good plan now")
+    page.click("#plan-activate")
+    page.wait_for_function("document.querySelector('#plan-activate-result').textContent.startsWith('activated on B0')")
+    page.click("#tabs button[data-view=audit]")
+    page.wait_for_selector("#audit-table tr[data-action='approval.override']")
+    assert "signal cabinet hit" in page.inner_text("#audit-table tr[data-action='approval.override']")
     assert not page.errors  # type: ignore[attr-defined]
     page.close()
 
