@@ -387,27 +387,55 @@ def stage_intergreens_s(inter: Intersection) -> np.ndarray:
 
 
 def stage_min_greens_s(inter: Intersection, floor_s: float = 0.0) -> np.ndarray:
-    """Least displayed green per stage, s: the largest minimum green (or WALK) of its groups.
+    """Least displayed green per stage, s, so that every group's green run meets its minimum (or WALK).
 
-    Conservative for groups green in several consecutive stages (the checker
-    counts their whole run), so a plan built from it always passes the
-    minimum-green check.
+    A group's minimum green holds for its whole green, which the checker counts
+    over the consecutive stages it is green in and the transitions between
+    them (a NEMA phase's minimum green, not each stage's): a group green in one
+    stage sets that stage's floor, one green over ``m`` stages sets each of them
+    ``1/m`` of its minimum, so the run meets it whatever the transitions.
+    Demanding the whole minimum of every stage it crosses (the older rule) made
+    a real program's long runs impossible: on the real tavf_hamburg junction a
+    23-s minimum over three stages raised all three to 23 s, and a left turn
+    green through four stages could then not stay under its 60-s maximum green.
     """
-    return np.array(
-        [max([floor_s, *(inter.group(g).required_green_s for g in s.groups)]) for s in inter.stages], dtype=float
-    )
+    stages = [frozenset(st.groups) for st in inter.stages]
+    n = len(stages)
+    g = np.full(n, float(floor_s))
+    for grp in inter.groups:
+        on = [grp.id in st for st in stages]
+        if not any(on):
+            continue
+        if all(on):  # never ends: its one run is the whole cycle
+            g = np.maximum(g, grp.required_green_s / n)
+            continue
+        first_off = on.index(False)
+        run: list[int] = []
+        for step in range(1, n + 1):
+            k = (first_off + step) % n
+            if on[k]:
+                run.append(k)
+            if run and (not on[k] or step == n):
+                g[run] = np.maximum(g[run], grp.required_green_s / len(run))
+                run = []
+    return g
 
 
 def stage_max_greens_s(inter: Intersection) -> np.ndarray:
     """Longest green per stage, s: the smallest ``max_green_s`` of its groups.
 
     Groups green in every stage are left out (nothing waits for them to end,
-    and :func:`intersections.plan.check_plan` exempts them); a stage of only
-    such groups is unbounded (``inf``).
+    and :func:`intersections.plan.check_plan` exempts them), and so are
+    crossings (they show WALK for their walk time whatever the stage lasts); a
+    stage of only such groups is unbounded (``inf``).
     """
     every = frozenset.intersection(*(frozenset(s.groups) for s in inter.stages)) if inter.stages else frozenset()
+    pedestrian = {grp.id: grp.is_pedestrian for grp in inter.groups}
     return np.array(
-        [min([np.inf, *(inter.group(g).max_green_s for g in s.groups if g not in every)]) for s in inter.stages],
+        [
+            min([np.inf, *(inter.group(g).max_green_s for g in s.groups if g not in every and not pedestrian[g])])
+            for s in inter.stages
+        ],
         dtype=float,
     )
 
@@ -428,7 +456,7 @@ def cap_green_runs_s(
         changed = False
         for grp in inter.groups:
             on = [grp.id in s for s in stages]
-            if all(on) or not any(on):
+            if all(on) or not any(on) or grp.is_pedestrian:  # a crossing's WALK is not its run
                 continue
             first_off = on.index(False)
             run: list[int] = []

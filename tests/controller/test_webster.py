@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import networkx as nx
@@ -340,8 +341,19 @@ def test_bad_arrays_raise() -> None:
 def test_stage_inputs_from_intersection() -> None:
     inter = four_arm()
     assert stage_intergreens_s(inter).tolist() == [9.0, 3.0, 5.0]  # S1->S2 ped 9; S2->S3 EW yellow; S3->S1
-    assert stage_min_greens_s(inter).tolist() == [7.0, 5.0, 5.0]  # WALK 7 s in S1
+    # WALK 7 s in S1; EW's 5 s in S2; EWL is green through S2 and S3 (5 s + 3-s transition +
+    # S3), so S3 needs only its share of EWL's 5-s minimum, not all of it.
+    assert stage_min_greens_s(inter).tolist() == [7.0, 5.0, 2.5]
     assert stage_min_greens_s(inter, floor_s=8.0).tolist() == [8.0, 8.0, 8.0]
+
+
+def test_stage_minimums_cover_each_run_not_each_stage() -> None:
+    """A group's minimum holds over its green run (each stage of it takes a share), never each stage."""
+    inter = four_arm()
+    long_min = dataclasses.replace(inter.group("EWL"), min_green_s=20.0)
+    inter = dataclasses.replace(inter, groups=tuple(long_min if g.id == "EWL" else g for g in inter.groups))
+    g = stage_min_greens_s(inter)
+    assert g.tolist() == [7.0, 10.0, 10.0]  # EWL: 10 + 3 (transition) + 10 >= 20 s; the old rule asked 20 + 20
 
 
 def test_stage_flow_ratio_overlap() -> None:

@@ -160,3 +160,14 @@ def test_max_green_counts_a_run_across_consecutive_stages() -> None:
     assert plan_problems(_split_stage_plan(54), four_leg()) == [
         "stages[0].green_s: signal group NS gets 61 s of green, more than its max green 60 s"
     ]
+
+
+def test_a_crossing_is_not_held_to_max_green_by_a_long_stage() -> None:
+    """A crossing shows WALK for its walk time and rests in DON'T WALK however long its stage
+    runs (controller.safety), so a 90-s S1 is refused for NS's 60-s maximum, never for PE's."""
+    j = four_leg()
+    stages = (PlanStage("S1", 90, 12), *good_plan().stages[1:])
+    p = TimingPlan("J1", 92 - 30 + 90, 0, stages)
+    assert plan_problems(p, j) == [
+        "stages[0].green_s: signal group NS gets 90 s of green, more than its max green 60 s"
+    ]
