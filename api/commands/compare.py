@@ -17,10 +17,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from api.commands._sumo_args import add_sumo_args, console, progress_bar, spec_from_args
 from api.commands.simulate import check_controllers
+from simulation.kpi import mean_ci95
 
 __all__ = ["register", "run", "SCALAR_KPIS", "summarise"]
 
@@ -54,23 +53,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _t95(n: int) -> float:
-    if n < 2:
-        return float("nan")
-    from scipy.stats import t
-
-    return float(t.ppf(0.975, n - 1))
-
-
 def summarise(per_seed: list[dict[str, Any]]) -> tuple[dict[str, float], dict[str, float]]:
     mean: dict[str, float] = {}
     ci: dict[str, float] = {}
     for k in SCALAR_KPIS:
-        v = np.array([r[k] for r in per_seed if k in r], dtype=float)
-        if not v.size:
-            continue
-        mean[k] = float(v.mean())
-        ci[k] = float(_t95(v.size) * v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else 0.0
+        v = [r[k] for r in per_seed if k in r]
+        if v:
+            mean[k], ci[k] = mean_ci95(v)
     return mean, ci
 
 

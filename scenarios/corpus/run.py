@@ -35,6 +35,7 @@ import numpy as np
 
 from scenarios.corpus import CorpusEntry
 from scenarios.runs import RunJob
+from simulation.kpi import mean_ci95
 
 __all__ = [
     "BASELINES",
@@ -143,20 +144,9 @@ def corpus_jobs(
     ]
 
 
-def _t95(n: int) -> float:
-    if n < 2:
-        return 0.0
-    from scipy.stats import t
-
-    return float(t.ppf(0.975, n - 1))
-
-
 def _stats(values: Sequence[float]) -> dict[str, float]:
-    v = np.asarray(values, dtype=float)
-    if not v.size:
-        return {"mean": math.nan, "ci": math.nan, "n": 0}
-    ci = _t95(v.size) * float(v.std(ddof=1)) / math.sqrt(v.size) if v.size > 1 else 0.0
-    return {"mean": float(v.mean()), "ci": ci, "n": int(v.size)}
+    mean, ci = mean_ci95(values)
+    return {"mean": mean, "ci": ci, "n": len(values)}
 
 
 def summarise_corpus(entries: Sequence[CorpusEntry], outcomes: Sequence[Any]) -> dict[str, Any]:
