@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
+from intersections.loaders.sumo_net import tls_of_junctions
 from intersections.model import Detector, DetectorKind, GroupKind
 from intersections.network import Network
 
@@ -123,7 +124,7 @@ def generate_detectors(
     import sumolib
 
     net = sumolib.net.readNet(str(net_file))
-    tls_nodes = _tls_of_nodes(net)
+    tls_nodes = tls_of_junctions(net.getTrafficLights())
     ex: dict[str, tuple[str, float]] = {}  # exit lane -> (SUMO id, zone length)
     exit_dets: list[tuple[Detector, ...]] = []
     feeds: dict[str, tuple[str, ...]] = {}  # EXIT model detector id -> incoming lanes leading to its lane
@@ -295,15 +296,6 @@ def _exit_element(det_id: str, chain: list[Any]) -> tuple[str, float]:
         f'pos="0.00" endPos="{end:.2f}" period="{INTERVAL_S}" file="NUL"/>',
         before_last + end,
     )
-
-
-def _tls_of_nodes(net: Any) -> dict[str, str]:
-    """Junction id -> the traffic light controlling it (joined lights control several)."""
-    out: dict[str, str] = {}
-    for tls in net.getTrafficLights():
-        for in_lane, _out, _i in tls.getConnections():
-            out[in_lane.getEdge().getToNode().getID()] = tls.getID()
-    return out
 
 
 def upstream_chain(lane: Any, want_m: float, tls_nodes: dict[str, str], own_tls: str) -> list[Any]:

@@ -95,7 +95,7 @@ from __future__ import annotations
 import gzip
 import xml.etree.ElementTree as ET
 import xml.sax
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,6 +110,7 @@ from intersections.network import Network, add_link
 
 __all__ = [
     "load_sumo_net",
+    "tls_of_junctions",
     "running_programs",
     "additional_programs",
     "sumo_time_s",
@@ -856,6 +857,15 @@ def _intersection(tls: Any, program: Any, path: Path) -> Intersection:
 # ---- the road graph ---------------------------------------------------------------------
 
 
+def tls_of_junctions(tlss: Iterable[Any]) -> dict[str, str]:
+    """Junction id -> the sumolib traffic light controlling it (a joined light controls several)."""
+    return {
+        in_lane.getEdge().getToNode().getID(): tls.getID()
+        for tls in tlss
+        for in_lane, _out, _i in tls.getConnections()
+    }
+
+
 def _road_graph(net: Any, tls_of: dict[str, str]) -> nx.DiGraph:
     graph = nx.DiGraph()
     for node in net.getNodes():
@@ -948,10 +958,8 @@ def load_sumo_net(
     net, tlss, programs, rail = _programs_in_use(path, additional_files, program_id, begin_s)
     intersections = []
     unmodelled: list[tuple[str, str]] = [(r, RAIL_REASON) for r in rail]
-    tls_of: dict[str, str] = {}
+    tls_of = tls_of_junctions(tlss)
     for tls, program in zip(tlss, programs, strict=True):
-        for in_lane, _out, _i in tls.getConnections():
-            tls_of[in_lane.getEdge().getToNode().getID()] = tls.getID()
         try:
             inter = _intersection(tls, program, path)
         except NetworkFileError as e:
