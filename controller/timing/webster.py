@@ -58,7 +58,7 @@ from numpy.typing import ArrayLike
 from controller.timing.groups import LaneGroup
 from controller.timing.result import IntersectionTiming, evaluate_plan
 from intersections.errors import InputError
-from intersections.model import Intersection
+from intersections.model import Intersection, SignalGroup
 from intersections.plan import PlanStage, TimingPlan, check_plan
 
 __all__ = [
@@ -399,15 +399,27 @@ def stage_min_greens_s(inter: Intersection, floor_s: float = 0.0) -> np.ndarray:
     23-s minimum over three stages raised all three to 23 s, and a left turn
     green through four stages could then not stay under its 60-s maximum green.
     """
+    g = np.full(len(inter.stages), float(floor_s))
+    for grp, run in stage_runs(inter):  # a group green in every stage: its one run is the whole cycle
+        g[run] = np.maximum(g[run], grp.required_green_s / len(run))
+    return g
+
+
+def stage_runs(inter: Intersection) -> list[tuple[SignalGroup, list[int]]]:
+    """Each group's green runs: the indices of consecutive stages (cyclic) it is green in.
+
+    A group green in every stage has one run of all stages; the checker
+    (:func:`intersections.plan.check_plan`) counts greens over the same runs.
+    """
     stages = [frozenset(st.groups) for st in inter.stages]
     n = len(stages)
-    g = np.full(n, float(floor_s))
+    out: list[tuple[SignalGroup, list[int]]] = []
     for grp in inter.groups:
         on = [grp.id in st for st in stages]
-        if not any(on):
+        if all(on) and n:
+            out.append((grp, list(range(n))))
             continue
-        if all(on):  # never ends: its one run is the whole cycle
-            g = np.maximum(g, grp.required_green_s / n)
+        if not any(on):
             continue
         first_off = on.index(False)
         run: list[int] = []
@@ -416,9 +428,9 @@ def stage_min_greens_s(inter: Intersection, floor_s: float = 0.0) -> np.ndarray:
             if on[k]:
                 run.append(k)
             if run and (not on[k] or step == n):
-                g[run] = np.maximum(g[run], grp.required_green_s / len(run))
+                out.append((grp, run))
                 run = []
-    return g
+    return out
 
 
 def stage_max_greens_s(inter: Intersection) -> np.ndarray:
@@ -450,32 +462,21 @@ def cap_green_runs_s(
     the floor; groups green in every stage are exempt (as in the checker).
     """
     g = np.maximum(np.asarray(green_s, dtype=float), floor_s).copy()
-    stages = [frozenset(st.groups) for st in inter.stages]
-    n = len(stages)
+    n = len(inter.stages)
+    # A group green in every stage never ends; a crossing's WALK is not its run.
+    runs = [(grp, run) for grp, run in stage_runs(inter) if len(run) < n and not grp.is_pedestrian]
     for _ in range(4 * n):
         changed = False
-        for grp in inter.groups:
-            on = [grp.id in s for s in stages]
-            if all(on) or not any(on) or grp.is_pedestrian:  # a crossing's WALK is not its run
-                continue
-            first_off = on.index(False)
-            run: list[int] = []
-            for step in range(1, n + 1):
-                k = (first_off + step) % n
-                if on[k]:
-                    run.append(k)
-                if run and (not on[k] or step == n):
-                    length = sum(g[j] for j in run) + sum(transition_s[j] for j in run[:-1])
-                    excess = length - grp.max_green_s
-                    while excess > 1e-6:
-                        j = max(run, key=lambda q: g[q] - floor_s[q])
-                        cut = min(excess, g[j] - floor_s[j])
-                        if cut <= 1e-6:
-                            break
-                        g[j] = np.floor((g[j] - cut) * 1000.0 + 1e-6) / 1000.0
-                        excess = sum(g[q] for q in run) + sum(transition_s[q] for q in run[:-1]) - grp.max_green_s
-                        changed = True
-                    run = []
+        for grp, run in runs:
+            excess = sum(g[j] for j in run) + sum(transition_s[j] for j in run[:-1]) - grp.max_green_s
+            while excess > 1e-6:
+                j = max(run, key=lambda q: g[q] - floor_s[q])
+                cut = min(excess, g[j] - floor_s[j])
+                if cut <= 1e-6:
+                    break
+                g[j] = np.floor((g[j] - cut) * 1000.0 + 1e-6) / 1000.0
+                excess = sum(g[q] for q in run) + sum(transition_s[q] for q in run[:-1]) - grp.max_green_s
+                changed = True
         if not changed:
             break
     return g
