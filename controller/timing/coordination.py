@@ -9,7 +9,11 @@ Gartner 1981, TRR 795), on the road graph:
 2. **Common cycle** per group: the longest of its members' own (Webster)
    cycles, so every member keeps at least its own capacity; each member's
    greens are stretched in proportion (intergreens unchanged), and the plan
-   is checked again.
+   is checked again. A member whose stretched greens would run past a
+   group's maximum green (the checker refuses that, and the supervisor's
+   watchdog would cut it) cannot take the common cycle: it keeps its own
+   plan, uncoordinated, the group's cycle is found again without it, and the
+   report lists it under ``"own_cycle"`` with the reason.
 3. **Offsets** maximise the flow-weighted share of each platoon that arrives
    on green (the MAXBAND bandwidth objective generalised to every link, and
    TRANSYT's "platoon meets green" delay proxy)::
@@ -37,7 +41,7 @@ import numpy as np
 
 from controller.timing.demand import Demand
 from intersections.network import Network
-from intersections.plan import TimingPlan, check_plan
+from intersections.plan import TimingPlan, check_plan, plan_problems
 
 __all__ = ["CoordinationLink", "coordinate", "stretch_plan", "link_table", "platoon_share_on_green"]
 
@@ -246,8 +250,22 @@ def coordinate(
         group_links = [lk for lk in links if lk.from_id in members and lk.to_id in members]
         if len(members) < 2 or not group_links:
             continue
-        cycle = max(by_id[m].cycle_s for m in members)
-        stretched = {m: stretch_plan(by_id[m], cycle) for m in members}
+        own: dict[str, str] = {}
+        while True:
+            cycle = max(by_id[m].cycle_s for m in members)
+            stretched = {m: stretch_plan(by_id[m], cycle) for m in members}
+            unfit = {m: pr for m in members if (pr := plan_problems(stretched[m], network.get(m)))}
+            if not unfit:
+                break
+            own.update({m: f"cycle {cycle:g} s: {pr[0]}" for m, pr in unfit.items()})
+            members = [m for m in members if m not in unfit]
+            group_links = [lk for lk in group_links if lk.from_id in members and lk.to_id in members]
+            if len(members) < 2 or not group_links:
+                break
+        if own:
+            report.setdefault("own_cycle", {}).update(own)
+        if len(members) < 2 or not group_links:
+            continue
         st = {m: p.stage_starts_s() for m, p in stretched.items()}
         gr = {m: p.greens_s for m, p in stretched.items()}
         idx = {m: k for k, m in enumerate(members)}

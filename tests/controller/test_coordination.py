@@ -36,6 +36,31 @@ def test_coordination_forms_a_green_wave(arterial) -> None:  # type: ignore[no-u
         assert 0 <= p.offset_s < p.cycle_s
 
 
+def test_a_member_that_cannot_take_the_common_cycle_keeps_its_own(arterial) -> None:  # type: ignore[no-untyped-def]
+    """Stretched to the group's cycle, the shortest-cycle member would run a group past a 20-s
+    maximum green: it keeps its own plan and the report says why; the others still coordinate."""
+    import dataclasses
+
+    net = load_network(arterial.net)
+    demand = load_demand([str(r) for r in arterial.routes], net, begin_s=1500, end_s=2400)
+    plans = compute_plans(net, demand)
+    short = min(plans, key=lambda p: p.cycle_s)
+    inter = net.get(short.intersection_id)
+    longest = max(st.green_s for st in short.stages)  # its greens are single-stage runs on the arterial
+    groups = tuple(dataclasses.replace(g, max_green_s=max(longest, g.required_green_s) + 0.5) for g in inter.groups)
+    net = dataclasses.replace(
+        net, intersections=tuple(dataclasses.replace(i, groups=groups) if i is inter else i for i in net.intersections)
+    )
+    check_plan(short, net.get(short.intersection_id))  # its own plan still fits
+    out, report = coordinate(net, demand, plans)
+    assert short.intersection_id in report["own_cycle"]
+    assert "more than its max green" in report["own_cycle"][short.intersection_id]
+    kept = next(p for p in out if p.intersection_id == short.intersection_id)
+    assert kept == short
+    for p in out:
+        check_plan(p, net.get(p.intersection_id))
+
+
 def test_stretch_keeps_intergreens_and_ratios() -> None:
     from intersections.plan import PlanStage, TimingPlan
 
