@@ -58,7 +58,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         assert line.startswith("greenwave control centre: http://"), line + (proc.stdout.read() if proc.poll() else "")
         url = line.split(": ", 1)[1].strip().rstrip("/")
         deadline = time.monotonic() + 90
-        while httpx.get(f"{url}/healthz").status_code != 200:
+        while True:  # a busy start may hold an answer past httpx's 5-s timeout: ask again
+            try:
+                if httpx.get(f"{url}/healthz", timeout=30).status_code == 200:
+                    break
+            except httpx.TimeoutException:
+                pass
             assert time.monotonic() < deadline, "the engine did not start"
             time.sleep(0.25)
         yield url
