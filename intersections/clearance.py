@@ -79,7 +79,7 @@ def ite_all_red_s(
     v = np.asarray(approach_speed_m_s, dtype=float)
     if (v <= 0).any():
         raise ValueError("approach speed must be > 0 m/s")
-    r = (np.asarray(crossing_width_m, dtype=float) + vehicle_length_m) / v
+    r: np.ndarray = (np.asarray(crossing_width_m, dtype=float) + vehicle_length_m) / v
     return np.clip(r, 0.0, ALL_RED_MAX_S) if clamp else r
 
 

@@ -220,6 +220,7 @@ class Intersection:
     y_m: float = 0.0
     approach_speed_m_s: Mapping[str, float] = field(default_factory=dict)
     tls_id: str = ""  # SUMO traffic-light id (defaults to ``id``)
+    _index: Mapping[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         where = f"intersection {self.id}"
@@ -294,7 +295,7 @@ class Intersection:
 
     def group_index(self, group_id: str) -> int:
         try:
-            return self._index[group_id]  # type: ignore[attr-defined]
+            return self._index[group_id]
         except KeyError:
             raise InputError(f"unknown signal group {group_id!r}", where=f"intersection {self.id}") from None
 

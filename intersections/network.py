@@ -12,7 +12,7 @@ this graph; the engine works on the intersections.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import networkx as nx
 
@@ -23,7 +23,7 @@ __all__ = ["Network", "add_link"]
 
 
 def add_link(
-    graph: nx.DiGraph,
+    graph: nx.DiGraph[str],
     from_node: str,
     to_node: str,
     *,
@@ -56,10 +56,11 @@ class Network:
     """Intersections (in a fixed order: the row order of every engine array)."""
 
     intersections: tuple[Intersection, ...]
-    graph: nx.DiGraph
+    graph: nx.DiGraph[str]
     source: str = ""
     #: Traffic lights of the source left on their own programs, with the reason (one line each).
     unmodelled: tuple[tuple[str, str], ...] = ()
+    _by_id: Mapping[str, Intersection] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "intersections", tuple(self.intersections))
@@ -81,7 +82,7 @@ class Network:
 
     @property
     def by_id(self) -> Mapping[str, Intersection]:
-        return self._by_id  # type: ignore[attr-defined]
+        return self._by_id
 
     def get(self, intersection_id: str) -> Intersection:
         try:

@@ -124,10 +124,10 @@ class _Reader:
             self.fail(name, f"must be a list of tables ([[{toml or name}]] in TOML), got {_show(value)}")
         return [self.table(v, f"{name}[{k}]", allowed) for k, v in enumerate(value)]
 
-    def string(self, d: Mapping[str, Any], key: str, prefix: str, default: Any = _MISSING) -> str:
+    def string(self, d: Mapping[str, Any], key: str, prefix: str, default: str | None = None) -> str:
         value = d.get(key, _MISSING)
         if value is _MISSING:
-            if default is _MISSING:
+            if default is None:
                 self.fail(self.at(prefix, key), "required field missing")
             return default
         if not isinstance(value, str) or not value.strip():
@@ -204,7 +204,7 @@ class _Reader:
 
     def choice(self, d: Mapping[str, Any], key: str, prefix: str, options: tuple[str, ...], default: str) -> str:
         value = d.get(key, default)
-        if value not in options:
+        if not isinstance(value, str) or value not in options:
             self.fail(self.at(prefix, key), f"must be one of {', '.join(options)}, got {_show(value)}")
         return value
 
@@ -328,8 +328,8 @@ def _intersection(r: _Reader, d: Mapping[str, Any]) -> Intersection:
     if not raw_groups:
         r.fail("group", "an intersection needs at least one [[intersection.group]]")
     groups: list[SignalGroup] = []
-    for k, g in enumerate(raw_groups):
-        group = _group(r, g, k, approach, grade, width)
+    for k, raw in enumerate(raw_groups):
+        group = _group(r, raw, k, approach, grade, width)
         if group.id in {x.id for x in groups}:
             r.fail(f"group[{k}].id", f"duplicate signal group id {group.id!r}")
         groups.append(group)
@@ -376,11 +376,11 @@ def _intersection(r: _Reader, d: Mapping[str, Any]) -> Intersection:
             )
         if (a, b) in given:
             r.fail(p, f"intergreen {ids[a]} -> {ids[b]} is given twice")
-        g = groups[a]
-        floor = g.ped_clearance_s if g.is_pedestrian else g.yellow_s
+        ending = groups[a]
+        floor = ending.ped_clearance_s if ending.is_pedestrian else ending.yellow_s
         if seconds < floor:
-            what = "ped clearance" if g.is_pedestrian else "yellow"
-            r.fail(f"{p}.intergreen_s", f"{seconds:g} s is shorter than {g.id}'s {what} {floor:g} s")
+            what = "ped clearance" if ending.is_pedestrian else "yellow"
+            r.fail(f"{p}.intergreen_s", f"{seconds:g} s is shorter than {ending.id}'s {what} {floor:g} s")
         given.add((a, b))
         intergreen[a, b] = seconds
 
@@ -484,7 +484,7 @@ def inventory_from_dict(data: Any, *, source: str = "inventory") -> Network:
             top.fail(f"intersection[{k}].id", f"duplicate intersection id {inter.id!r}")
         intersections.append(inter)
 
-    graph = nx.DiGraph()
+    graph: nx.DiGraph[str] = nx.DiGraph()
     for inter in intersections:
         graph.add_node(inter.id, x_m=inter.x_m, y_m=inter.y_m, signalised=True, tls=inter.tls_id)
     for k, t in enumerate(top.tables(data, "node", "", _NODE_KEYS)):
@@ -503,16 +503,16 @@ def inventory_from_dict(data: Any, *, source: str = "inventory") -> Network:
     for k, t in enumerate(top.tables(data, "link", "", _LINK_KEYS)):
         p = f"link[{k}]"
         lid = top.string(t, "id", p)
-        ends = []
+        ends: list[str] = []
         for key in ("from", "to"):
             node = top.string(t, key, p)
             if node not in graph:
                 top.fail(f"{p}.{key}", f"unknown node {node!r} (declare it as an [[intersection]] or a [[node]])")
             ends.append(node)
-        if tuple(ends) in link_ids:
+        if (ends[0], ends[1]) in link_ids:
             top.fail(
                 p,
-                f"a link from {ends[0]} to {ends[1]} is already defined ({link_ids[tuple(ends)]!r}); "
+                f"a link from {ends[0]} to {ends[1]} is already defined ({link_ids[ends[0], ends[1]]!r}); "
                 f"the road graph holds one link per direction between two nodes",
             )
         if lid in link_ids.values():

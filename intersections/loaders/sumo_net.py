@@ -866,8 +866,8 @@ def tls_of_junctions(tlss: Iterable[Any]) -> dict[str, str]:
     }
 
 
-def _road_graph(net: Any, tls_of: dict[str, str]) -> nx.DiGraph:
-    graph = nx.DiGraph()
+def _road_graph(net: Any, tls_of: dict[str, str]) -> nx.DiGraph[str]:
+    graph: nx.DiGraph[str] = nx.DiGraph()
     for node in net.getNodes():
         nid = node.getID()
         if nid.startswith(":") or node.getCoord3D() is None:

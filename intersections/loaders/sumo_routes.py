@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,7 +222,8 @@ class _SumoReader:
                 self.known_edges.update(key)
                 self.pairs[key].append((inter.id, targets))
         self._route_cache: dict[tuple[str, ...], tuple[str, ...]] = {}
-        self.unmatched: Counter[tuple[str, str, str]] = Counter()
+        #: Vehicles (a fractional count: flows times route shares) per unserved (intersection, from, to) movement.
+        self.unmatched: defaultdict[tuple[str, str, str], float] = defaultdict(float)
 
     # -- definitions ---------------------------------------------------------------------------
     def vtype(self, el: _El) -> None:
@@ -265,7 +266,8 @@ class _SumoReader:
         tot = sum(p for _, p in members)
         if not members or tot <= 0:
             raise DemandError("a vTypeDistribution needs vTypes with positive probability", where=el.where())
-        self.types[did] = sum((p / tot) * self.types[n] for n, p in members)
+        start = np.zeros_like(self.types[members[0][0]])
+        self.types[did] = sum(((p / tot) * self.types[n] for n, p in members), start)
 
     def _edges(self, el: _El) -> tuple[str, ...]:
         raw = el.attrib.get("edges")
@@ -491,10 +493,11 @@ class _SumoReader:
                 self._assign(sink, inters, edges, n * p * classes)
         hours = span / 3600.0
         warnings = []
-        for (iid, a, b), n in self.unmatched.most_common(10):
+        worst = sorted(self.unmatched.items(), key=lambda kv: kv[1], reverse=True)[:10]
+        for (iid, from_edge, to_edge), ignored in worst:
             warnings.append(
-                f"route edges {a} -> {b} cross signalised intersection {iid} but no signal group "
-                f"serves that movement ({n:g} vehicles ignored)"
+                f"route edges {from_edge} -> {to_edge} cross signalised intersection {iid} but no signal group "
+                f"serves that movement ({ignored:g} vehicles ignored)"
             )
         if len(self.unmatched) > 10:
             warnings.append(f"... and {len(self.unmatched) - 10} more unserved movements")
