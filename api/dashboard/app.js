@@ -157,6 +157,43 @@ function drawMap() {
   $("#legend").innerHTML = Object.entries(STATUS_LABEL).map(([k, v]) => `<span><i class="st-${k}"></i>${v}</span>`).join("") +
     `<span><i style="border:3px solid var(--fault);background:none"></i>alarm</span>`;
   if (typeof GWOPS !== "undefined") GWOPS.onMap();
+  if (S.net.base_layer) baseLayer(S.net.base_layer, [x0 - pad, y0 - pad, x1 + pad, y1 + pad]).catch((e) => toast("base map: " + e.message));
+}
+
+// ---- optional base layer: locally served tiles under the network (vendored Leaflet, loaded only when configured) ----
+function loadOnce(tag, attrs) {
+  return new Promise((ok, fail) => {
+    const key = attrs.src || attrs.href;
+    if (document.querySelector(`[data-vendor="${key}"]`)) return ok();
+    const el = Object.assign(document.createElement(tag), attrs);
+    el.dataset.vendor = key; el.onload = () => ok(); el.onerror = () => fail(new Error("could not load " + key));
+    document.head.appendChild(el);
+  });
+}
+// Local metres (x east, y north, origin at base_layer.origin) to WGS84. Spherical Web Mercator is
+// conformal with scale 1 / cos(lat) (Snyder, Map Projections: A Working Manual, 1987, ch. 7), so
+// metres near the origin map to Mercator metres by that one factor and the network's SVG, laid on
+// the tiles by Leaflet (linear in Mercator), keeps its shape; the error over a 20-km city is < 0.1 %.
+function metresToLatLng(origin, x, y) {
+  const R = 6378137, lat0 = (origin[0] * Math.PI) / 180, k = 1 / Math.cos(lat0);
+  const my = R * Math.log(Math.tan(Math.PI / 4 + lat0 / 2)) + y * k;
+  const lat = (2 * Math.atan(Math.exp(my / R)) - Math.PI / 2) * (180 / Math.PI);
+  return [lat, origin[1] + ((x * k) / R) * (180 / Math.PI)];
+}
+async function baseLayer(bl, [x0, y0, x1, y1]) {
+  await loadOnce("link", { rel: "stylesheet", href: "/static/vendor/leaflet/leaflet.css" });
+  await loadOnce("script", { src: "/static/vendor/leaflet/leaflet.js" });
+  const bounds = L.latLngBounds(metresToLatLng(bl.origin, x0, y0), metresToLatLng(bl.origin, x1, y1));
+  const m = $("#map");
+  m.setAttribute("preserveAspectRatio", "none"); // the overlay's box already has the network's aspect
+  if (S.baseMap) { S.baseOverlay.setBounds(bounds); return; }
+  const host = document.createElement("div");
+  host.id = "basemap"; host.dataset.testid = "basemap";
+  $(".map-wrap").prepend(host); $(".map-wrap").classList.add("has-basemap");
+  S.baseMap = L.map(host, { zoomSnap: 0.25, minZoom: bl.min_zoom, maxZoom: bl.max_zoom + 2, attributionControl: Boolean(bl.attribution) });
+  L.tileLayer(bl.url, { minZoom: bl.min_zoom, maxZoom: bl.max_zoom + 2, minNativeZoom: bl.min_zoom, maxNativeZoom: bl.max_zoom, attribution: bl.attribution || "" }).addTo(S.baseMap);
+  S.baseOverlay = L.svgOverlay(m, bounds, { interactive: true }).addTo(S.baseMap);
+  S.baseMap.fitBounds(bounds);
 }
 function updateMarkers() {
   const live = S.snap?.intersections || {};

@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from sqlalchemy import select
 
 from api.server.auth import Role, create_user
@@ -155,6 +155,20 @@ def create_app(settings: Settings, *, start_engine: bool = True) -> FastAPI:
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
         return FileResponse(DASHBOARD_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/tiles/{z}/{x}/{y}.png", include_in_schema=False)
+    def tile(z: int, x: int, y: int) -> Response:
+        """A base-map tile from ``map_tiles_dir`` (XYZ layout); integers only, so no path escapes it.
+
+        Public like the dashboard's assets: an ``<img>`` sends no bearer token, and a tile shows
+        only what any street map shows."""
+        tiles = settings.map_tiles_dir
+        if tiles is None or not (0 <= z <= 24 and 0 <= x < 2**z and 0 <= y < 2**z):
+            return Response(status_code=404)
+        f = tiles / str(z) / str(x) / f"{y}.png"
+        if not f.is_file():
+            return Response(status_code=404)
+        return FileResponse(f, media_type="image/png", headers={"Cache-Control": "public, max-age=86400"})
 
     app.mount("/static", DashboardFiles(directory=DASHBOARD_DIR), name="static")
     return app

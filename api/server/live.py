@@ -518,6 +518,9 @@ class EngineRunner:
         data = s.data_dir
         data.mkdir(parents=True, exist_ok=True)
         self.spec = None
+        if s.inventory_file is not None:
+            self._setup_network(self._inventory_network(s.inventory_file))
+            return
         if s.net_file is not None:
             net_path = Path(s.net_file).resolve()
         else:
@@ -537,6 +540,24 @@ class EngineRunner:
             self.geometry = read_geometry(net_path, network)
         except Exception:  # pragma: no cover - a net sumolib cannot draw
             self.geometry = _graph_geometry(network)
+        self._setup_network(network)
+
+    def _inventory_network(self, path: Path) -> Network:
+        """A deployment with no SUMO net: the technicians' inventory is the model and the map.
+
+        The map is the inventory's own geometry: intersections and road-graph nodes at
+        their surveyed ``x_m``/``y_m``, each link a straight road between its ends.
+        """
+        from intersections.loaders.inventory import load_inventory
+
+        network = load_inventory(path)
+        self.net_path = None
+        self.detectors = None
+        self.geometry = _graph_geometry(network)
+        return network
+
+    def _setup_network(self, network: Network) -> None:
+        self.model_net = network
         g = network.graph
         node_of = {d.get("tls") or n: n for n, d in g.nodes(data=True) if d.get("signalised")}
         for inter in network.intersections:
@@ -615,8 +636,7 @@ class EngineRunner:
 
     def _load_state(self) -> None:
         """Standing modes, schedules, unexpired commands and open alarms from the database."""
-        assert self.detectors is not None
-        ids = self.detectors.network.ids
+        ids = self.model_net.ids
         now = utcnow()
         with self.db.session() as s:
             for r, iid in enumerate(ids):
@@ -662,8 +682,7 @@ class EngineRunner:
 
     def _make_inner(self) -> BaseBackend:
         s = self.settings
-        assert self.detectors is not None
-        network = self.detectors.network
+        network = self.model_net
         if s.backend is BackendKind.FAKE:
             return FakeBackend(
                 network, dt_s=s.tick_s, arrival_rate_veh_s=0.06, seed=s.seed + self.restarts, record=False

@@ -9,6 +9,7 @@ environment (``GREENWAVE_PORT=8080``), the settings file (``--config FILE`` or
     database_url = "postgresql+psycopg://gw:...@db/greenwave"
     backend = "modbus"        # modbus (default) | sumo | fake
     scenario = "demo"
+    map_tiles_dir = "/srv/tiles"   # optional base layer: z/x/y.png tiles, with map_origin = [21.0285, 105.8542]
     speed = 1.0               # simulated seconds per wall-clock second (0: as fast as possible)
 
 Demo mode (the default) runs the embedded digital twin with well-known demo
@@ -105,6 +106,38 @@ class Settings(BaseSettings):
     modbus_port: int = Field(
         0, ge=0, le=65535, description="loopback port of the emulated controllers (backend=modbus; 0: any free)"
     )
+    inventory_file: Path | None = Field(
+        None,
+        description="a field inventory (TOML/YAML, docs/inventory.md) instead of a scenario (fake backend): "
+        "the map is drawn from its coordinates",
+    )
+    map_tiles_dir: Path | None = Field(
+        None,
+        description="directory of z/x/y.png Web-Mercator map tiles, served at /tiles/ as the map's base layer "
+        "(needs map_origin); nothing is loaded from the internet",
+    )
+    map_origin: tuple[float, float] | None = Field(
+        None, description="latitude, longitude (WGS84 degrees) of the network's local x = y = 0"
+    )
+    map_attribution: str = Field("", max_length=300, description="credit line shown under the base layer")
+
+    @field_validator("map_tiles_dir", "inventory_file")
+    @classmethod
+    def _exists(cls, v: Path | None, info: Any) -> Path | None:
+        if v is None:
+            return v
+        ok = v.is_dir() if info.field_name == "map_tiles_dir" else v.is_file()
+        if not ok:
+            raise ValueError(f"{'directory' if info.field_name == 'map_tiles_dir' else 'file'} not found: {v}")
+        return v.resolve()
+
+    @field_validator("map_origin")
+    @classmethod
+    def _on_earth(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        # Web Mercator stops at +-85.05 degrees of latitude.
+        if v is not None and not (-85.0 <= v[0] <= 85.0 and -180.0 <= v[1] <= 180.0):
+            raise ValueError(f"latitude must be within +-85 and longitude within +-180 degrees, got {list(v)}")
+        return v
 
     @field_validator("scenario")
     @classmethod
@@ -173,6 +206,12 @@ class Settings(BaseSettings):
                 out.append("secret_key: use at least 16 characters")
             if self.demo_password.get_secret_value() == DEFAULT_DEMO_PASSWORD:
                 out.append("demo_password: still the default (unused outside demo mode, but must not stay default)")
+        if self.map_tiles_dir is not None and self.map_origin is None:
+            out.append("map_origin: map_tiles_dir needs the latitude, longitude of the network's x = y = 0")
+        if self.inventory_file is not None and self.backend is not BackendKind.FAKE:
+            out.append(
+                f"inventory_file: backend {self.backend.value!r} needs a SUMO twin; an inventory runs on backend 'fake'"
+            )
         from controller.policies import make_policy
 
         if self.controller != "auto" and getattr(make_policy(self.controller), "passive", False):

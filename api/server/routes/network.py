@@ -179,6 +179,27 @@ def network(_: Principal = Depends(reader), svc: ServiceState = Depends(service)
         "road_storage_veh": np.round(r.roads.storage_veh, 1).tolist() if r.roads is not None else [],
         "intersections": [{"id": i, "x_m": r.positions[i][0], "y_m": r.positions[i][1]} for i in net.ids],
         "corridor": r.corridor,
+        "base_layer": base_layer(svc.settings),
+    }
+
+
+def base_layer(settings: Any) -> dict[str, Any] | None:
+    """The optional base map: locally served XYZ tiles and where the network's x = y = 0 lies on them.
+
+    ``None`` without ``map_tiles_dir``. The zoom range is the tile directory's own (its
+    numeric sub-directories), so the dashboard never asks for a tile level that is not there.
+    """
+    if settings.map_tiles_dir is None or settings.map_origin is None:
+        return None
+    zooms = sorted(int(p.name) for p in settings.map_tiles_dir.iterdir() if p.is_dir() and p.name.isdigit())
+    if not zooms:
+        return None
+    return {
+        "url": "/tiles/{z}/{x}/{y}.png",
+        "origin": list(settings.map_origin),
+        "min_zoom": zooms[0],
+        "max_zoom": zooms[-1],
+        "attribution": settings.map_attribution,
     }
 
 
