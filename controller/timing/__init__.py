@@ -34,7 +34,7 @@ from types import MappingProxyType
 from typing import Any
 
 from controller.timing.demand import Demand, load_demand
-from controller.timing.groups import LaneGroup, lane_groups
+from controller.timing.groups import LaneGroup, edge_index, lane_groups
 from controller.timing.pcu import PCU_SETS, PcuSet, get_pcu_set
 from controller.timing.result import IntersectionTiming
 from controller.timing.webster import plan_webster
@@ -108,10 +108,12 @@ def compute_timings(
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise InputError(f"saturation flow overrides name unknown intersections {unknown}", where="saturation")
+    edge_attrs = edge_index(graph)
     groups = [
         lane_groups(
             i,
             graph,
+            edge_attrs=edge_attrs,
             group_flow_pcu_h=demand.pcu_h(i, pcu_set),
             movement_flow_pcu_h=demand.movement_pcu_h(i, pcu_set),
             method=saturation,

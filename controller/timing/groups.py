@@ -155,19 +155,22 @@ def lane_groups(
     width_k_pcu_h_m: float = IHCM_WIDTH_SATURATION_PCU_H_M,
     cbd: bool = False,
     overrides: Mapping[str, float] | None = None,
+    edge_attrs: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[LaneGroup]:
     """The lane groups of ``inter`` with their flow and saturation flow (see the module docstring).
 
     ``group_flow_pcu_h`` is per signal group (``inter.groups`` order, the
     authoritative totals); ``movement_flow_pcu_h`` the part of it known per
-    ``(from_edge, to_edge)``.
+    ``(from_edge, to_edge)``. ``edge_attrs`` is ``edge_index(graph)`` when the
+    caller times many intersections of one graph (indexing a city's graph once
+    per intersection is quadratic).
     """
     if method not in SATURATION_METHODS:
         raise InputError(
             f"unknown saturation method {method!r} (known: {', '.join(SATURATION_METHODS)})", where="saturation"
         )
     where = f"intersection {inter.id}"
-    edges = edge_index(graph)
+    edges = edge_index(graph) if edge_attrs is None else edge_attrs
     n_groups = len(inter.groups)
     q_group = np.zeros(n_groups) if group_flow_pcu_h is None else np.asarray(group_flow_pcu_h, dtype=float)
     if q_group.shape != (n_groups,):
