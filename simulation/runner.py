@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from controller.backend import fields_read_by
+from controller.arrays import pack
+from controller.backend import detector_layout, fields_read_by
 from controller.engine import Engine
 from controller.policies import make_policy, policy_factory
 from controller.policies.base import declared
@@ -31,6 +32,7 @@ from intersections.loaders.sumo_net import load_sumo_net, running_programs, sumo
 from intersections.network import Network
 from simulation.detectors import generate_detectors
 from simulation.kpi import intersection_delays, read_statistics, read_tripinfo, read_vtype_classes, trip_kpis
+from simulation.meso import MesoReader, Model, estimated_fields, generate_meso_loops, model_of, refuse_unmet
 from simulation.sumo_backend import SumoBackend, SumoRun, sumo_command
 
 __all__ = ["RunSpec", "resolve_run", "simulate", "program_states", "controller_params", "load_run_network"]
@@ -58,6 +60,7 @@ class RunSpec:
     scenario_args: tuple[str, ...] = ()  # options the scenario itself sets (sublane, ...)
     corridor: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
+    model: str = "micro"  # SUMO's traffic model (simulation.meso.Model); a --mesosim in sumo_args also means meso
 
 
 def _cfg_value(root: ET.Element, *names: str) -> str | None:
@@ -283,10 +286,15 @@ def _simulate(
     network = network or load_run_network(spec)
     all_params = {**controller_params(controller, spec, network), **params}
     policy = make_policy(controller, **all_params)
+    model = run_model(spec, extra_args)
+    if model is Model.MESO:
+        refuse_unmet(controller, fields_read_by(policy))
     reads = fields_read_by(policy) | {"queue_veh"} | also_read
     if events_path is not None:
         reads |= {"counts", "occupancy"}
-    backend, det, (tripinfo, stats, edgedata) = _sumo_backend(spec, network, policy, out, dt_s, reads, extra_args)
+    backend, det, (tripinfo, stats, edgedata) = _sumo_backend(
+        spec, network, policy, out, dt_s, reads, extra_args, model=model
+    )
     wall0 = time.perf_counter()
     pending: dict[str, tuple[str, float]] = {}
     vtypes = read_vtype_classes([*spec.routes, *spec.additional])
@@ -336,7 +344,23 @@ def _simulate(
         "safety_events": len([e for e in events if e.kind in ("violation", "refused")]),
         "unmodelled": [list(u) for u in network.unmodelled],
     }
+    if model is Model.MESO:
+        # What this run's controller read that meso does not measure, and how it was filled.
+        kpis["meta"]["model"] = model.value
+        kpis["meta"]["estimated"] = estimated_fields(fields_read_by(policy) | {"queue_veh"})
     return kpis
+
+
+def run_model(spec: RunSpec, extra_args: Iterable[str] = ()) -> Model:
+    """The traffic model a run uses: the spec's, or meso where the SUMO options ask for it.
+
+    The user's ``--sumo-arg --mesosim=...`` has the last word, as on SUMO's command line.
+    """
+    chosen = Model(spec.model)
+    given = [*spec.scenario_args, *extra_args, *spec.sumo_args]
+    if any(a == "--mesosim" or a.startswith("--mesosim=") for a in given):
+        return model_of([*(["--mesosim", "true"] if chosen is Model.MESO else []), *given])
+    return chosen
 
 
 def _sumo_backend(
@@ -347,10 +371,25 @@ def _sumo_backend(
     dt_s: float,
     reads: frozenset[str],
     extra_args: tuple[str, ...],
+    *,
+    model: Model = Model.MICRO,
 ) -> tuple[SumoBackend, Any, tuple[Path, Path, Path]]:
-    """The run's SUMO backend, its detectors, and where SUMO writes tripinfo, statistics and edge data."""
+    """The run's SUMO backend, its detectors, and where SUMO writes tripinfo, statistics and edge data.
+
+    Meso gets the same model detectors (the engine's arrays do not change with the
+    model) but SUMO loads loops only (:func:`simulation.meso.generate_meso_loops`).
+    """
+    meso = model is Model.MESO
     # Exit zones only where they are read: SUMO updates every lane-area detector every step.
-    det = generate_detectors(network, spec.net, out / "gw_detectors.add.xml", exits="exit_blocked" in reads)
+    det = generate_detectors(
+        network, spec.net, out / "gw_detectors.add.xml", exits="exit_blocked" in reads and not meso
+    )
+    loops = None
+    if meso:
+        loops = generate_meso_loops(
+            det.network, spec.net, out / "gw_meso_loops.add.xml", pack(det.network.intersections),
+            detector_layout(det.network),
+        )  # fmt: skip
     meandata = out / "gw_meandata.add.xml"
     edgedata = out / "edgedata.xml"
     meandata.write_text(
@@ -361,7 +400,7 @@ def _sumo_backend(
     tripinfo = Path(spec.tripinfo_output) if spec.tripinfo_output else out / "tripinfo.xml"
     stats = out / "statistics.xml"
     log = out / "sumo.log"
-    adds = [*spec.additional, det.additional, meandata]
+    adds = [*spec.additional, loops.additional if loops is not None else det.additional, meandata]
     args = sumo_command(
         net=spec.net,
         sumocfg=spec.sumocfg,
@@ -379,6 +418,7 @@ def _sumo_backend(
         end_s=spec.end_s,
         scenario_args=[*spec.scenario_args, *extra_args],
         user_args=spec.sumo_args,
+        model=model,
     )
     run = SumoRun(
         sumo_args=args,
@@ -397,7 +437,11 @@ def _sumo_backend(
         dt_s=dt_s,
         program_states=program_states(spec.net, spec.additional, begin_s=spec.begin_s or 0.0),
         read_fields=reads,
-    )
+        meso=None if loops is None else MesoReader(
+            loops, pack(det.network.intersections), detector_layout(det.network), dt_s,
+            e2_lanes=[sid.removeprefix("gw_e2_") for sid in det.e2_ids],
+        ),
+    )  # fmt: skip
     faults = dict(spec.extra.get("faults", {}) or {})
     if faults:
         from simulation.faults import DetectorFaults

@@ -47,6 +47,7 @@ from intersections.errors import SimulationError
 from intersections.model import SignalState
 from intersections.network import Network
 from simulation.detectors import EXIT_BLOCKED_OCCUPANCY, SumoDetectors
+from simulation.meso import MODEL_OPTIONS, MesoReader, Model
 from simulation.sumo_home import sumo_binary
 
 __all__ = ["SumoRun", "SumoBackend", "merge_sumo_args", "option_name", "sumo_command"]
@@ -166,6 +167,7 @@ def sumo_command(
     end_s: float | None = None,
     scenario_args: Sequence[str] = (),
     user_args: Sequence[str] = (),
+    model: Model | str = Model.MICRO,
 ) -> list[str]:
     """SUMO's command line (without the binary) for a greenwave run: the one place it is built.
 
@@ -174,6 +176,8 @@ def sumo_command(
     (``additional`` files, ``outputs``, seed, step, log, a 300 s teleport time)
     come first; a scenario's own options and then the user's replace any of ours
     with the same name (:func:`merge_sumo_args`: SUMO refuses an option twice).
+    ``model`` adds that model's options (:data:`simulation.meso.MODEL_OPTIONS`: none
+    for micro, ``--mesosim`` with junction control for meso).
     """
     base = ["-c", str(sumocfg)] if sumocfg else ["-n", str(net)]
     if routes and not sumocfg:
@@ -186,6 +190,7 @@ def sumo_command(
         "--no-step-log", "true",
         "--log", str(log_file),
         "--time-to-teleport", "300",
+        *MODEL_OPTIONS[Model(model)],
     ]  # fmt: skip
     if begin_s is not None:
         ours += ["--begin", f"{begin_s:g}"]
@@ -221,6 +226,7 @@ class SumoBackend(BaseBackend):
         dt_s: float = 1.0,
         program_states: dict[str, list[str]] | None = None,
         read_fields: Iterable[str] = OBSERVATION_FIELDS,
+        meso: MesoReader | None = None,
     ) -> None:
         super().__init__(detectors.network if detectors is not None else network, dt_s=dt_s)
         self.run = run
@@ -231,6 +237,8 @@ class SumoBackend(BaseBackend):
             raise ValueError(f"unknown observation fields to read: {sorted(unknown)}")
         self.control = control
         self.sumo_detectors = detectors
+        # SUMO's mesoscopic model: loops only, the rest estimated (simulation.meso); None for micro.
+        self.meso = meso
         self.time_s = run.begin_s
         self._conn: Any = None
         self._label = f"gw{next(_labels)}"
@@ -372,8 +380,11 @@ class SumoBackend(BaseBackend):
 
     def _subscribe(self) -> None:
         c = self._conn
-        d = self.sumo_detectors
+        d = self.sumo_detectors if self.meso is None else None  # meso loads no lane-area detectors
         self._in_process = c.__name__ == "libsumo" if hasattr(c, "__name__") else False
+        if self.meso is not None:
+            getter = self._compiled(c, "inductionloop", "getIntervalVehicleNumber") if self._in_process else None
+            self.meso.bind(c, getter, self._in_process)
         self._e1_per_step = self.dt_s <= self.run.step_length_s + 1e-9
         if d is not None and self._in_process:
             self._getters = tuple(
@@ -617,6 +628,8 @@ class SumoBackend(BaseBackend):
         raise SimulationError(f"SUMO died at t={self.time_s:g} s: {self._sumo_error(e)}") from None
 
     def _read(self) -> Observation:
+        if self.meso is not None:
+            return self._read_meso()
         p = self.packed
         lay = self.detectors
         n_det = len(lay.ids)
@@ -655,6 +668,30 @@ class SumoBackend(BaseBackend):
             exit_blocked=exit_blocked,
         )
 
+    def _read_meso(self) -> Observation:
+        """The observation of a meso run: loop counts and estimates (see :mod:`simulation.meso`).
+
+        Every field is filled whatever the policy reads (the estimate needs the counts
+        anyway and costs a few array operations); ``exit_blocked`` is NaN, not measured.
+        """
+        assert self.meso is not None
+        state = self._read_states() if not self.control else self._shown_state
+        counts, occ, queue, lane_q = self.meso.read(state)
+        if len(lane_q) == len(self.e2_halting_sum):
+            self.e2_halting_sum += lane_q
+            np.maximum(self.e2_halting_max, lane_q, out=self.e2_halting_max)
+        return Observation(
+            time_s=self.time_s,
+            counts=counts,
+            occupancy=occ,
+            queue_veh=queue,
+            signal_state=state,
+            comm_age_s=self._healthy[0],
+            fault=self._healthy[1],
+            extra=self._read_special() if "extra" in self.read_fields else {},
+            exit_blocked=self._unread_exit_or_none(),
+        )
+
     def _unread_exit_or_none(self) -> np.ndarray | None:
         """What an unread ``exit_blocked`` shows: NaN (not measured); None without detectors."""
         return getattr(self, "_unread_exit", None)
@@ -681,26 +718,20 @@ class SumoBackend(BaseBackend):
         rows: dict[str, list[tuple[float, ...]]] = {"bus": [], "emergency": []}
         for vid, kind in list(self._special.items()):
             try:
-                nxt = veh.getNextTLS(vid)
+                hit = self._next_signal(vid)
             except Exception:  # teleported away or already gone
                 self._special.pop(vid, None)
                 continue
-            if not nxt:
+            if hit is None:
                 continue
-            tls, link, dist, _state = nxt[0]
-            row = self._row_of_tls.get(tls)
-            if row is None:
-                continue
-            group_of = self._link_maps[row]["group_of"]
-            if not 0 <= link < len(group_of) or group_of[link] < 0:
-                continue
+            row, group, dist = hit
             speed = float(veh.getSpeed(vid))
             late = 0.0
             persons = 1.0
             if kind == "bus":
                 late = self._lateness_s(vid)
                 persons = float(veh.getPersonNumber(vid)) or 1.0
-            rows[kind].append((row, int(group_of[link]), float(dist), speed, late, persons))
+            rows[kind].append((row, group, float(dist), speed, late, persons))
         out: dict[str, np.ndarray] = {}
         for kind, recs in rows.items():
             arr = np.zeros(len(recs), dtype=SPECIAL_DTYPE)
@@ -708,6 +739,26 @@ class SumoBackend(BaseBackend):
                 arr[:] = recs
             out[kind] = arr
         return out
+
+    def _next_signal(self, vid: str) -> tuple[int, int, float] | None:
+        """(row, group, distance m) of the next controlled movement ahead of ``vid``, or None.
+
+        Micro asks SUMO for the vehicle's next traffic light and link; meso has no lane
+        positions (``getNextTLS`` answers nothing), so the movement comes from the route.
+        """
+        if self.meso is not None:
+            return self.meso.next_signal(self._conn, vid)
+        nxt = self._conn.vehicle.getNextTLS(vid)
+        if not nxt:
+            return None
+        tls, link, dist, _state = nxt[0]
+        row = self._row_of_tls.get(tls)
+        if row is None:
+            return None
+        group_of = self._link_maps[row]["group_of"]
+        if not 0 <= link < len(group_of) or group_of[link] < 0:
+            return None
+        return row, int(group_of[link]), float(dist)
 
     def _lateness_s(self, vid: str) -> float:
         veh = self._conn.vehicle

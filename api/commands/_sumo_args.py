@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-__all__ = ["add_input_args", "add_sumo_args", "spec_from_args", "progress_bar", "console"]
+__all__ = ["add_input_args", "add_sumo_args", "add_model_arg", "spec_from_args", "progress_bar", "console"]
 
 console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
@@ -37,6 +37,17 @@ def add_sumo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gui", action="store_true", help="run sumo-gui (implies --traci)")
     p.add_argument("--step-length", type=float, default=1.0, metavar="S", help="SUMO step length (default 1 s)")
     p.add_argument("--out-dir", metavar="DIR", help="keep SUMO's outputs (tripinfo, statistics, ...) here")
+    add_model_arg(p)
+
+
+def add_model_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        choices=["micro", "meso"],
+        default="micro",
+        help="SUMO's traffic model: micro (default, every vehicle) or meso (queues per road segment with "
+        "junction control, for whole cities; queues estimated from loop counts)",
+    )
 
 
 def spec_from_args(args: argparse.Namespace, *, seed: int | None = None, scenario: str | None = None) -> Any:
@@ -58,6 +69,7 @@ def spec_from_args(args: argparse.Namespace, *, seed: int | None = None, scenari
             traci=args.traci or args.gui,
             gui=args.gui,
             tripinfo_output=Path(args.tripinfo_output) if getattr(args, "tripinfo_output", None) else None,
+            model=getattr(args, "model", "micro"),
         )
     scenario_dir = None
     if scen is not None and args.out_dir:
@@ -76,6 +88,7 @@ def spec_from_args(args: argparse.Namespace, *, seed: int | None = None, scenari
         traci=args.traci or args.gui,
         gui=args.gui,
         tripinfo_output=Path(args.tripinfo_output) if getattr(args, "tripinfo_output", None) else None,
+        model=getattr(args, "model", "micro"),
     )
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from api.commands._sumo_args import add_sumo_args, console, progress_bar, spec_from_args
-from api.commands.simulate import check_controllers
+from api.commands.simulate import check_controllers, print_estimated
 from simulation.kpi import mean_ci95
 
 __all__ = ["register", "run", "SCALAR_KPIS", "summarise"]
@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--seeds must be >= 1")
     seeds = list(range(1, args.seeds + 1))
     results: dict[str, list[dict[str, Any]]] = {c: [] for c in controllers}
+    estimated: dict[str, dict[str, str]] = {}
     name = Path(args.scenario).stem
     with progress_bar() as bar:
         task = bar.add_task(f"compare {name}", total=len(seeds) * len(controllers))
@@ -89,9 +90,14 @@ def run(args: argparse.Namespace) -> int:
                 row["by_class"] = k["by_class"]
                 row["intersections"] = k["intersections"]
                 row["wall_s"] = k["meta"]["wall_s"]
+                if "estimated" in k["meta"]:
+                    estimated[c] = k["meta"]["estimated"]
                 results[c].append(row)
                 bar.advance(task)
     doc: dict[str, Any] = {"scenario": name, "seeds": seeds, "controllers": {}, "relative_delay": {}}
+    doc["model"] = getattr(args, "model", "micro")
+    if estimated:  # meso: per controller, what it read that the model does not measure, and how it was filled
+        doc["estimated"] = estimated
     for c, rows in results.items():
         mean, ci = summarise(rows)
         doc["controllers"][c] = {"mean": mean, "ci95": ci, "per_seed": rows}
@@ -100,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
         d = doc["controllers"][c]["mean"]["mean_delay_s"]
         doc["relative_delay"][c] = (d / base) if base else None
     _print(doc)
+    if estimated:
+        console.print("estimated in the mesoscopic model (no lane-area detectors), for the controllers that read them:")
+        print_estimated({f: how for per in estimated.values() for f, how in per.items()})
     if args.markdown:
         Path(args.markdown).write_text(markdown_table(doc), encoding="utf-8")
         console.print(f"table written to {args.markdown}")
@@ -122,12 +131,17 @@ TABLE_KPIS = (
 )
 
 
+def _model_note(doc: dict[str, Any]) -> str:
+    """Meso runs say so in their titles; micro, the default, stays as it always printed."""
+    return " (mesoscopic model)" if doc.get("model") == "meso" else ""
+
+
 def markdown_table(doc: dict[str, Any]) -> str:
     """The comparison as a Markdown table: mean ± 95 % CI over seeds, delay relative to sumo."""
     n = len(doc["seeds"])
     head = ["controller", *TABLE_KPIS, "delay vs sumo"]
     lines = [
-        f"**{doc['scenario']}**, {n} seed(s){', mean ± 95 % CI' if n > 1 else ''}",
+        f"**{doc['scenario']}**{_model_note(doc)}, {n} seed(s){', mean ± 95 % CI' if n > 1 else ''}",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
@@ -144,7 +158,7 @@ def _print(doc: dict[str, Any]) -> None:
     from rich.table import Table
 
     n = len(doc["seeds"])
-    t = Table(title=f"{doc['scenario']}: {n} seed(s), mean ± 95 % CI")
+    t = Table(title=f"{doc['scenario']}{_model_note(doc)}: {n} seed(s), mean ± 95 % CI")
     t.add_column("controller")
     cols = [
         "mean_delay_s",

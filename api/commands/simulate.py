@@ -9,7 +9,7 @@ from pathlib import Path
 from api.commands._sumo_args import add_input_args, add_sumo_args, console, progress_bar, spec_from_args
 from field_io.protocols import protocol_names
 
-__all__ = ["register", "run", "kpi_table", "check_controllers"]
+__all__ = ["register", "run", "kpi_table", "check_controllers", "print_estimated"]
 
 
 def check_controllers(names: list[str]) -> None:
@@ -53,6 +53,12 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def print_estimated(estimated: dict[str, str] | None) -> None:
+    """Say, under a run's table, which observation fields the model could not measure and how they were filled."""
+    for name, how in (estimated or {}).items():
+        console.print(f"  {name}: {how}")
+
+
 def kpi_table(title: str, rows: dict[str, dict]) -> None:  # type: ignore[type-arg]
     from rich.table import Table
 
@@ -79,6 +85,14 @@ def run(args: argparse.Namespace) -> int:
     from simulation.runner import simulate
 
     check_controllers([args.controller])
+    if getattr(args, "via", None) and getattr(args, "model", "micro") == "meso":
+        from intersections.errors import InputError
+
+        raise InputError(
+            "--via drives emulated field controllers from lane-area detectors, which the mesoscopic model lacks; "
+            "use --model micro",
+            where="--model meso",
+        )
     spec = spec_from_args(args)
     with progress_bar() as bar:
         task = bar.add_task(f"{spec.name} / {args.controller}", total=None)
@@ -94,7 +108,9 @@ def run(args: argparse.Namespace) -> int:
             kpis = simulate(spec, args.controller, out_dir=args.out_dir, progress=prog)
     rows = {"all": kpis, **{f"  {c}": v for c, v in kpis["by_class"].items()}}
     via = f" via {args.via}" if getattr(args, "via", None) else ""
-    kpi_table(f"{spec.name}: {args.controller}{via} (seed {spec.seed})", rows)
+    model = kpis["meta"].get("model", "micro")
+    kpi_table(f"{spec.name}: {args.controller}{via} (seed {spec.seed}, {model})", rows)
+    print_estimated(kpis["meta"].get("estimated"))
     if args.json:
         Path(args.json).write_text(json.dumps(kpis, indent=2) + "\n", encoding="utf-8")
         console.print(f"KPIs written to {args.json}")

@@ -1,0 +1,504 @@
+"""SUMO's mesoscopic model under greenwave's engine: its options, what it measures, and what is estimated.
+
+``--model meso`` runs SUMO's queue-based mesoscopic model (Eissfeldt's model as
+implemented in SUMO, ``--mesosim``) with junction control (``--meso-junction-control``:
+vehicles cross a junction only on green, so the traffic lights greenwave sets
+matter, SUMO "Simulation/Meso", section "Intersection Model"). Each edge is a chain of
+segments of about 98 m (``--meso-edgelength``), and a segment is one queue for all its
+lanes. That changes what can be detected:
+
+* **Lane-area detectors (E2) read nothing**: SUMO accepts them in meso but reports zero
+  vehicles, so the stop-line queues, zone counts and occupancy micro reads from them,
+  and the exit zones behind ``exit_blocked``, have no measurement.
+* **Induction loops (E1) count per segment**, not per lane: a loop counts every vehicle
+  that enters the segment holding it (measured on SUMO 1.28: loops on the three lanes
+  of one segment report the same count; with the light held red the count stops at the
+  vehicles the segment holds). Only their interval counts can be read (no per-vehicle
+  data, no last-step values).
+* Vehicles have no lane position, so ``getNextTLS`` answers nothing.
+
+What the engine's :class:`~controller.backend.Observation` gets instead (the table
+:data:`MESO_FIELDS`, reported with every meso run):
+
+* ``queue_veh``: the delayed input-output estimate of :class:`InputOutputQueue` (pure
+  numpy, arrays in and out), per signal group, from a loop where
+  the group's stop-line zone begins (arrivals, split over the approach's stop lanes) and
+  loops at the start of each exit edge (departures through the junction, attributed to
+  the groups feeding that exit that are green, or were within :data:`RECENT_GREEN_S`).
+  The zone is the one micro measures (:mod:`simulation.detectors`), so both models
+  report the queue over the same stretch of road;
+* ``counts``: the zone-entry loop's count, split equally over the approach's stop lanes;
+* ``occupancy``: the estimated queue's cover of the zone (vehicle length over jam
+  spacing, at most 5 / 7.5 = 0.67 when full, what a lane-area detector over a packed
+  queue shows);
+* ``extra`` (buses, emergency vehicles): the next controlled movement on the vehicle's
+  route, with the distance to it from its position on the edge;
+* ``exit_blocked``: not available (no exit zones); NaN, which the Observation contract
+  reads as "not known to be blocked", as for field controllers.
+
+A controller that reads a field the table marks absent is refused before SUMO starts
+(:func:`refuse_unmet`), in one line naming the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import quoteattr
+
+import numpy as np
+
+from controller.arrays import PackedNetwork
+from controller.backend import DetectorLayout
+from intersections.errors import InputError
+from intersections.loaders.sumo_net import tls_of_junctions
+from intersections.model import DetectorKind, GroupKind, SignalState
+from intersections.network import Network
+from simulation.detectors import INTERVAL_S, MIN_SINGLE_LANE_ZONE_M, STOP_LINE_LENGTH_M, upstream_chain
+
+__all__ = [
+    "Model",
+    "MODEL_OPTIONS",
+    "model_of",
+    "Provision",
+    "MESO_FIELDS",
+    "refuse_unmet",
+    "estimated_fields",
+    "MesoLoops",
+    "generate_meso_loops",
+    "MesoReader",
+    "RECENT_GREEN_S",
+    "InputOutputQueue",
+]
+
+#: A car's length and its jam spacing (5 m + SUMO's default 2.5 m minGap): the queue a zone holds.
+VEHICLE_LENGTH_M = 5.0
+JAM_SPACING_M = 7.5
+#: Vehicles entering an exit edge this long after their group's green ended still left on that green
+#: (the yellow is part of the group's state; this covers the all-red clearance that follows).
+RECENT_GREEN_S = 3.0
+#: A group green this long with no vehicle leaving through it has no standing queue (input-output re-anchor).
+CLEAR_S = 5.0
+#: How many edges ahead on a route a special vehicle's next controlled movement is looked for.
+ROUTE_LOOKAHEAD_EDGES = 8
+
+
+class Model(StrEnum):
+    """SUMO's traffic model for a run."""
+
+    MICRO = "micro"
+    MESO = "meso"
+
+
+#: The SUMO options of each model (``sumo_command`` adds them, before the scenario's and the user's own).
+MODEL_OPTIONS: dict[Model, tuple[str, ...]] = {
+    Model.MICRO: (),
+    Model.MESO: ("--mesosim", "true", "--meso-junction-control", "true"),
+}
+
+
+def model_of(args: Sequence[str]) -> Model:
+    """The model a SUMO command line runs: meso where its last ``--mesosim`` is true.
+
+    A user's ``--sumo-arg "--mesosim true"`` runs meso as surely as ``--model meso``, and
+    the backend must then know: micro's lane-area detectors read zero there.
+    """
+    value: str | None = None
+    tokens = list(args)
+    for i, tok in enumerate(tokens):
+        if tok == "--mesosim":
+            nxt = tokens[i + 1] if i + 1 < len(tokens) else "true"
+            value = "true" if nxt.startswith("-") else nxt
+        elif tok.startswith("--mesosim="):
+            value = tok.split("=", 1)[1]
+    return Model.MESO if value is not None and value.lower() in ("true", "1", "on", "yes", "x") else Model.MICRO
+
+
+class Provision(StrEnum):
+    """How a model supplies an observation field."""
+
+    MEASURED = "measured"
+    ESTIMATED = "estimated"
+    UNKNOWN = "unknown"  # not available; the Observation contract defines the unknown value's meaning
+    ABSENT = "absent"  # not available and no meaning without it: a controller reading it is refused
+
+
+#: Per observation field: how meso supplies it and from what (reported with every meso run).
+MESO_FIELDS: dict[str, tuple[Provision, str]] = {
+    "queue_veh": (
+        Provision.ESTIMATED,
+        "input-output from zone-entry and exit-edge loop counts and the signal states (no lane-area detectors in meso)",
+    ),
+    "counts": (Provision.ESTIMATED, "zone-entry loop counts per segment, split over the approach's stop lanes"),
+    "occupancy": (Provision.ESTIMATED, "the estimated queue's cover of the stop-line zone"),
+    "extra": (Provision.ESTIMATED, "next controlled movement from the vehicle's route (meso has no lane positions)"),
+    "exit_blocked": (Provision.UNKNOWN, "no exit zones in meso: not known, read as not blocked"),
+}
+
+
+def refuse_unmet(controller: str, reads: frozenset[str], table: dict[str, tuple[Provision, str]] | None = None) -> None:
+    """Refuse, in one line, a meso run of a controller that reads a field meso can neither measure nor estimate."""
+    table = MESO_FIELDS if table is None else table
+    missing = sorted(f for f in reads if table.get(f, (Provision.ABSENT, ""))[0] is Provision.ABSENT)
+    if missing:
+        raise InputError(
+            f"controller {controller!r} reads {', '.join(missing)}, which the mesoscopic model cannot measure "
+            "and greenwave cannot estimate from its loops; run it with --model micro",
+            where="--model meso",
+        )
+
+
+def estimated_fields(reads: frozenset[str]) -> dict[str, str]:
+    """The run report's note: each field the run reads that meso does not measure, and how it is filled."""
+    return {
+        f: f"{prov.value}: {how}"
+        for f, (prov, how) in MESO_FIELDS.items()
+        if f in reads and prov is not Provision.MEASURED
+    }
+
+
+class InputOutputQueue:
+    """Queues per signal group from loop counts and signal states: delayed input-output.
+
+    For each group, vehicles counted entering its detection zone (``arrivals``) join the
+    queue at the stop line after the zone's free-flow travel time (``delay_ticks``), and
+    vehicles counted leaving through the junction (``departures``) leave it:
+
+    ``Q(t) = min(max(0, Q(t-1) + A(t - tau) - D(t)), N(t), storage)``,
+    ``N(t) = max(0, N(t-1) + A(t) - D(t))`` (vehicles in the zone, moving or not).
+
+    This is the input-output model of Sharma, Bullock and Bonneson (2007, "Input-output
+    and hybrid techniques for real-time prediction of delay and maximum queue length at
+    signalized intersections", TRR 2035, pp. 69-80): arrivals at an advance detector
+    shifted by the travel time to the stop line, departures at the stop line. Counting
+    errors accumulate in any input-output count, so the estimate is re-anchored where
+    the signal gives the answer (their hybrid method's idea): a group that has shown
+    green for ``clear_ticks`` ticks without a single departure has no standing queue,
+    and only the vehicles that entered within the last ``tau`` are still in its zone.
+    ``storage_veh`` caps the queue at what the zone can hold (the queue a lane-area
+    detector of the same length would measure at most).
+
+    Arrays in, arrays out, shape ``(N, G)``: one tick costs a few numpy operations
+    whatever the network's size.
+    """
+
+    def __init__(self, delay_ticks: np.ndarray, storage_veh: np.ndarray, *, clear_ticks: int = 5) -> None:
+        delay = np.asarray(delay_ticks, np.int64)
+        if delay.ndim != 2 or (delay < 0).any():
+            raise ValueError("delay_ticks must be an (N, G) array of ticks >= 0")
+        storage = np.broadcast_to(np.asarray(storage_veh, float), delay.shape)
+        if (storage < 0).any():
+            raise ValueError("storage_veh must be >= 0")
+        if clear_ticks < 1:
+            raise ValueError("clear_ticks must be >= 1")
+        self.shape = delay.shape
+        self.storage_veh = storage.copy()
+        self.clear_ticks = int(clear_ticks)
+        size = delay.size
+        self._slots = int(delay.max(initial=0)) + 1
+        # Ring of the last arrivals, one row per tick: row (head - k) holds those of k ticks ago.
+        self._ring = np.zeros((self._slots, size))
+        self._head = 0
+        self._delay = delay.ravel()
+        self._cols = np.arange(size)
+        # Arrivals of the last tau ticks are still on their way to the queue (by age, in ticks).
+        self._young = (np.arange(self._slots)[:, None] < self._delay[None, :]).astype(float)
+        self.queue_veh = np.zeros(self.shape)
+        self.in_zone_veh = np.zeros(self.shape)
+        self._quiet = np.zeros(self.shape, np.int64)
+
+    def update(self, arrivals: np.ndarray, departures: np.ndarray, green: np.ndarray) -> np.ndarray:
+        """Advance one tick; returns the queue estimate ``(N, G)`` (vehicles)."""
+        a = np.asarray(arrivals, float).reshape(-1)
+        d = np.asarray(departures, float).reshape(self.shape)
+        self._head = (self._head + 1) % self._slots
+        self._ring[self._head] = a
+        at_line = self._ring[(self._head - self._delay) % self._slots, self._cols].reshape(self.shape)
+        n = np.maximum(self.in_zone_veh + a.reshape(self.shape) - d, 0.0)
+        q = np.minimum(np.maximum(self.queue_veh + at_line - d, 0.0), n)
+        self._quiet = np.where(np.asarray(green, bool) & (d <= 0.0), self._quiet + 1, 0)
+        cleared = self._quiet >= self.clear_ticks
+        if cleared.any():
+            by_age = self._ring[(self._head - np.arange(self._slots)) % self._slots]  # row k: k ticks ago
+            transit = (by_age * self._young).sum(axis=0).reshape(self.shape)
+            q = np.where(cleared, 0.0, q)
+            n = np.where(cleared, np.minimum(n, transit), n)
+        self.queue_veh = np.minimum(q, self.storage_veh)
+        self.in_zone_veh = n
+        return self.queue_veh
+
+
+@dataclass(frozen=True)
+class MesoLoops:
+    """The loops of a meso run and how their counts map onto the engine's arrays.
+
+    Pairs are flat arrays for ``np.bincount``: ``arr_*`` (zone-entry loop -> group,
+    with the lane share), ``dep_*`` (exit loop -> feeding group, with the number of
+    links), ``det_*`` (loop -> model detector, with the lane share).
+    """
+
+    additional: Path
+    loop_ids: tuple[str, ...]
+    arr_loop: np.ndarray
+    arr_flat: np.ndarray
+    arr_w: np.ndarray
+    dep_loop: np.ndarray
+    dep_flat: np.ndarray
+    dep_w: np.ndarray
+    det_loop: np.ndarray  # (D,) loop of each model detector, -1 none
+    det_w: np.ndarray  # (D,)
+    det_lane: tuple[str, ...]  # (D,) each model detector's lane
+    delay_s: np.ndarray  # (N, G) free-flow time across the stop-line zone
+    storage_veh: np.ndarray  # (N, G) vehicles the group's zones hold
+    stop_lanes: np.ndarray  # (N, G) stop lanes per group
+    zone_m: np.ndarray  # (D,) zone length of each stop-line detector (0 for others)
+    movement: dict[tuple[str, str], tuple[int, int]]  # (from edge, to edge) -> (row, group)
+    edge_length_m: dict[str, float]
+
+
+def _zone_entry(net: Any, lane: Any, zone_m: float, tls_nodes: dict[str, str], own: str) -> tuple[Any, float]:
+    """(lane, position) where the stop-line zone of ``lane`` begins: the chain micro's lane-area detector covers."""
+    chain = [lane]
+    if float(lane.getLength()) < MIN_SINGLE_LANE_ZONE_M:
+        chain = upstream_chain(lane, STOP_LINE_LENGTH_M + 0.5, tls_nodes, own)
+    back = zone_m
+    for ln in reversed(chain):
+        length = float(ln.getLength())
+        if back <= length:
+            return ln, max(0.0, length - back)
+        back -= length
+    return chain[0], 0.0
+
+
+def generate_meso_loops(network: Network, net_file: str | Path, out_file: str | Path, packed: PackedNetwork,
+                        layout: DetectorLayout) -> MesoLoops:  # fmt: skip
+    """Write the meso run's loops (an additional file) for ``network`` (carrying its stop-line detectors).
+
+    One loop where each stop-line zone begins and one at the start of each exit edge of a
+    controlled movement, shared where two fall at the same place (a loop counts its whole
+    segment, so one per place is enough).
+    """
+    import sumolib
+
+    net = sumolib.net.readNet(str(net_file))
+    tls_nodes = tls_of_junctions(net.getTrafficLights())
+    g = packed.g
+    loops: dict[tuple[str, float], tuple[str, str]] = {}  # (edge, pos) -> (id, element)
+    loop_index: dict[tuple[str, float], int] = {}
+
+    def loop_at(lane: Any, pos: float) -> int:
+        length = float(lane.getLength())
+        pos = min(max(pos + 0.1, 0.1), max(length - 0.1, 0.0))
+        key = (lane.getEdge().getID(), round(pos, 1))
+        if key not in loop_index:
+            loop_index[key] = len(loops)
+            lid = f"gw_m1_{lane.getID()}_{pos:.1f}"
+            loops[key] = (
+                lid,
+                f'    <inductionLoop id={quoteattr(lid)} lane={quoteattr(lane.getID())} pos="{pos:.2f}" '
+                f'period="{INTERVAL_S}" file="NUL"/>',
+            )
+        return loop_index[key]
+
+    n, d = packed.n, len(layout.ids)
+    det_loop = np.full(d, -1, np.int64)
+    zone_m = np.zeros(d)
+    delay_sum, storage, lanes = np.zeros((n, g)), np.zeros((n, g)), np.zeros((n, g))
+    entry_of_lane: dict[str, int] = {}
+    k = 0
+    for r, inter in enumerate(network.intersections):
+        own = inter.tls_id or inter.id
+        for det in inter.detectors:
+            col = inter.group_index(det.group)
+            if det.kind in (DetectorKind.STOP_LINE, DetectorKind.ADVANCE):
+                try:
+                    lane = net.getLane(det.lane)
+                except KeyError:
+                    k += 1
+                    continue
+                if det.lane not in entry_of_lane:
+                    zl = det.length_m if det.kind is DetectorKind.STOP_LINE else STOP_LINE_LENGTH_M
+                    start_lane, pos = _zone_entry(net, lane, float(zl), tls_nodes, own)
+                    entry_of_lane[det.lane] = loop_at(start_lane, pos)
+                det_loop[k] = entry_of_lane[det.lane]
+                if det.kind is DetectorKind.STOP_LINE:
+                    zone_m[k] = det.length_m
+                    speed = max(float(lane.getSpeed()), 1.0)
+                    delay_sum[r, col] += det.length_m / speed
+                    storage[r, col] += det.length_m / JAM_SPACING_M
+                    lanes[r, col] += 1
+            k += 1
+    # Each stop lane gets an equal share of the vehicles entering its approach's zone (a loop counts them all).
+    sharing = np.bincount(np.array(list(entry_of_lane.values()), np.int64), minlength=len(loops))
+    share_of_lane = {ln: 1.0 / sharing[i] for ln, i in entry_of_lane.items()}
+    det_w = np.zeros(d)
+    arr_loop, arr_flat, arr_w = [], [], []
+    k = 0
+    for r, inter in enumerate(network.intersections):
+        for det in inter.detectors:
+            if det_loop[k] >= 0:
+                det_w[k] = share_of_lane[det.lane]
+                if det.kind is DetectorKind.STOP_LINE:
+                    arr_loop.append(det_loop[k])
+                    arr_flat.append(r * g + inter.group_index(det.group))
+                    arr_w.append(det_w[k])
+            k += 1
+    # Departures: the loop at the start of every exit edge, and the groups whose links feed it.
+    dep: dict[tuple[int, int], float] = {}
+    movement: dict[tuple[str, str], tuple[int, int]] = {}
+    for r, inter in enumerate(network.intersections):
+        group_of: dict[int, int] = {}
+        for col, grp in enumerate(inter.groups):
+            if grp.kind is GroupKind.PEDESTRIAN:
+                continue
+            for li in grp.link_indices:
+                group_of[li] = col
+            for m in grp.movements:
+                if m.turn != "p":
+                    movement.setdefault((m.from_edge, m.to_edge), (r, col))
+        try:
+            tls = net.getTLS(inter.tls_id) if inter.tls_id else None
+        except KeyError:
+            tls = None
+        if tls is None:
+            continue
+        for _in_lane, out_lane, index in tls.getConnections():
+            col = group_of.get(index)
+            if col is None or out_lane.getEdge().getFunction() not in ("", "normal"):
+                continue
+            key = (loop_at(out_lane, 0.0), r * g + col)
+            dep[key] = dep.get(key, 0.0) + 1.0
+    out = Path(out_file)
+    body = [elem for _id, elem in loops.values()]
+    out.write_text("\n".join(["<additional>", *body, "</additional>"]) + "\n", encoding="utf-8")
+    delay_s = np.divide(delay_sum, lanes, out=np.zeros((n, g)), where=lanes > 0)
+    return MesoLoops(
+        additional=out,
+        loop_ids=tuple(lid for lid, _e in loops.values()),
+        arr_loop=np.asarray(arr_loop, np.int64),
+        arr_flat=np.asarray(arr_flat, np.int64),
+        arr_w=np.asarray(arr_w, float),
+        dep_loop=np.asarray([lp for lp, _f in dep], np.int64),
+        dep_flat=np.asarray([f for _lp, f in dep], np.int64),
+        dep_w=np.asarray(list(dep.values()), float),
+        det_loop=det_loop,
+        det_w=det_w,
+        det_lane=tuple(det.lane for inter in network.intersections for det in inter.detectors),
+        delay_s=delay_s,
+        storage_veh=storage,
+        stop_lanes=lanes,
+        zone_m=zone_m,
+        movement=movement,
+        edge_length_m={e.getID(): float(e.getLength()) for e in net.getEdges()},
+    )
+
+
+_GREEN = int(SignalState.GREEN)
+_YELLOW = int(SignalState.YELLOW)
+VAR_INTERVAL_NUMBER = 0x25  # traci.constants (identical in libsumo)
+
+
+class MesoReader:
+    """Turns the meso loops' counts and the shown signal states into the observation's arrays, each tick.
+
+    Per tick: one interval-count read per loop (a compiled getter in process, one
+    subscription result over TraCI), then a few bincounts and the estimator's update:
+    no Python loop over intersections or groups.
+    """
+
+    def __init__(self, loops: MesoLoops, packed: PackedNetwork, layout: DetectorLayout, dt_s: float,
+                 e2_lanes: Sequence[str] = ()) -> None:  # fmt: skip
+        self.loops = loops
+        self.n, self.g = packed.n, packed.g
+        self.dt_s = float(dt_s)
+        self.group_valid = packed.group_valid
+        self.estimator = InputOutputQueue(
+            np.rint(loops.delay_s / self.dt_s).astype(np.int64),
+            loops.storage_veh,
+            clear_ticks=max(1, round(CLEAR_S / self.dt_s)),
+        )
+        self._cum = np.zeros(len(loops.loop_ids))
+        self._since_green = np.full((self.n, self.g), np.inf)
+        self._stop = layout.stop_line & (loops.det_loop >= 0)
+        self._stop_flat = (layout.row * self.g + layout.group)[self._stop]
+        self._zone = np.where(loops.zone_m > 0, loops.zone_m, 1.0)[self._stop]
+        # Queue KPIs per stop lane (the micro run's lane-area detector order): lanes' share of their groups' queue.
+        order = {ln: i for i, ln in enumerate(e2_lanes)}
+        stop_all = np.flatnonzero(layout.stop_line)
+        self._kpi_src = np.array([order.get(loops.det_lane[k], -1) for k in stop_all.tolist()], np.int64)
+        self._kpi_flat = (layout.row * self.g + layout.group)[stop_all]
+        self.n_e2 = len(e2_lanes)
+        self._ids: tuple[str, ...] = loops.loop_ids
+        self._get: Any = None
+        self._conn: Any = None
+        self._in_process = True
+
+    def bind(self, conn: Any, getter: Any, in_process: bool) -> None:
+        """Attach to a started SUMO: over TraCI, subscribe every loop's interval count once."""
+        self._conn, self._get, self._in_process = conn, getter, in_process
+        if not in_process:
+            for lid in self._ids:
+                conn.inductionloop.subscribe(lid, (VAR_INTERVAL_NUMBER,))
+
+    def _loop_counts(self) -> np.ndarray:
+        n = len(self._ids)
+        if self._in_process:
+            cum = np.fromiter(map(self._get, self._ids), float, n)
+        else:
+            res = self._conn.inductionloop.getAllSubscriptionResults()
+            cum = np.fromiter((res[k][VAR_INTERVAL_NUMBER] for k in self._ids), float, n)
+        new = cum - self._cum
+        self._cum = cum
+        return np.where(new >= 0, new, cum)
+
+    def read(self, state: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Counts (D,), occupancy (D,), queue (N, G) and per stop lane queue (the KPI's lanes) for this tick."""
+        return self.update(self._loop_counts(), state)
+
+    def update(self, c: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The tick's arrays from loop counts ``c`` (vehicles since the last tick, per loop) and the shown states."""
+        lp = self.loops
+        size = self.n * self.g
+        arrivals = np.bincount(lp.arr_flat, weights=c.take(lp.arr_loop) * lp.arr_w, minlength=size)
+        shown = (state == _GREEN) | (state == _YELLOW)
+        self._since_green = np.where(shown, 0.0, self._since_green + self.dt_s)
+        recent = (self._since_green <= RECENT_GREEN_S).ravel()
+        active = lp.dep_w * recent.take(lp.dep_flat)
+        total = np.bincount(lp.dep_loop, weights=active, minlength=len(c))
+        share = np.divide(active, total.take(lp.dep_loop), out=np.zeros_like(active), where=active > 0)
+        departures = np.bincount(lp.dep_flat, weights=c.take(lp.dep_loop) * share, minlength=size)
+        queue = self.estimator.update(
+            arrivals.reshape(self.n, self.g), departures.reshape(self.n, self.g), state == _GREEN
+        )
+        queue = queue * self.group_valid
+        counts = np.where(lp.det_loop >= 0, c.take(np.maximum(lp.det_loop, 0)) * lp.det_w, 0.0)
+        per_lane = np.divide(queue, lp.stop_lanes, out=np.zeros_like(queue), where=lp.stop_lanes > 0).ravel()
+        occ = np.zeros(len(lp.det_loop))
+        occ[self._stop] = np.minimum(per_lane.take(self._stop_flat) * VEHICLE_LENGTH_M / self._zone, 1.0)
+        e2 = np.zeros(self.n_e2)
+        if self.n_e2:
+            ok = self._kpi_src >= 0
+            e2 = np.bincount(self._kpi_src[ok], weights=per_lane.take(self._kpi_flat[ok]), minlength=self.n_e2)
+            groups_on = np.bincount(self._kpi_src[ok], minlength=self.n_e2)
+            e2 = np.divide(e2, groups_on, out=e2, where=groups_on > 0)
+        return counts, occ, queue, e2
+
+    def next_signal(self, conn: Any, vid: str) -> tuple[int, int, float] | None:
+        """(row, group, distance m) of the next controlled movement on ``vid``'s route, or None."""
+        veh = conn.vehicle
+        route = veh.getRoute(vid)
+        at = int(veh.getRouteIndex(vid))
+        if at < 0:
+            return None
+        pos = float(veh.getLanePosition(vid))
+        dist = 0.0
+        lengths, movement = self.loops.edge_length_m, self.loops.movement
+        for k in range(at, min(len(route) - 1, at + ROUTE_LOOKAHEAD_EDGES)):
+            dist += lengths.get(route[k], 0.0) - (pos if k == at else 0.0)
+            hit = movement.get((route[k], route[k + 1]))
+            if hit is not None:
+                return hit[0], hit[1], max(dist, 0.0)
+        return None
