@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from intersections.errors import InputError
+from scenarios.library.city import build_city_net, write_city_routes
 from scenarios.library.definition import load_scenario_def
 from scenarios.library.network import _build_corridor_net, _build_grid_net, _strip_timestamp, _sumo_version
 from scenarios.library.od import _bus_route, _corridor_ods, _grid_ods
-from scenarios.library.schema import BuiltScenario, GridNetwork, ScenarioDef
+from scenarios.library.schema import BuiltScenario, CityNetwork, GridNetwork, ScenarioDef
 from scenarios.library.timetable import _emergency_vehicles, _timetables
 from scenarios.library.writers import _sumo_options, _Timed, _write_routes, _write_stops, _write_sumocfg
 
@@ -82,6 +83,12 @@ def build_scenario(name_or_path: str | Path, out_dir: str | Path, seed: int = 42
             pass
     manifest.unlink(missing_ok=True)
 
+    if isinstance(d.network, CityNetwork):
+        build_city_net(d, out)
+        _strip_timestamp(out / f"{d.name}.net.xml")
+        write_city_routes(d, out / f"{d.name}.net.xml", out / f"{d.name}.rou.xml", seed)
+        _write_sumocfg(d, out / f"{d.name}.sumocfg", seed)
+        return _finish(d, out, seed, manifest, key)
     if isinstance(d.network, GridNetwork):
         _build_grid_net(d, out)
     else:
@@ -100,6 +107,11 @@ def build_scenario(name_or_path: str | Path, out_dir: str | Path, seed: int = 42
         timed += _emergency_vehicles(d, route_ids)
     _write_routes(d, ods, out / f"{d.name}.rou.xml", seed, timed)
     _write_sumocfg(d, out / f"{d.name}.sumocfg", seed)
+    return _finish(d, out, seed, manifest, key)
+
+
+def _finish(d: ScenarioDef, out: Path, seed: int, manifest: Path, key: dict[str, Any]) -> BuiltScenario:
+    """Copy the definition beside the build and write the manifest last (the cache trusts only it)."""
     if d.source.resolve() != (out / f"{d.name}.toml").resolve():
         shutil.copyfile(d.source, out / f"{d.name}.toml")
     manifest.write_text(json.dumps(key, indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -21,6 +21,9 @@ from intersections.config import ConfigModel, validate, where_of
 from intersections.errors import InputError
 from scenarios.library.schema import (
     BusLine,
+    CityBusLine,
+    CityDemand,
+    CityNetwork,
     CorridorDemand,
     CorridorNetwork,
     DemandSpec,
@@ -35,6 +38,9 @@ from scenarios.library.schema import (
 )
 
 DEFS_DIR = Path(__file__).resolve().parent.parent / "defs"
+#: City-size definitions: found by name like the others, but kept out of :func:`scenario_names`
+#: (the library's tests build and run every scenario there in seconds; a city takes minutes).
+CITY_DIR = DEFS_DIR / "city"
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
@@ -121,11 +127,30 @@ class _Corridor(ConfigModel):
     side_lane_width_m: float = Field(3.2, ge=2.0, le=6.0)
 
 
+class _City(ConfigModel):
+    generator: Literal["city"]
+    rings: Whole = Field(ge=2, le=60)
+    ring_spacing_m: float = Field(ge=60.0)
+    block_m: float = Field(ge=60.0)
+    arms: Whole = Field(ge=3, le=24)
+    arterial_ring: Whole = Field(ge=1)
+    fringe_length_m: float = Field(ge=50.0)
+    jitter_m: float = Field(0.0, ge=0.0)
+    inward_share: Share = 1.0
+    drop_share: Share = 0.0
+    layout_seed: Whole = Field(0, ge=0)
+    arterial_lanes: Whole = Field(ge=1, le=6)
+    arterial_speed_m_s: float = Field(gt=0.0, le=50.0)
+    local_lanes: Whole = Field(ge=1, le=6)
+    local_speed_m_s: float = Field(gt=0.0, le=50.0)
+    lane_width_m: float = Field(3.2, ge=2.0, le=6.0)
+
+
 class _Generator(BaseModel):
     """Only ``generator`` (the rest of the table is read by the generator's own model)."""
 
     model_config = ConfigDict(strict=True, extra="ignore")
-    generator: Literal["grid", "corridor"]
+    generator: Literal["grid", "corridor", "city"]
 
 
 class _Shares(RootModel[dict[str, Share]]):
@@ -153,6 +178,7 @@ class _Demand(ConfigModel):
     depart_pos_lat: Text | None = None
     grid: dict[str, Any] | None = None
     corridor: dict[str, Any] | None = None
+    city: dict[str, Any] | None = None
     bus: list[dict[str, Any]] = Field(default_factory=list)
     emergency: list[dict[str, Any]] = Field(default_factory=list)
 
@@ -175,6 +201,24 @@ class _DemandCorridor(ConfigModel):
     side_left: Share
     side_right: Share
     side_mix: dict[str, Any] | None = None
+
+
+class _CityBus(ConfigModel):
+    id: Text
+    kind: Literal["radial", "ring"]
+    from_arm: Whole = Field(0, ge=0)
+    to_arm: Whole = Field(0, ge=0)
+    headway_s: float = Field(ge=10.0)
+    persons: Whole = Field(ge=0)
+    type: Text = "bus"
+
+
+class _DemandCity(ConfigModel):
+    peak_veh_h: FlowVehH
+    through_share: Share
+    inbound_share: Share
+    min_trip_m: float = Field(0.0, ge=0.0)
+    bus: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class _Bus(ConfigModel):
@@ -326,9 +370,18 @@ class _Reader:
             raise self.error(("horizon", "demand_end_s"), msg)
         return h.begin_s, h.end_s, demand_end_s
 
-    def network(self, raw: Mapping[str, Any]) -> GridNetwork | CorridorNetwork:
-        """``[network]``: a grid or a corridor recipe, by ``generator``."""
-        if self.table(_Generator, raw, "network").generator == "grid":
+    def network(self, raw: Mapping[str, Any]) -> GridNetwork | CorridorNetwork | CityNetwork:
+        """``[network]``: a grid, a corridor or a city recipe, by ``generator``."""
+        generator = self.table(_Generator, raw, "network").generator
+        if generator == "city":
+            city = self.table(_City, raw, "network")
+            if city.arterial_ring > city.rings:
+                msg = f"must be one of the rings 1..{city.rings}, got {city.arterial_ring}"
+                raise self.error(("network", "arterial_ring"), msg)
+            if city.jitter_m >= 0.25 * min(city.ring_spacing_m, city.block_m):
+                raise self.error(("network", "jitter_m"), "must be under a quarter of ring_spacing_m and block_m")
+            return CityNetwork(**city.model_dump(exclude={"generator"}))
+        if generator == "grid":
             g = self.table(_Grid, raw, "network")
             net = GridNetwork(**g.model_dump(exclude={"generator"}))
             if net.turn_lane_length_m >= min(net.x_length_m, net.y_length_m, net.attach_length_m):
@@ -344,7 +397,7 @@ class _Reader:
     def demand(
         self,
         raw: Mapping[str, Any],
-        network: GridNetwork | CorridorNetwork,
+        network: GridNetwork | CorridorNetwork | CityNetwork,
         vtypes: Mapping[str, Mapping[str, str]],
         horizon: tuple[float, float, float],
     ) -> DemandSpec:
@@ -355,8 +408,16 @@ class _Reader:
         profile = self._profile(d.profile)
         mix = self.mix(("demand", "mix"), d.mix, vtypes)
         buses: list[BusLine] = []
-        pattern: GridDemand | CorridorDemand
-        if isinstance(network, GridNetwork):
+        pattern: GridDemand | CorridorDemand | CityDemand
+        if isinstance(network, CityNetwork):
+            for other in ("grid", "corridor", "bus"):
+                if other in raw:
+                    msg = "this network is a city: give [demand.city] (and its bus lines)"
+                    raise self.error(("demand", other), msg)
+            pattern = self._city_pattern(d.city, network, vtypes)
+            if d.emergency:
+                raise self.error(("demand", "emergency"), "not supported on a city network yet")
+        elif isinstance(network, GridNetwork):
             pattern = self._grid_pattern(d.grid)
             if d.corridor is not None:
                 raise self.error(
@@ -409,6 +470,36 @@ class _Reader:
         g = self.table(_DemandGrid, raw, "demand", "grid")
         self.shares(("demand", "grid"), ("through", "left", "right"), (g.through, g.left, g.right))
         return GridDemand(**g.model_dump())
+
+    def _city_pattern(
+        self, raw: Mapping[str, Any] | None, network: CityNetwork, vtypes: Mapping[str, Mapping[str, str]]
+    ) -> CityDemand:
+        """``[demand.city]``: the city's trip rate and shares, and ``[[demand.city.bus]]`` lines."""
+        loc = ("demand", "city")
+        if raw is None:
+            raise self.error(loc, "missing required field")
+        c = self.table(_DemandCity, raw, *loc)
+        lines: list[CityBusLine] = []
+        for i, rb in enumerate(c.bus):
+            bloc = (*loc, "bus", i)
+            b = self.table(_CityBus, rb, *bloc)
+            if not _NAME_RE.match(b.id):
+                raise self.error((*bloc, "id"), f"must be letters, digits, '_' or '-', got {b.id!r}")
+            if any(x.id == b.id for x in lines):
+                raise self.error((*bloc, "id"), f"duplicate bus line id {b.id!r}")
+            for key in ("from_arm", "to_arm"):
+                if getattr(b, key) >= network.arms:
+                    msg = f"no such arm: the city has arms 0..{network.arms - 1}, got {getattr(b, key)}"
+                    raise self.error((*bloc, key), msg)
+            if b.kind == "radial" and b.from_arm == b.to_arm:
+                raise self.error((*bloc, "to_arm"), "a radial line must leave on another arm than it enters")
+            if b.type not in vtypes or vtypes[b.type]["vClass"] != "bus":
+                raise self.error((*bloc, "type"), f"must name a vType with vClass='bus', got {b.type!r}")
+            cap = float(vtypes[b.type]["personCapacity"])
+            if b.persons > cap:
+                raise self.error((*bloc, "persons"), f"{b.persons} exceeds the vType's personCapacity {cap:g}")
+            lines.append(CityBusLine(b.id, b.kind, b.from_arm, b.to_arm, b.headway_s, b.persons, b.type))
+        return CityDemand(c.peak_veh_h, c.through_share, c.inbound_share, c.min_trip_m, tuple(lines))
 
     def _corridor_pattern(
         self, raw: Mapping[str, Any] | None, vtypes: Mapping[str, Mapping[str, str]]
@@ -557,14 +648,22 @@ def _resolve(name_or_path: str | Path) -> Path:
             raise InputError("scenario definition file not found", where=str(p))
         return p
     p = DEFS_DIR / f"{s}.toml"
+    if not p.is_file() and (CITY_DIR / f"{s}.toml").is_file():
+        p = CITY_DIR / f"{s}.toml"
     if not p.is_file():
-        raise InputError(f"unknown scenario {s!r} (known: {', '.join(scenario_names())}; or give a .toml path)")
+        known = ", ".join([*scenario_names(), *city_names()])
+        raise InputError(f"unknown scenario {s!r} (known: {known}; or give a .toml path)")
     return p
 
 
 def scenario_names() -> list[str]:
     """Names of the library scenarios (``scenarios/defs/*.toml``)."""
     return sorted(p.stem for p in DEFS_DIR.glob("*.toml"))
+
+
+def city_names() -> list[str]:
+    """Names of the city-size library scenarios (``scenarios/defs/city/*.toml``)."""
+    return sorted(p.stem for p in CITY_DIR.glob("*.toml"))
 
 
 def load_scenario_def(name_or_path: str | Path) -> ScenarioDef:

@@ -108,6 +108,64 @@ class CorridorNetwork:
 
 
 @dataclass(frozen=True)
+class CityNetwork:
+    """A generated city: concentric rings of junctions joined by radial links (:mod:`.city`).
+
+    ``rings`` rings ``ring_spacing_m`` apart, junctions about ``block_m`` apart along each;
+    ``arms`` straight radial arterials and the ``arterial_ring``-th ring are the arterials
+    (``arterial_lanes`` per direction), the rest are local streets. ``jitter_m``,
+    ``inward_share`` and ``drop_share`` make the pattern irregular; ``layout_seed`` fixes it
+    (the build seed varies only the demand).
+    """
+
+    rings: int
+    ring_spacing_m: float
+    block_m: float
+    arms: int
+    arterial_ring: int
+    fringe_length_m: float
+    jitter_m: float
+    inward_share: float
+    drop_share: float
+    layout_seed: int
+    arterial_lanes: int
+    arterial_speed_m_s: float
+    local_lanes: int
+    local_speed_m_s: float
+    lane_width_m: float
+
+    @property
+    def n_signals(self) -> int:
+        from scenarios.library.city import city_layout
+
+        return len(city_layout(self).signals)
+
+
+@dataclass(frozen=True)
+class CityBusLine:
+    """A bus line of a city: across it on two arms (``radial``) or round the arterial ring (``ring``)."""
+
+    id: str
+    kind: str  # radial | ring
+    from_arm: int
+    to_arm: int
+    headway_s: float
+    persons: int
+    vtype: str
+
+
+@dataclass(frozen=True)
+class CityDemand:
+    """Trips over a whole city (:mod:`.city`): a peak rate shaped by the profile, no turning shares."""
+
+    peak_veh_h: float  # all trips starting in the city per hour at profile factor 1
+    through_share: float  # share entering on one arterial's fringe and leaving on another's
+    inbound_share: float  # share of the other trips bound for the centre (weight 1 / radius)
+    min_trip_m: float  # shortest straight-line distance between a trip's ends
+    buses: tuple[CityBusLine, ...] = ()
+
+
+@dataclass(frozen=True)
 class TlsSpec:
     type: str
     cycle_s: int | None
@@ -202,7 +260,7 @@ class DemandSpec:
     depart_lane: str
     depart_speed: str
     depart_pos_lat: str | None
-    pattern: GridDemand | CorridorDemand
+    pattern: GridDemand | CorridorDemand | CityDemand
     buses: tuple[BusLine, ...]
     emergency: tuple[EmergencyVehicle, ...] = ()
 
@@ -255,7 +313,7 @@ class ScenarioDef:
     begin_s: float
     end_s: float
     demand_end_s: float
-    network: GridNetwork | CorridorNetwork
+    network: GridNetwork | CorridorNetwork | CityNetwork
     tls: TlsSpec
     demand: DemandSpec
     sumo: SumoSpec
