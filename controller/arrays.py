@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import cast
 
 import numpy as np
 
@@ -49,15 +50,15 @@ def any_rows(x: np.ndarray) -> np.ndarray:
         except ValueError:
             pass
     if x.size == 0:
-        return x.any(axis=-1)
-    return _columns(x).any(axis=0).reshape(x.shape[:-1])
+        return np.asarray(x.any(axis=-1))
+    # numpy's stubs type ``any(axis=...)`` as "scalar or array"; over the 2-D columns it is an array.
+    return cast(np.ndarray, _columns(x).any(axis=0)).reshape(x.shape[:-1])
 
 
 def min_rows(x: np.ndarray) -> np.ndarray:
     """``x.min(axis=-1)``, fast when the last axis is short."""
-    if x.size == 0:
-        return x.min(axis=-1)
-    return _columns(x).min(axis=0).reshape(x.shape[:-1])
+    result: np.ndarray = x.min(axis=-1) if x.size == 0 else _columns(x).min(axis=0).reshape(x.shape[:-1])
+    return result
 
 
 def any_set(x: np.ndarray) -> bool:
@@ -94,11 +95,13 @@ class PackedNetwork:
 
     @property
     def g(self) -> int:
-        return self.group_valid.shape[1]
+        result: int = self.group_valid.shape[1]
+        return result
 
     @property
     def s(self) -> int:
-        return self.stage_mask.shape[1]
+        result: int = self.stage_mask.shape[1]
+        return result
 
     # Derived once, read every tick by the supervisor's MMU check.
     @cached_property
@@ -126,12 +129,14 @@ class PackedNetwork:
         One add and one row ``take``: it runs every tick in the supervisor and the policies.
         """
         rows, base = self.stage_rows
-        return rows.take(base + stage, axis=0)
+        result: np.ndarray = rows.take(base + stage, axis=0)
+        return result
 
     @cached_property
     def stage_min_green_s(self) -> np.ndarray:
         """(N, S): the longest minimum green among each stage's groups (a stage may end after it)."""
-        return np.where(self.stage_mask, self.min_green_s[:, None, :], 0.0).max(axis=2)
+        result: np.ndarray = np.where(self.stage_mask, self.min_green_s[:, None, :], 0.0).max(axis=2)
+        return result
 
     @cached_property
     def needs_yellow(self) -> np.ndarray:

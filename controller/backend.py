@@ -187,10 +187,15 @@ class BackendState(Enum):
 
 
 class BaseBackend:
-    """Lifecycle bookkeeping shared by all backends."""
+    """Lifecycle bookkeeping shared by all backends; a subclass supplies read, apply and advance.
+
+    ``read_fields`` is what a backend reads each tick (the others come back NaN or empty);
+    a backend that can skip fields sets it from the policy's declared ``reads``.
+    """
 
     network: Network
     dt_s: float
+    read_fields: frozenset[str] = OBSERVATION_FIELDS
 
     def __init__(self, network: Network, *, dt_s: float = 1.0) -> None:
         if dt_s <= 0:
@@ -219,6 +224,15 @@ class BaseBackend:
     def _require_open(self) -> None:
         if self.lifecycle is not BackendState.OPEN:
             raise GreenwaveError(f"backend is {self.lifecycle.value}, not open", where=type(self).__name__)
+
+    def read(self) -> Observation:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def apply(self, commands: Commands) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def advance(self) -> float:  # pragma: no cover - overridden
+        raise NotImplementedError
 
     def _open(self) -> None:  # pragma: no cover - overridden
         pass

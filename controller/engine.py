@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from controller.arrays import any_set, read_only
-from controller.backend import OBSERVATION_FIELDS, BaseBackend, Commands, Observation, exit_blocked_share
+from controller.backend import BaseBackend, Commands, Observation, exit_blocked_share
 from controller.estimate import DemandEstimator, Estimate
 from controller.events import EventRecorder
 from controller.policies import Policy
@@ -96,7 +96,7 @@ class Engine:
             self.packed.n,
             self.packed.g,
             half_life_s=estimator_half_life_s,
-            counts_read="counts" in getattr(backend, "read_fields", OBSERVATION_FIELDS),
+            counts_read="counts" in backend.read_fields,
         )
         self.policy.reset(self.network, self.packed)
         self.passive = bool(declared(policy, "passive"))

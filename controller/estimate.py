@@ -58,7 +58,9 @@ class DemandEstimator:
         if any_set(ok_s):
             flat = self._flat_stop
             size = n * g
-            per_group = np.bincount(flat, weights=np.where(ok_s, obs.counts[self._stop], 0.0), minlength=size)
+            per_group: np.ndarray = np.bincount(
+                flat, weights=np.where(ok_s, obs.counts[self._stop], 0.0), minlength=size
+            )
             n_det = np.bincount(flat, weights=ok_s, minlength=size)
             occ_sum = np.bincount(flat, weights=np.where(ok_s, obs.occupancy[self._stop], 0.0), minlength=size)
             per_group = per_group.reshape(n, g)

@@ -155,7 +155,7 @@ def mmu_faults(
     measured at the new step.
     """
     n, g = packed.n, packed.g
-    given = {
+    given: dict[str, np.ndarray] = {
         "prev_state": np.ascontiguousarray(prev_state, dtype=np.int8),
         "prev_state_time_s": np.ascontiguousarray(prev_state_time_s, dtype=np.float64),
         "since_green_end_s": np.ascontiguousarray(since_green_end_s, dtype=np.float64),
@@ -165,21 +165,25 @@ def mmu_faults(
         if a.shape != (n, g):
             raise ValueError(f"{name} must have shape ({n}, {g}), got {a.shape}")
     out = np.zeros(n, bool)
-    _mmu_all(*given.values(), float(dt_s), *_mmu_tables(packed), out)
+    _mmu_all(
+        given["prev_state"], given["prev_state_time_s"], given["since_green_end_s"], given["new_state"],
+        float(dt_s), *_mmu_tables(packed), out,
+    )  # fmt: skip
     return out
 
 
-def _mmu_tables(packed: PackedNetwork) -> tuple[np.ndarray, ...]:
-    """The packed network's arrays the MMU reads, contiguous and in the kernel's dtypes."""
-    return tuple(
-        np.ascontiguousarray(a, dtype=dt)
-        for a, dt in (
-            (packed.needs_yellow, np.bool_),
-            (packed.min_green_s, np.float64),
-            (packed.yellow_s, np.float64),
-            (packed.conflicts, np.bool_),
-            (packed.start_after_s, np.float64),
-        )
+def _mmu_tables(packed: PackedNetwork) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The packed network's arrays the MMU reads, contiguous and in the kernel's dtypes.
+
+    A fixed-length tuple, in the order of the kernels' parameters (needs_yellow, min_green_s,
+    yellow_s, conflicts, start_after_s), so that the type checker counts the arguments it fills.
+    """
+    return (
+        np.ascontiguousarray(packed.needs_yellow, dtype=np.bool_),
+        np.ascontiguousarray(packed.min_green_s, dtype=np.float64),
+        np.ascontiguousarray(packed.yellow_s, dtype=np.float64),
+        np.ascontiguousarray(packed.conflicts, dtype=np.bool_),
+        np.ascontiguousarray(packed.start_after_s, dtype=np.float64),
     )
 
 

@@ -34,7 +34,7 @@ from controller.arrays import PackedNetwork
 from controller.backend import BaseBackend, Commands, Observation
 from controller.estimate import Estimate
 from controller.policies import Policy
-from controller.policies.base import PolicyContext
+from controller.policies.base import PolicyContext, declared
 from controller.policies.fixed_time import plan_arrays
 from controller.safety import HOLD
 from intersections.network import Network
@@ -50,7 +50,7 @@ class OverrideMode(IntEnum):
     FLASH = 3
 
 
-class OverridePolicy:
+class OverridePolicy(Policy):
     """The configured policy, overridden per intersection by the control centre."""
 
     name = "control-centre"
@@ -140,14 +140,10 @@ class OverridePolicy:
         hold = mode == OverrideMode.HOLD
         out[hold] = self.hold_stage[hold]
         out[mode == OverrideMode.FLASH] = HOLD
+        # Why a stage ended is the base policy's only where the base policy decided it.
+        term = declared(self.base, "last_termination")
+        self.last_termination = None if term is None else np.where(mode == OverrideMode.ADAPTIVE, term, 0)
         return out
-
-    @property
-    def last_termination(self) -> np.ndarray | None:
-        term = getattr(self.base, "last_termination", None)
-        if term is None:
-            return None
-        return np.where(self.mode == OverrideMode.ADAPTIVE, term, 0)
 
 
 class CentreBackend(BaseBackend):

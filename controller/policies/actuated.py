@@ -66,7 +66,7 @@ class ActuatedPolicy(Policy):
         self.calls = (self.calls | present | self.recall) & ~green & p.group_valid
         if ctx.served is not None:
             self.calls &= ~ctx.served  # a crossing that has walked this stage calls again in the next
-        stage_demand = (p.stage_mask & self.calls[:, None, :]).any(axis=2)
+        stage_demand: np.ndarray = np.any(p.stage_mask & self.calls[:, None, :], axis=2)
 
         rows = np.arange(p.n)
         cur = ctx.target

@@ -55,7 +55,7 @@ from controller.backend import OBSERVATION_FIELDS, Observation, detector_layout,
 from controller.estimate import Estimate
 from controller.events import EventCode
 from controller.policies import register_policy
-from controller.policies.base import PolicyContext
+from controller.policies.base import Policy, PolicyContext
 from controller.policies.common import (
     downstream_matrix,
     group_lanes,
@@ -76,9 +76,13 @@ VEHICLE_SPACING_M = 7.0  # jam spacing of a car; a motorcycle takes about a thir
 
 
 @register_policy("adaptive")
-class AdaptivePolicy:
+class AdaptivePolicy(Policy):
     name = "adaptive"
     reads = OBSERVATION_FIELDS  # counts, occupancy, queues, exits, and bus/emergency records for priority
+    # Set by reset(), for every tick after it.
+    last_termination: np.ndarray
+    detector_failed: np.ndarray
+    pending_events: list[tuple[int, int, int]]
 
     def __init__(
         self,
@@ -186,7 +190,7 @@ class AdaptivePolicy:
         self.since_tsp_s = np.full(n, np.inf)
         self.tsp_extension_s = np.zeros(n)
         self.preempting = np.zeros(n, bool)
-        self.pending_events: list[tuple[int, int, int]] = []
+        self.pending_events = []
 
     # ------------------------------------------------------------------
     def _detectors(self, obs: Observation, dt: float) -> tuple[np.ndarray, np.ndarray]:
@@ -261,7 +265,8 @@ class AdaptivePolicy:
         n, g = p.n, p.g
         heard_pair = np.bincount(self.pair_of[ok], minlength=len(self.pair_group)) > 0
         lanes = np.bincount(self.pair_group, weights=heard_pair, minlength=n * g).reshape(n, g)
-        return self.passage_s / np.maximum(lanes / self.roads, 1.0)
+        result: np.ndarray = self.passage_s / np.maximum(lanes / self.roads, 1.0)
+        return result
 
     def decide(self, obs: Observation, est: Estimate, ctx: PolicyContext) -> np.ndarray:
         p = self.packed

@@ -35,13 +35,13 @@ def stage_green_elapsed_s(ctx: PolicyContext, packed: PackedNetwork) -> np.ndarr
     (an exclusive pedestrian stage after its WALK) is as old as it can be.
     """
     members = packed.stage_groups(ctx.target)
-    served = ctx.served is not None and ctx.served.any()
-    left = members & ~ctx.served if served else members
+    served = ctx.served if ctx.served is not None and ctx.served.any() else None
+    left = members & ~served if served is not None else members
     # A member not green pulls the minimum to -inf; a row with no stage (no members) stays at +inf.
     t = np.where(left & (ctx.state != GREEN), -np.inf, np.where(left, ctx.state_time_s, np.inf))
     youngest = min_rows(t)
     elapsed = np.where(np.isfinite(youngest), youngest, -1.0)
-    if served:  # a stage whose every group has been served is as old as it can be
+    if served is not None:  # a stage whose every group has been served is as old as it can be
         return np.where(members.any(axis=1) & ~left.any(axis=1), np.inf, elapsed)
     return elapsed
 

@@ -86,7 +86,8 @@ class FixedTimePolicy(Policy):
     def requests_at(self, time_s: float) -> np.ndarray:
         pos = np.mod(time_s - self.offset_s, self.cycle_s)
         k = (self.green_end_s <= pos[:, None]).sum(axis=1) % self.n_stages
-        return self.stage_index[np.arange(len(k)), k]
+        result: np.ndarray = self.stage_index[np.arange(len(k)), k]
+        return result
 
     def decide(self, obs: Observation, est: Estimate, ctx: PolicyContext) -> np.ndarray:
         return self.requests_at(ctx.time_s)

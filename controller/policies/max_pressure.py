@@ -52,7 +52,8 @@ __all__ = ["MaxPressurePolicy", "stage_pressure", "pressure_map", "group_pressur
 def stage_pressure(queue: np.ndarray, downstream: np.ndarray, weight: np.ndarray, stage_mask: np.ndarray) -> np.ndarray:
     """(N, S) pressure of each stage: Σ_g∈stage weight_g · (q_g − q_down_g) (``stage_mask`` as 0/1 floats)."""
     w = weight * (queue - downstream)
-    return np.einsum("nsg,ng->ns", stage_mask, w)
+    result: np.ndarray = np.einsum("nsg,ng->ns", stage_mask, w)
+    return result
 
 
 def group_pressure_map(down: SparseRows, weight: np.ndarray) -> SparseRows:

@@ -248,7 +248,7 @@ def coordinate(
     """Common cycle and optimised offsets per coordinated group; returns (checked plans, report)."""
     by_id = {p.intersection_id: p for p in plans}
     links = link_table(network, demand, by_id, max_link_m)
-    comp = nx.Graph()
+    comp: nx.Graph[str] = nx.Graph()
     comp.add_nodes_from(by_id)
     comp.add_edges_from((lk.from_id, lk.to_id) for lk in links)
     out: dict[str, TimingPlan] = dict(by_id)

@@ -77,7 +77,8 @@ def hcm_uniform_delay_s(cycle_s: ArrayLike, effective_green_s: ArrayLike, v_c: A
     c, g, x = np.broadcast_arrays(_arr(cycle_s), _arr(effective_green_s), _arr(v_c))
     lam = np.divide(g, c, out=np.zeros_like(c), where=c > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return 0.5 * c * (1.0 - lam) ** 2 / (1.0 - np.minimum(1.0, x) * lam)
+        result: np.ndarray = 0.5 * c * (1.0 - lam) ** 2 / (1.0 - np.minimum(1.0, x) * lam)
+        return result
 
 
 def hcm_incremental_delay_s(
@@ -115,7 +116,8 @@ def hcm_control_delay_s(
     """HCM control delay ``d = d1 · PF + d2 + d3`` in s/veh."""
     d1 = hcm_uniform_delay_s(cycle_s, effective_green_s, v_c)
     d2 = hcm_incremental_delay_s(v_c, capacity_h, analysis_period_h=analysis_period_h, k=k)
-    return d1 * _arr(progression_factor) + d2 + _arr(initial_queue_delay_s)
+    result: np.ndarray = d1 * _arr(progression_factor) + d2 + _arr(initial_queue_delay_s)
+    return result
 
 
 def level_of_service(control_delay_s: ArrayLike, v_c: ArrayLike | None = None) -> np.ndarray:

@@ -394,11 +394,11 @@ def _rows_csv(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     if "group" not in present and not {"from_edge", "to_edge"} <= present:
         raise DemandError("need a 'group' column or both 'from_edge' and 'to_edge' columns", where=f"{path}: line 1")
     for row in reader:
-        rec = {
-            header[k]: (v.strip() if isinstance(v, str) else v)
-            for k, v in row.items()
-            if k is not None and header.get(k)
-        }
+        rec: dict[str, Any] = {}
+        for k, v in row.items():
+            name = header.get(k) if k is not None else None
+            if name:
+                rec[name] = v.strip() if isinstance(v, str) else v
         if all(v in (None, "") for v in rec.values()):
             continue
         yield f"{path}: line {reader.line_num}", rec

@@ -114,7 +114,7 @@ class LaneGroup:
         return self.flow_pcu_h / self.saturation_pcu_h if self.saturation_pcu_h > 0 else float("inf")
 
 
-def edge_index(graph: nx.DiGraph | None) -> dict[str, Mapping[str, Any]]:
+def edge_index(graph: nx.DiGraph[str] | None) -> dict[str, Mapping[str, Any]]:
     """Road-graph edge attributes by edge ``id``."""
     if graph is None:
         return {}
@@ -145,7 +145,7 @@ class _Units:
 
 def lane_groups(
     inter: Intersection,
-    graph: nx.DiGraph | None = None,
+    graph: nx.DiGraph[str] | None = None,
     *,
     group_flow_pcu_h: ArrayLike | None = None,
     movement_flow_pcu_h: Mapping[tuple[str, str], float] | None = None,
@@ -278,12 +278,12 @@ def lane_groups(
     # 4. saturation flows (vectorised over the lane groups)
     n_l = np.array([r["lanes"] for r in rows], dtype=float)
     if method == "hcm":
-        p_lt = np.array([r["left_share"] for r in rows])
-        p_rt = np.array([r["right_share"] for r in rows])
+        left_share = np.array([r["left_share"] for r in rows])
+        right_share = np.array([r["right_share"] for r in rows])
         ex_l = np.array([r["exclusive_left"] for r in rows], dtype=bool)
         ex_r = np.array([r["exclusive_right"] for r in rows], dtype=bool)
-        f_lt = np.where(ex_l, 0.95, 1.0 / (1.0 + 0.05 * p_lt))
-        f_rt = np.where(ex_r, 0.85, 1.0 - np.where(n_l == 1, 0.135, 0.15) * p_rt)
+        f_lt = np.where(ex_l, 0.95, 1.0 / (1.0 + 0.05 * left_share))
+        f_rt = np.where(ex_r, 0.85, 1.0 - np.where(n_l == 1, 0.135, 0.15) * right_share)
         movement = np.where(ex_l, "left", np.where(ex_r, "right", "through"))
         f_lu = np.array(
             [default_lane_utilization_factor(n, str(m)) for n, m in zip(n_l, movement, strict=True)], dtype=float
@@ -309,16 +309,16 @@ def lane_groups(
                 )
             sat[i] = float(d["saturation_flow_pcu_h"]) / max(int(d.get("lanes", 1)), 1) * r["lanes"]
     sat = np.asarray(sat, dtype=float).reshape(len(rows))
-    for key, value in (overrides or {}).items():
+    for name, value in (overrides or {}).items():
         try:
             v = float(value)
         except (TypeError, ValueError):
             v = float("nan")
         if not np.isfinite(v) or v <= 0:
-            raise InputError(f"saturation flow override for {key!r} must be > 0 pcu/h, got {value!r}", where=where)
-        hit = [i for i, r in enumerate(rows) if key in r["groups"] or key == r["approach"]]
+            raise InputError(f"saturation flow override for {name!r} must be > 0 pcu/h, got {value!r}", where=where)
+        hit = [i for i, r in enumerate(rows) if name in r["groups"] or name == r["approach"]]
         if not hit:
-            raise InputError(f"saturation flow override {key!r} names no signal group or approach", where=where)
+            raise InputError(f"saturation flow override {name!r} names no signal group or approach", where=where)
         sat[hit] = v
     return [LaneGroup(**r, saturation_pcu_h=float(s)) for r, s in zip(rows, sat, strict=True)]
 

@@ -113,7 +113,13 @@ class PcuSet:
 
 HANOI_PCU = PcuSet(
     "hanoi",
-    {"motorcycle": 0.3, "car": 1.0, "bus": 3.0, "truck": 2.5, "bicycle": 0.4},
+    {
+        VehicleClass.MOTORCYCLE: 0.3,
+        VehicleClass.CAR: 1.0,
+        VehicleClass.BUS: 3.0,
+        VehicleClass.TRUCK: 2.5,
+        VehicleClass.BICYCLE: 0.4,
+    },
     source=(
         "Cao & Sano 2012, J. Transp. Eng. 138(6), Hanoi MEU (car 3.4, bus 10.5, bicycle 1.4) converted to PCU; "
         "truck 2.5 commonly cited Vietnamese value [UNVERIFIED]"
@@ -121,12 +127,24 @@ HANOI_PCU = PcuSet(
 )
 US_HCM_PCU = PcuSet(
     "us_hcm",
-    {"motorcycle": 1.0, "car": 1.0, "bus": 2.0, "truck": 2.0, "bicycle": 0.5},
+    {
+        VehicleClass.MOTORCYCLE: 1.0,
+        VehicleClass.CAR: 1.0,
+        VehicleClass.BUS: 2.0,
+        VehicleClass.TRUCK: 2.0,
+        VehicleClass.BICYCLE: 0.5,
+    },
     source="HCM heavy-vehicle equivalent E_T = 2.0 (HCM 2000 Eq. 16-4); bicycle 0.5 is a placeholder, not HCM",
 )
 SUMO_PCU = PcuSet(
     "sumo",
-    {"motorcycle": 0.5, "car": 1.0, "bus": 3.5, "truck": 3.5, "bicycle": 0.2},
+    {
+        VehicleClass.MOTORCYCLE: 0.5,
+        VehicleClass.CAR: 1.0,
+        VehicleClass.BUS: 3.5,
+        VehicleClass.TRUCK: 3.5,
+        VehicleClass.BICYCLE: 0.2,
+    },
     source="SUMO tools/tlsCycleAdaptation.py hard-coded PCE",
 )
 
@@ -159,7 +177,8 @@ def flows_to_pcu_h(flows_veh_h: ArrayLike, pcu: PcuSet | str = "hanoi") -> np.nd
     q = np.asarray(flows_veh_h, dtype=float)
     if q.shape[-1:] != (len(VEHICLE_CLASSES),):
         raise ValueError(f"last axis must hold {len(VEHICLE_CLASSES)} vehicle classes, got shape {q.shape}")
-    return q @ pcu_factors(pcu)
+    pcu_h: np.ndarray = q @ pcu_factors(pcu)
+    return pcu_h
 
 
 def heavy_vehicle_percent(flows_veh_h: ArrayLike) -> np.ndarray:
@@ -170,7 +189,8 @@ def heavy_vehicle_percent(flows_veh_h: ArrayLike) -> np.ndarray:
     heavy = np.array([c in HEAVY_CLASSES for c in VEHICLE_CLASSES])
     total = q.sum(axis=-1)
     hv = q[..., heavy].sum(axis=-1)
-    return np.divide(100.0 * hv, total, out=np.zeros_like(total), where=total > 0)
+    percent: np.ndarray = np.divide(100.0 * hv, total, out=np.zeros_like(total), where=total > 0)
+    return percent
 
 
 _ALIASES: Mapping[str, VehicleClass] = MappingProxyType(

@@ -113,14 +113,16 @@ def parking_factor(n_lanes: ArrayLike, parking_maneuvers_h: ArrayLike | None = N
     if parking_maneuvers_h is None:
         return np.ones_like(n)
     nm = np.minimum(_arr(parking_maneuvers_h), 180.0)
-    return np.maximum((n - 0.1 - 18.0 * nm / 3600.0) / n, _F_MIN)
+    result: np.ndarray = np.maximum((n - 0.1 - 18.0 * nm / 3600.0) / n, _F_MIN)
+    return result
 
 
 def bus_blockage_factor(n_lanes: ArrayLike, buses_stopping_h: ArrayLike) -> np.ndarray:
     """``f_bb = (N - 14.4 N_B / 3600) / N`` (>= 0.050; N_B capped at 250 buses/h)."""
     n = _arr(n_lanes)
     nb = np.minimum(_arr(buses_stopping_h), 250.0)
-    return np.maximum((n - 14.4 * nb / 3600.0) / n, _F_MIN)
+    result: np.ndarray = np.maximum((n - 14.4 * nb / 3600.0) / n, _F_MIN)
+    return result
 
 
 def area_type_factor(cbd: ArrayLike) -> np.ndarray:
@@ -132,7 +134,8 @@ def lane_utilization_factor(group_flow: ArrayLike, busiest_lane_flow: ArrayLike,
     """``f_LU = v_g / (v_g1 · N)`` from observed flows (1.0 where there is no flow)."""
     vg, vg1, n = _arr(group_flow), _arr(busiest_lane_flow), _arr(n_lanes)
     denom = vg1 * n
-    return np.divide(vg, denom, out=np.ones(np.broadcast(vg, denom).shape), where=denom > 0)
+    result: np.ndarray = np.divide(vg, denom, out=np.ones(np.broadcast(vg, denom).shape), where=denom > 0)
+    return result
 
 
 # HCM 2000 Exhibit 10-23: share of the group's flow in its busiest lane.
@@ -154,7 +157,8 @@ def default_lane_utilization_factor(n_lanes: ArrayLike, movement: str = "through
     top = max(table)
     clipped = np.clip(n.astype(int), 1, top)
     lookup = np.array([table.get(k, 1.0) for k in range(top + 1)])
-    return lookup[clipped]
+    result: np.ndarray = lookup[clipped]
+    return result
 
 
 def left_turn_factor(protected: bool = True, exclusive: bool = True, proportion_left: ArrayLike = 1.0) -> np.ndarray:
@@ -205,7 +209,7 @@ def saturation_flow_pc_h(
     n = _arr(n_lanes)
     if (n < 0).any():
         raise ValueError("number of lanes must be >= 0")
-    out = _arr(base_pc_h_ln) * n
+    out: np.ndarray = _arr(base_pc_h_ln) * n
     for f in (f_w, f_hv, f_g, f_p, f_bb, f_a, f_lu, f_lt, f_rt):
         out = out * _arr(f)
     return out
@@ -262,4 +266,5 @@ def width_saturation_flow_pcu_h(
     w = _arr(effective_width_m)
     if (w < 0).any() or not np.isfinite(w).all():
         raise ValueError("effective width must be a finite number of metres >= 0")
-    return _arr(k_pcu_h_m) * w
+    result: np.ndarray = _arr(k_pcu_h_m) * w
+    return result

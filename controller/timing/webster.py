@@ -101,7 +101,8 @@ def webster_effective_greens_s(flow_ratios: ArrayLike, cycle_s: ArrayLike, lost_
     total = y.sum(axis=-1, keepdims=True)
     avail = np.asarray(cycle_s, dtype=float)[..., None] - np.asarray(lost_time_s, dtype=float)[..., None]
     share = np.divide(y, total, out=np.full_like(y, 1.0 / y.shape[-1]), where=total > 0)
-    return share * avail
+    result: np.ndarray = share * avail
+    return result
 
 
 @dataclass(frozen=True, eq=False)
@@ -158,7 +159,7 @@ def _check_params(
 
 
 def _bound_cycle(c0: np.ndarray, cycle_min_s: float, cycle_max_s: float, cycle_step_s: float | None) -> np.ndarray:
-    c = np.minimum(np.maximum(c0, cycle_min_s), cycle_max_s)
+    c: np.ndarray = np.minimum(np.maximum(c0, cycle_min_s), cycle_max_s)
     if cycle_step_s is not None:
         c = np.minimum(np.ceil(c / cycle_step_s - 1e-9) * cycle_step_s, cycle_max_s)
     return c
@@ -461,7 +462,7 @@ def cap_green_runs_s(
     The excess is taken from the run's stages with the most green above their floor, never below
     the floor; groups green in every stage are exempt (as in the checker).
     """
-    g = np.maximum(np.asarray(green_s, dtype=float), floor_s).copy()
+    g: np.ndarray = np.maximum(np.asarray(green_s, dtype=float), floor_s).copy()
     n = len(inter.stages)
     # A group green in every stage never ends; a crossing's WALK is not its run.
     runs = [(grp, run) for grp, run in stage_runs(inter) if len(run) < n and not grp.is_pedestrian]

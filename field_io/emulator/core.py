@@ -40,7 +40,7 @@ from controller.engine import TickResult
 from controller.estimate import Estimate
 from controller.events import EventCode, EventRecorder
 from controller.policies import register_policy
-from controller.policies.base import PolicyContext
+from controller.policies.base import Policy, PolicyContext
 from controller.policies.common import next_stage_with_demand, stage_green_elapsed_s
 from controller.policies.fixed_time import FixedTimePolicy, plan_arrays
 from controller.safety import HOLD, Mode
@@ -128,7 +128,7 @@ class Snapshot:
     done: bool = False
 
 
-class LocalController:
+class LocalController(Policy):
     """Policy of the emulator's engine; see the module docstring."""
 
     name = "field-emulator"
