@@ -700,34 +700,54 @@ class LocalController(Policy):
 
     # ------------------------------------------------------------------ status for the protocols
     def status_word(self, row: int, now: float | None = None) -> int:
+        # Plain ints, not enum arithmetic: the protocol servers call this for every status read.
         now = self.clock() if now is None else now
         m = int(self.mode[row])
-        bits = 0
-        if self.in_control[row]:
-            bits |= StatusBits.CENTRAL_CONTROL
-        if self.fallback[row] and not self.in_control[row]:
-            bits |= StatusBits.FALLBACK
-        if m in (ControllerMode.FLASH, ControllerMode.FAULT):
-            bits |= StatusBits.FLASH
-        if m == ControllerMode.FAULT:
-            bits |= StatusBits.MMU_FAULT
+        in_control = bool(self.in_control[row])
+        bits = _SB_CENTRAL if in_control else 0
+        if self.fallback[row] and not in_control:
+            bits |= _SB_FALLBACK
+        if m == _MODE_FLASH:
+            bits |= _SB_FLASH
+        elif m == _MODE_FAULT:
+            bits |= _SB_FLASH | _SB_MMU
         if self.local_flash[row]:
-            bits |= StatusBits.LOCAL_OVERRIDE
+            bits |= _SB_LOCAL
         if self.commissioning[row]:
-            bits |= StatusBits.COMMISSIONING
-        if self.fault_bits[row] & FaultBits.DETECTOR:
-            bits |= StatusBits.DETECTOR_FAULT
+            bits |= _SB_COMMISSIONING
+        if int(self.fault_bits[row]) & _FB_DETECTOR:
+            bits |= _SB_DETECTOR
         if self.config.lockstep:
-            bits |= StatusBits.LOCKSTEP
+            bits |= _SB_LOCKSTEP
             if self._waiting:
-                bits |= StatusBits.STEP_WAITING
-        if self.pending[row] and not self.in_control[row]:
-            bits |= StatusBits.PENDING_HANDBACK
-        if now - self.hb_change_t[row] <= self.config.backup_time_s:
-            bits |= StatusBits.HEARTBEAT_OK
+                bits |= _SB_STEP_WAITING
+        if self.pending[row] and not in_control:
+            bits |= _SB_PENDING
+        if now - float(self.hb_change_t[row]) <= self.config.backup_time_s:
+            bits |= _SB_HEARTBEAT_OK
         if self.snapshot.done:
-            bits |= StatusBits.PLANT_DONE
-        return int(bits)
+            bits |= _SB_DONE
+        return bits
+
+
+_SB_CENTRAL, _SB_FALLBACK, _SB_FLASH = int(StatusBits.CENTRAL_CONTROL), int(StatusBits.FALLBACK), int(StatusBits.FLASH)
+_SB_MMU, _SB_LOCAL, _SB_COMMISSIONING = (
+    int(StatusBits.MMU_FAULT),
+    int(StatusBits.LOCAL_OVERRIDE),
+    int(StatusBits.COMMISSIONING),
+)
+_SB_DETECTOR, _SB_LOCKSTEP, _SB_STEP_WAITING = (
+    int(StatusBits.DETECTOR_FAULT),
+    int(StatusBits.LOCKSTEP),
+    int(StatusBits.STEP_WAITING),
+)
+_SB_PENDING, _SB_HEARTBEAT_OK, _SB_DONE = (
+    int(StatusBits.PENDING_HANDBACK),
+    int(StatusBits.HEARTBEAT_OK),
+    int(StatusBits.PLANT_DONE),
+)
+_MODE_FLASH, _MODE_FAULT = int(ControllerMode.FLASH), int(ControllerMode.FAULT)
+_FB_DETECTOR = int(FaultBits.DETECTOR)
 
 
 def _validate_phase_control(block: CommandBlock, inter: Intersection) -> RejectReason:

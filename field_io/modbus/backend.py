@@ -47,7 +47,7 @@ import logging
 import struct
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -173,6 +173,15 @@ def modbus_client(ep: Endpoint, *, timeout_s: float | None = None) -> Any:
     return client
 
 
+@dataclass
+class _Conn:
+    """One connection to an address, shared by the controllers (unit ids) behind it."""
+
+    client: ModbusTcpClient
+    connecting: asyncio.Future | None = None  # set while the connection is being opened
+    users: set[int] = field(default_factory=set)  # rows of the links that use it
+
+
 @dataclass(kw_only=True)
 class ModbusLink(PolledLink):
     """What central knows about one Modbus controller beyond :class:`~field_io.polled.PolledLink`."""
@@ -225,6 +234,7 @@ class ModbusBackend(PolledFieldBackend):
         max_concurrent_connects: int = 200,
     ) -> None:
         self.wall_clock = wall_clock
+        self._conns: dict[tuple, _Conn] = {}
         super().__init__(
             network,
             endpoints,
@@ -245,9 +255,71 @@ class ModbusBackend(PolledFieldBackend):
     # ---- transport ---------------------------------------------------------------------------------
     def _close_transport(self) -> None:
         for link in self.links:
-            if link.client is not None:
-                close_client(link.client)
-                link.client = None
+            link.client = None
+        conns, self._conns = self._conns, {}
+        for conn in conns.values():
+            close_client(conn.client)
+
+    async def _shared_client(self, link: ModbusLink) -> tuple[ModbusTcpClient | None, str]:
+        """The connection to the link's address, opened once for every controller behind it.
+
+        A gateway (or an emulator) serves several controllers on one address,
+        one unit id each; their transactions share one connection (see
+        :mod:`field_io.modbus.transport`), so a tick's poll costs one write
+        per address, not one per controller. Returns (client, why it failed).
+        """
+        ep = link.endpoint
+        key = (ep.host, ep.port, ep.tls)
+        conn = self._conns.get(key)
+        if conn is not None:
+            if conn.connecting is not None:
+                return await asyncio.shield(conn.connecting)
+            if conn.client.connected:
+                conn.users.add(link.row)
+                return conn.client, ""
+            del self._conns[key]
+            close_client(conn.client)
+        timeout = max(ep.timeout_s, self.lockstep_timeout_s) if self.lockstep else ep.timeout_s
+        client = ModbusTcpClient(
+            ep.host,
+            ep.port,
+            timeout_s=timeout,
+            retries=ep.retries,
+            sslctx=client_context(ep.tls) if ep.tls is not None else None,
+        )
+        fut: asyncio.Future[tuple[ModbusTcpClient | None, str]] = asyncio.get_running_loop().create_future()
+        conn = self._conns[key] = _Conn(client=client, connecting=fut)
+        try:
+            ok = await client.connect()
+            why = "connection refused or timed out"
+        except Exception as e:  # ssl errors and the like
+            ok, why = False, f"{type(e).__name__}: {e}"
+        conn.connecting = None
+        if not ok:
+            close_client(client)
+            if self._conns.get(key) is conn:
+                del self._conns[key]
+            fut.set_result((None, why))
+            return None, why
+        conn.users.add(link.row)
+        fut.set_result((client, ""))
+        return client, ""
+
+    def _unlink(self, link: ModbusLink, *, close: bool) -> None:
+        """Forget the link's connection; close it when asked (a broken connection) or when nobody else uses it."""
+        client, link.client = link.client, None
+        if client is None:
+            return
+        ep = link.endpoint
+        key = (ep.host, ep.port, ep.tls)
+        conn = self._conns.get(key)
+        if conn is not None and conn.client is client:
+            conn.users.discard(link.row)
+            if close or not conn.users or not client.connected:
+                del self._conns[key]
+                close_client(client)
+        else:
+            close_client(client)
 
     async def _release(self, link: ModbusLink) -> None:
         """On a clean shutdown, hand every commanded controller back to its local plan."""
@@ -271,27 +343,11 @@ class ModbusBackend(PolledFieldBackend):
         if now < link.next_try_t:
             return
         if link.client is not None:
-            close_client(link.client)
-        ep = link.endpoint
-        timeout = max(ep.timeout_s, self.lockstep_timeout_s) if self.lockstep else ep.timeout_s
-        link.client = ModbusTcpClient(
-            ep.host,
-            ep.port,
-            timeout_s=timeout,
-            retries=ep.retries,
-            sslctx=client_context(ep.tls) if ep.tls is not None else None,
-        )
+            self._unlink(link, close=False)
         link.identity = None
-        try:
-            ok = await link.client.connect()
-        except Exception as e:  # ssl errors and the like
-            ok = False
-            why = f"{type(e).__name__}: {e}"
-        else:
-            why = "connection refused or timed out"
-        if not ok:
-            close_client(link.client)
-            link.client = None
+        client, why = await self._shared_client(link)
+        link.client = client
+        if client is None:
             self._backoff(link)
             self._set_problem(link, f"unreachable ({why}); retrying in {link.backoff_s:g} s")
             return
@@ -338,9 +394,8 @@ class ModbusBackend(PolledFieldBackend):
         self._set_problem(link, None)
 
     def _disconnect(self, link: ModbusLink, message: str, *, refused: bool = False) -> None:
-        if link.client is not None:
-            close_client(link.client)
-            link.client = None
+        # A device that answers wrongly leaves the connection to the others behind the same address.
+        self._unlink(link, close=not refused and link.client is not None and not link.client.connected)
         link.identity = None
         link.refused = refused
         self._backoff(link)
@@ -463,7 +518,7 @@ class ModbusBackend(PolledFieldBackend):
         for link in links:
             c = link.client
             plan = link.read_plan
-            if link.readable and c.idle and c.connected and plan is not None and not plan.queue_apart:
+            if link.readable and c.connected and plan is not None and not plan.queue_apart:
                 batch.append(link)
             else:
                 slow.append(link)
@@ -483,6 +538,7 @@ class ModbusBackend(PolledFieldBackend):
                 waiter.set_result(None)
 
         sent: list[tuple[ModbusLink, int, bytes]] = []
+        by_client: dict[int, tuple[ModbusTcpClient, list[ModbusLink], list[tuple[int, bytes, Any]]]] = {}
         for link in batch:
             plan = link.read_plan
             assert plan is not None
@@ -493,7 +549,14 @@ class ModbusBackend(PolledFieldBackend):
                 check_modbus_write(write[0], len(write[1]))
                 pdu = read_write_pdu(plan.base, plan.count, write[0], write[1])
             sent.append((link, plan.count, pdu))
-            link.client.send(link.endpoint.device_id, pdu, partial(answered, link.row))
+            c = link.client
+            _c, group, items = by_client.setdefault(id(c), (c, [], []))
+            group.append(link)
+            items.append((link.endpoint.device_id, pdu, partial(answered, link.row)))
+        tid_of: dict[int, int] = {}
+        for c, group, items in by_client.values():  # one write per connection: a gateway's units share it
+            for link, tid in zip(group, c.send_many(items), strict=True):
+                tid_of[link.row] = tid
         others = asyncio.gather(*(self._poll(link) for link in slow)) if slow else None
         if batch:
             if left > 0:
@@ -510,7 +573,8 @@ class ModbusBackend(PolledFieldBackend):
             for link, count, pdu in sent:
                 answer = answers.get(link.row)
                 if not _clean(answer, pdu[0], count):
-                    link.client.forget()
+                    if link.client is not None:
+                        link.client.forget(tid_of[link.row])
                     retry.append(link)
                     continue
                 if self.record_latency:

@@ -180,6 +180,7 @@ class ModbusFieldServer:
                 return ILLEGAL_ADDRESS
             stop = min(end, t.end)
             if t.name in ("status", "detectors"):
+                stop = min(end, STATUS_BASE + STATUS_LEN)  # one live row for both tables
                 with core.lock:
                     row = self._status_rows()[dev.row].copy()
                     r = dev.row
@@ -288,27 +289,39 @@ class _Connection(asyncio.Protocol):
             self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
-        self.buf += data
-        while len(self.buf) >= 7:
-            tid, pid, length, uid = struct.unpack_from(">HHHB", self.buf)
-            if pid != 0 or not 2 <= length <= _MAX_ADU - 6:
-                self.server.malformed += 1
-                self.abort()
-                return
-            if len(self.buf) < 6 + length:
-                return
-            frame, self.buf = self.buf[: 6 + length], self.buf[6 + length :]
-            if self.worker is not None or self.queue is not None:
-                assert self.queue is not None
-                self.queue.put_nowait(frame)
-                continue
-            reply = self.handle(tid, uid, frame[7:])
-            if isinstance(reply, bytes):
-                self.send(tid, uid, reply)
-            else:
-                # A deferred (lockstep) reply: from now on this connection answers in order via a worker.
-                self.queue = asyncio.Queue()
-                self.worker = asyncio.get_running_loop().create_task(self._drain(tid, uid, reply))
+        # Every complete request of this read is answered in one write: a central that polls a
+        # gateway's units pipelines them on one connection, and one write per answer would cost
+        # a system call per controller.
+        buf = self.buf + data if self.buf else data
+        out: list[bytes] = []
+        pos, n = 0, len(buf)
+        try:
+            while n - pos >= 7:
+                tid, pid, length, uid = struct.unpack_from(">HHHB", buf, pos)
+                if pid != 0 or not 2 <= length <= _MAX_ADU - 6:
+                    self.server.malformed += 1
+                    self.buf = b""
+                    self.abort()
+                    return
+                end = pos + 6 + length
+                if end > n:
+                    break
+                frame, pos = buf[pos:end], end
+                if self.worker is not None or self.queue is not None:
+                    assert self.queue is not None
+                    self.queue.put_nowait(frame)
+                    continue
+                reply = self.handle(tid, uid, frame[7:])
+                if isinstance(reply, bytes):
+                    out.append(struct.pack(">HHHB", tid, 0, len(reply) + 1, uid) + reply)
+                else:
+                    # A deferred (lockstep) reply: from now on this connection answers in order via a worker.
+                    self.queue = asyncio.Queue()
+                    self.worker = asyncio.get_running_loop().create_task(self._drain(tid, uid, reply))
+            self.buf = buf[pos:]
+        finally:
+            if out and self.transport is not None and not self.transport.is_closing():
+                self.transport.write(b"".join(out))
 
     async def _drain(self, tid: int, uid: int, first: asyncio.Future) -> None:
         try:

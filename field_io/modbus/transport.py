@@ -1,17 +1,19 @@
-"""Central's Modbus TCP transport: one lean asyncio client connection per controller.
+"""Central's Modbus TCP transport: one lean asyncio client connection per controller address.
 
 Modbus Messaging on TCP/IP v1.0b: every request is an MBAP header
 (transaction id, protocol id 0, length, unit id) and a PDU; the answer echoes
 the transaction id and carries the same function code, or the function code
 with bit 7 set and one exception code (Modbus Application Protocol v1.1b3
-§7). Central sends one request at a time per controller, so a connection
-needs no more state than the one request in flight.
+§7). Central sends one request at a time per controller; the controllers
+behind one address (a gateway's unit ids) share the connection, their
+transactions in flight told apart by transaction id.
 
 Why not pymodbus's client here: the poll loop runs one transaction per
 controller per second, and at thousands of controllers the client's own
 bookkeeping (transaction manager, framer objects, a task per request) costs
 more than the frame itself. This client is the same wire format with a future
-and a timer per request; pymodbus stays the reference (the tests talk to our
+and a timer per request, or, for the tick's poll, a callback per request and
+one write per connection; pymodbus stays the reference (the tests talk to our
 server with it, and commissioning uses it), and the backend's golden-vector
 tests hold both to the same bytes.
 
@@ -71,7 +73,7 @@ class ModbusExceptionAnswer(ModbusTransportError):
 
 
 class _Protocol(asyncio.Protocol):
-    """The socket side: frames bytes into ADUs and resolves the request in flight."""
+    """The socket side: frames bytes into ADUs and resolves the transactions in flight by transaction id."""
 
     def __init__(self, client: ModbusTcpClient) -> None:
         self.client = client
@@ -82,25 +84,35 @@ class _Protocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         buf = self.buf + data if self.buf else data
-        while len(buf) >= 7:
-            tid, pid, length, _unit = _MBAP.unpack_from(buf)
+        answer = self.client._answer
+        n, pos = len(buf), 0
+        while n - pos >= 7:
+            tid, pid, length, _unit = _MBAP.unpack_from(buf, pos)
             if pid != 0 or not 2 <= length <= MAX_FRAME - 6:
                 self.buf = b""
                 self.client._malformed(f"protocol id {pid}, length {length}")
                 return
-            end = 6 + length
-            if len(buf) < end:
+            end = pos + 6 + length
+            if end > n:
                 break
-            self.client._answer(tid, buf[7:end])
-            buf = buf[end:]
-        self.buf = buf
+            answer(tid, buf[pos + 7 : end])
+            pos = end
+        self.buf = buf[pos:] if pos < n else b""
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.client._lost(exc)
 
 
 class ModbusTcpClient:
-    """One connection to one controller (TCP, or TLS when ``sslctx`` is given: Modbus/TCP Security)."""
+    """One connection (TCP, or TLS when ``sslctx`` is given: Modbus/TCP Security) to one controller or gateway.
+
+    Transactions are pipelined: each carries its own transaction id, and
+    answers are matched by it (Modbus Messaging on TCP/IP v1.0b §3.1.3, the
+    transaction identifier "used for transaction pairing"), so the units of a
+    gateway - several controllers behind one address, distinguished by unit id -
+    share one connection, and a tick's requests to all of them go out in one
+    write (:meth:`send_many`).
+    """
 
     def __init__(
         self, host: str, port: int, *, timeout_s: float, retries: int, sslctx: ssl.SSLContext | None = None
@@ -109,15 +121,14 @@ class ModbusTcpClient:
         self.timeout_s, self.retries = timeout_s, retries
         self.sslctx = sslctx
         self._transport: asyncio.Transport | None = None
-        self._pending: asyncio.Future[bytes] | None = None
-        self._callback: Callable[[bytes | None], None] | None = None  # a batched request (see send)
+        # tid -> the future of a :meth:`request`, or the callback of a batched :meth:`send`
+        self._inflight: dict[int, asyncio.Future[bytes] | Callable[[bytes | None], None]] = {}
         self._tid = 0
-        self._want_tid = -1
 
     @property
     def idle(self) -> bool:
-        """No request in flight."""
-        return self._pending is None and self._callback is None
+        """No transaction in flight."""
+        return not self._inflight
 
     @property
     def connected(self) -> bool:
@@ -152,6 +163,18 @@ class ModbusTcpClient:
             t.abort()
         self._fail(ModbusConnectionLost("connection closed"))
 
+    def _next_tid(self) -> int:
+        tid = self._tid
+        inflight = self._inflight
+        for _ in range(0x10000):
+            tid = (tid + 1) & 0xFFFF
+            if tid not in inflight:
+                break
+        else:  # pragma: no cover - 65,536 transactions in flight on one connection
+            raise ModbusTransportError("no free transaction id")
+        self._tid = tid
+        return tid
+
     async def request(self, unit: int, pdu: bytes) -> bytes:
         """Send one PDU to ``unit`` and return the answer's PDU (retried on timeout, not on an answer)."""
         fc = pdu[0]
@@ -166,23 +189,34 @@ class ModbusTcpClient:
             raise ModbusMalformed(f"function code {answer[0]} in the answer to function {fc}")
         raise ModbusTimeout(f"within {self.timeout_s:g} s x {self.retries + 1} tries")
 
-    def send(self, unit: int, pdu: bytes, callback: Callable[[bytes | None], None]) -> None:
+    def send(self, unit: int, pdu: bytes, callback: Callable[[bytes | None], None]) -> int:
         """Send one PDU without a task: ``callback(answer)`` on the answer, ``callback(None)`` if the connection
-        fails. No timeout and no retry here: the caller times the whole batch and retries the stragglers
-        through :meth:`request`, whose new transaction id makes a late answer to this one harmless."""
+        fails; returns the transaction id. No timeout and no retry here: the caller times the whole batch,
+        :meth:`forget` s what did not answer and retries it through :meth:`request`, whose new transaction id
+        makes a late answer to this one harmless."""
+        return self.send_many([(unit, pdu, callback)])[0]
+
+    def send_many(self, items: list[tuple[int, bytes, Callable[[bytes | None], None]]]) -> list[int]:
+        """:meth:`send` for many (unit, pdu, callback) at once, in one write; their transaction ids."""
         t = self._transport
         if t is None or t.is_closing():
-            callback(None)
-            return
-        self._tid = tid = (self._tid + 1) & 0xFFFF
-        self._want_tid = tid
-        self._callback = callback
-        t.write(_MBAP.pack(tid, 0, len(pdu) + 1, unit) + pdu)
+            for _u, _p, cb in items:
+                cb(None)
+            return [-1] * len(items)
+        frames, tids = [], []
+        pack, inflight, next_tid = _MBAP.pack, self._inflight, self._next_tid
+        for unit, pdu, cb in items:
+            tid = next_tid()
+            inflight[tid] = cb
+            tids.append(tid)
+            frames.append(pack(tid, 0, len(pdu) + 1, unit))
+            frames.append(pdu)
+        t.write(b"".join(frames))
+        return tids
 
-    def forget(self) -> None:
-        """Give up a batched request (its batch timed out): a late answer is dropped."""
-        self._callback = None
-        self._want_tid = -1
+    def forget(self, tid: int) -> None:
+        """Give up a batched transaction (its batch timed out): a late answer is dropped."""
+        self._inflight.pop(tid, None)
 
     async def _once(self, unit: int, pdu: bytes) -> bytes | None:
         t = self._transport
@@ -190,10 +224,8 @@ class ModbusTcpClient:
             raise ModbusConnectionLost("not connected")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[bytes] = loop.create_future()
-        self._callback = None
-        self._tid = tid = (self._tid + 1) & 0xFFFF
-        self._want_tid = tid
-        self._pending = fut
+        tid = self._next_tid()
+        self._inflight[tid] = fut
         t.write(_MBAP.pack(tid, 0, len(pdu) + 1, unit) + pdu)
         timer = loop.call_later(self.timeout_s, self._timeout, fut)
         try:
@@ -202,8 +234,8 @@ class ModbusTcpClient:
             return None
         finally:
             timer.cancel()
-            if self._pending is fut:
-                self._pending = None
+            if self._inflight.get(tid) is fut:
+                del self._inflight[tid]
 
     # ---- called by the protocol ------------------------------------------------------------------------
     @staticmethod
@@ -212,15 +244,14 @@ class ModbusTcpClient:
             fut.set_exception(TimeoutError())
 
     def _answer(self, tid: int, pdu: bytes) -> None:
-        cb = self._callback
-        if cb is not None and tid == self._want_tid:
-            self._callback = None
-            cb(pdu)
-            return
-        fut = self._pending
-        if fut is not None and tid == self._want_tid and not fut.done():
-            fut.set_result(pdu)
-        # an answer to a request that already timed out (or no request): dropped
+        waiter = self._inflight.pop(tid, None)
+        if waiter is None:
+            return  # an answer to a transaction that already timed out (or to none): dropped
+        if isinstance(waiter, asyncio.Future):
+            if not waiter.done():
+                waiter.set_result(pdu)
+        else:
+            waiter(pdu)
 
     def _malformed(self, why: str) -> None:
         t, self._transport = self._transport, None
@@ -233,12 +264,13 @@ class ModbusTcpClient:
         self._fail(ModbusConnectionLost(str(exc) if exc else "closed by the controller"))
 
     def _fail(self, exc: Exception) -> None:
-        cb, self._callback = self._callback, None
-        if cb is not None:
-            cb(None)
-        fut = self._pending
-        if fut is not None and not fut.done():
-            fut.set_exception(exc)
+        waiting, self._inflight = self._inflight, {}
+        for waiter in waiting.values():
+            if isinstance(waiter, asyncio.Future):
+                if not waiter.done():
+                    waiter.set_exception(exc)
+            else:
+                waiter(None)
 
 
 def read_pdu(address: int, count: int) -> bytes:

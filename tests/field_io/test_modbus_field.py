@@ -269,3 +269,42 @@ def test_mutual_tls_with_role(example_net, emulator, tmp_path) -> None:
         assert res[-1].observation.fault[0], stem
         assert "J1" in bad.problems, stem
     assert emu.servers[0].refused_peers >= 1
+
+
+def test_controllers_behind_one_address_share_one_connection(example_net, emulator) -> None:
+    """An emulator serves up to 247 controllers per port, one unit id each (a gateway): central opens one
+    connection per address, not one per controller, and still reads and commands each on its own."""
+    net = copies(example_net, 4)
+    emu = emulator(net, "modbus")
+    assert len({e.port for e in emu.endpoints}) == 1
+    backend = ModbusBackend(net, emu.endpoints, dt_s=0.2)
+    conns: list[int] = []
+    with backend:
+        eng = Engine(backend, make_policy("actuated"))
+        for _ in range(12):
+            res = eng.tick()
+            conns.append(len(emu.servers[0]._conns))
+    assert set(conns) == {1}
+    assert backend.problems == {} and sum(link.errors for link in backend.links) == 0
+    assert res.observation.extra["central_control"].all()
+    assert {link.reads for link in backend.links} == {12}
+
+
+def test_one_refused_unit_leaves_the_shared_connection_to_the_others(example_net, emulator) -> None:
+    """A wrong device id behind a gateway answers exception 0B: that controller is refused, the others on
+    the same connection keep being read and commanded."""
+    net = copies(example_net, 3)
+    emu = emulator(net, "modbus")
+    eps = list(emu.endpoints)
+    eps[1] = dataclasses.replace(eps[1], device_id=200)  # nobody answers as unit 200 on this port
+    backend = ModbusBackend(net, eps, dt_s=0.2)
+    seen: list[int] = []
+    with backend:
+        eng = Engine(backend, make_policy("actuated"))
+        for _ in range(10):
+            eng.tick()
+            seen.append(len(emu.servers[0]._conns))
+        central = backend.central_control.copy()
+    assert list(backend.problems) == ["J2"] and "exception 11" in backend.problems["J2"]
+    assert central.tolist() == [True, False, True]
+    assert set(seen) == {1}

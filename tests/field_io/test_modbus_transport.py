@@ -107,3 +107,58 @@ def test_client_against_a_real_socket() -> None:
         assert not await ModbusTcpClient("127.0.0.1", port, timeout_s=0.2, retries=0).connect()  # refused
 
     asyncio.run(main())
+
+
+class _Reversed(asyncio.Protocol):
+    """A gateway that answers each read's requests in reverse order (Modbus TCP pairs them by transaction id)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.t = transport
+
+    def data_received(self, data: bytes) -> None:
+        out = []
+        while data:
+            tid, _pid, length, unit = struct.unpack_from(">HHHB", data)
+            pdu, data = data[7 : 6 + length], data[6 + length :]
+            addr, _count = struct.unpack_from(">HH", pdu, 1)
+            body = bytes([3, 2]) + struct.pack(">H", unit * 100 + addr)
+            out.append(struct.pack(">HHHB", tid, 0, len(body) + 1, unit) + body)
+        self.t.write(b"".join(reversed(out)))  # type: ignore[attr-defined]
+
+
+def test_pipelined_transactions_are_paired_by_transaction_id() -> None:
+    """The units of a gateway share one connection: one write carries every unit's request, and answers
+    that come back in any order reach the right caller."""
+
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(_Reversed, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        c = ModbusTcpClient("127.0.0.1", port, timeout_s=0.5, retries=0)
+        try:
+            assert await c.connect()
+            got: dict[int, bytes | None] = {}
+            done = asyncio.Event()
+
+            def answered(unit: int, a: bytes | None) -> None:
+                got[unit] = a
+                if len(got) == 5:
+                    done.set()
+
+            tids = c.send_many([(u, read_pdu(u, 1), lambda a, u=u: answered(u, a)) for u in range(1, 6)])
+            assert len(set(tids)) == 5
+            await asyncio.wait_for(done.wait(), 1.0)
+            assert {u: registers(a) for u, a in got.items() if a is not None} == {u: [101 * u] for u in range(1, 6)}
+            assert c.idle
+            # Concurrent requests (a task each) on the same connection are paired the same way.
+            answers = await asyncio.gather(*(c.request(u, read_pdu(7, 1)) for u in (3, 1, 2)))
+            assert [registers(a) for a in answers] == [[307], [107], [207]]
+            # A forgotten transaction's late answer is dropped, not handed to the next caller.
+            tid = c.send(4, read_pdu(1, 1), lambda a: pytest.fail("a forgotten answer was delivered"))
+            c.forget(tid)
+            assert registers(await c.request(2, read_pdu(2, 1))) == [202]
+        finally:
+            c.close()
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(main())
