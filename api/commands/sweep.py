@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from api.commands._sumo_args import console, progress_bar
+from api.commands._sumo_args import add_model_arg, console, progress_bar
 
 __all__ = ["register", "run", "run_sweep", "add_grid_args", "TABLE_KPIS"]
 
@@ -66,6 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("scenario", metavar="SCENARIO", help="library scenario name or scenario TOML")
     p.add_argument("--controller", default="adaptive", help="controller whose parameters are swept (adaptive)")
     add_grid_args(p)
+    add_model_arg(p)
     p.add_argument("--out", metavar="DIR", help="write sweep.json, sweep.csv, sweep.md here (default sweep-SCENARIO)")
     p.set_defaults(func=run)
 
@@ -104,6 +105,7 @@ def run_sweep(
     all_jobs = []
     for scn in scenarios:
         combos, jobs = sweep_jobs(scn, controller, grid, seeds, end_s=args.end)
+        jobs = _with_model(jobs, getattr(args, "model", "micro"))
         per_scn[scn] = (combos, jobs)
         all_jobs += jobs
     t0 = time.perf_counter()
@@ -139,11 +141,23 @@ def run_sweep(
         "wall_s": round(wall, 1),
         "per_scenario": {},
     }
+    if getattr(args, "model", "micro") != "micro":
+        doc["model"] = args.model
     for scn, (combos, _jobs) in per_scn.items():
         mine = [o for o in outcomes if o.job.scenario == scn]
         doc["per_scenario"][Path(scn).stem] = summarise(combos, mine, objective=args.objective, kpis=kpis)
     doc["rows"], doc["best"] = _overall(doc, args.objective)
     return doc
+
+
+def _with_model(jobs: list[Any], model: str) -> list[Any]:
+    """The jobs run in ``model``: its SUMO options ride in each job's own (the runner reads the model from them)."""
+    from dataclasses import replace
+
+    from simulation.meso import MODEL_OPTIONS, Model
+
+    extra = MODEL_OPTIONS[Model(model)]
+    return [replace(j, sumo_args=(*j.sumo_args, *extra)) for j in jobs] if extra else jobs
 
 
 def _overall(doc: dict[str, Any], objective: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:

@@ -81,3 +81,12 @@ def test_simulate_command_takes_model_meso_and_reports_the_estimates(tmp_path: P
     doc = json.loads(out.read_text())
     assert doc["meta"]["model"] == "meso" and "queue_veh" in doc["meta"]["estimated"]
     assert main(["simulate", "--sumocfg", str(spec.sumocfg), "--model", "meso", "--via", "modbus"]) != 0
+
+
+def test_sweep_jobs_carry_the_model_in_their_sumo_options(spec: RunSpec) -> None:
+    from api.commands.sweep import _with_model
+    from scenarios.runs import RunJob, run_job
+
+    (job,) = _with_model([RunJob(str(spec.sumocfg), "adaptive", 1, end_s=60.0)], "meso")
+    assert _with_model([job], "micro") == [job]
+    assert run_job(job)["meta"]["model"] == "meso"
