@@ -362,7 +362,7 @@ def aggregate(outcomes: Sequence[RunOutcome]) -> dict[str, tuple[dict[str, Any] 
         for k in keys:
             vals = [_kpi(o.kpis or {}, k) for o in runs]
             if all(isinstance(v, int | float) for v in vals):
-                mean[k] = sum(vals) / len(vals)  # type: ignore[arg-type]
+                mean[k] = sum(vals) / len(vals)
             elif all(v is None for v in vals):
                 mean[k] = None
         out[tag] = (mean, "", wall)

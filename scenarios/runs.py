@@ -139,7 +139,7 @@ def run_job(job: RunJob) -> dict[str, Any]:
     kpis["meta"]["params"] = dict(job.params)
     from scenarios.atspm.report import json_safe
 
-    return json_safe(kpis)  # type: ignore[no-any-return]
+    return json_safe(kpis)
 
 
 def _tail(text: str, lines: int = 6) -> str:
@@ -268,7 +268,7 @@ def run_job_isolated(job: RunJob | Mapping[str, Any], *, timeout_s: float | None
     if status != "ok":
         raise RunFailed(f"{job.describe()}: {payload}")
     payload["meta"]["process_s"] = round(time.perf_counter() - t0, 3)
-    return payload  # type: ignore[no-any-return]
+    return payload
 
 
 def _main(argv: list[str]) -> int:

@@ -340,10 +340,10 @@ def summarise(
         row: dict[str, Any] = {"combo": dict(combo), "runs": len(mine), "ok": len(ok), "best": False}
         row["failed"] = [{"seed": o.job.seed, "error": o.error} for o in mine if not o.ok]
         row["per_seed"] = {str(o.job.seed): (o.kpis or {}).get(objective) for o in ok}
-        for k in dict.fromkeys([objective, *kpis]):
-            vals = np.array([o.kpis.get(k) for o in ok if o.kpis and o.kpis.get(k) is not None], dtype=float)
-            row[k] = float(vals.mean()) if vals.size else None
-            row[f"{k}_sd"] = float(vals.std(ddof=1)) if vals.size > 1 else 0.0 if vals.size else None
+        for kpi in dict.fromkeys([objective, *kpis]):
+            vals = np.array([o.kpis.get(kpi) for o in ok if o.kpis and o.kpis.get(kpi) is not None], dtype=float)
+            row[kpi] = float(vals.mean()) if vals.size else None
+            row[f"{kpi}_sd"] = float(vals.std(ddof=1)) if vals.size > 1 else 0.0 if vals.size else None
         rows.append(row)
     eligible = [r for r in rows if r["ok"] == r["runs"] and r["runs"] and r.get(objective) is not None]
     if eligible:

@@ -92,9 +92,9 @@ def _class_of(vtype: str, vclass: str | None) -> str:
         # Bicycles and anything that is not road traffic fall in with cars, as the KPIs have no such class.
         return cls.value if cls is not None and cls.value in VEHICLE_CLASSES else "car"
     low = vtype.lower()
-    for key, cls in (("moto", "motorcycle"), ("moped", "motorcycle"), ("bus", "bus"), ("truck", "truck")):
+    for key, name in (("moto", "motorcycle"), ("moped", "motorcycle"), ("bus", "bus"), ("truck", "truck")):
         if key in low:
-            return cls
+            return name
     return "car"
 
 

@@ -636,6 +636,7 @@ class SumoBackend(BaseBackend):
         d = self.sumo_detectors
         f = self.read_fields
         halt2 = None
+        queue: np.ndarray  # (N, G) halting vehicles per group
         if d is None or not n_det:
             counts, occ, queue = np.zeros(n_det), np.zeros(n_det), np.zeros((p.n, p.g))
         else:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from api.commands._sumo_args import add_input_args, add_sumo_args, console, progress_bar, spec_from_args
+from controller.engine import TickResult
 
 __all__ = ["register", "run"]
 
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     times: list[float] = []
     states: list[np.ndarray] = []
 
-    def record(res) -> None:  # type: ignore[no-untyped-def]
+    def record(res: TickResult) -> None:
         times.append(res.time_s)
         states.append(res.observation.signal_state.copy())
 

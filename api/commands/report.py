@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from api.commands._sumo_args import console
 
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print(doc: dict, files: list[Path], source: str) -> None:  # type: ignore[type-arg]
+def _print(doc: dict[str, Any], files: list[Path], source: str) -> None:
     from rich.table import Table
 
     m = doc["measures"]

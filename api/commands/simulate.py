@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from api.commands._sumo_args import add_input_args, add_sumo_args, console, progress_bar, spec_from_args
 from field_io.protocols import protocol_names
@@ -59,7 +60,7 @@ def print_estimated(estimated: dict[str, str] | None) -> None:
         console.print(f"  {name}: {how}")
 
 
-def kpi_table(title: str, rows: dict[str, dict]) -> None:  # type: ignore[type-arg]
+def kpi_table(title: str, rows: dict[str, dict[str, Any]]) -> None:
     from rich.table import Table
 
     t = Table(title=title)

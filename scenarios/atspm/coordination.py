@@ -203,9 +203,9 @@ def purdue_coordination(
     t_on, ch = detector_on_times(ev, list(travel))
     if len(t_on):
         lut = np.zeros(int(ch.max()) + 1)
-        for c, s in travel.items():
-            if c < len(lut):
-                lut[c] = s
+        for channel, travel_s in travel.items():
+            if channel < len(lut):
+                lut[channel] = travel_s
         t = t_on + lut[ch]
     else:
         t = np.zeros(0)

@@ -136,7 +136,7 @@ def read_events(path: str | Path) -> EventTable:
         return _read_parquet(p)
     opener = gzip.open if p.suffix == ".gz" else open
     try:
-        with opener(p, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+        with opener(p, "rt", encoding="utf-8") as f:
             header = [h.strip() for h in f.readline().strip().split(",")]
             if header != list(COLUMNS):
                 raise InputError(f"not an ATSPM event file: header {header}, expected {list(COLUMNS)}", where=str(p))

@@ -440,12 +440,12 @@ def _read_net(path: Path) -> _NetInfo:
     if any(len(nodes) > 1 for nodes in tl_nodes.values()):
         features.add("joined")
     n_signals = 0
-    for tl in root.iter("tlLogic"):
+    for logic in root.iter("tlLogic"):
         n_signals += 1
-        states = [p.get("state", "") for p in tl.iter("phase")]
+        states = [p.get("state", "") for p in logic.iter("phase")]
         if any("g" in s for s in states):
             features.add("permissive")
-        if tl.get("type") == "actuated":
+        if logic.get("type") == "actuated":
             features.add("actuated_phases")
         if states and any(all(s[i] not in "Gg" for s in states) for i in range(len(states[0]))):
             features.add("never_green")

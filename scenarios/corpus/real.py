@@ -339,8 +339,8 @@ def network_features(net_file: Path, additional_files: Sequence[Path] = ()) -> t
                     crossings = True
                 if not function:
                     edge_to[elem.get("id", "")] = elem.get("to", "")
-                    for lane in elem.iter("lane"):
-                        lane_length[lane.get("id", "")] = float(lane.get("length", "0"))
+                    for lane_el in elem.iter("lane"):
+                        lane_length[lane_el.get("id", "")] = float(lane_el.get("length", "0"))
                 elem.clear()
             elif tag == "junction":
                 elem.clear()
