@@ -10,9 +10,11 @@ network around a point in Hanoi; a deployment points ``map_tiles_dir`` at its ow
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import struct
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,6 +91,70 @@ def inventory_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSer
                 "speed": 20.0, "event_flush_s": 0.5}  # fmt: skip
     with LiveServer(**settings) as srv:
         srv.wait_healthy()
+        yield srv
+
+
+# ---- a city-sized inventory: a 32 x 32 grid, 1,024 signals (loads in ~2 s; no SUMO net to parse) ---------
+def _toml(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml(x) for x in v) + "]"
+    return "{" + ", ".join(f"{k} = {_toml(x)}" for k, x in v.items()) + "}"
+
+
+def grid_inventory(path: Path, n: int, spacing_m: float = 200.0) -> Path:
+    """An n x n grid of two-stage signals (EW, NS), two-lane links both ways, a stop-line detector per approach."""
+
+    def name(i: int, j: int) -> str:
+        return f"J{i}_{j}"
+
+    def inside(i: int, j: int) -> bool:
+        return 0 <= i < n and 0 <= j < n
+
+    steps = ((1, 0), (0, 1), (-1, 0), (0, -1))
+    out = ["schema_version = 1", ""]
+    for i, j in itertools.product(range(n), range(n)):
+        me, groups, dets = name(i, j), [], []
+        for gid, axis in (("EW", steps[0::2]), ("NS", steps[1::2])):
+            moves = []
+            for di, dj in axis:
+                if not inside(i + di, j + dj):
+                    continue
+                src = f"{name(i + di, j + dj)}-{me}"
+                ahead = [(i - di, j - dj), *((i + a, j + b) for a, b in steps)]
+                ti, tj = next(p for p in ahead if inside(*p) and p != (i + di, j + dj))
+                lanes = [f"{src}_0", f"{src}_1"]
+                moves.append({"from": src, "to": f"{me}-{name(ti, tj)}", "turn": "s", "lanes": lanes})
+                dets.append({"id": f"D{len(dets)}", "lane": f"{src}_0", "group": gid, "kind": "stop_line"})
+            groups.append({"id": gid, "kind": "vehicle", "movements": moves, "min_green_s": 7.0, "max_green_s": 50.0,
+                           "yellow_s": 3.0, "all_red_s": 2.0})  # fmt: skip
+        stages = [{"id": "S1", "groups": ["EW"]}, {"id": "S2", "groups": ["NS"]}]
+        table = {"id": me, "x_m": i * spacing_m, "y_m": j * spacing_m, "group": groups, "conflicts": [["EW", "NS"]],
+                 "stage": stages, "detector": dets}  # fmt: skip
+        out += ["[[intersection]]", *(f"{k} = {_toml(v)}" for k, v in table.items()), ""]
+    for i, j in itertools.product(range(n), range(n)):
+        for di, dj in steps:
+            if inside(i + di, j + dj):
+                link = {"id": f"{name(i + di, j + dj)}-{name(i, j)}", "from": name(i + di, j + dj), "to": name(i, j),
+                        "length_m": spacing_m, "free_speed_m_s": 13.9, "lanes": 2}  # fmt: skip
+                out += ["[[link]]", *(f"{k} = {_toml(v)}" for k, v in link.items()), ""]
+    path.write_text("\n".join(out), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    tmp = tmp_path_factory.mktemp("city")
+    inv = grid_inventory(tmp / "grid32.toml", 32)
+    # Two ticks per wall second: the page gets a 1,024-intersection status frame every 0.5 s.
+    settings = {"data_dir": tmp / "data", "backend": "fake", "inventory_file": inv, "speed": 2.0, "event_flush_s": 5.0}
+    with LiveServer(**settings) as srv:
+        srv.wait_healthy(120)
         yield srv
 
 
@@ -254,3 +320,81 @@ def test_the_map_draws_an_inventory_deployment(inventory_only: LiveServer, brows
     page.wait_for_selector("#panel [data-testid=signals]")
     page.close()
     assert not errors, errors
+
+
+# Per-tick work of the page: the "status" listener (JSON.parse of the frame and the dashboard's handler,
+# which recolours markers and roads), timed around the listener itself; frame gaps from
+# requestAnimationFrame; long tasks (> 50 ms) from the browser's own PerformanceObserver.
+CITY_PROBE = """
+window.__ticks = []; window.__frames = []; window.__long = [];
+new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__long.push(e.duration); })
+  .observe({ type: "longtask" });
+const add = EventSource.prototype.addEventListener;
+EventSource.prototype.addEventListener = function (type, fn, opts) {
+  if (type !== "status") return add.call(this, type, fn, opts);
+  return add.call(this, type, (ev) => {
+    const t = performance.now(); fn(ev);
+    window.__ticks.push([Number(/"seq":(\\d+)/.exec(ev.data)[1]), performance.now() - t]);
+  }, opts);
+};
+(function frame(t) { window.__frames.push(t); requestAnimationFrame(frame); })(0);
+"""
+# Bounds, with room for a shared 2-core machine. Measured here (docs/control-centre.md): a tick costs
+# ~16 ms at p95 on a quiet machine and 50-70 ms with a load average of 7 on the two cores, where the
+# browser then reports dozens of long tasks of 50-220 ms and frames ~180 ms apart (it is starved, not the
+# page), so the bounds are on how long the page blocks, not on how often, with about twice that room.
+# A renderer that redraws the whole map each tick (4,000 roads and 1,024 markers through innerHTML)
+# costs ~470 ms a tick, blocks ~500 ms every tick and shows a frame every ~1.5 s: it fails all three.
+TICK_P95_MS = 200.0
+LONGEST_TASK_MS = 400.0
+FRAME_GAP_P95_MS = 500.0
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_map_stays_fluid_at_1024_intersections(city: LiveServer, browser: Any) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 860})
+    page.set_default_timeout(60_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.add_init_script(CITY_PROBE)
+    page.goto(f"{city.url}/")
+    page.fill("#login-user", "viewer")
+    page.fill("#login-pass", "greenwave")
+    t0 = time.perf_counter()
+    page.click("#login-submit")
+    page.wait_for_selector(".marker[data-intersection=J31_31][data-status=adaptive]", state="attached")
+    page.wait_for_selector("#map polyline.road[data-level]", state="attached")
+    draw_s = time.perf_counter() - t0
+    assert page.eval_on_selector_all(".marker", "(els) => els.length") == 1024
+    # Measure 16 ticks (8 s) of live updates, from a clean slate after the first draw.
+    page.evaluate("() => { window.__ticks = []; window.__frames = []; window.__long = []; }")
+    for _ in range(200):
+        page.wait_for_timeout(100)
+        if page.evaluate("() => window.__ticks.length") >= 16:
+            break
+    ticks, frames, longs = page.evaluate("() => [window.__ticks, window.__frames, window.__long]")
+    # The page still shows the live state: every road's colour is the last frame's level.
+    shown, sent = page.evaluate(
+        """() => [Array.from(document.querySelectorAll('#map polyline.road'), (e) => Number(e.dataset.level)),
+                  S.snap.roads.level]"""
+    )
+    page.close()
+    assert not errors, errors
+    assert len(ticks) >= 16, f"only {len(ticks)} status frames in 20 s"
+    seqs = [s for s, _ in ticks]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), f"ticks missed: {seqs}"
+    cost = sorted(ms for _, ms in ticks)
+    gaps = sorted(b - a for a, b in itertools.pairwise(frames))
+    p95 = cost[int(0.95 * (len(cost) - 1))]
+    gap95 = gaps[int(0.95 * (len(gaps) - 1))] if gaps else float("inf")
+    print(
+        f"map_draw_s: {draw_s:.2f}   tick_ms_p95: {p95:.1f}   tick_ms_max: {cost[-1]:.1f}   "
+        f"frame_gap_ms_p95: {gap95:.1f}   long_tasks: {len(longs)}   longest_task_ms: {max(longs, default=0.0):.0f}"
+    )
+    assert shown == sent, "the map does not show the last status frame's road levels"
+    assert p95 < TICK_P95_MS, f"a status tick costs {p95:.0f} ms at p95 (bound {TICK_P95_MS:.0f})"
+    longest = max(longs, default=0.0)
+    assert longest < LONGEST_TASK_MS, f"the page blocked {longest:.0f} ms in one task (bound {LONGEST_TASK_MS:.0f})"
+    assert gap95 < FRAME_GAP_P95_MS, f"frames {gap95:.0f} ms apart at p95 (bound {FRAME_GAP_P95_MS:.0f})"
+    assert draw_s < 20.0
