@@ -72,6 +72,7 @@ __all__ = [
     "MesoReader",
     "RECENT_GREEN_S",
     "InputOutputQueue",
+    "meso_reader",
 ]
 
 #: A car's length and its jam spacing (5 m + SUMO's default 2.5 m minGap): the queue a zone holds.
@@ -502,3 +503,19 @@ class MesoReader:
             if hit is not None:
                 return hit[0], hit[1], max(dist, 0.0)
         return None
+
+
+def meso_reader(detectors: Any, net_file: str | Path, out_dir: str | Path, dt_s: float) -> tuple[Path, MesoReader]:
+    """The loops file SUMO loads instead of ``detectors``' lane-area file, and the reader over it.
+
+    ``detectors`` is :func:`simulation.detectors.generate_detectors`' result: the model
+    detectors (the engine's arrays) stay those of micro; only what SUMO measures changes.
+    """
+    from controller.arrays import pack
+    from controller.backend import detector_layout
+
+    network = detectors.network
+    packed, layout = pack(network.intersections), detector_layout(network)
+    loops = generate_meso_loops(network, net_file, Path(out_dir) / "gw_meso_loops.add.xml", packed, layout)
+    lanes = [sid.removeprefix("gw_e2_") for sid in detectors.e2_ids]
+    return loops.additional, MesoReader(loops, packed, layout, dt_s, e2_lanes=lanes)

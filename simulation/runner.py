@@ -22,8 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from controller.arrays import pack
-from controller.backend import detector_layout, fields_read_by
+from controller.backend import fields_read_by
 from controller.engine import Engine
 from controller.policies import make_policy, policy_factory
 from controller.policies.base import declared
@@ -32,7 +31,7 @@ from intersections.loaders.sumo_net import load_sumo_net, running_programs, sumo
 from intersections.network import Network
 from simulation.detectors import generate_detectors
 from simulation.kpi import intersection_delays, read_statistics, read_tripinfo, read_vtype_classes, trip_kpis
-from simulation.meso import MesoReader, Model, estimated_fields, generate_meso_loops, model_of, refuse_unmet
+from simulation.meso import Model, estimated_fields, meso_reader, model_of, refuse_unmet
 from simulation.sumo_backend import SumoBackend, SumoRun, sumo_command
 
 __all__ = ["RunSpec", "resolve_run", "simulate", "program_states", "controller_params", "load_run_network"]
@@ -384,12 +383,7 @@ def _sumo_backend(
     det = generate_detectors(
         network, spec.net, out / "gw_detectors.add.xml", exits="exit_blocked" in reads and not meso
     )
-    loops = None
-    if meso:
-        loops = generate_meso_loops(
-            det.network, spec.net, out / "gw_meso_loops.add.xml", pack(det.network.intersections),
-            detector_layout(det.network),
-        )  # fmt: skip
+    det_file, reader = (det.additional, None) if not meso else meso_reader(det, spec.net, out, dt_s)
     meandata = out / "gw_meandata.add.xml"
     edgedata = out / "edgedata.xml"
     meandata.write_text(
@@ -400,7 +394,7 @@ def _sumo_backend(
     tripinfo = Path(spec.tripinfo_output) if spec.tripinfo_output else out / "tripinfo.xml"
     stats = out / "statistics.xml"
     log = out / "sumo.log"
-    adds = [*spec.additional, loops.additional if loops is not None else det.additional, meandata]
+    adds = [*spec.additional, det_file, meandata]
     args = sumo_command(
         net=spec.net,
         sumocfg=spec.sumocfg,
@@ -437,11 +431,8 @@ def _sumo_backend(
         dt_s=dt_s,
         program_states=program_states(spec.net, spec.additional, begin_s=spec.begin_s or 0.0),
         read_fields=reads,
-        meso=None if loops is None else MesoReader(
-            loops, pack(det.network.intersections), detector_layout(det.network), dt_s,
-            e2_lanes=[sid.removeprefix("gw_e2_") for sid in det.e2_ids],
-        ),
-    )  # fmt: skip
+        meso=reader,
+    )
     faults = dict(spec.extra.get("faults", {}) or {})
     if faults:
         from simulation.faults import DetectorFaults
