@@ -31,7 +31,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -368,13 +368,13 @@ class _NtcipDriver:
         o = OBJECTS[name]
         return self.profile.scalar(o.oid) if o.scalar else (*o.oid, *idx)
 
-    async def _get(self, names: list[tuple[str, tuple[int, ...]]]) -> dict[str, Any]:
+    async def _get(self, names: Sequence[tuple[str, tuple[int, ...]]]) -> dict[str, Any]:
         vals = await self.client.get(self.ep, [self._oid(n, *i) for n, i in names])
         return {n + "".join(f".{x}" for x in i): v[1] for (n, i), v in zip(names, vals, strict=True)}
 
     async def connect(self) -> dict[str, Any]:
         await self.client.open()
-        names = [
+        names: list[tuple[str, tuple[int, ...]]] = [
             (n, ())
             for n in (
                 "sysDescr",
@@ -392,7 +392,7 @@ class _NtcipDriver:
         dec = {k: (x.decode(errors="replace") if isinstance(x, bytes) else x) for k, x in v.items()}
         self.backup_time_s = float(dec["unitBackupTime"])
         self.period_s = float(dec["volumeOccupancyPeriod"]) or 1.0
-        info = {
+        info: dict[str, Any] = {
             "profile": f"{dec['controllerBaseStandards']} ({self.profile.name})",
             "make": dec["moduleMake.1"],
             "model": dec["moduleModel.1"],
@@ -610,10 +610,12 @@ def _ntcip_differences(cfg: dict[str, Any], fmap: FieldMap) -> list[str]:
         if got_conc != exp:
             diffs.append(f"phase {p}: concurrent phases controller {sorted(got_conc)}, inventory {sorted(exp)}")
     for d, ch in zip(inter.detectors, fmap.channel, strict=True):
-        got = cfg.get(f"vehicleDetectorCallPhase.{int(ch)}")
-        want = int(fmap.phase[inter.group_index(d.group)])
-        if got != want:
-            diffs.append(f"detector {d.id} (channel {int(ch)}): controller calls phase {got}, inventory phase {want}")
+        got_phase = cfg.get(f"vehicleDetectorCallPhase.{int(ch)}")
+        phase = int(fmap.phase[inter.group_index(d.group)])
+        if got_phase != phase:
+            diffs.append(
+                f"detector {d.id} (channel {int(ch)}): controller calls phase {got_phase}, inventory phase {phase}"
+            )
     return diffs
 
 
