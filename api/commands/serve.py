@@ -51,6 +51,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="simulated seconds per wall second for --backend sumo or fake (default 5; 0 = flat out); "
         "the modbus backend always runs in real time",
     )
+    p.add_argument(
+        "--model",
+        choices=["micro", "meso"],
+        help="SUMO's traffic model of the twin with --backend sumo (default micro; meso for a whole city)",
+    )
     p.add_argument("--no-demo", dest="demo", action="store_false", default=None, help="production mode: no demo users")
     p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     p.add_argument(
@@ -76,6 +81,7 @@ def build_settings(args: argparse.Namespace) -> Any:
         scenario=args.scenario,
         controller=args.controller,
         speed=args.speed,
+        model=getattr(args, "model", None),
         demo=args.demo,
         allow_remote_demo=getattr(args, "allow_remote_demo", None),
     )

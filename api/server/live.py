@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import select
@@ -66,6 +66,12 @@ from intersections.errors import GreenwaveError, InputError, PlanError
 from intersections.model import Intersection, SignalState
 from intersections.network import Network
 from intersections.plan import TimingPlan, plan_from_json
+
+if TYPE_CHECKING:
+    from controller.backend import DetectorLayout
+    from field_io.emulator.runner import Emulator
+    from field_io.vehicle_feed import FeedBackend
+    from simulation.detectors import SumoDetectors
 
 __all__ = [
     "Control",
@@ -414,6 +420,10 @@ class EngineRunner:
         self.geometry: dict[str, Any] = {"bounds": [0, 0, 1, 1], "edges": []}
         self.positions: dict[str, tuple[float, float]] = {}
         self.corridor: dict[str, Any] | None = None
+        self.net_path: Path | None = None
+        self.detectors: SumoDetectors | None = None
+        self.layout: DetectorLayout | None = None
+        self._emulator: Emulator | None = None
         self.policy_name = settings.policy_name
         # Emulated field controllers keep wall-clock time: the Modbus twin runs in real time.
         self.speed = 1.0 if settings.backend is BackendKind.MODBUS else settings.speed
@@ -651,13 +661,13 @@ class EngineRunner:
                         self.schedules.setdefault(r, []).append((_minutes(e.start), c))
             for v in self.schedules.values():
                 v.sort(key=lambda x: x[0])
-            for c in s.scalars(select(CommandRow).where(CommandRow.status == "active")):
-                if c.intersection_id not in ids:
+            for cmd in s.scalars(select(CommandRow).where(CommandRow.status == "active")):
+                if cmd.intersection_id not in ids:
                     continue
-                if c.expires_at <= now:
-                    self._end_command_row(s, c, "expired", "system", now)
+                if cmd.expires_at <= now:
+                    self._end_command_row(s, cmd, "expired", "system", now)
                     continue
-                self.commands[c.id] = (ids.index(c.intersection_id), self._command_control(s, c))
+                self.commands[cmd.id] = (ids.index(cmd.intersection_id), self._command_control(s, cmd))
             for a in s.scalars(select(AlarmRow).where(AlarmRow.cleared_at.is_(None))):
                 a.cleared_at = now
                 a.message += " (cleared at service restart; raised again if it persists)"
@@ -665,22 +675,22 @@ class EngineRunner:
                 if a.intersection_id in ids:
                     self.alarm_state[a.id] = (ids.index(a.intersection_id), False, False)
             for a in s.scalars(select(AlarmRow).where(AlarmRow.shelved_until.is_not(None))):
-                self.shelved[a.id] = a.shelved_until
+                if a.shelved_until is not None:  # as selected; the column is nullable
+                    self.shelved[a.id] = a.shelved_until
 
     def _command_control(self, s: Any, c: CommandRow) -> Control:
-        kw = {"source": "command", "command_id": c.id, "expires_at": c.expires_at}
         if c.kind == "fixed_plan" and c.plan_id is not None:
-            pc = self._plan_control(s, c.plan_id, **kw)
+            pc = self._plan_control(s, c.plan_id, "command", command_id=c.id, expires_at=c.expires_at)
             if pc is not None:
                 return pc
         kind = {"adaptive": "adaptive", "flash": "flash", "hold": "hold"}.get(c.kind, "adaptive")
-        return Control(kind, stage=c.stage, **kw)
+        return Control(kind, "command", stage=c.stage, command_id=c.id, expires_at=c.expires_at)
 
     def _end_command_row(self, s: Any, c: CommandRow, status: str, by: str, now: datetime) -> None:
         c.status, c.ended_at, c.ended_by = status, now, by
         self.db.audit(s, by, f"command.{status}", c.intersection_id, command_id=c.id, kind=c.kind)
 
-    def _make_inner(self) -> BaseBackend:
+    def _make_inner(self) -> BaseBackend | FeedBackend:
         s = self.settings
         network = self.model_net
         if s.backend is BackendKind.FAKE:
@@ -691,7 +701,7 @@ class EngineRunner:
             return self._modbus_backend()
         return self._sumo_backend()
 
-    def _modbus_backend(self) -> BaseBackend:
+    def _modbus_backend(self) -> FeedBackend:
         """The twin through emulated controllers over Modbus TCP (field_io), in real time.
 
         An in-process :class:`~field_io.emulator.runner.Emulator` runs one local
@@ -750,19 +760,25 @@ class EngineRunner:
 
         s = self.settings
         spec = self.spec
-        assert self.detectors is not None
+        assert self.detectors is not None and self.net_path is not None, "the SUMO twin runs on a .net.xml"
         log_file = s.data_dir / "sumo.log"
+        det_file, meso = self.detectors.additional, None
+        if s.model == "meso":  # loops only; queues estimated (simulation.meso)
+            from simulation.meso import meso_reader
+
+            det_file, meso = meso_reader(self.detectors, self.net_path, s.data_dir, s.tick_s)
         args = sumo_command(
             net=spec.net if spec is not None else self.net_path,
             sumocfg=spec.sumocfg if spec is not None else None,
             routes=spec.routes if spec is not None else (),
-            additional=[*(spec.additional if spec else ()), self.detectors.additional],
+            additional=[*(spec.additional if spec else ()), det_file],
             seed=s.seed + self.restarts,
             step_length_s=s.tick_s,
             log_file=log_file,
             begin_s=spec.begin_s if spec is not None else None,
             end_s=spec.end_s if spec is not None else None,
             scenario_args=spec.scenario_args if spec is not None else (),
+            model=s.model,
         )
         run = SumoRun(sumo_args=args, step_length_s=s.tick_s, begin_s=self.begin_s, end_s=self.end_s, log_file=log_file)
         return SumoBackend(
@@ -772,6 +788,7 @@ class EngineRunner:
             control=True,
             dt_s=s.tick_s,
             program_states=program_states(self.net_path),
+            meso=meso,
         )
 
     def _open_backend(self, previous: CentreBackend | None = None) -> CentreBackend:
@@ -868,6 +885,7 @@ class EngineRunner:
                     return
                 backend.close()
                 self._close_emulator()
+                assert self.end_s is not None, "a looped run needs an end time"
                 self.sim_offset_s += self.end_s - self.begin_s
                 self.restarts += 1
                 backend = self._open_backend(previous=backend)
@@ -987,6 +1005,7 @@ class EngineRunner:
         obs = res.observation
         n = len(self.standing)
         lay = self.layout
+        assert lay is not None  # bound with the backend, before the first tick
         comm = obs.comm_age_s > self.engine.comm_timeout_s
         det_fault = np.zeros(n, bool)
         bad = ~np.isfinite(obs.occupancy)
@@ -1072,6 +1091,7 @@ class EngineRunner:
     def _kpi_accumulate(self, res: Any, queue_now: np.ndarray) -> None:
         obs = res.observation
         lay = self.layout
+        assert lay is not None  # bound with the backend, before the first tick
         n = len(self.standing)
         if self._k_t0 is None:
             self._k_t0 = res.time_s
@@ -1109,6 +1129,7 @@ class EngineRunner:
     def _road_accumulate(self, res: Any) -> None:
         """Exponential means (time constant 300 s) of each group's green share and stop-line flow (for x)."""
         obs, lay = res.observation, self.layout
+        assert lay is not None  # bound with the backend, before the first tick
         a = min(1.0, self.engine.dt_s / 300.0)
         green = (res.states == GREEN).astype(float)
         self._ema_green += a * (green - self._ema_green)
@@ -1289,6 +1310,7 @@ class EngineRunner:
         obs_age = self.backend.down_age_s
         comm = self._cond["comm_loss"]
         lay = self.layout
+        assert lay is not None  # bound with the backend, before the first tick
         presence = self.h_presence[p]
         alarms_by_row = np.zeros(len(net), int)
         for aid, (r, active, acked) in self.alarm_state.items():
@@ -1374,24 +1396,26 @@ class EngineRunner:
             t = self.h_time[keep]
             states = self.h_states[keep, r, : len(inter.groups)]
             target = self.h_target[keep, r]
-            dets = np.flatnonzero(self.layout.row == r)
+            layout = self.layout
+            assert layout is not None
+            dets = np.flatnonzero(layout.row == r)
             pres = self.h_presence[np.ix_(keep, dets)] if dets.size else np.zeros((len(keep), 0), bool)
         stage_ids = [s.id for s in inter.stages]
         return {
             "groups": list(inter.group_ids),
-            "detector_ids": [self.layout.ids[k] for k in dets],
+            "detector_ids": [layout.ids[k] for k in dets],
             "t": np.round(t, 1).tolist(),
             "signals": ["".join(STATE_CHARS[row]) for row in states],
             "stage": [stage_ids[k] if 0 <= k < len(stage_ids) else None for k in target.tolist()],
             "detectors": ["".join("1" if v else "0" for v in row) for row in pres],
         }
 
-    def queues(self) -> dict[str, dict[str, float]]:
+    def queues(self) -> dict[str, dict[str, float | None]]:
         """Vehicles queued per signal group, as last observed (NaN: unknown, e.g. comm loss)."""
         assert self.network is not None
         with self._lock:
             q = self.last_queue.copy()
-        out: dict[str, dict[str, float]] = {}
+        out: dict[str, dict[str, float | None]] = {}
         for r, inter in enumerate(self.network.intersections):
             out[inter.id] = {
                 g: (None if np.isnan(q[r, k]) else round(float(q[r, k]), 1)) for k, g in enumerate(inter.group_ids)

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -41,6 +41,7 @@ __all__ = [
     "is_loopback",
     "DEFAULT_SECRET_KEY",
     "DEFAULT_DEMO_PASSWORD",
+    "CITY_TWIN",
 ]
 
 DEFAULT_SECRET_KEY = "greenwave-demo-secret-change-me"
@@ -53,6 +54,10 @@ class BackendKind(StrEnum):
     SUMO = "sumo"  # the SUMO digital twin of a scenario, in process (libsumo)
     FAKE = "fake"  # the in-memory point-queue model over the scenario's network (tests)
     MODBUS = "modbus"  # the SUMO twin through emulated controllers over Modbus TCP (needs field_io)
+
+
+#: The twin of a city scenario (``scenarios/defs/city``) where the settings do not say otherwise.
+CITY_TWIN: dict[str, Any] = {"backend": BackendKind.SUMO, "model": "meso", "speed": 10.0}
 
 
 class Settings(BaseSettings):
@@ -87,6 +92,9 @@ class Settings(BaseSettings):
     net_file: Path | None = Field(None, description="a SUMO .net.xml instead of a scenario (fake backend)")
     seed: int = Field(42, ge=0)
     controller: str = Field("auto", description="policy name; auto = adaptive when available, else actuated")
+    model: Literal["micro", "meso"] = Field(
+        "micro", description="SUMO's traffic model for backend sumo: micro, or meso (city scale, queues estimated)"
+    )
     speed: float = Field(
         5.0, ge=0, le=1000, description="simulated s per wall s; 0 = as fast as possible (sumo/fake; modbus: real time)"
     )
@@ -144,11 +152,29 @@ class Settings(BaseSettings):
     def _known_scenario(cls, v: str) -> str:
         """A library scenario name or an existing scenario file (a typo must not start a failing engine)."""
         from scenarios.library import scenario_names
+        from scenarios.library.definition import city_names
 
-        names = scenario_names()
+        names = [*scenario_names(), *city_names()]
         if v in names or Path(v).is_file():
             return v
         raise ValueError(f"unknown scenario {v!r}: not a library scenario ({', '.join(names)}) nor an existing file")
+
+    @model_validator(mode="after")
+    def _city_defaults(self) -> Settings:
+        """A city scenario runs as a city twin unless told otherwise: SUMO's mesoscopic model, accelerated.
+
+        A thousand emulated Modbus cabinets in real time (the default twin) is not a city
+        control room's twin; meso runs a city hour in seconds (issue #18). Only what the
+        settings leave unset changes (``model_fields_set``: flags, environment and file count
+        as set), so ``--backend modbus`` or ``--model micro`` still mean what they say.
+        """
+        from scenarios.library.definition import city_names
+
+        if self.inventory_file is None and self.net_file is None and self.scenario in city_names():
+            for name, value in CITY_TWIN.items():
+                if name not in self.model_fields_set:
+                    setattr(self, name, value)
+        return self
 
     @field_validator("controller")
     @classmethod
@@ -208,6 +234,11 @@ class Settings(BaseSettings):
                 out.append("demo_password: still the default (unused outside demo mode, but must not stay default)")
         if self.map_tiles_dir is not None and self.map_origin is None:
             out.append("map_origin: map_tiles_dir needs the latitude, longitude of the network's x = y = 0")
+        if self.model == "meso" and self.backend is not BackendKind.SUMO:
+            out.append(
+                f"model: meso runs the twin on backend 'sumo' only (backend {self.backend.value!r} drives it from "
+                "lane-area detectors, which the mesoscopic model lacks)"
+            )
         if self.inventory_file is not None and self.backend is not BackendKind.FAKE:
             out.append(
                 f"inventory_file: backend {self.backend.value!r} needs a SUMO twin; an inventory runs on backend 'fake'"

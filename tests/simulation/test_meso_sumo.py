@@ -90,3 +90,21 @@ def test_sweep_jobs_carry_the_model_in_their_sumo_options(spec: RunSpec) -> None
     (job,) = _with_model([RunJob(str(spec.sumocfg), "adaptive", 1, end_s=60.0)], "meso")
     assert _with_model([job], "micro") == [job]
     assert run_job(job)["meta"]["model"] == "meso"
+
+
+@pytest.mark.slow
+def test_the_control_centre_runs_its_twin_in_meso(tmp_path: Path) -> None:
+    from gwlive import LiveServer, wait_for
+
+    from api.server import load_settings
+
+    assert "model: meso runs the twin on backend 'sumo' only" in " ".join(
+        load_settings(data_dir=tmp_path, model="meso", backend="modbus").startup_problems()
+    )
+    with LiveServer(data_dir=tmp_path, backend="sumo", scenario=SCENARIO, model="meso", speed=0.0,
+                    controller="adaptive", event_flush_s=0.5) as srv:  # fmt: skip
+        wait_for(lambda: srv.runner.sim_time_s >= 120, 60, "two simulated minutes")
+        inner = srv.runner.backend.inner
+        assert inner.meso is not None
+        assert srv.runner.engine.ticks >= 100
+        assert (tmp_path / "gw_meso_loops.add.xml").exists()
