@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 import networkx as nx
 import numpy as np
@@ -39,6 +40,9 @@ from controller.policies.fixed_time import plan_arrays
 from controller.safety import HOLD
 from intersections.network import Network
 from intersections.plan import TimingPlan
+
+if TYPE_CHECKING:
+    from field_io.vehicle_feed import FeedBackend
 
 __all__ = ["OverrideMode", "OverridePolicy", "CentreBackend"]
 
@@ -149,7 +153,7 @@ class OverridePolicy(Policy):
 class CentreBackend(BaseBackend):
     """The real backend plus operator flash and simulated link cuts (see module docstring)."""
 
-    def __init__(self, inner: BaseBackend) -> None:
+    def __init__(self, inner: BaseBackend | FeedBackend) -> None:
         self.inner = inner
         self.network = inner.network
         self.dt_s = inner.dt_s
