@@ -73,6 +73,8 @@ __all__ = [
     "RECENT_GREEN_S",
     "InputOutputQueue",
     "meso_reader",
+    "MESO_UNSUPPORTED",
+    "without_options",
 ]
 
 #: A car's length and its jam spacing (5 m + SUMO's default 2.5 m minGap): the queue a zone holds.
@@ -95,10 +97,30 @@ class Model(StrEnum):
 
 
 #: The SUMO options of each model (``sumo_command`` adds them, before the scenario's and the user's own).
+#: Meso also switches the sublane model off (``--lateral-resolution -1``, SUMO's default): a scenario's
+#: configuration may set it (hanoi_mixed's motorcycles filter between cars), and meso refuses it.
 MODEL_OPTIONS: dict[Model, tuple[str, ...]] = {
     Model.MICRO: (),
-    Model.MESO: ("--mesosim", "true", "--meso-junction-control", "true"),
+    Model.MESO: ("--mesosim", "true", "--meso-junction-control", "true", "--lateral-resolution", "-1"),
 }
+
+#: Options a scenario may set that SUMO's meso refuses ("Sublane dynamics are not supported by mesoscopic
+#: simulation"): meso has no lanes, let alone sublanes. A meso run leaves them out of the scenario's options.
+MESO_UNSUPPORTED = frozenset({"lateral-resolution"})
+
+
+def without_options(args: Sequence[str], names: frozenset[str]) -> list[str]:
+    """``args`` minus the options in ``names`` (``--name value`` or ``--name=value``) and their values."""
+    out: list[str] = []
+    skipping = False
+    for tok in args:
+        if tok.startswith("-") and len(tok) > 1 and not tok[1].isdigit():
+            skipping = tok.lstrip("-").split("=", 1)[0] in names
+            if not skipping:
+                out.append(tok)
+        elif not skipping:
+            out.append(tok)
+    return out
 
 
 def model_of(args: Sequence[str]) -> Model:

@@ -47,7 +47,7 @@ from intersections.errors import SimulationError
 from intersections.model import SignalState
 from intersections.network import Network
 from simulation.detectors import EXIT_BLOCKED_OCCUPANCY, SumoDetectors
-from simulation.meso import MODEL_OPTIONS, MesoReader, Model
+from simulation.meso import MESO_UNSUPPORTED, MODEL_OPTIONS, MesoReader, Model, without_options
 from simulation.sumo_home import sumo_binary
 
 __all__ = ["SumoRun", "SumoBackend", "merge_sumo_args", "option_name", "sumo_command"]
@@ -177,7 +177,8 @@ def sumo_command(
     come first; a scenario's own options and then the user's replace any of ours
     with the same name (:func:`merge_sumo_args`: SUMO refuses an option twice).
     ``model`` adds that model's options (:data:`simulation.meso.MODEL_OPTIONS`: none
-    for micro, ``--mesosim`` with junction control for meso).
+    for micro, ``--mesosim`` with junction control for meso); meso also drops the
+    scenario's options it refuses (the sublane model: :data:`simulation.meso.MESO_UNSUPPORTED`).
     """
     base = ["-c", str(sumocfg)] if sumocfg else ["-n", str(net)]
     if routes and not sumocfg:
@@ -196,6 +197,8 @@ def sumo_command(
         ours += ["--begin", f"{begin_s:g}"]
     if end_s is not None:
         ours += ["--end", f"{end_s:g}"]
+    if Model(model) is Model.MESO:
+        scenario_args = without_options(scenario_args, MESO_UNSUPPORTED)
     return base + merge_sumo_args([*ours, *scenario_args], list(user_args))
 
 

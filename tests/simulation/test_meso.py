@@ -159,6 +159,12 @@ def test_meso_options_come_from_one_table_and_a_user_mesosim_means_meso() -> Non
     user = sumo_command(net="a.net.xml", seed=1, step_length_s=1.0, log_file="l", model="meso",
                         user_args=["--mesosim", "false"])  # fmt: skip
     assert model_of(user) is Model.MICRO
+    sublane = ["--lateral-resolution", "0.8", "--step-method.ballistic", "true"]
+    meso_sub = sumo_command(net="a.net.xml", seed=1, step_length_s=1.0, log_file="l", model="meso",
+                            scenario_args=sublane)  # fmt: skip
+    assert "--lateral-resolution" not in meso_sub and "0.8" not in meso_sub and "--step-method.ballistic" in meso_sub
+    micro_sub = sumo_command(net="a.net.xml", seed=1, step_length_s=1.0, log_file="l", scenario_args=sublane)
+    assert micro_sub[-4:] == sublane
 
 
 def test_every_observation_field_has_a_meso_provision_and_every_builtin_controller_runs() -> None:
