@@ -162,7 +162,8 @@ def test_meso_options_come_from_one_table_and_a_user_mesosim_means_meso() -> Non
     sublane = ["--lateral-resolution", "0.8", "--step-method.ballistic", "true"]
     meso_sub = sumo_command(net="a.net.xml", seed=1, step_length_s=1.0, log_file="l", model="meso",
                             scenario_args=sublane)  # fmt: skip
-    assert "--lateral-resolution" not in meso_sub and "0.8" not in meso_sub and "--step-method.ballistic" in meso_sub
+    assert meso_sub[meso_sub.index("--lateral-resolution") + 1] == "-1" and meso_sub.count("--lateral-resolution") == 1
+    assert "0.8" not in meso_sub and "--step-method.ballistic" in meso_sub
     micro_sub = sumo_command(net="a.net.xml", seed=1, step_length_s=1.0, log_file="l", scenario_args=sublane)
     assert micro_sub[-4:] == sublane
 
