@@ -108,3 +108,17 @@ def test_the_control_centre_runs_its_twin_in_meso(tmp_path: Path) -> None:
         assert inner.meso is not None
         assert srv.runner.engine.ticks >= 100
         assert (tmp_path / "gw_meso_loops.add.xml").exists()
+
+
+@pytest.mark.slow
+def test_a_hundred_signal_city_runs_a_few_minutes_in_meso_under_adaptive(tmp_path: Path) -> None:
+    """CI's city check (issue #18): hanoi_city_small (~130 signals), 4 simulated minutes into its build-up."""
+    spec = resolve_run(scenario="hanoi_city_small", scenario_dir=tmp_path, seed=1, begin_s=2400.0, end_s=2640.0)
+    seen: list[Any] = []
+    kpis = simulate(replace(spec, model="meso"), "adaptive", on_tick=lambda r: seen.append(r.observation))
+    assert kpis["meta"]["model"] == "meso" and kpis["meta"]["safety_events"] == 0
+    assert seen[0].queue_veh.shape[0] >= 100
+    assert kpis["throughput_veh"] > 0
+    queues = np.array([o.queue_veh for o in seen])
+    assert queues.sum(axis=(1, 2))[-1] > 5 and queues.min() >= 0
+    assert any(len(o.extra["bus"]) for o in seen)  # buses on their lines, found from their routes
