@@ -34,7 +34,7 @@ class ServiceState:
 
 
 def service(request: Request) -> ServiceState:
-    return request.app.state.gw  # type: ignore[no-any-return]
+    return request.app.state.gw
 
 
 def _unauthorized(detail: str = "not authenticated") -> HTTPException:

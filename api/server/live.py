@@ -71,6 +71,7 @@ if TYPE_CHECKING:
     from controller.backend import DetectorLayout
     from field_io.emulator.runner import Emulator
     from field_io.vehicle_feed import FeedBackend
+    from scenarios.atspm.detectors import IntersectionDetectors
     from simulation.detectors import SumoDetectors
 
 __all__ = [
@@ -437,6 +438,8 @@ class EngineRunner:
         self.restarts = 0
         self.network_ready = threading.Event()
         self.first_tick = threading.Event()
+        #: Detector configuration for the signal performance measures, built on their first request.
+        self.atspm_config: dict[str, IntersectionDetectors] | None = None
         self._ops: queue.SimpleQueue[Callable[[EngineRunner], None]] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -27,6 +27,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 __all__ = ["Histogram", "Metrics", "JsonFormatter", "configure_json_logging"]
 
@@ -90,7 +91,7 @@ class JsonFormatter(logging.Formatter):
     _skip = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
     def format(self, record: logging.LogRecord) -> str:
-        doc = {
+        doc: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,

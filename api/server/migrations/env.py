@@ -24,6 +24,8 @@ def run() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
+    if url is None:
+        raise RuntimeError("alembic: no connection handed over and no sqlalchemy.url configured")
     engine = create_engine(url)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)

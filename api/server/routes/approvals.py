@@ -31,7 +31,10 @@ router = APIRouter(prefix="/api", tags=["approvals"])
 reader = require(Permission.READ)
 planner = require(Permission.PLAN)
 ApprovalId = Path(ge=1, le=2**31 - 1)
-NOT_PENDING = {409: {"description": "already approved, rejected or withdrawn"}, 404: {"description": "unknown id"}}
+NOT_PENDING: dict[int | str, dict[str, Any]] = {
+    409: {"description": "already approved, rejected or withdrawn"},
+    404: {"description": "unknown id"},
+}
 
 
 def approval_out(a: Approval) -> ApprovalOut:

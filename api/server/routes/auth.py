@@ -31,7 +31,7 @@ def throttle(svc: ServiceState) -> LoginThrottle:
     if t is None:
         st = svc.settings
         t = svc._login_throttle = LoginThrottle(st.login_max_failures, st.login_lock_s, st.login_lock_max_s)  # type: ignore[attr-defined]
-    return t  # type: ignore[no-any-return]
+    return t
 
 
 @router.post(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
@@ -12,7 +13,7 @@ from sqlalchemy import select
 from api.server.auth import Permission, Principal
 from api.server.db import CommandRow, IntersectionRow, PlanVersion, utcnow
 from api.server.deps import ServiceState, require, service
-from api.server.live import Control
+from api.server.live import Control, EngineRunner
 from api.server.routes.network import network_or_503
 from api.server.schemas import CommandIn, CommandKind, CommandOut, Problem
 from intersections.plan import plan_from_json
@@ -118,10 +119,12 @@ def create_commands(body: CommandIn, who: Principal = Depends(commander), svc: S
                 ctl = Control("fixed", plan_id=pv.id, plan_version=pv.version, plan=plan_from_json(pv.plan), **kw)
             else:
                 ctl = Control({"fixed_plan": "fixed"}.get(c.kind, c.kind), stage=c.stage, **kw)
-            svc.runner.post(lambda r, cid=c.id, iid=iid, ctl=ctl: r.add_command(cid, iid, ctl))
+            svc.runner.post(partial(EngineRunner.add_command, command_id=c.id, intersection_id=iid, control=ctl))
         out = [command_out(c) for c in created]
-    for c in out:
-        svc.runner.publish("command", {"id": c.id, "status": c.status, "intersection": c.intersection, "kind": c.kind})
+    for co in out:
+        svc.runner.publish(
+            "command", {"id": co.id, "status": co.status, "intersection": co.intersection, "kind": co.kind}
+        )
     return out
 
 

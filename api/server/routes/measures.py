@@ -20,7 +20,7 @@ from sqlalchemy import and_, select
 from api.server.auth import Permission, Principal
 from api.server.db import EventChunk, decode_events
 from api.server.deps import ServiceState, require, service
-from api.server.routes.network import known
+from api.server.routes.network import known, network_or_503
 
 __all__ = ["router", "stored_events", "MAX_WINDOW"]
 
@@ -90,13 +90,13 @@ def measures(
     if end_at - start_at > MAX_WINDOW:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "start: the window is longer than 24 h")
     runner = svc.runner
-    configs = getattr(runner, "_atspm_config", None)
+    configs = runner.atspm_config
     if configs is None:
-        configs = runner._atspm_config = config_from_network(runner.network)
+        configs = runner.atspm_config = config_from_network(network_or_503(runner))
     ev = stored_events(svc, intersection_id, start_at, end_at)
     if not len(ev):
         return {"intersection": intersection_id, "origin": start_at.isoformat(), "events": 0, "measures": {},
                 "skipped": {"all": "no stored events in this window"}}  # fmt: skip
     doc = intersection_measures(ev, intersection_id, configs.get(intersection_id), bin_s=bin_s)
     doc["events"] = len(ev)
-    return json_safe(doc)  # type: ignore[no-any-return]
+    return json_safe(doc)

@@ -20,6 +20,7 @@ from api.server.db import AlarmRow, CommandRow, EventChunk, IntersectionRow, Pla
 from api.server.deps import ServiceState, bearer, require, service
 from api.server.live import EngineRunner, alarm_public
 from api.server.schemas import LinkIn
+from intersections.network import Network
 
 router = APIRouter(prefix="/api", tags=["network"])
 reader = require(Permission.READ)
@@ -58,7 +59,7 @@ async def reader_cached(
     return who
 
 
-def network_or_503(runner: EngineRunner) -> Any:
+def network_or_503(runner: EngineRunner) -> Network:
     if runner.network is None:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, f"the engine is {runner.state}: network not loaded yet"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session
 from api.server.auth import Permission, Principal, Role
 from api.server.db import Approval, IntersectionRow, PlanVersion, ScheduleEntry, utcnow
 from api.server.deps import ServiceState, require, service
-from api.server.live import Control
+from api.server.live import Control, EngineRunner
 from api.server.routes.network import known, network_or_503
 from api.server.schemas import (
     ActivateIn,
@@ -41,7 +42,9 @@ __all__ = [
 router = APIRouter(prefix="/api", tags=["plans"])
 reader = require(Permission.READ)
 planner = require(Permission.PLAN)
-REFUSED = {422: {"description": "plan refused: ``problems`` lists every problem, field by field"}}
+REFUSED: dict[int | str, dict[str, Any]] = {
+    422: {"description": "plan refused: ``problems`` lists every problem, field by field"}
+}
 
 
 def split_problem(text: str) -> Problem:
@@ -244,7 +247,7 @@ def apply_activation(
         )
         done.append({"intersection": iid, "plan_id": target.id, "version": target.version})
         ctl = Control("fixed", "standing", target.id, target.version, plans[iid])
-        svc.runner.post(lambda r, iid=iid, ctl=ctl: r.set_standing(iid, ctl))
+        svc.runner.post(partial(EngineRunner.set_standing, intersection_id=iid, control=ctl))
     return done
 
 

@@ -63,7 +63,7 @@ def _tickets(svc: ServiceState) -> TicketBook:
     book = getattr(svc, "_stream_tickets", None)
     if book is None:
         book = svc._stream_tickets = TicketBook()  # type: ignore[attr-defined]
-    return book  # type: ignore[no-any-return]
+    return book
 
 
 @router.post("/stream/ticket", response_model=TicketOut, responses={401: {"description": "not authenticated"}})

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, status
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from api.server.auth import (
     PasswordPolicyError,
@@ -57,7 +58,7 @@ def _out(u: User) -> UserOut:
                    created_by=u.created_by)  # fmt: skip
 
 
-def _get(s, username: str) -> User:  # type: ignore[no-untyped-def]
+def _get(s: Session, username: str) -> User:
     u = find_user(s, username)
     if u is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"username: no user {username!r}")
