@@ -76,7 +76,7 @@ def _message(err: Mapping[str, Any]) -> str:
     return msg[:1].lower() + msg[1:]
 
 
-def validate(model: type[M], data: Any, *, path: str | Path, prefix: tuple[str, ...] = ()) -> M:
+def validate(model: type[M], data: Any, *, path: str | Path, prefix: tuple[str | int, ...] = ()) -> M:
     """``data`` (a parsed TOML document or table at ``prefix``) as ``model``, or one InputError line."""
     try:
         return model.model_validate(data)

@@ -93,10 +93,10 @@ def city_layout(c: CityNetwork) -> CityLayout:
     links: dict[frozenset[str], bool] = {}
     local_ring: list[frozenset[str]] = []
     for k, ids in enumerate(rings, start=1):
-        for a, b in zip(ids, ids[1:] + ids[:1], strict=True):
-            links[frozenset((a, b))] = k == c.arterial_ring
+        for u, v in zip(ids, ids[1:] + ids[:1], strict=True):
+            links[frozenset((u, v))] = k == c.arterial_ring
             if k not in (1, c.arterial_ring):  # ring 1 carries the cross-city bus lines
-                local_ring.append(frozenset((a, b)))
+                local_ring.append(frozenset((u, v)))
     arms: list[list[str]] = [[] for _ in range(c.arms)]
     for ids in rings:
         for nid in ids:
@@ -132,8 +132,8 @@ def city_layout(c: CityNetwork) -> CityLayout:
                     break
     degree: dict[str, int] = dict.fromkeys(nodes, 0)
     for pair in links:
-        for n in pair:
-            degree[n] += 1
+        for node in pair:
+            degree[node] += 1
     rng.shuffle(local_ring)
     n_drop = round(c.drop_share * len(local_ring))
     dropped = 0
@@ -143,15 +143,15 @@ def city_layout(c: CityNetwork) -> CityLayout:
         if all(degree[n] >= 4 for n in pair):
             del links[pair]
             if _connected(nodes, links):
-                for n in pair:
-                    degree[n] -= 1
+                for node in pair:
+                    degree[node] -= 1
                 dropped += 1
             else:
                 links[pair] = False
-    ordered = tuple(sorted(((*sorted(p), art) for p, art in links.items()), key=lambda t: (_key(t[0]), _key(t[1]))))
+    ordered = tuple(sorted(((min(p), max(p), art) for p, art in links.items()), key=lambda t: (_key(t[0]), _key(t[1]))))
     signals = frozenset(n for n, d in degree.items() if d >= 3)
     ring = tuple(rings[c.arterial_ring - 1]) if 1 <= c.arterial_ring <= c.rings else ()
-    return CityLayout(nodes, ordered, tuple(tuple(a) for a in arms), ring, signals)  # type: ignore[arg-type]
+    return CityLayout(nodes, ordered, tuple(tuple(a) for a in arms), ring, signals)
 
 
 def _angle_gap(a: float, b: float) -> float:
@@ -260,10 +260,10 @@ def _draw_trips(d: ScenarioDef, rng: random.Random) -> list[tuple[float, str, st
     vtypes, shares = zip(*sorted(d.demand.mix.items()), strict=True)
     cum_mix = _cumulative(list(shares))
     trips: list[tuple[float, str, str, str]] = []
-    for b, e, factor in d.demand.slices(d.begin_s, d.demand_end_s):
-        n = _poisson(rng, dem.peak_veh_h * factor * (e - b) / 3600.0)
+    for t0, t1, factor in d.demand.slices(d.begin_s, d.demand_end_s):
+        n = _poisson(rng, dem.peak_veh_h * factor * (t1 - t0) / 3600.0)
         for _ in range(n):
-            t = rng.uniform(b, e)
+            t = rng.uniform(t0, t1)
             vt = vtypes[bisect.bisect(cum_mix, rng.random() * cum_mix[-1])]
             if rng.random() < dem.through_share:
                 i = rng.randrange(c.arms)

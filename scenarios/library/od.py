@@ -96,9 +96,9 @@ def _grid_ods(d: ScenarioDef, net_path: Path, rng: random.Random) -> list[_Od]:
             if share <= 0:
                 continue
             path = [entry, *nodes]
-            edges = tuple(x for a, b in itertools.pairwise(path) for x in chain[(a, b)])
+            route = tuple(x for a, b in itertools.pairwise(path) for x in chain[(a, b)])
             factor = 1.0 + d.demand.jitter * (2.0 * rng.random() - 1.0)
-            ods.append(_Od(f"{path[0]}-{path[-1]}", edges, peak * share * factor, d.demand.mix))
+            ods.append(_Od(f"{path[0]}-{path[-1]}", route, peak * share * factor, d.demand.mix))
     return ods
 
 
