@@ -49,7 +49,7 @@ import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -111,7 +111,7 @@ _HB = COMMAND.address("heartbeat")
 _CENTRAL, _PENDING = int(StatusBits.CENTRAL_CONTROL), int(StatusBits.PENDING_HANDBACK)
 
 
-def _clean(answer: bytes | None, fc: int, count: int) -> bool:
+def _clean(answer: bytes | None, fc: int, count: int) -> TypeGuard[bytes]:
     """A clean answer to function ``fc`` with ``count`` registers (anything else is retried alone)."""
     return answer is not None and len(answer) == 2 + 2 * count and answer[0] == fc and answer[1] == 2 * count
 
@@ -163,6 +163,7 @@ def modbus_client(ep: Endpoint, *, timeout_s: float | None = None) -> Any:
 
     t = timeout_s if timeout_s is not None else ep.timeout_s
     if ep.tls is not None:
+    client: AsyncModbusTcpClient
         client = AsyncModbusTlsClient(
             ep.host, port=ep.port, sslctx=client_context(ep.tls), timeout=t, retries=ep.retries, reconnect_delay=0
         )
@@ -583,6 +584,7 @@ class ModbusBackend(PolledFieldBackend):
                 key = (count, plan.skip, fm.n_groups, fm.channel.tobytes())
                 layouts.setdefault(key, []).append((link, answer))
             for (count, skip, _g, _ch), rows in layouts.items():
+                assert plan is not None  # batched links were chosen for having one
                 words = np.frombuffer(b"".join(a[2:] for _l, a in rows), dtype=">u2").reshape(len(rows), count)
                 for (link, _a), st in zip(rows, decode_status_rows(words, rows[0][0].fmap, skip=skip), strict=True):
                     self._polled(link, st)

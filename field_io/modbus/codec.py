@@ -423,7 +423,7 @@ def status_read(fmap: FieldMap, capabilities: int) -> StatusRead:
     return StatusRead(STATUS_BASE, count, queue_apart=True)
 
 
-def decode_queues(words: Sequence[int], n_groups: int) -> np.ndarray:
+def decode_queues(words: Sequence[int] | np.ndarray, n_groups: int) -> np.ndarray:
     """Queue registers -> vehicles per group (NaN where not measured)."""
     return queue_from_wire(np.asarray(words[:n_groups]))
 
@@ -451,6 +451,7 @@ def decode_status(
     the read covered it) and ``queue_words`` is the queues table read on its own."""
     w = words if isinstance(words, list) else list(words)
     arr = np.asarray(w, dtype=np.int64)
+    queue: np.ndarray | None
     if skip:
         queue = decode_queues(arr, fmap.n_groups)
         w, arr = w[skip:], arr[skip:]

@@ -266,7 +266,8 @@ class _Connection(asyncio.Protocol):
         self.worker: asyncio.Task | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        assert isinstance(transport, asyncio.Transport)  # a stream server's connection (TCP or TLS)
+        self.transport = transport
         self.server._conns.add(self)
         role = self.server.required_role
         if role is not None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = [
@@ -278,7 +278,7 @@ def read_pdu(address: int, count: int) -> bytes:
     return struct.pack(">BHH", 3, address, count)
 
 
-def write_pdu(address: int, values: list[int] | tuple[int, ...]) -> bytes:
+def write_pdu(address: int, values: Sequence[int]) -> bytes:
     """Function 16, write multiple registers."""
     n = len(values)
     return struct.pack(f">BHHB{n}H", 16, address, n, 2 * n, *values)
