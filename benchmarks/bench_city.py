@@ -1,0 +1,140 @@
+"""A whole city: plans for ~1,000 signals, and one simulated hour under adaptive control in each model.
+
+Issue #18. Builds ``hanoi_city`` (cached: one netconvert + duarouter run, ~10 s, then reused)
+into ``--out`` (default ``$XDG_CACHE_HOME/greenwave/city``, outside the repository), then, in
+one process run:
+
+1. ``optimize --coordinate`` as the command runs it (network and demand loaded, one Webster
+   plan per signal, common cycles and offsets per coordinated group over the road graph), and
+   every plan checked again with ``check_plan``: ``optimize_coordinate_1000_s`` is the wall
+   time of the whole thing, writing the JSON file aside;
+2. one simulated hour (``--begin``..``--begin + 3600``) of the city under ``adaptive`` with
+   SUMO's mesoscopic model (``--model meso``), then the same hour with the microscopic model.
+   For each: the engine's share of a step, ``(tick-loop wall - time inside SUMO's step) /
+   time inside SUMO's step`` (as ``bench_sumo_loop.py`` defines it), and the real-time factor
+   ``simulated s / wall s`` of the whole run, loading the network and starting SUMO included
+   (control included: the engine reads, estimates, decides and writes every second).
+
+Machines here are shared and noisy: the figures are one run's, and a meso/micro ratio from
+the same run means more than either absolute value.
+
+Usage:  python benchmarks/bench_city.py [--out DIR] [--begin S] [--models meso,micro] [--seed N]
+Prints ``name: value`` lines; last ``city_micro_x_realtime`` then ``city_meso_x_realtime``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from controller.timing import compute_timings
+from controller.timing.coordination import coordinate
+from controller.timing.demand import load_demand
+from intersections.loaders import load_network
+from intersections.plan import check_plan
+from scenarios.library import build_scenario
+from simulation.runner import resolve_run, simulate
+
+SCENARIO = "hanoi_city"
+HOUR_S = 3600.0
+
+
+def default_out() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "greenwave" / "city"
+
+
+def optimize_coordinate(net: Path, routes: Path) -> dict[str, float]:
+    """``greenwave optimize --coordinate`` step by step (as api/commands/optimize.py runs it), timed."""
+    t0 = time.perf_counter()
+    network = load_network(net)
+    demand = load_demand([routes], network)
+    t1 = time.perf_counter()
+    plans = [t.plan for t in compute_timings(network, demand, "webster")]
+    t2 = time.perf_counter()
+    plans, report = coordinate(network, demand, plans)
+    t3 = time.perf_counter()
+    for p in plans:
+        check_plan(p, network.get(p.intersection_id))
+    t4 = time.perf_counter()
+    groups = report["groups"]
+    return {
+        "signals": len(network.intersections),
+        "unmodelled": len(network.unmodelled),
+        "groups": len(groups),
+        "largest_group": max((len(g["intersections"]) for g in groups), default=0),
+        "coordinated": sum(len(g["intersections"]) for g in groups),
+        "own_cycle": len(report.get("own_cycle", {})),
+        "load_s": t1 - t0,
+        "plans_s": t2 - t1,
+        "coordinate_s": t3 - t2,
+        "check_s": t4 - t3,
+        "total_s": t4 - t0,
+    }
+
+
+def run_hour(sumocfg: Path, model: str, begin_s: float, seed: int) -> dict[str, float]:
+    spec = resolve_run(sumocfg=sumocfg, begin_s=begin_s, end_s=begin_s + HOUR_S, seed=seed, model=model)
+    t0 = time.perf_counter()
+    k = simulate(spec, "adaptive")
+    wall = time.perf_counter() - t0
+    meta = k["meta"]
+    step, loop = meta["sumo_step_s"], meta["loop_s"]
+    return {
+        "wall_s": wall,
+        "loop_s": loop,
+        "sumo_step_s": step,
+        "engine_share": (loop - step) / step,
+        "x_realtime": meta["sim_s"] / wall,
+        "loop_x_realtime": meta["sim_s"] / loop,
+        "throughput_veh": k["throughput_veh"],
+        "mean_delay_s": k["mean_delay_s"],
+        "unmodelled": len(meta["unmodelled"]),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=default_out(), help="build cache (default %(default)s)")
+    ap.add_argument("--begin", type=float, default=0.0, help="start of the simulated hour, s (0)")
+    ap.add_argument("--models", default="meso,micro", help="models to run (meso,micro)")
+    ap.add_argument("--seed", type=int, default=42)
+    a = ap.parse_args()
+    models = [m.strip() for m in a.models.split(",") if m.strip()]
+
+    t0 = time.perf_counter()
+    built = build_scenario(SCENARIO, a.out / SCENARIO, seed=a.seed)
+    print(f"  built {SCENARIO} into {built.directory} in {time.perf_counter() - t0:.1f} s (cached when unchanged)")
+
+    opt = optimize_coordinate(built.net, built.routes[0])
+    print(
+        f"  optimize --coordinate: {opt['signals']:.0f} signals ({opt['unmodelled']:.0f} left on their own program), "
+        f"{opt['groups']:.0f} coordinated groups, largest {opt['largest_group']:.0f}, {opt['coordinated']:.0f} "
+        f"coordinated, {opt['own_cycle']:.0f} on their own cycle; load {opt['load_s']:.2f} s, plans "
+        f"{opt['plans_s']:.2f} s, coordinate {opt['coordinate_s']:.2f} s, check {opt['check_s']:.2f} s",
+        flush=True,
+    )
+    runs: dict[str, dict[str, float]] = {}
+    for model in models:
+        r = run_hour(built.sumocfg, model, a.begin, a.seed)
+        runs[model] = r
+        print(
+            f"  {model}: one hour in {r['wall_s']:.1f} s (tick loop {r['loop_s']:.1f} s, inside SUMO's step "
+            f"{r['sumo_step_s']:.1f} s), throughput {r['throughput_veh']:.0f} veh, "
+            f"mean delay {r['mean_delay_s']:.1f} s, {r['unmodelled']:.0f} junctions on their own program",
+            flush=True,
+        )
+    print(f"city_signals: {opt['signals']:.0f}")
+    for model, r in runs.items():
+        print(f"city_{model}_engine_share_of_step: {r['engine_share']:.4f}")
+        print(f"city_{model}_loop_x_realtime: {r['loop_x_realtime']:.1f}")
+    print(f"optimize_coordinate_1000_s: {opt['total_s']:.2f}")
+    for model in ("micro", "meso"):
+        if model in runs:
+            print(f"city_{model}_x_realtime: {runs[model]['x_realtime']:.1f}")
+
+
+if __name__ == "__main__":
+    main()
