@@ -54,6 +54,9 @@ class OverrideMode(IntEnum):
     FLASH = 3
 
 
+_FIXED = int(OverrideMode.FIXED)
+
+
 class OverridePolicy(Policy):
     """The configured policy, overridden per intersection by the control centre."""
 
@@ -127,7 +130,9 @@ class OverridePolicy(Policy):
         self.mode[row] = OverrideMode.FLASH
 
     def fixed_plan(self, row: int) -> TimingPlan | None:
-        return self.plans[row] if self.mode[row] == OverrideMode.FIXED else None
+        # A plain int: numpy's int8 against an IntEnum member goes through enum lookups (~10x slower),
+        # and the snapshot asks this of every intersection every tick.
+        return self.plans[row] if int(self.mode[row]) == _FIXED else None
 
     # ---- policy protocol ---------------------------------------------------------------
     def fixed_requests_at(self, time_s: float) -> np.ndarray:

@@ -95,6 +95,19 @@ GREEN, YELLOW, RED, FLASH = (
     int(s) for s in (SignalState.GREEN, SignalState.YELLOW, SignalState.RED, SignalState.FLASH)
 )
 STATE_CHARS = np.array(["R", "Y", "G", "F"])
+STATE_BYTES = np.frombuffer(b"RYGF", np.uint8)  # the same letters as bytes: one decode per snapshot
+MODE_NAMES = {int(m): m.name.lower() for m in Mode}
+
+
+@dataclass(frozen=True)
+class _SnapshotShape:
+    """Per network and detector layout: groups per row, and detectors grouped by row (see ``_publish_snapshot``)."""
+
+    key: tuple[int, int]
+    n_groups: list[int]
+    group_mask: np.ndarray  # (n, g) True where the column is one of the row's groups
+    det_order: np.ndarray  # layout indices sorted by row, layout order within a row
+    det_bounds: list[int]  # row r's detectors are det_order[det_bounds[r]:det_bounds[r + 1]]
 HISTORY_TICKS = 900
 KPI_INTERVAL_S = 30.0
 KPI_SAMPLES = 240
@@ -425,6 +438,8 @@ class EngineRunner:
         self.detectors: SumoDetectors | None = None
         self.layout: DetectorLayout | None = None
         self._emulator: Emulator | None = None
+        #: Detector configuration for the signal performance measures, built on their first request.
+        self.atspm_config: dict[str, IntersectionDetectors] | None = None
         self.policy_name = settings.policy_name
         # Emulated field controllers keep wall-clock time: the Modbus twin runs in real time.
         self.speed = 1.0 if settings.backend is BackendKind.MODBUS else settings.speed
@@ -438,8 +453,6 @@ class EngineRunner:
         self.restarts = 0
         self.network_ready = threading.Event()
         self.first_tick = threading.Event()
-        #: Detector configuration for the signal performance measures, built on their first request.
-        self.atspm_config: dict[str, IntersectionDetectors] | None = None
         self._ops: queue.SimpleQueue[Callable[[EngineRunner], None]] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -1319,26 +1332,39 @@ class EngineRunner:
         for aid, (r, active, acked) in self.alarm_state.items():
             if (active or not acked) and aid not in self.shelved:
                 alarms_by_row[r] += 1
+        # Whole-network arrays first, then one dict per intersection from plain Python values: at city
+        # size (1,000+ rows) per-row numpy calls cost more than their data (~25 ms a tick at 1,024).
+        shape = self._snapshot_shape(net, lay)
+        ng_max = shape.group_mask.shape[1]
+        green = (states[:, :ng_max] == GREEN) & shape.group_mask
+        stage_time = np.where(green, sup.state_time_s[:, :ng_max], np.inf).min(axis=1)
+        stage_time = np.round(np.where(np.isfinite(stage_time), stage_time, 0.0), 1).tolist()
+        sig = STATE_BYTES[states[:, :ng_max]].tobytes().decode("ascii")
+        det = np.where(presence[shape.det_order], 49, 48).astype(np.uint8).tobytes().decode("ascii")
+        modes = sup.mode.tolist()
+        comm_l = comm.tolist()
+        queue_l = np.round(self.h_queue[p].astype(float), 1).tolist()
+        age_l = np.round(obs_age.astype(float), 1).tolist()
+        down_l = self.link_down.tolist()
+        alarms_l = alarms_by_row.tolist()
+        target_l = target.tolist()
+        b = shape.det_bounds
         out: dict[str, Any] = {}
         for r, inter in enumerate(net.intersections):
-            ng = len(inter.groups)
-            st = int(target[r])
-            green = states[r, :ng] == GREEN
-            stage_time = float(sup.state_time_s[r, :ng][green].min()) if green.any() else 0.0
-            dets = np.flatnonzero(lay.row == r)
+            st = target_l[r]
             c = self.applied[r]
             out[inter.id] = {
-                "status": self._status(r, int(sup.mode[r]), bool(comm[r])),
-                "mode": Mode(int(sup.mode[r])).name.lower(),
+                "status": self._status(r, modes[r], comm_l[r]),
+                "mode": MODE_NAMES[modes[r]],
                 "control": (c or ADAPTIVE).public(),
                 "stage": inter.stages[st].id if 0 <= st < len(inter.stages) else None,
-                "stage_time_s": round(stage_time, 1),
-                "signals": "".join(STATE_CHARS[states[r, :ng]]),
-                "detectors": "".join("1" if presence[k] else "0" for k in dets),
-                "queue_veh": round(float(self.h_queue[p, r]), 1),
-                "comm_age_s": round(float(obs_age[r]), 1),
-                "link_down": bool(self.link_down[r]),
-                "alarms": int(alarms_by_row[r]),
+                "stage_time_s": stage_time[r],
+                "signals": sig[r * ng_max : r * ng_max + shape.n_groups[r]],
+                "detectors": det[b[r] : b[r + 1]],
+                "queue_veh": queue_l[r],
+                "comm_age_s": age_l[r],
+                "link_down": down_l[r],
+                "alarms": alarms_l[r],
                 "timing": self.timing_of(r),
             }
         self.seq += 1
@@ -1365,6 +1391,26 @@ class EngineRunner:
         }
         self.frame = SnapshotFrame(self.snapshot)
         self.tick_signal.fire()
+
+    def _snapshot_shape(self, net: Network, lay: Any) -> _SnapshotShape:
+        """What the snapshot needs of the network and detector layout that does not change per tick."""
+        shape = getattr(self, "_shape", None)
+        if shape is None or shape.key != (id(net), id(lay)):
+            n_groups = np.array([len(i.groups) for i in net.intersections], np.int64)
+            g = int(self.h_states.shape[2])
+            row = np.asarray(lay.row)
+            # Detectors of each row in layout order (a stable sort keeps the per-row order of flatnonzero).
+            order = np.argsort(row, kind="stable")
+            bounds = np.searchsorted(row[order], np.arange(len(net) + 1)).tolist()
+            shape = _SnapshotShape(
+                key=(id(net), id(lay)),
+                n_groups=n_groups.tolist(),
+                group_mask=np.arange(g)[None, :] < n_groups[:, None],
+                det_order=order,
+                det_bounds=bounds,
+            )
+            self._shape = shape
+        return shape
 
     def _roads_live(self) -> dict[str, Any]:
         """Per map road, in ``/api/network`` order: queue, its level, occupancy and degree of saturation."""

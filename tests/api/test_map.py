@@ -213,6 +213,36 @@ def test_an_inventory_deployment_serves_its_own_geometry(inventory_only: LiveSer
     assert snap["intersections"]["J1"]["status"] in ("adaptive", "fixed")
 
 
+def test_the_snapshot_matches_a_per_intersection_reference(city: LiveServer) -> None:
+    """The snapshot is built from whole-network arrays once per tick; each row must be what a per-row
+    reading of the same tick's arrays gives (the slow reference the fast build replaced)."""
+    import numpy as np
+
+    from api.server.live import GREEN, HISTORY_TICKS, STATE_CHARS
+    from controller.safety import Mode
+
+    r_ = city.runner
+    time.sleep(3)  # a few ticks: greens, yellows and queues
+    with r_._lock:
+        r_._publish_snapshot()
+        snap = r_.snapshot["intersections"]
+        p = (r_._h_pos - 1) % HISTORY_TICKS
+        states, sup, lay = r_.h_states[p], r_.engine.supervisor, r_.layout
+        for r, inter in enumerate(r_.network.intersections):
+            ng = len(inter.groups)
+            green = states[r, :ng] == GREEN
+            want = {
+                "mode": Mode(int(sup.mode[r])).name.lower(),
+                "stage_time_s": round(float(sup.state_time_s[r, :ng][green].min()), 1) if green.any() else 0.0,
+                "signals": "".join(STATE_CHARS[states[r, :ng]]),
+                "detectors": "".join("1" if r_.h_presence[p, k] else "0" for k in np.flatnonzero(lay.row == r)),
+                "queue_veh": round(float(r_.h_queue[p, r]), 1),
+            }
+            got = {k: snap[inter.id][k] for k in want}
+            assert got == want, inter.id
+    assert len(snap) == 1024 and any("G" in v["signals"] for v in snap.values())
+
+
 # ---- the browser -------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
