@@ -501,7 +501,7 @@ class MesoReader:
         per_lane = np.divide(queue, lp.stop_lanes, out=np.zeros_like(queue), where=lp.stop_lanes > 0).ravel()
         occ = np.zeros(len(lp.det_loop))
         occ[self._stop] = np.minimum(per_lane.take(self._stop_flat) * VEHICLE_LENGTH_M / self._zone, 1.0)
-        e2 = np.zeros(self.n_e2)
+        e2: np.ndarray = np.zeros(self.n_e2)
         if self.n_e2:
             ok = self._kpi_src >= 0
             e2 = np.bincount(self._kpi_src[ok], weights=per_lane.take(self._kpi_flat[ok]), minlength=self.n_e2)

@@ -258,7 +258,7 @@ class RowMib:
     def _rows_of(self, entry: tuple[int, ...]) -> list[tuple[int, ...]]:
         """The instances of the table whose entry is ``ASC.<entry>`` (one emulated controller's sizes)."""
         fm = self.fmap
-        one = [(1,)]
+        one: list[tuple[int, ...]] = [(1,)]
         sizes: dict[tuple[int, ...], list[tuple[int, ...]]] = {
             (1, 2, 1): [(p,) for p in range(1, fm.max_phase + 1)],
             (1, 4, 1): [(g,) for g in range(1, self.groups + 1)],
@@ -1033,7 +1033,9 @@ class SnmpAgent:
                         return response(2, i + 1)  # noSuchName: the end of the MIB view in v1
                     out.append((oid, (ber.END_OF_MIB_VIEW, None)))
                 else:
-                    out.append((nxt, mib.get(nxt)))
+                    val = mib.get(nxt)
+                    assert val is not None  # next_oid walks the table's own OIDs
+                    out.append((nxt, val))
             return response(vbs=out)
         if msg.pdu_type == ber.GET_BULK:
             return ber.Message(msg.version, msg.community, ber.RESPONSE, msg.request_id, 0, 0, tuple(self._bulk(msg)))

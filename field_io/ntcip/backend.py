@@ -201,7 +201,7 @@ def decode_ntcip_status(
         x = list(values)  # already plain INTEGER values (the fast path)
     else:
         x = []
-        for k, (tag, val) in zip(keys, values, strict=True):  # type: ignore[misc]
+        for k, (tag, val) in zip(keys, values, strict=True):
             if tag not in _INT_TAGS or type(val) is not int:
                 what = {ber.NO_SUCH_INSTANCE: "noSuchInstance", ber.NO_SUCH_OBJECT: "noSuchObject"}.get(
                     tag, f"type 0x{tag:02x}"
