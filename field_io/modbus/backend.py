@@ -162,8 +162,8 @@ def modbus_client(ep: Endpoint, *, timeout_s: float | None = None) -> Any:
     from pymodbus.client import AsyncModbusTcpClient, AsyncModbusTlsClient
 
     t = timeout_s if timeout_s is not None else ep.timeout_s
-    if ep.tls is not None:
     client: AsyncModbusTcpClient
+    if ep.tls is not None:
         client = AsyncModbusTlsClient(
             ep.host, port=ep.port, sslctx=client_context(ep.tls), timeout=t, retries=ep.retries, reconnect_delay=0
         )
@@ -581,10 +581,10 @@ class ModbusBackend(PolledFieldBackend):
                 if self.record_latency:
                     link.latency_s.append(answered_t[link.row] - t0)  # from the batch's first frame
                 plan, fm = link.read_plan, link.fmap
+                assert plan is not None  # batched links were chosen for having one
                 key = (count, plan.skip, fm.n_groups, fm.channel.tobytes())
                 layouts.setdefault(key, []).append((link, answer))
             for (count, skip, _g, _ch), rows in layouts.items():
-                assert plan is not None  # batched links were chosen for having one
                 words = np.frombuffer(b"".join(a[2:] for _l, a in rows), dtype=">u2").reshape(len(rows), count)
                 for (link, _a), st in zip(rows, decode_status_rows(words, rows[0][0].fmap, skip=skip), strict=True):
                     self._polled(link, st)
