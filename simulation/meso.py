@@ -389,10 +389,10 @@ def generate_meso_loops(network: Network, net_file: str | Path, out_file: str | 
         if tls is None:
             continue
         for _in_lane, out_lane, index in tls.getConnections():
-            col = group_of.get(index)
-            if col is None or out_lane.getEdge().getFunction() not in ("", "normal"):
+            served = group_of.get(index)
+            if served is None or out_lane.getEdge().getFunction() not in ("", "normal"):
                 continue
-            key = (loop_at(out_lane, 0.0), r * g + col)
+            key = (loop_at(out_lane, 0.0), r * g + served)
             dep[key] = dep.get(key, 0.0) + 1.0
     out = Path(out_file)
     body = [elem for _id, elem in loops.values()]
