@@ -325,7 +325,14 @@ class Control:
     expires_at: datetime | None = None
 
     def public(self) -> dict[str, Any]:
-        """``kind`` and ``source`` always; the other fields only when set (the snapshot repeats this per tick)."""
+        """``kind`` and ``source`` always; the other fields only when set.
+
+        Made once per control and shared (read-only) by every snapshot that shows it: the
+        snapshot repeats it for every intersection every tick, and controls seldom change.
+        """
+        cached = self.__dict__.get("_public")
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
         out: dict[str, Any] = {"kind": self.kind, "source": self.source}
         for k in ("plan_id", "plan_version", "stage", "command_id"):
             v = getattr(self, k)
@@ -333,6 +340,7 @@ class Control:
                 out[k] = v
         if self.expires_at is not None:
             out["expires_at"] = self.expires_at.isoformat()
+        object.__setattr__(self, "_public", out)  # frozen: the cache is not a field (no compare, no repr)
         return out
 
 
