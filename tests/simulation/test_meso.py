@@ -108,14 +108,14 @@ def _loops() -> MesoLoops:
     return MesoLoops(
         additional=Path("x.add.xml"),
         loop_ids=("entry", "exit_a", "exit_b"),
-        arr_loop=np.array([0, 0]),
-        arr_flat=np.array([0, 1]),
-        arr_w=np.array([0.5, 0.5]),
+        pair_loop=np.array([0, 0]),
+        pair_flat=np.array([0, 1]),
+        pair_w0=np.array([0.5, 0.5]),
         dep_loop=np.array([1, 2, 2]),  # exit_b is fed by both groups
-        dep_flat=np.array([0, 0, 1]),
+        dep_pair=np.array([0, 0, 1]),
         dep_w=np.array([1.0, 1.0, 1.0]),
-        det_loop=np.array([0, 0]),
-        det_w=np.array([0.5, 0.5]),
+        det_pair=np.array([0, 1]),
+        det_w=np.array([1.0, 1.0]),
         det_lane=("e_0", "e_1"),
         delay_s=np.array([[2.0, 2.0]]),
         storage_veh=np.array([[10.0, 10.0]]),
@@ -126,16 +126,20 @@ def _loops() -> MesoLoops:
     )
 
 
-def test_the_reader_splits_arrivals_over_lanes_and_gives_exit_counts_to_the_green_feeders() -> None:
+class _Packed:  # the PackedNetwork members the reader uses
+    n, g = 1, 2
+    group_valid = np.array([[True, True]])
+
+
+def _reader() -> MesoReader:
     from controller.backend import DetectorLayout
 
     layout = DetectorLayout(("e_0@a", "e_1@b"), np.array([0, 0]), np.array([0, 1]), np.array([True, True]))
+    return MesoReader(_loops(), _Packed(), layout, 1.0, e2_lanes=("e_0", "e_1"))  # type: ignore[arg-type]
 
-    class _P:  # the two PackedNetwork members the reader uses
-        n, g = 1, 2
-        group_valid = np.array([[True, True]])
 
-    reader = MesoReader(_loops(), _P(), layout, 1.0, e2_lanes=("e_0", "e_1"))  # type: ignore[arg-type]
+def test_the_reader_splits_arrivals_over_lanes_and_gives_exit_counts_to_the_green_feeders() -> None:
+    reader = _reader()
     red_green = np.array([[R, G]], np.int8)
     counts, occ, q, lanes = reader.update(np.array([4.0, 0.0, 0.0]), red_green)
     assert counts.tolist() == [2.0, 2.0] and q.tolist() == [[0.0, 0.0]]  # still on their way (2 s)
@@ -147,6 +151,23 @@ def test_the_reader_splits_arrivals_over_lanes_and_gives_exit_counts_to_the_gree
     assert occ[0] == pytest.approx(2.0 * 5.0 / 75.0)
 
 
+def test_lanes_count_whole_vehicles_and_a_green_that_releases_nothing_clears_its_queue() -> None:
+    reader = _reader()
+    green_b, green_a = np.array([[R, G]], np.int8), np.array([[G, R]], np.int8)
+    seen, red_queue = [], []
+    for t in range(1200):  # every other second a vehicle enters, and one leaves through group 1 on its green
+        a_turn = t % 120 >= 112  # group 0 gets 8 s of green a cycle: nobody leaves through it
+        c = np.array([float(t % 2 == 0), 0.0, float(t % 2 == 1 and not a_turn)])
+        counts, _occ, q, _lanes = reader.update(c, green_a if a_turn else green_b)
+        seen.append(counts)
+        red_queue.append(q[0, 0])
+    counts = np.array(seen)
+    assert np.array_equal(counts, np.round(counts))  # whole vehicles, never a fraction of one
+    assert counts.sum(axis=0).tolist() == [300.0, 300.0]  # each lane every other vehicle: its gaps are 4 s
+    assert np.all(np.diff(np.flatnonzero(counts[:, 0])) == 4)
+    # Lane shares credit group 0 with half the arrivals: its queue builds while red and is gone
+    # once its green has released nothing for CLEAR_S.
+    assert max(red_queue) >= 10 and red_queue[119] == 0.0
 def test_meso_options_come_from_one_table_and_a_user_mesosim_means_meso() -> None:
     micro = sumo_command(net="a.net.xml", seed=1, step_length_s=1.0, log_file="l")
     meso = sumo_command(net="a.net.xml", seed=1, step_length_s=1.0, log_file="l", model="meso")
