@@ -177,3 +177,17 @@ def test_bad_city_definitions_are_refused_in_one_line(
         load_scenario_def(bad)
     assert e.value.where == f"{bad}:{field}"
     assert words in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.sumo
+@pytest.mark.slow
+def test_a_few_minutes_of_the_small_city_in_meso_under_adaptive(small: tuple[BuiltScenario, float]) -> None:
+    from simulation.runner import resolve_run, simulate
+
+    b, _ = small
+    spec = resolve_run(sumocfg=b.sumocfg, begin_s=0.0, end_s=240.0, model="meso")
+    k = simulate(spec, "adaptive")
+    assert k["meta"]["model"] == "meso" and k["meta"]["ticks"] == 240
+    assert k["meta"]["unmodelled"] == [] and k["meta"]["safety_events"] == 0
+    assert k["vehicles"] > 20 and k["throughput_veh"] > 0
+    assert "queue_veh" in k["meta"]["estimated"]  # meso's queues are estimated, and the report says so
