@@ -142,8 +142,10 @@ def run(args: argparse.Namespace) -> int:
                         f"  demo mode: log in as admin / {pw} (also engineer, operator, technician, viewer)", flush=True
                     )
                 pace = "real time" if settings.backend == "modbus" else f"speed {settings.speed:g}x"
+                model = settings.model if settings.backend == "sumo" else None
                 print(
-                    f"  engine: {settings.backend} backend, scenario {settings.scenario}, controller "
+                    f"  engine: {settings.backend} backend{' (meso)' if model == 'meso' else ''}, scenario "
+                    f"{settings.scenario}, controller "
                     f"{settings.policy_name}, {pace}; Ctrl-C stops",
                     flush=True,
                 )

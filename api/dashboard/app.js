@@ -120,7 +120,7 @@ async function connectStream() {
 function onStatus() {
   const s = S.snap; if (!s) return;
   const pill = $("#engine-pill");
-  pill.textContent = `${s.engine}${s.policy ? " · " + s.policy : ""}${s.speed ? " · " + s.speed + "×" : ""}`;
+  pill.textContent = `${s.engine}${s.policy ? " · " + s.policy : ""}${s.speed ? " · " + s.speed + "×" : ""}${s.model === "meso" ? " · meso" : ""}`;
   pill.className = `pill ${s.engine}`;
   const twin = s.backend && s.backend !== "modbus" ? "twin " : "";
   $("#clock").textContent = s.clock ? twin + new Date(s.clock).toLocaleTimeString([], { hour12: false }) : "--:--:--";

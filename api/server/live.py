@@ -1382,6 +1382,7 @@ class EngineRunner:
             "error": self.error,
             "policy": self.policy_name,
             "backend": str(self.settings.backend),
+            "model": self.settings.model if self.settings.backend is BackendKind.SUMO else None,
             "speed": self.speed,
             "sim_time_s": round(self.sim_time_s, 1),
             "clock": self.clock(self.sim_time_s).isoformat(timespec="seconds"),

@@ -86,6 +86,7 @@ def engine_status(_: Principal = Depends(reader), svc: ServiceState = Depends(se
         "error": r.error,
         "policy": r.policy_name,
         "backend": str(svc.settings.backend),
+        "model": snap.get("model"),  # SUMO's traffic model of the twin (micro, meso); None off SUMO
         "demo": svc.settings.demo,
         "speed": r.speed,
         "sim_time_s": snap.get("sim_time_s"),
