@@ -9,7 +9,10 @@
     │   ├── DeviceException         a Modbus exception response / an SNMP error status
     │   └── ProfileMismatch         wrong profile version, wrong device, inventory disagrees
     ├── CommandRejected             the controller refused a command block (reject code)
-    └── NeverCommandError           greenwave itself refused to send a forbidden write
+    ├── NeverCommandError           greenwave itself refused to send a forbidden write
+    └── ModbusTransportError        one Modbus/TCP transaction failed (field_io.modbus.transport):
+        ├── ModbusTimeout, ModbusConnectionLost, ModbusMalformed, ModbusExceptionAnswer
+        └── (the Modbus backend words each as its private _Fail, a FieldIOError, for the operator)
 
 Every error carries ``where``: the controller (intersection id and address).
 """

@@ -10,9 +10,13 @@
     ├── PlanError                  a timing plan fails check_plan (carries every problem)
     ├── SafetyViolation            the supervisor saw an unsafe signal state
     ├── SimulationError            SUMO failed to start or died
-    └── FieldIOError               talking to a field controller failed
+    ├── AuthError                  an account operation refused (api.server.auth)
+    │   └── PasswordPolicyError    a password the policy rejects
+    ├── EmulatorStopped            the emulator's tick loop was asked to stop (field_io.emulator.core)
+    └── FieldIOError               talking to a field controller failed (the rest: field_io.errors)
         ├── DeviceTimeout
         └── ProtocolError
+            └── SnmpError          the emulated controller's agent refuses a SET (field_io.ntcip.agent)
 
 Every error carries ``where`` (file, intersection or device id and field) so the
 command line can print one line that says what and where, without a traceback.

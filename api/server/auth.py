@@ -43,6 +43,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from api.server.db import Database, Token, User, utcnow
+from intersections.errors import GreenwaveError
 
 __all__ = [
     "Role",
@@ -98,8 +99,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 }
 
 
-class AuthError(Exception):
-    pass
+class AuthError(GreenwaveError):
+    """An account operation refused (an existing user, a password the policy rejects)."""
 
 
 class PasswordPolicyError(AuthError, ValueError):

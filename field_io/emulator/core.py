@@ -55,7 +55,7 @@ from field_io.commands import (
 )
 from field_io.emulator.plans import default_fallback_plan
 from field_io.mapping import FieldMap, network_maps
-from intersections.errors import InputError
+from intersections.errors import GreenwaveError, InputError
 from intersections.model import Intersection, SignalState
 from intersections.network import Network
 from intersections.plan import TimingPlan, plan_problems
@@ -67,8 +67,11 @@ log = logging.getLogger("greenwave.field.emulator")
 FLASH = int(SignalState.FLASH)
 
 
-class EmulatorStopped(Exception):
-    """Raised inside the tick loop when the emulator is asked to stop."""
+class EmulatorStopped(GreenwaveError):
+    """Raised inside the tick loop when the emulator is asked to stop (the emulator's run() catches it)."""
+
+    def __init__(self) -> None:
+        super().__init__("the emulator was asked to stop")
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,7 @@ from field_io.modbus.transport import (
 )
 from field_io.polled import PolledFieldBackend, PolledLink
 from field_io.security import check_modbus_write, client_context
+from intersections.errors import FieldIOError
 from intersections.network import Network
 
 __all__ = ["ModbusBackend", "ModbusLink", "EXCEPTION_NAMES", "modbus_client", "close_client"]
@@ -116,8 +117,8 @@ def _clean(answer: bytes | None, fc: int, count: int) -> TypeGuard[bytes]:
     return answer is not None and len(answer) == 2 + 2 * count and answer[0] == fc and answer[1] == 2 * count
 
 
-class _Fail(Exception):
-    """One controller's transaction failed (message already worded)."""
+class _Fail(FieldIOError):
+    """One controller's transaction failed (message already worded); caught within this backend."""
 
     def __init__(self, message: str, *, comm: bool = True) -> None:
         super().__init__(message)

@@ -32,6 +32,8 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from intersections.errors import FieldIOError
+
 __all__ = [
     "ModbusTcpClient",
     "ModbusTransportError",
@@ -50,7 +52,7 @@ MAX_FRAME = 260  # MBAP (7) + PDU (253): the Modbus TCP ADU limit
 _MBAP = struct.Struct(">HHHB")
 
 
-class ModbusTransportError(Exception):
+class ModbusTransportError(FieldIOError):
     """A transaction failed; ``str(e)`` says how."""
 
 

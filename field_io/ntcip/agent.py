@@ -55,6 +55,7 @@ from field_io.ntcip.codec import (
 from field_io.ntcip.oids import ASC, OBJECTS, SYSTEM_CONTROL
 from field_io.ntcip.profiles import VendorProfile, vendor_profile
 from field_io.security import SnmpCredentials
+from intersections.errors import ProtocolError
 from intersections.model import SignalState
 from intersections.plan import TimingPlan
 
@@ -145,7 +146,7 @@ _CONSTANTS = {
 }
 
 
-class SnmpError(Exception):
+class SnmpError(ProtocolError):
     """A SET refused: ``status`` (RFC 3416 error-status) at varbind ``index`` (0-based)."""
 
     def __init__(self, status: int, index: int) -> None:
