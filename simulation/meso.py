@@ -222,35 +222,40 @@ class InputOutputQueue:
         self.clear_ticks = int(clear_ticks)
         size = delay.size
         self._slots = int(delay.max(initial=0)) + 1
-        # Ring of the last arrivals, one row per tick: row (head - k) holds those of k ticks ago.
-        self._ring = np.zeros((self._slots, size))
+        # Ring of the last arrivals, flat: slot (head - k) % slots holds those of k ticks ago.
+        self._ring = np.zeros(self._slots * size)
         self._head = 0
         self._delay = delay.ravel()
         self._cols = np.arange(size)
-        # Arrivals of the last tau ticks are still on their way to the queue (by age, in ticks).
-        self._young = (np.arange(self._slots)[:, None] < self._delay[None, :]).astype(float)
-        self.queue_veh = np.zeros(self.shape)
-        self.in_zone_veh = np.zeros(self.shape)
-        self._quiet = np.zeros(self.shape, np.int64)
+        # Arrivals of the last tau ticks, still on their way to the queue: a running sum, O(size) a tick.
+        self._transit = np.zeros(size)
+        self._storage = self.storage_veh.ravel()
+        self._q = np.zeros(size)
+        self._n = np.zeros(size)
+        self._quiet = np.zeros(size, np.int64)
+        self.queue_veh = self._q.reshape(self.shape)
+        self.in_zone_veh = self._n.reshape(self.shape)
 
     def update(self, arrivals: np.ndarray, departures: np.ndarray, green: np.ndarray) -> np.ndarray:
         """Advance one tick; returns the queue estimate ``(N, G)`` (vehicles)."""
         a = np.asarray(arrivals, float).reshape(-1)
-        d = np.asarray(departures, float).reshape(self.shape)
+        d = np.asarray(departures, float).reshape(-1)
+        size = a.size
         self._head = (self._head + 1) % self._slots
-        self._ring[self._head] = a
-        at_line = self._ring[(self._head - self._delay) % self._slots, self._cols].reshape(self.shape)
-        n = np.maximum(self.in_zone_veh + a.reshape(self.shape) - d, 0.0)
-        q = np.minimum(np.maximum(self.queue_veh + at_line - d, 0.0), n)
-        self._quiet = np.where(np.asarray(green, bool) & (d <= 0.0), self._quiet + 1, 0)
+        self._ring[self._head * size : (self._head + 1) * size] = a
+        at_line = self._ring.take(((self._head - self._delay) % self._slots) * size + self._cols)
+        self._transit += a - at_line
+        n = np.maximum(self._n + a - d, 0.0)
+        q = np.minimum(np.maximum(self._q + at_line - d, 0.0), n)
+        self._quiet = np.where(np.asarray(green, bool).reshape(-1) & (d <= 0.0), self._quiet + 1, 0)
         cleared = self._quiet >= self.clear_ticks
         if cleared.any():
-            by_age = self._ring[(self._head - np.arange(self._slots)) % self._slots]  # row k: k ticks ago
-            transit = (by_age * self._young).sum(axis=0).reshape(self.shape)
-            q = np.where(cleared, 0.0, q)
-            n = np.where(cleared, np.minimum(n, transit), n)
-        self.queue_veh = np.minimum(q, self.storage_veh)
-        self.in_zone_veh = n
+            q[cleared] = 0.0
+            np.minimum(n, np.maximum(self._transit, 0.0), out=n, where=cleared)
+        self._q = np.minimum(q, self._storage)
+        self._n = n
+        self.queue_veh = self._q.reshape(self.shape)
+        self.in_zone_veh = n.reshape(self.shape)
         return self.queue_veh
 
 
@@ -476,7 +481,7 @@ class MesoReader:
             clear_ticks=max(1, round(CLEAR_S / self.dt_s)),
         )
         self._cum = np.zeros(len(loops.loop_ids))
-        self._since_green = np.full((self.n, self.g), np.inf)
+        self._since_green = np.full(self.n * self.g, np.inf)
         self._stop = layout.stop_line & (loops.det_pair >= 0)
         n_loops = len(loops.loop_ids)
         # Each pair's share of its loop's vehicles: its stop lanes' (a lane shared by two groups counted once).
@@ -496,6 +501,7 @@ class MesoReader:
         self._get: Any = None
         self._conn: Any = None
         self._in_process = True
+        self._precompute()
 
     def bind(self, conn: Any, getter: Any, in_process: bool) -> None:
         """Attach to a started SUMO: over TraCI, subscribe every loop's interval count once."""
@@ -519,38 +525,45 @@ class MesoReader:
         """Counts (D,), occupancy (D,), queue (N, G) and per stop lane queue (the KPI's lanes) for this tick."""
         return self.update(self._loop_counts(), state)
 
+    def _precompute(self) -> None:
+        """Index and weight arrays of :meth:`update`, built once (every per-tick array op is a gather or bincount)."""
+        lp = self.loops
+        self._det_idx = np.maximum(lp.det_pair, 0)
+        self._det_w = np.where(lp.det_pair >= 0, lp.det_w, 0.0)
+        lanes = lp.stop_lanes.ravel()
+        self._inv_lanes = np.divide(1.0, lanes, out=np.zeros_like(lanes), where=lanes > 0)
+        self._occ_scale = VEHICLE_LENGTH_M / self._zone
+        self._occ = np.zeros(len(lp.det_pair))
+        ok = self._kpi_src >= 0
+        self._kpi_src_ok, self._kpi_flat_ok = self._kpi_src[ok], self._kpi_flat[ok]
+        groups_on = np.bincount(self._kpi_src_ok, minlength=self.n_e2).astype(float)
+        self._kpi_inv = np.divide(1.0, groups_on, out=np.zeros_like(groups_on), where=groups_on > 0)
+        self._valid = self.group_valid.ravel()
+
     def update(self, c: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The tick's arrays from loop counts ``c`` (vehicles since the last tick, per loop) and the shown states."""
         lp = self.loops
         size = self.n * self.g
-        n_pairs = len(lp.pair_loop)
         arr_pair = c.take(lp.pair_loop) * self._turn
         arrivals = np.bincount(lp.pair_flat, weights=arr_pair, minlength=size)
-        shown = (state == _GREEN) | (state == _YELLOW)
-        self._since_green = np.where(shown, 0.0, self._since_green + self.dt_s)
-        recent = (self._since_green <= RECENT_GREEN_S).ravel()
-        active = lp.dep_w * recent.take(self._dep_pair_flat)
-        total = np.bincount(lp.dep_loop, weights=active, minlength=len(c))
-        share = np.divide(active, total.take(lp.dep_loop), out=np.zeros_like(active), where=active > 0)
-        dep_pair = np.bincount(lp.dep_pair, weights=c.take(lp.dep_loop) * share, minlength=n_pairs)
+        flat_state = state.reshape(-1)
+        green = flat_state == _GREEN
+        self._since_green = np.where(green | (flat_state == _YELLOW), 0.0, self._since_green + self.dt_s)
+        active = lp.dep_w * (self._since_green.take(self._dep_pair_flat) <= RECENT_GREEN_S)
+        total = np.bincount(lp.dep_loop, weights=active, minlength=len(c)).take(lp.dep_loop)
+        share = np.divide(active, total, out=np.zeros_like(active), where=active > 0)
+        dep_pair = np.bincount(lp.dep_pair, weights=c.take(lp.dep_loop) * share, minlength=len(lp.pair_loop))
         departures = np.bincount(lp.pair_flat, weights=dep_pair, minlength=size)
-        queue = self.estimator.update(
-            arrivals.reshape(self.n, self.g), departures.reshape(self.n, self.g), state == _GREEN
-        )
-        queue = queue * self.group_valid
-        self._carry += np.where(lp.det_pair >= 0, arr_pair.take(np.maximum(lp.det_pair, 0)) * lp.det_w, 0.0)
+        queue = self.estimator.update(arrivals, departures, green).reshape(-1) * self._valid
+        self._carry += arr_pair.take(self._det_idx) * self._det_w
         counts = np.floor(self._carry + 1e-9)
         self._carry -= counts
-        per_lane = np.divide(queue, lp.stop_lanes, out=np.zeros_like(queue), where=lp.stop_lanes > 0).ravel()
-        occ = np.zeros(len(lp.det_pair))
-        occ[self._stop] = np.minimum(per_lane.take(self._stop_flat) * VEHICLE_LENGTH_M / self._zone, 1.0)
-        e2: np.ndarray = np.zeros(self.n_e2)
-        if self.n_e2:
-            ok = self._kpi_src >= 0
-            e2 = np.bincount(self._kpi_src[ok], weights=per_lane.take(self._kpi_flat[ok]), minlength=self.n_e2)
-            groups_on = np.bincount(self._kpi_src[ok], minlength=self.n_e2)
-            e2 = np.divide(e2, groups_on, out=e2, where=groups_on > 0)
-        return counts, occ, queue, e2
+        per_lane = queue * self._inv_lanes
+        occ = self._occ.copy()
+        occ[self._stop] = np.minimum(per_lane.take(self._stop_flat) * self._occ_scale, 1.0)
+        e2 = np.bincount(self._kpi_src_ok, weights=per_lane.take(self._kpi_flat_ok), minlength=self.n_e2)
+        e2 *= self._kpi_inv
+        return counts, occ, queue.reshape(self.n, self.g), e2
 
     def next_signal(self, conn: Any, vid: str) -> tuple[int, int, float] | None:
         """(row, group, distance m) of the next controlled movement on ``vid``'s route, or None."""
