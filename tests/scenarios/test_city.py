@@ -131,23 +131,46 @@ def test_optimize_coordinate_on_the_small_city_gives_checked_plans(
         assert g["platoon_on_green_after"] >= g["platoon_on_green_before"]
 
 
+def _never_green(net: Path, victim: str, out: Path) -> None:
+    """``net`` with ``victim``'s program red on every link: SUMO runs it, greenwave cannot model it."""
+    text = net.read_text()
+    m = re.search(rf'<tlLogic id="{victim}".*?</tlLogic>', text, re.S)
+    assert m
+    block = re.sub(r'state="([^"]+)"', lambda s: 'state="{}"'.format(re.sub("[Gg]", "r", s.group(1))), m.group(0))
+    with gzip.open(out, "wt", encoding="utf-8") as f:
+        f.write(text[: m.start()] + block + text[m.end() :])
+
+
 def test_a_junction_the_engine_cannot_model_keeps_its_program_and_is_listed_once(
     small: tuple[BuiltScenario, float], tmp_path: Path
 ) -> None:
     b, _ = small
-    text = b.net.read_text()
     victim = _tls(b.net)[5]
-    # a phase state one signal short: the model refuses it, SUMO would too, so the test edits
-    # only what the loader reads (the run itself is the SUMO backend's concern)
-    m = re.search(rf'(<tlLogic id="{victim}".*?<phase duration="\d+" state=")([^"]+)"', text, re.S)
-    assert m
-    broken = text[: m.start(2)] + m.group(2)[:-1] + text[m.end(2) :]
     net = tmp_path / "broken.net.xml.gz"
-    with gzip.open(net, "wt", encoding="utf-8") as f:
-        f.write(broken)
+    _never_green(b.net, victim, net)
     network = load_sumo_net(net)
-    assert [t for t, _ in network.unmodelled] == [victim]
+    assert network.unmodelled == ((victim, f"traffic light {victim}: no link is ever green in program '0'"),)
     assert len(network.intersections) == len(_tls(b.net)) - 1
+
+
+@pytest.mark.sumo
+def test_a_city_run_goes_on_around_a_junction_it_cannot_model(
+    small: tuple[BuiltScenario, float], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from simulation.runner import resolve_run, simulate
+
+    b, _ = small
+    victim = _tls(b.net)[5]
+    net = tmp_path / "broken.net.xml.gz"
+    _never_green(b.net, victim, net)
+    spec = resolve_run(net=net, routes=list(b.routes), begin_s=0.0, end_s=60.0, model="meso")
+    with caplog.at_level("WARNING", logger="greenwave"):
+        k = simulate(spec, "adaptive")
+    assert [t for t, _why in k["meta"]["unmodelled"]] == [victim]  # counted and listed once in the report
+    assert [r.getMessage() for r in caplog.records if "keeps its own program" in r.getMessage()] == [
+        f"traffic light {victim} keeps its own program: traffic light {victim}: no link is ever green in program '0'"
+    ]
+    assert k["meta"]["ticks"] == 60
 
 
 CITY = (CITY_DIR / "hanoi_city.toml").read_text()
