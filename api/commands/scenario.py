@@ -21,9 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from scenarios.library import build_scenario, scenario_names
+    from scenarios.library.definition import city_names
 
     if args.scenario_command == "list":
-        print("\n".join(scenario_names()))
+        print("\n".join([*scenario_names(), *city_names()]))  # city-size ones last (scenarios/defs/city)
         return 0
     built = build_scenario(args.name, args.out, seed=args.seed)
     print(f"net:    {built.net}")
