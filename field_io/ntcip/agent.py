@@ -43,6 +43,7 @@ from field_io.commands import CommandBlock, CommandKind, ControllerMode, RejectR
 from field_io.emulator.core import LocalController
 from field_io.mapping import FieldMap, queue_to_wire
 from field_io.ntcip import ber
+from field_io.ntcip.ber import ErrorStatus
 from field_io.ntcip.codec import (
     masks_to_phases,
     occupancy_to_ntcip,
@@ -149,9 +150,9 @@ _CONSTANTS = {
 class SnmpError(ProtocolError):
     """A SET refused: ``status`` (RFC 3416 error-status) at varbind ``index`` (0-based)."""
 
-    def __init__(self, status: int, index: int) -> None:
+    def __init__(self, status: ErrorStatus, index: int) -> None:
         super().__init__(ber.ERROR_NAMES.get(status, str(status)))
-        self.status = status
+        self.status = int(status)
         self.index = index
 
 
@@ -692,15 +693,15 @@ class RowMib:
         for i, (oid, val) in enumerate(varbinds):
             hit = self.table.get(oid)
             if hit is None:
-                raise SnmpError(17 if self.known_object(oid) else 11, i)  # notWritable / noCreation
+                raise SnmpError(ErrorStatus.NOT_WRITABLE if self.known_object(oid) else ErrorStatus.NO_CREATION, i)
             name, idx = hit
             if name not in _WRITABLE:
-                raise SnmpError(17, i)  # notWritable
+                raise SnmpError(ErrorStatus.NOT_WRITABLE, i)
             if val[0] != ber.INTEGER or not isinstance(val[1], int):
-                raise SnmpError(7, i)  # wrongType
+                raise SnmpError(ErrorStatus.WRONG_TYPE, i)
             v = int(val[1])
             if not 0 <= v <= 255 and name != "gwLockstepStep":
-                raise SnmpError(10, i)  # wrongValue
+                raise SnmpError(ErrorStatus.WRONG_VALUE, i)
             parsed.append((i, name, idx, v))
         names = {n for _i, n, _x, _v in parsed}
         step = next((v for _i, n, _x, v in parsed if n == "gwLockstepStep"), None)
@@ -711,7 +712,7 @@ class RowMib:
         touched_fallback = any(x[0] == prof.fallback_pattern for _i, _n, x, _v in pattern_writes)
         if touched_fallback and not core.commissioning[r]:
             core.submit_fallback_plan(r, 0, None, RejectReason.NOT_COMMISSIONING)
-            raise SnmpError(17, pattern_writes[0][0])
+            raise SnmpError(ErrorStatus.NOT_WRITABLE, pattern_writes[0][0])
         # Validate before applying anything.
         staged_patterns = {p: list(v) for p, v in self.patterns.items()}
         staged_splits = dict(self.splits)
@@ -738,7 +739,7 @@ class RowMib:
             pidx = idx_of.get(("systemPatternControl", ()), ctl[0] if ctl else parsed[0][0])
             if pat in (FREE, FLASH_PATTERN):
                 self._reject(RejectReason.FORBIDDEN)
-                raise SnmpError(10, pidx)
+                raise SnmpError(ErrorStatus.WRONG_VALUE, pidx)
             hold = masks_to_phases(control["phaseControlGroupHold"])
             force = masks_to_phases(control["phaseControlGroupForceOff"])
             call = masks_to_phases(control["phaseControlGroupVehCall"])
@@ -752,7 +753,7 @@ class RowMib:
                 plan = self._pattern_plan(pat, staged_patterns, staged_splits)
                 if plan is None:
                     self._reject(RejectReason.PLAN_INVALID)
-                    raise SnmpError(10, pidx)
+                    raise SnmpError(ErrorStatus.WRONG_VALUE, pidx)
                 block = CommandBlock(seq=0, kind=CommandKind.PLAN, plan=plan)
         fallback_plan = None
         if touched_fallback:
@@ -762,7 +763,7 @@ class RowMib:
             fallback_plan = pattern_to_plan(prow[0], prow[1], splits, self.fmap)
             if fallback_plan is None:
                 core.submit_fallback_plan(r, 0, None, RejectReason.PLAN_INVALID)
-                raise SnmpError(10, pattern_writes[0][0])
+                raise SnmpError(ErrorStatus.WRONG_VALUE, pattern_writes[0][0])
         if block is not None:
             content = block.content()
             with core.lock:
@@ -771,7 +772,9 @@ class RowMib:
             block = replace(block, seq=seq)
             reason = core.submit_command(r, block, phase_control=phase_control)
             if reason != RejectReason.NONE:
-                raise SnmpError(10 if reason != RejectReason.LOCAL_OVERRIDE else 13, pidx)
+                local = reason == RejectReason.LOCAL_OVERRIDE
+                refused = ErrorStatus.RESOURCE_UNAVAILABLE if local else ErrorStatus.WRONG_VALUE
+                raise SnmpError(refused, pidx)
             self.seq, self.last_content = seq, content
         # Everything validated: apply.
         if fallback_plan is not None:
@@ -996,10 +999,10 @@ class SnmpAgent:
                 msg.community,
                 ber.RESPONSE,
                 msg.request_id,
-                _V1.get(6, 6) if v1 else 6,
+                _V1.get(ErrorStatus.NO_ACCESS, ErrorStatus.NO_ACCESS) if v1 else ErrorStatus.NO_ACCESS,
                 1,
                 tuple(msg.varbinds),
-            )  # noAccess
+            )
 
         def response(status: int = 0, index: int = 0, vbs: Sequence[Any] = msg.varbinds) -> ber.Message:
             if v1 and status:
@@ -1015,7 +1018,7 @@ class SnmpAgent:
                 val = mib.get(oid)
                 if val is None:
                     if v1:
-                        return response(2, i + 1)  # noSuchName
+                        return response(ErrorStatus.NO_SUCH_NAME, i + 1)
                     val = mib.missing(oid)
                 out.append((oid, val))
             if len(self._get_cache) > 64:
@@ -1031,7 +1034,7 @@ class SnmpAgent:
                 nxt = mib.next_oid(oid)
                 if nxt is None:
                     if v1:
-                        return response(2, i + 1)  # noSuchName: the end of the MIB view in v1
+                        return response(ErrorStatus.NO_SUCH_NAME, i + 1)  # the end of the MIB view in v1
                     out.append((oid, (ber.END_OF_MIB_VIEW, None)))
                 else:
                     val = mib.get(nxt)
@@ -1216,13 +1219,13 @@ class _Instrumentation:
                 self.agent.mib.label(bad),
             )
             cls = {
-                7: smi_error.WrongTypeError,
-                10: smi_error.WrongValueError,
-                11: smi_error.NoCreationError,
-                12: smi_error.InconsistentValueError,
-                13: smi_error.ResourceUnavailableError,
-                17: smi_error.NotWritableError,
-            }.get(e.status, smi_error.GenError)
+                ErrorStatus.WRONG_TYPE: smi_error.WrongTypeError,
+                ErrorStatus.WRONG_VALUE: smi_error.WrongValueError,
+                ErrorStatus.NO_CREATION: smi_error.NoCreationError,
+                ErrorStatus.INCONSISTENT_VALUE: smi_error.InconsistentValueError,
+                ErrorStatus.RESOURCE_UNAVAILABLE: smi_error.ResourceUnavailableError,
+                ErrorStatus.NOT_WRITABLE: smi_error.NotWritableError,
+            }.get(ErrorStatus(e.status), smi_error.GenError)
             raise cls(idx=e.index) from None
         return list(varBinds)
 

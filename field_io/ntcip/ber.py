@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any
 
 from field_io.errors import ProtocolError
@@ -49,6 +50,7 @@ __all__ = [
     "SET",
     "GET_BULK",
     "ERROR_NAMES",
+    "ErrorStatus",
 ]
 
 INTEGER, OCTET_STRING, NULL, OID, SEQUENCE = 0x02, 0x04, 0x05, 0x06, 0x30
@@ -69,27 +71,33 @@ _PDUS = {GET, GET_NEXT, RESPONSE, SET, GET_BULK, INFORM, TRAP_V2, REPORT}
 _INTS = {INTEGER, COUNTER32, GAUGE32, TIMETICKS, COUNTER64}
 _EXC = {NO_SUCH_OBJECT, NO_SUCH_INSTANCE, END_OF_MIB_VIEW}
 
-#: RFC 3416 error-status names (0-5 are SNMPv1's).
+class ErrorStatus(IntEnum):
+    """RFC 3416 §3 error-status of a response PDU (0-5 are SNMPv1's); ERROR_NAMES spells them as the RFC does."""
+
+    NO_ERROR = 0
+    TOO_BIG = 1
+    NO_SUCH_NAME = 2
+    BAD_VALUE = 3
+    READ_ONLY = 4
+    GEN_ERR = 5
+    NO_ACCESS = 6
+    WRONG_TYPE = 7
+    WRONG_LENGTH = 8
+    WRONG_ENCODING = 9
+    WRONG_VALUE = 10
+    NO_CREATION = 11
+    INCONSISTENT_VALUE = 12
+    RESOURCE_UNAVAILABLE = 13
+    COMMIT_FAILED = 14
+    UNDO_FAILED = 15
+    AUTHORIZATION_ERROR = 16
+    NOT_WRITABLE = 17
+    INCONSISTENT_NAME = 18
+
+
+#: RFC 3416 error-status names by value, spelled as the RFC does (``NOT_WRITABLE`` -> ``notWritable``).
 ERROR_NAMES = {
-    0: "noError",
-    1: "tooBig",
-    2: "noSuchName",
-    3: "badValue",
-    4: "readOnly",
-    5: "genErr",
-    6: "noAccess",
-    7: "wrongType",
-    8: "wrongLength",
-    9: "wrongEncoding",
-    10: "wrongValue",
-    11: "noCreation",
-    12: "inconsistentValue",
-    13: "resourceUnavailable",
-    14: "commitFailed",
-    15: "undoFailed",
-    16: "authorizationError",
-    17: "notWritable",
-    18: "inconsistentName",
+    int(s): "".join(w.capitalize() if k else w.lower() for k, w in enumerate(s.name.split("_"))) for s in ErrorStatus
 }
 
 
