@@ -61,6 +61,16 @@ def test_build_is_cached(small: tuple[BuiltScenario, float]) -> None:
     assert again == b and {p: p.stat().st_mtime_ns for p in stamp} == stamp
 
 
+def test_build_is_deterministic(small: tuple[BuiltScenario, float], tmp_path: Path) -> None:
+    b, _ = small
+    again = build_scenario(SMALL, tmp_path)
+    for mine, theirs in ((b.net, again.net), (b.routes[0], again.routes[0])):
+        assert mine.read_bytes() == theirs.read_bytes()
+    other = build_scenario(SMALL, tmp_path / "seed7", seed=7)  # another seed: other trips, same city
+    assert other.net.read_bytes() == b.net.read_bytes()
+    assert other.routes[0].read_bytes() != b.routes[0].read_bytes()
+
+
 def test_hanoi_city_lays_out_at_least_1000_signals_on_rings_and_radial_arterials() -> None:
     d = load_scenario_def("hanoi_city")
     lay = city_layout(d.network)
