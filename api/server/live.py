@@ -36,6 +36,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -311,11 +312,26 @@ class RoadMap:
             return np.where(g > 0, flow / (self.sat_flow_veh_h * g), np.nan)
 
 
+class ControlKind(StrEnum):
+    """What the control centre runs at an intersection (``Control.kind``; the dashboard shows the value)."""
+
+    ADAPTIVE = "adaptive"
+    FIXED = "fixed"
+    HOLD = "hold"
+    FLASH = "flash"
+
+
+#: NTCIP pattern number logged (PATTERN_CHANGE) when a control starts: a fixed plan logs its version.
+_PATTERN_OF = {ControlKind.FLASH: 255, ControlKind.HOLD: 254, ControlKind.ADAPTIVE: 0}
+#: The dashboard status (STATUS_VALUES) a control shows when the controller itself is healthy.
+_STATUS_OF = {ControlKind.ADAPTIVE: "adaptive", ControlKind.FIXED: "fixed", ControlKind.HOLD: "manual"}
+
+
 @dataclass(frozen=True)
 class Control:
     """What one intersection should run, and why."""
 
-    kind: str  # adaptive | fixed | hold | flash
+    kind: ControlKind
     source: str = "standing"  # standing | schedule | command
     plan_id: int | None = None
     plan_version: int | None = None
@@ -323,6 +339,9 @@ class Control:
     stage: str | None = None
     command_id: int | None = None
     expires_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", ControlKind(self.kind))  # a stored mode read back as text
 
     def public(self) -> dict[str, Any]:
         """``kind`` and ``source`` always; the other fields only when set.
@@ -344,7 +363,7 @@ class Control:
         return out
 
 
-ADAPTIVE = Control("adaptive")
+ADAPTIVE = Control(ControlKind.ADAPTIVE)
 
 
 def intersection_model(inter: Intersection) -> dict[str, Any]:
@@ -665,7 +684,7 @@ class EngineRunner:
         if pv is None:
             return None
         return Control(
-            "fixed", source=source, plan_id=pv.id, plan_version=pv.version, plan=plan_from_json(pv.plan), **kw
+            ControlKind.FIXED, source=source, plan_id=pv.id, plan_version=pv.version, plan=plan_from_json(pv.plan), **kw
         )
 
     def _load_state(self) -> None:
@@ -680,7 +699,11 @@ class EngineRunner:
             for e in s.scalars(select(ScheduleEntry).order_by(ScheduleEntry.id)):
                 if e.intersection_id in ids:
                     r = ids.index(e.intersection_id)
-                    c = self._plan_control(s, e.plan_id, "schedule") if e.plan_id else Control("adaptive", "schedule")
+                    c = (
+                        self._plan_control(s, e.plan_id, "schedule")
+                        if e.plan_id
+                        else Control(ControlKind.ADAPTIVE, "schedule")
+                    )
                     if c is not None:
                         self.schedules.setdefault(r, []).append((_minutes(e.start), c))
             for v in self.schedules.values():
@@ -707,7 +730,7 @@ class EngineRunner:
             pc = self._plan_control(s, c.plan_id, "command", command_id=c.id, expires_at=c.expires_at)
             if pc is not None:
                 return pc
-        kind = {"adaptive": "adaptive", "flash": "flash", "hold": "hold"}.get(c.kind, "adaptive")
+        kind = {"flash": ControlKind.FLASH, "hold": ControlKind.HOLD}.get(c.kind, ControlKind.ADAPTIVE)
         return Control(kind, "command", stage=c.stage, command_id=c.id, expires_at=c.expires_at)
 
     def _end_command_row(self, s: Any, c: CommandRow, status: str, by: str, now: datetime) -> None:
@@ -971,22 +994,23 @@ class EngineRunner:
     def _apply_control(self, r: int, c: Control) -> None:
         pol, be = self.policy, self.backend
         try:
-            if c.kind == "fixed" and c.plan is not None:
-                pol.set_fixed(r, c.plan)
-            elif c.kind == "hold" and c.stage is not None:
-                assert self.network is not None
-                stages = [st.id for st in self.network.intersections[r].stages]
-                pol.set_hold(r, stages.index(c.stage))
-            elif c.kind == "flash":
-                pol.set_flash(r)
-            else:
-                pol.set_adaptive(r)
+            match c.kind:
+                case ControlKind.FIXED if c.plan is not None:
+                    pol.set_fixed(r, c.plan)
+                case ControlKind.HOLD if c.stage is not None:
+                    assert self.network is not None
+                    stages = [st.id for st in self.network.intersections[r].stages]
+                    pol.set_hold(r, stages.index(c.stage))
+                case ControlKind.FLASH:
+                    pol.set_flash(r)
+                case _:
+                    pol.set_adaptive(r)
         except (PlanError, ValueError) as e:
             log.error("%s: control %s refused: %s", self.network.ids[r] if self.network else r, c.kind, e)
             pol.set_adaptive(r)
             c = ADAPTIVE
-        be.flash_request[r] = c.kind == "flash"
-        param = {"fixed": (c.plan_version or 1) % 253 or 253, "flash": 255, "hold": 254}.get(c.kind, 0)
+        be.flash_request[r] = c.kind is ControlKind.FLASH
+        param = (c.plan_version or 1) % 253 or 253 if c.kind is ControlKind.FIXED else _PATTERN_OF[c.kind]
         self.recorder.emit(self.sim_time_s, r, EventCode.PATTERN_CHANGE, param)
         self.applied[r] = c
         if hasattr(self, "_t_cycle_start"):  # a new control: measure its cycles afresh
@@ -1310,13 +1334,10 @@ class EngineRunner:
             return "comm_loss"
         if mode == Mode.FAULT:
             return "fault"
-        if (c is not None and c.kind == "flash") or mode in (Mode.CLEARING, Mode.FLASH):
+        kind = c.kind if c is not None else ControlKind.ADAPTIVE
+        if kind is ControlKind.FLASH or mode in (Mode.CLEARING, Mode.FLASH):
             return "flash"
-        if c is not None and c.kind == "hold":
-            return "manual"
-        if c is not None and c.kind == "fixed":
-            return "fixed"
-        return "adaptive"
+        return _STATUS_OF[kind]
 
     def _publish_snapshot(self, force: bool = False) -> None:
         net = self.network

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from api.server.auth import Permission, Principal
 from api.server.db import CommandRow, IntersectionRow, PlanVersion, utcnow
 from api.server.deps import ServiceState, require, service
-from api.server.live import Control, EngineRunner
+from api.server.live import Control, ControlKind, EngineRunner
 from api.server.routes.network import network_or_503
 from api.server.schemas import CommandIn, CommandKind, CommandOut, Problem
 from intersections.plan import plan_from_json
@@ -116,9 +116,11 @@ def create_commands(body: CommandIn, who: Principal = Depends(commander), svc: S
             created.append(c)
             kw: dict[str, Any] = {"source": "command", "command_id": c.id, "expires_at": expires}
             if pv is not None:
-                ctl = Control("fixed", plan_id=pv.id, plan_version=pv.version, plan=plan_from_json(pv.plan), **kw)
+                plan = plan_from_json(pv.plan)
+                ctl = Control(ControlKind.FIXED, plan_id=pv.id, plan_version=pv.version, plan=plan, **kw)
             else:
-                ctl = Control({"fixed_plan": "fixed"}.get(c.kind, c.kind), stage=c.stage, **kw)
+                kind = ControlKind.FIXED if c.kind == CommandKind.FIXED_PLAN else ControlKind(c.kind)
+                ctl = Control(kind, stage=c.stage, **kw)
             svc.runner.post(partial(EngineRunner.add_command, command_id=c.id, intersection_id=iid, control=ctl))
         out = [command_out(c) for c in created]
     for co in out:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from api.server.auth import Permission, Principal, Role
 from api.server.db import Approval, IntersectionRow, PlanVersion, ScheduleEntry, utcnow
 from api.server.deps import ServiceState, require, service
-from api.server.live import Control, EngineRunner
+from api.server.live import Control, ControlKind, EngineRunner
 from api.server.routes.network import known, network_or_503
 from api.server.schemas import (
     ActivateIn,
@@ -246,7 +246,7 @@ def apply_activation(
             s, username, "plan.activate", iid, plan_id=target.id, version=target.version, comment=comment, **audit
         )
         done.append({"intersection": iid, "plan_id": target.id, "version": target.version})
-        ctl = Control("fixed", "standing", target.id, target.version, plans[iid])
+        ctl = Control(ControlKind.FIXED, "standing", target.id, target.version, plans[iid])
         svc.runner.post(partial(EngineRunner.set_standing, intersection_id=iid, control=ctl))
     return done
 
@@ -341,7 +341,7 @@ def make_adaptive(
         if row is not None:
             row.standing_mode, row.updated_at = "adaptive", utcnow()
         svc.db.audit(s, who.username, "plan.deactivate", intersection_id)
-    svc.runner.post(lambda r: r.set_standing(intersection_id, Control("adaptive")))
+    svc.runner.post(lambda r: r.set_standing(intersection_id, Control(ControlKind.ADAPTIVE)))
     return {"intersection": intersection_id, "standing_mode": "adaptive"}
 
 
@@ -392,7 +392,7 @@ def check_schedule(
     out: list[tuple[str, Control]] = []
     for k, e in enumerate(entries):
         if e["plan_id"] is None:
-            out.append((e["start"], Control("adaptive", "schedule")))
+            out.append((e["start"], Control(ControlKind.ADAPTIVE, "schedule")))
             continue
         pv = s.get(PlanVersion, e["plan_id"])
         if pv is None or pv.intersection_id != intersection_id:
@@ -400,7 +400,7 @@ def check_schedule(
                 Problem(field=f"entries[{k}].plan_id", message=f"no plan {e['plan_id']} for {intersection_id}")
             )
             continue
-        out.append((e["start"], Control("fixed", "schedule", pv.id, pv.version, plan_from_json(pv.plan))))
+        out.append((e["start"], Control(ControlKind.FIXED, "schedule", pv.id, pv.version, plan_from_json(pv.plan))))
     return out, problems
 
 
