@@ -27,6 +27,12 @@ so the figure is a floor for a dedicated host. The last line is the headline::
 
     .venv/bin/python benchmarks/bench_api.py            # 1,024 intersections
     .venv/bin/python benchmarks/bench_api.py --grid 6   # a quick smoke run (36)
+    .venv/bin/python benchmarks/bench_api.py --scenario hanoi_city --browser   # the city twin (meso)
+
+With ``--scenario`` the server is ``greenwave serve --scenario CITY`` with no other setting: the
+city's SUMO twin in the mesoscopic model at speed 10 (ten ticks a second), so the same figures
+are taken on a real city's snapshot while the twin runs, plus ``city_twin_x_realtime`` (the
+simulated seconds per wall second the twin kept up meanwhile).
 """
 
 from __future__ import annotations
@@ -65,16 +71,15 @@ def build_grid(n: int, out: Path) -> Path:
     return net
 
 
-def start_server(net: Path, data: Path) -> tuple[subprocess.Popen[str], str]:
-    env = {
-        **os.environ,
-        "GREENWAVE_BACKEND": "fake",
-        "GREENWAVE_NET_FILE": str(net),
-        "GREENWAVE_SPEED": "1",
-        "GREENWAVE_EVENT_FLUSH_S": "5",
-    }
+def start_server(net: Path | None, data: Path, scenario: str | None = None) -> tuple[subprocess.Popen[str], str]:
+    """``greenwave serve`` on ``net`` (in-memory backend, one tick a second) or on a city ``scenario``'s twin."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GREENWAVE_")}
+    env["GREENWAVE_EVENT_FLUSH_S"] = "5"
+    if scenario is None:
+        env.update(GREENWAVE_BACKEND="fake", GREENWAVE_NET_FILE=str(net), GREENWAVE_SPEED="1")
     cmd = [sys.executable, "-c", "import sys; from api.cli import main; sys.exit(main())", "serve", "--port", "0",
-           "--data-dir", str(data), "--log-level", "warning"]  # fmt: skip
+           "--data-dir", str(data), "--log-level", "warning",
+           *(["--scenario", scenario] if scenario else [])]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -248,10 +253,24 @@ def main() -> int:
     ap.add_argument("--streams", type=int, default=200)
     ap.add_argument("--ticks", type=int, default=10)
     ap.add_argument("--browser", action="store_true", help="also measure the map in Debian's Chromium")
+    ap.add_argument(
+        "--scenario",
+        metavar="CITY",
+        help="serve a city scenario's twin instead (e.g. hanoi_city: SUMO meso at speed 10, the city defaults); "
+        "also prints city_twin_x_realtime. The city is built once into --cache",
+    )
+    ap.add_argument("--cache", metavar="DIR", default=str(Path(tempfile.gettempdir()) / "gw-bench-api-city"),
+                    help="data directory of the --scenario run (keeps the city's build between runs)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="gw-bench-api-") as tmp:
-        net = build_grid(args.grid, Path(tmp))
-        proc, url = start_server(net, Path(tmp) / "data")
+        if args.scenario:
+            net, data = None, Path(args.cache)
+            t0 = time.perf_counter()
+        else:
+            net, data = build_grid(args.grid, Path(tmp)), Path(tmp) / "data"
+        proc, url = start_server(net, data, args.scenario)
+        if args.scenario:
+            print(f"city twin up in {time.perf_counter() - t0:.0f} s (build cached in {data})")
         try:
             token = httpx.post(f"{url}/api/auth/login", json={"username": "admin", "password": "greenwave"}).json()[
                 "access_token"
@@ -266,8 +285,16 @@ def main() -> int:
                 f"intersections: {n}   roads: {len(snap['roads']['level'])}   "
                 f"snapshot: {raw / 1024:.0f} KiB JSON, {gz / 1024:.0f} KiB gzip"
             )
+            st0 = httpx.get(f"{url}/api/status", headers=h).json()
+            w0 = time.monotonic()
             good, total = streams_every_tick(url, token, args.streams, args.ticks)
             print(f"stream_clients_every_tick: {good}/{total} (over {args.ticks} ticks)")
+            if args.scenario:
+                st1 = httpx.get(f"{url}/api/status", headers=h).json()
+                x_rt = (st1["sim_time_s"] - st0["sim_time_s"]) / (time.monotonic() - w0)
+                print(f"city_twin: {st1['backend']} {st1['model']} at speed {st1['speed']:g}, "
+                      f"{st1['intersections']} intersections")  # fmt: skip
+                print(f"city_twin_x_realtime: {x_rt:.1f} (while serving {args.streams} streams)")
             if args.browser:
                 m = map_fluidity(url)
                 print(

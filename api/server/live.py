@@ -471,6 +471,7 @@ class EngineRunner:
         # Emulated field controllers keep wall-clock time: the Modbus twin runs in real time.
         self.speed = 1.0 if settings.backend is BackendKind.MODBUS else settings.speed
         self.epoch = utcnow()
+        self._last_publish = -1e9  # monotonic time of the last live frame (live_max_hz)
         self.sim_offset_s = 0.0
         self.begin_s = 0.0
         self.end_s: float | None = None
@@ -1089,7 +1090,13 @@ class EngineRunner:
         self._road_accumulate(res)
         self._timing_track(res)
         self._kpi_accumulate(res, q)
-        self._publish_snapshot()
+        # An accelerated twin ticks faster than anyone can watch: with live_max_hz the live state is
+        # published at most that often (wall clock), still once per published tick for everyone.
+        hz = self.settings.live_max_hz
+        now = time.monotonic()
+        if hz is None or now - self._last_publish >= 1.0 / hz:
+            self._last_publish = now
+            self._publish_snapshot()
 
     def _raise_alarm(self, r: int, code: str, t: float) -> None:
         sev, rsmp, msg = ALARM_TYPES[code]

@@ -57,7 +57,7 @@ class BackendKind(StrEnum):
 
 
 #: The twin of a city scenario (``scenarios/defs/city``) where the settings do not say otherwise.
-CITY_TWIN: dict[str, Any] = {"backend": BackendKind.SUMO, "model": "meso", "speed": 10.0}
+CITY_TWIN: dict[str, Any] = {"backend": BackendKind.SUMO, "model": "meso", "speed": 10.0, "live_max_hz": 1.0}
 
 
 class Settings(BaseSettings):
@@ -99,6 +99,13 @@ class Settings(BaseSettings):
         5.0, ge=0, le=1000, description="simulated s per wall s; 0 = as fast as possible (sumo/fake; modbus: real time)"
     )
     tick_s: float = Field(1.0, gt=0, le=10)
+    live_max_hz: float | None = Field(
+        None,
+        gt=0,
+        le=100,
+        description="publish the live state (snapshot, stream) at most this often per wall second; "
+        "none: every tick (an accelerated city twin ticks faster than a screen or 200 clients need)",
+    )
     comm_timeout_s: float | None = Field(None, gt=0, description="stale-data limit; default two ticks")
     loop_scenario: bool = Field(True, description="restart the twin when the scenario's horizon ends")
     token_ttl_s: int = Field(8 * 3600, gt=0)

@@ -28,11 +28,11 @@ def test_a_city_scenario_runs_as_a_city_twin_unless_told_otherwise(tmp_path: Pat
     from api.server.settings import load_settings
 
     s = load_settings(data_dir=tmp_path, scenario="hanoi_city")
-    assert (s.backend, s.model, s.speed) == ("sumo", "meso", 10.0) and not s.startup_problems()
+    assert (s.backend, s.model, s.speed, s.live_max_hz) == ("sumo", "meso", 10.0, 1.0) and not s.startup_problems()
     s = load_settings(data_dir=tmp_path, scenario="hanoi_city", model="micro", speed=2.0)
     assert (s.backend, s.model, s.speed) == ("sumo", "micro", 2.0)
     s = load_settings(data_dir=tmp_path, scenario="demo")
-    assert (s.backend, s.model) == ("modbus", "micro")
+    assert (s.backend, s.model, s.live_max_hz) == ("modbus", "micro", None)
     # Given explicitly, the emulated cabinets stay, and meso with them is refused in one line.
     s = load_settings(data_dir=tmp_path, scenario=CITY, backend="modbus", model="meso")
     assert [p.split(":")[0] for p in s.startup_problems()] == ["model"]
