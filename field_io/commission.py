@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -48,31 +49,39 @@ from field_io.protocols import load, protocol_spec
 from intersections.model import DetectorKind, Intersection
 from intersections.plan import TimingPlan, plan_problems
 
-__all__ = ["Check", "CommissioningReport", "commission", "CommissionOptions"]
+__all__ = ["Check", "CheckStatus", "CommissioningReport", "commission", "CommissionOptions"]
+
+
+class CheckStatus(StrEnum):
+    """A commissioning check's outcome; a check not run (an earlier one failed) stays SKIP."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    SKIP = "skip"
 
 
 @dataclass
 class Check:
     name: str
-    status: str = "skip"  # pass | fail | skip
+    status: CheckStatus = CheckStatus.SKIP
     summary: str = ""
     details: list[str] = field(default_factory=list)
     measured: dict[str, Any] = field(default_factory=dict)
 
     def ok(self, summary: str, **measured: Any) -> Check:
-        self.status, self.summary = "pass", summary
+        self.status, self.summary = CheckStatus.PASS, summary
         self.measured.update(measured)
         return self
 
     def fail(self, summary: str, **measured: Any) -> Check:
-        self.status, self.summary = "fail", summary
+        self.status, self.summary = CheckStatus.FAIL, summary
         self.measured.update(measured)
         return self
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "status": self.status,
+            "status": self.status.value,
             "summary": self.summary,
             "details": list(self.details),
             "measured": self.measured,
@@ -89,7 +98,7 @@ class CommissioningReport:
 
     @property
     def passed(self) -> bool:
-        return all(c.status == "pass" for c in self.checks)
+        return all(c.status is CheckStatus.PASS for c in self.checks)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -102,7 +111,6 @@ class CommissioningReport:
         }
 
     def render(self) -> str:
-        mark = {"pass": "PASS", "fail": "FAIL", "skip": "SKIP"}
         e = self.endpoint
         lines = [
             f"greenwave commissioning - intersection {self.intersection}",
@@ -114,10 +122,10 @@ class CommissioningReport:
             lines.append("identity: " + ", ".join(f"{k} {v}" for k, v in self.identity.items()))
         lines.append("")
         for k, c in enumerate(self.checks, 1):
-            lines.append(f"[{mark[c.status]}] {k}. {c.name}: {c.summary}")
+            lines.append(f"[{c.status.name}] {k}. {c.name}: {c.summary}")
             lines += [f"         - {d}" for d in c.details]
-        n_fail = sum(c.status == "fail" for c in self.checks)
-        n_skip = sum(c.status == "skip" for c in self.checks)
+        n_fail = sum(c.status is CheckStatus.FAIL for c in self.checks)
+        n_skip = sum(c.status is CheckStatus.SKIP for c in self.checks)
         lines += [
             "",
             "RESULT: "
@@ -848,12 +856,12 @@ def commission(
     try:
         loop.run(_commission(endpoint.protocol, endpoint, intersection, opt, report))
     except FieldIOError as e:
-        pending = next((c for c in report.checks if c.status == "skip" and not c.summary), None)
+        pending = next((c for c in report.checks if c.status is CheckStatus.SKIP and not c.summary), None)
         if pending is not None:
             pending.fail(e.message)
     finally:
         loop.close()
     for c in report.checks:
-        if c.status == "skip" and not c.summary:
+        if c.status is CheckStatus.SKIP and not c.summary:
             c.summary = "not run (an earlier check failed)"
     return report
