@@ -22,8 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import IntEnum, IntFlag
 
-import numpy as np
-
 from intersections.model import Intersection
 from intersections.plan import PlanStage, TimingPlan, plan_problems
 
@@ -98,15 +96,6 @@ class FaultBits(IntFlag):
     DETECTOR = 1 << 3
     PLAN_REJECTED = 1 << 4
     LOCAL_OVERRIDE = 1 << 5
-
-
-def _mask(stages: Sequence[int] | int) -> int:
-    if isinstance(stages, (int, np.integer)):
-        return int(stages)
-    out = 0
-    for s in stages:
-        out |= 1 << int(s)
-    return out
 
 
 @dataclass(frozen=True)

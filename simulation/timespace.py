@@ -44,10 +44,6 @@ class Corridor:
     through_group: tuple[int, ...]  # group index serving the through movement at each
 
 
-def _edge_attrs(g: nx.DiGraph) -> dict[str, tuple[str, str, float]]:
-    return {d["id"]: (u, v, d["length_m"]) for u, v, d in g.edges(data=True)}
-
-
 def corridor_from_tls(network: Network, tls: Sequence[str]) -> Corridor:
     """The path through the given intersections in order, plus one link before and after."""
     g = network.graph

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from gwpki import generate_test_pki
 
 from controller.engine import Engine
 from controller.policies import make_policy
@@ -20,7 +21,7 @@ from field_io.mapping import field_map
 from field_io.modbus import codec
 from field_io.modbus.backend import ModbusBackend
 from field_io.modbus.profile import COMMAND, STATUS
-from field_io.security import TlsConfig, generate_test_pki, server_context
+from field_io.security import TlsConfig, server_context
 
 from .conftest import copies
 
