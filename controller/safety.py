@@ -45,10 +45,9 @@ all-red part of every intergreen still follows it in full.
 State is kept as arrays over ``N`` intersections padded to ``G`` groups
 (:mod:`controller.arrays`); a step runs as one compiled kernel (numba) that
 takes the intersections one row at a time, its MMU check a separate compiled
-function written apart from the sequencing. The numpy form it replaced cost
-~45 array calls a tick, each dearer than the handful of groups it touched,
-and 5-10x dearer again on the caches a SUMO step leaves cold: on the 10x10
-grid the step went from 0.10-0.14 ms to 0.035 ms per tick inside the loop.
+function written apart from the sequencing: as numpy, a step is ~45 array
+calls a tick, each dearer than the handful of groups it touches, and dearer
+again on the caches a SUMO step leaves cold (timings: README, benchmarks).
 Checked against that numpy form step for step (900 hypothesis scenarios:
 identical states, timers and reports) and, for the MMU, on 20,000 random
 transitions; the property tests (tests/controller/test_safety.py) run against the kernel itself.
@@ -99,7 +98,7 @@ class Mode(IntEnum):
 
 
 # Plain ints for array comparisons: comparing a numpy array with an IntEnum member
-# takes numpy's slow path (~10 µs against ~1 µs on a 100-row array, measured), and
+# takes numpy's slow path (about ten times an int's on a 100-row array), and
 # the supervisor compares its mode array a dozen times per tick.
 _NORMAL, _CLEARING, _FLASH_MODE, _LOCAL, _FAULT = (int(m) for m in Mode)
 _FS_FLASH, _FS_LOCAL = int(FailSafe.FLASH), int(FailSafe.LOCAL_PLAN)
