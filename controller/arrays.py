@@ -87,6 +87,7 @@ class PackedNetwork:
     stage_valid: np.ndarray  # (N, S) bool
     n_groups: np.ndarray  # (N,) int
     n_stages: np.ndarray  # (N,) int
+    stage_yield: np.ndarray  # (N, S, G) bool: members green only as a permissive movement protected elsewhere
 
     @property
     def n(self) -> int:
@@ -159,6 +160,7 @@ def pack(intersections: Sequence[Intersection]) -> PackedNetwork:
     yellow = np.zeros((n, g))
     all_red = np.zeros((n, g))
     stage_mask = np.zeros((n, s, g), bool)
+    stage_yield = np.zeros((n, s, g), bool)
     stage_valid = np.zeros((n, s), bool)
     n_groups = np.zeros(n, int)
     n_stages = np.zeros(n, int)
@@ -176,6 +178,7 @@ def pack(intersections: Sequence[Intersection]) -> PackedNetwork:
         sm = inter.stage_mask()
         n_stages[k] = len(inter.stages)
         stage_mask[k, : sm.shape[0], :m] = sm
+        stage_yield[k, : sm.shape[0], :m] = inter.stage_mask(yielding=True)
         stage_valid[k, : sm.shape[0]] = True
     return PackedNetwork(
         ids=tuple(i.id for i in intersections),
@@ -191,4 +194,5 @@ def pack(intersections: Sequence[Intersection]) -> PackedNetwork:
         stage_valid=stage_valid,
         n_groups=n_groups,
         n_stages=n_stages,
+        stage_yield=stage_yield,
     )

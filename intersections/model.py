@@ -159,15 +159,31 @@ class SignalGroup:
 
 @dataclass(frozen=True)
 class Stage:
-    """A set of mutually compatible signal groups that are green together."""
+    """A set of mutually compatible signal groups that are green together.
+
+    ``yielding`` names the members that are green here only as a permissive
+    movement (SUMO's ``g``: a left turn filtering through gaps in the oncoming
+    flow) while another stage of the intersection gives them right of way.
+    Such a movement's capacity in this stage depends on the gaps the opposing
+    flow leaves (HCM 7th ed., ch. 19, permissive left-turn capacity: near zero
+    beyond the sneakers when the opposing approach is saturated), so demand
+    models credit its queue to the stage that protects it.
+    """
 
     id: str
     groups: frozenset[str]
+    yielding: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "groups", frozenset(self.groups))
+        object.__setattr__(self, "yielding", frozenset(self.yielding))
         if not self.groups:
             raise InputError("a stage must hold at least one signal group", where=f"stage {self.id}")
+        if not self.yielding <= self.groups:
+            raise InputError(
+                f"yielding groups {sorted(self.yielding - self.groups)} are not members of the stage",
+                where=f"stage {self.id}",
+            )
 
 
 @dataclass(frozen=True)
@@ -311,11 +327,12 @@ class Intersection:
     def stage_index(self, stage_id: str) -> int:
         return self.stages.index(self.stage(stage_id))
 
-    def stage_mask(self) -> np.ndarray:
-        """Bool array (stages x groups): which groups each stage turns green."""
+    def stage_mask(self, *, yielding: bool = False) -> np.ndarray:
+        """Bool array (stages x groups): which groups each stage turns green (or, with
+        ``yielding``, which it turns green only as permissive movements protected elsewhere)."""
         m = np.zeros((len(self.stages), len(self.groups)), dtype=bool)
         for k, s in enumerate(self.stages):
-            for g in s.groups:
+            for g in s.yielding if yielding else s.groups:
                 m[k, self.group_index(g)] = True
         return m
 

@@ -132,7 +132,14 @@ class AdaptivePolicy(Policy):
         self.layout = detector_layout(network)
         self.down = downstream_matrix(network, packed)
         self.weight = group_lanes(network, packed) * packed.group_valid
-        self.stage_mask_f = packed.stage_mask.astype(float)  # the stage sums' 0/1 weights, cast once
+        # The stage sums' 0/1 weights, cast once. A member green only as a permissive movement that
+        # another stage protects (a filtering left, ``Stage.yielding``) is not credited to the stage
+        # where it yields: its queue calls the protected stage, as a controller's protected-left phase
+        # is called by its own detector (HCM 7th ed. ch. 19: permissive capacity vanishes against a
+        # saturated opposing flow). Whatever does filter through is still served, and a yielding queue
+        # that discharges still holds its stage (``members`` below).
+        self.credit = packed.stage_mask & ~packed.stage_yield
+        self.stage_mask_f = self.credit.astype(float)
         self.has_detector = np.zeros((n, g), bool)
         if len(self.layout.ids):
             self.has_detector[self.layout.row, self.layout.group] = True
@@ -174,6 +181,7 @@ class AdaptivePolicy(Policy):
         self.since_arrival_s = np.full((n, g), np.inf)
         self.red_wait_s = np.zeros((n, g))
         self.since_release_s = np.zeros((n, g))
+        self._yielding_prev = np.zeros((n, g), bool)
         self._prev_q = np.zeros((n, g))
         self.stuck_for_s = np.zeros(len(self.layout.ids))
         self.last_termination = np.zeros(n, np.int16)
@@ -298,7 +306,11 @@ class AdaptivePolicy(Policy):
         exit_full = exit_share >= 1.0 - 1e-9
         blocked = (down >= self.spillback_fraction * self.storage) | exit_full
         demand = np.where(blocked, 0.0, q + approaching)
-        waiting = ~green & (demand > self.queue_threshold_veh) & p.group_valid
+        # A permissive movement green only where it yields (``Stage.yielding``) is not served there:
+        # its wait keeps counting until the stage that protects it comes.
+        cur_t = np.where(ctx.target >= 0, ctx.target, 0)
+        yielding_now = p.stage_yield[rows, cur_t] & (ctx.target >= 0)[:, None]
+        waiting = ~(green & ~yielding_now) & (demand > self.queue_threshold_veh) & p.group_valid
         # A group kept red only by its jammed exit keeps its wait (a jam that flickers must not
         # reset the starvation clock) but does not force its stage while the jam lasts.
         held = exit_full & ~green & (q + approaching > self.queue_threshold_veh)
@@ -309,7 +321,7 @@ class AdaptivePolicy(Policy):
         pressure_g = w * np.maximum(demand - down, 0.0) * (1.0 + red_forcing / self.wait_weight_s)
         pressure = np.einsum("nsg,ng->ns", self.stage_mask_f, pressure_g)
         pressure = np.where(p.stage_valid, pressure, -np.inf)
-        score, starving_stage = starvation_score(pressure, p, red_forcing, self.max_red_s)
+        score, starving_stage = starvation_score(pressure, p, red_forcing, self.max_red_s, self.credit)
 
         cur = ctx.target
         has = cur >= 0
@@ -334,7 +346,11 @@ class AdaptivePolicy(Policy):
         # saturation headways of ~2 s bound stall_s from below).
         standing = q_serve > self.queue_threshold_veh
         shrank = q_serve < self._prev_q - 1e-9
-        self.since_release_s = np.where(green & standing & ~shrank, self.since_release_s + dt, 0.0)
+        # A filtering movement that stalled while it yielded starts afresh when its protected stage
+        # comes: it now leaves at saturation flow, and must not gap out on its permissive past.
+        protected_now = self._yielding_prev & ~yielding_now & green
+        self._yielding_prev = yielding_now
+        self.since_release_s = np.where(green & standing & ~shrank & ~protected_now, self.since_release_s + dt, 0.0)
         self._prev_q = q_serve
         releasing = standing & (self.since_release_s < self.stall_s)
         discharging = (members & releasing & ~blocked).any(axis=1)

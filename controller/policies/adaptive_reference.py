@@ -105,7 +105,11 @@ class AdaptiveReference(AdaptivePolicy):
                 # Seconds of green that a standing queue has not shrunk (a stalled queue is not discharging).
                 standing = serve[r][k] > self.queue_threshold_veh
                 shrank = serve[r][k] < float(self._prev_q[r, k]) - 1e-9
-                stalled = is_green and standing and not shrank
+                cur_t = int(ctx.target[r])
+                yielding_now = cur_t >= 0 and bool(p.stage_yield[r, cur_t, k])
+                protected_now = bool(self._yielding_prev[r, k]) and not yielding_now and is_green
+                self._yielding_prev[r, k] = yielding_now
+                stalled = is_green and standing and not shrank and not protected_now
                 self.since_release_s[r, k] = float(self.since_release_s[r, k]) + dt if stalled else 0.0
                 self._prev_q[r, k] = serve[r][k]
         slots = max(1, round(self.approach_window_s / dt))
@@ -135,7 +139,8 @@ class AdaptiveReference(AdaptivePolicy):
                 want = queue_all[r][k] + approaching[r][k]
                 demand[k] = 0.0 if blocked[k] else want
                 is_green = ctx.state[r, k] == int(SignalState.GREEN)
-                waiting = (not is_green) and demand[k] > self.queue_threshold_veh
+                yielding_now = int(ctx.target[r]) >= 0 and bool(p.stage_yield[r, int(ctx.target[r]), k])
+                waiting = not (is_green and not yielding_now) and demand[k] > self.queue_threshold_veh
                 held = exit_full and not is_green and want > self.queue_threshold_veh
                 if waiting:
                     self.red_wait_s[r, k] = self.red_wait_s[r, k] + dt
@@ -150,12 +155,14 @@ class AdaptiveReference(AdaptivePolicy):
                 )
             stages = [s for s in range(p.s) if p.stage_valid[r, s]]
             members = {s: [k for k in groups if p.stage_mask[r, s, k]] for s in stages}
-            pressure = {s: sum(pg[k] for k in members[s]) for s in stages}
-            starving = {s: any(forcing[k] > self.max_red_s for k in members[s]) for s in stages}
+            # A permissive member is credited to (and its starvation ended by) the stage that protects it.
+            credit = {s: [k for k in members[s] if not p.stage_yield[r, s, k]] for s in stages}
+            pressure = {s: sum(pg[k] for k in credit[s]) for s in stages}
+            starving = {s: any(forcing[k] > self.max_red_s for k in credit[s]) for s in stages}
             # Starving stages first, the longest-waiting first among them.
             score = {}
             for s in stages:
-                waits = [forcing[k] for k in members[s] if forcing[k] > self.max_red_s]
+                waits = [forcing[k] for k in credit[s] if forcing[k] > self.max_red_s]
                 score[s] = STARVING_SCORE + max(waits) if waits else pressure[s]
             cur = int(ctx.target[r])
             if cur < 0:

@@ -100,7 +100,11 @@ def _no_stage(shape: tuple[int, ...]) -> np.ndarray:
 
 
 def starvation_score(
-    pressure: np.ndarray, packed: PackedNetwork, red_s: np.ndarray, max_red_s: float
+    pressure: np.ndarray,
+    packed: PackedNetwork,
+    red_s: np.ndarray,
+    max_red_s: float,
+    members: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(stage score, starving-stage mask): starving stages first, the longest-waiting first among them.
 
@@ -109,7 +113,9 @@ def starvation_score(
     longest wins. Ranking them all equal (an infinite score) let the
     lowest-numbered starving stage win every tie, so a starving group in a
     later stage could lose to newly starving ones again and again (found by the
-    hypothesis property test: 183 s red against a 60 s bound). The rule itself
+    hypothesis property test: 183 s red against a 60 s bound). ``members``
+    (default: every stage's groups) says which stages end a group's wait: a
+    permissive movement's is ended by the stage that protects it. The rule itself
     is :func:`controller.policies.kernels.starve_row`, which compiled policies call row by row.
     """
     starving = red_s > max_red_s
@@ -119,7 +125,7 @@ def starvation_score(
     starving_stage = np.zeros(score.shape, np.bool_)
     starve_rows(
         score,
-        np.ascontiguousarray(packed.stage_mask, dtype=np.bool_),
+        np.ascontiguousarray(packed.stage_mask if members is None else members, dtype=np.bool_),
         np.ascontiguousarray(packed.stage_valid, dtype=np.bool_),
         np.ascontiguousarray(red_s, dtype=np.float64),
         float(max_red_s),

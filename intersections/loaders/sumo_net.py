@@ -347,6 +347,40 @@ def program_timing(
 _GREEN_RANK = {"g": 1, "s": 2, "G": 3}
 
 
+def _green_ranks(stages: Sequence[frozenset[int]], columns: Sequence[str], green: np.ndarray) -> list[dict[int, int]]:
+    """Per green set, each member's best right of way over the program's phases with that set."""
+    rank: list[dict[int, int]] = []
+    for members in stages:
+        best: dict[int, int] = {}
+        for p in range(green.shape[1]):
+            if frozenset(np.flatnonzero(green[:, p]).tolist()) == members:
+                for gi in members:
+                    best[gi] = max(best.get(gi, 0), _GREEN_RANK.get(columns[gi][p], 0))
+        rank.append(best)
+    return rank
+
+
+def yielding_members(
+    stages: Sequence[frozenset[int]], columns: Sequence[str], green: np.ndarray
+) -> tuple[frozenset[int], ...]:
+    """Per stage, the members green there only as a yielding ``g`` that another stage protects.
+
+    A permissive left turn (``g``) that the program also serves with a protected
+    ``G`` (Wildau's main junction: ``GGgg`` then ``GGGG``) moves through gaps in
+    the oncoming flow in the first set and freely in the second; a demand model
+    that counted it as served in both would never call the protected phase.
+    """
+    rank = _green_ranks(stages, columns, green)
+    best: dict[int, int] = {}
+    for r in rank:
+        for gi, v in r.items():
+            best[gi] = max(best.get(gi, 0), v)
+    return tuple(
+        frozenset(gi for gi in members if rank[k].get(gi, 0) == _GREEN_RANK["g"] < best[gi])
+        for k, members in enumerate(stages)
+    )
+
+
 def maximal_stages(
     stages: Sequence[frozenset[int]], columns: Sequence[str], green: np.ndarray
 ) -> tuple[frozenset[int], ...]:
@@ -360,14 +394,7 @@ def maximal_stages(
     supervisor already times every group's own clearances, so a controller choosing among
     subsets only loses capacity. Order is kept.
     """
-    rank: list[dict[int, int]] = []
-    for members in stages:
-        best: dict[int, int] = {}
-        for p in range(green.shape[1]):
-            if frozenset(np.flatnonzero(green[:, p]).tolist()) == members:
-                for gi in members:
-                    best[gi] = max(best.get(gi, 0), _GREEN_RANK.get(columns[gi][p], 0))
-        rank.append(best)
+    rank = _green_ranks(stages, columns, green)
     kept = []
     for a, members in enumerate(stages):
         dominated = any(
@@ -831,7 +858,11 @@ def _intersection(tls: Any, program: Any, path: Path) -> Intersection:
                 )
             )
     kept = maximal_stages(timing.stages, columns, timing.green)
-    stages = tuple(Stage(f"S{k + 1}", frozenset(groups[g].id for g in members)) for k, members in enumerate(kept))
+    yielding = yielding_members(kept, columns, timing.green)
+    stages = tuple(
+        Stage(f"S{k + 1}", frozenset(groups[g].id for g in members), frozenset(groups[g].id for g in yielding[k]))
+        for k, members in enumerate(kept)
+    )
     junctions = {lk.junction for lk in links}
     coords = np.array([j.getCoord() for j in junctions], dtype=float)
     approach: dict[str, float] = {}

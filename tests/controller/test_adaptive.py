@@ -3,7 +3,7 @@
 import networkx as nx
 import numpy as np
 import pytest
-from gwfactories import four_leg, two_phase, two_way_main_street
+from gwfactories import four_leg, permissive_left, two_phase, two_way_main_street
 
 from controller.arrays import pack
 from controller.backend import FakeBackend, Observation, detector_layout
@@ -25,6 +25,7 @@ def _network(k: int = 6) -> Network:
     for i in range(k):
         inters.append(four_leg(f"F{i}") if i % 2 else two_phase(f"T{i}"))
     inters.append(two_way_main_street("M"))
+    inters.append(permissive_left("P"))
     return Network(tuple(inters), nx.DiGraph())
 
 
@@ -201,3 +202,41 @@ def test_a_queue_that_does_not_shrink_on_green_does_not_hold_the_stage(stall_s: 
         assert switched_at <= min_green + stall_s + 2
     else:
         assert switched_at > min_green + 6.0 + 2
+
+
+def test_a_filtering_left_calls_its_protected_stage() -> None:
+    """A left turn green in S1 only as a permissive movement (``Stage.yielding``) finds no gap there
+    (its queue stands); protected in S2 it leaves at 0.5 veh/s once the opposing through has
+    cleared (4 s). Its queue calls S2 and S2 is held while the queue discharges, so the left clears.
+    Counted as served in S1 (the model before ``yielding``), S1 always outscored S2 and the left's
+    stall in S1 carried over, so every S2 gapped out after a second and the left was never served:
+    what happened on Wildau's main junction."""
+    net = Network((permissive_left("P"),), nx.DiGraph())
+    packed = pack(net.intersections)
+    lay = detector_layout(net)
+    pol = AdaptivePolicy()
+    pol.reset(net, packed)
+    sup = SafetySupervisor(packed)
+    est = DemandEstimator(lay, packed.n, packed.g)
+    ids = [g.id for g in net.intersections[0].groups]
+    s2 = [s.id for s in net.intersections[0].stages].index("S2")
+    nl = ids.index("NL")
+    left_q, protected_s = 8.0, 0
+    for t in range(240):
+        queue = np.zeros((packed.n, packed.g))
+        queue[0, ids.index("NS")] = 10.0  # a busy through keeps S1 attractive
+        queue[0, ids.index("EW")] = 2.0
+        queue[0, nl] = left_q
+        obs = Observation(
+            time_s=float(t), counts=np.zeros(len(lay.ids)), occupancy=np.zeros(len(lay.ids)), queue_veh=queue,
+            signal_state=sup.state.copy(), comm_age_s=np.zeros(1), fault=np.zeros(1, bool),
+        )  # fmt: skip
+        ctx = PolicyContext(
+            float(t), 1.0, sup.target.copy(), sup.state.copy(), sup.state_time_s + (1.0 if t else 0), sup.walked.copy()
+        )
+        out = pol.decide(obs, est.update(obs, 1.0), ctx)
+        sup.step(out, 1.0 if t else 0.0)
+        protected_s = protected_s + 1 if int(sup.target[0]) == s2 and sup.state[0, nl] == G else 0
+        if protected_s > 4:
+            left_q = max(left_q - 0.5, 0.0)  # protected, the opposing flow gone: saturation flow
+    assert left_q <= pol.queue_threshold_veh, f"the filtering left kept {left_q} vehicles: S2 did not serve it"

@@ -74,3 +74,9 @@ def test_unserved_group_and_asymmetric_conflicts() -> None:
     g = (SignalGroup("A"), SignalGroup("B"))
     with pytest.raises(InputError, match="not symmetric"):
         Intersection("K", g, np.array([[0, 1], [0, 0]], bool), np.full((2, 2), 5.0), (Stage("S", {"A"}),))
+
+
+def test_a_yielding_member_must_belong_to_its_stage() -> None:
+    with pytest.raises(InputError, match=r"yielding groups \['B'\] are not members"):
+        Stage("S1", {"A"}, yielding={"B"})
+    assert Stage("S1", {"A", "B"}, yielding={"B"}).yielding == frozenset({"B"})

@@ -456,3 +456,12 @@ def test_stages_dominated_by_a_larger_green_set_are_dropped_but_protected_lefts_
     # {1} alone gives the left a protected G it only has as g beside the through: kept.
     # {2} is {2, 3} less the walk, with nothing better protected: an overlap step, dropped.
     assert kept == (frozenset({0, 1}), frozenset({1}), frozenset({2, 3}))
+    # The left filters (g) beside the through and is protected (G) alone: it yields in the first set only.
+    from intersections.loaders.sumo_net import yielding_members
+
+    assert yielding_members(kept, columns, green) == (frozenset({1}), frozenset(), frozenset())
+    # A movement that is only ever permissive (no protected set) yields nowhere: its demand stays
+    # with the sets that serve it.
+    only_g = ["Grr", "grr", "rrG"]
+    green3 = np.array([[c[p] in "Ggs" for p in range(3)] for c in only_g])
+    assert yielding_members((frozenset({0, 1}), frozenset({2})), only_g, green3) == (frozenset(), frozenset())

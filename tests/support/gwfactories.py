@@ -85,3 +85,20 @@ def two_way_main_street(id: str = "M1") -> Intersection:
                 dets.append(Detector(f"z_{lane}", lane, g.id))
                 dets.append(Detector(f"a_{lane}", lane, g.id, DetectorKind.ADVANCE, position_m=60.0))
     return Intersection(id, groups, c, ig, (Stage("SM", {"M"}), Stage("SS", {"S"})), tuple(dets))
+
+
+def permissive_left(id: str = "JP") -> Intersection:
+    """:func:`four_leg` with its north left also filtering (SUMO's ``g``) beside the north through.
+
+    The left is green in S1 only as a permissive movement (``Stage.yielding``) and protected in S2,
+    as on real junctions whose programs run ``GGgg`` then ``GGGG``.
+    """
+    return four_leg(id).with_stages(
+        (
+            Stage("S1", {"NS", "NL"}, yielding={"NL"}),
+            Stage("S2", {"NL"}),
+            Stage("S3", {"EW"}),
+            Stage("S4", {"EL"}),
+            Stage("S5", {"NS", "PE"}),
+        )
+    )
