@@ -444,6 +444,38 @@ _VOL0 = _D0 + DETECTORS.field("volume").offset
 _NIB_SHIFT = (4 * np.arange(4))[None, :]
 
 
+_CT, _PC = _S["controller_time"], _S["plan_clock"]
+
+
+#: FieldStatus's scalar fields, status_word .. active_cycle_s, in order.
+_StatusScalars = tuple[int, int, int, int, int, int, int, int, float, float, int, int, float, float, int, float]
+
+
+def _status_scalars(w: Sequence[int]) -> _StatusScalars:
+    """The status table's scalar words as :class:`FieldStatus`'s first fields, in their order.
+
+    Positional, as one tuple: both decoders build thousands of these per poll.
+    """
+    return (
+        w[_S["status_word"]],
+        w[_S["mode"]],
+        w[_S["heartbeat_echo"]],
+        w[_S["accepted_seq"]],
+        w[_S["rejected_seq"]],
+        w[_S["reject_reason"]],
+        w[_S["fault_bits"]],
+        w[_S["current_stage"]] - 1,
+        w[_S["stage_timer"]] / 10.0,
+        ((w[_CT] << 16) | w[_CT + 1]) + w[_S["controller_time_ms"]] / 1000.0,
+        w[_S["tick_counter"]],
+        w[_S["detector_sequence"]],
+        ((w[_PC] << 16) | w[_PC + 1]) / 10.0,
+        w[_S["heartbeat_age"]] / 10.0,
+        w[_S["target_stage"]] - 1,
+        w[_S["active_cycle"]] / 10.0,
+    )
+
+
 def decode_status(
     words: Sequence[int], fmap: FieldMap, queue_words: Sequence[int] | None = None, *, skip: int = 0
 ) -> FieldStatus:
@@ -466,25 +498,8 @@ def decode_status(
         occ = arr[_VOL0 + 1 + 2 * (ch - 1)]
     else:
         volume = occ = np.zeros(0, np.int64)
-    ct = _S["controller_time"]
-    pc = _S["plan_clock"]
     return FieldStatus(
-        status_word=w[_S["status_word"]],
-        mode=w[_S["mode"]],
-        heartbeat_echo=w[_S["heartbeat_echo"]],
-        accepted_seq=w[_S["accepted_seq"]],
-        rejected_seq=w[_S["rejected_seq"]],
-        reject_reason=w[_S["reject_reason"]],
-        fault_bits=w[_S["fault_bits"]],
-        current_stage=w[_S["current_stage"]] - 1,
-        stage_timer_s=w[_S["stage_timer"]] / 10.0,
-        controller_time_s=((w[ct] << 16) | w[ct + 1]) + w[_S["controller_time_ms"]] / 1000.0,
-        tick_counter=w[_S["tick_counter"]],
-        detector_sequence=w[_S["detector_sequence"]],
-        plan_clock_s=((w[pc] << 16) | w[pc + 1]) / 10.0,
-        heartbeat_age_s=w[_S["heartbeat_age"]] / 10.0,
-        target_stage=w[_S["target_stage"]] - 1,
-        active_cycle_s=w[_S["active_cycle"]] / 10.0,
+        *_status_scalars(w),
         group_state=CODE_TO_STATE[codes],
         volume=volume,
         occupancy_raw=occ,
@@ -515,27 +530,11 @@ def decode_status_rows(words: np.ndarray, fmap: FieldMap, *, skip: int = 0) -> l
         occ = arr[:, _VOL0 + 1 + 2 * (ch - 1)]
     else:
         volume = occ = np.zeros((n, 0), np.int64)
-    ct, pc = _S["controller_time"], _S["plan_clock"]
     out = []
     for i, w in enumerate(arr[:, :_D0].tolist()):
         out.append(
             FieldStatus(
-                status_word=w[_S["status_word"]],
-                mode=w[_S["mode"]],
-                heartbeat_echo=w[_S["heartbeat_echo"]],
-                accepted_seq=w[_S["accepted_seq"]],
-                rejected_seq=w[_S["rejected_seq"]],
-                reject_reason=w[_S["reject_reason"]],
-                fault_bits=w[_S["fault_bits"]],
-                current_stage=w[_S["current_stage"]] - 1,
-                stage_timer_s=w[_S["stage_timer"]] / 10.0,
-                controller_time_s=((w[ct] << 16) | w[ct + 1]) + w[_S["controller_time_ms"]] / 1000.0,
-                tick_counter=w[_S["tick_counter"]],
-                detector_sequence=w[_S["detector_sequence"]],
-                plan_clock_s=((w[pc] << 16) | w[pc + 1]) / 10.0,
-                heartbeat_age_s=w[_S["heartbeat_age"]] / 10.0,
-                target_stage=w[_S["target_stage"]] - 1,
-                active_cycle_s=w[_S["active_cycle"]] / 10.0,
+                *_status_scalars(w),
                 group_state=states[i],
                 volume=volume[i],
                 occupancy_raw=occ[i],
