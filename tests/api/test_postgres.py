@@ -59,7 +59,8 @@ def _throwaway_cluster(bindir: Path) -> Iterator[str]:
                 break
         if user is None:
             pytest.fail("running as root and neither a 'postgres' nor a 'nobody' user exists to run PostgreSQL")
-    root = Path(tempfile.mkdtemp(prefix="gw-pg-"))
+    # As root, in /tmp: the postgres user must reach it, whatever $TMPDIR points at.
+    root = Path(tempfile.mkdtemp(prefix="gw-pg-", dir="/tmp" if user is not None else None))
     if user is not None:
         os.chown(root, user.pw_uid, user.pw_gid)
     run_as = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user is not None else {}
@@ -132,9 +133,9 @@ def test_service_on_postgresql(tmp_path: Path, demo_net: Path, pg_url: str) -> N
             r = c.post(f"/api/plans/{pv['id']}/activate", json={"intersections": ["A0", "A1"]})
             assert r.status_code == 200, r.text
             c.post("/api/intersections/C2/link", json={"down": True})
-            alarm = wait_for(lambda: c.get("/api/alarms", params={"code": "comm_loss"}).json()["alarms"], 10, "alarm")
+            alarm = wait_for(lambda: c.get("/api/alarms", params={"code": "comm_loss"}).json()["alarms"], 30, "alarm")
             assert c.post(f"/api/alarms/{alarm[0]['id']}/ack", json={"note": "pg"}).status_code == 200
-            wait_for(lambda: c.get("/api/events", params={"intersection": "A0"}).json()["events"], 10, "events")
+            wait_for(lambda: c.get("/api/events", params={"intersection": "A0"}).json()["events"], 30, "events")
             c.post("/api/intersections/C2/link", json={"down": False})
             audit = c.get("/api/audit").json()
     actions = {row["action"] for row in audit}
