@@ -283,8 +283,9 @@ def _decode_value(buf: bytes, tag: int, a: int, b: int) -> Value:
     raise BerError(f"unknown value type 0x{tag:02x}")
 
 
-def decode_message(data: bytes) -> Message:
-    """Decode one SNMPv1/v2c message; :class:`BerError` for anything else (including SNMPv3)."""
+def _pdu_head(data: bytes) -> tuple[bytes, int, bytes, int, list[int], int, int]:
+    """An SNMPv1/v2c message's head: (bytes, version, community, PDU type, [request id, error
+    status, error index], where the varbind list starts, where the PDU ends)."""
     buf = bytes(data)
     end = len(buf)
     tag, a, b = _header(buf, 0, end)
@@ -299,7 +300,6 @@ def decode_message(data: bytes) -> Message:
     tag, ca, cb = _header(buf, vb, b)
     if tag != OCTET_STRING:
         raise BerError("bad community")
-    community = buf[ca:cb]
     pdu_type, pa, pb = _header(buf, cb, b)
     if pdu_type not in _PDUS:
         raise BerError(f"unsupported PDU type 0x{pdu_type:02x}")
@@ -311,6 +311,12 @@ def decode_message(data: bytes) -> Message:
             raise BerError("bad PDU header")
         fields.append(_int(buf, x, y))
         i = y
+    return buf, version, buf[ca:cb], pdu_type, fields, i, pb
+
+
+def decode_message(data: bytes) -> Message:
+    """Decode one SNMPv1/v2c message; :class:`BerError` for anything else (including SNMPv3)."""
+    buf, version, community, pdu_type, fields, i, pb = _pdu_head(data)
     tag, la, lb = _header(buf, i, pb)
     if tag != SEQUENCE:
         raise BerError("bad varbind list")
@@ -338,35 +344,11 @@ def split_request(data: bytes) -> tuple[int, bytes, int, int, int, int, bytes]:
     Agents answer the same poll every tick: the varbind list of a request is
     a cache key, so the full decode is needed only on a cache miss.
     """
-    buf = bytes(data)
-    end = len(buf)
-    tag, a, b = _header(buf, 0, end)
-    if tag != SEQUENCE or b != end:
-        raise BerError("not an SNMP message")
-    tag, va, vb = _header(buf, a, b)
-    if tag != INTEGER:
-        raise BerError("bad version")
-    version = _int(buf, va, vb)
-    if version not in (0, 1):
-        raise BerError(f"SNMP version {version} is not v1/v2c")
-    tag, ca, cb = _header(buf, vb, b)
-    if tag != OCTET_STRING:
-        raise BerError("bad community")
-    pdu_type, pa, pb = _header(buf, cb, b)
-    if pdu_type not in _PDUS:
-        raise BerError(f"unsupported PDU type 0x{pdu_type:02x}")
-    fields = []
-    i = pa
-    for _ in range(3):
-        tag, x, y = _header(buf, i, pb)
-        if tag != INTEGER:
-            raise BerError("bad PDU header")
-        fields.append(_int(buf, x, y))
-        i = y
+    buf, version, community, pdu_type, fields, i, pb = _pdu_head(data)
     tag, _la, lb = _header(buf, i, pb)
     if tag != SEQUENCE or lb != pb:
         raise BerError("bad varbind list")
-    return version, buf[ca:cb], pdu_type, fields[0], fields[1], fields[2], buf[i:pb]
+    return version, community, pdu_type, fields[0], fields[1], fields[2], buf[i:pb]
 
 
 _SMALL_INTS = [bytes((INTEGER, 1, v)) for v in range(128)]
