@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from api.server.auth import Permission, Principal
 from api.server.db import AlarmRow, AuditEntry, utcnow
@@ -24,6 +25,17 @@ from api.server.schemas import AckIn, ShelveIn
 
 router = APIRouter(prefix="/api", tags=["alarms"])
 reader = require(Permission.READ)
+_UNACKED: dict[int | str, dict[str, Any]] = {
+    404: {"description": "unknown alarm"},
+    409: {"description": "already acknowledged"},
+}
+
+
+def _alarm(s: Session, alarm_id: int) -> AlarmRow:
+    a = s.get(AlarmRow, alarm_id)
+    if a is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown alarm")
+    return a
 
 
 @router.get("/alarms")
@@ -74,10 +86,7 @@ def list_alarms(
     }
 
 
-@router.post(
-    "/alarms/{alarm_id}/shelve",
-    responses={404: {"description": "unknown alarm"}, 409: {"description": "already acknowledged"}},
-)
+@router.post("/alarms/{alarm_id}/shelve", responses=_UNACKED)
 def shelve_alarm(
     body: ShelveIn,
     alarm_id: int = Path(ge=1, le=2**31 - 1),
@@ -86,9 +95,7 @@ def shelve_alarm(
 ) -> dict[str, Any]:
     """Take an unacknowledged alarm off the open list for ``minutes``, with a reason; it returns by itself."""
     with svc.db.session() as s:
-        a = s.get(AlarmRow, alarm_id)
-        if a is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown alarm")
+        a = _alarm(s, alarm_id)
         if a.acked_at is not None:
             raise HTTPException(status.HTTP_409_CONFLICT, f"already acknowledged by {a.acked_by}: nothing to shelve")
         until = utcnow() + timedelta(minutes=body.minutes)
@@ -113,9 +120,7 @@ def unshelve_alarm(
 ) -> dict[str, Any]:
     """Put a shelved alarm back on the open list before its shelf expires."""
     with svc.db.session() as s:
-        a = s.get(AlarmRow, alarm_id)
-        if a is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown alarm")
+        a = _alarm(s, alarm_id)
         if a.shelved_until is None:
             raise HTTPException(status.HTTP_409_CONFLICT, "not shelved")
         a.shelved_until = None
@@ -126,10 +131,7 @@ def unshelve_alarm(
     return out
 
 
-@router.post(
-    "/alarms/{alarm_id}/ack",
-    responses={404: {"description": "unknown alarm"}, 409: {"description": "already acknowledged"}},
-)
+@router.post("/alarms/{alarm_id}/ack", responses=_UNACKED)
 def ack_alarm(
     body: AckIn,
     alarm_id: int = Path(ge=1, le=2**31 - 1),
@@ -138,9 +140,7 @@ def ack_alarm(
 ) -> dict[str, Any]:
     """Acknowledge: stamps the user, the time and the note. The alarm stays listed until also cleared."""
     with svc.db.session() as s:
-        a = s.get(AlarmRow, alarm_id)
-        if a is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown alarm")
+        a = _alarm(s, alarm_id)
         if a.acked_at is not None:
             raise HTTPException(status.HTTP_409_CONFLICT, f"already acknowledged by {a.acked_by}")
         a.acked_at, a.acked_by, a.ack_note = utcnow(), who.username, body.note
