@@ -46,7 +46,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from intersections.errors import SimulationError
-from scenarios.library.network import _run
+from scenarios.library.network import _run, netconvert_plain
 from scenarios.library.schema import CityBusLine, CityDemand, CityNetwork, ScenarioDef, _fmt
 from simulation.sumo_home import sumo_binary
 
@@ -204,20 +204,7 @@ def build_city_net(d: ScenarioDef, out: Path) -> None:
                     f'speed="{_fmt(speed)}" width="{_fmt(c.lane_width_m)}"/>\n'
                 )
         f.write("</edges>\n")
-    _run(
-        [
-            sumo_binary("netconvert"),
-            f"--node-files={d.name}.nod.xml",
-            f"--edge-files={d.name}.edg.xml",
-            *d.tls.options(),
-            "--no-turnarounds=true",
-            "--offset.disable-normalization=true",
-            "-o",
-            f"{d.name}.net.xml",
-        ],
-        "netconvert",
-        out,
-    )
+    netconvert_plain(d, out)
 
 
 def _bus_edges(c: CityNetwork, line: CityBusLine) -> list[str]:

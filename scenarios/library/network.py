@@ -83,6 +83,24 @@ def _corridor_layout(c: CorridorNetwork) -> tuple[dict[str, tuple[float, float]]
     return nodes, edges
 
 
+def netconvert_plain(d: ScenarioDef, out: Path) -> None:
+    """``{name}.net.xml`` from the plain ``{name}.nod.xml`` and ``{name}.edg.xml`` written in ``out``."""
+    _run(
+        [
+            sumo_binary("netconvert"),
+            f"--node-files={d.name}.nod.xml",
+            f"--edge-files={d.name}.edg.xml",
+            *d.tls.options(),
+            "--no-turnarounds=true",
+            "--offset.disable-normalization=true",
+            "-o",
+            f"{d.name}.net.xml",
+        ],
+        "netconvert",
+        out,
+    )
+
+
 def _build_corridor_net(d: ScenarioDef, out: Path) -> None:
     c = d.network
     assert isinstance(c, CorridorNetwork)
@@ -106,17 +124,4 @@ def _build_corridor_net(d: ScenarioDef, out: Path) -> None:
                 f'speed="{_fmt(speed)}" width="{_fmt(width)}"/>\n'
             )
         f.write("</edges>\n")
-    _run(
-        [
-            sumo_binary("netconvert"),
-            f"--node-files={d.name}.nod.xml",
-            f"--edge-files={d.name}.edg.xml",
-            *d.tls.options(),
-            "--no-turnarounds=true",
-            "--offset.disable-normalization=true",
-            "-o",
-            f"{d.name}.net.xml",
-        ],
-        "netconvert",
-        out,
-    )
+    netconvert_plain(d, out)
