@@ -87,6 +87,7 @@ class StatusBits(IntFlag):
     HEARTBEAT_OK = 1 << 9  # a heartbeat arrived within the backup time
     PLANT_DONE = 1 << 10  # software-in-the-loop: the coupled simulation has ended
     PENDING_HANDBACK = 1 << 11  # a new block is accepted; control returns after fresh heartbeats
+    PREEMPT = 1 << 12  # a preemption sequence runs: central's commands wait (NTCIP preemptState != notActive)
 
 
 class FaultBits(IntFlag):

@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import IntEnum
 
 import networkx as nx
 import numpy as np
@@ -60,7 +61,7 @@ from intersections.model import Intersection, SignalState
 from intersections.network import Network
 from intersections.plan import TimingPlan, plan_problems
 
-__all__ = ["EmulatorConfig", "LocalController", "Snapshot", "DETECTOR_FAULTS", "EmulatorStopped"]
+__all__ = ["EmulatorConfig", "LocalController", "Snapshot", "DETECTOR_FAULTS", "EmulatorStopped", "PreemptState"]
 
 DETECTOR_FAULTS = ("stuck", "silent", "chatter")
 log = logging.getLogger("greenwave.field.emulator")
@@ -74,6 +75,23 @@ class EmulatorStopped(GreenwaveError):
         super().__init__("the emulator was asked to stop")
 
 
+class PreemptState(IntEnum):
+    """NTCIP 1202 ``preemptState`` values (``../shared/reference/field-io.md`` §1.9).
+
+    The emulator runs entry -> track service -> dwell -> exit; ``notActiveWithCall``
+    (a call timing its preempt delay) and ``linkActive`` / ``maxPresence`` are not modelled.
+    """
+
+    NOT_ACTIVE = 2
+    NOT_ACTIVE_WITH_CALL = 3
+    ENTRY_STARTED = 4
+    TRACK_SERVICE = 5
+    DWELL = 6
+    LINK_ACTIVE = 7
+    EXIT_STARTED = 8
+    MAX_PRESENCE = 9
+
+
 @dataclass(frozen=True)
 class EmulatorConfig:
     """How the emulated controllers behave (the same for every intersection of the process).
@@ -81,7 +99,13 @@ class EmulatorConfig:
     ``backup_time_s``: watchdog (NTCIP ``unitBackupTime``); ``resume_heartbeats``:
     fresh heartbeats needed, with a new command block, to hand control back;
     ``lockstep``: advance one tick per central step request (software in the
-    loop) instead of wall-clock time; ``commissioning``: the technician's
+    loop) instead of wall-clock time; ``ped_calls_per_hour``: push-button
+    presses per crossing and hour in the in-memory plant (Poisson; 0: only the
+    presses of :meth:`LocalController.press_ped_button` and central's
+    ``phaseControlGroupPedCall``); ``preempt_*``: the preemption sequence
+    (NTCIP 1202 ``preemptTrackPhase`` / ``preemptDwellPhase`` /
+    ``preemptTrackGreen`` / ``preemptDwellGreen`` as stages and seconds; a stage
+    past an intersection's last means its last); ``commissioning``: the technician's
     commissioning switch (fallback plan upload allowed); ``detector_faults``:
     ``(intersection id, channel) -> "stuck" | "silent" | "chatter"``, to
     rehearse the commissioning detector check; ``clock_offset_s``: skew of the
@@ -97,6 +121,11 @@ class EmulatorConfig:
     clock_offset_s: float = 0.0
     lockstep_straggler_s: float = 2.0
     speed: float = 1.0  # real time: simulated seconds per wall second (rehearsals and tests run faster)
+    ped_calls_per_hour: float = 0.0
+    preempt_track_stage: int = 0
+    preempt_dwell_stage: int = 1
+    preempt_track_green_s: float = 10.0
+    preempt_min_dwell_s: float = 10.0
 
     def __post_init__(self) -> None:
         if self.backup_time_s <= 0:
@@ -105,6 +134,12 @@ class EmulatorConfig:
             raise InputError("tick and speed must be > 0", where="emulator")
         if self.resume_heartbeats < 1:
             raise InputError("resume_heartbeats must be >= 1", where="emulator")
+        if self.ped_calls_per_hour < 0:
+            raise InputError(f"ped_calls_per_hour must be >= 0, got {self.ped_calls_per_hour}", where="emulator")
+        if min(self.preempt_track_stage, self.preempt_dwell_stage) < 0:
+            raise InputError("preempt track and dwell stages are 0-based stage numbers (>= 0)", where="emulator")
+        if min(self.preempt_track_green_s, self.preempt_min_dwell_s) < 0:
+            raise InputError("preempt track green and minimum dwell must be >= 0 s", where="emulator")
         for (_i, _c), kind in self.detector_faults.items():
             if kind not in DETECTOR_FAULTS:
                 raise InputError(f"unknown detector fault {kind!r} (known: {', '.join(DETECTOR_FAULTS)})")
@@ -229,6 +264,19 @@ class LocalController(Policy):
         self._deadline: float | None = None
         self._waiting = False
         self.done = False
+        # Pedestrian push buttons (latched calls, cleared when the crossing shows WALK) and preemption.
+        g_max = max((m.n_groups for m in self.maps), default=0)
+        self.ped_call = np.zeros((n, g_max), bool)
+        self._is_ped = np.zeros((n, g_max), bool)
+        for r, m in enumerate(self.maps):
+            self._is_ped[r, : m.n_groups] = [grp.is_pedestrian for grp in m.intersection.groups]
+        self._ped_rng = np.random.default_rng(12345)
+        self.preempt_input = np.zeros(n, bool)
+        self.preempt_state = np.full(n, int(PreemptState.NOT_ACTIVE), np.int64)
+        self.preempt_since = np.zeros(n)
+        last = np.array([max(m.n_stages - 1, 0) for m in self.maps], np.int64)
+        self.preempt_track_stage = np.minimum(self.config.preempt_track_stage, last)
+        self.preempt_dwell_stage = np.minimum(self.config.preempt_dwell_stage, last)
 
     def _channels(self) -> np.ndarray:
         return np.concatenate([m.channel for m in self.maps]) if self.maps else np.zeros(0, np.int64)
@@ -282,7 +330,9 @@ class LocalController(Policy):
         now = self.clock()
         with self.lock:
             self._watchdog(now)
+            self._pedestrians(ctx)
             req = self._requests(ctx)
+            req = self._preempt(ctx, req)
             self._update_mode(ctx.time_s)
         self._last_req = req
         return req
@@ -549,6 +599,22 @@ class LocalController(Policy):
                 self.in_control[row] = False
                 self.pending[row] = False
 
+    def press_ped_button(self, row: int, group: int) -> None:
+        """A push-button press at crossing ``group`` (inventory index) of ``row``: a call latched until it walks.
+
+        Pressing again while the call stands changes nothing (a real button
+        latches once); a group that is not a crossing is refused.
+        """
+        with self.lock:
+            if not self._is_ped[row, group]:
+                raise InputError(f"group {group} is not a pedestrian crossing", where=f"intersection {self.ids[row]}")
+            self.ped_call[row, group] = True
+
+    def set_preempt(self, row: int, on: bool) -> None:
+        """The cabinet's preempt input (a railway track circuit, an emergency-vehicle detector)."""
+        with self.lock:
+            self.preempt_input[row] = bool(on)
+
     def set_commissioning(self, row: int, on: bool) -> None:
         with self.lock:
             self.commissioning[row] = bool(on)
@@ -599,6 +665,76 @@ class LocalController(Policy):
             self.fallback[hand] = False
             self.fault_bits[hand] &= ~FaultBits.COMM_LOSS
 
+    def _pedestrians(self, ctx: PolicyContext) -> None:
+        """Push-button presses of this tick (Poisson), and calls served: a crossing that shows WALK is answered."""
+        rate = self.config.ped_calls_per_hour
+        if rate > 0:
+            p = 1.0 - np.exp(-rate / 3600.0 * self.config.dt_s)
+            self.ped_call |= self._is_ped & (self._ped_rng.random(self.ped_call.shape) < p)
+        state = np.asarray(ctx.state)
+        g = min(state.shape[1], self.ped_call.shape[1])
+        self.ped_call[:, :g] &= state[:, :g] != int(SignalState.GREEN)
+
+    def _ped_call_stages(self) -> np.ndarray:
+        """Per row, the bit mask of the stages that serve a called crossing."""
+        out = np.zeros(len(self.ids), np.int64)
+        for r in np.flatnonzero(self.ped_call.any(axis=1)):
+            inter = self.network.intersections[r]
+            called = {inter.groups[k].id for k in np.flatnonzero(self.ped_call[r])}
+            for k, st in enumerate(inter.stages):
+                if called & set(st.groups):
+                    out[r] |= 1 << k
+        return out
+
+    def _preempt(self, ctx: PolicyContext, req: np.ndarray) -> np.ndarray:
+        """Preemption overrides every other source of requests (central, plan, fallback).
+
+        Entry: the track-clearance stage is requested (the supervisor still
+        times the running green's minimum and the clearances); track service:
+        it is held for the track green; then the dwell stage is requested and
+        held while the input stands and for at least the minimum dwell; exit:
+        normal requests again. NTCIP 1202 ``preemptState`` reports each step
+        (``../shared/reference/field-io.md`` §1.9).
+        """
+        st = self.preempt_state
+        rows = np.flatnonzero(self.preempt_input | (st != PreemptState.NOT_ACTIVE))
+        if not rows.size:
+            return req
+        req = req.copy()
+        t = float(ctx.time_s)
+        elapsed = stage_green_elapsed_s(ctx, self.packed)
+        cfg = self.config
+        target = np.asarray(ctx.target)
+        for r in rows:
+            s = int(st[r])
+            green = elapsed[r] >= 0
+            cur = int(target[r])
+            track, dwell = int(self.preempt_track_stage[r]), int(self.preempt_dwell_stage[r])
+            if s in (PreemptState.NOT_ACTIVE, PreemptState.EXIT_STARTED):
+                if not self.preempt_input[r]:
+                    st[r] = PreemptState.NOT_ACTIVE
+                    continue
+                s, self.preempt_since[r] = PreemptState.ENTRY_STARTED, t
+            if s == PreemptState.ENTRY_STARTED:
+                if cur == track and green:
+                    s, self.preempt_since[r] = PreemptState.TRACK_SERVICE, t
+                else:
+                    req[r] = track
+            if s == PreemptState.TRACK_SERVICE:
+                if t - self.preempt_since[r] < cfg.preempt_track_green_s:
+                    req[r] = track
+                elif cur == dwell and green:
+                    s, self.preempt_since[r] = PreemptState.DWELL, t
+                else:
+                    req[r] = dwell
+            if s == PreemptState.DWELL:
+                if self.preempt_input[r] or t - self.preempt_since[r] < cfg.preempt_min_dwell_s:
+                    req[r] = dwell
+                else:
+                    s = PreemptState.EXIT_STARTED  # this tick's normal requests take over
+            st[r] = s
+        return req
+
     def _content_reset(self, rows: np.ndarray) -> None:
         for r in rows:
             self._content[int(r)] = None  # a refresh of the old block is not a new block
@@ -611,7 +747,11 @@ class LocalController(Policy):
         cp = self.plan_policy.requests_at(t)
         s = p.s
         bits = 1 << np.arange(s)
-        call = (self.call[:, None] & bits[None, :]) != 0
+        # A standard central's phase control (no target stage named) leaves the controller to serve its
+        # own calls, pedestrian push buttons among them; greenwave's block names the stage to run.
+        standard = self.target_req < 0
+        ped = np.where(standard, self._ped_call_stages(), 0) if self.ped_call.any() else 0
+        call = ((self.call | ped)[:, None] & bits[None, :]) != 0
         cur = np.asarray(ctx.target)
         has = cur >= 0
         cur_bit = np.where(has, 1 << np.maximum(cur, 0), 0)
@@ -622,7 +762,9 @@ class LocalController(Policy):
         # several stages are called, as a standard central's phase call or recall does).
         changing = stage_green_elapsed_s(ctx, p) < 0
         stage_req = np.where(held | (nxt < 0) | changing, HOLD, nxt)
-        stage_req = np.where(has, stage_req, np.where(self.target_req >= 0, self.target_req, HOLD))
+        # No stage running yet (start-up all-red): the named target, else the first called stage.
+        first_called = np.where(call.any(axis=1), np.argmax(call, axis=1), HOLD)
+        stage_req = np.where(has, stage_req, np.where(self.target_req >= 0, self.target_req, first_called))
         central = self.in_control
         req = np.where(
             central & (self.kind == CommandKind.STAGE),
@@ -730,6 +872,8 @@ class LocalController(Policy):
             bits |= _SB_HEARTBEAT_OK
         if self.snapshot.done:
             bits |= _SB_DONE
+        if self.preempt_state[row] != _PREEMPT_IDLE:
+            bits |= _SB_PREEMPT
         return bits
 
 
@@ -750,6 +894,7 @@ _SB_PENDING, _SB_HEARTBEAT_OK, _SB_DONE = (
     int(StatusBits.PLANT_DONE),
 )
 _MODE_FLASH, _MODE_FAULT = int(ControllerMode.FLASH), int(ControllerMode.FAULT)
+_SB_PREEMPT, _PREEMPT_IDLE = int(StatusBits.PREEMPT), int(PreemptState.NOT_ACTIVE)
 _FB_DETECTOR = int(FaultBits.DETECTOR)
 
 

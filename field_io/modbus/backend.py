@@ -110,6 +110,7 @@ EXCEPTION_NAMES = {
 }
 _HB = COMMAND.address("heartbeat")
 _CENTRAL, _PENDING = int(StatusBits.CENTRAL_CONTROL), int(StatusBits.PENDING_HANDBACK)
+_PREEMPT, _DETECTOR_FAULT = int(StatusBits.PREEMPT), int(StatusBits.DETECTOR_FAULT)
 
 
 def _clean(answer: bytes | None, fc: int, count: int) -> TypeGuard[bytes]:
@@ -217,7 +218,9 @@ class ModbusBackend(PolledFieldBackend):
     """
 
     protocol_name = "Modbus"
-    extra_columns = ("accepted_seq", "reject_reason")
+    #: ``preempt_active`` and ``detector_fault``: the profile's status bits PREEMPT and DETECTOR_FAULT (0/1),
+    #: what the Modbus profile has of NTCIP's preemptState and detector alarms.
+    extra_columns = ("accepted_seq", "reject_reason", "preempt_active", "detector_fault")
 
     def __init__(
         self,
@@ -615,7 +618,8 @@ class ModbusBackend(PolledFieldBackend):
         return np.where(raw <= OCC_SCALE, raw / OCC_SCALE, np.nan)
 
     def _row_extra(self, link: ModbusLink, st: FieldStatus) -> tuple[int, ...]:
-        return (st.accepted_seq, st.reject_reason)
+        sw = st.status_word
+        return (st.accepted_seq, st.reject_reason, int(bool(sw & _PREEMPT)), int(bool(sw & _DETECTOR_FAULT)))
 
     def _report(self, link: ModbusLink, st: FieldStatus) -> None:
         self._report_reject(link, st)

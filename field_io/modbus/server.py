@@ -262,7 +262,7 @@ class _Connection(asyncio.Protocol):
         self.server = server
         self.buf = b""
         self.transport: asyncio.Transport | None = None
-        self.queue: asyncio.Queue[bytes] | None = None
+        self.queue: asyncio.Queue[tuple[int, int, bytes | asyncio.Future]] | None = None
         self.worker: asyncio.Task | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -308,31 +308,33 @@ class _Connection(asyncio.Protocol):
                 if end > n:
                     break
                 frame, pos = buf[pos:end], end
-                if self.worker is not None or self.queue is not None:
-                    assert self.queue is not None
-                    self.queue.put_nowait(frame)
-                    continue
+                # Every request is applied when it arrives (a lockstep step request reaches the
+                # controller at once, whatever waits before it on the connection); the answers
+                # leave in request order.
                 reply = self.handle(tid, uid, frame[7:])
-                if isinstance(reply, bytes):
+                if self.queue is not None:
+                    self.queue.put_nowait((tid, uid, reply))
+                elif isinstance(reply, bytes):
                     out.append(struct.pack(">HHHB", tid, 0, len(reply) + 1, uid) + reply)
                 else:
                     # A deferred (lockstep) reply: from now on this connection answers in order via a worker.
+                    if out:
+                        self.transport.write(b"".join(out))  # type: ignore[union-attr]
+                        out = []
                     self.queue = asyncio.Queue()
-                    self.worker = asyncio.get_running_loop().create_task(self._drain(tid, uid, reply))
+                    self.queue.put_nowait((tid, uid, reply))
+                    self.worker = asyncio.get_running_loop().create_task(self._drain())
             self.buf = buf[pos:]
         finally:
             if out and self.transport is not None and not self.transport.is_closing():
                 self.transport.write(b"".join(out))
 
-    async def _drain(self, tid: int, uid: int, first: asyncio.Future) -> None:
+    async def _drain(self) -> None:
         try:
-            self.send(tid, uid, await first)
             assert self.queue is not None
             while not self.queue.empty():
-                frame = self.queue.get_nowait()
-                t2, _p, _l, u2 = struct.unpack_from(">HHHB", frame)
-                reply = self.handle(t2, u2, frame[7:])
-                self.send(t2, u2, reply if isinstance(reply, bytes) else await reply)
+                tid, uid, reply = self.queue.get_nowait()
+                self.send(tid, uid, reply if isinstance(reply, bytes) else await reply)
         finally:
             self.worker = None
             self.queue = None

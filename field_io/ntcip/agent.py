@@ -111,6 +111,7 @@ _STATUS_KEYS = {
     "DontWalks": "dontwalks",
     "PhaseOns": "ons",
     "VehCalls": "vehcalls",
+    "PedCalls": "pedcalls",
     "PhaseNexts": "nexts",
 }
 
@@ -285,7 +286,8 @@ class RowMib:
             return self._cache
         fm, r = self.fmap, self.row
         states = snap.group_state[r, : fm.n_groups]
-        keys = ("reds", "yellows", "greens", "walks", "pedclears", "dontwalks", "ons", "vehcalls", "nexts")
+        keys = ("reds", "yellows", "greens", "walks", "pedclears", "dontwalks", "ons", "vehcalls", "pedcalls", "nexts")
+        ped_call = self.core.ped_call[r]
         masks = {k: [0] * self.groups for k in keys}
         chan = {k: [0] * phase_groups(fm.n_groups) for k in ("reds", "yellows", "greens")}
         sl = self.core.layout.row == r
@@ -306,6 +308,8 @@ class RowMib:
             chan[{GREEN: "greens", YELLOW: "yellows"}.get(s, "reds")][cg] |= 1 << cbit
             if grp.is_pedestrian:
                 masks["walks" if s == GREEN else "pedclears" if s == YELLOW else "dontwalks"][g] |= 1 << bit
+                if ped_call[k]:
+                    masks["pedcalls"][g] |= 1 << bit
                 continue
             key = {GREEN: "greens", YELLOW: "yellows"}.get(s, "reds")
             masks[key][g] |= 1 << bit
@@ -479,7 +483,17 @@ class RowMib:
         if name == "timebaseAscPattern":
             return (INT, prof.fallback_pattern)
         if name == "preemptState":
-            return (INT, 2)  # notActive: the emulator has no preemption inputs
+            return (INT, int(self.core.preempt_state[self.row]))
+        if name == "preemptTrackGreen":
+            return (INT, math.ceil(self.core.config.preempt_track_green_s - 1e-9))
+        if name == "preemptDwellGreen":
+            return (INT, math.ceil(self.core.config.preempt_min_dwell_s - 1e-9))
+        if name in ("preemptTrackPhase", "preemptDwellPhase"):
+            stage = (self.core.preempt_track_stage if name == "preemptTrackPhase" else self.core.preempt_dwell_stage)[
+                self.row
+            ]
+            phases = sorted(fm.stage_phases[int(stage)]) if fm.n_stages else []
+            return (INT, phases[0] if phases else 0)
         if name == "phaseControlGroupPhaseOmit" or name.startswith("phaseControlGroup"):
             return (INT, 0)
         return (INT, _CONSTANTS.get(name, 0))
@@ -507,7 +521,7 @@ class RowMib:
             "unitControlStatus": lambda: (INT, self._modes()[0]),
             "unitFlashStatus": lambda: (INT, self._modes()[1]),
             "unitAlarmStatus1": lambda: (INT, (1 << 5) if self._modes()[1] != NOT_FLASH else 0),
-            "shortAlarmStatus": lambda: (INT, (1 << 5) if core.status_word(r) & StatusBits.DETECTOR_FAULT else 0),
+            "shortAlarmStatus": lambda: (INT, self._short_alarms()),
             "coordPatternStatus": lambda: (INT, self._modes()[2]),
             "localFreeStatus": lambda: (INT, 2),
             "coordCycleStatus": lambda: (INT, self._cycle_position()[0]),
@@ -534,6 +548,11 @@ class RowMib:
             "gwHeartbeatAge": lambda: (INT, int(min(core.heartbeat_age_s()[r], 6553.5) * 10)),
             "gwCommissioning": lambda: (INT, int(bool(core.commissioning[r]))),
         }
+
+    def _short_alarms(self) -> int:
+        """NTCIP 1202 ``shortAlarmStatus``: bit 5 detector fault, bit 0 preempt (field-io.md §1.8)."""
+        bits = self.core.status_word(self.row)
+        return (32 if bits & StatusBits.DETECTOR_FAULT else 0) | (1 if bits & StatusBits.PREEMPT else 0)
 
     def _cycle_position(self) -> tuple[int, int]:
         """(coordCycleStatus, coordSyncStatus) in whole seconds, 0 when no plan is timing (flash, stage control).
@@ -783,6 +802,7 @@ class RowMib:
         self.patterns = staged_patterns
         self.splits = staged_splits
         if commanding:
+            self._ped_calls(control["phaseControlGroupPedCall"])
             self.control = control
             self.pattern_control = pat
             self.set_counter += 1
@@ -791,6 +811,16 @@ class RowMib:
             core.submit_step(r, step)
             return step if core.config.lockstep else None
         return None
+
+    def _ped_calls(self, masks: Sequence[int]) -> None:
+        """``phaseControlGroupPedCall``: a call on a phase's crossings, as if their push buttons were pressed."""
+        phases = masks_to_phases(masks)
+        if not phases:
+            return
+        fm = self.fmap
+        for k, grp in enumerate(fm.intersection.groups):
+            if grp.is_pedestrian and int(fm.phase[k]) in phases:
+                self.core.press_ped_button(self.row, k)
 
     def _pattern_plan(
         self, pat: int, patterns: dict[int, list[int]], splits: dict[tuple[int, int], list[int]]

@@ -34,7 +34,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -66,6 +66,18 @@ GREEN, YELLOW, RED, FLASH = (
     int(s) for s in (SignalState.GREEN, SignalState.YELLOW, SignalState.RED, SignalState.FLASH)
 )
 NOT_FLASH, SYSTEM_CONTROL, MANUAL, BACKUP = 2, 2, 5, 4
+_PREEMPT_IDLE, _BAD_PLAN = 2, 7  # preemptState notActive; localFreeStatus badPlan (field-io.md §1.6, §1.9)
+_PREEMPT_NAMES = {
+    2: "notActive",
+    3: "notActiveWithCall",
+    4: "entryStarted",
+    5: "trackService",
+    6: "dwell",
+    7: "linkActive",
+    8: "exitStarted",
+    9: "maxPresence",
+}
+_FREE_NAMES = {7: "badPlan", 8: "badCycleTime", 9: "splitOverrun", 10: "invalidOffset", 11: "failed"}
 
 
 def _oid(profile: VendorProfile, name: str, *idx: int) -> tuple[int, ...]:
@@ -82,10 +94,22 @@ def status_oids(fmap: FieldMap, profile: VendorProfile) -> list[tuple[str, tuple
             "phaseStatusGroupYellows",
             "phaseStatusGroupGreens",
             "phaseStatusGroupWalks",
+            "phaseStatusGroupPedCalls",
         ):
             out.append((f"{name}.{g}", _oid(profile, name, g)))
-    for name in ("unitControlStatus", "unitFlashStatus", "coordPatternStatus", "volumeOccupancySequence"):
+    for name in (
+        "unitControlStatus",
+        "unitFlashStatus",
+        "coordPatternStatus",
+        "volumeOccupancySequence",
+        "localFreeStatus",
+        "coordCycleStatus",
+        "shortAlarmStatus",
+    ):
         out.append((name, _oid(profile, name)))
+    out.append(("preemptState.1", _oid(profile, "preemptState", 1)))
+    for g in range(1, phase_groups(fmap.max_channel) + 1):
+        out.append((f"vehicleDetectorStatusGroupAlarms.{g}", _oid(profile, "vehicleDetectorStatusGroupAlarms", g)))
     for c in sorted({int(c) for c in fmap.channel}):
         out.append((f"detectorVolume.{c}", _oid(profile, "detectorVolume", c)))
         out.append((f"detectorOccupancy.{c}", _oid(profile, "detectorOccupancy", c)))
@@ -132,6 +156,12 @@ class NtcipStatus:
     plan_clock_s: float = math.nan
     tick: int = -1
     queue_veh: np.ndarray | None = None  # (G,) vehicles queued (NaN not measured); None: not read
+    local_free: int = 0  # localFreeStatus: notFree(2), commandFree(3) ... badPlan(7) ... failed(11); 0 not read
+    cycle_position_s: int = 0  # coordCycleStatus: counts down through the running pattern's cycle
+    short_alarms: int = 0  # shortAlarmStatus bits (bit 0 preempt, bit 5 detector fault)
+    preempt_state: int = 0  # preemptState.1: notActive(2), entryStarted(4), trackService(5), dwell(6), exit(8)
+    detector_alarm: np.ndarray | None = None  # (D,) True: the detector's channel reports an alarm
+    ped_call: np.ndarray | None = None  # (G,) True: a crossing has a pedestrian call waiting
 
 
 _INT_TAGS = frozenset((ber.INTEGER, ber.COUNTER32, ber.GAUGE32, ber.TIMETICKS))
@@ -148,6 +178,9 @@ class _Layout:
     occupancy: np.ndarray
     queue: np.ndarray
     index: dict[str, int]
+    pedcalls: np.ndarray  # (G,) the PedCalls word of each group's phase
+    alarms: np.ndarray  # (D,) the detector-alarm status-group word of each detector's channel
+    alarm_bit: np.ndarray  # (D,) the channel's bit in that word
     veh_bit: np.ndarray  # (G,) (group position of the phase, bit) for decoding
     group_of: np.ndarray
     is_ped: np.ndarray
@@ -156,6 +189,8 @@ class _Layout:
 
 
 _LAYOUTS: dict[tuple[int, str], _Layout] = {}
+#: MIB upper bounds other than 255 (NTCIP 1202 v02: coordCycleStatus is 0..510).
+_TOP = {"coordCycleStatus": 510}
 
 
 def _layout(keys: Sequence[str], fmap: FieldMap, profile: VendorProfile) -> _Layout:
@@ -175,6 +210,11 @@ def _layout(keys: Sequence[str], fmap: FieldMap, profile: VendorProfile) -> _Lay
         greens=words("phaseStatusGroupGreens"),
         yellows=words("phaseStatusGroupYellows"),
         walks=words("phaseStatusGroupWalks"),
+        pedcalls=words("phaseStatusGroupPedCalls"),
+        alarms=np.array(
+            [idx[f"vehicleDetectorStatusGroupAlarms.{(int(c) - 1) // 8 + 1}"] for c in fmap.channel], np.intp
+        ),
+        alarm_bit=np.array([(int(c) - 1) % 8 for c in fmap.channel], np.int64),
         volume=np.array([idx[f"detectorVolume.{int(c)}"] for c in fmap.channel], np.intp),
         occupancy=np.array([idx[f"detectorOccupancy.{int(c)}"] for c in fmap.channel], np.intp),
         queue=np.array(
@@ -184,7 +224,7 @@ def _layout(keys: Sequence[str], fmap: FieldMap, profile: VendorProfile) -> _Lay
         veh_bit=ph % 8,
         group_of=ph // 8,
         is_ped=np.array([g.is_pedestrian for g in fmap.intersection.groups], bool),
-        top=np.array([65535 if k.startswith("gw") else 255 for k in keys], np.int64),
+        top=np.array([65535 if k.startswith("gw") else _TOP.get(k, 255) for k in keys], np.int64),
         keys=keys,
     )
     if len(_LAYOUTS) > 10_000:
@@ -220,6 +260,8 @@ def decode_ntcip_status(
     greens = arr[lay.greens] >> lay.veh_bit & 1
     yellows = arr[lay.yellows] >> lay.veh_bit & 1
     walks = arr[lay.walks] >> lay.veh_bit & 1
+    ped_call = ((arr[lay.pedcalls] >> lay.veh_bit & 1) == 1) & lay.is_ped
+    detector_alarm = (arr[lay.alarms] >> lay.alarm_bit & 1) == 1
     state = np.where(
         lay.is_ped,
         np.where(walks == 1, GREEN, RED),
@@ -276,6 +318,12 @@ def decode_ntcip_status(
         plan_clock_s=clock,
         tick=tick,
         queue_veh=queue,
+        local_free=x[v["localFreeStatus"]],
+        cycle_position_s=x[v["coordCycleStatus"]],
+        short_alarms=x[v["shortAlarmStatus"]],
+        preempt_state=x[v["preemptState.1"]],
+        detector_alarm=detector_alarm,
+        ped_call=ped_call,
     )
 
 
@@ -296,6 +344,7 @@ class NtcipLink(PolledLink):
     sent_content: tuple | None = None
     sent_t: float = -math.inf
     refresh_s: float = 1.0  # re-SET the unchanged block this often (<= unitBackupTime / 3)
+    reported: dict[str, Any] = field(default_factory=dict)  # alarm -> the value last reported (see _report)
 
 
 class NtcipBackend(PolledFieldBackend):
@@ -307,6 +356,19 @@ class NtcipBackend(PolledFieldBackend):
     """
 
     protocol_name = "NTCIP"
+    #: What a standard controller reports beyond signal states and detectors (field-io.md §1.6, §1.8, §1.9):
+    #: ``preempt_state`` (NTCIP ``preemptState.1``, 0 not read), ``preempt_active`` (0/1),
+    #: ``local_free_status`` (``localFreeStatus``), ``coord_cycle_s`` (``coordCycleStatus``),
+    #: ``detector_alarms`` (this controller's detectors whose channel reports an alarm) and ``ped_calls``
+    #: (bit k: the k-th signal group, a crossing, has a pedestrian call waiting).
+    extra_columns = (
+        "preempt_state",
+        "preempt_active",
+        "local_free_status",
+        "coord_cycle_s",
+        "detector_alarms",
+        "ped_calls",
+    )
 
     def __init__(
         self,
@@ -484,6 +546,50 @@ class NtcipBackend(PolledFieldBackend):
 
     def _row_occupancy(self, link: NtcipLink, st: NtcipStatus) -> np.ndarray:
         return st.occupancy
+
+    def _row_extra(self, link: NtcipLink, st: NtcipStatus) -> tuple[int, ...]:
+        ped = st.ped_call
+        ped_mask = int(np.dot(ped, 1 << np.arange(len(ped), dtype=np.int64))) if ped is not None and ped.any() else 0
+        alarms = int(st.detector_alarm.sum()) if st.detector_alarm is not None else 0
+        active = int(st.preempt_state not in (0, _PREEMPT_IDLE))
+        return (st.preempt_state, active, st.local_free, st.cycle_position_s, alarms, ped_mask)
+
+    def _report(self, link: NtcipLink, st: NtcipStatus) -> None:
+        """Alarms from what the controller reports, once when each starts and once when it ends.
+
+        Preemption (``preemptState`` other than notActive: the controller serves the preempt, not
+        central, field-io.md §1.9), a free mode central did not ask for (``localFreeStatus`` badPlan
+        and after: the pattern was refused or cannot run, §1.6), and detector alarms by channel.
+        """
+        fm = link.fmap
+        preempt = st.preempt_state not in (0, _PREEMPT_IDLE)
+        free = st.local_free if st.local_free >= _BAD_PLAN else 0
+        chans = (
+            tuple(int(c) for c in fm.channel[st.detector_alarm]) if st.detector_alarm is not None else ()
+        )
+        now = {"preempt": preempt, "free": free, "detectors": chans}
+        if now == link.reported:
+            return
+        before, link.reported = link.reported, now
+        msgs = []
+        if preempt != before.get("preempt", False):
+            name = _PREEMPT_NAMES.get(st.preempt_state, str(st.preempt_state))
+            msgs.append(
+                f"preempt active (preemptState {name}): the controller serves the preempt, not central's commands"
+                if preempt
+                else "preempt ended (preemptState notActive)"
+            )
+        if free != before.get("free", 0):
+            msgs.append(
+                f"localFreeStatus {_FREE_NAMES.get(free, str(free))}: running free, not the commanded pattern"
+                if free
+                else "localFreeStatus back to notFree"
+            )
+        if chans != before.get("detectors", ()):
+            msgs.append(f"detector alarm on channels {list(chans)}" if chans else "detector alarms cleared")
+        for msg in msgs:
+            self.alarms.append((self.time_s, fm.id, msg))
+            log.warning("%s: %s", link.label, msg)
 
     # ---- commands -------------------------------------------------------------------------------------------
     def _content(self, link: NtcipLink, commands: Commands) -> tuple | None:
