@@ -42,6 +42,7 @@ A controller that reads a field the table marks absent is refused before SUMO st
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -83,6 +84,8 @@ JAM_SPACING_M = 7.5
 #: Vehicles entering an exit edge this long after their group's green ended still left on that green
 #: (the yellow is part of the group's state; this covers the all-red clearance that follows).
 RECENT_GREEN_S = 3.0
+#: SUMO's default segment length (``--meso-edgelength``): where a loop's segment begins, its count begins.
+MESO_EDGE_LENGTH_M = 98.0
 #: A group green this long with no vehicle leaving through it has no standing queue (input-output re-anchor).
 CLEAR_S = 5.0
 #: How many edges ahead on a route a special vehicle's next controlled movement is looked for.
@@ -289,18 +292,30 @@ class MesoLoops:
     edge_length_m: dict[str, float]
 
 
-def _zone_entry(net: Any, lane: Any, zone_m: float, tls_nodes: dict[str, str], own: str) -> tuple[Any, float]:
-    """(lane, position) where the stop-line zone of ``lane`` begins: the chain micro's lane-area detector covers."""
+def _zone_entry(
+    net: Any, lane: Any, zone_m: float, tls_nodes: dict[str, str], own: str
+) -> tuple[Any, float, float]:
+    """(lane, position) where the stop-line zone of ``lane`` begins (the chain micro's lane-area detector
+    covers), and the distance from that lane's start to the stop line."""
     chain = [lane]
     if float(lane.getLength()) < MIN_SINGLE_LANE_ZONE_M:
         chain = upstream_chain(lane, STOP_LINE_LENGTH_M + 0.5, tls_nodes, own)
-    back = zone_m
+    back, to_line = zone_m, 0.0
     for ln in reversed(chain):
         length = float(ln.getLength())
+        to_line += length
         if back <= length:
-            return ln, max(0.0, length - back)
+            return ln, max(0.0, length - back), to_line
         back -= length
-    return chain[0], 0.0
+    return chain[0], 0.0, to_line
+
+
+def _segment_start_m(length: float, pos: float) -> float:
+    """Where the meso segment holding ``pos`` begins on an edge of ``length`` (SUMO's MELoop::numSegmentsFor):
+    a loop counts a vehicle when it enters that segment, not when it passes the loop."""
+    segments = max(1, math.floor(length / MESO_EDGE_LENGTH_M + 0.5))
+    seg_len = length / segments
+    return min(math.floor(pos / seg_len), segments - 1) * seg_len
 
 
 def generate_meso_loops(network: Network, net_file: str | Path, out_file: str | Path, packed: PackedNetwork,
@@ -338,6 +353,7 @@ def generate_meso_loops(network: Network, net_file: str | Path, out_file: str | 
     zone_m = np.zeros(d)
     delay_sum, storage, lanes = np.zeros((n, g)), np.zeros((n, g)), np.zeros((n, g))
     entry_of_lane: dict[str, int] = {}
+    entry_m: dict[str, float] = {}  # stop lane -> from where its arrivals are counted to the stop line
     k = 0
     for r, inter in enumerate(network.intersections):
         own = inter.tls_id or inter.id
@@ -351,13 +367,15 @@ def generate_meso_loops(network: Network, net_file: str | Path, out_file: str | 
                     continue
                 if det.lane not in entry_of_lane:
                     zl = det.length_m if det.kind is DetectorKind.STOP_LINE else STOP_LINE_LENGTH_M
-                    start_lane, pos = _zone_entry(net, lane, float(zl), tls_nodes, own)
+                    start_lane, pos, to_line = _zone_entry(net, lane, float(zl), tls_nodes, own)
                     entry_of_lane[det.lane] = loop_at(start_lane, pos)
+                    # Counted on entering the loop's segment: the travel to the stop line starts there.
+                    entry_m[det.lane] = to_line - _segment_start_m(float(start_lane.getLength()), pos)
                 det_loop[k] = entry_of_lane[det.lane]
                 if det.kind is DetectorKind.STOP_LINE:
                     zone_m[k] = det.length_m
                     speed = max(float(lane.getSpeed()), 1.0)
-                    delay_sum[r, col] += det.length_m / speed
+                    delay_sum[r, col] += entry_m[det.lane] / speed
                     storage[r, col] += det.length_m / JAM_SPACING_M
                     lanes[r, col] += 1
             k += 1
@@ -549,7 +567,10 @@ class MesoReader:
         flat_state = state.reshape(-1)
         green = flat_state == _GREEN
         self._since_green = np.where(green | (flat_state == _YELLOW), 0.0, self._since_green + self.dt_s)
-        active = lp.dep_w * (self._since_green.take(self._dep_pair_flat) <= RECENT_GREEN_S)
+        # An exit's vehicles go to the feeders that are (just) green, by their links and the vehicles they hold:
+        # a green movement with nobody in its zone sends nobody (+0.01: by links alone when all look empty).
+        held = self.estimator.in_zone_veh.reshape(-1).take(self._dep_pair_flat) + 0.01
+        active = lp.dep_w * held * (self._since_green.take(self._dep_pair_flat) <= RECENT_GREEN_S)
         total = np.bincount(lp.dep_loop, weights=active, minlength=len(c)).take(lp.dep_loop)
         share = np.divide(active, total, out=np.zeros_like(active), where=active > 0)
         dep_pair = np.bincount(lp.dep_pair, weights=c.take(lp.dep_loop) * share, minlength=len(lp.pair_loop))

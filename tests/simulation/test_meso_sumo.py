@@ -118,7 +118,7 @@ def test_a_hundred_signal_city_runs_a_few_minutes_in_meso_under_adaptive(tmp_pat
     kpis = simulate(replace(spec, model="meso"), "adaptive", on_tick=lambda r: seen.append(r.observation))
     assert kpis["meta"]["model"] == "meso" and kpis["meta"]["safety_events"] == 0
     assert seen[0].queue_veh.shape[0] >= 100
-    assert kpis["throughput_veh"] > 0
+    assert kpis["throughput_veh"] + kpis["unfinished_veh"] > 100  # trips are 800 m and more: most still running
     queues = np.array([o.queue_veh for o in seen])
     assert queues.sum(axis=(1, 2))[-1] > 5 and queues.min() >= 0
     assert any(len(o.extra["bus"]) for o in seen)  # buses on their lines, found from their routes
