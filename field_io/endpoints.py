@@ -17,8 +17,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field, field_validator
+
 from field_io.protocols import FieldProtocol, protocol_spec
 from field_io.security import SnmpCredentials, TlsConfig
+from intersections.config import ConfigModel, validate, where_of
 from intersections.errors import InputError
 
 __all__ = ["FieldProtocol", "Endpoint", "load_endpoints", "endpoints_from_json"]
@@ -82,11 +85,51 @@ def endpoints_from_json(items: Iterable[Mapping[str, Any]], **overrides: Any) ->
     return out
 
 
-_KEYS = {"intersection", "protocol", "host", "port", "device_id", "vendor", "timeout_s", "retries", "tls", "snmp"}
+class _TlsTable(ConfigModel):
+    cert: str
+    key: str
+    ca: str
+    role: str | None = None
+    server_name: str | None = None
+
+
+class _SnmpTable(ConfigModel):
+    version: int = 1
+    community: str = "public"
+    write_community: str | None = None
+    user: str = ""
+    auth_key: str = ""
+    priv_key: str = ""
+    auth_protocol: str = "SHA-256"
+    priv_protocol: str = "AES-128"
+
+
+class _ControllerTable(ConfigModel):
+    intersection: str = Field(min_length=1)
+    protocol: str
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+    device_id: int = 1
+    vendor: str = "greenwave"
+    timeout_s: float = Field(0.5, gt=0)
+    retries: int = Field(1, ge=0)
+    tls: _TlsTable | None = None
+    snmp: _SnmpTable = Field(default_factory=_SnmpTable)
+
+    @field_validator("protocol")
+    @classmethod
+    def _known_protocol(cls, v: str) -> str:
+        if v not in {p.value for p in FieldProtocol}:
+            raise ValueError(f"must be one of {', '.join(p.value for p in FieldProtocol)}; got {v!r}")
+        return v
+
+
+class _EndpointsFile(ConfigModel):
+    controller: list[_ControllerTable] = Field(default_factory=list)
 
 
 def load_endpoints(path: str | Path) -> list[Endpoint]:
-    """Read ``[[controller]]`` tables (see ``examples/field.toml``)."""
+    """Read ``[[controller]]`` tables (see ``examples/field.toml``); one error line names file, table and field."""
     p = Path(path)
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
@@ -94,31 +137,18 @@ def load_endpoints(path: str | Path) -> list[Endpoint]:
         raise InputError("file not found", where=str(p)) from None
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"not valid TOML: {e}", where=str(p)) from None
+    doc = validate(_EndpointsFile, data, path=p)
     out = []
-    for k, c in enumerate(data.get("controller", [])):
-        where = f"{p}: controller[{k}]"
-        unknown = sorted(set(c) - _KEYS)
-        if unknown:
-            raise InputError(f"unknown keys {unknown}", where=where)
+    for k, c in enumerate(doc.controller):
+        # The settings' own checks (SNMPv3 keys, a protocol's device id range) worded by them, placed here.
+        at: tuple[str | int, ...] = ("controller", k)
         try:
-            tls = TlsConfig(**c["tls"]) if "tls" in c else None
-            snmp = SnmpCredentials(**c.get("snmp", {}))
-            out.append(
-                Endpoint(
-                    intersection=str(c["intersection"]),
-                    protocol=FieldProtocol(c["protocol"]),
-                    host=str(c["host"]),
-                    port=int(c["port"]),
-                    device_id=int(c.get("device_id", 1)),
-                    vendor=str(c.get("vendor", "greenwave")),
-                    timeout_s=float(c.get("timeout_s", 0.5)),
-                    retries=int(c.get("retries", 1)),
-                    tls=tls,
-                    snmp=snmp,
-                )
-            )
-        except KeyError as e:
-            raise InputError(f"missing key {e.args[0]!r}", where=where) from None
-        except (TypeError, ValueError) as e:
-            raise InputError(str(e), where=where) from None
+            tls = TlsConfig(**c.tls.model_dump()) if c.tls is not None else None
+            at = ("controller", k, "snmp")
+            snmp = SnmpCredentials(**c.snmp.model_dump())
+            at = ("controller", k)
+            fields = c.model_dump(exclude={"tls", "snmp"})
+            out.append(Endpoint(**{**fields, "protocol": FieldProtocol(c.protocol)}, tls=tls, snmp=snmp))
+        except InputError as e:
+            raise InputError(e.message, where=where_of(p, at)) from None
     return out

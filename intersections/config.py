@@ -1,7 +1,7 @@
 """One way to read a configuration file: a pydantic model per file, one error line per mistake.
 
-Every configuration file greenwave reads from hand-edited TOML (regression suites and
-scenario definitions so far; the inventory and endpoint files are to follow, issue #19) is
+Every configuration file greenwave reads from hand-edited TOML (regression suites, scenario
+definitions and field endpoint files; the intersection inventory is still to follow, issue #19) is
 described by pydantic models that forbid unknown keys, and read with :func:`validate`. A model
 rejects the first bad value as one :class:`~intersections.errors.InputError` line whose
 ``where`` names the file, the table and the field (``suite.toml:tolerances.mean_delay_s``),

@@ -94,6 +94,19 @@ def test_example_endpoints_file_loads(tmp_path) -> None:
     try:
         load_endpoints(bad)
     except InputError as e:
-        assert "unknown keys ['device']" in str(e)
+        assert str(e) == f"{bad}:controller[0].device: unknown field"
     else:
         raise AssertionError("an unknown key must be refused")
+    # One line naming file, table and field, as every configuration file (intersections.config).
+    for body, said in (
+        ('port = 70000\n', "controller[0].port: must be <= 65535, got 70000"),
+        ('port = "502"\n', "controller[0].port: must be a whole number, got '502'"),
+        ('port = 502\n[controller.snmp]\nversion = 3\n', "controller[0].snmp: SNMPv3 needs a user name"),
+    ):
+        bad.write_text(f'[[controller]]\nintersection = "J1"\nprotocol = "modbus"\nhost = "h"\n{body}')
+        try:
+            load_endpoints(bad)
+        except InputError as e:
+            assert str(e) == f"{bad}:{said}"
+        else:
+            raise AssertionError(f"{body!r} must be refused")
