@@ -157,7 +157,38 @@ function drawMap() {
   $("#legend").innerHTML = Object.entries(STATUS_LABEL).map(([k, v]) => `<span><i class="st-${k}"></i>${v}</span>`).join("") +
     `<span><i style="border:3px solid var(--fault);background:none"></i>alarm</span>`;
   if (typeof GWOPS !== "undefined") GWOPS.onMap();
+  S.mapBox = [x0 - pad, -(y1 + pad), x1 - x0 + 2 * pad, y1 - y0 + 2 * pad];
+  if (!m.dataset.panZoom) { m.dataset.panZoom = "1"; panZoom(m); }
   if (S.net.base_layer) baseLayer(S.net.base_layer, [x0 - pad, y0 - pad, x1 + pad, y1 + pad]).catch((e) => toast("base map: " + e.message));
+}
+
+// ---- pan and zoom of the plain map (a city of 1,000 signals needs a district view); with a base
+// layer Leaflet does this instead. Wheel zooms about the pointer, drag pans, double-click resets;
+// only the viewBox changes, so nothing is redrawn.
+function panZoom(m) {
+  const box = () => m.getAttribute("viewBox").split(" ").map(Number);
+  const at = (ev) => new DOMPoint(ev.clientX, ev.clientY).matrixTransform(m.getScreenCTM().inverse());
+  m.addEventListener("wheel", (ev) => {
+    if (S.baseMap || !S.mapBox) return;
+    ev.preventDefault();
+    const [x, y, w, h] = box(), p = at(ev);
+    const k = Math.min(1.5 * S.mapBox[2], Math.max(S.mapBox[2] / 80, w * (ev.deltaY < 0 ? 0.8 : 1.25))) / w;
+    m.setAttribute("viewBox", `${p.x - (p.x - x) * k} ${p.y - (p.y - y) * k} ${w * k} ${h * k}`);
+  }, { passive: false });
+  let drag = null;
+  m.addEventListener("pointerdown", (ev) => {
+    if (S.baseMap || ev.button !== 0 || ev.target.closest(".marker")) return;
+    drag = { p: at(ev), moved: false };
+  });
+  m.addEventListener("pointermove", (ev) => {
+    if (!drag || !(ev.buttons & 1)) { drag = null; return; }
+    const [x, y, w, h] = box(), p = at(ev), dx = p.x - drag.p.x, dy = p.y - drag.p.y;
+    if (!drag.moved && Math.hypot(dx, dy) * (m.clientWidth / w) < 3) return;
+    drag.moved = true;
+    m.setAttribute("viewBox", `${x - dx} ${y - dy} ${w} ${h}`);
+  });
+  m.addEventListener("pointerup", () => { drag = null; });
+  m.addEventListener("dblclick", (ev) => { if (!S.baseMap && S.mapBox && !ev.target.closest(".marker")) m.setAttribute("viewBox", S.mapBox.join(" ")); });
 }
 
 // ---- optional base layer: locally served tiles under the network (vendored Leaflet, loaded only when configured) ----

@@ -346,6 +346,24 @@ def test_the_map_draws_an_inventory_deployment(inventory_only: LiveServer, brows
     assert not page.query_selector("#basemap")  # no tiles configured: no base layer, no Leaflet
     assert not any("/vendor/leaflet/" in u for u in seen)
     assert not outside(seen, inventory_only.url)
+    # Pan and zoom (a city needs a district view): the wheel zooms about the pointer, a drag pans,
+    # a double-click on the background resets; only the viewBox changes.
+    whole = [float(v) for v in page.get_attribute("#map", "viewBox").split()]
+    box = page.locator("#map").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx, cy)
+    page.mouse.wheel(0, -100)
+    page.mouse.wheel(0, -100)
+    zoomed = [float(v) for v in page.get_attribute("#map", "viewBox").split()]
+    assert zoomed[2] == pytest.approx(whole[2] * 0.64, rel=1e-6) and zoomed[3] == pytest.approx(whole[3] * 0.64)
+    page.mouse.move(cx + 100, cy + 150)
+    page.mouse.down()
+    page.mouse.move(cx + 140, cy + 170, steps=4)
+    page.mouse.up()
+    panned = [float(v) for v in page.get_attribute("#map", "viewBox").split()]
+    assert panned[2:] == zoomed[2:] and panned[0] < zoomed[0] and panned[1] < zoomed[1], (zoomed, panned)
+    page.mouse.dblclick(cx + 100, cy + 150)
+    assert [float(v) for v in page.get_attribute("#map", "viewBox").split()] == pytest.approx(whole)
     page.click(".marker[data-intersection=J1]")
     page.wait_for_selector("#panel [data-testid=signals]")
     page.close()
