@@ -351,7 +351,7 @@ class Control:
         """
         cached = self.__dict__.get("_public")
         if cached is not None:
-            return cached  # type: ignore[no-any-return]
+            return cached
         out: dict[str, Any] = {"kind": self.kind, "source": self.source}
         for k in ("plan_id", "plan_version", "stage", "command_id"):
             v = getattr(self, k)
