@@ -58,28 +58,7 @@ def spec_from_args(args: argparse.Namespace, *, seed: int | None = None, scenari
         sumo_args.extend(a.split())
     routes = [r for r in (getattr(args, "routes", None) or "").split(",") if r]
     scen = scenario if scenario is not None else getattr(args, "scenario", None)
-    if scen is not None and (scen.endswith(".sumocfg")):
-        return resolve_run(
-            sumocfg=scen,
-            seed=seed if seed is not None else getattr(args, "seed", 42),
-            begin_s=args.begin,
-            end_s=args.end,
-            sumo_args=tuple(sumo_args),
-            step_length_s=args.step_length,
-            traci=args.traci or args.gui,
-            gui=args.gui,
-            tripinfo_output=Path(args.tripinfo_output) if getattr(args, "tripinfo_output", None) else None,
-            model=getattr(args, "model", "micro"),
-        )
-    scenario_dir = None
-    if scen is not None and args.out_dir:
-        scenario_dir = Path(args.out_dir) / f"scenario-{Path(scen).stem}-{seed if seed is not None else args.seed}"
-    return resolve_run(
-        sumocfg=getattr(args, "sumocfg", None),
-        net=getattr(args, "net", None),
-        routes=routes or None,
-        scenario=scen,
-        scenario_dir=scenario_dir,
+    run: dict[str, Any] = dict(
         seed=seed if seed is not None else getattr(args, "seed", 42),
         begin_s=args.begin,
         end_s=args.end,
@@ -89,6 +68,19 @@ def spec_from_args(args: argparse.Namespace, *, seed: int | None = None, scenari
         gui=args.gui,
         tripinfo_output=Path(args.tripinfo_output) if getattr(args, "tripinfo_output", None) else None,
         model=getattr(args, "model", "micro"),
+    )
+    if scen is not None and (scen.endswith(".sumocfg")):
+        return resolve_run(sumocfg=scen, **run)
+    scenario_dir = None
+    if scen is not None and args.out_dir:
+        scenario_dir = Path(args.out_dir) / f"scenario-{Path(scen).stem}-{seed if seed is not None else args.seed}"
+    return resolve_run(
+        sumocfg=getattr(args, "sumocfg", None),
+        net=getattr(args, "net", None),
+        routes=routes or None,
+        scenario=scen,
+        scenario_dir=scenario_dir,
+        **run,
     )
 
 
