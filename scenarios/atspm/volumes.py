@@ -78,6 +78,15 @@ def peak_hour(quarter_counts: np.ndarray, quarter_start_s: np.ndarray) -> dict[s
     }
 
 
+def _window(
+    ev: EventTable, detectors: Sequence[DetectorConfig], bin_s: float, start_s: float | None, end_s: float | None
+) -> tuple[list[DetectorConfig], np.ndarray, np.ndarray]:
+    """The counting detectors (one per lane), the report's bin edges and the quarter-hour edges."""
+    start = ev.start_s if start_s is None else start_s
+    end = ev.end_s if end_s is None else end_s
+    return _one_per_lane(detectors), bin_edges(start, end, bin_s), bin_edges(start, end, QUARTER_S)
+
+
 def approach_volume(
     ev: EventTable,
     detectors: Sequence[DetectorConfig],
@@ -87,12 +96,8 @@ def approach_volume(
     end_s: float | None = None,
 ) -> dict[str, Any]:
     """Volume per direction and bin, with peak hour, PHF, K and D factors (module docstring)."""
-    start = ev.start_s if start_s is None else start_s
-    end = ev.end_s if end_s is None else end_s
-    dets = _one_per_lane(detectors)
+    dets, edges, qedges = _window(ev, detectors, bin_s, start_s, end_s)
     approaches = sorted({d.approach for d in dets})
-    edges = bin_edges(start, end, bin_s)
-    qedges = bin_edges(start, end, QUARTER_S)
     out: dict[str, Any] = {"bin_s": bin_s, "start_s": edges[:-1].tolist(), "approaches": {}}
     per_q: dict[str, np.ndarray] = {}
     for a in approaches:
@@ -133,11 +138,7 @@ def turning_movement_counts(
     end_s: float | None = None,
 ) -> dict[str, Any]:
     """Counts per approach, movement and lane (module docstring)."""
-    start = ev.start_s if start_s is None else start_s
-    end = ev.end_s if end_s is None else end_s
-    dets = _one_per_lane(detectors)
-    edges = bin_edges(start, end, bin_s)
-    qedges = bin_edges(start, end, QUARTER_S)
+    dets, edges, qedges = _window(ev, detectors, bin_s, start_s, end_s)
     out: dict[str, Any] = {"bin_s": bin_s, "start_s": edges[:-1].tolist(), "movements": []}
     groups: dict[tuple[str, str], list[DetectorConfig]] = {}
     for d in dets:
