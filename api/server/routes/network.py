@@ -172,7 +172,8 @@ class SnapshotFastPath:
 
 @router.get("/network")
 def network(_: Principal = Depends(reader), svc: ServiceState = Depends(service)) -> dict[str, Any]:
-    """Map geometry (SUMO x/y metres): road edges, intersections, the corridor for time-space views."""
+    """Map geometry (local x/y metres: the SUMO net's, or the inventory's): road edges, intersections, the
+    corridor for time-space views, and ``base_layer`` (locally served tiles, or null)."""
     r = svc.runner
     net = network_or_503(r)
     return {
