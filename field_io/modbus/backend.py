@@ -90,7 +90,7 @@ from field_io.modbus.transport import (
     registers,
     write_pdu,
 )
-from field_io.polled import PolledFieldBackend, PolledLink
+from field_io.polled import FAULT_BITS, PolledFieldBackend, PolledLink
 from field_io.security import check_modbus_write, client_context
 from intersections.errors import FieldIOError
 from intersections.network import Network
@@ -110,6 +110,7 @@ EXCEPTION_NAMES = {
 }
 _HB = COMMAND.address("heartbeat")
 _CENTRAL, _PENDING = int(StatusBits.CENTRAL_CONTROL), int(StatusBits.PENDING_HANDBACK)
+_DONE = int(StatusBits.PLANT_DONE)
 _PREEMPT, _DETECTOR_FAULT = int(StatusBits.PREEMPT), int(StatusBits.DETECTOR_FAULT)
 
 
@@ -192,7 +193,6 @@ class ModbusLink(PolledLink):
     client: Any = None
     identity: Identity | None = None
     status: FieldStatus | None = None
-    prev_volume: np.ndarray | None = None
     heartbeat: int = 0
     seq: int = 0
     content: tuple | None = None
@@ -240,6 +240,7 @@ class ModbusBackend(PolledFieldBackend):
     ) -> None:
         self.wall_clock = wall_clock
         self._conns: dict[tuple, _Conn] = {}
+        self._bulk: list[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]] = []
         super().__init__(
             network,
             endpoints,
@@ -256,6 +257,22 @@ class ModbusBackend(PolledFieldBackend):
 
     def _make_link(self, row: int, endpoint: Endpoint, intersection: Any) -> ModbusLink:
         return ModbusLink(row=row, endpoint=endpoint, fmap=field_map(intersection))
+
+    @property
+    def _det_start(self) -> np.ndarray:
+        """Each row's first detector in the observation's detector order."""
+        ds = self.__dict__.get("_det_start_arr")
+        if ds is None:
+            ds = self.__dict__["_det_start_arr"] = np.array([sl.start for sl in self._det_slices], np.intp)
+        return ds
+
+    @property
+    def _prev_volume(self) -> np.ndarray:
+        """Each detector's volume counter at its last read (NaN: none since the connection), detector order."""
+        pv = self.__dict__.get("_prev_volume_arr")
+        if pv is None:
+            pv = self.__dict__["_prev_volume_arr"] = np.full(len(self.detectors.ids), np.nan)
+        return pv
 
     # ---- transport ---------------------------------------------------------------------------------
     def _close_transport(self) -> None:
@@ -394,7 +411,7 @@ class ModbusBackend(PolledFieldBackend):
             return
         link.identity = ident
         link.refused = False
-        link.prev_volume = None
+        self._prev_volume[self._det_slices[link.row]] = np.nan  # counts restart from this connection
         link.read_plan = status_read(fm, ident.capabilities)
         self._set_problem(link, None)
 
@@ -590,8 +607,13 @@ class ModbusBackend(PolledFieldBackend):
                 layouts.setdefault(key, []).append((link, answer))
             for (count, skip, _g, _ch), rows in layouts.items():
                 words = np.frombuffer(b"".join(a[2:] for _l, a in rows), dtype=">u2").reshape(len(rows), count)
-                for (link, _a), st in zip(rows, decode_status_rows(words, rows[0][0].fmap, skip=skip), strict=True):
+                arrays: dict[str, np.ndarray] = {}
+                fm0 = rows[0][0].fmap
+                for (link, _a), st in zip(rows, decode_status_rows(words, fm0, skip=skip, arrays=arrays), strict=True):
                     self._polled(link, st)
+                idx = np.fromiter((link.row for link, _a in rows), np.intp, len(rows))
+                det = self._det_start[idx][:, None] + np.arange(fm0.n_detectors)[None, :]
+                self._bulk.append((idx, det, arrays))
             if retry:
                 await asyncio.gather(*(self._poll(link) for link in retry))
         if others is not None:
@@ -607,11 +629,45 @@ class ModbusBackend(PolledFieldBackend):
     # ---- observation columns -------------------------------------------------------------------------
     def _row_counts(self, link: ModbusLink, st: FieldStatus) -> np.ndarray:
         """Differences of the controller's 16-bit volume counters (0 on the first read after a connect)."""
-        vol = st.volume
-        prev, link.prev_volume = link.prev_volume, vol
-        if prev is None:
-            return np.zeros(len(vol))
-        return (vol - prev) % 65536
+        sl = self._det_slices[link.row]
+        prev = self._prev_volume[sl].copy()
+        self._prev_volume[sl] = st.volume
+        return np.nan_to_num((st.volume - prev) % 65536, nan=0.0)
+
+    def _fill_bulk(self, cols: dict[str, Any]) -> tuple[np.ndarray | None, bool]:
+        """The rows of this tick's batched poll, a register layout at a time (see the base class)."""
+        bulk, self._bulk = self._bulk, []
+        if not bulk:
+            return None, False
+        filled = np.zeros(len(self.links), bool)
+        done = False
+        pv = self._prev_volume
+        extra = dict(zip(self.extra_columns, cols["extra"], strict=True))
+        for idx, det, a in bulk:
+            g = a["group_state"].shape[1]
+            vol = a["volume"]
+            prev = pv[det]
+            cols["counts"][det] = np.nan_to_num((vol - prev) % 65536, nan=0.0)
+            pv[det] = vol
+            raw = a["occupancy_raw"]
+            cols["occupancy"][det] = np.where(raw <= OCC_SCALE, raw / OCC_SCALE, np.nan)
+            cols["signal_state"][idx, :g] = a["group_state"]
+            if a["queue_veh"] is not None:
+                cols["queue_veh"][idx, :g] = a["queue_veh"]
+            sw = a["status_word"]
+            cols["fault"][idx] = (sw & FAULT_BITS) != 0
+            cols["mode"][idx] = a["mode"]
+            cols["central"][idx] = (sw & _CENTRAL) != 0
+            done = done or bool((sw & _DONE).any())
+            extra["accepted_seq"][idx] = a["accepted_seq"]
+            extra["reject_reason"][idx] = a["reject_reason"]
+            extra["preempt_active"][idx] = (sw & _PREEMPT) != 0
+            extra["detector_fault"][idx] = (sw & _DETECTOR_FAULT) != 0
+            filled[idx] = True
+            for i in np.flatnonzero(a["rejected_seq"]):  # a refused block is reported once (_report_reject)
+                link = self.links[idx[i]]
+                self._report_reject(link, link.status)
+        return filled, done
 
     def _row_occupancy(self, link: ModbusLink, st: FieldStatus) -> np.ndarray:
         raw = st.occupancy_raw

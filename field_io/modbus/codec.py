@@ -507,13 +507,18 @@ def decode_status(
     )
 
 
-def decode_status_rows(words: np.ndarray, fmap: FieldMap, *, skip: int = 0) -> list[FieldStatus]:
+def decode_status_rows(
+    words: np.ndarray, fmap: FieldMap, *, skip: int = 0, arrays: dict[str, np.ndarray] | None = None
+) -> list[FieldStatus]:
     """:func:`decode_status` for many controllers of one layout at once: ``words`` is ``(B, count)``.
 
     Central reads thousands of controllers per tick; one array operation per
     field instead of one per controller is what keeps the decode off the poll's
     critical path. Row ``i`` decodes exactly as ``decode_status(words[i], fmap, skip=skip)``
-    (a test holds the two together).
+    (a test holds the two together). ``arrays``, when given, receives the decoded columns as
+    arrays over the rows (``group_state``, ``volume``, ``occupancy_raw``, ``queue_veh`` or None,
+    ``status_word``, ``mode``, ``accepted_seq``, ``rejected_seq``, ``reject_reason``), for
+    consumers that fill observations a block at a time.
     """
     arr = np.asarray(words, dtype=np.int64)
     n = arr.shape[0]
@@ -530,6 +535,14 @@ def decode_status_rows(words: np.ndarray, fmap: FieldMap, *, skip: int = 0) -> l
         occ = arr[:, _VOL0 + 1 + 2 * (ch - 1)]
     else:
         volume = occ = np.zeros((n, 0), np.int64)
+    if arrays is not None:
+        arrays.update(
+            group_state=states,
+            volume=volume,
+            occupancy_raw=occ,
+            queue_veh=queues if skip else None,
+            **{k: arr[:, _S[k]] for k in ("status_word", "mode", "accepted_seq", "rejected_seq", "reject_reason")},
+        )
     out = []
     for i, w in enumerate(arr[:, :_D0].tolist()):
         out.append(
