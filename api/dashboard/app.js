@@ -159,12 +159,18 @@ function drawMap() {
   if (typeof GWOPS !== "undefined") GWOPS.onMap();
   S.mapBox = [x0 - pad, -(y1 + pad), x1 - x0 + 2 * pad, y1 - y0 + 2 * pad];
   if (!m.dataset.panZoom) { m.dataset.panZoom = "1"; panZoom(m); }
+  crowded(m);
   if (S.net.base_layer) baseLayer(S.net.base_layer, [x0 - pad, y0 - pad, x1 + pad, y1 + pad]).catch((e) => toast("base map: " + e.message));
 }
 
 // ---- pan and zoom of the plain map (a city of 1,000 signals needs a district view); with a base
 // layer Leaflet does this instead. Wheel zooms about the pointer, drag pans, double-click resets;
 // only the viewBox changes, so nothing is redrawn.
+// Names are drawn while each has room: up to about 12 markers across the view (150 signals or fewer, or a city zoomed in).
+function crowded(m) {
+  const n = S.net?.intersections.length || 0, w = Number(m.getAttribute("viewBox").split(" ")[2]);
+  m.classList.toggle("crowded", Boolean(S.mapBox) && n > 150 && Math.sqrt(n) * (w / S.mapBox[2]) > 12);
+}
 function panZoom(m) {
   const box = () => m.getAttribute("viewBox").split(" ").map(Number);
   const at = (ev) => new DOMPoint(ev.clientX, ev.clientY).matrixTransform(m.getScreenCTM().inverse());
@@ -174,6 +180,7 @@ function panZoom(m) {
     const [x, y, w, h] = box(), p = at(ev);
     const k = Math.min(1.5 * S.mapBox[2], Math.max(S.mapBox[2] / 80, w * (ev.deltaY < 0 ? 0.8 : 1.25))) / w;
     m.setAttribute("viewBox", `${p.x - (p.x - x) * k} ${p.y - (p.y - y) * k} ${w * k} ${h * k}`);
+    crowded(m);
   }, { passive: false });
   let drag = null;
   m.addEventListener("pointerdown", (ev) => {
@@ -188,7 +195,9 @@ function panZoom(m) {
     m.setAttribute("viewBox", `${x - dx} ${y - dy} ${w} ${h}`);
   });
   m.addEventListener("pointerup", () => { drag = null; });
-  m.addEventListener("dblclick", (ev) => { if (!S.baseMap && S.mapBox && !ev.target.closest(".marker")) m.setAttribute("viewBox", S.mapBox.join(" ")); });
+  m.addEventListener("dblclick", (ev) => {
+    if (!S.baseMap && S.mapBox && !ev.target.closest(".marker")) { m.setAttribute("viewBox", S.mapBox.join(" ")); crowded(m); }
+  });
 }
 
 // ---- optional base layer: locally served tiles under the network (vendored Leaflet, loaded only when configured) ----
