@@ -169,6 +169,18 @@ def test_passage_is_per_lane_of_an_approach_and_follows_failed_detectors() -> No
     np.testing.assert_allclose(observe(set()), [1.5, 3.0])  # restored
 
 
+def _decide_on_queues(pol, sup, est, lay, t: int, queue: np.ndarray) -> np.ndarray:
+    """One 1-s decision of a single intersection on measured queues alone (no counts, no occupancy)."""
+    obs = Observation(
+        time_s=float(t), counts=np.zeros(len(lay.ids)), occupancy=np.zeros(len(lay.ids)), queue_veh=queue,
+        signal_state=sup.state.copy(), comm_age_s=np.zeros(1), fault=np.zeros(1, bool),
+    )  # fmt: skip
+    ctx = PolicyContext(
+        float(t), 1.0, sup.target.copy(), sup.state.copy(), sup.state_time_s + (1.0 if t else 0), sup.walked.copy()
+    )
+    return pol.decide(obs, est.update(obs, 1.0), ctx)
+
+
 @pytest.mark.parametrize("stall_s", [6.0, 1e9])
 def test_a_queue_that_does_not_shrink_on_green_does_not_hold_the_stage(stall_s: float) -> None:
     """A standing queue that stays put on green (a permissive left waiting for a gap, a turn held by
@@ -184,15 +196,8 @@ def test_a_queue_that_does_not_shrink_on_green_does_not_hold_the_stage(stall_s: 
     switched_at = None
     for t in range(120):
         queue = np.array([[3.0, 3.0]])  # both groups: 3 standing vehicles, nobody leaves
-        obs = Observation(
-            time_s=float(t), counts=np.zeros(len(lay.ids)), occupancy=np.zeros(len(lay.ids)), queue_veh=queue,
-            signal_state=sup.state.copy(), comm_age_s=np.zeros(1), fault=np.zeros(1, bool),
-        )  # fmt: skip
-        ctx = PolicyContext(
-            float(t), 1.0, sup.target.copy(), sup.state.copy(), sup.state_time_s + (1.0 if t else 0), sup.walked.copy()
-        )
         first_target = int(sup.target[0])
-        out = pol.decide(obs, est.update(obs, 1.0), ctx)
+        out = _decide_on_queues(pol, sup, est, lay, t, queue)
         if t > 0 and first_target >= 0 and int(out[0]) not in (-1, first_target) and switched_at is None:
             switched_at = t
         sup.step(out, 1.0 if t else 0.0)
@@ -227,14 +232,7 @@ def test_a_filtering_left_calls_its_protected_stage() -> None:
         queue[0, ids.index("NS")] = 10.0  # a busy through keeps S1 attractive
         queue[0, ids.index("EW")] = 2.0
         queue[0, nl] = left_q
-        obs = Observation(
-            time_s=float(t), counts=np.zeros(len(lay.ids)), occupancy=np.zeros(len(lay.ids)), queue_veh=queue,
-            signal_state=sup.state.copy(), comm_age_s=np.zeros(1), fault=np.zeros(1, bool),
-        )  # fmt: skip
-        ctx = PolicyContext(
-            float(t), 1.0, sup.target.copy(), sup.state.copy(), sup.state_time_s + (1.0 if t else 0), sup.walked.copy()
-        )
-        out = pol.decide(obs, est.update(obs, 1.0), ctx)
+        out = _decide_on_queues(pol, sup, est, lay, t, queue)
         sup.step(out, 1.0 if t else 0.0)
         protected_s = protected_s + 1 if int(sup.target[0]) == s2 and sup.state[0, nl] == G else 0
         if protected_s > 4:
