@@ -470,12 +470,13 @@ class MesoReader:
     lanes (Sharma et al. 2007 count lane by lane, which meso cannot). Departures are
     counted where they are: at the exit-edge loops, each given to the approach pairs
     whose SUMO links feed that exit and that show green (or did within
-    :data:`RECENT_GREEN_S`), by their number of links. A model detector reports whole
+    :data:`RECENT_GREEN_S`), by their links and the vehicles each holds (a green movement
+    with nobody in its zone sends nobody through). A model detector reports whole
     vehicles: its expected share accumulates and a vehicle is counted each time one more
     is complete, so a lane with a third of an approach's traffic sees every third
     vehicle and gaps as long as its own, instead of a third of every vehicle (an
     actuation on every lane at each arrival: measured on arterial, adaptive's mean delay
-    37.2 s with fractions, 30.9 s with whole vehicles, seed 1).
+    37.2 s with fractions, 30.1 s with whole vehicles, seed 1: docs/results/meso.md).
 
     Learning the turning shares from the attributed departures instead of the lane
     shares was tried and left out: neutral on arterial and hanoi_mixed, 2-4 s worse on
