@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from api.commands._field_args import add_link_security_args, snmp_credentials, tls_config
 from field_io.protocols import protocol_names, protocol_spec
 
 __all__ = ["register", "run"]
@@ -32,31 +33,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clock-tolerance", type=float, default=2.0, metavar="S", help="allowed clock skew (default 2 s)")
     p.add_argument("--no-watchdog", action="store_true", help="do not exercise the watchdog")
     p.add_argument("--timeout", type=float, default=1.0, metavar="S", help="per-request timeout (default 1 s)")
-    p.add_argument("--vendor", default="greenwave", help="NTCIP vendor profile (default greenwave)")
-    p.add_argument("--snmp-version", type=int, choices=[1, 2, 3], default=1, help="SNMP version (default 1)")
-    p.add_argument("--community", default="public", help="SNMPv1/v2c read community")
-    p.add_argument(
-        "--write-community",
-        help="SNMPv1/v2c write community (default: the read community); a default such as public is refused",
+    add_link_security_args(
+        p,
+        controller=False,
+        insecure_demo_help="allow a default SNMP write community (public, private, ...): throw-away demos only",
     )
-    p.add_argument(
-        "--insecure-demo",
-        action="store_true",
-        help="allow a default SNMP write community (public, private, ...): throw-away demos only",
-    )
-    p.add_argument("--snmp-user", default="", help="SNMPv3 user (authPriv)")
-    p.add_argument("--auth-key", default="", help="SNMPv3 authentication key")
-    p.add_argument("--priv-key", default="", help="SNMPv3 privacy key")
-    p.add_argument("--tls-cert", metavar="PEM", help="Modbus/TCP Security: central's certificate")
-    p.add_argument("--tls-key", metavar="PEM", help="Modbus/TCP Security: its private key")
-    p.add_argument("--tls-ca", metavar="PEM", help="Modbus/TCP Security: CA that signs the controller's certificate")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from field_io.commission import CommissionOptions, commission
     from field_io.endpoints import Endpoint, FieldProtocol
-    from field_io.security import SnmpCredentials, TlsConfig, require_secure_snmp
+    from field_io.security import require_secure_snmp
     from intersections.errors import InputError
     from intersections.loaders import load_inventory
     from intersections.plan import load_plans
@@ -77,11 +65,6 @@ def run(args: argparse.Namespace) -> int:
         if inter.id not in plans:
             raise InputError(f"no plan for intersection {inter.id}", where=args.plan)
         plan = plans[inter.id]
-    tls = None
-    if any((args.tls_cert, args.tls_key, args.tls_ca)):
-        if not all((args.tls_cert, args.tls_key, args.tls_ca)):
-            raise InputError("Modbus/TCP Security needs --tls-cert, --tls-key and --tls-ca together")
-        tls = TlsConfig(args.tls_cert, args.tls_key, args.tls_ca)
     ep = Endpoint(
         intersection=inter.id,
         protocol=FieldProtocol(args.protocol),
@@ -91,15 +74,8 @@ def run(args: argparse.Namespace) -> int:
         vendor=args.vendor,
         timeout_s=args.timeout,
         retries=1,
-        tls=tls,
-        snmp=SnmpCredentials(
-            version=args.snmp_version,
-            community=args.community,
-            write_community=args.write_community,
-            user=args.snmp_user,
-            auth_key=args.auth_key,
-            priv_key=args.priv_key,
-        ),
+        tls=tls_config(args),
+        snmp=snmp_credentials(args),
     )
     if protocol_spec(ep.protocol).snmp_credentials:  # commissioning SETs (plan upload, heartbeats): never with `public`
         from field_io.ntcip.profiles import vendor_profile

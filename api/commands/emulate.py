@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from api.commands._field_args import add_link_security_args, snmp_credentials, tls_config
 from api.commands._sumo_args import add_sumo_args
 from field_io.protocols import protocol_names, protocol_spec
 
@@ -65,29 +66,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--speed", type=float, default=1.0, metavar="X", help="run the controller clock X times real time (rehearsals)"
     )
     p.add_argument("--arrival-rate", type=float, default=0.1, metavar="VEH_S", help="synthetic demand per group")
-    p.add_argument("--vendor", default="greenwave", help="NTCIP vendor profile to play (default greenwave)")
-    p.add_argument("--snmp-version", type=int, choices=[1, 2, 3], default=1, help="SNMP version (default 1)")
-    p.add_argument("--community", default="public", help="SNMPv1/v2c read community (default public)")
-    p.add_argument(
-        "--write-community",
-        help="SNMPv1/v2c write community (default: the read community); a default such as public is refused",
-    )
-    p.add_argument(
-        "--insecure-demo",
-        action="store_true",
-        help="throw-away demo: accept SNMP writes with a default community and serve plaintext Modbus anywhere",
+    add_link_security_args(
+        p,
+        controller=True,
+        insecure_demo_help="throw-away demo: accept SNMP writes with a default community and serve plaintext Modbus "
+        "anywhere",
     )
     p.add_argument(
         "--plaintext-modbus",
         action="store_true",
         help="serve Modbus without TLS on a non-loopback --host (a closed cabinet network only)",
     )
-    p.add_argument("--snmp-user", default="", help="SNMPv3 user (authPriv)")
-    p.add_argument("--auth-key", default="", help="SNMPv3 authentication key (SHA-256)")
-    p.add_argument("--priv-key", default="", help="SNMPv3 privacy key (AES-128)")
-    p.add_argument("--tls-cert", metavar="PEM", help="Modbus/TCP Security: this controller's certificate")
-    p.add_argument("--tls-key", metavar="PEM", help="Modbus/TCP Security: its private key")
-    p.add_argument("--tls-ca", metavar="PEM", help="Modbus/TCP Security: CA that signs central's certificate")
     p.add_argument("--tls-role", metavar="ROLE", help="Modbus/TCP Security: role the client certificate must carry")
     p.add_argument("--ready-file", metavar="PATH", help="write the endpoints as JSON once listening")
     p.add_argument("--kpi-json", metavar="PATH", help="with --sumo: write the SUMO KPIs as JSON")
@@ -130,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     from api.sil import SimulationCoupling
     from field_io.emulator.core import EmulatorConfig
     from field_io.emulator.runner import Emulator
-    from field_io.security import SnmpCredentials, TlsConfig, server_context
+    from field_io.security import server_context
     from intersections.errors import InputError
     from intersections.loaders import load_network
     from intersections.plan import load_plans
@@ -157,20 +146,11 @@ def run(args: argparse.Namespace) -> int:
         speed=args.speed,
     )
     tls = None
-    if any((args.tls_cert, args.tls_key, args.tls_ca)):
-        if not all((args.tls_cert, args.tls_key, args.tls_ca)):
-            raise InputError("Modbus/TCP Security needs --tls-cert, --tls-key and --tls-ca together")
+    if (cfg := tls_config(args, role=args.tls_role)) is not None:
         if not protocol_spec(args.protocol).tls:
             raise InputError("--tls-* apply to Modbus; NTCIP uses SNMPv3 (--snmp-version 3)")
-        tls = server_context(TlsConfig(args.tls_cert, args.tls_key, args.tls_ca, role=args.tls_role))
-    snmp = SnmpCredentials(
-        version=args.snmp_version,
-        community=args.community,
-        write_community=args.write_community,
-        user=args.snmp_user,
-        auth_key=args.auth_key,
-        priv_key=args.priv_key,
-    )
+        tls = server_context(cfg)
+    snmp = snmp_credentials(args)
     emu = Emulator(
         network,
         protocol=args.protocol,
