@@ -98,3 +98,42 @@ def test_serve_a_city_runs_the_meso_twin_accelerated(city_server: tuple[str, str
     queues = [v["queue_veh"] for v in snap["intersections"].values()]
     assert all(isinstance(q, float) and q == q and q >= 0 for q in queues), sorted(set(map(str, queues)))[:10]
     assert last["sim_time_s"] > 30, last
+
+
+@pytest.mark.sumo
+@pytest.mark.slow
+@pytest.mark.browser
+def test_the_dashboard_shows_the_city_twin(city_server: tuple[str, str]) -> None:
+    """Debian's Chromium on the meso twin: every signal on the map, live, and the pill says meso."""
+    chromium = "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{chromium} is missing: ./dev test installs Debian's chromium")
+        pytest.skip(f"{chromium} not installed")
+    from playwright.sync_api import sync_playwright
+
+    url, _ = city_server
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=["--headless", "--no-sandbox", "--disable-gpu"])
+        try:
+            page = b.new_page(viewport={"width": 1400, "height": 860})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("request", lambda r: None if r.url.startswith((url, "data:")) else errors.append(r.url))
+            page.goto(f"{url}/")
+            page.fill("#login-user", "viewer")
+            page.fill("#login-pass", "greenwave")
+            page.click("#login-submit")
+            page.wait_for_selector(".marker[data-status=adaptive]", state="attached", timeout=60_000)
+            n = len(httpx.get(f"{url}/api/network", headers={"Authorization": "Bearer " + page.evaluate("S.token")},
+                              timeout=30).json()["intersections"])  # fmt: skip
+            first = page.evaluate("S.snap.seq")
+            page.wait_for_timeout(2500)  # one live frame a second (live_max_hz)
+            assert page.evaluate("S.snap.seq") > first, "no live frame in 2.5 s"
+            assert page.eval_on_selector_all(".marker[data-status=adaptive]", "(e) => e.length") == n
+            assert page.eval_on_selector_all("#map polyline.road[data-level]", "(e) => e.length") > 300
+            assert "meso" in (page.text_content("#engine-pill") or "")
+            assert page.text_content("#online") == f"{n}/{n} online"
+            assert not errors, errors
+        finally:
+            b.close()
