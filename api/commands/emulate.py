@@ -66,6 +66,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--speed", type=float, default=1.0, metavar="X", help="run the controller clock X times real time (rehearsals)"
     )
     p.add_argument("--arrival-rate", type=float, default=0.1, metavar="VEH_S", help="synthetic demand per group")
+    p.add_argument(
+        "--ped-calls-per-hour",
+        type=float,
+        default=0.0,
+        metavar="N",
+        help="push-button presses per crossing and hour (Poisson; default 0: none)",
+    )
     add_link_security_args(
         p,
         controller=True,
@@ -144,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         detector_faults=parse_detector_faults(args.detector_fault),
         clock_offset_s=args.clock_offset,
         speed=args.speed,
+        ped_calls_per_hour=args.ped_calls_per_hour,
     )
     tls = None
     if (cfg := tls_config(args, role=args.tls_role)) is not None:
