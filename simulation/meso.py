@@ -310,12 +310,18 @@ def _zone_entry(
     return chain[0], 0.0, to_line
 
 
-def _segment_start_m(length: float, pos: float) -> float:
-    """Where the meso segment holding ``pos`` begins on an edge of ``length`` (SUMO's MELoop::numSegmentsFor):
-    a loop counts a vehicle when it enters that segment, not when it passes the loop."""
+def _segment_index(length: float, pos: float) -> int:
+    """Which meso segment of an edge of ``length`` holds ``pos`` (SUMO's ``MELoop::numSegmentsFor``: the
+    edge cut into ``round(length / meso-edgelength)`` equal segments, at least one; the default length)."""
     segments = max(1, math.floor(length / MESO_EDGE_LENGTH_M + 0.5))
-    seg_len = length / segments
-    return min(math.floor(pos / seg_len), segments - 1) * seg_len
+    return min(math.floor(pos * segments / length), segments - 1) if length > 0 else 0
+
+
+def _segment_start_m(length: float, pos: float) -> float:
+    """Where the meso segment holding ``pos`` begins: a loop counts a vehicle when it enters that segment,
+    not when it passes the loop."""
+    segments = max(1, math.floor(length / MESO_EDGE_LENGTH_M + 0.5))
+    return _segment_index(length, pos) * length / segments
 
 
 def generate_meso_loops(network: Network, net_file: str | Path, out_file: str | Path, packed: PackedNetwork,
@@ -323,21 +329,25 @@ def generate_meso_loops(network: Network, net_file: str | Path, out_file: str | 
     """Write the meso run's loops (an additional file) for ``network`` (carrying its stop-line detectors).
 
     One loop where each stop-line zone begins and one at the start of each exit edge of a
-    controlled movement, shared where two fall at the same place (a loop counts its whole
-    segment, so one per place is enough).
+    controlled movement, one per meso segment (a loop counts its whole segment, so two in
+    one segment would count the same vehicles). This assumes SUMO's default segment length
+    (:data:`MESO_EDGE_LENGTH_M`): with another ``--meso-edgelength`` two places merged here
+    may lie in different segments, and both then get the first one's count.
     """
     import sumolib
 
     net = sumolib.net.readNet(str(net_file))
     tls_nodes = tls_of_junctions(net.getTrafficLights())
     g = packed.g
-    loops: dict[tuple[str, float], tuple[str, str]] = {}  # (edge, pos) -> (id, element)
-    loop_index: dict[tuple[str, float], int] = {}
+    loops: dict[tuple[str, int], tuple[str, str]] = {}  # (edge, segment) -> (id, element)
+    loop_index: dict[tuple[str, int], int] = {}
 
     def loop_at(lane: Any, pos: float) -> int:
+        # One loop per meso segment: every loop in a segment counts the same vehicles (hanoi_city: 5,176
+        # segments hold the 7,496 places a loop is wanted, so 31 % fewer reads per tick).
         length = float(lane.getLength())
         pos = min(max(pos + 0.1, 0.1), max(length - 0.1, 0.0))
-        key = (lane.getEdge().getID(), round(pos, 1))
+        key = (lane.getEdge().getID(), _segment_index(length, pos))
         if key not in loop_index:
             loop_index[key] = len(loops)
             lid = f"gw_m1_{lane.getID()}_{pos:.1f}"
