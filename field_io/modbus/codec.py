@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 
@@ -512,7 +513,7 @@ def decode_status(
 
 
 def decode_status_rows(
-    words: np.ndarray, fmap: FieldMap, *, skip: int = 0, arrays: dict[str, np.ndarray] | None = None
+    words: np.ndarray, fmap: FieldMap, *, skip: int = 0, arrays: dict[str, Any] | None = None
 ) -> list[FieldStatus]:
     """:func:`decode_status` for many controllers of one layout at once: ``words`` is ``(B, count)``.
 
