@@ -27,7 +27,8 @@ What the engine's :class:`~controller.backend.Observation` gets instead (the tab
   the groups feeding that exit that are green, or were within :data:`RECENT_GREEN_S`).
   The zone is the one micro measures (:mod:`simulation.detectors`), so both models
   report the queue over the same stretch of road;
-* ``counts``: the zone-entry loop's count, split equally over the approach's stop lanes;
+* ``counts``: the zone-entry loop's count, split over the approach's stop lanes, in whole
+  vehicles (:class:`MesoReader`);
 * ``occupancy``: the estimated queue's cover of the zone (vehicle length over jam
   spacing, at most 5 / 7.5 = 0.67 when full, what a lane-area detector over a packed
   queue shows);
