@@ -6,7 +6,11 @@ N emulated controllers that run in separate processes (``greenwave emulate``,
 each serving a share of the intersections on 127.0.0.1), once per second.
 A **poll cycle** is one poll of all N controllers, as the engine's ``read``
 does it: Modbus, one function-23 transaction per controller that also carries
-the heartbeat; NTCIP, one GET per controller; decoded into the observation.
+the heartbeat, pipelined on one connection per emulator port (each port is a
+gateway for up to 247 controllers, one unit id each); NTCIP, one GET per
+controller, one UDP agent each; decoded into the observation. The farm runs
+``--per-process`` controllers per emulator process (default 1,000 Modbus,
+250 NTCIP).
 N is *sustained* when the p99 poll cycle stays under 200 ms and every
 controller stays under central control with no failed transaction, while the
 engine also decides and commands every tick (Modbus: a function-16 block when
@@ -125,8 +129,8 @@ def proc_cpu_s(pids: list[int]) -> float:
     return total
 
 
-def measure(protocol: str, n: int, *, ticks: int, warmup: int, work: Path) -> dict:
-    per = 500 if protocol == "modbus" else 250
+def measure(protocol: str, n: int, *, ticks: int, warmup: int, work: Path, per: int | None = None) -> dict:
+    per = per or (1000 if protocol == "modbus" else 250)
     procs, eps = start_emulators(protocol, n, per, work)
     net = network(n)
     eps = [dataclasses.replace(e, timeout_s=2.0, retries=0) for e in eps]
@@ -204,14 +208,16 @@ def sustained(r: dict) -> bool:
     return r["p99_ms"] < P99_LIMIT_S * 1000 and r["central"] == 1.0 and r["errors"] == 0 and r["problems"] == 0
 
 
-def ladder(protocol: str, levels: list[int], *, ticks: int, warmup: int, work: Path) -> tuple[int, list[dict]]:
+def ladder(
+    protocol: str, levels: list[int], *, ticks: int, warmup: int, work: Path, per: int | None = None
+) -> tuple[int, list[dict]]:
     best, rows = 0, []
     for n in levels:
-        r = measure(protocol, n, ticks=ticks, warmup=warmup, work=work)
+        r = measure(protocol, n, ticks=ticks, warmup=warmup, work=work, per=per)
         ok = sustained(r)
         if not ok:  # the machine is shared: a level that fails is measured once more before the ladder stops
             print(f"{protocol:6s} N={n:5d}  first try: poll p99 {r['p99_ms']:.1f} ms; measuring again", flush=True)
-            r = measure(protocol, n, ticks=ticks, warmup=warmup, work=work)
+            r = measure(protocol, n, ticks=ticks, warmup=warmup, work=work, per=per)
             ok = sustained(r)
         rows.append(r)
         print(
@@ -235,6 +241,7 @@ def main() -> None:
     ap.add_argument("--only", choices=["modbus", "ntcip"], help="one protocol's ladder only")
     ap.add_argument("--modbus-levels", metavar="N,N,...", help="the Modbus ladder (default 250 ... 6000)")
     ap.add_argument("--ntcip-levels", metavar="N,N,...", help="the NTCIP ladder (default 100 ... 1500)")
+    ap.add_argument("--per-process", type=int, metavar="N", help="controllers per emulator process")
     args = ap.parse_args()
     if args.quick:
         mb_levels, nt_levels, ticks, warmup = [100, 200], [50, 100], 4, 2
@@ -252,9 +259,9 @@ def main() -> None:
         work = Path(d)
         mb, mb_rows, nt, nt_rows = 0, [], 0, []
         if args.only != "ntcip":
-            mb, mb_rows = ladder("modbus", mb_levels, ticks=ticks, warmup=warmup, work=work)
+            mb, mb_rows = ladder("modbus", mb_levels, ticks=ticks, warmup=warmup, work=work, per=args.per_process)
         if args.only != "modbus":
-            nt, nt_rows = ladder("ntcip", nt_levels, ticks=ticks, warmup=warmup, work=work)
+            nt, nt_rows = ladder("ntcip", nt_levels, ticks=ticks, warmup=warmup, work=work, per=args.per_process)
     best_mb = next((r for r in mb_rows if r["n"] == mb), None)
     best_nt = next((r for r in nt_rows if r["n"] == nt), None)
     if best_mb and best_nt:
