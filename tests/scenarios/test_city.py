@@ -36,7 +36,7 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[BuiltScenario, floa
 
 
 def _tls(net: Path) -> list[str]:
-    return [t.get("id") for t in ET.parse(net).getroot().iter("tlLogic")]
+    return [t.attrib["id"] for t in ET.parse(net).getroot().iter("tlLogic")]
 
 
 def test_city_names_are_found_but_kept_out_of_the_quick_library() -> None:
@@ -75,7 +75,7 @@ def test_hanoi_city_lays_out_at_least_1000_signals_on_rings_and_radial_arterials
     d = load_scenario_def("hanoi_city")
     lay = city_layout(d.network)
     assert len(lay.signals) >= 1000
-    legs = Counter()
+    legs: Counter[str] = Counter()
     for a, b, _art in lay.links:
         legs[a] += 1
         legs[b] += 1
@@ -95,7 +95,7 @@ def test_demand_is_motorcycle_dominated_and_builds_to_a_peak_and_fades(small: tu
     classes = {v.get("id"): v.get("vClass") for v in root.iter("vType")}
     share = Counter(classes[v.get("type")] for v in vehicles)
     assert share["motorcycle"] / len(vehicles) > 0.8
-    departs = [float(v.get("depart")) for v in vehicles]
+    departs = [float(v.attrib["depart"]) for v in vehicles]
     assert departs == sorted(departs)
     per_20min = Counter(int(t // 1200) for t in departs)  # 0..5 over the two hours
     peak = max(per_20min, key=lambda k: per_20min[k])
@@ -106,14 +106,14 @@ def test_demand_is_motorcycle_dominated_and_builds_to_a_peak_and_fades(small: tu
 def test_buses_run_on_their_lines(small: tuple[BuiltScenario, float]) -> None:
     b, _ = small
     root = ET.parse(b.routes[0]).getroot()
-    routes = {r.get("id"): r.get("edges").split() for r in root.iter("route")}
+    routes = {r.attrib["id"]: r.attrib["edges"].split() for r in root.iter("route") if "id" in r.attrib}
     net = ET.parse(b.net).getroot()
     ends = {e.get("id"): (e.get("from"), e.get("to")) for e in net.iter("edge") if e.get("function") != "internal"}
     buses = [f for f in root.iter("flow") if f.get("type") == "bus"]
     assert {f.get("line") for f in buses} == {"bus_ew", "bus_we", "bus_ns", "bus_sn", "bus_ring"}
     for f in buses:
-        assert int(f.get("personNumber")) > 0
-        edges = routes[f.get("route")]
+        assert int(f.attrib["personNumber"]) > 0
+        edges = routes[f.attrib["route"]]
         assert len(edges) >= 6
         for e, nxt in itertools.pairwise(edges):  # a connected path of real edges
             assert ends[e][1] == ends[nxt][0]
