@@ -77,6 +77,10 @@ CHAR_STATE = {
     "o": SignalState.FLASH,
     "O": SignalState.FLASH,
 }
+# The same as a table over byte values (anything else reads as red, as CHAR_STATE's default).
+_STATE_OF_CHAR = np.zeros(256, np.int8)
+for _ch, _st in CHAR_STATE.items():
+    _STATE_OF_CHAR[ord(_ch)] = int(_st)
 
 
 def _increments(cum: np.ndarray, prev: np.ndarray) -> np.ndarray:
@@ -257,6 +261,12 @@ class SumoBackend(BaseBackend):
         self._in_process = False
         self._string_cache: list[dict[bytes, str]] = [{} for _ in range(p.n)]
         self._link_maps = [self._link_map(i, (program_states or {}).get(i.tls_id)) for i in self.network.intersections]
+        # Each group's first SUMO link, flat (row, column, link index): what _read_states gathers.
+        first = [(r, k, g.link_indices[0]) for r, i in enumerate(self.network.intersections)
+                 for k, g in enumerate(i.groups) if g.link_indices]  # fmt: skip
+        self._state_row, self._state_col, self._state_link = (
+            np.array([f[j] for f in first], np.int64) for j in range(3)
+        )
         self._startup_stderr = ""
         self.steps = 0
         self.step_wall_s = 0.0  # wall time inside simulationStep (SUMO's own work)
@@ -775,14 +785,21 @@ class SumoBackend(BaseBackend):
         return float(veh.getTimeLoss(vid))
 
     def _read_states(self) -> np.ndarray:
+        """The states SUMO's own programs show (the ``sumo`` controller): one subscription result per
+        light, then one gather of every group's first link character over all the lights' strings
+        (a Python loop per group cost hanoi_city's 1,059 lights more than meso's own step)."""
         p = self.packed
         out = np.zeros((p.n, p.g), np.int8)
         res = self._conn.trafficlight.getAllSubscriptionResults()
-        for row, tls in enumerate(self._tls):
-            s = res.get(tls, {}).get(TL_RED_YELLOW_GREEN_STATE, "")
-            for k, grp in enumerate(self.network.intersections[row].groups):
-                if grp.link_indices and grp.link_indices[0] < len(s):
-                    out[row, k] = int(CHAR_STATE.get(s[grp.link_indices[0]], SignalState.RED))
+        strings = [res.get(tls, {}).get(TL_RED_YELLOW_GREEN_STATE, "") for tls in self._tls]
+        if not strings or not len(self._state_row):
+            return out
+        lengths = np.fromiter(map(len, strings), np.int64, len(strings))
+        chars = np.frombuffer("".join(strings).encode("ascii", "replace"), np.uint8)
+        rows = self._state_row
+        shown = self._state_link < lengths.take(rows)  # a group whose link the string does not reach stays red
+        at = (np.cumsum(lengths) - lengths).take(rows[shown]) + self._state_link[shown]
+        out[rows[shown], self._state_col[shown]] = _STATE_OF_CHAR.take(chars.take(at))
         return out
 
     def apply(self, commands: Commands) -> None:
