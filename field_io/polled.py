@@ -36,7 +36,7 @@ import math
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 import numpy as np
 
@@ -48,13 +48,26 @@ from field_io.mapping import FieldMap
 from intersections.errors import InputError
 from intersections.network import Network
 
-__all__ = ["PolledFieldBackend", "PolledLink", "FAULT_BITS"]
+__all__ = ["PolledFieldBackend", "PolledLink", "PollOptions", "FAULT_BITS"]
 
 log = logging.getLogger("greenwave.field")
 
 #: Status bits that make a controller's row a fault (it is not running central's commands safely).
 FAULT_BITS = int(StatusBits.FLASH | StatusBits.MMU_FAULT | StatusBits.LOCAL_OVERRIDE | StatusBits.COMMISSIONING)
 _CENTRAL, _DONE = int(StatusBits.CENTRAL_CONTROL), int(StatusBits.PLANT_DONE)
+
+
+class PollOptions(TypedDict, total=False):
+    """The polling settings every field backend takes, passed through to :class:`PolledFieldBackend`."""
+
+    dt_s: float
+    lockstep: bool
+    comm_timeout_s: float | None
+    reconnect_delay_s: float
+    reconnect_delay_max_s: float
+    lockstep_timeout_s: float
+    clock: Callable[[], float]
+    record_latency: bool
 
 
 @dataclass(kw_only=True)

@@ -49,7 +49,7 @@ import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, Unpack
 
 import numpy as np
 
@@ -90,7 +90,7 @@ from field_io.modbus.transport import (
     registers,
     write_pdu,
 )
-from field_io.polled import FAULT_BITS, PolledFieldBackend, PolledLink
+from field_io.polled import FAULT_BITS, PolledFieldBackend, PolledLink, PollOptions
 from field_io.security import check_modbus_write, client_context
 from intersections.errors import FieldIOError
 from intersections.network import Network
@@ -227,33 +227,14 @@ class ModbusBackend(PolledFieldBackend):
         network: Network,
         endpoints: Sequence[Endpoint] | Mapping[str, Endpoint],
         *,
-        dt_s: float = 1.0,
-        lockstep: bool = False,
-        comm_timeout_s: float | None = None,
-        reconnect_delay_s: float = 0.5,
-        reconnect_delay_max_s: float = 30.0,
-        lockstep_timeout_s: float = 30.0,
-        clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
-        record_latency: bool = False,
         max_concurrent_connects: int = 200,
+        **poll: Unpack[PollOptions],
     ) -> None:
         self.wall_clock = wall_clock
         self._conns: dict[tuple, _Conn] = {}
         self._bulk: list[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]] = []
-        super().__init__(
-            network,
-            endpoints,
-            dt_s=dt_s,
-            lockstep=lockstep,
-            comm_timeout_s=comm_timeout_s,
-            reconnect_delay_s=reconnect_delay_s,
-            reconnect_delay_max_s=reconnect_delay_max_s,
-            lockstep_timeout_s=lockstep_timeout_s,
-            clock=clock,
-            record_latency=record_latency,
-            max_concurrent_connects=max_concurrent_connects,
-        )
+        super().__init__(network, endpoints, max_concurrent_connects=max_concurrent_connects, **poll)
 
     def _make_link(self, row: int, endpoint: Endpoint, intersection: Any) -> ModbusLink:
         return ModbusLink(row=row, endpoint=endpoint, fmap=field_map(intersection))

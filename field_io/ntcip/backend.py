@@ -33,9 +33,9 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 
@@ -54,7 +54,7 @@ from field_io.ntcip.codec import (
 from field_io.ntcip.oids import OBJECTS
 from field_io.ntcip.profiles import VendorProfile, vendor_profile
 from field_io.ntcip.transport import SnmpClient, SnmpErrorStatus, snmp_client
-from field_io.polled import PolledFieldBackend, PolledLink
+from field_io.polled import PolledFieldBackend, PolledLink, PollOptions
 from intersections.errors import InputError
 from intersections.model import SignalState
 from intersections.network import Network
@@ -375,34 +375,15 @@ class NtcipBackend(PolledFieldBackend):
         network: Network,
         endpoints: Sequence[Endpoint] | Mapping[str, Endpoint],
         *,
-        dt_s: float = 1.0,
-        lockstep: bool = False,
-        comm_timeout_s: float | None = None,
         client: str = "fast",
-        reconnect_delay_s: float = 0.5,
-        reconnect_delay_max_s: float = 30.0,
-        lockstep_timeout_s: float = 30.0,
-        clock: Callable[[], float] = time.monotonic,
-        record_latency: bool = False,
         max_in_flight: int = 256,
+        **poll: Unpack[PollOptions],
     ) -> None:
         self.max_in_flight = max_in_flight  # requests outstanding at once (bounds the answers' burst)
         self._window: asyncio.Semaphore | None = None
         self.client_kind = client
         self._clients: dict[str, SnmpClient] = {}
-        super().__init__(
-            network,
-            endpoints,
-            dt_s=dt_s,
-            lockstep=lockstep,
-            comm_timeout_s=comm_timeout_s,
-            reconnect_delay_s=reconnect_delay_s,
-            reconnect_delay_max_s=reconnect_delay_max_s,
-            lockstep_timeout_s=lockstep_timeout_s,
-            clock=clock,
-            record_latency=record_latency,
-            max_concurrent_connects=max_in_flight,
-        )
+        super().__init__(network, endpoints, max_concurrent_connects=max_in_flight, **poll)
 
     def _make_link(self, row: int, endpoint: Endpoint, intersection: Any) -> NtcipLink:
         prof = vendor_profile(endpoint.vendor)
