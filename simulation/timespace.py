@@ -22,6 +22,7 @@ import numpy as np
 from intersections.errors import InputError
 from intersections.model import SignalState
 from intersections.network import Network
+from intersections.plan import TimingPlan
 
 __all__ = [
     "Corridor",
@@ -190,7 +191,9 @@ def plot_time_space(
     return out
 
 
-def plan_states(network: Network, plans: Mapping[str, object], corridor: Corridor, times_s: np.ndarray) -> np.ndarray:
+def plan_states(
+    network: Network, plans: Mapping[str, TimingPlan], corridor: Corridor, times_s: np.ndarray
+) -> np.ndarray:
     """(T, K) SignalState of each corridor intersection's through group under its fixed plan."""
     out = np.full((len(times_s), len(corridor.tls)), int(SignalState.RED), np.int8)
     for k, (tls, gi) in enumerate(zip(corridor.tls, corridor.through_group, strict=True)):
@@ -200,28 +203,28 @@ def plan_states(network: Network, plans: Mapping[str, object], corridor: Corrido
         inter = network.get(tls)
         gid = inter.groups[gi].id
         stage_groups = {s.id: s.groups for s in inter.stages}
-        starts = plan.stage_starts_s()  # type: ignore[attr-defined]
-        pos = np.mod(times_s - plan.offset_s, plan.cycle_s)  # type: ignore[attr-defined]
-        n = len(plan.stages)  # type: ignore[attr-defined]
-        for j, st in enumerate(plan.stages):  # type: ignore[attr-defined]
+        starts = plan.stage_starts_s()
+        pos = np.mod(times_s - plan.offset_s, plan.cycle_s)
+        n = len(plan.stages)
+        for j, st in enumerate(plan.stages):
             members = st.groups or stage_groups.get(st.stage, frozenset())
             if gid not in members:
                 continue
             end = starts[j] + st.green_s
-            nxt = plan.stages[(j + 1) % n]  # type: ignore[attr-defined]
+            nxt = plan.stages[(j + 1) % n]
             nxt_members = nxt.groups or stage_groups.get(nxt.stage, frozenset())
             if gid in nxt_members:
                 end += st.intergreen_s  # stays green into the next stage
-            green = ((pos - starts[j]) % plan.cycle_s) < (end - starts[j])  # type: ignore[attr-defined]
+            green = ((pos - starts[j]) % plan.cycle_s) < (end - starts[j])
             out[green, k] = int(SignalState.GREEN)
     return out
 
 
 def plot_plan_time_space(
-    network: Network, plans: Mapping[str, object], corridor: Corridor, out_png: str | Path, *, cycles: int = 6
+    network: Network, plans: Mapping[str, TimingPlan], corridor: Corridor, out_png: str | Path, *, cycles: int = 6
 ) -> Path:
     """Green bands of fixed plans along a corridor, with free-speed progression lines."""
-    cycle = max(float(plans[t].cycle_s) for t in corridor.tls if t in plans)  # type: ignore[attr-defined]
+    cycle = max(float(plans[t].cycle_s) for t in corridor.tls if t in plans)
     times = np.arange(0.0, cycles * cycle, 1.0)
     st = plan_states(network, plans, corridor, times)
     states = st[:, :, None]  # (T, K, 1): one "group" per corridor row
