@@ -5,8 +5,8 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from fastapi import Depends, HTTPException, Request, status
@@ -16,6 +16,10 @@ from api.server.auth import Permission, Principal, resolve_token
 from api.server.db import Database
 from api.server.live import EngineRunner
 from api.server.settings import Settings
+
+if TYPE_CHECKING:
+    from api.server.auth import LoginThrottle
+    from api.server.routes.stream import TicketBook
 
 __all__ = ["ServiceState", "service", "principal", "require", "bearer", "WriteGate", "metrics_allowed"]
 
@@ -27,6 +31,9 @@ class ServiceState:
     settings: Settings
     db: Database
     runner: EngineRunner
+    # Made on first use by their routes (routes/auth.py, routes/stream.py), one per service.
+    login_throttle: LoginThrottle | None = field(default=None, repr=False)
+    stream_tickets: TicketBook | None = field(default=None, repr=False)
 
     @property
     def key(self) -> str:

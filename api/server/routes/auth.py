@@ -27,10 +27,10 @@ router = APIRouter(prefix="/api", tags=["auth"])
 
 def throttle(svc: ServiceState) -> LoginThrottle:
     """The service's login throttle (made on first use, from the settings)."""
-    t = getattr(svc, "_login_throttle", None)
+    t = svc.login_throttle
     if t is None:
         st = svc.settings
-        t = svc._login_throttle = LoginThrottle(st.login_max_failures, st.login_lock_s, st.login_lock_max_s)  # type: ignore[attr-defined]
+        t = svc.login_throttle = LoginThrottle(st.login_max_failures, st.login_lock_s, st.login_lock_max_s)
     return t
 
 

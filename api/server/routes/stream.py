@@ -60,9 +60,9 @@ class TicketOut(BaseModel):
 
 
 def _tickets(svc: ServiceState) -> TicketBook:
-    book = getattr(svc, "_stream_tickets", None)
+    book = svc.stream_tickets
     if book is None:
-        book = svc._stream_tickets = TicketBook()  # type: ignore[attr-defined]
+        book = svc.stream_tickets = TicketBook()
     return book
 
 
