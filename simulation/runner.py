@@ -128,7 +128,8 @@ def resolve_run(
         kw.setdefault("begin_s", b)
         kw.setdefault("end_s", e)
         return RunSpec(net=net_p, routes=route_p, additional=add_p, sumocfg=cfg, name=cfg.stem, **kw)
-    net_p = Path(net).resolve()  # type: ignore[arg-type]
+    assert net is not None  # exactly one of sumocfg and net, checked above
+    net_p = Path(net).resolve()
     if not net_p.exists():
         raise NetworkFileError("file not found", where=str(net))
     route_p = tuple(Path(r).resolve() for r in (routes or []))

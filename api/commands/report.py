@@ -23,9 +23,12 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from api.commands._sumo_args import console
+
+if TYPE_CHECKING:
+    from scenarios.atspm.detectors import IntersectionDetectors
 
 __all__ = ["register", "run"]
 
@@ -51,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _config(args: argparse.Namespace) -> tuple[object | None, str]:
+def _config(args: argparse.Namespace) -> tuple[dict[str, IntersectionDetectors] | None, str]:
     from scenarios.atspm.detectors import config_for_sumo_net, load_detector_config, sidecar_path
 
     if args.detectors:
@@ -86,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     configs, source = _config(args)
     cfg = None
     if configs is not None:
-        cfg = configs.get(args.intersection)  # type: ignore[attr-defined]
+        cfg = configs.get(args.intersection)
         if cfg is None:
             raise InputError(f"the detector configuration ({source}) has no intersection {args.intersection!r}")
     doc = intersection_measures(

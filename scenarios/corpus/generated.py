@@ -479,7 +479,10 @@ def _read_net(path: Path) -> _NetInfo:
     if any((b, a) not in pairs for a, b in pairs):
         features.add("one_way")
     entry_lanes = sum(lanes_of[eid] for eid in edges if eid not in fed)
-    bx = [float(v) for v in root.find("location").get("convBoundary", "0,0,0,0").split(",")]  # type: ignore[union-attr]
+    location = root.find("location")
+    if location is None:
+        raise InputError("no <location> element (is this a SUMO .net.xml?)", where=str(path))
+    bx = [float(v) for v in location.get("convBoundary", "0,0,0,0").split(",")]
     approaches = {frm: lanes_of[frm] for frm in tl_from if lanes_of[frm] > 0}
     return _NetInfo(n_signals, tuple(sorted(features)), entry_lanes, (bx[2] - bx[0], bx[3] - bx[1]), approaches)
 

@@ -353,8 +353,8 @@ def plan_template(
 ) -> dict[str, Any]:
     """A sound starting plan: every stage in order, 20 s green (or the minimum), the required intergreens."""
     known(svc.runner, intersection_id)
-    inter = svc.runner.network.get(intersection_id)  # type: ignore[union-attr]
-    stages = []
+    inter = network_or_503(svc.runner).get(intersection_id)
+    stages: list[dict[str, Any]] = []
     n = len(inter.stages)
     for k, st in enumerate(inter.stages):
         nxt = inter.stages[(k + 1) % n]
