@@ -167,3 +167,25 @@ def test_standard_phase_control_serves_a_push_button(example_net) -> None:
     assert not core.ped_call[0].any()
     assert not before or max(before) < 40  # (WALK before the press only if that stage was running anyway)
     assert np.asarray(states).shape[0] == 120
+
+
+def test_random_push_buttons_and_bad_settings(example_net) -> None:
+    """``ped_calls_per_hour`` presses crossings only (Poisson); a negative rate or stage is refused in one line."""
+    t = [0.0]
+    core = LocalController(example_net, config=EmulatorConfig(ped_calls_per_hour=1800.0), clock=lambda: t[0])
+    plant = FakeBackend(example_net, seed=1, arrival_rate_veh_s=0.0)
+    plant.open()
+    engine = Engine(plant, core)
+    seen = np.zeros_like(core.ped_call)
+    for _ in range(60):
+        res = engine.tick()
+        core.publish(res)
+        seen |= core.ped_call
+        t[0] += 1.0
+    inter = example_net.intersections[0]
+    crossings = [k for k, g in enumerate(inter.groups) if g.is_pedestrian]
+    assert set(np.flatnonzero(seen[0])) <= set(crossings) and seen[0].sum() >= 2
+    with pytest.raises(InputError, match="ped_calls_per_hour must be >= 0, got -1"):
+        EmulatorConfig(ped_calls_per_hour=-1)
+    with pytest.raises(InputError, match="0-based stage numbers"):
+        EmulatorConfig(preempt_dwell_stage=-2)
