@@ -276,7 +276,10 @@ class ModbusBackend(PolledFieldBackend):
         conn = self._conns.get(key)
         if conn is not None:
             if conn.connecting is not None:
-                return await asyncio.shield(conn.connecting)
+                client, why = await asyncio.shield(conn.connecting)
+                if client is not None:
+                    conn.users.add(link.row)
+                return client, why
             if conn.client.connected:
                 conn.users.add(link.row)
                 return conn.client, ""

@@ -285,7 +285,9 @@ def test_controllers_behind_one_address_share_one_connection(example_net, emulat
         for _ in range(12):
             res = eng.tick()
             conns.append(len(emu.servers[0]._conns))
+        users = [c.users for c in backend._conns.values()]
     assert set(conns) == {1}
+    assert users == [{0, 1, 2, 3}]  # every controller that waited for the connection to open is its user
     assert backend.problems == {} and sum(link.errors for link in backend.links) == 0
     assert res.observation.extra["central_control"].all()
     assert {link.reads for link in backend.links} == {12}
