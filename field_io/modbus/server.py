@@ -20,6 +20,7 @@ import logging
 import ssl
 import struct
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 import numpy as np
 
@@ -266,8 +267,8 @@ class _Connection(asyncio.Protocol):
         self.worker: asyncio.Task | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)  # a stream server's connection (TCP or TLS)
-        self.transport = transport
+        # A stream connection's transport, TCP or TLS (asyncio's or uvloop's: the latter does not subclass the ABC).
+        self.transport = stream = cast(asyncio.Transport, transport)
         self.server._conns.add(self)
         role = self.server.required_role
         if role is not None:
@@ -277,7 +278,7 @@ class _Connection(asyncio.Protocol):
             if peer_role(der) != role:
                 self.server.refused_peers += 1
                 log.warning("refusing a client without the role %r in its certificate", role)
-                transport.abort()
+                stream.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server._conns.discard(self)

@@ -37,7 +37,7 @@ import math
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 from field_io.commands import CommandBlock, CommandKind, ControllerMode, RejectReason, StatusBits
 from field_io.emulator.core import LocalController
@@ -656,9 +656,8 @@ class RowMib:
     def get_many(self, oids: Sequence[tuple[int, ...]]) -> list[ber.Value] | None:
         """Every value, or None if some object does not exist."""
         fns = [self.compile(o) for o in oids]
-        if any(f is None for f in fns):
-            return None
-        return [f() for f in fns]  # type: ignore[misc]
+        ready = [f for f in fns if f is not None]
+        return [f() for f in ready] if len(ready) == len(fns) else None
 
     def get(self, oid: tuple[int, ...]) -> ber.Value | None:
         hit = self.table.get(oid)
@@ -692,6 +691,11 @@ class RowMib:
     def next_oid(self, oid: tuple[int, ...]) -> tuple[int, ...] | None:
         i = bisect.bisect_right(self.sorted_oids, oid)
         return self.sorted_oids[i] if i < len(self.sorted_oids) else None
+
+    def successor(self, oid: tuple[int, ...]) -> tuple[tuple[int, ...], ber.Value] | None:
+        """The next OID of this agent's view and its value (GET-NEXT, GET-BULK); None past the end."""
+        nxt = self.next_oid(oid)
+        return None if nxt is None else (nxt, self.value(*self.table[nxt]))
 
     # ---- SET ----------------------------------------------------------------------------------------------------
     def set(self, varbinds: Sequence[tuple[tuple[int, ...], ber.Value]]) -> int | None:
@@ -894,7 +898,8 @@ class _V1Protocol(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # A datagram endpoint's transport (asyncio's or uvloop's: the latter does not subclass the ABC).
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.agent.requests += 1
@@ -1061,15 +1066,13 @@ class SnmpAgent:
         if msg.pdu_type == ber.GET_NEXT:
             out = []
             for i, (oid, _v) in enumerate(msg.varbinds):
-                nxt = mib.next_oid(oid)
-                if nxt is None:
+                hit = mib.successor(oid)
+                if hit is None:
                     if v1:
                         return response(ErrorStatus.NO_SUCH_NAME, i + 1)  # the end of the MIB view in v1
                     out.append((oid, (ber.END_OF_MIB_VIEW, None)))
                 else:
-                    val = mib.get(nxt)
-                    assert val is not None  # next_oid walks the table's own OIDs
-                    out.append((nxt, val))
+                    out.append(hit)
             return response(vbs=out)
         if msg.pdu_type == ber.GET_BULK:
             return ber.Message(msg.version, msg.community, ber.RESPONSE, msg.request_id, 0, 0, tuple(self._bulk(msg)))
@@ -1107,8 +1110,8 @@ class SnmpAgent:
         m = max(0, msg.error_index)  # max-repetitions
 
         def succ(oid: tuple[int, ...]) -> tuple[tuple[int, ...], ber.Value]:
-            nxt = mib.next_oid(oid)
-            return (oid, (ber.END_OF_MIB_VIEW, None)) if nxt is None else (nxt, mib.get(nxt))  # type: ignore[return-value]
+            hit = mib.successor(oid)
+            return (oid, (ber.END_OF_MIB_VIEW, None)) if hit is None else hit
 
         out = [succ(oid) for oid in vbs[:n]]
         cur = vbs[n:]
@@ -1214,11 +1217,11 @@ class _Instrumentation:
         mib = self.agent.mib
         out = []
         for oid, _v in varBinds:
-            nxt = mib.next_oid(tuple(oid))
-            if nxt is None:
+            hit = mib.successor(tuple(oid))
+            if hit is None:
                 out.append((oid, v2c.EndOfMibView()))
             else:
-                out.append((rfc1902.ObjectName(nxt), _to_pysnmp(mib.get(nxt))))  # type: ignore[arg-type]
+                out.append((rfc1902.ObjectName(hit[0]), _to_pysnmp(hit[1])))
         return out
 
     def write_variables(self, *varBinds: Any, **context: Any) -> list[Any]:
