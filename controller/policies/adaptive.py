@@ -48,6 +48,8 @@ networks it has never seen.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from controller.arrays import PackedNetwork
@@ -485,8 +487,11 @@ class AdaptivePolicy(Policy):
 
 
 @register_policy("adaptive-no-tsp")
-def AdaptiveNoTsp(**params: object) -> AdaptivePolicy:
-    """The adaptive policy without transit priority: the 'without' side of the TSP comparison."""
-    pol = AdaptivePolicy(**{**params, "tsp": False})  # type: ignore[arg-type]
+def AdaptiveNoTsp(**params: Any) -> AdaptivePolicy:
+    """The adaptive policy without transit priority: the 'without' side of the TSP comparison.
+
+    ``params`` are AdaptivePolicy's keyword arguments, passed on (any ``tsp`` is overridden).
+    """
+    pol = AdaptivePolicy(**{**params, "tsp": False})
     pol.name = "adaptive-no-tsp"
     return pol
