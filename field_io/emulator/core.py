@@ -25,6 +25,7 @@ central asked for the next step, then picks the requests.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -256,7 +257,7 @@ class LocalController(Policy):
                 raise InputError(f"no detector on channel {ch}", where=f"intersection {iid}")
             self._fault_kind[k] = 1 + ("stuck", "silent", "chatter").index(kind)
         self.snapshot = self._empty_snapshot()
-        self._step_waiters: list[tuple[int, Callable[[], None], object | None]] = []
+        self._step_waiters: list[tuple[int, Callable[[], None], asyncio.AbstractEventLoop | None]] = []
         self._last_req = np.full(n, -1, np.int64)
         self._last_supervisor_mode = np.zeros(n, np.int8)
         self._prev_mode = self.mode.copy()
@@ -409,14 +410,14 @@ class LocalController(Policy):
             else:
                 keep.append((target, cb, loop))
         self._step_waiters = keep
-        by_loop: dict[object, list[Callable[[], None]]] = {}
+        by_loop: dict[asyncio.AbstractEventLoop, list[Callable[[], None]]] = {}
         for cb, loop in due:
             if loop is None:
                 cb()
             else:
                 by_loop.setdefault(loop, []).append(cb)
         for loop, cbs in by_loop.items():
-            loop.call_soon_threadsafe(_run_all, cbs)  # type: ignore[attr-defined]
+            loop.call_soon_threadsafe(_run_all, cbs)
 
     def finish(self) -> None:
         """The coupled simulation ended: answer every waiting step request, flag PLANT_DONE."""
@@ -432,7 +433,9 @@ class LocalController(Policy):
             self._tick_cond.notify_all()
 
     # ------------------------------------------------------------------ lockstep
-    def add_step_waiter(self, target_tick: int, callback: Callable[[], None], loop: object | None = None) -> None:
+    def add_step_waiter(
+        self, target_tick: int, callback: Callable[[], None], loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         """Run ``callback`` once the status for ``target_tick`` is published (in ``loop`` when given)."""
         with self.lock:
             if self.snapshot.tick >= target_tick or self.done:

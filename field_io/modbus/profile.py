@@ -35,7 +35,7 @@ from __future__ import annotations
 import itertools
 import sys
 from dataclasses import dataclass
-from enum import Enum, IntEnum
+from enum import Enum, IntEnum, IntFlag
 
 from field_io.commands import CommandKind, ControllerMode, FaultBits, RejectReason, StatusBits
 from field_io.mapping import MAX_DETECTORS, MAX_GROUPS, MAX_STAGES, QUEUE_NOT_MEASURED
@@ -455,9 +455,9 @@ def _unit(f: Field) -> str:
     return f.unit
 
 
-def _enum_section(e: type) -> list[str]:
+def _enum_section(e: type[IntEnum] | type[IntFlag]) -> list[str]:
     lines = [f"### {e.__name__}", "", "| value | name |", "| --- | --- |"]
-    for m in e:  # type: ignore[attr-defined]
+    for m in e:
         lines.append(f"| {int(m)} | `{m.name}` |")
     return [*lines, ""]
 

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import ssl
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import cast
 
 import numpy as np
@@ -319,8 +319,8 @@ class _Connection(asyncio.Protocol):
                     out.append(struct.pack(">HHHB", tid, 0, len(reply) + 1, uid) + reply)
                 else:
                     # A deferred (lockstep) reply: from now on this connection answers in order via a worker.
-                    if out:
-                        self.transport.write(b"".join(out))  # type: ignore[union-attr]
+                    if out and self.transport is not None:
+                        self.transport.write(b"".join(out))
                         out = []
                     self.queue = asyncio.Queue()
                     self.queue.put_nowait((tid, uid, reply))
@@ -430,13 +430,13 @@ class _Connection(asyncio.Protocol):
             return reply
         return self._defer(-r, lambda: reply)
 
-    def _defer(self, step: int, make_reply: object) -> asyncio.Future:
+    def _defer(self, step: int, make_reply: Callable[[], bytes]) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future = loop.create_future()
 
         def ready() -> None:  # runs in this loop (batched by the controller)
             if not fut.done():
-                fut.set_result(make_reply())  # type: ignore[operator]
+                fut.set_result(make_reply())
 
         self.server.core.add_step_waiter(step, ready, loop)
         return fut

@@ -30,7 +30,7 @@ import asyncio
 import ssl
 import struct
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from intersections.errors import FieldIOError
 
@@ -82,7 +82,8 @@ class _Protocol(asyncio.Protocol):
         self.buf = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.client._transport = transport  # type: ignore[assignment]
+        # A stream connection's transport (asyncio's or uvloop's: the latter does not subclass the ABC).
+        self.client._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         buf = self.buf + data if self.buf else data
