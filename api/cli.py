@@ -58,15 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _CliHandler(logging.StreamHandler):
+    """The command line's own handler, installed once per process."""
+
+
 def _one_line_warnings(command: str) -> None:
     """Warnings of the ``greenwave`` logger (a junction left on its own program, ...) as one line each."""
     log = logging.getLogger("greenwave")
-    if any(getattr(h, "_greenwave_cli", False) for h in log.handlers):
+    if any(isinstance(h, _CliHandler) for h in log.handlers):
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _CliHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(f"greenwave {command}: %(levelname)s: %(message)s"))
     handler.setLevel(logging.WARNING)
-    handler._greenwave_cli = True  # type: ignore[attr-defined]
     log.addHandler(handler)
     log.setLevel(logging.WARNING)
     log.propagate = False

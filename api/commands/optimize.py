@@ -185,11 +185,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_table(timings: list[Any], out: Path, method: str, pcu: str) -> None:
-    from rich.console import Console
+    from rich.console import Console, JustifyMethod
     from rich.table import Table
 
-    table = Table(title=f"{len(timings)} plans ({method}, PCU {pcu}) -> {out}", title_justify="left")
-    for name, justify in (
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("intersection", "left"),
         ("C s", "right"),
         ("Y", "right"),
@@ -200,8 +199,10 @@ def _print_table(timings: list[Any], out: Path, method: str, pcu: str) -> None:
         ("delay s", "right"),
         ("LOS", "center"),
         ("!", "right"),
-    ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    )
+    table = Table(title=f"{len(timings)} plans ({method}, PCU {pcu}) -> {out}", title_justify="left")
+    for name, justify in columns:
+        table.add_column(name, justify=justify)
     for t in timings:
         greens = " ".join(f"{s.stage}:{s.green_s:.0f}" for s in t.plan.stages)
         table.add_row(

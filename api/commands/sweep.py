@@ -35,7 +35,7 @@ TABLE_KPIS = ("mean_delay_s", "p95_delay_s", "mean_travel_time_s", "mean_stops",
               "teleports")  # fmt: skip
 
 
-def add_grid_args(p: argparse.ArgumentParser, *, seeds_default: int = 3, with_end: bool = True) -> None:
+def add_grid_args(p: argparse._ActionsContainer, *, seeds_default: int = 3, with_end: bool = True) -> None:
     """Options shared by ``sweep`` and ``optimize --tune`` (which has its own ``--end``)."""
     p.add_argument(
         "--param",

@@ -42,7 +42,7 @@ def add_tune_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--scenario", metavar="A[,B...]", help="library scenario(s) to tune on")
     g.add_argument("--controller", default="adaptive", help="controller to tune (default adaptive)")
-    add_grid_args(g, seeds_default=3, with_end=False)  # type: ignore[arg-type]
+    add_grid_args(g, seeds_default=3, with_end=False)
 
 
 def _default_grid(controller: str) -> dict[str, list[Any]]:
