@@ -186,6 +186,8 @@ def _mmu_tables(packed: PackedNetwork) -> tuple[np.ndarray, np.ndarray, np.ndarr
     )
 
 
+# The kernels take numba's arguments untyped (numba types them from the arrays it is called with),
+# hence their narrow `type: ignore[no-untyped-def]`; the supervisor's methods that call them are typed.
 @njit(cache=True)
 def _mmu_row(i, prev, prev_time, since, new, dt, needs_yellow, min_green, yellow, conflicts, start_after):  # type: ignore[no-untyped-def]
     """True if row ``i``'s transition ``prev -> new`` breaks a rule (see :func:`mmu_faults`)."""

@@ -25,6 +25,8 @@ HOLD = -1  # controller.safety.HOLD: keep the current stage
 STARVING_SCORE = 1e12  # above any pressure: a starving stage outranks every non-starving one
 
 
+# The kernels take numba's arguments untyped (numba types them from the arrays it is called with),
+# hence their narrow `type: ignore[no-untyped-def]`; their callers are typed.
 @njit(cache=True)
 def starve_row(i, score, stage_mask, stage_valid, red_s, max_red_s, starving_stage):  # type: ignore[no-untyped-def]
     """Row ``i`` of :func:`starvation_score`, in place: a valid stage with a group red beyond

@@ -272,7 +272,8 @@ def _vtype_field(attr: str) -> tuple[Any, Any]:
     return (float | None, Field(None, ge=0.0))
 
 
-# One optional field per SUMO vType attribute greenwave passes on (vClass required).
+# One optional field per SUMO vType attribute greenwave passes on (vClass required). Fields built
+# from a table: pydantic's create_model overloads cannot type a ** of field definitions.
 _VType = create_model(  # type: ignore[call-overload]
     "_VType",
     __base__=ConfigModel,
