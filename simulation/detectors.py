@@ -305,6 +305,11 @@ def upstream_chain(lane: Any, want_m: float, tls_nodes: dict[str, str], own_tls:
     network's edge, at a junction signalised by a traffic light other than ``own_tls`` (its
     queue is that light's business), at a non-road lane, or at a lane already taken: the chain
     is exactly what SUMO's E2 ``lanes`` attribute accepts (each lane connected to the next).
+    The one exception is another light whose stop line stands less than
+    :data:`MIN_SINGLE_LANE_ZONE_M` before ours (a mid-block crossing signal 12 m ahead of a
+    junction, Berlin's Doerpfeldstr): the gap holds no queue, so our queue stands behind that
+    light, and a zone cut there saw two cars of a queue reaching back over 100 m - the approach
+    looked empty to every controller while it spilled back into the junctions behind it.
     """
     chain = [lane]
     total = float(lane.getLength())
@@ -312,7 +317,7 @@ def upstream_chain(lane: Any, want_m: float, tls_nodes: dict[str, str], own_tls:
     while total < want_m:
         first = chain[0]
         node = first.getEdge().getFromNode().getID()
-        if tls_nodes.get(node, own_tls) != own_tls:
+        if tls_nodes.get(node, own_tls) != own_tls and total >= MIN_SINGLE_LANE_ZONE_M:
             break
         options = []
         for conn in first.getIncomingConnections():

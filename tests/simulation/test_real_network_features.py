@@ -219,3 +219,26 @@ def test_rail_crossings_have_no_program_and_are_left_to_sumo(tmp_path: Path) -> 
         spec = resolve_run(net=net, routes=[routes], end_s=150.0)
         k = simulate(spec, controller, out_dir=tmp_path / controller)
         assert k["throughput_veh"] > 0, controller
+
+
+def test_a_zone_reaches_past_a_light_whose_stop_line_stands_just_before_ours(tmp_path: Path) -> None:
+    """A mid-block crossing signal 7 m before the junction (Doerpfeldstr has one 12 m ahead): the gap
+    holds no queue, so the junction's zone goes on behind that light to the designed 100 m instead
+    of stopping at it and seeing one car of a queue that reaches back over the whole block."""
+    d = tmp_path
+    signalised = NODES.replace('id="W2" x="-7.4" y="0" type="priority"', 'id="W2" x="-7.4" y="0" type="traffic_light"')
+    (d / "n.nod.xml").write_text(signalised)
+    (d / "n.edg.xml").write_text(f"<edges>\n{EDGES}</edges>\n")
+    net = d / "two_lights.net.xml"
+    subprocess.run(
+        [sumo_binary("netconvert"), "-n", str(d / "n.nod.xml"), "-e", str(d / "n.edg.xml"), "-o", str(net),
+         "--no-turnarounds", "--tls.join", "false"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    network = load_sumo_net(net)
+    assert {"C", "W2"} <= {i.tls_id or i.id for i in network.intersections}  # two lights, two intersections
+    det = generate_detectors(network, net, tmp_path / "det.add.xml")
+    e2 = {el.get("id"): el for el in ET.parse(det.additional).getroot().iter("laneAreaDetector")}
+    assert e2["gw_e2_W2C_0"].get("lanes") == "WW2_0 W2C_0"
+    stop = [d for i in det.network.intersections for d in i.detectors if d.lane == "W2C_0" and d.position_m == 0.0]
+    assert stop and 99.0 <= stop[0].length_m <= 101.0
