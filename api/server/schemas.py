@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,9 +33,16 @@ __all__ = [
     "PendingOut",
     "DecisionIn",
     "ShelveIn",
+    "from_row",
 ]
 
 ID = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:+#\-]+$")
+Out = TypeVar("Out", bound=BaseModel)
+
+
+def from_row(model: type[Out], row: object, **given: Any) -> Out:
+    """``model`` from a database row's attributes of the same names; ``given`` sets the others."""
+    return model(**{name: getattr(row, name) for name in model.model_fields if name not in given}, **given)
 SECONDS = Field(ge=0, le=86_400, allow_inf_nan=False)
 
 

@@ -15,7 +15,7 @@ from api.server.db import CommandRow, IntersectionRow, PlanVersion, utcnow
 from api.server.deps import ServiceState, require, service
 from api.server.live import Control, ControlKind, EngineRunner
 from api.server.routes.network import network_or_503
-from api.server.schemas import CommandIn, CommandKind, CommandOut, Problem
+from api.server.schemas import CommandIn, CommandKind, CommandOut, Problem, from_row
 from intersections.plan import plan_from_json
 
 router = APIRouter(prefix="/api", tags=["commands"])
@@ -24,20 +24,7 @@ commander = require(Permission.COMMAND)
 
 
 def command_out(c: CommandRow) -> CommandOut:
-    return CommandOut(
-        id=c.id,
-        intersection=c.intersection_id,
-        kind=c.kind,
-        plan_id=c.plan_id,
-        stage=c.stage,
-        reason=c.reason,
-        status=c.status,
-        created_by=c.created_by,
-        created_at=c.created_at,
-        expires_at=c.expires_at,
-        ended_at=c.ended_at,
-        ended_by=c.ended_by,
-    )
+    return from_row(CommandOut, c, intersection=c.intersection_id)
 
 
 @router.post("/commands", response_model=list[CommandOut], status_code=201, responses={422: {"description": "refused"}})

@@ -24,6 +24,7 @@ from api.server.schemas import (
     Problem,
     ScheduleIn,
     ValidationOut,
+    from_row,
 )
 from intersections.errors import InputError
 from intersections.model import Intersection
@@ -102,19 +103,7 @@ def plan_diff(old: dict[str, Any] | None, new: dict[str, Any]) -> list[dict[str,
 
 def _out(pv: PlanVersion, row: IntersectionRow | None) -> PlanOut:
     active = row is not None and row.standing_mode == "fixed" and row.active_plan_id == pv.id
-    return PlanOut(
-        id=pv.id,
-        intersection=pv.intersection_id,
-        version=pv.version,
-        name=pv.name,
-        plan=pv.plan,
-        comment=pv.comment,
-        diff=pv.diff,
-        previous_id=pv.previous_id,
-        created_by=pv.created_by,
-        created_at=pv.created_at,
-        active=active,
-    )
+    return from_row(PlanOut, pv, intersection=pv.intersection_id, active=active)
 
 
 def _save_version(s: Session, plan: TimingPlan, comment: str, who: str) -> PlanVersion:
