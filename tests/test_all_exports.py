@@ -76,4 +76,7 @@ def test_every_front_door_with_an_all_is_locked() -> None:
         for name in names:
             if hasattr(importlib.import_module(name), "__all__"):
                 with_all.add(name)
-    assert with_all == set(FRONT_DOORS)
+    assert with_all == set(FRONT_DOORS), (
+        f"front doors with an __all__ not in the lock: {sorted(with_all - set(FRONT_DOORS))}; "
+        f"in the lock but without one: {sorted(set(FRONT_DOORS) - with_all)} (edit FRONT_DOORS above)"
+    )
