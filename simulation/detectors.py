@@ -114,16 +114,18 @@ def _sumo_id(kind: str, lane: str) -> str:
 
 
 def generate_detectors(
-    network: Network, net_file: str | Path, out_file: str | Path, *, exits: bool = True
+    network: Network, net_file: str | Path, out_file: str | Path, *, exits: bool = True, sumo_net: Any = None
 ) -> SumoDetectors:
     """Write the additional file and return the network carrying the detectors.
 
     ``exits=False`` leaves out the exit zones (a run whose controller does not read
-    ``exit_blocked`` need not make SUMO keep them).
+    ``exit_blocked`` need not make SUMO keep them). ``sumo_net``: ``net_file`` already read
+    by ``sumolib.net.readNet`` with its default options (a run reads it once for this and the
+    meso loops: a city's net takes seconds to parse); read here when None.
     """
     import sumolib
 
-    net = sumolib.net.readNet(str(net_file))
+    net = sumo_net if sumo_net is not None else sumolib.net.readNet(str(net_file))
     tls_nodes = tls_of_junctions(net.getTrafficLights())
     ex: dict[str, tuple[str, float]] = {}  # exit lane -> (SUMO id, zone length)
     exit_dets: list[tuple[Detector, ...]] = []

@@ -326,18 +326,20 @@ def _segment_start_m(length: float, pos: float) -> float:
 
 
 def generate_meso_loops(network: Network, net_file: str | Path, out_file: str | Path, packed: PackedNetwork,
-                        layout: DetectorLayout) -> MesoLoops:  # fmt: skip
+                        layout: DetectorLayout, sumo_net: Any = None) -> MesoLoops:  # fmt: skip
     """Write the meso run's loops (an additional file) for ``network`` (carrying its stop-line detectors).
 
     One loop where each stop-line zone begins and one at the start of each exit edge of a
     controlled movement, one per meso segment (a loop counts its whole segment, so two in
     one segment would count the same vehicles). This assumes SUMO's default segment length
     (:data:`MESO_EDGE_LENGTH_M`): with another ``--meso-edgelength`` two places merged here
-    may lie in different segments, and both then get the first one's count.
+    may lie in different segments, and both then get the first one's count. ``sumo_net``:
+    ``net_file`` as ``sumolib.net.readNet`` reads it by default, when the caller has it
+    already (the detectors read the same; parsing hanoi_city's net costs seconds).
     """
     import sumolib
 
-    net = sumolib.net.readNet(str(net_file))
+    net = sumo_net if sumo_net is not None else sumolib.net.readNet(str(net_file))
     tls_nodes = tls_of_junctions(net.getTrafficLights())
     g = packed.g
     loops: dict[tuple[str, int], tuple[str, str]] = {}  # (edge, segment) -> (id, element)
@@ -616,7 +618,8 @@ class MesoReader:
         return None
 
 
-def meso_reader(detectors: Any, net_file: str | Path, out_dir: str | Path, dt_s: float) -> tuple[Path, MesoReader]:
+def meso_reader(detectors: Any, net_file: str | Path, out_dir: str | Path, dt_s: float,
+                sumo_net: Any = None) -> tuple[Path, MesoReader]:  # fmt: skip
     """The loops file SUMO loads instead of ``detectors``' lane-area file, and the reader over it.
 
     ``detectors`` is :func:`simulation.detectors.generate_detectors`' result: the model
@@ -627,6 +630,6 @@ def meso_reader(detectors: Any, net_file: str | Path, out_dir: str | Path, dt_s:
 
     network = detectors.network
     packed, layout = pack(network.intersections), detector_layout(network)
-    loops = generate_meso_loops(network, net_file, Path(out_dir) / "gw_meso_loops.add.xml", packed, layout)
+    loops = generate_meso_loops(network, net_file, Path(out_dir) / "gw_meso_loops.add.xml", packed, layout, sumo_net)
     lanes = [sid.removeprefix("gw_e2_") for sid in detectors.e2_ids]
     return loops.additional, MesoReader(loops, packed, layout, dt_s, e2_lanes=lanes)

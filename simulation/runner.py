@@ -142,8 +142,30 @@ def resolve_run(
 def program_states(
     net_file: str | Path, additional_files: Iterable[str | Path] = (), *, begin_s: float = 0.0
 ) -> dict[str, list[str]]:
-    """Phase state strings of the program SUMO runs per tls (net, additional files, WAUTs)."""
-    return running_programs(net_file, tuple(additional_files), begin_s=begin_s)
+    """Phase state strings of the program SUMO runs per tls (net, additional files, WAUTs).
+
+    Served from what :func:`load_run_network` read with the network when the files have not
+    changed since (one parse of the net per run instead of two: seconds on a city).
+    """
+    adds = tuple(additional_files)
+    key = _programs_key(net_file, adds, begin_s)
+    if key is not None and key in _PROGRAMS:
+        return _PROGRAMS[key]
+    return running_programs(net_file, adds, begin_s=begin_s)
+
+
+#: Running programs read along with a run's network, by :func:`_programs_key` (a few entries).
+_PROGRAMS: dict[tuple[Any, ...], dict[str, list[str]]] = {}
+
+
+def _programs_key(net_file: str | Path, additional: Iterable[str | Path], begin_s: float) -> tuple[Any, ...] | None:
+    """The files (path, size, mtime) and begin time the programs depend on; None when a file is unreadable."""
+    try:
+        files = tuple((str(Path(f).resolve()), (st := Path(f).stat()).st_size, st.st_mtime_ns)
+                      for f in (net_file, *additional))  # fmt: skip
+    except OSError:
+        return None
+    return (files, float(begin_s))
 
 
 def load_run_network(spec: RunSpec) -> Network:
@@ -152,7 +174,14 @@ def load_run_network(spec: RunSpec) -> Network:
     Traffic lights the model cannot hold keep their own programs; one warning line each goes
     to the ``greenwave`` logger (the command line prints it).
     """
-    network = load_sumo_net(spec.net, additional_files=spec.additional, begin_s=spec.begin_s or 0.0)
+    states: dict[str, list[str]] = {}
+    begin = spec.begin_s or 0.0
+    network = load_sumo_net(spec.net, additional_files=spec.additional, begin_s=begin, programs_out=states)
+    key = _programs_key(spec.net, spec.additional, begin)
+    if key is not None:
+        while len(_PROGRAMS) >= 4:
+            _PROGRAMS.pop(next(iter(_PROGRAMS)))
+        _PROGRAMS[key] = states
     for tls, reason in network.unmodelled:
         log.warning("traffic light %s keeps its own program: %s", tls, reason)
     return network
@@ -379,12 +408,16 @@ def _sumo_backend(
     Meso gets the same model detectors (the engine's arrays do not change with the
     model) but SUMO loads loops only (:func:`simulation.meso.generate_meso_loops`).
     """
+    import sumolib
+
     meso = model is Model.MESO
+    # The net read once for the detectors and the meso loops (hanoi_city: ~2 s a parse).
+    sumo_net = sumolib.net.readNet(str(spec.net))
     # Exit zones only where they are read: SUMO updates every lane-area detector every step.
     det = generate_detectors(
-        network, spec.net, out / "gw_detectors.add.xml", exits="exit_blocked" in reads and not meso
+        network, spec.net, out / "gw_detectors.add.xml", exits="exit_blocked" in reads and not meso, sumo_net=sumo_net
     )
-    det_file, reader = (det.additional, None) if not meso else meso_reader(det, spec.net, out, dt_s)
+    det_file, reader = (det.additional, None) if not meso else meso_reader(det, spec.net, out, dt_s, sumo_net)
     meandata = out / "gw_meandata.add.xml"
     edgedata = out / "edgedata.xml"
     meandata.write_text(

@@ -968,6 +968,7 @@ def load_sumo_net(
     program_id: str | None = None,
     additional_files: Sequence[str | Path] = (),
     begin_s: float = 0.0,
+    programs_out: dict[str, list[str]] | None = None,
 ) -> Network:
     """Load a SUMO network: one intersection per traffic light, plus the road graph.
 
@@ -980,13 +981,18 @@ def load_sumo_net(
     :class:`~intersections.errors.NetworkFileError` (``where`` = the file) for a
     missing or malformed file, a file that is not a SUMO net, a net without
     traffic lights, an unknown program, or a net none of whose traffic lights
-    can be modelled. The conversion rules are in the module docstring.
+    can be modelled. The conversion rules are in the module docstring. ``programs_out``, when
+    given, receives what :func:`running_programs` returns, from the same parse (a run needs
+    both, and a city's net takes seconds to read).
     """
     path = Path(path)
     if not path.is_file():
         raise _fail(path, "file not found" if not path.exists() else "not a file")
     _check_root(path)
     net, tlss, programs, rail = _programs_in_use(path, additional_files, program_id, begin_s)
+    if programs_out is not None:
+        for t, prog in zip(tlss, programs, strict=True):
+            programs_out[t.getID()] = [ph.state for ph in prog.getPhases()]
     intersections = []
     unmodelled: list[tuple[str, str]] = [(r, RAIL_REASON) for r in rail]
     tls_of = tls_of_junctions(tlss)
