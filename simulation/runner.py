@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Mapping
@@ -149,13 +150,14 @@ def program_states(
     """
     adds = tuple(additional_files)
     key = _programs_key(net_file, adds, begin_s)
-    if key is not None and key in _PROGRAMS:
-        return _PROGRAMS[key]
-    return running_programs(net_file, adds, begin_s=begin_s)
+    with _PROGRAMS_LOCK:
+        hit = _PROGRAMS.get(key) if key is not None else None
+    return hit if hit is not None else running_programs(net_file, adds, begin_s=begin_s)
 
 
 #: Running programs read along with a run's network, by :func:`_programs_key` (a few entries).
 _PROGRAMS: dict[tuple[Any, ...], dict[str, list[str]]] = {}
+_PROGRAMS_LOCK = threading.Lock()  # runs of a sweep may start side by side in threads
 
 
 def _programs_key(net_file: str | Path, additional: Iterable[str | Path], begin_s: float) -> tuple[Any, ...] | None:
@@ -179,9 +181,10 @@ def load_run_network(spec: RunSpec) -> Network:
     network = load_sumo_net(spec.net, additional_files=spec.additional, begin_s=begin, programs_out=states)
     key = _programs_key(spec.net, spec.additional, begin)
     if key is not None:
-        while len(_PROGRAMS) >= 4:
-            _PROGRAMS.pop(next(iter(_PROGRAMS)))
-        _PROGRAMS[key] = states
+        with _PROGRAMS_LOCK:
+            while len(_PROGRAMS) >= 4:
+                _PROGRAMS.pop(next(iter(_PROGRAMS)))
+            _PROGRAMS[key] = states
     for tls, reason in network.unmodelled:
         log.warning("traffic light %s keeps its own program: %s", tls, reason)
     return network
