@@ -670,6 +670,17 @@ class SumoBackend(BaseBackend):
         # Under greenwave's control SUMO shows exactly what was set; read back only when
         # SUMO's own programs run (the `sumo` controller).
         state = self._read_states() if not self.control else self._shown_state
+        return self._observation(counts, occ, queue, state, exit_blocked)
+
+    def _observation(
+        self,
+        counts: np.ndarray,
+        occ: np.ndarray,
+        queue: np.ndarray,
+        state: np.ndarray,
+        exit_blocked: np.ndarray | None,
+    ) -> Observation:
+        """One tick's observation, micro or meso: what both models read alike is filled here."""
         return Observation(
             time_s=self.time_s,
             counts=counts,
@@ -678,7 +689,7 @@ class SumoBackend(BaseBackend):
             signal_state=state,
             comm_age_s=self._healthy[0],
             fault=self._healthy[1],
-            extra=self._read_special() if "extra" in f else {},
+            extra=self._read_special() if "extra" in self.read_fields else {},
             exit_blocked=exit_blocked,
         )
 
@@ -694,17 +705,7 @@ class SumoBackend(BaseBackend):
         if len(lane_q) == len(self.e2_halting_sum):
             self.e2_halting_sum += lane_q
             np.maximum(self.e2_halting_max, lane_q, out=self.e2_halting_max)
-        return Observation(
-            time_s=self.time_s,
-            counts=counts,
-            occupancy=occ,
-            queue_veh=queue,
-            signal_state=state,
-            comm_age_s=self._healthy[0],
-            fault=self._healthy[1],
-            extra=self._read_special() if "extra" in self.read_fields else {},
-            exit_blocked=self._unread_exit_or_none(),
-        )
+        return self._observation(counts, occ, queue, state, self._unread_exit_or_none())
 
     def _unread_exit_or_none(self) -> np.ndarray | None:
         """What an unread ``exit_blocked`` shows: NaN (not measured); None without detectors."""
