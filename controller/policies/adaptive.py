@@ -310,8 +310,10 @@ class AdaptivePolicy(Policy):
         demand = np.where(blocked, 0.0, q + approaching)
         # A permissive movement green only where it yields (``Stage.yielding``) is not served there:
         # its wait keeps counting until the stage that protects it comes.
-        cur_t = np.where(ctx.target >= 0, ctx.target, 0)
-        yielding_now = p.stage_yield[rows, cur_t] & (ctx.target >= 0)[:, None]
+        cur = ctx.target
+        has = cur >= 0
+        cur_c = np.where(has, cur, 0)
+        yielding_now = p.stage_yield[rows, cur_c] & has[:, None]
         waiting = ~(green & ~yielding_now) & (demand > self.queue_threshold_veh) & p.group_valid
         # A group kept red only by its jammed exit keeps its wait (a jam that flickers must not
         # reset the starvation clock) but does not force its stage while the jam lasts.
@@ -325,9 +327,6 @@ class AdaptivePolicy(Policy):
         pressure = np.where(p.stage_valid, pressure, -np.inf)
         score, starving_stage = starvation_score(pressure, p, red_forcing, self.max_red_s, self.credit)
 
-        cur = ctx.target
-        has = cur >= 0
-        cur_c = np.where(has, cur, 0)
         members = p.stage_groups(cur)
         # Candidates: stages other than the current one.
         others = score.copy()
