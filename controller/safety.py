@@ -617,13 +617,17 @@ def _watchdog(  # type: ignore[no-untyped-def]
                     if conflicts[i, j, k] and calls[i, k]:
                         og[j] = True
                         break
-            orr[j] = state[i, j] == RED and timer >= max_red[i, j] and calls[i, j]
+            # A crossing that has walked in the stage being served rests in DON'T WALK until the
+            # stage changes: it is not a red the current stage serves, nor one to force a stage for
+            # (counted as served, it would hide a vehicle group's longer wait for ever).
+            waits = state[i, j] == RED and calls[i, j] and not walked[i, j]
+            orr[j] = waits and timer >= max_red[i, j]
             any_og = any_og or og[j]
             if orr[j] and (oldest < 0 or timer > state_time[i, oldest] + dt):
                 oldest = j
             if og[j] and (longest < 0 or timer > state_time[i, longest] + dt):
                 longest = j
-            if state[i, j] == RED and calls[i, j] and (waiting < 0 or timer > state_time[i, waiting] + dt):
+            if waits and (waiting < 0 or timer > state_time[i, waiting] + dt):
                 waiting = j
         if f >= 0:  # a forced stage stands until all of it is green (a crossing that has walked has been)
             done = True

@@ -204,6 +204,31 @@ def test_a_starved_group_is_served_after_max_red() -> None:
     assert b_green_at is not None and 60 <= b_green_at <= 60 + 5 + 5 + 2
 
 
+def test_a_rested_crossing_does_not_hide_a_starved_group() -> None:
+    """Found by the property test above: stages {P, V} and {P}, and a policy that asks for {P} for ever.
+
+    P walks, then rests in DON'T WALK until the stage changes. Counted as an
+    overdue red that the current stage serves, it would stop the watchdog from
+    forcing {P, V} again once it was red as long as V: V red for ever.
+    """
+    from intersections.model import GroupKind
+
+    p = SignalGroup("P", kind=GroupKind.PEDESTRIAN, min_green_s=0, max_green_s=4, yellow_s=0, walk_s=4)
+    v = SignalGroup("V", min_green_s=1, max_green_s=1, yellow_s=3)
+    inter = Intersection(
+        "J", (p, v), np.zeros((2, 2), bool), np.zeros((2, 2)), (Stage("PV", {"P", "V"}), Stage("P", {"P"}))
+    )
+    sup = SafetySupervisor(pack([inter]), startup_clearance=False, max_red_s=20)
+    v_greens, red_run, longest = 0, 0, 0
+    for _ in range(200):
+        out, _rep = sup.step(np.array([1]), 1.0)
+        red_run = red_run + 1 if out[0, 1] == R else 0
+        longest = max(longest, red_run)
+        v_greens += int(out[0, 1] == G)
+    assert v_greens >= 200 // 30  # V is forced on after every 20 s of red, not once
+    assert longest <= 20 + 1
+
+
 def test_no_watchdog_where_nothing_runs_out() -> None:
     """Requests within the limits are shown as asked: the watchdog changes nothing (existing behaviour kept)."""
     inter = _two_roads(max_green_s=60)
