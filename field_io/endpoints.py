@@ -85,25 +85,6 @@ def endpoints_from_json(items: Iterable[Mapping[str, Any]], **overrides: Any) ->
     return out
 
 
-class _TlsTable(ConfigModel):
-    cert: str
-    key: str
-    ca: str
-    role: str | None = None
-    server_name: str | None = None
-
-
-class _SnmpTable(ConfigModel):
-    version: int = 1
-    community: str = "public"
-    write_community: str | None = None
-    user: str = ""
-    auth_key: str = ""
-    priv_key: str = ""
-    auth_protocol: str = "SHA-256"
-    priv_protocol: str = "AES-128"
-
-
 class _ControllerTable(ConfigModel):
     intersection: str = Field(min_length=1)
     protocol: str
@@ -113,8 +94,8 @@ class _ControllerTable(ConfigModel):
     vendor: str = "greenwave"
     timeout_s: float = Field(0.5, gt=0)
     retries: int = Field(1, ge=0)
-    tls: _TlsTable | None = None
-    snmp: _SnmpTable = Field(default_factory=_SnmpTable)
+    tls: TlsConfig | None = None
+    snmp: SnmpCredentials = Field(default_factory=SnmpCredentials)
 
     @field_validator("protocol")
     @classmethod
@@ -140,15 +121,9 @@ def load_endpoints(path: str | Path) -> list[Endpoint]:
     doc = validate(_EndpointsFile, data, path=p)
     out = []
     for k, c in enumerate(doc.controller):
-        # The settings' own checks (SNMPv3 keys, a protocol's device id range) worded by them, placed here.
-        at: tuple[str | int, ...] = ("controller", k)
+        # The endpoint's own checks (a protocol's device id range) worded by it, placed here.
         try:
-            tls = TlsConfig(**c.tls.model_dump()) if c.tls is not None else None
-            at = ("controller", k, "snmp")
-            snmp = SnmpCredentials(**c.snmp.model_dump())
-            at = ("controller", k)
-            fields = c.model_dump(exclude={"tls", "snmp"})
-            out.append(Endpoint(**{**fields, "protocol": FieldProtocol(c.protocol)}, tls=tls, snmp=snmp))
+            out.append(Endpoint(**{**dict(c), "protocol": FieldProtocol(c.protocol)}))
         except InputError as e:
-            raise InputError(e.message, where=where_of(p, at)) from None
+            raise InputError(e.message, where=where_of(p, ("controller", k))) from None
     return out

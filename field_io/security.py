@@ -23,12 +23,14 @@ from __future__ import annotations
 import ipaddress
 import ssl
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+from pydantic import model_validator
 
 from field_io.errors import NeverCommandError
 from field_io.modbus.profile import _WRITABLE, writable_ranges
+from intersections.config import SettingsModel
 from intersections.errors import InputError
 
 __all__ = [
@@ -53,14 +55,16 @@ __all__ = [
 ROLE_OID = "1.3.6.1.4.1.50316.802.1"
 
 
-@dataclass(frozen=True)
-class TlsConfig:
+class TlsConfig(SettingsModel):
     """Certificates of one controller link (PEM files). Both ends present a certificate (mutual TLS).
 
     ``role``: on the server, the role a client certificate must carry; on the
     client, informational. ``server_name``: the name to verify in the server
     certificate (defaults to the host; IP addresses are matched against IP SANs).
+    The same model reads a ``[controller.tls]`` table of an endpoints file.
     """
+
+    where: ClassVar[str] = "tls"
 
     cert: str
     key: str
@@ -68,10 +72,12 @@ class TlsConfig:
     role: str | None = None
     server_name: str | None = None
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _files_exist(self) -> TlsConfig:
         for name in ("cert", "key", "ca"):
             if not Path(getattr(self, name)).is_file():
-                raise InputError(f"TLS {name} file not found: {getattr(self, name)}", where="tls")
+                raise ValueError(f"TLS {name} file not found: {getattr(self, name)}")
+        return self
 
 
 def _base(ctx: ssl.SSLContext, tls: TlsConfig) -> ssl.SSLContext:
@@ -113,16 +119,20 @@ def peer_role(der: bytes | None) -> str | None:
     return raw.decode("utf-8", "replace")
 
 
-@dataclass(frozen=True)
-class SnmpCredentials:
+class SnmpCredentials(SettingsModel):
     """SNMP security of one controller.
 
     ``version`` 1 or 2 (v2c): ``community`` (reads) and ``write_community``
     (SETs; defaults to ``community``; a default such as ``public`` is refused
     for writes outside an explicit demo, see :attr:`default_write`). ``version`` 3: USM user with authPriv
     only (``auth_key``/``priv_key`` at least 8 characters), HMAC-SHA-2 and AES
-    by default (field-io.md §4.2: avoid MD5/DES).
+    by default (field-io.md §4.2: avoid MD5/DES). The same model reads a
+    ``[controller.snmp]`` table of an endpoints file.
     """
+
+    where: ClassVar[str] = "snmp"
+    AUTH: ClassVar[tuple[str, ...]] = ("SHA-256", "SHA-384", "SHA-512", "SHA")
+    PRIV: ClassVar[tuple[str, ...]] = ("AES-128", "AES-192", "AES-256")
 
     version: int = 1
     community: str = "public"
@@ -133,21 +143,20 @@ class SnmpCredentials:
     auth_protocol: str = "SHA-256"
     priv_protocol: str = "AES-128"
 
-    AUTH = ("SHA-256", "SHA-384", "SHA-512", "SHA")
-    PRIV = ("AES-128", "AES-192", "AES-256")
-
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _usable(self) -> SnmpCredentials:
         if self.version not in (1, 2, 3):
-            raise InputError(f"SNMP version must be 1, 2 (v2c) or 3, got {self.version!r}", where="snmp")
+            raise ValueError(f"SNMP version must be 1, 2 (v2c) or 3, got {self.version!r}")
         if self.version == 3:
             if not self.user:
-                raise InputError("SNMPv3 needs a user name", where="snmp")
+                raise ValueError("SNMPv3 needs a user name")
             if len(self.auth_key) < 8 or len(self.priv_key) < 8:
-                raise InputError("SNMPv3 authPriv needs auth and priv keys of at least 8 characters", where="snmp")
+                raise ValueError("SNMPv3 authPriv needs auth and priv keys of at least 8 characters")
             if self.auth_protocol not in self.AUTH:
-                raise InputError(f"SNMPv3 auth protocol must be one of {', '.join(self.AUTH)}", where="snmp")
+                raise ValueError(f"SNMPv3 auth protocol must be one of {', '.join(self.AUTH)}")
             if self.priv_protocol not in self.PRIV:
-                raise InputError(f"SNMPv3 priv protocol must be one of {', '.join(self.PRIV)}", where="snmp")
+                raise ValueError(f"SNMPv3 priv protocol must be one of {', '.join(self.PRIV)}")
+        return self
 
     @property
     def set_community(self) -> str:

@@ -14,13 +14,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from intersections.errors import InputError
 
-__all__ = ["ConfigModel", "validate", "where_of"]
+__all__ = ["ConfigModel", "SettingsModel", "SettingsError", "validate", "where_of"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -29,6 +29,39 @@ class ConfigModel(BaseModel):
     """Base of configuration-file models: unknown keys and type coercion are refused, values frozen."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+
+class SettingsModel(ConfigModel):
+    """A configuration model that code also builds by hand (command-line flags, tests, benchmarks).
+
+    One model serves both the file's table and the code's constructor, so a rule is written once;
+    read from a file it reports ``file:table.field`` through :func:`validate`, built in code a bad
+    value is the same one :class:`InputError` line at :attr:`where` (``snmp``, ``tls``) instead of
+    pydantic's multi-line report.
+    """
+
+    where: ClassVar[str] = ""
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as e:
+            raise SettingsError(e, type(self)) from None
+
+
+class SettingsError(InputError, ValueError):
+    """A :class:`SettingsModel` refused its values: one line at the model's ``where``.
+
+    Also a ``ValueError`` because pydantic calls the model's own ``__init__`` when the model is a
+    table of a file: it then reports this error at the table, and :func:`validate` adds the field
+    this error keeps in :attr:`loc`, so the file's line still names file, table and field.
+    """
+
+    def __init__(self, e: ValidationError, model: type[BaseModel]) -> None:
+        inner = _input_error(e, model, path="", prefix=())
+        self.loc: tuple[int | str, ...] = tuple(e.errors(include_url=False)[0].get("loc", ()))
+        where = getattr(model, "where", "") or model.__name__
+        super().__init__(inner.message, where=where_of(where, self.loc))
 
 
 def where_of(path: str | Path, loc: tuple[int | str, ...] | list[int | str] = ()) -> str:
@@ -81,10 +114,20 @@ def validate(model: type[M], data: Any, *, path: str | Path, prefix: tuple[str |
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        err = e.errors(include_url=False)[0]
-        loc = (*prefix, *err.get("loc", ()))
-        message = _message(err)
-        if err.get("type") == "extra_forbidden" and len(err.get("loc", ())) == 1:
-            known = ", ".join(sorted(model.model_fields)) or "(none)"
-            message = f"unknown field {err['loc'][0]!r} (known here: {known})"
-        raise InputError(message, where=where_of(path, loc)) from None
+        raise _input_error(e, model, path=path, prefix=prefix) from None
+
+
+def _input_error(
+    e: ValidationError, model: type[BaseModel], *, path: str | Path, prefix: tuple[str | int, ...]
+) -> InputError:
+    """pydantic's first error as the house's one line, placed at ``path:prefix.loc``."""
+    err = e.errors(include_url=False)[0]
+    loc = (*prefix, *err.get("loc", ()))
+    message = _message(err)
+    nested = (err.get("ctx") or {}).get("error")
+    if isinstance(nested, SettingsError):  # a hand-built settings model used as a table: its own field
+        loc, message = (*loc, *nested.loc), nested.message
+    if err.get("type") == "extra_forbidden" and len(err.get("loc", ())) == 1:
+        known = ", ".join(sorted(model.model_fields)) or "(none)"
+        message = f"unknown field {err['loc'][0]!r} (known here: {known})"
+    return InputError(message, where=where_of(path, loc))

@@ -46,7 +46,7 @@ def tls_config(args: argparse.Namespace, *, role: str | None = None) -> TlsConfi
         return None
     if not all((args.tls_cert, args.tls_key, args.tls_ca)):
         raise InputError("Modbus/TCP Security needs --tls-cert, --tls-key and --tls-ca together")
-    return TlsConfig(args.tls_cert, args.tls_key, args.tls_ca, role=role)
+    return TlsConfig(cert=args.tls_cert, key=args.tls_key, ca=args.tls_ca, role=role)
 
 
 def snmp_credentials(args: argparse.Namespace) -> SnmpCredentials:

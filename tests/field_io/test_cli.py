@@ -102,6 +102,14 @@ def test_example_endpoints_file_loads(tmp_path) -> None:
         ('port = 70000\n', "controller[0].port: must be <= 65535, got 70000"),
         ('port = "502"\n', "controller[0].port: must be a whole number, got '502'"),
         ('port = 502\n[controller.snmp]\nversion = 3\n', "controller[0].snmp: SNMPv3 needs a user name"),
+        ('port = 502\n[controller.snmp]\nversion = "3"\n',
+         "controller[0].snmp.version: must be a whole number, got '3'"),
+        ('port = 502\n[controller.snmp]\ncomunity = "x"\n', "controller[0].snmp.comunity: unknown field 'comunity' "
+         "(known here: auth_key, auth_protocol, community, priv_key, priv_protocol, user, version, write_community)"),
+        ('port = 502\n[controller.tls]\ncert = "c.pem"\nkey = "k.pem"\n',
+         "controller[0].tls.ca: missing required field"),
+        ('port = 502\n[controller.tls]\ncert = "c.pem"\nkey = "k.pem"\nca = "a.pem"\n',
+         "controller[0].tls: TLS cert file not found: c.pem"),
     ):
         bad.write_text(f'[[controller]]\nintersection = "J1"\nprotocol = "modbus"\nhost = "h"\n{body}')
         try:

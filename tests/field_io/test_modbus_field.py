@@ -253,12 +253,14 @@ def test_malformed_frames_never_stop_the_server(example_net, emulator) -> None:
 
 def test_mutual_tls_with_role(example_net, emulator, tmp_path) -> None:
     pki = generate_test_pki(tmp_path, client_role="greenwave-central")
-    srv = TlsConfig(str(pki["server_cert"]), str(pki["server_key"]), str(pki["ca"]), role="greenwave-central")
+    srv = TlsConfig(
+        cert=str(pki["server_cert"]), key=str(pki["server_key"]), ca=str(pki["ca"]), role="greenwave-central"
+    )
     emu = emulator(example_net, "modbus", emu_kw={"tls": server_context(srv), "tls_role": "greenwave-central"})
     ep = emu.endpoints[0]
 
     def central(cert: str, key: str) -> ModbusBackend:
-        tls = TlsConfig(cert, key, str(pki["ca"]))
+        tls = TlsConfig(cert=cert, key=key, ca=str(pki["ca"]))
         return ModbusBackend(example_net, [dataclasses.replace(ep, tls=tls, timeout_s=0.5, retries=0)], dt_s=0.1)
 
     ok = central(str(pki["client_cert"]), str(pki["client_key"]))

@@ -65,7 +65,7 @@ def test_snmpv3_auth_priv(example_net, emulator) -> None:
     finally:
         good.close()
     assert good.problems == {} and not res[-1].observation.fault[0]
-    wrong = dataclasses.replace(V3, auth_key="not-the-key-000")
+    wrong = SnmpCredentials(**{**V3.model_dump(), "auth_key": "not-the-key-000"})
     bad = NtcipBackend(example_net, [dataclasses.replace(ep, snmp=wrong)], dt_s=0.2, reconnect_delay_s=10)
     try:
         res = drive(bad, 2)
