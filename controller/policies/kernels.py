@@ -6,9 +6,9 @@ function it calls from another file does; kept together, an edit to any of
 them invalidates them all.
 
 A kernel goes through the intersections one row at a time in compiled code:
-on a 100-intersection grid the numpy form of a policy was a few dozen array
-calls per tick, each costing more than the few groups it touched, and 5-10x
-more on the caches SUMO's step leaves cold.
+the numpy form of a policy is a few dozen array calls per tick, each costing
+more than the few groups it touches, the more so on the caches SUMO's step
+leaves cold (the timings are in the commit messages and benchmarks/).
 """
 
 from __future__ import annotations
@@ -61,9 +61,8 @@ def max_pressure_decide(  # type: ignore[no-untyped-def]
 ):  # fmt: skip
     """One max-pressure decision per intersection, ``red_s`` updated in place (:mod:`controller.policies.max_pressure`).
 
-    Compiled: on a 100-intersection grid the vectorised form was ~25 numpy
-    calls a tick, each costing more than its data on the caches SUMO's step
-    has just evicted. The pressure map is applied entry by entry in its
+    Compiled: the vectorised form is ~25 numpy calls a tick, each costing
+    more than its data on the caches SUMO's step has just evicted. The pressure map is applied entry by entry in its
     stored order, the order ``bincount`` summed in, so pressures (and ties)
     are those of :func:`stage_pressure` folded as before.
 
