@@ -342,7 +342,7 @@ def generate_meso_loops(network: Network, net_file: str | Path, out_file: str | 
     net = sumo_net if sumo_net is not None else sumolib.net.readNet(str(net_file))
     tls_nodes = tls_of_junctions(net.getTrafficLights())
     g = packed.g
-    loops: dict[tuple[str, int], tuple[str, str]] = {}  # (edge, segment) -> (id, element)
+    loops: dict[tuple[str, int], tuple[str, float]] = {}  # (edge, segment) -> (lane, position)
     loop_index: dict[tuple[str, int], int] = {}
 
     def loop_at(lane: Any, pos: float) -> int:
@@ -353,12 +353,7 @@ def generate_meso_loops(network: Network, net_file: str | Path, out_file: str | 
         key = (lane.getEdge().getID(), _segment_index(length, pos))
         if key not in loop_index:
             loop_index[key] = len(loops)
-            lid = f"gw_m1_{lane.getID()}_{pos:.1f}"
-            loops[key] = (
-                lid,
-                f'    <inductionLoop id={quoteattr(lid)} lane={quoteattr(lane.getID())} pos="{pos:.2f}" '
-                f'period="{INTERVAL_S}" file="NUL"/>',
-            )
+            loops[key] = (lane.getID(), pos)
         return loop_index[key]
 
     n, d = packed.n, len(layout.ids)
@@ -445,13 +440,22 @@ def generate_meso_loops(network: Network, net_file: str | Path, out_file: str | 
                 continue
             key = (loop_at(out_lane, 0.0), pair)
             dep[key] = dep.get(key, 0.0) + 1.0
+    # Short ids, numbered in read order: every tick reads each loop by id, and SUMO looks it up in a
+    # map ordered by id; ids under 16 characters need no heap copy on the way in (C++'s small-string
+    # buffer), and zero-padded ones make read order the map's own order.
+    width = len(str(max(len(loops) - 1, 0)))
+    ids = tuple(f"gw_m{k:0{width}d}" for k in range(len(loops)))
     out = Path(out_file)
-    body = [elem for _id, elem in loops.values()]
+    body = [
+        f'    <inductionLoop id={quoteattr(lid)} lane={quoteattr(lane)} pos="{pos:.2f}" '
+        f'period="{INTERVAL_S}" file="NUL"/>'
+        for lid, (lane, pos) in zip(ids, loops.values(), strict=True)
+    ]
     out.write_text("\n".join(["<additional>", *body, "</additional>"]) + "\n", encoding="utf-8")
     delay_s = np.divide(delay_sum, lanes, out=np.zeros((n, g)), where=lanes > 0)
     return MesoLoops(
         additional=out,
-        loop_ids=tuple(lid for lid, _e in loops.values()),
+        loop_ids=ids,
         pair_loop=np.asarray([lp for lp, _f in pair_of], np.int64),
         pair_flat=np.asarray([f for _lp, f in pair_of], np.int64),
         pair_w0=np.asarray(w0, float),
