@@ -190,12 +190,15 @@ class BaseBackend:
     """Lifecycle bookkeeping shared by all backends; a subclass supplies read, apply and advance.
 
     ``read_fields`` is what a backend reads each tick (the others come back NaN or empty);
-    a backend that can skip fields sets it from the policy's declared ``reads``.
+    a backend that can skip fields sets it from the policy's declared ``reads``. ``done``
+    turns true when the backend's source has ended on its own (emulated field controllers
+    whose coupled run finished), so a caller stops without knowing which backend it drives.
     """
 
     network: Network
     dt_s: float
     read_fields: frozenset[str] = OBSERVATION_FIELDS
+    done: bool = False
 
     def __init__(self, network: Network, *, dt_s: float = 1.0) -> None:
         if dt_s <= 0:

@@ -9,7 +9,7 @@
 The same machinery as ``greenwave sweep`` (``scenarios.sweep``): every
 combination of the ``--param`` values on every scenario and seed, as
 independent SUMO runs. Without ``--param`` the controller's own grid is used
-(a policy class may publish ``tune_grid = {"name": [values, ...]}``). With
+(the policy's declared ``tune_grid``, :class:`~controller.policies.base.Policy`). With
 several scenarios, each combination is scored by its objective relative to
 the best combination on each scenario, averaged over the scenarios, so a
 large network does not outweigh a small one. ``--out`` receives the chosen
@@ -47,9 +47,10 @@ def add_tune_arguments(p: argparse.ArgumentParser) -> None:
 
 def _default_grid(controller: str) -> dict[str, list[Any]]:
     from controller.policies import make_policy
+    from controller.policies.base import declared
 
-    grid = getattr(type(make_policy(controller)), "tune_grid", None)
-    return {str(k): list(v) for k, v in dict(grid or {}).items()}
+    grid = declared(make_policy(controller), "tune_grid")
+    return {str(k): list(v) for k, v in dict(grid).items()}
 
 
 def run_tune(args: argparse.Namespace) -> int:

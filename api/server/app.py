@@ -126,7 +126,7 @@ def create_app(settings: Settings, *, start_engine: bool = True) -> FastAPI:
         text = runner.metrics.exposition(
             ticks=runner.ticks,
             up=runner.running,
-            intersections=len(getattr(runner, "network", None) or ()),
+            intersections=len(runner.network or ()),
             alarms_open={str(k): int(n) for k, n in rows},
         )
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")

@@ -19,11 +19,16 @@ needs to see and do at the backend seam:
 * a technician can **cut a controller's link** (the emulated controller stops
   answering): its communication age grows, its detector data stop, and after
   the engine's stale-data limit the supervisor puts it into its fail-safe and
-  the control centre raises a comm-loss alarm.
+  the control centre raises a comm-loss alarm;
+* it **times** every read (the backend latency metric) and every wait for the
+  next real-time tick inside ``advance`` (field backends), through the
+  ``on_read`` and ``on_wait`` callbacks, so the tick metric can leave the wait out.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from enum import IntEnum
 from typing import TYPE_CHECKING
@@ -158,8 +163,16 @@ class OverridePolicy(Policy):
 class CentreBackend(BaseBackend):
     """The real backend plus operator flash and simulated link cuts (see module docstring)."""
 
-    def __init__(self, inner: BaseBackend | FeedBackend) -> None:
+    def __init__(
+        self,
+        inner: BaseBackend | FeedBackend,
+        *,
+        on_read: Callable[[float], None] | None = None,
+        on_wait: Callable[[float], None] | None = None,
+    ) -> None:
         self.inner = inner
+        self.on_read = on_read
+        self.on_wait = on_wait
         self.network = inner.network
         self.dt_s = inner.dt_s
         self.packed = inner.packed
@@ -185,6 +198,14 @@ class CentreBackend(BaseBackend):
         self.down_age_s[:] = other.down_age_s
 
     def read(self) -> Observation:
+        t0 = time.perf_counter()
+        try:
+            return self._read()
+        finally:
+            if self.on_read is not None:
+                self.on_read(time.perf_counter() - t0)
+
+    def _read(self) -> Observation:
         obs = self.inner.read()
         self.controller_fault = obs.fault.copy()  # what the controllers themselves report
         down, flash = self.link_down, self.flash_request
@@ -205,6 +226,11 @@ class CentreBackend(BaseBackend):
         self.inner.apply(commands)
 
     def advance(self) -> float:
-        t = self.inner.advance()
+        t0 = time.perf_counter()
+        try:
+            t = self.inner.advance()
+        finally:
+            if self.on_wait is not None:
+                self.on_wait(time.perf_counter() - t0)
         self.down_age_s = np.where(self.link_down, self.down_age_s + self.dt_s, 0.0)
         return t

@@ -496,6 +496,11 @@ class EngineRunner:
         self.roads: RoadMap | None = None
         self.shelved: dict[int, datetime] = {}  # alarm id -> shelved until (wall clock)
         self._last_maintenance = 0.0
+        self._last_prune = -float("inf")
+        self._tick_wait_s = 0.0  # this tick's wait for real time inside advance (CentreBackend.on_wait)
+        self._shape: _SnapshotShape | None = None
+        self.recorder: DrainingRecorder | None = None  # the high-resolution event log, with the engine
+        self._timing_reset(0)
 
     # ---- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -641,7 +646,7 @@ class EngineRunner:
     def _make_corridor(self, network: Network) -> dict[str, Any] | None:
         from simulation.timespace import corridor_from_tls
 
-        tls: list[str] = list(getattr(self.spec, "corridor", ()) or ())
+        tls: list[str] = list(self.spec.corridor) if self.spec is not None else []
         if len(tls) < 2:
             # The longest row of signals sharing (nearly) one y: a grid's middle row, a main road.
             rows: dict[int, list[str]] = {}
@@ -797,8 +802,7 @@ class EngineRunner:
             raise
 
     def _close_emulator(self) -> None:
-        emu = getattr(self, "_emulator", None)
-        self._emulator = None
+        emu, self._emulator = self._emulator, None
         if emu is not None:
             emu.close()
 
@@ -840,7 +844,7 @@ class EngineRunner:
         )
 
     def _open_backend(self, previous: CentreBackend | None = None) -> CentreBackend:
-        backend = CentreBackend(self._make_inner())
+        backend = CentreBackend(self._make_inner(), on_read=self.metrics.backend_read.observe, on_wait=self._add_wait)
         if previous is not None:
             backend.copy_state_from(previous)
         backend.link_down[:] = self.link_down
@@ -849,7 +853,6 @@ class EngineRunner:
             assert self.network is not None
             self.recorder = DrainingRecorder(self.network, backend.packed, backend.detectors)
             self.engine = Engine(backend, self.policy, comm_timeout_s=self.settings.comm_timeout_s, hires=self.recorder)
-            self._time_backend_reads(backend)
         except BaseException:
             backend.close()
             raise
@@ -874,30 +877,8 @@ class EngineRunner:
         return backend
 
     # ---- the loop -----------------------------------------------------------------------
-    def _time_backend_reads(self, backend: Any) -> None:
-        """Observe every backend read (the backend latency metric) and every wait for the next tick in real
-        time inside ``advance`` (field backends), so that the tick metric can leave the wait out."""
-        read = backend.read
-        advance = backend.advance
-
-        def timed_advance() -> Any:
-            t0 = time.perf_counter()
-            try:
-                return advance()
-            finally:
-                self._tick_wait_s += time.perf_counter() - t0
-
-        backend.advance = timed_advance
-        self._tick_wait_s = 0.0
-
-        def timed_read() -> Any:
-            t0 = time.perf_counter()
-            try:
-                return read()
-            finally:
-                self.metrics.backend_read.observe(time.perf_counter() - t0)
-
-        backend.read = timed_read
+    def _add_wait(self, seconds: float) -> None:
+        self._tick_wait_s += seconds
 
     def _loop(self, backend: CentreBackend) -> None:
         s = self.settings
@@ -921,7 +902,7 @@ class EngineRunner:
             if time.monotonic() - last_flush >= s.event_flush_s:
                 self._flush_events()
                 last_flush = time.monotonic()
-            ended = getattr(backend.inner, "done", False) or (
+            ended = backend.inner.done or (
                 s.backend is not BackendKind.MODBUS
                 and self.end_s is not None
                 and res.time_s + self.engine.dt_s >= self.end_s
@@ -1012,11 +993,12 @@ class EngineRunner:
             c = ADAPTIVE
         be.flash_request[r] = c.kind is ControlKind.FLASH
         param = (c.plan_version or 1) % 253 or 253 if c.kind is ControlKind.FIXED else _PATTERN_OF[c.kind]
+        assert self.recorder is not None  # controls apply once the engine (and its recorder) run
         self.recorder.emit(self.sim_time_s, r, EventCode.PATTERN_CHANGE, param)
         self.applied[r] = c
-        if hasattr(self, "_t_cycle_start"):  # a new control: measure its cycles afresh
-            self._t_cycle_start[r] = self._t_cycle_s[r] = self._t_offset_s[r] = np.nan
-            self._t_splits[r], self._t_current[r] = {}, {}
+        # A new control: measure its cycles afresh.
+        self._t_cycle_start[r] = self._t_cycle_s[r] = self._t_offset_s[r] = np.nan
+        self._t_splits[r], self._t_current[r] = {}, {}
 
     # operations the API posts ---------------------------------------------------------
     def set_standing(self, intersection_id: str, control: Control) -> None:
@@ -1110,6 +1092,7 @@ class EngineRunner:
             payload = alarm_public(a)
         self.alarm_open[(r, code)] = a.id
         self.alarm_state[a.id] = (r, True, False)
+        assert self.recorder is not None
         self.recorder.emit(t, r, EventCode.ALARM_ON, list(ALARM_TYPES).index(code) + 1)
         self.publish("alarm", payload)
 
@@ -1129,6 +1112,7 @@ class EngineRunner:
             self.alarm_state.pop(aid, None)
         else:
             self.alarm_state[aid] = (r, False, False)
+        assert self.recorder is not None
         self.recorder.emit(t, r, EventCode.ALARM_OFF, list(ALARM_TYPES).index(code) + 1)
         self.publish("alarm", payload)
 
@@ -1287,7 +1271,7 @@ class EngineRunner:
     def _maintenance(self, now: datetime) -> None:
         """Prune history older than ``history_days``; escalate unacknowledged alarms; end expired shelves."""
         self._last_maintenance = time.monotonic()
-        if self._last_maintenance - getattr(self, "_last_prune", -MAINTENANCE_S) >= MAINTENANCE_S:
+        if self._last_maintenance - self._last_prune >= MAINTENANCE_S:
             self._last_prune = self._last_maintenance
             keep_from = self.clock(self.sim_time_s) - timedelta(days=self.settings.history_days)
             from sqlalchemy import delete
@@ -1431,7 +1415,7 @@ class EngineRunner:
 
     def _snapshot_shape(self, net: Network, lay: Any) -> _SnapshotShape:
         """What the snapshot needs of the network and detector layout that does not change per tick."""
-        shape = getattr(self, "_shape", None)
+        shape = self._shape
         if shape is None or shape.key != (id(net), id(lay)):
             n_groups = np.array([len(i.groups) for i in net.intersections], np.int64)
             g = int(self.h_states.shape[2])
@@ -1510,7 +1494,7 @@ class EngineRunner:
 
     # ---- hi-res events --------------------------------------------------------------------
     def _flush_events(self) -> None:
-        rec = getattr(self, "recorder", None)
+        rec = self.recorder
         if rec is None or self.network is None:
             return
         ev = rec.drain()

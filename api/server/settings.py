@@ -251,8 +251,9 @@ class Settings(BaseSettings):
                 f"inventory_file: backend {self.backend.value!r} needs a SUMO twin; an inventory runs on backend 'fake'"
             )
         from controller.policies import make_policy
+        from controller.policies.base import declared
 
-        if self.controller != "auto" and getattr(make_policy(self.controller), "passive", False):
+        if self.controller != "auto" and declared(make_policy(self.controller), "passive"):
             out.append(f"controller: {self.controller!r} is passive (runs SUMO's own programs) and takes no commands")
         return out
 

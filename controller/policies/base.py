@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import numpy as np
@@ -67,6 +68,9 @@ class Policy(Protocol):
     ``pending_events``
         ``(row, Indiana code, parameter)`` events raised since the last tick; the
         engine logs them and empties the list.
+    ``tune_grid``
+        ``{parameter: [values, ...]}`` that ``greenwave optimize --tune`` tries when the
+        caller gives no ``--param`` (empty: nothing to tune by default).
     """
 
     name: str
@@ -76,6 +80,7 @@ class Policy(Protocol):
     last_termination: np.ndarray | None = None
     detector_failed: np.ndarray | None = None
     pending_events: Sequence[tuple[int, int, int]] = ()
+    tune_grid: Mapping[str, Sequence[Any]] = MappingProxyType({})
 
     def reset(self, network: Network, packed: PackedNetwork) -> None:
         """Bind to a network before the first tick (precompute arrays)."""
@@ -84,7 +89,9 @@ class Policy(Protocol):
         """Stage request per intersection, shape (N,), or HOLD (-1)."""
 
 
-_DECLARED = ("reads", "passive", "plans_from_demand", "last_termination", "detector_failed", "pending_events")
+_DECLARED = (
+    "reads", "passive", "plans_from_demand", "last_termination", "detector_failed", "pending_events", "tune_grid",
+)  # fmt: skip
 
 
 def declared(policy: object, member: str) -> Any:

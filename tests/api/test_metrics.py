@@ -43,21 +43,33 @@ def test_json_log_lines() -> None:
 
 
 def test_tick_metric_leaves_the_real_time_wait_out() -> None:
-    """#17: a field backend waits for the next tick inside advance(); that wait is its own series."""
+    """#17: a field backend waits for the next tick inside advance(); the centre's backend times that wait
+    and every read through its callbacks (a wrapper, not a patch), and the wait is its own series."""
     import time
-    from types import SimpleNamespace
+    from pathlib import Path
 
-    from api.server.live import EngineRunner
+    from api.server.control import CentreBackend
     from api.server.metrics import Metrics
+    from controller.backend import FakeBackend
+    from intersections.loaders import load_inventory
 
-    runner = EngineRunner.__new__(EngineRunner)
-    runner.metrics = Metrics()
-    backend = SimpleNamespace(read=lambda: "obs", advance=lambda: time.sleep(0.05))
-    runner._time_backend_reads(backend)
-    runner._tick_wait_s = 0.0
-    assert backend.read() == "obs"
-    backend.advance()
-    assert runner._tick_wait_s >= 0.05
-    text = runner.metrics.exposition(ticks=1, up=True, intersections=1, alarms_open={})
-    assert "# TYPE greenwave_tick_wait_seconds histogram" in text
+    class WaitingBackend(FakeBackend):  # a field backend's advance: a wait for real time
+        def advance(self) -> float:
+            time.sleep(0.05)
+            return super().advance()
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "intersection.toml"
+    metrics, waits, reads = Metrics(), [], []
+    backend = CentreBackend(WaitingBackend(load_inventory(example)), on_read=reads.append, on_wait=waits.append)
+    backend.open()
+    try:
+        assert backend.read().time_s == 0.0
+        backend.advance()
+    finally:
+        backend.close()
+    assert len(reads) == 1 and 0.0 <= reads[0] < 0.05
+    assert len(waits) == 1 and waits[0] >= 0.05
+    metrics.tick_wait.observe(waits[0])
+    text = metrics.exposition(ticks=1, up=True, intersections=1, alarms_open={})
+    assert "# TYPE greenwave_tick_wait_seconds histogram" in text and "greenwave_tick_wait_seconds_count 1" in text
     assert "greenwave_tick_seconds Engine time of one tick" in text.replace("# HELP ", "")

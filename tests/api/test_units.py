@@ -154,3 +154,27 @@ def test_serve_prints_the_address_and_stops_cleanly(tmp_path: Path, demo_net: Pa
         _out, err = proc.communicate(timeout=60)
     assert proc.returncode in (0, 130), err
     assert "Traceback" not in err
+
+
+def test_a_passive_controller_is_refused_through_the_policy_protocol(tmp_path: Path) -> None:
+    """The service asks the policy what it declares (``Policy.passive``), not by probing attributes."""
+    assert not any("passive" in p for p in load_settings(data_dir=tmp_path, controller="adaptive").startup_problems())
+    problems = load_settings(data_dir=tmp_path, controller="sumo").startup_problems()
+    assert "controller: 'sumo' is passive (runs SUMO's own programs) and takes no commands" in problems
+
+
+def test_tune_grid_is_a_declared_policy_member() -> None:
+    """``optimize --tune`` without ``--param`` takes the policy's declared grid (empty by default)."""
+    from api.commands.tune import _default_grid
+    from controller.policies import Policy
+
+    assert _default_grid("adaptive") == {}
+
+    from types import MappingProxyType
+
+    from controller.policies.base import declared
+
+    class Tunable(Policy):
+        tune_grid = MappingProxyType({"gap_s": (2.0, 3.0)})
+
+    assert declared(Tunable(), "tune_grid") == {"gap_s": (2.0, 3.0)}
