@@ -41,6 +41,7 @@ __all__ = [
     "OBSERVATION_FIELDS",
     "fields_read_by",
     "exit_blocked_share",
+    "crossing_calls",
 ]
 
 # The observation fields a backend may leave unread when nobody uses them
@@ -78,6 +79,28 @@ def exit_blocked_share(obs: Observation | None, shape: tuple[int, int]) -> np.nd
         return np.zeros(shape)
     x = np.asarray(x, float)
     return np.where(np.isfinite(x), np.clip(x, 0.0, 1.0), 0.0)
+
+
+def crossing_calls(obs: Observation, packed: PackedNetwork) -> np.ndarray | None:
+    """(N, G) bool: crossings whose push button has a call waiting; None where the backend has no buttons.
+
+    ``obs.extra["ped_calls"]`` carries them: per intersection a bit mask over its groups from a
+    field controller (NTCIP 1202 ``phaseStatusGroupPedCall``, bit k for group k), or an (N, G)
+    bool array from SUMO (people waiting at the kerb, :mod:`simulation.pedestrians`). Where it
+    is present a crossing is actuated, as on street: served when somebody waits, not on recall.
+    """
+    raw = obs.extra.get("ped_calls") if obs.extra else None
+    if raw is None:
+        return None
+    arr = np.asarray(raw)
+    if arr.ndim == 2:
+        calls = np.zeros((packed.n, packed.g), bool)
+        calls[:, : arr.shape[1]] = arr[:, : packed.g] != 0
+    else:
+        bits = (arr.astype(np.int64)[:, None] >> np.arange(packed.g, dtype=np.int64)[None, :]) & 1
+        calls = bits.astype(bool)
+    out: np.ndarray = calls & packed.is_pedestrian & packed.group_valid
+    return out
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from controller.arrays import any_set, read_only
-from controller.backend import BaseBackend, Commands, Observation, exit_blocked_share
+from controller.backend import BaseBackend, Commands, Observation, crossing_calls, exit_blocked_share
 from controller.estimate import DemandEstimator, Estimate
 from controller.events import EventRecorder
 from controller.policies import Policy
@@ -177,6 +177,9 @@ class Engine:
         # and a group whose exit is jammed has none that green could serve (never green into a blocked exit).
         blocked = exit_blocked_share(obs, est.queue_veh.shape) >= 1.0
         calls = ((est.queue_veh > 0) | (est.occupancy > 0)) & ~blocked
+        pushed = crossing_calls(obs, self.supervisor.packed)
+        if pushed is not None:  # somebody waiting at a crossing: its maximum red counts too
+            calls |= pushed
         states, report = self.supervisor.step(
             requests, dt, healthy=None if all_healthy else healthy, fallback_requests=fallback, calls=calls
         )

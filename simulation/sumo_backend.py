@@ -48,6 +48,7 @@ from intersections.model import SignalState
 from intersections.network import Network
 from simulation.detectors import EXIT_BLOCKED_OCCUPANCY, SumoDetectors
 from simulation.meso import MESO_UNSUPPORTED, MODEL_OPTIONS, MesoReader, Model, without_options
+from simulation.pedestrians import CrossingCalls
 from simulation.sumo_home import sumo_binary
 
 __all__ = ["SumoRun", "SumoBackend", "merge_sumo_args", "option_name", "sumo_command"]
@@ -278,6 +279,8 @@ class SumoBackend(BaseBackend):
         self.observation_filter: Callable[[Observation], Observation] | None = None
         # Buses (GPS-tracked) and emergency vehicles, tracked from departure to arrival.
         self._special: dict[str, str] = {}  # vehicle id -> "bus" | "emergency"
+        # People waiting at signalled crossings (simulation.pedestrians): built at the first read.
+        self._crossings: CrossingCalls | bool | None = False
         self._row_of_tls = {tls: r for r, tls in enumerate(self._tls)}
 
     # ---- mapping groups <-> link indices ------------------------------------------
@@ -753,6 +756,11 @@ class SumoBackend(BaseBackend):
             if recs:
                 arr[:] = recs
             out[kind] = arr
+        if self._crossings is False:
+            p = self.packed
+            self._crossings = None if self.meso is not None else CrossingCalls.build(self.network, (p.n, p.g), c)
+        if isinstance(self._crossings, CrossingCalls):
+            out["ped_calls"] = self._crossings.read(c)
         return out
 
     def _next_signal(self, vid: str) -> tuple[int, int, float] | None:

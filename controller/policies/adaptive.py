@@ -54,13 +54,12 @@ import numpy as np
 from numba import njit
 
 from controller.arrays import PackedNetwork
-from controller.backend import OBSERVATION_FIELDS, Observation, detector_layout, exit_blocked_share
+from controller.backend import OBSERVATION_FIELDS, Observation, crossing_calls, detector_layout, exit_blocked_share
 from controller.estimate import Estimate
 from controller.events import EventCode
 from controller.policies import register_policy
 from controller.policies.base import Policy, PolicyContext
 from controller.policies.common import (
-    crossing_calls,
     downstream_matrix,
     group_lanes,
     group_roads,

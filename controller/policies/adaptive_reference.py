@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from controller.arrays import PackedNetwork
-from controller.backend import Observation
+from controller.backend import Observation, crossing_calls
 from controller.estimate import Estimate
 from controller.policies.adaptive import BLIND_HISTORY_WEIGHT, AdaptivePolicy
 from controller.policies.base import PolicyContext
@@ -70,6 +70,7 @@ class AdaptiveReference(AdaptivePolicy):
             [self.passage_s / max(1.0, len(heard.get((r, k), ())) / self._roads[r][k]) for k in range(p.g)]
             for r in range(p.n)
         ]
+        buttons = crossing_calls(obs, p)
         out = np.full(p.n, HOLD, dtype=np.int64)
         term = np.zeros(p.n, np.int16)
         queue_all = [[0.0] * p.g for _ in range(p.n)]
@@ -84,6 +85,9 @@ class AdaptiveReference(AdaptivePolicy):
                 qv = float(obs.queue_veh[r, k])
                 q = qv if math.isfinite(qv) else float(est.queue_veh[r, k])
                 blind = not healthy[r][k] or (lost[r][k] and not math.isfinite(qv))
+                if buttons is not None and p.is_pedestrian[r, k]:
+                    blind = False  # a push button: actuated, not on recall
+                    q = 1.0 if buttons[r, k] else 0.0
                 if blind:
                     q = 1.0
                 if ctx.served is not None and ctx.served[r, k]:

@@ -59,10 +59,17 @@ def test_vectorised_equals_reference(seed: int) -> None:
             if t % 40 == 0 or jam is None:
                 jam = rng.choice([0.0, 0.0, 0.0, 0.5, 1.0, 1.0, np.nan], (packed.n, packed.g))
             exits = jam
+        # Push buttons: none at first (crossings on recall), then calls as SUMO gives them ((N, G) bool),
+        # then as a field controller does (a bit mask per intersection).
+        extra = {}
+        if 120 < t <= 260:
+            extra = {"ped_calls": rng.uniform(0, 1, (packed.n, packed.g)) < 0.2}
+        elif t > 260:
+            extra = {"ped_calls": rng.integers(0, 1 << packed.g, packed.n)}
         obs = Observation(
             time_s=float(t), counts=counts, occupancy=occ, queue_veh=queue,
             signal_state=sup.state.copy(), comm_age_s=np.zeros(packed.n), fault=np.zeros(packed.n, bool),
-            exit_blocked=exits,
+            exit_blocked=exits, extra=extra,
         )  # fmt: skip
         e = est.update(obs, 1.0)
         ctx = PolicyContext(
@@ -73,6 +80,57 @@ def test_vectorised_equals_reference(seed: int) -> None:
         np.testing.assert_array_equal(a, b, err_msg=f"tick {t}")
         np.testing.assert_array_equal(fast.last_termination, slow.last_termination)
         sup.step(a, 1.0 if t else 0.0)
+
+
+def _midblock() -> Network:
+    """A mid-block crossing signal: one vehicle group, one crossing, a stage each."""
+    from intersections.model import Detector, GroupKind, Intersection, Movement, SignalGroup, Stage
+
+    v = SignalGroup("V", movements=(Movement("a", "b", ("a_0",)),), min_green_s=5, yellow_s=3, all_red_s=2)
+    p = SignalGroup("P", kind=GroupKind.PEDESTRIAN, movements=(Movement(":x_w0", ":x_c0", (), "p"),), walk_s=5,
+                    ped_clearance_s=6)  # fmt: skip
+    c = np.array([[False, True], [True, False]])
+    ig = np.array([[5.0, 5.0], [8.0, 8.0]])
+    inter = Intersection("X", (v, p), c, ig, (Stage("SV", {"V"}), Stage("SP", {"P"})), (Detector("d", "a_0", "V"),))
+    return Network((inter,), nx.DiGraph())
+
+
+@pytest.mark.parametrize("buttons", ["none", "never pushed", "pushed at 100 s"])
+def test_a_crossing_with_a_push_button_is_served_only_when_called(buttons: str) -> None:
+    """Without buttons a crossing is on recall; with them it waits for a call, as on street.
+
+    The vehicle queue stands and does not move (held by a jam further on), so the vehicle stage
+    stalls and ends at every chance: a crossing on recall then took every other turn.
+    """
+    net = _midblock()
+    packed = pack(net.intersections)
+    pol = AdaptivePolicy()
+    pol.reset(net, packed)
+    sup = SafetySupervisor(packed, startup_clearance=False)
+    est = DemandEstimator(detector_layout(net), packed.n, packed.g)
+    walk_at: list[int] = []
+    was_green = False
+    for t in range(300):
+        extra = {}
+        pushed = buttons == "pushed at 100 s" and t >= 100 and not walk_at
+        if buttons != "none":
+            extra = {"ped_calls": np.array([[False, pushed]])}
+        obs = Observation(
+            time_s=float(t), counts=np.zeros(1), occupancy=np.ones(1), queue_veh=np.array([[4.0, 0.0]]),
+            signal_state=sup.state.copy(), comm_age_s=np.zeros(1), fault=np.zeros(1, bool), extra=extra,
+        )  # fmt: skip
+        ctx = PolicyContext(float(t), 1.0, sup.target.copy(), sup.state.copy(), sup.state_time_s + 1.0, sup.walked)
+        calls = np.array([[True, pushed or buttons == "none"]])  # the watchdog's, as the engine gives them
+        out, _ = sup.step(pol.decide(obs, est.update(obs, 1.0), ctx), 1.0, calls=calls)
+        if out[0, 1] == G and not was_green:
+            walk_at.append(t)
+        was_green = out[0, 1] == G
+    if buttons == "none":
+        assert len(walk_at) >= 5  # recall: the crossing walks at every turn
+    elif buttons == "never pushed":
+        assert walk_at == []
+    else:
+        assert len(walk_at) == 1 and 100 <= walk_at[0] <= 100 + 5 + 5  # after the vehicles' minimum and clearance
 
 
 def test_adaptive_gives_more_green_to_heavier_demand_and_serves_everyone() -> None:
