@@ -10,6 +10,7 @@ alarm comes back if still unacknowledged. An alarm left unacknowledged for
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 from api.server.auth import Permission, Principal
 from api.server.db import AlarmRow, AuditEntry, utcnow
 from api.server.deps import ServiceState, require, service
-from api.server.live import alarm_public
+from api.server.live import EngineRunner, alarm_public
 from api.server.schemas import AckIn, ShelveIn
 
 router = APIRouter(prefix="/api", tags=["alarms"])
@@ -36,6 +37,26 @@ def _alarm(s: Session, alarm_id: int) -> AlarmRow:
     if a is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown alarm")
     return a
+
+
+def _operate(
+    svc: ServiceState,
+    alarm_id: int,
+    change: Callable[[Session, AlarmRow], None],
+    engine_op: Callable[[EngineRunner], None],
+) -> dict[str, Any]:
+    """One operator action on an alarm, the same for ack, shelve and unshelve.
+
+    ``change`` refuses (HTTPException) or changes and audits the row inside one transaction;
+    only a committed change reaches the engine (``engine_op``, run in its thread) and the live feed.
+    """
+    with svc.db.session() as s:
+        a = _alarm(s, alarm_id)
+        change(s, a)
+        out = alarm_public(a)
+    svc.runner.post(engine_op)
+    svc.runner.publish("alarm", out)
+    return out
 
 
 @router.get("/alarms")
@@ -94,19 +115,17 @@ def shelve_alarm(
     svc: ServiceState = Depends(service),
 ) -> dict[str, Any]:
     """Take an unacknowledged alarm off the open list for ``minutes``, with a reason; it returns by itself."""
-    with svc.db.session() as s:
-        a = _alarm(s, alarm_id)
+    until = utcnow() + timedelta(minutes=body.minutes)
+
+    def shelve(s: Session, a: AlarmRow) -> None:
         if a.acked_at is not None:
             raise HTTPException(status.HTTP_409_CONFLICT, f"already acknowledged by {a.acked_by}: nothing to shelve")
-        until = utcnow() + timedelta(minutes=body.minutes)
         a.shelved_until, a.shelved_by = until, who.username
         svc.db.audit(
             s, who.username, "alarm.shelve", a.intersection_id, alarm_id=a.id, until=until.isoformat(), note=body.note
         )
-        out = alarm_public(a)
-    svc.runner.post(lambda r: r.set_shelved(alarm_id, until))
-    svc.runner.publish("alarm", out)
-    return out
+
+    return _operate(svc, alarm_id, shelve, lambda r: r.set_shelved(alarm_id, until))
 
 
 @router.post(
@@ -119,16 +138,14 @@ def unshelve_alarm(
     svc: ServiceState = Depends(service),
 ) -> dict[str, Any]:
     """Put a shelved alarm back on the open list before its shelf expires."""
-    with svc.db.session() as s:
-        a = _alarm(s, alarm_id)
+
+    def unshelve(s: Session, a: AlarmRow) -> None:
         if a.shelved_until is None:
             raise HTTPException(status.HTTP_409_CONFLICT, "not shelved")
         a.shelved_until = None
         svc.db.audit(s, who.username, "alarm.unshelve", a.intersection_id, alarm_id=a.id, why="by hand")
-        out = alarm_public(a)
-    svc.runner.post(lambda r: r.set_shelved(alarm_id, None))
-    svc.runner.publish("alarm", out)
-    return out
+
+    return _operate(svc, alarm_id, unshelve, lambda r: r.set_shelved(alarm_id, None))
 
 
 @router.post("/alarms/{alarm_id}/ack", responses=_UNACKED)
@@ -139,16 +156,14 @@ def ack_alarm(
     svc: ServiceState = Depends(service),
 ) -> dict[str, Any]:
     """Acknowledge: stamps the user, the time and the note. The alarm stays listed until also cleared."""
-    with svc.db.session() as s:
-        a = _alarm(s, alarm_id)
+
+    def ack(s: Session, a: AlarmRow) -> None:
         if a.acked_at is not None:
             raise HTTPException(status.HTTP_409_CONFLICT, f"already acknowledged by {a.acked_by}")
         a.acked_at, a.acked_by, a.ack_note = utcnow(), who.username, body.note
         svc.db.audit(s, who.username, "alarm.ack", a.intersection_id, alarm_id=a.id, code=a.code, note=body.note)
-        out = alarm_public(a)
-    svc.runner.post(lambda r: r.note_ack(alarm_id))
-    svc.runner.publish("alarm", out)
-    return out
+
+    return _operate(svc, alarm_id, ack, lambda r: r.note_ack(alarm_id))
 
 
 @router.get("/audit")
