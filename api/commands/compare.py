@@ -8,12 +8,23 @@ programs); writes the documented JSON shape::
      "controllers": {CONTROLLER: {"mean": {KPI: value}, "ci95": {KPI: half_width},
                                   "per_seed": [{"seed": N, KPI: value, ...}]}},
      "relative_delay": {CONTROLLER: mean_delay / sumo mean_delay}}
+
+The runs (controllers x seeds) are independent, so they go to Dask like a
+sweep's (:func:`scenarios.sweep.execute`): a local cluster of ``--workers``
+single-threaded processes by default, or the scheduler at ``--scheduler`` (a
+real cluster), one fresh process per run, a failed run retried once. Each
+seed's scenario is built once, before any run, into ``--cache`` (reused while
+its definition is unchanged), so a city's runs share one build per seed instead
+of each building or parsing its own. What a run needs that a job cannot carry
+to another machine (``--gui``, ``--traci``, ``--begin``, a step length other
+than 1 s) and ``--in-process`` run here one after another, as before.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +60,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=int, default=3, metavar="N", help="number of seeds (1..N), default 3")
     p.add_argument("--json", metavar="PATH", help="write per-seed and mean KPIs as JSON")
     p.add_argument("--markdown", metavar="PATH", help="write the table as Markdown (for reports and READMEs)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler (tcp://host:8786); default a local cluster")
+    p.add_argument("--workers", type=int, default=2, metavar="N", help="local cluster worker processes (default 2)")
+    p.add_argument("--timeout", type=float, default=3600.0, metavar="S", help="give up on a run after S s (3600)")
+    p.add_argument("--in-process", action="store_true", help="no Dask: run one by one in this process (debugging)")
+    p.add_argument("--cache", default="out/scenarios", metavar="DIR", help="scenario build cache (out/scenarios)")
     add_sumo_args(p)
     p.set_defaults(func=run)
 
@@ -64,8 +80,6 @@ def summarise(per_seed: list[dict[str, Any]]) -> tuple[dict[str, float], dict[st
 
 
 def run(args: argparse.Namespace) -> int:
-    from simulation.runner import simulate
-
     controllers = [c.strip() for c in args.controllers.split(",") if c.strip()]
     check_controllers(controllers)
     if args.seeds < 1:
@@ -73,27 +87,9 @@ def run(args: argparse.Namespace) -> int:
 
         raise InputError("--seeds must be >= 1")
     seeds = list(range(1, args.seeds + 1))
-    results: dict[str, list[dict[str, Any]]] = {c: [] for c in controllers}
-    estimated: dict[str, dict[str, str]] = {}
-    name = Path(args.scenario).stem
-    with progress_bar() as bar:
-        task = bar.add_task(f"compare {name}", total=len(seeds) * len(controllers))
-        for seed in seeds:
-            args.seed = seed
-            spec = spec_from_args(args, seed=seed, scenario=args.scenario)
-            name = spec.name or name
-            for c in controllers:
-                bar.update(task, description=f"{name}: {c} seed {seed}")
-                out = Path(args.out_dir) / f"{c}-seed{seed}" if args.out_dir else None
-                k = simulate(spec, c, out_dir=out)
-                row: dict[str, Any] = {"seed": seed, **{x: k[x] for x in SCALAR_KPIS if x in k}}
-                row["by_class"] = k["by_class"]
-                row["intersections"] = k["intersections"]
-                row["wall_s"] = k["meta"]["wall_s"]
-                if "estimated" in k["meta"]:
-                    estimated[c] = k["meta"]["estimated"]
-                results[c].append(row)
-                bar.advance(task)
+    here = args.in_process or args.gui or args.traci or args.begin is not None or args.step_length != 1.0
+    run_all = _run_here if here else _run_on_dask
+    name, results, estimated = run_all(args, controllers, seeds)
     doc: dict[str, Any] = {"scenario": name, "seeds": seeds, "controllers": {}, "relative_delay": {}}
     doc["model"] = getattr(args, "model", "micro")
     if estimated:  # meso: per controller, what it read that the model does not measure, and how it was filled
@@ -116,6 +112,111 @@ def run(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
         console.print(f"results written to {args.json}")
     return 0
+
+
+def _row(seed: int, k: dict[str, Any]) -> dict[str, Any]:
+    """One run's line of the JSON's ``per_seed``."""
+    row: dict[str, Any] = {"seed": seed, **{x: k[x] for x in SCALAR_KPIS if x in k}}
+    row["by_class"] = k["by_class"]
+    row["intersections"] = k["intersections"]
+    row["wall_s"] = k["meta"]["wall_s"]
+    return row
+
+
+Results = tuple[str, dict[str, list[dict[str, Any]]], dict[str, dict[str, str]]]
+
+
+def _run_here(args: argparse.Namespace, controllers: list[str], seeds: list[int]) -> Results:
+    """Every run in this process, one after another (the GUI, TraCI, ``--begin``, ``--in-process``)."""
+    from simulation.runner import simulate
+
+    results: dict[str, list[dict[str, Any]]] = {c: [] for c in controllers}
+    estimated: dict[str, dict[str, str]] = {}
+    name = Path(args.scenario).stem
+    with progress_bar() as bar:
+        task = bar.add_task(f"compare {name}", total=len(seeds) * len(controllers))
+        for seed in seeds:
+            args.seed = seed
+            spec = spec_from_args(args, seed=seed, scenario=args.scenario)
+            name = spec.name or name
+            for c in controllers:
+                bar.update(task, description=f"{name}: {c} seed {seed}")
+                out = Path(args.out_dir) / f"{c}-seed{seed}" if args.out_dir else None
+                k = simulate(spec, c, out_dir=out)
+                if "estimated" in k["meta"]:
+                    estimated[c] = k["meta"]["estimated"]
+                results[c].append(_row(seed, k))
+                bar.advance(task)
+    return name, results, estimated
+
+
+def compare_jobs(args: argparse.Namespace, controllers: list[str], seeds: list[int]) -> list[Any]:
+    """The runs of a comparison as :class:`~scenarios.runs.RunJob` (seed-major, as the table reads them).
+
+    The model's SUMO options and the user's ``--sumo-arg`` ride in each job's own options
+    (the runner reads the model from them), ``--end`` in its horizon.
+    """
+    from scenarios.runs import RunJob
+    from simulation.meso import MODEL_OPTIONS, Model
+
+    sumo_args: list[str] = list(MODEL_OPTIONS[Model(getattr(args, "model", "micro"))])
+    for a in args.sumo_arg:
+        sumo_args.extend(a.split())
+    scenario = str(Path(args.scenario).resolve()) if Path(args.scenario).is_file() else args.scenario
+    return [
+        RunJob(
+            scenario,
+            c,
+            seed,
+            end_s=args.end,
+            out_dir=str(Path(args.out_dir).resolve() / f"{c}-seed{seed}") if args.out_dir else None,
+            tag=c,
+            sumo_args=tuple(sumo_args),
+        )
+        for seed in seeds
+        for c in controllers
+    ]
+
+
+def _where(args: argparse.Namespace) -> str:
+    return f"Dask scheduler {args.scheduler}" if args.scheduler else f"local Dask cluster, {args.workers} workers"
+
+
+def _run_on_dask(args: argparse.Namespace, controllers: list[str], seeds: list[int]) -> Results:
+    """Every run as a job on Dask (module docstring); a failed run is reported and fails the command."""
+    from intersections.errors import SimulationError
+    from scenarios.sweep import execute, prebuild
+
+    name = Path(args.scenario).stem
+    jobs = compare_jobs(args, controllers, seeds)
+    t0 = time.perf_counter()
+    with progress_bar() as bar:
+        task = bar.add_task(f"compare {name}: building {len(seeds)} seed(s)", total=len(jobs))
+        ready = prebuild(jobs, Path(args.cache).resolve())
+        bar.update(task, description=f"compare {name}: {len(jobs)} runs")
+
+        def on_done(res: Any, done: int, total: int) -> None:
+            if not res.ok:
+                bar.console.print(f"  [red]failed[/red] {res.job.describe()}: {res.error}")
+            bar.update(task, completed=done, description=f"compare {name}: {res.job.controller} seed {res.job.seed}")
+
+        outcomes = execute(
+            ready, scheduler=args.scheduler, workers=args.workers, timeout_s=args.timeout, progress=on_done
+        )
+    console.print(f"{len(outcomes)} runs in {time.perf_counter() - t0:.0f} s ({_where(args)})")
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        o = failed[0]
+        raise SimulationError(f"{len(failed)} of {len(outcomes)} runs failed; {o.job.describe()}: {o.error}")
+    results: dict[str, list[dict[str, Any]]] = {c: [] for c in controllers}
+    estimated: dict[str, dict[str, str]] = {}
+    for o in outcomes:
+        assert o.kpis is not None
+        results[o.job.controller].append(_row(o.job.seed, o.kpis))
+        if "estimated" in o.kpis["meta"]:
+            estimated[o.job.controller] = o.kpis["meta"]["estimated"]
+    named = [o.kpis["meta"].get("scenario") for o in outcomes if o.kpis]
+    return (named[0] if named and named[0] else name), results, estimated
 
 
 TABLE_KPIS = (
