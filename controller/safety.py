@@ -585,6 +585,10 @@ def _watchdog(  # type: ignore[no-untyped-def]
     (clearances, minimum greens, no conflicts) still holds for the forced one.
     """
     n, g = state.shape
+    # Greens past their maximum (og) and reds past theirs (orr) at the end of this step, one row at
+    # a time: allocated once, not per row (two allocations per intersection cost more than its row).
+    og = np.zeros(g, np.bool_)
+    orr = np.zeros(g, np.bool_)
     for i in range(n):
         out_req[i] = requests[i]
         out_fb[i] = fallback[i]
@@ -601,9 +605,6 @@ def _watchdog(  # type: ignore[no-untyped-def]
         code = req_codes[req_base[i] + min(max(src, -2), s)]
         tgt = src if code == _REQ_VALID else target[i]
         f = forced[i]
-        # Greens past their maximum (og) and reds past theirs (orr) at the end of this step.
-        og = np.zeros(g, np.bool_)
-        orr = np.zeros(g, np.bool_)
         any_og = False
         oldest = -1  # the overdue red waiting longest: served first, so none waits for ever
         longest = -1  # the overdue green shown longest: ended first, likewise
