@@ -11,10 +11,11 @@ a number and ``true`` is not 1 (a TOML integer is still a float).
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -109,16 +110,31 @@ def _message(err: Mapping[str, Any]) -> str:
     return msg[:1].lower() + msg[1:]
 
 
-def validate(model: type[M], data: Any, *, path: str | Path, prefix: tuple[str | int, ...] = ()) -> M:
-    """``data`` (a parsed TOML document or table at ``prefix``) as ``model``, or one InputError line."""
+def validate(
+    model: type[M],
+    data: Any,
+    *,
+    path: str | Path,
+    prefix: tuple[str | int, ...] = (),
+    error: type[InputError] = InputError,
+) -> M:
+    """``data`` (a parsed TOML document or table at ``prefix``) as ``model``, or one ``error`` line.
+
+    ``error`` is the loader's own kind of :class:`InputError` (``InventoryError`` for inventories).
+    """
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        raise _input_error(e, model, path=path, prefix=prefix) from None
+        raise _input_error(e, model, path=path, prefix=prefix, error=error) from None
 
 
 def _input_error(
-    e: ValidationError, model: type[BaseModel], *, path: str | Path, prefix: tuple[str | int, ...]
+    e: ValidationError,
+    model: type[BaseModel],
+    *,
+    path: str | Path,
+    prefix: tuple[str | int, ...],
+    error: type[InputError] = InputError,
 ) -> InputError:
     """pydantic's first error as the house's one line, placed at ``path:prefix.loc``."""
     err = e.errors(include_url=False)[0]
@@ -127,7 +143,42 @@ def _input_error(
     nested = (err.get("ctx") or {}).get("error")
     if isinstance(nested, SettingsError):  # a hand-built settings model used as a table: its own field
         loc, message = (*loc, *nested.loc), nested.message
-    if err.get("type") == "extra_forbidden" and len(err.get("loc", ())) == 1:
-        known = ", ".join(sorted(model.model_fields)) or "(none)"
-        message = f"unknown field {err['loc'][0]!r} (known here: {known})"
-    return InputError(message, where=where_of(path, loc))
+    if err.get("type") == "extra_forbidden":
+        message = _unknown_field(model, tuple(err.get("loc", ())))
+    return error(message, where=where_of(path, loc))
+
+
+def _unknown_field(model: type[BaseModel], loc: tuple[int | str, ...]) -> str:
+    """``unknown field 'x'`` with the nearest known name, or the known names, of the table it sits in.
+
+    Configuration files are typed by hand: a typo should come back with its correction.
+    """
+    table = _model_at(model, loc[:-1])
+    if table is None:
+        return "unknown field"
+    known = sorted(f.alias or name for name, f in table.model_fields.items())
+    hint = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    said = f"did you mean {hint[0]!r}?" if hint else f"known here: {', '.join(known) or '(none)'}"
+    return f"unknown field {loc[-1]!r} ({said})"
+
+
+def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model of the table at ``loc`` inside ``model`` (list positions and table keys skipped), or None."""
+    current: type[BaseModel] = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        by_name = {f.alias or name: f for name, f in current.model_fields.items()}
+        if part in by_name:  # else a key of a {name: table} mapping, whose model ``current`` already is
+            found = _models_in(by_name[part].annotation)
+            if not found:
+                return None
+            current = found[0]
+    return current
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation holds (``list[M]``, ``M | None``, ``dict[str, M]``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]

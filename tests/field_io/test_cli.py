@@ -94,7 +94,7 @@ def test_example_endpoints_file_loads(tmp_path) -> None:
     try:
         load_endpoints(bad)
     except InputError as e:
-        assert str(e) == f"{bad}:controller[0].device: unknown field"
+        assert str(e) == f"{bad}:controller[0].device: unknown field 'device' (did you mean 'device_id'?)"
     else:
         raise AssertionError("an unknown key must be refused")
     # One line naming file, table and field, as every configuration file (intersections.config).
@@ -104,7 +104,9 @@ def test_example_endpoints_file_loads(tmp_path) -> None:
         ('port = 502\n[controller.snmp]\nversion = 3\n', "controller[0].snmp: SNMPv3 needs a user name"),
         ('port = 502\n[controller.snmp]\nversion = "3"\n',
          "controller[0].snmp.version: must be a whole number, got '3'"),
-        ('port = 502\n[controller.snmp]\ncomunity = "x"\n', "controller[0].snmp.comunity: unknown field 'comunity' "
+        ('port = 502\n[controller.snmp]\ncomunity = "x"\n',
+         "controller[0].snmp.comunity: unknown field 'comunity' (did you mean 'community'?)"),
+        ('port = 502\n[controller.snmp]\nxyz = "x"\n', "controller[0].snmp.xyz: unknown field 'xyz' "
          "(known here: auth_key, auth_protocol, community, priv_key, priv_protocol, user, version, write_community)"),
         ('port = 502\n[controller.tls]\ncert = "c.pem"\nkey = "k.pem"\n',
          "controller[0].tls.ca: missing required field"),

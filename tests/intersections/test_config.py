@@ -30,7 +30,9 @@ def test_a_valid_document_becomes_a_frozen_model() -> None:
     ("doc", "where", "says"),
     [
         ({}, "a.toml:name", "missing required field"),
-        ({"name": "x", "colour": 1}, "a.toml:colour", "unknown field"),
+        ({"name": "x", "colour": 1}, "a.toml:colour", r"unknown field .colour. \(known here: approach, name, seeds\)"),
+        ({"name": "x", "sedes": [1]}, "a.toml:sedes", r"unknown field .sedes. \(did you mean .seeds.\?\)"),
+        ({"name": "x", "approach": {"n": {"rate_veh_h": 1, "rate_veh": 1}}}, "a.toml:approach.n.rate_veh", "mean"),
         ({"name": "x", "seeds": [1, "2"]}, "a.toml:seeds[1]", "must be a whole number, got '2'"),
         ({"name": "x", "seeds": [True]}, "a.toml:seeds[0]", "whole number, got True"),
         ({"name": "x", "seeds": [1.5]}, "a.toml:seeds[0]", "must be a whole number, got 1.5"),
