@@ -35,9 +35,12 @@ import bisect
 import logging
 import math
 import socket
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, cast
+
+import numpy as np
 
 from field_io.commands import CommandBlock, CommandKind, ControllerMode, RejectReason, StatusBits
 from field_io.emulator.core import LocalController
@@ -161,6 +164,12 @@ class SnmpError(ProtocolError):
 _V1 = {6: 2, 7: 3, 8: 3, 9: 3, 10: 3, 11: 2, 12: 3, 13: 5, 14: 5, 15: 5, 16: 2, 17: 2, 18: 2}
 
 
+#: vehicleDetectorAlarms bits by emulated fault kind: stuck -> max presence, silent -> no activity, chatter -> erratic.
+_ALARM_BITS = {1: 1 << 1, 2: 1 << 0, 3: 1 << 2}
+#: Per emulator core: (tick key, snapshot, the farm's encodings of that tick) - see RowMib._farm_values.
+_FARM_CACHE: weakref.WeakKeyDictionary[LocalController, tuple[Any, Any, Any]] = weakref.WeakKeyDictionary()
+
+
 class RowMib:
     """One emulated controller's MIB (see the module docstring)."""
 
@@ -181,6 +190,7 @@ class RowMib:
         self.last_content: tuple | None = None
         self._cache_tick = -2
         self._cache: dict[str, Any] = {}
+        self._static_cache: tuple[Any, Any, np.ndarray] | None = None
         self._requests = 0
         self.mutations = 0  # bumped by every SET: invalidates cached GET answers
         self._compiled: dict[tuple[int, ...], Callable[[], ber.Value]] = {}
@@ -280,67 +290,115 @@ class RowMib:
         return sizes.get(entry, one)
 
     # ---- per-tick values --------------------------------------------------------------------------------
+    def _static(self) -> tuple[list[tuple[int, int, int, int, int, bool]], list[tuple[int, int, int, int]], np.ndarray]:
+        """What the per-tick status needs of the inventory, computed once per controller.
+
+        Groups: (index, phase, phase group, bit, channel group, pedestrian); detectors: (channel,
+        channel group, bit, phase of the detector's signal group); and this row's detector indices.
+        """
+        if self._static_cache is None:
+            fm = self.fmap
+            inter = fm.intersection
+            groups = []
+            for k, grp in enumerate(inter.groups):
+                p = int(fm.phase[k])
+                g, bit = divmod(p - 1, 8)
+                groups.append((k, p, g, bit, k, grp.is_pedestrian))
+            dets = []
+            for d, c in zip(inter.detectors, fm.channel.tolist(), strict=True):
+                g, bit = divmod(int(c) - 1, 8)
+                dets.append((int(c), g, bit, int(fm.phase[inter.group_index(d.group)])))
+            self._static_cache = (groups, dets, np.flatnonzero(self.core.layout.row == self.row))
+        return self._static_cache
+
+    def _farm_values(self) -> tuple[list[int], list[int], list[int], list[float], list[int]]:
+        """This tick's detector and queue encodings for every controller of the core at once.
+
+        (volume, occupancy, fault kind per detector; queue per group, flattened; the group count per
+        row): one numpy pass per tick for the whole farm instead of a handful per controller.
+        """
+        core = self.core
+        snap = core.snapshot
+        key = (snap.tick, snap.done, self.profile.occupancy_full_scale)
+        hit = _FARM_CACHE.get(core)
+        if hit is not None and hit[0] == key and hit[1] is snap:
+            return hit[2]
+        vals = (
+            volume_to_ntcip(snap.period_count).tolist(),
+            occupancy_to_ntcip(snap.occupancy, self.profile.occupancy_full_scale).tolist(),
+            core._fault_kind.tolist(),
+            snap.occupancy.tolist(),
+            queue_to_wire(snap.queue_veh).tolist(),
+        )
+        _FARM_CACHE[core] = (key, snap, vals)
+        return vals
+
     def _tick_values(self) -> dict[str, Any]:
         snap = self.core.snapshot
         if snap.tick == self._cache_tick and not snap.done:
             return self._cache
         fm, r = self.fmap, self.row
-        states = snap.group_state[r, : fm.n_groups]
-        keys = ("reds", "yellows", "greens", "walks", "pedclears", "dontwalks", "ons", "vehcalls", "pedcalls", "nexts")
-        ped_call = self.core.ped_call[r]
-        masks = {k: [0] * self.groups for k in keys}
-        chan = {k: [0] * phase_groups(fm.n_groups) for k in ("reds", "yellows", "greens")}
-        sl = self.core.layout.row == r
-        counts = snap.period_count[sl]
-        occ = snap.occupancy[sl]
-        called = {
-            int(fm.phase[fm.intersection.group_index(d.group)])
-            for d, o in zip(fm.intersection.detectors, occ, strict=True)
-            if o > 0
-        }
+        groups, dets, rows = self._static()
+        vol_all, occw_all, fk_all, occ_all, queue_all = self._farm_values()
+        states = snap.group_state[r, : fm.n_groups].tolist()
+        ped_call = self.core.ped_call[r].tolist()
+        n = self.groups
+        reds, yellows, greens, walks, pedclears, dontwalks, ons, vehcalls, pedcalls, nexts = (
+            [0] * n for _ in range(10)
+        )
+        nch = phase_groups(fm.n_groups)
+        chan = {"reds": [0] * nch, "yellows": [0] * nch, "greens": [0] * nch}
+        called = {ph for (_c, _g, _b, ph), k in zip(dets, rows.tolist(), strict=True) if occ_all[k] > 0}
         tgt = int(snap.target[r])
         upcoming = fm.stage_phases[tgt] if int(snap.stage[r]) < 0 and 0 <= tgt < fm.n_stages else frozenset()
-        for k, grp in enumerate(fm.intersection.groups):
-            p = int(fm.phase[k])
-            g, bit = divmod(p - 1, 8)
-            s = int(states[k])
-            cg, cbit = divmod(k, 8)  # channel k + 1 drives group k's load switch
-            chan[{GREEN: "greens", YELLOW: "yellows"}.get(s, "reds")][cg] |= 1 << cbit
-            if grp.is_pedestrian:
-                masks["walks" if s == GREEN else "pedclears" if s == YELLOW else "dontwalks"][g] |= 1 << bit
+        for k, p, g, bit, ch, is_ped in groups:
+            s = states[k]
+            m = 1 << bit
+            cg, cbit = divmod(ch, 8)  # channel k + 1 drives group k's load switch
+            chan["greens" if s == GREEN else "yellows" if s == YELLOW else "reds"][cg] |= 1 << cbit
+            if is_ped:
+                (walks if s == GREEN else pedclears if s == YELLOW else dontwalks)[g] |= m
                 if ped_call[k]:
-                    masks["pedcalls"][g] |= 1 << bit
+                    pedcalls[g] |= m
                 continue
-            key = {GREEN: "greens", YELLOW: "yellows"}.get(s, "reds")
-            masks[key][g] |= 1 << bit
-            if s in (GREEN, YELLOW):
-                masks["ons"][g] |= 1 << bit
-            if p in called and s != GREEN:
-                masks["vehcalls"][g] |= 1 << bit
-            if p in upcoming and s != GREEN:
-                masks["nexts"][g] |= 1 << bit
-        det = {k: [0] * phase_groups(fm.max_channel) for k in ("active", "alarms")}
-        fk = self.core._fault_kind[sl]
-        alarm_bits = {1: 1 << 1, 2: 1 << 0, 3: 1 << 2}  # stuck: max presence, silent: no activity, chatter: erratic
+            (greens if s == GREEN else yellows if s == YELLOW else reds)[g] |= m
+            if s == GREEN or s == YELLOW:
+                ons[g] |= m
+            if s != GREEN:
+                if p in called:
+                    vehcalls[g] |= m
+                if p in upcoming:
+                    nexts[g] |= m
+        nd = phase_groups(fm.max_channel)
+        active, alarm_groups = [0] * nd, [0] * nd
         alarms = {}
-        for c, o, f in zip(fm.channel, occ, fk, strict=True):
-            g, bit = divmod(int(c) - 1, 8)
-            if o > 0:
-                det["active"][g] |= 1 << bit
+        vol_by_ch, occ_by_ch = {}, {}
+        for (c, g, bit, _ph), k in zip(dets, rows.tolist(), strict=True):
+            if occ_all[k] > 0:
+                active[g] |= 1 << bit
+            f = fk_all[k]
             if f:
-                det["alarms"][g] |= 1 << bit
-                alarms[int(c)] = alarm_bits[int(f)]
-        vol_by_ch = {int(c): int(v) for c, v in zip(fm.channel, volume_to_ntcip(counts), strict=True)}
-        occ_by_ch = {
-            int(c): int(v)
-            for c, v in zip(fm.channel, occupancy_to_ntcip(occ, self.profile.occupancy_full_scale), strict=True)
-        }
-        q = snap.queue_veh[r, : fm.n_groups]
+                alarm_groups[g] |= 1 << bit
+                alarms[c] = _ALARM_BITS[f]
+            vol_by_ch[c] = vol_all[k]
+            occ_by_ch[c] = occw_all[k]
+        qw = queue_all[r][: fm.n_groups]
         self._cache = {
-            "queue": queue_to_wire(q).tolist(),
-            "masks": masks,
+            "queue": qw,
+            "masks": {
+                "reds": reds,
+                "yellows": yellows,
+                "greens": greens,
+                "walks": walks,
+                "pedclears": pedclears,
+                "dontwalks": dontwalks,
+                "ons": ons,
+                "vehcalls": vehcalls,
+                "pedcalls": pedcalls,
+                "nexts": nexts,
+            },
             "channels": chan,
-            "detectors": det,
+            "detectors": {"active": active, "alarms": alarm_groups},
             "alarms": alarms,
             "volume": vol_by_ch,
             "occupancy": occ_by_ch,
@@ -953,6 +1011,7 @@ class SnmpAgent:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._get_cache: dict[bytes, tuple[tuple[int, int], bytes, int, int]] = {}
         self._get_oids: dict[bytes, list[tuple[int, ...]]] = {}
+        self._get_plans: dict[bytes, tuple[list[Callable[[], ber.Value]], ber.VarbindEncoder]] = {}
         self._readers = {snmp.community.encode(), snmp.set_community.encode()}
 
     async def start(self) -> int:
@@ -986,14 +1045,21 @@ class SnmpAgent:
         hit = self._get_cache.get(vbl)
         if hit is not None and hit[0] == epoch:
             return ber.encode_response(version, community, rid, hit[2], hit[3], hit[1])
-        oids = self._get_oids.get(vbl)
-        if oids is None:
-            return None  # first time this list is asked: the full path learns it
+        plan = self._get_plans.get(vbl)
+        if plan is None:
+            oids = self._get_oids.get(vbl)
+            if oids is None:
+                return None  # first time this list is asked: the full path learns it
+            fns = [self.mib.compile(o) for o in oids]
+            if any(f is None for f in fns):
+                return None
+            # Compiled once per varbind list: the value functions and the OIDs' bytes (a farm of
+            # hundreds of agents answers each list once per tick; decoding and encoding it anew was
+            # most of the emulator's CPU).
+            plan = self._get_plans[vbl] = (cast(list, fns), ber.VarbindEncoder(oids))
         self.mib.begin_request()
-        values = self.mib.get_many(oids)
-        if values is None:
-            return None
-        body = ber.encode_varbinds(list(zip(oids, values, strict=True)))
+        fns, enc = plan
+        body = enc.encode([f() for f in fns])
         self._get_cache[vbl] = (epoch, body, 0, 0)
         return ber.encode_response(version, community, rid, 0, 0, body)
 
@@ -1059,6 +1125,7 @@ class SnmpAgent:
             if len(self._get_cache) > 64:
                 self._get_cache.clear()
                 self._get_oids.clear()
+                self._get_plans.clear()
             key = ber.encode_varbinds([(o, (ber.NULL, None)) for o, _ in msg.varbinds])
             self._get_cache[key] = (epoch, ber.encode_varbinds(out), 0, 0)
             self._get_oids[key] = [o for o, _ in msg.varbinds]

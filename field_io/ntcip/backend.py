@@ -35,7 +35,7 @@ import math
 import time
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Unpack
+from typing import Any, ClassVar, Unpack
 
 import numpy as np
 
@@ -53,8 +53,8 @@ from field_io.ntcip.codec import (
 )
 from field_io.ntcip.oids import OBJECTS
 from field_io.ntcip.profiles import VendorProfile, vendor_profile
-from field_io.ntcip.transport import SnmpClient, SnmpErrorStatus, snmp_client
-from field_io.polled import PolledFieldBackend, PolledLink, PollOptions
+from field_io.ntcip.transport import BatchGet, PreparedGet, SnmpClient, SnmpErrorStatus, snmp_client
+from field_io.polled import FAULT_BITS, PolledFieldBackend, PolledLink, PollOptions
 from intersections.errors import InputError
 from intersections.model import SignalState
 from intersections.network import Network
@@ -66,6 +66,7 @@ GREEN, YELLOW, RED, FLASH = (
     int(s) for s in (SignalState.GREEN, SignalState.YELLOW, SignalState.RED, SignalState.FLASH)
 )
 NOT_FLASH, SYSTEM_CONTROL, MANUAL, BACKUP = 2, 2, 5, 4
+_CENTRAL, _DONE = int(StatusBits.CENTRAL_CONTROL), int(StatusBits.PLANT_DONE)
 _PREEMPT_IDLE, _BAD_PLAN = 2, 7  # preemptState notActive; localFreeStatus badPlan (field-io.md §1.6, §1.9)
 _PREEMPT_NAMES = {
     2: "notActive",
@@ -327,6 +328,142 @@ def decode_ntcip_status(
     )
 
 
+def decode_ntcip_rows(
+    x: np.ndarray, keys: Sequence[str], fmap: FieldMap, profile: VendorProfile
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Decode the answers of many controllers of one shape at once (one row of ``x`` per controller).
+
+    ``x`` holds the INTEGER values of the answers to :func:`status_oids`, in
+    that order; every controller of the batch has the same keys, phases and
+    channels as ``fmap``. Returns the status columns (one row per controller,
+    as :class:`NtcipStatus` names them) and which rows are within the MIB's
+    ranges; a row outside them is not data (:func:`decode_ntcip_status` words
+    the error). One numpy operation per column for the whole batch is what
+    makes a poll of a thousand controllers cheap: per controller, the same
+    decoding costs some twenty small-array operations.
+    """
+    lay = _layout(keys, fmap, profile)
+    v = lay.index
+    ok = ~((x < 0) | (x > lay.top)).any(axis=1)
+    bit = lay.veh_bit
+    greens = x[:, lay.greens] >> bit & 1
+    yellows = x[:, lay.yellows] >> bit & 1
+    walks = x[:, lay.walks] >> bit & 1
+    ped_call = ((x[:, lay.pedcalls] >> bit & 1) == 1) & lay.is_ped
+    detector_alarm = (x[:, lay.alarms] >> lay.alarm_bit & 1) == 1
+    state = np.where(
+        lay.is_ped,
+        np.where(walks == 1, GREEN, RED),
+        np.where(greens == 1, GREEN, np.where(yellows == 1, YELLOW, RED)),
+    ).astype(np.int8)
+    flash_status = x[:, v["unitFlashStatus"]]
+    flash = flash_status != NOT_FLASH
+    state[flash] = FLASH
+    vol = x[:, lay.volume].astype(float)
+    vol[vol >= 255] = np.nan  # 255 = overflow: unknown
+    occ = occupancy_from_ntcip(x[:, lay.occupancy], profile.occupancy_full_scale)
+    ucs = x[:, v["unitControlStatus"]]
+    pattern = x[:, v["coordPatternStatus"]]
+    m = len(x)
+    cols: dict[str, np.ndarray] = {
+        "group_state": state,
+        "volume": vol,
+        "occupancy": occ,
+        "sequence": x[:, v["volumeOccupancySequence"]],
+        "control_status": ucs,
+        "flash_status": flash_status,
+        "pattern_status": pattern,
+        "local_free": x[:, v["localFreeStatus"]],
+        "cycle_position_s": x[:, v["coordCycleStatus"]],
+        "short_alarms": x[:, v["shortAlarmStatus"]],
+        "preempt_state": x[:, v["preemptState.1"]],
+        "detector_alarm": detector_alarm,
+        "ped_call": ped_call,
+    }
+    if profile.greenwave_extension:
+        cols["mode"] = x[:, v["gwMode"]]
+        cols["status_word"] = x[:, v["gwStatusBits"]]
+        cols["accepted_seq"] = x[:, v["gwAcceptedSeq"]]
+        cols["rejected_seq"] = x[:, v["gwRejectedSeq"]]
+        cols["reject_reason"] = x[:, v["gwRejectReason"]]
+        cols["plan_clock_s"] = x[:, v["gwPlanClock"]] / 10.0
+        cols["tick"] = x[:, v["gwTick"]]
+        if len(lay.queue) == fmap.n_groups:
+            cols["queue_veh"] = queue_from_wire(x[:, lay.queue])
+    else:  # the same derivation as decode_ntcip_status, column-wise
+        bits = np.zeros(m, np.int64)
+        bits[ucs == SYSTEM_CONTROL] |= int(StatusBits.CENTRAL_CONTROL)
+        bits[ucs == BACKUP] |= int(StatusBits.FALLBACK)
+        bits[ucs == MANUAL] |= int(StatusBits.LOCAL_OVERRIDE)
+        bits[flash] |= int(StatusBits.FLASH)
+        mmu = (flash_status == 5) | (flash_status == 6)
+        bits[mmu] |= int(StatusBits.MMU_FAULT)
+        mode = np.full(m, int(ControllerMode.LOCAL_PLAN), np.int64)
+        central = ~flash & (ucs == SYSTEM_CONTROL)
+        mode[central] = np.where(
+            pattern[central] == 254, int(ControllerMode.CENTRAL_STAGE), int(ControllerMode.CENTRAL_PLAN)
+        )
+        mode[flash] = np.where(mmu[flash], int(ControllerMode.FAULT), int(ControllerMode.FLASH))
+        cols["mode"] = mode
+        cols["status_word"] = bits
+    return cols, ok
+
+
+_SCALARS = (
+    "sequence",
+    "control_status",
+    "flash_status",
+    "pattern_status",
+    "mode",
+    "status_word",
+    "accepted_seq",
+    "rejected_seq",
+    "reject_reason",
+    "plan_clock_s",
+    "tick",
+    "local_free",
+    "cycle_position_s",
+    "short_alarms",
+    "preempt_state",
+)
+_ABSENT = {"accepted_seq": 0, "rejected_seq": 0, "reject_reason": 0, "plan_clock_s": math.nan, "tick": -1}
+
+
+def status_rows(cols: dict[str, np.ndarray]) -> list[NtcipStatus]:
+    """The rows of :func:`decode_ntcip_rows` as the status objects the rest of the backend reads."""
+    m = len(cols["group_state"])
+    lists = {k: (cols[k].tolist() if k in cols else [_ABSENT[k]] * m) for k in _SCALARS}
+    q = cols.get("queue_veh")
+    arrays = [cols["group_state"], cols["volume"], cols["occupancy"], cols["detector_alarm"], cols["ped_call"]]
+    queues: Sequence[np.ndarray | None] = list(q) if q is not None else [None] * m
+    return [
+        NtcipStatus(
+            group_state=gs,
+            volume=vol,
+            occupancy=occ,
+            sequence=scal[0],
+            control_status=scal[1],
+            flash_status=scal[2],
+            pattern_status=scal[3],
+            mode=scal[4],
+            status_word=scal[5],
+            accepted_seq=scal[6],
+            rejected_seq=scal[7],
+            reject_reason=scal[8],
+            plan_clock_s=scal[9],
+            tick=scal[10],
+            queue_veh=qv,
+            local_free=scal[11],
+            cycle_position_s=scal[12],
+            short_alarms=scal[13],
+            preempt_state=scal[14],
+            detector_alarm=alarm,
+            ped_call=ped,
+        )
+        for gs, vol, occ, alarm, ped, qv, *scal in zip(*arrays, queues, *(lists[k] for k in _SCALARS), strict=True)
+    ]
+
+
 @dataclass(kw_only=True)
 class NtcipLink(PolledLink):
     """What central knows about one NTCIP controller beyond :class:`~field_io.polled.PolledLink`."""
@@ -345,6 +482,8 @@ class NtcipLink(PolledLink):
     sent_t: float = -math.inf
     refresh_s: float = 1.0  # re-SET the unchanged block this often (<= unitBackupTime / 3)
     reported: dict[str, Any] = field(default_factory=dict)  # alarm -> the value last reported (see _report)
+    prepared: PreparedGet | None = None  # the status GET, encoded once (batched polls)
+    shape: tuple = ()  # controllers of one shape are decoded together (keys, phases, channels, groups)
 
 
 class NtcipBackend(PolledFieldBackend):
@@ -383,19 +522,27 @@ class NtcipBackend(PolledFieldBackend):
         self._window: asyncio.Semaphore | None = None
         self.client_kind = client
         self._clients: dict[str, SnmpClient] = {}
+        self._batch = BatchGet(window=max_in_flight)
+        self._bulk: list[tuple[np.ndarray, dict[str, np.ndarray], list[NtcipLink]]] = []
+        self._shapes: dict[tuple, tuple] = {}
         super().__init__(network, endpoints, max_concurrent_connects=max_in_flight, **poll)
+        self._det_start = np.array([sl.start for sl in self._det_slices], np.intp)
 
     def _make_link(self, row: int, endpoint: Endpoint, intersection: Any) -> NtcipLink:
         prof = vendor_profile(endpoint.vendor)
         fm = field_map(intersection)
         pairs = status_oids(fm, prof)
+        keys = [k for k, _ in pairs]
+        shape = (tuple(keys), prof.name, fm.phase.tobytes(), fm.channel.tobytes(), fm.n_groups)
+        shape = self._shapes.setdefault(shape, shape)  # one tuple per shape: grouping compares identities first
         return NtcipLink(
             row=row,
             endpoint=endpoint,
             fmap=fm,
             profile=prof,
-            keys=[k for k, _ in pairs],
+            keys=keys,
             oids=tuple(o for _, o in pairs),
+            shape=shape,
         )
 
     # ---- lifecycle --------------------------------------------------------------------------------
@@ -419,6 +566,7 @@ class NtcipBackend(PolledFieldBackend):
         self._window = asyncio.Semaphore(self.max_in_flight)
 
     def _close_transport(self) -> None:
+        self._batch.close()
         for c in self._clients.values():
             c.close()
         self._clients.clear()
@@ -516,6 +664,134 @@ class NtcipBackend(PolledFieldBackend):
         self._polled(link, st, t0)
         if link.problem is not None and link.problem.endswith("not using this answer"):
             self._set_problem(link, None)
+
+    async def _poll_all(self, links: Sequence[NtcipLink]) -> None:
+        """Every controller's status in one batch: pre-encoded GETs on one socket, one decode per shape.
+
+        The steady state - identified, SNMPv1/v2c, the fast client - costs a datagram each way and
+        a row of a batch decode per controller, with no task or future of its own. Everything else
+        (connecting, SNMPv3, lockstep) goes through :meth:`_poll`, and so does every controller
+        whose answer is not the plain all-INTEGER answer expected (an error status, another type, a
+        value out of range), so that the failure is worded exactly as a lone read words it. A
+        controller that did not answer in time is retried through :meth:`_poll` when its endpoint
+        allows retries, and otherwise counts an error, as a lone read's timeout does.
+        """
+        if self.lockstep or self.client_kind != "fast":
+            await super()._poll_all(links)
+            return
+        batch: list[NtcipLink] = []
+        slow: list[NtcipLink] = []
+        for link in links:
+            if link.readable and link.endpoint.snmp.version in (1, 2):
+                batch.append(link)
+            else:
+                slow.append(link)
+        others = asyncio.gather(*(self._poll(link) for link in slow)) if slow else None
+        if batch:
+            items = []
+            for link in batch:
+                if link.prepared is None:
+                    link.prepared = self._batch.prepare(link.endpoint, link.oids)
+                items.append(link.prepared)
+            t0 = time.perf_counter()
+            answers = await self._batch.poll(items, max(link.endpoint.timeout_s for link in batch))
+            if self.record_latency:
+                dt = time.perf_counter() - t0
+            retry: list[NtcipLink] = []
+            shapes: dict[tuple, tuple[list[NtcipLink], list[list[int]]]] = {}
+            for link, answer in zip(batch, answers, strict=True):
+                if answer is None:
+                    if link.endpoint.retries > 0:
+                        retry.append(link)
+                    else:
+                        link.errors += 1
+                        log.debug("%s: no SNMP answer within %g s", link.label, link.endpoint.timeout_s)
+                    continue
+                assert link.prepared is not None
+                try:
+                    _rid, status, _index, ints = link.prepared.template.ints(answer)
+                except ber.BerError:
+                    ints, status = None, -1
+                if status or ints is None:
+                    retry.append(link)  # not the plain answer: the lone read words what is wrong
+                    continue
+                group = shapes.get(link.shape)
+                if group is None:
+                    group = shapes[link.shape] = ([], [])
+                group[0].append(link)
+                group[1].append(ints)
+            for rows, values in shapes.values():
+                fm0, prof0 = rows[0].fmap, rows[0].profile
+                cols, ok = decode_ntcip_rows(np.array(values, np.int64), rows[0].keys, fm0, prof0)
+                if not ok.all():
+                    retry += [link for link, good in zip(rows, ok.tolist(), strict=True) if not good]
+                    keep = np.flatnonzero(ok)
+                    cols = {k: a[keep] for k, a in cols.items()}
+                    rows = [rows[i] for i in keep.tolist()]
+                    if not rows:
+                        continue
+                for link, st in zip(rows, status_rows(cols), strict=True):
+                    self._polled(link, st)
+                    if self.record_latency:
+                        link.latency_s.append(dt)
+                    if link.problem is not None and link.problem.endswith("not using this answer"):
+                        self._set_problem(link, None)
+                idx = np.fromiter((link.row for link in rows), np.intp, len(rows))
+                self._bulk.append((idx, cols, rows))
+            if retry:
+                await asyncio.gather(*(self._poll(link) for link in retry))
+        if others is not None:
+            await others
+
+    _QUIET: ClassVar[dict[str, Any]] = {"preempt": False, "free": 0, "detectors": ()}
+
+    def _fill_bulk(self, cols: dict[str, Any]) -> tuple[np.ndarray | None, bool]:
+        """The rows of this tick's batched poll, a shape at a time (see the base class)."""
+        bulk, self._bulk = self._bulk, []
+        if not bulk:
+            return None, False
+        filled = np.zeros(len(self.links), bool)
+        done = False
+        extra = dict(zip(self.extra_columns, cols["extra"], strict=True))
+        for idx, c, rows in bulk:
+            g = c["group_state"].shape[1]
+            n_det = c["volume"].shape[1]
+            det = self._det_start[idx][:, None] + np.arange(n_det)[None, :]
+            seq = c["sequence"].tolist()
+            advanced = np.zeros(len(rows), bool)  # counts only when volumeOccupancySequence moved on
+            for i, link in enumerate(rows):
+                prev, link.prev_sequence = link.prev_sequence, seq[i]
+                advanced[i] = prev is not None and prev != seq[i]
+            cols["counts"][det] = np.where(advanced[:, None], c["volume"], 0.0)
+            cols["occupancy"][det] = c["occupancy"]
+            cols["signal_state"][idx, :g] = c["group_state"]
+            if "queue_veh" in c:
+                cols["queue_veh"][idx, :g] = c["queue_veh"]
+            sw = c["status_word"]
+            cols["fault"][idx] = (sw & FAULT_BITS) != 0
+            cols["mode"][idx] = c["mode"]
+            cols["central"][idx] = (sw & _CENTRAL) != 0
+            done = done or bool((sw & _DONE).any())
+            pre = c["preempt_state"]
+            active = (pre != 0) & (pre != _PREEMPT_IDLE)
+            extra["preempt_state"][idx] = pre
+            extra["preempt_active"][idx] = active
+            extra["local_free_status"][idx] = c["local_free"]
+            extra["coord_cycle_s"][idx] = c["cycle_position_s"]
+            extra["detector_alarms"][idx] = c["detector_alarm"].sum(axis=1)
+            ped = c["ped_call"]
+            extra["ped_calls"][idx] = ped.astype(np.int64) @ (1 << np.arange(ped.shape[1], dtype=np.int64))
+            filled[idx] = True
+            # Alarms are worded per controller, but only where something is (or was) to report.
+            noisy = active | (c["local_free"] >= _BAD_PLAN) | c["detector_alarm"].any(axis=1)
+            quiet = self._QUIET
+            for i in range(len(rows)):
+                link = rows[i]
+                if noisy[i] or (link.reported and link.reported != quiet):
+                    self._report(link, link.status)
+                elif not link.reported:
+                    link.reported = dict(quiet)
+        return filled, done
 
     # ---- observation columns ------------------------------------------------------------------------------
     def _row_counts(self, link: NtcipLink, st: NtcipStatus) -> np.ndarray:

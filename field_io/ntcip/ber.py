@@ -51,6 +51,8 @@ __all__ = [
     "GET_BULK",
     "ERROR_NAMES",
     "ErrorStatus",
+    "VarbindEncoder",
+    "GetTemplate",
 ]
 
 INTEGER, OCTET_STRING, NULL, OID, SEQUENCE = 0x02, 0x04, 0x05, 0x06, 0x30
@@ -366,6 +368,55 @@ def encode_varbinds(varbinds: Sequence[tuple[tuple[int, ...], Value]]) -> bytes:
     return _tlv(SEQUENCE, b"".join(parts))
 
 
+class VarbindEncoder:
+    """The varbind list of a fixed OID list, with every OID's bytes encoded once.
+
+    An agent answers the same status poll every tick: only the values change,
+    and nearly all of them are INTEGERs below 128. Those varbinds are one
+    pre-encoded head (``SEQUENCE``, length, OID, ``INTEGER`` tag and length 1)
+    plus one byte; any other value is encoded in full, so the bytes are the same
+    as :func:`encode_varbinds` gives (tested against it).
+    """
+
+    def __init__(self, oids: Sequence[tuple[int, ...]]) -> None:
+        self.oids = [tuple(o) for o in oids]
+        tlvs = [_oid_tlv(o) for o in self.oids]
+        if any(len(t) > 120 for t in tlvs):
+            raise BerError("OID too long for the compiled encoder")
+        # For each OID, the head of an INTEGER varbind whose value takes 1, 2, 3 or 4 bytes.
+        self.heads = [
+            tuple(b"\x30" + bytes((len(t) + 2 + n,)) + t + bytes((INTEGER, n)) for n in (1, 2, 3, 4)) for t in tlvs
+        ]
+
+    def encode(self, values: Sequence[Value]) -> bytes:
+        parts: list[bytes] = []
+        app = parts.append
+        small = _BYTES
+        for heads, o, v in zip(self.heads, self.oids, values, strict=True):
+            x = v[1]
+            if v[0] == INTEGER and type(x) is int and -0x8000_0000 <= x <= 0x7FFF_FFFF:
+                if 0 <= x < 128:
+                    app(heads[0])
+                    app(small[x])
+                else:  # minimal two's complement (X.690 §8.3.2)
+                    n = ((x if x >= 0 else ~x).bit_length() + 8) // 8
+                    app(heads[n - 1])
+                    app(x.to_bytes(n, "big", signed=True))
+            else:
+                app(_varbind(o, v))
+        return _tlv(SEQUENCE, b"".join(parts))
+
+
+_BYTES = [bytes((v,)) for v in range(256)]
+
+
+def _varbind(o: tuple[int, ...], v: Value) -> bytes:
+    t = _oid_tlv(o)
+    val = _value(v)
+    n = len(t) + len(val)
+    return (b"\x30" + bytes((n,)) if n < 128 else b"\x30" + _len(n)) + t + val
+
+
 def encode_response(version: int, community: bytes, request_id: int, status: int, index: int, vbl: bytes) -> bytes:
     """A Response PDU around an already encoded varbind list."""
     pdu = _tlv(
@@ -394,6 +445,18 @@ class GetTemplate:
     def request(self, version: int, community: bytes, request_id: int) -> bytes:
         pdu = _tlv(GET, _tlv(INTEGER, _int_body(request_id)) + b"\x02\x01\x00\x02\x01\x00" + self.vbl)
         return _tlv(SEQUENCE, _tlv(INTEGER, _int_body(version)) + _tlv(OCTET_STRING, community) + pdu)
+
+    def request_slot(self, version: int, community: bytes) -> tuple[bytearray, int]:
+        """The request with a four-byte request id, and where those bytes start (patched per poll).
+
+        Only ids 0x01000000..0x7fffffff may go there: their minimal BER encoding is four bytes.
+        """
+        body = b"\x02\x04\x01\x00\x00\x00\x02\x01\x00\x02\x01\x00" + self.vbl
+        pdu = bytes((GET,)) + _len(len(body)) + body
+        head = _tlv(INTEGER, _int_body(version)) + _tlv(OCTET_STRING, community)
+        msg = bytes((SEQUENCE,)) + _len(len(head) + len(pdu)) + head + pdu
+        at = len(msg) - len(pdu) + 1 + len(_len(len(body))) + 2
+        return bytearray(msg), at
 
     def ints(self, data: bytes) -> tuple[int, int, int, list[int] | None]:
         """(request id, error status, error index, integer values); values None unless every one is an INTEGER."""
