@@ -1,12 +1,14 @@
 """One way to read a configuration file: a pydantic model per file, one error line per mistake.
 
-Every configuration file greenwave reads from hand-edited TOML (regression suites, scenario
-definitions and field endpoint files; the intersection inventory is still to follow, issue #19) is
-described by pydantic models that forbid unknown keys, and read with :func:`validate`. A model
-rejects the first bad value as one :class:`~intersections.errors.InputError` line whose
-``where`` names the file, the table and the field (``suite.toml:tolerances.mean_delay_s``),
-the error shape DESIGN.md asks of every loader. Models are strict: a TOML string is not
-a number and ``true`` is not 1 (a TOML integer is still a float).
+Every configuration file greenwave reads from hand-edited TOML or YAML (regression suites,
+scenario definitions, field endpoint files and the intersection inventory) is described by
+pydantic models that forbid unknown keys, and read with :func:`validate`. A model rejects the
+first bad value as one :class:`~intersections.errors.InputError` line whose ``where`` names the
+file, the table and the field (``suite.toml:tolerances.mean_delay_s``), the error shape
+DESIGN.md asks of every loader; an unknown key comes back with the nearest known name. Models
+are strict: a TOML string is not a number and ``true`` is not 1 (a TOML integer is still a float).
+Checks between fields (a stage's groups exist, an intergreen covers a conflict) follow on the
+typed tables, in the loader, with the same error shape (:func:`where_of`).
 """
 
 from __future__ import annotations

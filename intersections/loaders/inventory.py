@@ -29,25 +29,29 @@ Values the technician leaves out are computed, with their sources:
 Field data is typed by hand, so the reader is strict: an unknown key is an
 error (with a "did you mean"), numbers must be numbers, durations non-negative,
 speeds plausible in m/s (a km/h figure is caught), grades decimal (a percent
-figure is caught). Every error is an :class:`~intersections.errors.InventoryError`
-whose text names the file, the intersection and the field, e.g.
-``examples/intersection.toml: intersection J1: group[2].min_green_s: must be a
+figure is caught). The file is read as every configuration file is
+(:mod:`intersections.config`): pydantic models describe its tables and types, and
+the checks between fields (known groups, conflicts, stages, clearances) follow on
+the typed tables. Every error is one :class:`~intersections.errors.InventoryError`
+line naming the file, the table and the field, e.g.
+``examples/intersection.toml:intersection[0].group[2].min_green_s: must be a
 number of seconds, got 'abc'`` (list positions count from 0).
 """
 
 from __future__ import annotations
 
-import difflib
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import networkx as nx
 import numpy as np
+from pydantic import BeforeValidator, Field, field_validator
 
 from intersections.clearance import ite_all_red_s, ite_yellow_s, ped_clearance_s
+from intersections.config import ConfigModel, validate, where_of
 from intersections.errors import InputError, InventoryError
 from intersections.model import Detector, DetectorKind, GroupKind, Intersection, Movement, SignalGroup, Stage
 from intersections.network import Network, add_link
@@ -72,141 +76,12 @@ SATURATION_FLOW_PCU_H_PER_LANE = 1900.0
 MAX_SPEED_M_S = 40.0  # 144 km/h
 MAX_GRADE = 0.2  # 20 %
 MAX_NTCIP_PHASE = 255
-
-_TOP_KEYS = ("schema_version", "description", "intersection", "node", "link")
-_INTERSECTION_KEYS = (
-    "id", "name", "x_m", "y_m", "tls_id", "approach_speed_m_s", "grade", "crossing_width_m",
-    "group", "conflicts", "intergreen", "stage", "detector",
-)  # fmt: skip
-_GROUP_KEYS = (
-    "id", "kind", "phase", "movements", "min_green_s", "max_green_s", "yellow_s", "all_red_s",
-    "walk_s", "ped_clearance_s", "approach_speed_m_s", "grade", "crossing_width_m", "link_indices",
-)  # fmt: skip
-_MOVEMENT_KEYS = ("from", "to", "turn", "lanes")
-_INTERGREEN_KEYS = ("from", "to", "intergreen_s")
-_STAGE_KEYS = ("id", "groups")
-_DETECTOR_KEYS = ("id", "lane", "group", "kind", "position_m", "length_m", "channel")
-_NODE_KEYS = ("id", "x_m", "y_m")
-_LINK_KEYS = ("id", "from", "to", "length_m", "free_speed_m_s", "lanes", "saturation_flow_pcu_h")
 _TURNS = ("l", "s", "r", "t", "p")
-_MISSING = object()
+
+Loc = tuple[int | str, ...]
 
 
-class _Reader:
-    """Typed access to one table, raising errors that name the file, intersection and field."""
-
-    def __init__(self, where: str) -> None:
-        self.where = where
-
-    def fail(self, field: str, message: str) -> NoReturn:
-        raise InventoryError(f"{field}: {message}" if field else message, where=self.where)
-
-    @staticmethod
-    def at(prefix: str, key: str) -> str:
-        return f"{prefix}.{key}" if prefix else key
-
-    def table(self, value: Any, field: str, allowed: tuple[str, ...]) -> Mapping[str, Any]:
-        if not isinstance(value, Mapping):
-            self.fail(field, f"must be a table of keys, got {_show(value)}")
-        for key in value:
-            if key not in allowed:
-                hint = difflib.get_close_matches(str(key), allowed, n=1)
-                did = f" (did you mean {hint[0]!r}?)" if hint else f" (allowed: {', '.join(allowed)})"
-                self.fail(field, f"unknown key {key!r}{did}")
-        return value
-
-    def tables(
-        self, d: Mapping[str, Any], key: str, prefix: str, allowed: tuple[str, ...], *, toml: str = ""
-    ) -> list[Mapping[str, Any]]:
-        value = d.get(key, [])
-        name = self.at(prefix, key)
-        if not isinstance(value, list):
-            self.fail(name, f"must be a list of tables ([[{toml or name}]] in TOML), got {_show(value)}")
-        return [self.table(v, f"{name}[{k}]", allowed) for k, v in enumerate(value)]
-
-    def string(self, d: Mapping[str, Any], key: str, prefix: str, default: str | None = None) -> str:
-        value = d.get(key, _MISSING)
-        if value is _MISSING:
-            if default is None:
-                self.fail(self.at(prefix, key), "required field missing")
-            return default
-        if not isinstance(value, str) or not value.strip():
-            self.fail(self.at(prefix, key), f"must be a non-empty text, got {_show(value)}")
-        return value
-
-    def number(self, d: Mapping[str, Any], key: str, prefix: str, *, unit: str, default: Any = _MISSING) -> Any:
-        value = d.get(key, _MISSING)
-        if value is _MISSING:
-            if default is _MISSING:
-                self.fail(self.at(prefix, key), "required field missing")
-            return default
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            self.fail(self.at(prefix, key), f"must be a number of {unit}, got {_show(value)}")
-        return float(value)
-
-    def seconds(self, d: Mapping[str, Any], key: str, prefix: str, default: Any = _MISSING) -> Any:
-        value = self.number(d, key, prefix, unit="seconds", default=default)
-        if key in d and value < 0:
-            self.fail(self.at(prefix, key), f"must be >= 0 seconds, got {d[key]!r}")
-        return value
-
-    def metres(
-        self, d: Mapping[str, Any], key: str, prefix: str, *, positive: bool = False, default: Any = _MISSING
-    ) -> Any:
-        value = self.number(d, key, prefix, unit="metres", default=default)
-        if key in d and (value < 0 or (positive and value == 0)):
-            self.fail(self.at(prefix, key), f"must be {'> 0' if positive else '>= 0'} metres, got {d[key]!r}")
-        return value
-
-    def speed(self, value: Any, field: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            self.fail(field, f"must be a speed in m/s, got {_show(value)}")
-        if value <= 0:
-            self.fail(field, f"must be > 0 m/s, got {value!r}")
-        if value > MAX_SPEED_M_S:
-            self.fail(
-                field,
-                f"{value:g} m/s ({value * 3.6:.0f} km/h) is implausible for a signalised approach; "
-                f"the unit is m/s (50 km/h = 13.9 m/s)",
-            )
-        return float(value)
-
-    def grade(self, d: Mapping[str, Any], key: str, prefix: str, default: Any) -> Any:
-        value = self.number(d, key, prefix, unit="grade (a decimal, 0.03 = 3 % uphill)", default=default)
-        if key in d and abs(value) > MAX_GRADE:
-            self.fail(self.at(prefix, key), f"grade is a decimal (0.03 = 3 % uphill), got {d[key]!r}")
-        return value
-
-    def integer(
-        self, d: Mapping[str, Any], key: str, prefix: str, *, low: int, high: int | None = None, default: Any = _MISSING
-    ) -> Any:
-        value = d.get(key, _MISSING)
-        if value is _MISSING:
-            if default is _MISSING:
-                self.fail(self.at(prefix, key), "required field missing")
-            return default
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(self.at(prefix, key), f"must be a whole number, got {_show(value)}")
-        if value < low or (high is not None and value > high):
-            rng = f"between {low} and {high}" if high is not None else f">= {low}"
-            self.fail(self.at(prefix, key), f"must be {rng}, got {value!r}")
-        return value
-
-    def strings(self, d: Mapping[str, Any], key: str, prefix: str, *, required: bool = False) -> list[str]:
-        value = d.get(key, _MISSING)
-        if value is _MISSING:
-            if required:
-                self.fail(self.at(prefix, key), "required field missing")
-            return []
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            self.fail(self.at(prefix, key), f"must be a list of texts, got {_show(value)}")
-        return list(value)
-
-    def choice(self, d: Mapping[str, Any], key: str, prefix: str, options: tuple[str, ...], default: str) -> str:
-        value = d.get(key, default)
-        if not isinstance(value, str) or value not in options:
-            self.fail(self.at(prefix, key), f"must be one of {', '.join(options)}, got {_show(value)}")
-        return value
+# ---- value types: the technician's units in the message ----------------------------------------
 
 
 def _show(value: Any) -> str:
@@ -214,236 +89,454 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-# ---- one intersection -------------------------------------------------------------------------
+def _number(value: Any, unit: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"must be a number of {unit}, got {_show(value)}")
+    return float(value)
 
 
-def _group(
-    r: _Reader,
-    g: Mapping[str, Any],
-    k: int,
-    approach: Mapping[str, float],
-    grade_default: float,
-    width_default: float | None,
-) -> SignalGroup:
-    """One signal group, with the clearances it leaves out computed (module docstring)."""
-    p = f"group[{k}]"
-    gid = r.string(g, "id", p)
-    kind = GroupKind(r.choice(g, "kind", p, tuple(x.value for x in GroupKind), GroupKind.VEHICLE.value))
-    ped = kind is GroupKind.PEDESTRIAN
-    phase = r.integer(g, "phase", p, low=0, high=MAX_NTCIP_PHASE, default=0)
-    movements = []
-    raw_moves = g.get("movements", [])
-    if not isinstance(raw_moves, list):
-        r.fail(f"{p}.movements", f"must be a list of {{from, to, turn, lanes}} tables, got {_show(raw_moves)}")
-    for m_k, m in enumerate(raw_moves):
-        mp = f"{p}.movements[{m_k}]"
-        r.table(m, mp, _MOVEMENT_KEYS)
-        turn = r.choice(m, "turn", mp, _TURNS, "p" if ped else "s")
-        movements.append(
-            Movement(r.string(m, "from", mp), r.string(m, "to", mp), tuple(r.strings(m, "lanes", mp)), turn)
+def _at_least(unit: str, *, positive: bool = False) -> BeforeValidator:
+    """A number of ``unit`` that is >= 0 (``positive``: > 0)."""
+
+    def check(value: Any) -> float:
+        x = _number(value, unit)
+        if x < 0 or (positive and x == 0):
+            raise ValueError(f"must be {'> 0' if positive else '>= 0'} {unit}, got {value!r}")
+        return x
+
+    return BeforeValidator(check)
+
+
+def _speed(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"must be a speed in m/s, got {_show(value)}")
+    if value <= 0:
+        raise ValueError(f"must be > 0 m/s, got {value!r}")
+    if value > MAX_SPEED_M_S:
+        raise ValueError(
+            f"{value:g} m/s ({value * 3.6:.0f} km/h) is implausible for a signalised approach; "
+            f"the unit is m/s (50 km/h = 13.9 m/s)"
         )
-    for wrong in ("walk_s", "ped_clearance_s") if not ped else ("yellow_s",):
-        if wrong in g:
-            why = (
-                "pedestrian groups have no yellow; their clearance is ped_clearance_s"
-                if ped
-                else f'{wrong} applies to pedestrian groups only (kind = "pedestrian")'
-            )
-            r.fail(f"{p}.{wrong}", why)
-    speed = None
-    if "approach_speed_m_s" in g:
-        speed = r.speed(g["approach_speed_m_s"], f"{p}.approach_speed_m_s")
-    else:
-        known = [approach[m.from_edge] for m in movements if m.from_edge in approach]
-        speed = max(known) if known else None
-    grade = r.grade(g, "grade", p, default=grade_default)
-    width = r.metres(g, "crossing_width_m", p, positive=True, default=width_default)
+    return float(value)
 
-    def need(field: str, what: str) -> NoReturn:
-        r.fail(f"{p}.{field}", f"not given and cannot be computed: give {field}, or {what}")
+
+def _grade(value: Any) -> float:
+    x = _number(value, "grade (a decimal, 0.03 = 3 % uphill)")
+    if abs(x) > MAX_GRADE:
+        raise ValueError(f"grade is a decimal (0.03 = 3 % uphill), got {value!r}")
+    return x
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"must be a non-empty text, got {_show(value)}")
+    return value
+
+
+def _one_of(options: tuple[str, ...]) -> BeforeValidator:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or value not in options:
+            raise ValueError(f"must be one of {', '.join(options)}, got {_show(value)}")
+        return value
+
+    return BeforeValidator(check)
+
+
+Seconds = Annotated[float, _at_least("seconds")]
+MaybeSeconds = Annotated[float | None, _at_least("seconds")]
+Metres = Annotated[float, _at_least("metres")]
+PositiveMetres = Annotated[float, _at_least("metres", positive=True)]
+MaybePositiveMetres = Annotated[float | None, _at_least("metres", positive=True)]
+Coordinate = Annotated[float, BeforeValidator(lambda v: _number(v, "metres"))]
+Speed = Annotated[float, BeforeValidator(_speed)]
+MaybeSpeed = Annotated[float | None, BeforeValidator(_speed)]
+Grade = Annotated[float, BeforeValidator(_grade)]
+MaybeGrade = Annotated[float | None, BeforeValidator(_grade)]
+Text = Annotated[str, BeforeValidator(_text)]
+
+
+# ---- the file's tables ----------------------------------------------------------------------
+
+
+class _Movement(ConfigModel):
+    from_: Text = Field(alias="from")
+    to: Text
+    turn: Annotated[str | None, _one_of(_TURNS)] = None  # default by the group's kind
+    lanes: list[Text] = Field(default_factory=list)
+
+
+class _Group(ConfigModel):
+    id: Text
+    kind: Annotated[str, _one_of(tuple(k.value for k in GroupKind))] = GroupKind.VEHICLE.value
+    phase: int = Field(0, ge=0, le=MAX_NTCIP_PHASE)
+    movements: list[_Movement] = Field(default_factory=list)
+    min_green_s: MaybeSeconds = None
+    max_green_s: MaybeSeconds = None
+    yellow_s: MaybeSeconds = None
+    all_red_s: MaybeSeconds = None
+    walk_s: MaybeSeconds = None
+    ped_clearance_s: MaybeSeconds = None
+    approach_speed_m_s: MaybeSpeed = None
+    grade: MaybeGrade = None
+    crossing_width_m: MaybePositiveMetres = None
+    link_indices: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list)
+
+
+class _Intergreen(ConfigModel):
+    from_: Text = Field(alias="from")
+    to: Text
+    intergreen_s: Seconds
+
+
+class _Stage(ConfigModel):
+    id: Text
+    groups: list[Text]
+
+
+class _Detector(ConfigModel):
+    id: Text
+    lane: Text
+    group: Text
+    kind: Annotated[str, _one_of(tuple(k.value for k in DetectorKind))] = DetectorKind.STOP_LINE.value
+    position_m: Metres = 0.0
+    length_m: PositiveMetres = 2.0
+    channel: int = Field(0, ge=0)
+
+
+class _Intersection(ConfigModel):
+    id: Text
+    name: Text = ""  # for people; the model has no field for it
+    x_m: Coordinate = 0.0
+    y_m: Coordinate = 0.0
+    tls_id: Text = ""
+    approach_speed_m_s: dict[str, Speed] = Field(default_factory=dict)
+    grade: Grade = 0.0
+    crossing_width_m: MaybePositiveMetres = None
+    group: list[_Group] = Field(default_factory=list)
+    conflicts: list[list[Text]] = Field(default_factory=list)
+    intergreen: list[_Intergreen] = Field(default_factory=list)
+    stage: list[_Stage] = Field(default_factory=list)
+    detector: list[_Detector] = Field(default_factory=list)
+
+
+class _Node(ConfigModel):
+    id: Text
+    x_m: Coordinate = 0.0
+    y_m: Coordinate = 0.0
+
+
+class _Link(ConfigModel):
+    id: Text
+    from_: Text = Field(alias="from")
+    to: Text
+    length_m: Metres
+    free_speed_m_s: Speed
+    lanes: int = Field(1, ge=1)
+    saturation_flow_pcu_h: Annotated[float | None, _at_least("pcu/h")] = None
+
+
+class _Inventory(ConfigModel):
+    schema_version: int = Field(1, ge=1)
+    description: Text = ""
+    intersection: list[_Intersection] = Field(default_factory=list)
+    node: list[_Node] = Field(default_factory=list)
+    link: list[_Link] = Field(default_factory=list)
+
+    @field_validator("schema_version")
+    @classmethod
+    def _readable(cls, v: int) -> int:
+        if v != 1:
+            raise ValueError(f"this greenwave reads schema_version 1, got {v}")
+        return v
+
+
+# ---- the checks between fields ---------------------------------------------------------------
+
+
+class _Place:
+    """Where a table sits in the file; ``fail`` raises the one-line error at one of its fields."""
+
+    def __init__(self, source: str, loc: Loc = ()) -> None:
+        self.source, self.loc = source, loc
+
+    def fail(self, *field: int | str, message: str) -> NoReturn:
+        raise InventoryError(message, where=where_of(self.source, (*self.loc, *field)))
+
+
+def _group(at: _Place, k: int, g: _Group, inter: _Intersection) -> SignalGroup:
+    """One signal group, with the clearances it leaves out computed (module docstring)."""
+    p: Loc = ("group", k)
+    kind = GroupKind(g.kind)
+    ped = kind is GroupKind.PEDESTRIAN
+    movements = tuple(Movement(m.from_, m.to, tuple(m.lanes), m.turn or ("p" if ped else "s")) for m in g.movements)
+    for wrong in ("walk_s", "ped_clearance_s") if not ped else ("yellow_s",):
+        if getattr(g, wrong) is not None:
+            at.fail(
+                *p,
+                wrong,
+                message=(
+                    "pedestrian groups have no yellow; their clearance is ped_clearance_s"
+                    if ped
+                    else f'{wrong} applies to pedestrian groups only (kind = "pedestrian")'
+                ),
+            )
+    speed = g.approach_speed_m_s
+    if speed is None:
+        known = [inter.approach_speed_m_s[m.from_edge] for m in movements if m.from_edge in inter.approach_speed_m_s]
+        speed = max(known) if known else None
+    grade = inter.grade if g.grade is None else g.grade
+    width = inter.crossing_width_m if g.crossing_width_m is None else g.crossing_width_m
+
+    def computed(field: str, given: float | None, formula: Callable[[], float | None], what: str) -> float:
+        if given is not None:
+            return given
+        value = formula()
+        if value is None:
+            at.fail(*p, field, message=f"not given and cannot be computed: give {field}, or {what}")
+        return value
 
     if ped:
-        walk = r.seconds(g, "walk_s", p, default=DEFAULT_WALK_S)
-        clear = r.seconds(g, "ped_clearance_s", p, default=None)
-        if clear is None:
-            if width is None:
-                need("ped_clearance_s", "crossing_width_m (the crossing length) for the MUTCD 3.5 ft/s walk")
-            clear = float(ped_clearance_s(width))
-        yellow = 0.0
-        all_red = r.seconds(g, "all_red_s", p, default=0.0)
-        min_green = r.seconds(g, "min_green_s", p, default=walk)
+        walk = DEFAULT_WALK_S if g.walk_s is None else g.walk_s
+        clear = computed(
+            "ped_clearance_s",
+            g.ped_clearance_s,
+            lambda: None if width is None else float(ped_clearance_s(width)),
+            "crossing_width_m (the crossing length) for the MUTCD 3.5 ft/s walk",
+        )
+        yellow, all_red = 0.0, 0.0 if g.all_red_s is None else g.all_red_s
+        min_green = walk if g.min_green_s is None else g.min_green_s
     else:
         walk, clear = 0.0, 0.0
-        yellow = r.seconds(g, "yellow_s", p, default=None)
-        if yellow is None:
-            if speed is None:
-                need(
-                    "yellow_s",
-                    "approach_speed_m_s (group, or intersection for its movements' edges) for the ITE formula",
-                )
-            yellow = float(ite_yellow_s(speed, grade=grade))
-        all_red = r.seconds(g, "all_red_s", p, default=None)
-        if all_red is None:
-            if speed is None or width is None:
-                need("all_red_s", "approach_speed_m_s and crossing_width_m for the ITE formula (W + L) / v")
-            all_red = float(ite_all_red_s(speed, crossing_width_m=width))
-        min_green = r.seconds(g, "min_green_s", p, default=DEFAULT_VEHICLE_MIN_GREEN_S)
-    max_green = r.seconds(g, "max_green_s", p, default=max(DEFAULT_MAX_GREEN_S, min_green))
+        yellow = computed(
+            "yellow_s",
+            g.yellow_s,
+            lambda: None if speed is None else float(ite_yellow_s(speed, grade=grade)),
+            "approach_speed_m_s (group, or intersection for its movements' edges) for the ITE formula",
+        )
+        all_red = computed(
+            "all_red_s",
+            g.all_red_s,
+            lambda: None if speed is None or width is None else float(ite_all_red_s(speed, crossing_width_m=width)),
+            "approach_speed_m_s and crossing_width_m for the ITE formula (W + L) / v",
+        )
+        min_green = DEFAULT_VEHICLE_MIN_GREEN_S if g.min_green_s is None else g.min_green_s
+    max_green = max(DEFAULT_MAX_GREEN_S, min_green) if g.max_green_s is None else g.max_green_s
     if max_green < min_green:
-        r.fail(f"{p}.max_green_s", f"{max_green:g} s is below min_green_s {min_green:g} s")
-    raw_links = g.get("link_indices", [])
-    if not isinstance(raw_links, list) or not all(
-        isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in raw_links
-    ):
-        r.fail(f"{p}.link_indices", f"must be a list of whole numbers >= 0, got {_show(raw_links)}")
+        at.fail(*p, "max_green_s", message=f"{max_green:g} s is below min_green_s {min_green:g} s")
     return SignalGroup(
-        id=gid,
+        id=g.id,
         kind=kind,
-        movements=tuple(movements),
+        movements=movements,
         min_green_s=min_green,
         max_green_s=max_green,
         yellow_s=yellow,
         all_red_s=all_red,
         walk_s=walk,
         ped_clearance_s=clear,
-        link_indices=tuple(raw_links),
-        phase=phase,
+        link_indices=tuple(g.link_indices),
+        phase=g.phase,
     )
 
 
-def _intersection(r: _Reader, d: Mapping[str, Any]) -> Intersection:
-    iid = r.string(d, "id", "")
-    r.string(d, "name", "", default="")  # for people; the model has no field for it
-    x = r.number(d, "x_m", "", unit="metres", default=0.0)
-    y = r.number(d, "y_m", "", unit="metres", default=0.0)
-    tls_id = r.string(d, "tls_id", "", default="")
-    approach_raw = d.get("approach_speed_m_s", {})
-    if not isinstance(approach_raw, Mapping):
-        r.fail("approach_speed_m_s", f"must be a table of edge id = speed in m/s, got {_show(approach_raw)}")
-    approach = {str(e): r.speed(v, f"approach_speed_m_s.{e}") for e, v in approach_raw.items()}
-    grade = r.grade(d, "grade", "", default=0.0)
-    width = r.metres(d, "crossing_width_m", "", positive=True, default=None)
-
-    raw_groups = r.tables(d, "group", "", _GROUP_KEYS, toml="intersection.group")
-    if not raw_groups:
-        r.fail("group", "an intersection needs at least one [[intersection.group]]")
+def _groups(at: _Place, inter: _Intersection) -> list[SignalGroup]:
+    """The signal groups, each id once and each vehicle NTCIP phase once."""
+    if not inter.group:
+        at.fail("group", message="an intersection needs at least one [[intersection.group]]")
     groups: list[SignalGroup] = []
-    for k, raw in enumerate(raw_groups):
-        group = _group(r, raw, k, approach, grade, width)
-        if group.id in {x.id for x in groups}:
-            r.fail(f"group[{k}].id", f"duplicate signal group id {group.id!r}")
-        groups.append(group)
-    ids = [g.id for g in groups]
-    index = {g: k for k, g in enumerate(ids)}
     vehicle_phases: dict[int, str] = {}
-    for k, g in enumerate(groups):
+    for k, raw in enumerate(inter.group):
+        g = _group(at, k, raw, inter)
+        if g.id in {x.id for x in groups}:
+            at.fail("group", k, "id", message=f"duplicate signal group id {g.id!r}")
         if g.phase and not g.is_pedestrian:
             if g.phase in vehicle_phases:
-                r.fail(f"group[{k}].phase", f"NTCIP phase {g.phase} is already used by group {vehicle_phases[g.phase]}")
+                used = f"NTCIP phase {g.phase} is already used by group {vehicle_phases[g.phase]}"
+                at.fail("group", k, "phase", message=used)
             vehicle_phases[g.phase] = g.id
+        groups.append(g)
+    return groups
 
-    def known(group_id: Any, field: str) -> int:
-        if not isinstance(group_id, str) or group_id not in index:
-            r.fail(field, f"unknown signal group {_show(group_id)} (known: {', '.join(ids)})")
-        return index[group_id]
 
-    n = len(groups)
+class _Groups:
+    """The intersection's group ids by row, for the tables that name groups."""
+
+    def __init__(self, at: _Place, groups: list[SignalGroup]) -> None:
+        self.at, self.groups = at, groups
+        self.ids = [g.id for g in groups]
+        self.index = {g: k for k, g in enumerate(self.ids)}
+
+    def row(self, group_id: str, *field: int | str) -> int:
+        if group_id not in self.index:
+            self.at.fail(*field, message=f"unknown signal group {group_id!r} (known: {', '.join(self.ids)})")
+        return self.index[group_id]
+
+
+def _conflicts(at: _Place, inter: _Intersection, known: _Groups) -> np.ndarray:
+    n = len(known.ids)
     conflicts = np.zeros((n, n), dtype=bool)
-    raw_conflicts = d.get("conflicts", [])
-    if not isinstance(raw_conflicts, list):
-        r.fail("conflicts", f"must be a list of [group, group] pairs, got {_show(raw_conflicts)}")
-    for k, pair in enumerate(raw_conflicts):
-        if not isinstance(pair, list) or len(pair) != 2:
-            r.fail(f"conflicts[{k}]", f"must be a pair [group, group], got {_show(pair)}")
-        a, b = known(pair[0], f"conflicts[{k}]"), known(pair[1], f"conflicts[{k}]")
+    for k, pair in enumerate(inter.conflicts):
+        if len(pair) != 2:
+            at.fail("conflicts", k, message=f"must be a pair [group, group], got {_show(pair)}")
+        a, b = known.row(pair[0], "conflicts", k), known.row(pair[1], "conflicts", k)
         if a == b:
-            r.fail(f"conflicts[{k}]", f"a signal group cannot conflict with itself ({ids[a]})")
+            at.fail("conflicts", k, message=f"a signal group cannot conflict with itself ({known.ids[a]})")
         conflicts[a, b] = conflicts[b, a] = True
+    return conflicts
 
+
+def _intergreens(at: _Place, inter: _Intersection, known: _Groups, conflicts: np.ndarray) -> np.ndarray:
+    """The ending group's own clearance for every conflicting pair, or the explicit entry (>= yellow)."""
+    groups, ids = known.groups, known.ids
     own = np.array([g.ped_clearance_s + g.all_red_s if g.is_pedestrian else g.yellow_s + g.all_red_s for g in groups])
     intergreen = np.where(conflicts, own[:, None], 0.0)
     given: set[tuple[int, int]] = set()
-    for k, e in enumerate(r.tables(d, "intergreen", "", _INTERGREEN_KEYS, toml="intersection.intergreen")):
-        p = f"intergreen[{k}]"
-        a = known(r.string(e, "from", p), f"{p}.from")
-        b = known(r.string(e, "to", p), f"{p}.to")
-        seconds = r.seconds(e, "intergreen_s", p)
+    for k, e in enumerate(inter.intergreen):
+        p: Loc = ("intergreen", k)
+        a, b = known.row(e.from_, *p, "from"), known.row(e.to, *p, "to")
         if not conflicts[a, b]:
-            r.fail(
-                p,
-                f"{ids[a]} and {ids[b]} are not in conflict; an intergreen only applies to a conflicting "
-                f"pair (add it to conflicts)",
+            at.fail(
+                *p,
+                message=(
+                    f"{ids[a]} and {ids[b]} are not in conflict; an intergreen only applies to a conflicting "
+                    f"pair (add it to conflicts)"
+                ),
             )
         if (a, b) in given:
-            r.fail(p, f"intergreen {ids[a]} -> {ids[b]} is given twice")
+            at.fail(*p, message=f"intergreen {ids[a]} -> {ids[b]} is given twice")
         ending = groups[a]
         floor = ending.ped_clearance_s if ending.is_pedestrian else ending.yellow_s
-        if seconds < floor:
+        if e.intergreen_s < floor:
             what = "ped clearance" if ending.is_pedestrian else "yellow"
-            r.fail(f"{p}.intergreen_s", f"{seconds:g} s is shorter than {ending.id}'s {what} {floor:g} s")
+            short = f"{e.intergreen_s:g} s is shorter than {ending.id}'s {what} {floor:g} s"
+            at.fail(*p, "intergreen_s", message=short)
         given.add((a, b))
-        intergreen[a, b] = seconds
+        intergreen[a, b] = e.intergreen_s
+    return intergreen
 
+
+def _stages(at: _Place, inter: _Intersection, known: _Groups, conflicts: np.ndarray) -> list[Stage]:
+    """Stages of compatible groups; when there are stages, every group is served by one."""
+    ids = known.ids
     stages: list[Stage] = []
-    for k, s in enumerate(r.tables(d, "stage", "", _STAGE_KEYS, toml="intersection.stage")):
-        p = f"stage[{k}]"
-        sid = r.string(s, "id", p)
-        if sid in {x.id for x in stages}:
-            r.fail(f"{p}.id", f"duplicate stage id {sid!r}")
-        members = r.strings(s, "groups", p, required=True)
-        if not members:
-            r.fail(f"{p}.groups", "a stage needs at least one signal group")
-        idx = [known(m, f"{p}.groups") for m in members]
+    for k, s in enumerate(inter.stage):
+        if s.id in {x.id for x in stages}:
+            at.fail("stage", k, "id", message=f"duplicate stage id {s.id!r}")
+        if not s.groups:
+            at.fail("stage", k, "groups", message="a stage needs at least one signal group")
+        idx = [known.row(m, "stage", k, "groups") for m in s.groups]
         for a_k, a in enumerate(idx):
             for b in idx[a_k + 1 :]:
                 if conflicts[a, b]:
-                    r.fail(f"{p}.groups", f"groups {ids[a]} and {ids[b]} are in conflict and cannot be green together")
-        stages.append(Stage(sid, frozenset(members)))
+                    at.fail(
+                        "stage",
+                        k,
+                        "groups",
+                        message=(f"groups {ids[a]} and {ids[b]} are in conflict and cannot be green together"),
+                    )
+        stages.append(Stage(s.id, frozenset(s.groups)))
     if stages:
         served = frozenset().union(*(s.groups for s in stages))
         unserved = [g for g in ids if g not in served]
         if unserved:
-            r.fail("stage", f"signal groups {', '.join(unserved)} are served by no stage")
+            at.fail("stage", message=f"signal groups {', '.join(unserved)} are served by no stage")
+    return stages
 
+
+def _detectors(at: _Place, inter: _Intersection, known: _Groups) -> list[Detector]:
+    """Detectors of known groups, each id once and each controller input channel once."""
     detectors: list[Detector] = []
     channels: dict[int, str] = {}
-    for k, t in enumerate(r.tables(d, "detector", "", _DETECTOR_KEYS, toml="intersection.detector")):
-        p = f"detector[{k}]"
-        did = r.string(t, "id", p)
-        if did in {x.id for x in detectors}:
-            r.fail(f"{p}.id", f"duplicate detector id {did!r}")
-        group_id = r.string(t, "group", p)
-        known(group_id, f"{p}.group")
-        channel = r.integer(t, "channel", p, low=0, default=0)
-        if channel and channel in channels:
-            r.fail(f"{p}.channel", f"channel {channel} is already used by detector {channels[channel]}")
-        if channel:
-            channels[channel] = did
+    for k, t in enumerate(inter.detector):
+        if t.id in {x.id for x in detectors}:
+            at.fail("detector", k, "id", message=f"duplicate detector id {t.id!r}")
+        known.row(t.group, "detector", k, "group")
+        if t.channel and t.channel in channels:
+            used = f"channel {t.channel} is already used by detector {channels[t.channel]}"
+            at.fail("detector", k, "channel", message=used)
+        if t.channel:
+            channels[t.channel] = t.id
         detectors.append(
             Detector(
-                id=did,
-                lane=r.string(t, "lane", p),
-                group=group_id,
-                kind=DetectorKind(
-                    r.choice(t, "kind", p, tuple(x.value for x in DetectorKind), DetectorKind.STOP_LINE.value)
-                ),
-                position_m=r.metres(t, "position_m", p, default=0.0),
-                length_m=r.metres(t, "length_m", p, positive=True, default=2.0),
-                channel=channel,
+                id=t.id,
+                lane=t.lane,
+                group=t.group,
+                kind=DetectorKind(t.kind),
+                position_m=t.position_m,
+                length_m=t.length_m,
+                channel=t.channel,
             )
         )
-    return Intersection(
-        id=iid,
-        groups=tuple(groups),
-        conflicts=conflicts,
-        intergreen_s=intergreen,
-        stages=tuple(stages),
-        detectors=tuple(detectors),
-        x_m=x,
-        y_m=y,
-        approach_speed_m_s=approach,
-        tls_id=tls_id,
-    )
+    return detectors
+
+
+def _intersection(at: _Place, inter: _Intersection) -> Intersection:
+    groups = _groups(at, inter)
+    known = _Groups(at, groups)
+    conflicts = _conflicts(at, inter, known)
+    try:
+        return Intersection(
+            id=inter.id,
+            groups=tuple(groups),
+            conflicts=conflicts,
+            intergreen_s=_intergreens(at, inter, known, conflicts),
+            stages=tuple(_stages(at, inter, known, conflicts)),
+            detectors=tuple(_detectors(at, inter, known)),
+            x_m=inter.x_m,
+            y_m=inter.y_m,
+            approach_speed_m_s=dict(inter.approach_speed_m_s),
+            tls_id=inter.tls_id,
+        )
+    except InventoryError:
+        raise
+    except InputError as e:  # the model's own checks, worded by the model
+        at.fail(message=e.message)
+
+
+def _road_graph(top: _Place, doc: _Inventory, intersections: list[Intersection]) -> nx.DiGraph[str]:
+    """Intersections and unsignalised nodes, and one link per direction between two of them."""
+    graph: nx.DiGraph[str] = nx.DiGraph()
+    for inter in intersections:
+        graph.add_node(inter.id, x_m=inter.x_m, y_m=inter.y_m, signalised=True, tls=inter.tls_id)
+    for k, node in enumerate(doc.node):
+        if node.id in graph:
+            top.fail(
+                "node",
+                k,
+                "id",
+                message=(f"node {node.id!r} is already defined (as an intersection or an earlier node)"),
+            )
+        graph.add_node(node.id, x_m=node.x_m, y_m=node.y_m, signalised=False, tls="")
+    link_ids: dict[tuple[str, str], str] = {}
+    for k, link in enumerate(doc.link):
+        for key, end in (("from", link.from_), ("to", link.to)):
+            if end not in graph:
+                top.fail(
+                    "link", k, key, message=(f"unknown node {end!r} (declare it as an [[intersection]] or a [[node]])")
+                )
+        ends = (link.from_, link.to)
+        if ends in link_ids:
+            top.fail(
+                "link",
+                k,
+                message=(
+                    f"a link from {ends[0]} to {ends[1]} is already defined ({link_ids[ends]!r}); "
+                    f"the road graph holds one link per direction between two nodes"
+                ),
+            )
+        if link.id in link_ids.values():
+            top.fail("link", k, "id", message=f"duplicate link id {link.id!r}")
+        link_ids[ends] = link.id
+        sat = link.saturation_flow_pcu_h
+        add_link(
+            graph,
+            *ends,
+            id=link.id,
+            length_m=link.length_m,
+            free_speed_m_s=link.free_speed_m_s,
+            lanes=link.lanes,
+            saturation_flow_pcu_h=link.lanes * SATURATION_FLOW_PCU_H_PER_LANE if sat is None else sat,
+        )
+    return graph
 
 
 # ---- the whole file ---------------------------------------------------------------------------
@@ -454,88 +547,17 @@ def inventory_from_dict(data: Any, *, source: str = "inventory") -> Network:
 
     ``source`` names the file in error messages.
     """
-    top = _Reader(source)
-    top.table(data, "", _TOP_KEYS)
-    if "schema_version" in data:
-        version = top.integer(data, "schema_version", "", low=1)
-        if version != 1:
-            top.fail("schema_version", f"this greenwave reads schema_version 1, got {version}")
-    if "description" in data:
-        top.string(data, "description", "")
-    raw = data.get("intersection", _MISSING)
-    if raw is _MISSING or (isinstance(raw, list) and not raw):
-        top.fail("intersection", "the inventory needs at least one [[intersection]]")
-    if not isinstance(raw, list):
-        top.fail("intersection", f"must be a list of tables ([[intersection]] in TOML), got {_show(raw)}")
+    doc = validate(_Inventory, data, path=source, error=InventoryError)
+    top = _Place(source)
+    if not doc.intersection:
+        top.fail("intersection", message="the inventory needs at least one [[intersection]]")
     intersections: list[Intersection] = []
-    for k, d in enumerate(raw):
-        label = f"intersection[{k}]"
-        if isinstance(d, Mapping) and isinstance(d.get("id"), str) and d["id"].strip():
-            label = f"intersection {d['id']}"
-        r = _Reader(f"{source}: {label}")
-        r.table(d, "", _INTERSECTION_KEYS)
-        try:
-            inter = _intersection(r, d)
-        except InventoryError:
-            raise
-        except InputError as e:  # the model's own checks, worded by the model
-            raise InventoryError(e.message, where=f"{source}: {label}") from None
+    for k, raw in enumerate(doc.intersection):
+        inter = _intersection(_Place(source, ("intersection", k)), raw)
         if inter.id in {x.id for x in intersections}:
-            top.fail(f"intersection[{k}].id", f"duplicate intersection id {inter.id!r}")
+            top.fail("intersection", k, "id", message=f"duplicate intersection id {inter.id!r}")
         intersections.append(inter)
-
-    graph: nx.DiGraph[str] = nx.DiGraph()
-    for inter in intersections:
-        graph.add_node(inter.id, x_m=inter.x_m, y_m=inter.y_m, signalised=True, tls=inter.tls_id)
-    for k, t in enumerate(top.tables(data, "node", "", _NODE_KEYS)):
-        p = f"node[{k}]"
-        nid = top.string(t, "id", p)
-        if nid in graph:
-            top.fail(f"{p}.id", f"node {nid!r} is already defined (as an intersection or an earlier node)")
-        graph.add_node(
-            nid,
-            x_m=top.number(t, "x_m", p, unit="metres", default=0.0),
-            y_m=top.number(t, "y_m", p, unit="metres", default=0.0),
-            signalised=False,
-            tls="",
-        )
-    link_ids: dict[tuple[str, str], str] = {}
-    for k, t in enumerate(top.tables(data, "link", "", _LINK_KEYS)):
-        p = f"link[{k}]"
-        lid = top.string(t, "id", p)
-        ends: list[str] = []
-        for key in ("from", "to"):
-            node = top.string(t, key, p)
-            if node not in graph:
-                top.fail(f"{p}.{key}", f"unknown node {node!r} (declare it as an [[intersection]] or a [[node]])")
-            ends.append(node)
-        if (ends[0], ends[1]) in link_ids:
-            top.fail(
-                p,
-                f"a link from {ends[0]} to {ends[1]} is already defined ({link_ids[ends[0], ends[1]]!r}); "
-                f"the road graph holds one link per direction between two nodes",
-            )
-        if lid in link_ids.values():
-            top.fail(f"{p}.id", f"duplicate link id {lid!r}")
-        link_ids[(ends[0], ends[1])] = lid
-        lanes = top.integer(t, "lanes", p, low=1, default=1)
-        if "free_speed_m_s" not in t:
-            top.fail(f"{p}.free_speed_m_s", "required field missing")
-        speed = top.speed(t["free_speed_m_s"], f"{p}.free_speed_m_s")
-        sat = top.number(t, "saturation_flow_pcu_h", p, unit="pcu/h", default=lanes * SATURATION_FLOW_PCU_H_PER_LANE)
-        if sat < 0:
-            top.fail(f"{p}.saturation_flow_pcu_h", f"must be >= 0 pcu/h, got {t['saturation_flow_pcu_h']!r}")
-        add_link(
-            graph,
-            ends[0],
-            ends[1],
-            id=lid,
-            length_m=top.metres(t, "length_m", p),
-            free_speed_m_s=speed,
-            lanes=lanes,
-            saturation_flow_pcu_h=sat,
-        )
-    return Network(tuple(intersections), graph, source)
+    return Network(tuple(intersections), _road_graph(top, doc, intersections), source)
 
 
 def load_inventory(path: str | Path) -> Network:
