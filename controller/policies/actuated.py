@@ -5,7 +5,9 @@ The classic NEMA actuated logic (HCM 6th ed. ch. 19 "actuated control"; NTCIP
 expressed on stages and vectorised over intersections:
 
 * a group's detectors place a *call* while it is not green (latched until
-  served); groups without detectors are on recall (always calling);
+  served); groups without detectors are on recall (always calling), except crossings
+  whose push buttons the backend reports (``Observation.extra["ped_calls"]``: NTCIP ped
+  calls, people waiting at the kerb in SUMO), which are called by somebody waiting;
 * the current stage holds at least its minimum green (the supervisor enforces
   it too), then *gaps out* once every group of the stage has seen no vehicle
   for ``passage_s`` (the unit extension), or *maxes out* after the stage's
@@ -19,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from controller.arrays import PackedNetwork
-from controller.backend import Observation, detector_layout
+from controller.backend import Observation, crossing_calls, detector_layout
 from controller.estimate import Estimate
 from controller.events import EventCode
 from controller.policies import register_policy
@@ -35,7 +37,7 @@ __all__ = ["ActuatedPolicy"]
 @register_policy("actuated")
 class ActuatedPolicy(Policy):
     name = "actuated"
-    reads = frozenset({"counts", "occupancy"})  # calls and gaps from detector actuations
+    reads = frozenset({"counts", "occupancy", "extra"})  # calls and gaps from detectors; push buttons
 
     def __init__(self, passage_s: float = 3.0, max_green_scale: float = 1.0) -> None:
         if passage_s <= 0:
@@ -63,7 +65,12 @@ class ActuatedPolicy(Policy):
         self.gap_s = np.where(act, 0.0, self.gap_s + ctx.dt_s)
         green = ctx.state == int(SignalState.GREEN)
         present = presence(obs, self.layout, p.n, p.g)
-        self.calls = (self.calls | present | self.recall) & ~green & p.group_valid
+        recall = self.recall
+        pushed = crossing_calls(obs, p)
+        if pushed is not None:  # crossings with push buttons: called by a waiting person, not on recall
+            present = present | pushed
+            recall = recall & ~p.is_pedestrian
+        self.calls = (self.calls | present | recall) & ~green & p.group_valid
         if ctx.served is not None:
             self.calls &= ~ctx.served  # a crossing that has walked this stage calls again in the next
         stage_demand: np.ndarray = np.any(p.stage_mask & self.calls[:, None, :], axis=2)

@@ -95,8 +95,9 @@ def _midblock() -> Network:
     return Network((inter,), nx.DiGraph())
 
 
+@pytest.mark.parametrize("controller", ["adaptive", "actuated"])
 @pytest.mark.parametrize("buttons", ["none", "never pushed", "pushed at 100 s"])
-def test_a_crossing_with_a_push_button_is_served_only_when_called(buttons: str) -> None:
+def test_a_crossing_with_a_push_button_is_served_only_when_called(buttons: str, controller: str) -> None:
     """Without buttons a crossing is on recall; with them it waits for a call, as on street.
 
     The vehicle queue stands and does not move (held by a jam further on), so the vehicle stage
@@ -104,7 +105,7 @@ def test_a_crossing_with_a_push_button_is_served_only_when_called(buttons: str) 
     """
     net = _midblock()
     packed = pack(net.intersections)
-    pol = AdaptivePolicy()
+    pol = make_policy(controller)
     pol.reset(net, packed)
     sup = SafetySupervisor(packed, startup_clearance=False)
     est = DemandEstimator(detector_layout(net), packed.n, packed.g)
