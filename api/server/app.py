@@ -95,6 +95,14 @@ def create_app(settings: Settings, *, start_engine: bool = True) -> FastAPI:
     routers = (auth, users, network, plans, approvals, commands, alarms, stream, measures, history)
     for r in (m.router for m in routers):
         app.include_router(r)
+    _add_health_routes(app, settings, db, runner)
+    _add_page_routes(app, settings)
+    app.mount("/static", DashboardFiles(directory=DASHBOARD_DIR), name="static")
+    return app
+
+
+def _add_health_routes(app: FastAPI, settings: Settings, db: Database, runner: EngineRunner) -> None:
+    """What monitoring asks outside the API: Prometheus metrics (behind a token) and the health probe."""
 
     @app.get(
         "/metrics",
@@ -141,6 +149,10 @@ def create_app(settings: Settings, *, start_engine: bool = True) -> FastAPI:
             body["demo"] = True  # never the demo login: anyone may read this page
         return JSONResponse(body, status_code=200 if runner.running else 503)
 
+
+def _add_page_routes(app: FastAPI, settings: Settings) -> None:
+    """The pages a browser loads without a token: the dashboard, the API docs and base-map tiles."""
+
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
         return get_swagger_ui_html(
@@ -169,6 +181,3 @@ def create_app(settings: Settings, *, start_engine: bool = True) -> FastAPI:
         if not f.is_file():
             return Response(status_code=404)
         return FileResponse(f, media_type="image/png", headers={"Cache-Control": "public, max-age=86400"})
-
-    app.mount("/static", DashboardFiles(directory=DASHBOARD_DIR), name="static")
-    return app
