@@ -197,27 +197,48 @@ def _green_runs(
 
 
 def plan_problems(plan: TimingPlan, inter: Intersection, *, max_cycle_s: float = MAX_CYCLE_S) -> list[str]:
-    """Every problem of ``plan`` for ``inter``, each prefixed by its field."""
+    """Every problem of ``plan`` for ``inter``, each prefixed by its field.
+
+    The checks run in order (numbers, cycle, stage-to-stage clearances, each group's greens,
+    clearances across stages); the arithmetic ones need sound numbers, so a plan with a bad
+    number reports its numbers and unknown stages only.
+    """
     problems: list[str] = []
     if plan.intersection_id != inter.id:
         problems.append(f"intersection: plan is for {plan.intersection_id!r}, not {inter.id!r}")
     if not plan.stages:
         return [*problems, "stages: a plan needs at least one stage"]
-    numbers_ok = True
+    numbers_ok = _number_problems(plan, problems)
+    groups = _stage_groups(plan, inter, problems)
+    if not numbers_ok:
+        return problems
+    _cycle_problems(plan, max_cycle_s, problems)
+    _transition_problems(plan, inter, groups, problems)
+    runs = _green_runs(plan, inter, groups)
+    _green_problems(inter, groups, runs, problems)
+    _spanning_clearance_problems(plan, inter, runs, problems)
+    return problems
+
+
+def _number_problems(plan: TimingPlan, problems: list[str]) -> bool:
+    """Every duration a non-negative number of seconds; False (and the problems) if not."""
+    ok = True
     for name in ("cycle_s", "offset_s"):
         v = getattr(plan, name)
         if not _is_number(v) or float(v) < 0:
             problems.append(f"{name}: must be a non-negative number of seconds, got {v!r}")
-            numbers_ok = False
+            ok = False
     for k, st in enumerate(plan.stages):
         for name in ("green_s", "intergreen_s"):
             v = getattr(st, name)
             if not _is_number(v) or float(v) < 0:
                 problems.append(f"stages[{k}].{name}: must be a non-negative number of seconds, got {v!r}")
-                numbers_ok = False
-    groups = _stage_groups(plan, inter, problems)
-    if not numbers_ok:
-        return problems
+                ok = False
+    return ok
+
+
+def _cycle_problems(plan: TimingPlan, max_cycle_s: float, problems: list[str]) -> None:
+    """The cycle is the sum of the stages, at most the maximum, and holds the offset."""
     total = float(plan.greens_s.sum() + plan.intergreens_s.sum())
     if abs(total - plan.cycle_s) > CYCLE_TOLERANCE_S:
         problems.append(f"cycle_s: {plan.cycle_s:g} s does not equal greens + intergreens = {total:g} s")
@@ -225,6 +246,12 @@ def plan_problems(plan: TimingPlan, inter: Intersection, *, max_cycle_s: float =
         problems.append(f"cycle_s: {plan.cycle_s:g} s is above the maximum cycle {max_cycle_s:g} s")
     if plan.cycle_s > 0 and not (0 <= plan.offset_s < plan.cycle_s):
         problems.append(f"offset_s: {plan.offset_s:g} s must be in [0, cycle_s={plan.cycle_s:g})")
+
+
+def _transition_problems(
+    plan: TimingPlan, inter: Intersection, groups: list[frozenset[str]], problems: list[str]
+) -> None:
+    """Each stage's intergreen covers the clearance from its groups to the next stage's."""
     n = len(plan.stages)
     for k in range(n):
         a, b = groups[k], groups[(k + 1) % n]
@@ -236,8 +263,15 @@ def plan_problems(plan: TimingPlan, inter: Intersection, *, max_cycle_s: float =
                 f"stages[{k}].intergreen_s: {plan.stages[k].intergreen_s:g} s is shorter than the "
                 f"required clearance {need:g} s from {plan.stages[k].stage} to {plan.stages[(k + 1) % n].stage}"
             )
-    # Contiguous green runs of every group around the cycle.
-    runs = _green_runs(plan, inter, groups)
+
+
+def _green_problems(
+    inter: Intersection,
+    groups: list[frozenset[str]],
+    runs: list[list[tuple[float, float, int, int]]],
+    problems: list[str],
+) -> None:
+    """Every group served, each contiguous green run between its minimum (or WALK) and maximum green."""
     for gi, grp in enumerate(inter.groups):
         if not runs[gi]:
             problems.append(f"stages: signal group {grp.id} is never served")
@@ -258,28 +292,34 @@ def plan_problems(plan: TimingPlan, inter: Intersection, *, max_cycle_s: float =
                     f"stages[{k_start}].green_s: signal group {grp.id} gets {end_s - start_s:g} s of green, "
                     f"more than its max green {grp.max_green_s:g} s"
                 )
-    # Clearance from every end of green to the next start of every conflicting group,
-    # wherever in the sequence it falls (a pedestrian clearance can span a short stage).
+
+
+def _spanning_clearance_problems(
+    plan: TimingPlan, inter: Intersection, runs: list[list[tuple[float, float, int, int]]], problems: list[str]
+) -> None:
+    """Clearance from every end of green to the next start of every conflicting group,
+    wherever in the sequence it falls (a pedestrian clearance can span a short stage)."""
     cycle = float(plan.cycle_s)
-    if cycle > 0:
-        ids = inter.group_ids
-        for i, j in np.argwhere(inter.conflicts):
-            if not runs[i] or not runs[j]:
-                continue
-            starts_j = np.array([r[0] for r in runs[j]])
-            for _s, end_i, _ks, k_end in runs[i]:
-                gap = np.mod(starts_j - end_i, cycle)
-                m = int(np.argmin(gap))
-                k_next = runs[j][m][2]
-                if k_next == (k_end + 1) % n:
-                    continue  # an adjacent transition: checked above, stage by stage
-                need = float(inter.intergreen_s[i, j])
-                if gap[m] + 1e-9 < need:
-                    problems.append(
-                        f"stages[{k_next}]: signal group {ids[j]} starts {gap[m]:g} s after conflicting group "
-                        f"{ids[i]} ends (stages[{k_end}]), less than their intergreen {need:g} s"
-                    )
-    return problems
+    if cycle <= 0:
+        return
+    n = len(plan.stages)
+    ids = inter.group_ids
+    for i, j in np.argwhere(inter.conflicts):
+        if not runs[i] or not runs[j]:
+            continue
+        starts_j = np.array([r[0] for r in runs[j]])
+        for _s, end_i, _ks, k_end in runs[i]:
+            gap = np.mod(starts_j - end_i, cycle)
+            m = int(np.argmin(gap))
+            k_next = runs[j][m][2]
+            if k_next == (k_end + 1) % n:
+                continue  # an adjacent transition: checked stage by stage (_transition_problems)
+            need = float(inter.intergreen_s[i, j])
+            if gap[m] + 1e-9 < need:
+                problems.append(
+                    f"stages[{k_next}]: signal group {ids[j]} starts {gap[m]:g} s after conflicting group "
+                    f"{ids[i]} ends (stages[{k_end}]), less than their intergreen {need:g} s"
+                )
 
 
 def check_plan(
