@@ -537,8 +537,8 @@ class MesoReader:
     the traffic that used them).
 
     Per tick: one interval-count read per loop (a compiled getter in process, one
-    subscription result over TraCI), then a few bincounts and the estimator's update:
-    no Python loop over intersections or groups.
+    subscription result over TraCI), then three compiled passes (:func:`_attribute`, the
+    estimator's, :func:`_observe`): no Python loop over intersections or groups.
     """
 
     def __init__(self, loops: MesoLoops, packed: PackedNetwork, layout: DetectorLayout, dt_s: float,
@@ -598,46 +598,41 @@ class MesoReader:
         return self.update(self._loop_counts(), state)
 
     def _precompute(self) -> None:
-        """Index and weight arrays of :meth:`update`, built once (every per-tick array op is a gather or bincount)."""
+        """Index and weight arrays of :meth:`update`'s kernels, built once."""
         lp = self.loops
         self._det_idx = np.maximum(lp.det_pair, 0)
         self._det_w = np.where(lp.det_pair >= 0, lp.det_w, 0.0)
         lanes = lp.stop_lanes.ravel()
         self._inv_lanes = np.divide(1.0, lanes, out=np.zeros_like(lanes), where=lanes > 0)
         self._occ_scale = VEHICLE_LENGTH_M / self._zone
-        self._occ = np.zeros(len(lp.det_pair))
         ok = self._kpi_src >= 0
         self._kpi_src_ok, self._kpi_flat_ok = self._kpi_src[ok], self._kpi_flat[ok]
         groups_on = np.bincount(self._kpi_src_ok, minlength=self.n_e2).astype(float)
         self._kpi_inv = np.divide(1.0, groups_on, out=np.zeros_like(groups_on), where=groups_on > 0)
-        self._valid = self.group_valid.ravel()
+        self._valid = np.ascontiguousarray(self.group_valid, np.bool_).ravel()
+        self._stop_idx = np.flatnonzero(self._stop)
 
     def update(self, c: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The tick's arrays from loop counts ``c`` (vehicles since the last tick, per loop) and the shown states."""
         lp = self.loops
         size = self.n * self.g
-        arr_pair = c.take(lp.pair_loop) * self._turn
-        arrivals = np.bincount(lp.pair_flat, weights=arr_pair, minlength=size)
-        flat_state = state.reshape(-1)
-        green = flat_state == _GREEN
-        self._since_green = np.where(green | (flat_state == _YELLOW), 0.0, self._since_green + self.dt_s)
-        # An exit's vehicles go to the feeders that are (just) green, by their links and the vehicles they hold:
-        # a green movement with nobody in its zone sends nobody (+0.01: by links alone when all look empty).
-        held = self.estimator.in_zone_veh.reshape(-1).take(self._dep_pair_flat) + 0.01
-        active = lp.dep_w * held * (self._since_green.take(self._dep_pair_flat) <= RECENT_GREEN_S)
-        total = np.bincount(lp.dep_loop, weights=active, minlength=len(c)).take(lp.dep_loop)
-        share = np.divide(active, total, out=np.zeros_like(active), where=active > 0)
-        dep_pair = np.bincount(lp.dep_pair, weights=c.take(lp.dep_loop) * share, minlength=len(lp.pair_loop))
-        departures = np.bincount(lp.pair_flat, weights=dep_pair, minlength=size)
-        queue = self.estimator.update(arrivals, departures, green).reshape(-1) * self._valid
-        self._carry += arr_pair.take(self._det_idx) * self._det_w
-        counts = np.floor(self._carry + 1e-9)
-        self._carry -= counts
-        per_lane = queue * self._inv_lanes
-        occ = self._occ.copy()
-        occ[self._stop] = np.minimum(per_lane.take(self._stop_flat) * self._occ_scale, 1.0)
-        e2 = np.bincount(self._kpi_src_ok, weights=per_lane.take(self._kpi_flat_ok), minlength=self.n_e2)
-        e2 *= self._kpi_inv
+        c = np.ascontiguousarray(c, np.float64)
+        state = np.ascontiguousarray(state, np.int8).reshape(-1)
+        if c.shape != self._cum.shape or state.size != size:
+            raise ValueError(f"expected {len(self._cum)} loop counts and {size} signal states")
+        # Two compiled passes around the estimator's (the arrays' operations element by element, in the
+        # order numpy's bincounts sum, so bit-identical to the array form): a city's tick was ~20 numpy calls.
+        arr_pair, green = np.empty(len(lp.pair_loop)), np.empty(size, np.bool_)
+        arrivals, departures = np.zeros(size), np.zeros(size)
+        _attribute(c, state, self.dt_s, lp.pair_loop, self._turn, lp.pair_flat, lp.dep_loop, lp.dep_pair,
+                   self._dep_pair_flat, lp.dep_w, self.estimator.in_zone_veh.reshape(-1), self._since_green,
+                   arr_pair, green, arrivals, departures)  # fmt: skip
+        raw = self.estimator.update(arrivals, departures, green).reshape(-1)
+        n_det = len(self._carry)
+        queue, counts, occ, e2 = np.empty(size), np.empty(n_det), np.zeros(n_det), np.zeros(self.n_e2)
+        _observe(raw, self._valid, arr_pair, self._det_idx, self._det_w, self._carry, self._inv_lanes, self._stop_idx,
+                 self._stop_flat, self._occ_scale, self._kpi_src_ok, self._kpi_flat_ok, self._kpi_inv,
+                 queue, counts, occ, e2)  # fmt: skip
         return counts, occ, queue.reshape(self.n, self.g), e2
 
     def next_signal(self, conn: Any, vid: str) -> tuple[int, int, float] | None:
@@ -656,6 +651,67 @@ class MesoReader:
             if hit is not None:
                 return hit[0], hit[1], max(dist, 0.0)
         return None
+
+
+# fmt: off
+@njit(cache=True)
+def _attribute(  # type: ignore[no-untyped-def]
+    c, state, dt, pair_loop, turn, pair_flat, dep_loop, dep_pair, dep_pair_flat, dep_w, in_zone, since_green,
+    arr_pair, green, arrivals, departures,  # outputs (arrivals, departures zeroed); since_green updated in place
+):
+# fmt: on
+    """:meth:`MesoReader.update` before the estimator: arrivals and departures per group from loop counts ``c``.
+
+    An exit's vehicles go to the feeders that are (just) green, by their links and the
+    vehicles they hold: a green movement with nobody in its zone sends nobody (+0.01: by
+    links alone when all look empty). Sums run in entry order, as ``np.bincount``'s.
+    """
+    for p in range(len(pair_loop)):
+        arr_pair[p] = c[pair_loop[p]] * turn[p]
+        arrivals[pair_flat[p]] += arr_pair[p]
+    for k in range(state.size):
+        s = state[k]
+        green[k] = s == _GREEN
+        since_green[k] = 0.0 if (s == _GREEN or s == _YELLOW) else since_green[k] + dt
+    n_dep = len(dep_loop)
+    active = np.empty(n_dep)
+    total = np.zeros(len(c))
+    for e in range(n_dep):
+        f = dep_pair_flat[e]
+        active[e] = dep_w[e] * (in_zone[f] + 0.01) * (1.0 if since_green[f] <= RECENT_GREEN_S else 0.0)
+        total[dep_loop[e]] += active[e]
+    dep_of_pair = np.zeros(len(pair_loop))
+    for e in range(n_dep):
+        share = active[e] / total[dep_loop[e]] if active[e] > 0 else 0.0
+        dep_of_pair[dep_pair[e]] += c[dep_loop[e]] * share
+    for p in range(len(pair_loop)):
+        departures[pair_flat[p]] += dep_of_pair[p]
+
+
+# fmt: off
+@njit(cache=True)
+def _observe(  # type: ignore[no-untyped-def]
+    raw, valid, arr_pair, det_idx, det_w, carry, inv_lanes, stop_idx, stop_flat, occ_scale, kpi_src, kpi_flat,
+    kpi_inv, queue, counts, occ, e2,  # outputs (occ, e2 zeroed); carry updated in place
+):
+# fmt: on
+    """:meth:`MesoReader.update` after the estimator: queues of valid groups, whole-vehicle detector counts,
+    occupancy of the stop-line zones and the queue per stop lane (the KPI's), element by element."""
+    for k in range(raw.size):
+        queue[k] = raw[k] * (1.0 if valid[k] else 0.0)
+    for d in range(len(det_idx)):
+        carry[d] += arr_pair[det_idx[d]] * det_w[d]
+        whole = np.floor(carry[d] + 1e-9)
+        counts[d] = whole
+        carry[d] -= whole
+    for j in range(len(stop_idx)):
+        f = stop_flat[j]
+        occ[stop_idx[j]] = _np_min(queue[f] * inv_lanes[f] * occ_scale[j], 1.0)
+    for j in range(len(kpi_src)):
+        f = kpi_flat[j]
+        e2[kpi_src[j]] += queue[f] * inv_lanes[f]
+    for j in range(len(e2)):
+        e2[j] *= kpi_inv[j]
 
 
 def meso_reader(detectors: Any, net_file: str | Path, out_dir: str | Path, dt_s: float,
