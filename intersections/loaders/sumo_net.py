@@ -734,13 +734,51 @@ def _select_programs(
 
 
 def _intersection(tls: Any, program: Any, path: Path) -> Intersection:
+    """One traffic light and its running program as an intersection (module docstring: groups,
+    conflicts, clearances, stages), in steps: the program checked, its links grouped by state
+    column, the program's timing, conflicts, clearances, then the groups and stages themselves."""
+    tls_id = tls.getID()
+    phases, states, links = _checked_program(tls, program, path)
+    columns, group_links = _link_groups(tls_id, program, links, states, path)
+    timing = program_timing(
+        columns,
+        [float(p.duration) for p in phases],
+        min_durations_s=[float(p.minDur) for p in phases],
+        max_durations_s=[float(p.maxDur) for p in phases],
+    )
+    kinds = [_group_kind(gl) for gl in group_links]
+    conflicts = _link_conflicts(timing, group_links)
+    clear = _clearances(timing, group_links, kinds, conflicts)
+    groups = _signal_groups(timing, group_links, kinds, clear)
+    kept = maximal_stages(timing.stages, columns, timing.green)
+    yielding = yielding_members(kept, columns, timing.green)
+    stages = tuple(
+        Stage(f"S{k + 1}", frozenset(groups[g].id for g in members), frozenset(groups[g].id for g in yielding[k]))
+        for k, members in enumerate(kept)
+    )
+    junctions = {lk.junction for lk in links}
+    coords = np.array([j.getCoord() for j in junctions], dtype=float)
+    return Intersection(
+        id=tls_id,
+        groups=tuple(groups),
+        conflicts=conflicts,
+        intergreen_s=clear.intergreen_s,
+        stages=stages,
+        x_m=float(coords[:, 0].mean()),
+        y_m=float(coords[:, 1].mean()),
+        approach_speed_m_s=_approach_speeds(group_links, kinds),
+        tls_id=tls_id,
+    )
+
+
+def _checked_program(tls: Any, program: Any, path: Path) -> tuple[list[Any], list[str], list[_Link]]:
+    """The program's phases and states and the light's links, or one error naming what is unusable."""
     tls_id = tls.getID()
     phases = program.getPhases()
     if not phases:
         raise _fail(path, f"traffic light {tls_id}: program {program._id!r} has no phases")
     states = [p.state for p in phases]
-    durations = [float(p.duration) for p in phases]
-    if sum(durations) <= 0:
+    if sum(float(p.duration) for p in phases) <= 0:
         raise _fail(path, f"traffic light {tls_id}: program {program._id!r} has a zero cycle")
     width = min(len(s) for s in states)
     if width != max(len(s) for s in states):
@@ -751,8 +789,14 @@ def _intersection(tls: Any, program: Any, path: Path) -> Intersection:
     too_big = sorted({lk.index for lk in links if lk.index >= width})
     if too_big:
         raise _fail(path, f"traffic light {tls_id}: link indices {too_big} are beyond its {width}-character state")
+    return phases, states, links
 
-    # Groups: identical state columns (and the same kind of road user).
+
+def _link_groups(
+    tls_id: str, program: Any, links: list[_Link], states: list[str], path: Path
+) -> tuple[list[str], list[list[_Link]]]:
+    """Signal groups as links with identical state columns (and the same kind of road user),
+    in the order of their lowest link index; their columns beside them."""
     by_key: dict[tuple[bool, str], list[_Link]] = {}
     for lk in links:
         column = "".join(s[lk.index] for s in states)
@@ -762,17 +806,12 @@ def _intersection(tls: Any, program: Any, path: Path) -> Intersection:
     if not by_key:
         raise _fail(path, f"traffic light {tls_id}: no link is ever green in program {program._id!r}")
     keys = sorted(by_key, key=lambda k: min(lk.index for lk in by_key[k]))
-    columns = [k[1] for k in keys]
-    group_links = [by_key[k] for k in keys]
-    timing = program_timing(
-        columns,
-        durations,
-        min_durations_s=[float(p.minDur) for p in phases],
-        max_durations_s=[float(p.maxDur) for p in phases],
-    )
-    n = len(keys)
-    kinds = [_group_kind(gl) for gl in group_links]
+    return [k[1] for k in keys], [by_key[k] for k in keys]
 
+
+def _link_conflicts(timing: ProgramTiming, group_links: list[list[_Link]]) -> np.ndarray:
+    """Groups in conflict: never green together in the program, and foes at the junction."""
+    n = len(group_links)
     conflicts = np.zeros((n, n), dtype=bool)
     for i in range(n):
         for j in range(i + 1, n):
@@ -780,7 +819,22 @@ def _intersection(tls: Any, program: Any, path: Path) -> Intersection:
                 continue
             if any(_are_foes(a, b) for a in group_links[i] for b in group_links[j]):
                 conflicts[i, j] = conflicts[j, i] = True
+    return conflicts
 
+
+@dataclass(frozen=True)
+class _Clearances:
+    yellow_s: np.ndarray  # (G,)
+    all_red_s: np.ndarray  # (G,)
+    ped_clearance_s: np.ndarray  # (G,)
+    intergreen_s: np.ndarray  # (G, G)
+
+
+def _clearances(
+    timing: ProgramTiming, group_links: list[list[_Link]], kinds: list[GroupKind], conflicts: np.ndarray
+) -> _Clearances:
+    """Yellow, all-red, pedestrian clearance and intergreens: the program's own clearance from
+    its direct transitions, ITE / MUTCD where it shows none."""
     speeds = np.array(
         [max((lk.conn.getFromLane().getSpeed() for lk in gl), default=1.0) for gl in group_links], dtype=float
     )
@@ -798,7 +852,6 @@ def _intersection(tls: Any, program: Any, path: Path) -> Intersection:
     if no_yellow.any():
         yellow[no_yellow] = ite_yellow_s(speeds[no_yellow])
     yellow[is_ped] = 0.0
-    # Own clearance from the program's direct transitions; ITE / MUTCD where it shows none.
     measured = np.where(conflicts, timing.intergreen_s, np.inf)
     direct_min = measured.min(axis=1)
     has_direct = np.isfinite(direct_min)
@@ -813,11 +866,16 @@ def _intersection(tls: Any, program: Any, path: Path) -> Intersection:
     fallback = np.maximum(must_cover + all_red, np.where(is_ped, crossing_clear, yellow + ite_red))
     ig = np.where(np.isfinite(measured), measured, fallback[:, None])
     ig = np.where(conflicts, np.maximum(ig, must_cover[:, None]), 0.0)
+    return _Clearances(yellow, all_red, ped_clear, ig)
 
+
+def _signal_groups(
+    timing: ProgramTiming, group_links: list[list[_Link]], kinds: list[GroupKind], clear: _Clearances
+) -> list[SignalGroup]:
+    """The groups with unique ids, their greens bounded by the program's and the defaults."""
     groups: list[SignalGroup] = []
     ids: set[str] = set()
-    for g in range(n):
-        gl, kind = group_links[g], kinds[g]
+    for g, (gl, kind) in enumerate(zip(group_links, kinds, strict=True)):
         gid = base = _group_id(gl, kind)
         k = 2
         while gid in ids:
@@ -830,7 +888,7 @@ def _intersection(tls: Any, program: Any, path: Path) -> Intersection:
             "kind": kind,
             "movements": _movements(gl, kind),
             "link_indices": tuple(sorted({lk.index for lk in gl})),
-            "all_red_s": float(all_red[g]),
+            "all_red_s": float(clear.all_red_s[g]),
         }
         if kind is GroupKind.PEDESTRIAN:
             walk = min(DEFAULT_WALK_S, shortest) if shortest > 0 else DEFAULT_WALK_S
@@ -841,7 +899,7 @@ def _intersection(tls: Any, program: Any, path: Path) -> Intersection:
                     max_green_s=max(max_green, walk),
                     yellow_s=0.0,
                     walk_s=walk,
-                    ped_clearance_s=float(ped_clear[g]),
+                    ped_clearance_s=float(clear.ped_clearance_s[g]),
                 )
             )
         else:
@@ -854,17 +912,14 @@ def _intersection(tls: Any, program: Any, path: Path) -> Intersection:
                     **common,
                     min_green_s=min_green,
                     max_green_s=max(max_green, min_green),
-                    yellow_s=float(yellow[g]),
+                    yellow_s=float(clear.yellow_s[g]),
                 )
             )
-    kept = maximal_stages(timing.stages, columns, timing.green)
-    yielding = yielding_members(kept, columns, timing.green)
-    stages = tuple(
-        Stage(f"S{k + 1}", frozenset(groups[g].id for g in members), frozenset(groups[g].id for g in yielding[k]))
-        for k, members in enumerate(kept)
-    )
-    junctions = {lk.junction for lk in links}
-    coords = np.array([j.getCoord() for j in junctions], dtype=float)
+    return groups
+
+
+def _approach_speeds(group_links: list[list[_Link]], kinds: list[GroupKind]) -> dict[str, float]:
+    """Each vehicle approach edge's fastest lane speed (m/s), by edge id."""
     approach: dict[str, float] = {}
     for gl, kind in zip(group_links, kinds, strict=True):
         if kind is GroupKind.PEDESTRIAN:
@@ -872,17 +927,7 @@ def _intersection(tls: Any, program: Any, path: Path) -> Intersection:
         for lk in gl:
             e = lk.conn.getFrom()
             approach[e.getID()] = max(lane.getSpeed() for lane in e.getLanes())
-    return Intersection(
-        id=tls_id,
-        groups=tuple(groups),
-        conflicts=conflicts,
-        intergreen_s=ig,
-        stages=stages,
-        x_m=float(coords[:, 0].mean()),
-        y_m=float(coords[:, 1].mean()),
-        approach_speed_m_s=dict(sorted(approach.items())),
-        tls_id=tls_id,
-    )
+    return dict(sorted(approach.items()))
 
 
 # ---- the road graph ---------------------------------------------------------------------
