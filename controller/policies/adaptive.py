@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from controller.arrays import PackedNetwork
+from controller.arrays import PackedNetwork, any_rows, any_set
 from controller.backend import OBSERVATION_FIELDS, Observation, crossing_calls, detector_layout, exit_blocked_share
 from controller.estimate import Estimate
 from controller.events import EventCode
@@ -186,6 +186,7 @@ class AdaptivePolicy(Policy):
         self.since_release_s = np.zeros((n, g))
         self._yielding_prev = np.zeros((n, g), bool)
         self._prev_q = np.zeros((n, g))
+        self._exit_kept: tuple[Any, np.ndarray, np.ndarray] | None = None
         self.stuck_for_s = np.zeros(len(self.layout.ids))
         self.last_termination = np.zeros(n, np.int16)
         self.detector_failed = np.zeros(len(self.layout.ids), bool)
@@ -310,8 +311,7 @@ class AdaptivePolicy(Policy):
 
         down = (self.down @ q.ravel()).reshape(q.shape)
         # Exits jammed back to the junction (measured): a group's whole queue held up -> blocked.
-        exit_share = exit_blocked_share(obs, q.shape) * p.group_valid
-        exit_full = exit_share >= 1.0 - 1e-9
+        exit_share, exit_full = self._exit_share(obs)
         blocked = (down >= self.spillback_fraction * self.storage) | exit_full
         demand = np.where(blocked, 0.0, q + approaching)
         # A permissive movement green only where it yields (``Stage.yielding``) is not served there:
@@ -325,7 +325,7 @@ class AdaptivePolicy(Policy):
         # reset the starvation clock) but does not force its stage while the jam lasts.
         held = exit_full & ~green & (q + approaching > self.queue_threshold_veh)
         self.red_wait_s = np.where(waiting, self.red_wait_s + dt, np.where(held, self.red_wait_s, 0.0))
-        red_forcing = np.where(exit_full, 0.0, self.red_wait_s) if held.any() else self.red_wait_s
+        red_forcing = np.where(exit_full, 0.0, self.red_wait_s) if any_set(held) else self.red_wait_s
 
         w = self.weight * (1.0 - exit_share)
         pressure_g = w * np.maximum(demand - down, 0.0) * (1.0 + red_forcing / self.wait_weight_s)
@@ -360,10 +360,10 @@ class AdaptivePolicy(Policy):
         self.since_release_s = np.where(green & standing & ~shrank & ~protected_now, self.since_release_s + dt, 0.0)
         self._prev_q = q_serve
         releasing = standing & (self.since_release_s < self.stall_s)
-        discharging = (members & releasing & ~blocked).any(axis=1)
-        arriving = (members & (approaching > self.queue_threshold_veh) & ~blocked).any(axis=1)
+        discharging = any_rows(members & releasing & ~blocked)
+        arriving = any_rows(members & (approaching > self.queue_threshold_veh) & ~blocked)
         if self.passage_s > 0:
-            arriving &= (members & (self.since_arrival_s < self.passage_g)).any(axis=1) | discharging
+            arriving &= any_rows(members & (self.since_arrival_s < self.passage_g)) | discharging
         alive = discharging | arriving
         # Degree-of-saturation-adapted maximum: the current stage's share of total pressure.
         total = np.where(p.stage_valid, np.maximum(pressure, 0.0), 0.0).sum(axis=1)
@@ -384,9 +384,25 @@ class AdaptivePolicy(Policy):
         term[switch & alive & ~maxed] = EventCode.FORCE_OFF
         self.last_termination = term
         out = np.where(switch, best, HOLD)
-        first = np.where(np.isfinite(score).any(axis=1), score.argmax(axis=1), 0)
+        first = np.where(any_rows(np.isfinite(score)), score.argmax(axis=1), 0)
         out = np.where(has, out, first)
         return self._preempt(obs, out)
+
+    def _exit_share(self, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
+        """(share of each group's queue held up by a jammed exit, whole queue held) from ``obs.exit_blocked``.
+
+        A backend hands out the same read-only array while nothing changes (SUMO: NaN where
+        not measured, zeros while no exit is jammed); the answer is then kept, not recomputed.
+        """
+        x = getattr(obs, "exit_blocked", None)
+        kept = self._exit_kept
+        if kept is not None and kept[0] is x:
+            return kept[1], kept[2]
+        share = exit_blocked_share(obs, self.packed.group_valid.shape) * self.packed.group_valid
+        full = share >= 1.0 - 1e-9
+        if x is None or not np.asarray(x).flags.writeable:
+            self._exit_kept = (x, share, full)
+        return share, full
 
     # ------------------------------------------------------------------
     def _stage_for(self, rows: np.ndarray, groups: np.ndarray, score: np.ndarray | None = None) -> np.ndarray:
