@@ -259,8 +259,51 @@ def program_timing(
     mins = np.asarray(min_durations_s if min_durations_s is not None else [-1.0] * n_ph, dtype=float)
     maxs = np.asarray(max_durations_s if max_durations_s is not None else [-1.0] * n_ph, dtype=float)
     cycle = float(dur.sum())
-    start = np.concatenate([[0.0], np.cumsum(dur)[:-1]])
     green = np.array([[c[p] in GREEN_CHARS for p in range(n_ph)] for c in columns], dtype=bool).reshape(n, n_ph)
+    runs = _green_run_stats(columns, green, dur, mins, maxs)
+    ig = _direct_intergreens(runs.spans, cycle)
+    # The program's own all-red: all-red phases that directly follow a yellow (0 when the
+    # program goes straight from yellow to a conflicting green, as netgenerate's do). A
+    # vehicle group's clearance is its yellow plus that all-red; a longer gap to a
+    # conflicting green (another stage served in between, such as a protected left that
+    # carries on after the through movement's yellow) is sequencing, not clearance, and
+    # must not become a minimum the engine has to wait for.
+    all_red_prog = _program_all_red_s(columns, dur)
+    if all_red_prog is not None:
+        for i in range(n):
+            if runs.yellow[i] > 0 and _yellow_hands_to_running_green(columns[i], columns, n_ph):
+                ig[i] = np.minimum(ig[i], runs.yellow[i] + all_red_prog)
+    runs.short[np.isinf(runs.short)] = 0.0
+    return ProgramTiming(
+        green=green,
+        yellow_s=runs.yellow,
+        intergreen_s=ig,
+        shortest_green_s=runs.short,
+        longest_green_s=runs.long,
+        shortest_min_green_s=runs.short_min,
+        longest_max_green_s=runs.long_max,
+        cycle_s=cycle,
+        stages=_program_stages(columns, green),
+    )
+
+
+@dataclass
+class _RunStats:
+    """Per group, over its green runs in the program (seconds)."""
+
+    yellow: np.ndarray  # longest yellow after a run
+    short: np.ndarray  # shortest run (inf: never green)
+    long: np.ndarray  # longest run
+    short_min: np.ndarray  # shortest run at the phases' minDur (NaN: not actuated)
+    long_max: np.ndarray  # longest run at the phases' maxDur
+    spans: list[list[tuple[float, float]]]  # (start, length) of each run that starts and ends
+
+
+def _green_run_stats(
+    columns: Sequence[str], green: np.ndarray, dur: np.ndarray, mins: np.ndarray, maxs: np.ndarray
+) -> _RunStats:
+    n, n_ph = green.shape
+    start = np.concatenate([[0.0], np.cumsum(dur)[:-1]])
     yellow = np.zeros(n)
     short = np.full(n, np.inf)
     long_ = np.zeros(n)
@@ -286,6 +329,12 @@ def program_timing(
                 q = (q + 1) % n_ph
             yellow[g] = max(yellow[g], y)
         runs_t.append(spans)
+    return _RunStats(yellow, short, long_, short_min, long_max, runs_t)
+
+
+def _direct_intergreens(runs_t: list[list[tuple[float, float]]], cycle: float) -> np.ndarray:
+    """Intergreen ``i -> j`` over the direct transitions only (:func:`program_timing`), ``inf`` elsewhere."""
+    n = len(runs_t)
     ig = np.full((n, n), np.inf)
     if cycle > 0:
         for i in range(n):
@@ -307,18 +356,13 @@ def program_timing(
                     )
                     if direct:
                         ig[i, j] = min(ig[i, j], gap)
-    # The program's own all-red: all-red phases that directly follow a yellow (0 when the
-    # program goes straight from yellow to a conflicting green, as netgenerate's do). A
-    # vehicle group's clearance is its yellow plus that all-red; a longer gap to a
-    # conflicting green (another stage served in between, such as a protected left that
-    # carries on after the through movement's yellow) is sequencing, not clearance, and
-    # must not become a minimum the engine has to wait for.
-    all_red_prog = _program_all_red_s(columns, dur)
-    if all_red_prog is not None:
-        for i in range(n):
-            if yellow[i] > 0 and _yellow_hands_to_running_green(columns[i], columns, n_ph):
-                ig[i] = np.minimum(ig[i], yellow[i] + all_red_prog)
-    short[np.isinf(short)] = 0.0
+    return ig
+
+
+def _program_stages(columns: Sequence[str], green: np.ndarray) -> tuple[frozenset[int], ...]:
+    """The program's stages: the green groups of each phase with no transition (yellow/red) in
+    it, then the groups green only while something else is yellow, each set once."""
+    n_ph = green.shape[1]
     stages: list[frozenset[int]] = []
     for p in range(n_ph):
         members = frozenset(int(g) for g in np.flatnonzero(green[:, p]))
@@ -330,17 +374,7 @@ def program_timing(
         if members - served and members not in stages:
             stages.append(members)
             served |= members
-    return ProgramTiming(
-        green=green,
-        yellow_s=yellow,
-        intergreen_s=ig,
-        shortest_green_s=short,
-        longest_green_s=long_,
-        shortest_min_green_s=short_min,
-        longest_max_green_s=long_max,
-        cycle_s=cycle,
-        stages=tuple(stages),
-    )
+    return tuple(stages)
 
 
 #: How much right of way a green character gives: yielding green < green after a stop < priority green.
