@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,8 @@ from controller.timing.groups import SATURATION_METHODS
 from controller.timing.pcu import PCU_SETS, get_pcu_set
 from controller.timing.webster import CYCLE_MAX_S, CYCLE_MIN_S
 from intersections.errors import InputError
-from intersections.plan import save_plans
+from intersections.network import Network
+from intersections.plan import TimingPlan, save_plans
 
 __all__ = ["register", "run"]
 
@@ -89,16 +91,7 @@ def run(args: argparse.Namespace) -> int:
         return run_tune(args)
     if not args.demand:
         args.parser.error("the following arguments are required: --demand")
-
-    if not (0 < args.cycle_min <= args.cycle_max) or not math.isfinite(args.cycle_max):
-        raise InputError(
-            f"need 0 < --cycle-min <= --cycle-max, got {args.cycle_min:g} and {args.cycle_max:g}", where="arguments"
-        )
-    if not (2.4 <= args.lane_width <= 6.0):
-        raise InputError(f"--lane-width must be within 2.4-6.0 m, got {args.lane_width:g}", where="arguments")
-    out = Path(args.out)
-    if not out.parent.is_dir():
-        raise InputError("output directory does not exist", where=str(out))
+    out = _checked_output(args)
     network = load_network(args.net or args.intersection)
     demand_paths = [p.strip() for p in args.demand.split(",") if p.strip()]
     if not demand_paths:
@@ -123,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         plans, coordination = coordinate(network, demand, plans, max_link_m=args.max_link)
     elif args.tsd:
         raise InputError("--tsd draws coordinated plans: give --coordinate too", where="arguments")
-    extra = {
+    extra: dict[str, Any] = {
         "generator": "greenwave optimize",
         "settings": {
             "method": args.method,
@@ -145,8 +138,38 @@ def run(args: argparse.Namespace) -> int:
         save_plans(plans, out, extra=extra)
     except OSError as e:
         raise InputError(f"cannot write the plan file: {e.strerror or e}", where=str(out)) from None
+    _print_warnings(demand.warnings, timings, out)
+    if not args.quiet:
+        _print_table(timings, out, args.method, pcu.name)
+        for grp in (coordination or {}).get("groups", []):
+            before, after = grp["platoon_on_green_before"], grp["platoon_on_green_after"]
+            print(
+                f"coordinated {len(grp['intersections'])} intersections on a {grp['cycle_s']:.1f} s cycle: "
+                f"platoons arriving on green {before:.0%} -> {after:.0%}"
+            )
+    if args.tsd:
+        _draw_time_space(args, network, plans, coordination)
+    return 0
 
-    warnings = [f"demand: {w}" for w in demand.warnings]
+
+def _checked_output(args: argparse.Namespace) -> Path:
+    """The plan file to write, once the numeric options are sane (one line naming the option)."""
+    if not (0 < args.cycle_min <= args.cycle_max) or not math.isfinite(args.cycle_max):
+        raise InputError(
+            f"need 0 < --cycle-min <= --cycle-max, got {args.cycle_min:g} and {args.cycle_max:g}", where="arguments"
+        )
+    if not (2.4 <= args.lane_width <= 6.0):
+        raise InputError(f"--lane-width must be within 2.4-6.0 m, got {args.lane_width:g}", where="arguments")
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise InputError("output directory does not exist", where=str(out))
+    return out
+
+
+def _print_warnings(demand_warnings: Sequence[str], timings: Sequence[Any], out: Path) -> None:
+    """The demand's and the timings' warnings on stderr, one line per message with the intersections
+    it concerns, at most ``_MAX_WARNINGS`` (the rest are in the plan file's report)."""
+    warnings = [f"demand: {w}" for w in demand_warnings]
     by_message: dict[str, list[str]] = {}
     for t in timings:
         for w in t.warnings:
@@ -161,27 +184,23 @@ def run(args: argparse.Namespace) -> int:
             f"greenwave optimize: {len(warnings) - _MAX_WARNINGS} more warnings in the report of {out}",
             file=sys.stderr,
         )
-    if not args.quiet:
-        _print_table(timings, out, args.method, pcu.name)
-        for grp in (coordination or {}).get("groups", []):
-            before, after = grp["platoon_on_green_before"], grp["platoon_on_green_after"]
-            print(
-                f"coordinated {len(grp['intersections'])} intersections on a {grp['cycle_s']:.1f} s cycle: "
-                f"platoons arriving on green {before:.0%} -> {after:.0%}"
-            )
-    if args.tsd:
-        from simulation.timespace import corridor_from_tls, plot_plan_time_space
 
-        ids = [i for i in (args.corridor or "").split(",") if i]
-        if not ids:
-            grp = max((coordination or {}).get("groups", []), key=lambda g: len(g["intersections"]), default=None)
-            if grp is None:
-                raise InputError("no coordinated group to draw; give --corridor", where="--tsd")
-            ids = grp["intersections"]
-        corridor = corridor_from_tls(network, ids)
-        plot_plan_time_space(network, {p.intersection_id: p for p in plans}, corridor, args.tsd)
-        print(f"time-space diagram written to {args.tsd}")
-    return 0
+
+def _draw_time_space(
+    args: argparse.Namespace, network: Network, plans: Sequence[TimingPlan], coordination: dict[str, Any] | None
+) -> None:
+    """The ``--tsd`` diagram of ``--corridor``, or of the largest coordinated group."""
+    from simulation.timespace import corridor_from_tls, plot_plan_time_space
+
+    ids = [i for i in (args.corridor or "").split(",") if i]
+    if not ids:
+        grp = max((coordination or {}).get("groups", []), key=lambda g: len(g["intersections"]), default=None)
+        if grp is None:
+            raise InputError("no coordinated group to draw; give --corridor", where="--tsd")
+        ids = grp["intersections"]
+    corridor = corridor_from_tls(network, ids)
+    plot_plan_time_space(network, {p.intersection_id: p for p in plans}, corridor, args.tsd)
+    print(f"time-space diagram written to {args.tsd}")
 
 
 def _print_table(timings: list[Any], out: Path, method: str, pcu: str) -> None:
