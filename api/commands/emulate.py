@@ -7,11 +7,15 @@ import json
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from api.commands._field_args import add_link_security_args, snmp_credentials, tls_config
 from api.commands._sumo_args import add_sumo_args
 from field_io.protocols import protocol_names, protocol_spec
+
+if TYPE_CHECKING:
+    from field_io.emulator.runner import Emulator
+    from field_io.endpoints import Endpoint
 
 __all__ = ["register", "run", "parse_detector_faults"]
 
@@ -123,6 +127,32 @@ def _sumo_spec(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    emu = _emulator(args)
+    try:
+        eps = emu.start()
+        _announce(args, emu, eps)
+
+        def stop(signum: int, frame: Any) -> None:
+            emu.stop()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        kpis = emu.run()
+        if kpis is not None:
+            emu.wait_idle(5.0)
+            print(f"simulation finished: {kpis.get('throughput_veh', 0):.0f} vehicles arrived", flush=True)
+        if emu.events_path is not None:
+            print(f"events written to {emu.events_path}", flush=True)
+    finally:
+        emu.close()
+    if emu.error is not None:
+        print(f"greenwave emulate: error: {emu.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _emulator(args: argparse.Namespace) -> Emulator:
+    """The emulator the options describe (not started), once they make sense together."""
     from api.sil import SimulationCoupling
     from field_io.emulator.core import EmulatorConfig
     from field_io.emulator.runner import Emulator
@@ -158,8 +188,7 @@ def run(args: argparse.Namespace) -> int:
         if not protocol_spec(args.protocol).tls:
             raise InputError("--tls-* apply to Modbus; NTCIP uses SNMPv3 (--snmp-version 3)")
         tls = server_context(cfg)
-    snmp = snmp_credentials(args)
-    emu = Emulator(
+    return Emulator(
         network,
         protocol=args.protocol,
         host=args.host,
@@ -173,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
         kpi_path=args.kpi_json,
         tls=tls,
         tls_role=args.tls_role,
-        snmp=snmp,
+        snmp=snmp_credentials(args),
         vendor=args.vendor,
         arrival_rate_veh_s=args.arrival_rate,
         duration_s=args.duration,
@@ -181,40 +210,25 @@ def run(args: argparse.Namespace) -> int:
         insecure_demo=args.insecure_demo,
         plaintext_modbus=args.plaintext_modbus,
     )
-    try:
-        eps = emu.start()
-        for e in eps:
-            dev = f" device {e.device_id}" if protocol_spec(args.protocol).device_id else ""
-            print(f"{e.intersection}: {args.protocol} {e.host}:{e.port}{dev}", flush=True)
-        if emu.feed is not None:
-            print(f"vehicle feed (bus GPS, emergency): tcp {emu.feed.host}:{emu.feed.port}", flush=True)
-        if args.insecure_demo and (why := snmp.default_write) and protocol_spec(args.protocol).snmp_credentials:
-            print(f"INSECURE DEMO: SNMP writes accepted although {why}", file=sys.stderr, flush=True)
-        mode = "lockstep" if args.lockstep else f"real time, tick {args.tick:g} s"
-        print(
-            f"emulating {len(eps)} controller(s) ({mode}; backup time {args.backup_time:g} s; "
-            f"commissioning switch {'on' if args.commissioning else 'off'}); Ctrl-C to stop",
-            flush=True,
-        )
-        if args.ready_file:
-            tmp = Path(str(args.ready_file) + ".tmp")
-            tmp.write_text(json.dumps([e.to_json() for e in eps]), encoding="utf-8")
-            tmp.replace(args.ready_file)
 
-        def stop(signum: int, frame: Any) -> None:
-            emu.stop()
 
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        kpis = emu.run()
-        if kpis is not None:
-            emu.wait_idle(5.0)
-            print(f"simulation finished: {kpis.get('throughput_veh', 0):.0f} vehicles arrived", flush=True)
-        if emu.events_path is not None:
-            print(f"events written to {emu.events_path}", flush=True)
-    finally:
-        emu.close()
-    if emu.error is not None:
-        print(f"greenwave emulate: error: {emu.error}", file=sys.stderr)
-        return 1
-    return 0
+def _announce(args: argparse.Namespace, emu: Emulator, eps: list[Endpoint]) -> None:
+    """What a technician (or a test) reads once the controllers listen: endpoints, the vehicle feed,
+    the demo warning, the mode, and the ready file with the endpoints as JSON."""
+    for e in eps:
+        dev = f" device {e.device_id}" if protocol_spec(args.protocol).device_id else ""
+        print(f"{e.intersection}: {args.protocol} {e.host}:{e.port}{dev}", flush=True)
+    if emu.feed is not None:
+        print(f"vehicle feed (bus GPS, emergency): tcp {emu.feed.host}:{emu.feed.port}", flush=True)
+    if args.insecure_demo and (why := emu.snmp.default_write) and protocol_spec(args.protocol).snmp_credentials:
+        print(f"INSECURE DEMO: SNMP writes accepted although {why}", file=sys.stderr, flush=True)
+    mode = "lockstep" if args.lockstep else f"real time, tick {args.tick:g} s"
+    print(
+        f"emulating {len(eps)} controller(s) ({mode}; backup time {args.backup_time:g} s; "
+        f"commissioning switch {'on' if args.commissioning else 'off'}); Ctrl-C to stop",
+        flush=True,
+    )
+    if args.ready_file:
+        tmp = Path(str(args.ready_file) + ".tmp")
+        tmp.write_text(json.dumps([e.to_json() for e in eps]), encoding="utf-8")
+        tmp.replace(args.ready_file)
