@@ -62,9 +62,20 @@ from intersections.model import Intersection, SignalState
 from intersections.network import Network
 from intersections.plan import TimingPlan, plan_problems
 
-__all__ = ["EmulatorConfig", "LocalController", "Snapshot", "DETECTOR_FAULTS", "EmulatorStopped", "PreemptState"]
+__all__ = [
+    "EmulatorConfig",
+    "LocalController",
+    "Snapshot",
+    "DETECTOR_FAULTS",
+    "EmulatorStopped",
+    "PreemptState",
+    "PreemptConfig",
+    "MAX_PREEMPTS",
+]
 
 DETECTOR_FAULTS = ("stuck", "silent", "chatter")
+#: Preempts per emulated controller at most (what the emulator answers as NTCIP 1202 maxPreempts).
+MAX_PREEMPTS = 6
 log = logging.getLogger("greenwave.field.emulator")
 FLASH = int(SignalState.FLASH)
 
@@ -79,8 +90,9 @@ class EmulatorStopped(GreenwaveError):
 class PreemptState(IntEnum):
     """NTCIP 1202 ``preemptState`` values (``../shared/reference/field-io.md`` §1.9).
 
-    The emulator runs entry -> track service -> dwell -> exit; ``notActiveWithCall``
-    (a call timing its preempt delay) and ``linkActive`` / ``maxPresence`` are not modelled.
+    The emulator runs notActiveWithCall (a call timing its ``preemptDelay``) -> entry ->
+    track service -> dwell -> exit, and ``linkActive`` for a preempt whose dwell handed over to
+    the preempt it links to (:class:`PreemptConfig`); ``maxPresence`` is not modelled.
     """
 
     NOT_ACTIVE = 2
@@ -91,6 +103,55 @@ class PreemptState(IntEnum):
     LINK_ACTIVE = 7
     EXIT_STARTED = 8
     MAX_PRESENCE = 9
+
+
+@dataclass(frozen=True)
+class PreemptConfig:
+    """One preempt of the emulated controllers: a row of NTCIP 1202's ``preemptTable`` (field-io.md §1.9).
+
+    ``track_stage`` / ``dwell_stage`` (0-based stages, a stage past an
+    intersection's last means its last) and ``track_green_s`` /
+    ``min_dwell_s`` are ``preemptTrackPhase`` / ``preemptDwellPhase`` /
+    ``preemptTrackGreen`` / ``preemptDwellGreen``. ``delay_s``
+    (``preemptDelay``, 0-600 s): the input must stand this long before the
+    sequence starts; a call dropped sooner never starts it (the state reads
+    notActiveWithCall meanwhile). ``min_duration_s``
+    (``preemptMinimumDuration``, 0-65535 s, timed from the end of the delay):
+    the preempt stays in dwell at least this long even when the input drops.
+    ``link`` (``preemptLink``, 0 none): at the end of the dwell's minimum
+    time, while this preempt's input still stands, the preempt it names gets
+    an automatic call (no delay) for as long as the input stands, and this
+    preempt reads linkActive. NTCIP 1202 numbers preempts by priority (1 the
+    highest) and a link names a higher-priority preempt, so a link may only
+    name a lower number; a higher-priority preempt called while a lower one
+    runs takes over, and the lower one starts again once it is done.
+    """
+
+    track_stage: int = 0
+    dwell_stage: int = 1
+    track_green_s: float = 10.0
+    min_dwell_s: float = 10.0
+    delay_s: float = 0.0
+    min_duration_s: float = 0.0
+    link: int = 0
+
+    def check(self, number: int, count: int) -> None:
+        """One-line errors naming the preempt (``number`` 1-based of ``count``)."""
+        where = f"emulator preempt {number}"
+        if min(self.track_stage, self.dwell_stage) < 0:
+            raise InputError("preempt track and dwell stages are 0-based stage numbers (>= 0)", where=where)
+        if min(self.track_green_s, self.min_dwell_s) < 0:
+            raise InputError("preempt track green and minimum dwell must be >= 0 s", where=where)
+        if not 0 <= self.delay_s <= 600:
+            raise InputError(f"preemptDelay must be 0-600 s, got {self.delay_s:g}", where=where)
+        if not 0 <= self.min_duration_s <= 65535:
+            raise InputError(f"preemptMinimumDuration must be 0-65535 s, got {self.min_duration_s:g}", where=where)
+        if self.link and not 1 <= self.link < number:
+            raise InputError(
+                f"preemptLink {self.link}: a link names a higher-priority preempt, 1..{number - 1} "
+                f"(preempts are numbered by priority, 1 the highest; {count} configured)",
+                where=where,
+            )
 
 
 @dataclass(frozen=True)
@@ -106,7 +167,9 @@ class EmulatorConfig:
     ``phaseControlGroupPedCall``); ``preempt_*``: the preemption sequence
     (NTCIP 1202 ``preemptTrackPhase`` / ``preemptDwellPhase`` /
     ``preemptTrackGreen`` / ``preemptDwellGreen`` as stages and seconds; a stage
-    past an intersection's last means its last); ``commissioning``: the technician's
+    past an intersection's last means its last) of a controller with one preempt;
+    ``preempts``: the preempt table instead (:class:`PreemptConfig`, one per preempt,
+    priority order; it replaces the ``preempt_*`` settings); ``commissioning``: the technician's
     commissioning switch (fallback plan upload allowed); ``detector_faults``:
     ``(intersection id, channel) -> "stuck" | "silent" | "chatter"``, to
     rehearse the commissioning detector check; ``clock_offset_s``: skew of the
@@ -127,6 +190,18 @@ class EmulatorConfig:
     preempt_dwell_stage: int = 1
     preempt_track_green_s: float = 10.0
     preempt_min_dwell_s: float = 10.0
+    preempts: tuple[PreemptConfig, ...] = ()
+
+    @property
+    def preempt_table(self) -> tuple[PreemptConfig, ...]:
+        """The preempts the controllers run (``preempts``, or one made of the ``preempt_*`` settings)."""
+        if self.preempts:
+            return self.preempts
+        return (
+            PreemptConfig(
+                self.preempt_track_stage, self.preempt_dwell_stage, self.preempt_track_green_s, self.preempt_min_dwell_s
+            ),
+        )
 
     def __post_init__(self) -> None:
         if self.backup_time_s <= 0:
@@ -141,6 +216,10 @@ class EmulatorConfig:
             raise InputError("preempt track and dwell stages are 0-based stage numbers (>= 0)", where="emulator")
         if min(self.preempt_track_green_s, self.preempt_min_dwell_s) < 0:
             raise InputError("preempt track green and minimum dwell must be >= 0 s", where="emulator")
+        if len(self.preempts) > MAX_PREEMPTS:
+            raise InputError(f"at most {MAX_PREEMPTS} preempts, got {len(self.preempts)}", where="emulator")
+        for k, pc in enumerate(self.preempts):
+            pc.check(k + 1, len(self.preempts))
         for (_i, _c), kind in self.detector_faults.items():
             if kind not in DETECTOR_FAULTS:
                 raise InputError(f"unknown detector fault {kind!r} (known: {', '.join(DETECTOR_FAULTS)})")
@@ -272,12 +351,19 @@ class LocalController(Policy):
         for r, m in enumerate(self.maps):
             self._is_ped[r, : m.n_groups] = [grp.is_pedestrian for grp in m.intersection.groups]
         self._ped_rng = np.random.default_rng(12345)
-        self.preempt_input = np.zeros(n, bool)
-        self.preempt_state = np.full(n, int(PreemptState.NOT_ACTIVE), np.int64)
-        self.preempt_since = np.zeros(n)
-        last = np.array([max(m.n_stages - 1, 0) for m in self.maps], np.int64)
-        self.preempt_track_stage = np.minimum(self.config.preempt_track_stage, last)
-        self.preempt_dwell_stage = np.minimum(self.config.preempt_dwell_stage, last)
+        # Preemption, one column per preempt of the table (priority order): inputs, automatic calls
+        # from links, NTCIP preemptState, and when the call came, the sequence started and the step began.
+        self.preempts = self.config.preempt_table
+        n_pre = len(self.preempts)
+        self.preempt_input = np.zeros((n, n_pre), bool)
+        self.preempt_link_call = np.zeros((n, n_pre), bool)
+        self.preempt_state = np.full((n, n_pre), int(PreemptState.NOT_ACTIVE), np.int64)
+        self._preempt_call_t = np.zeros((n, n_pre))
+        self._preempt_start_t = np.zeros((n, n_pre))
+        self.preempt_since = np.zeros((n, n_pre))
+        last = np.array([max(m.n_stages - 1, 0) for m in self.maps], np.int64)[:, None]
+        self.preempt_track_stage = np.minimum(np.array([[pc.track_stage for pc in self.preempts]]), last)
+        self.preempt_dwell_stage = np.minimum(np.array([[pc.dwell_stage for pc in self.preempts]]), last)
 
     def _channels(self) -> np.ndarray:
         return np.concatenate([m.channel for m in self.maps]) if self.maps else np.zeros(0, np.int64)
@@ -613,10 +699,14 @@ class LocalController(Policy):
                 raise InputError(f"group {group} is not a pedestrian crossing", where=f"intersection {self.ids[row]}")
             self.ped_call[row, group] = True
 
-    def set_preempt(self, row: int, on: bool) -> None:
-        """The cabinet's preempt input (a railway track circuit, an emergency-vehicle detector)."""
+    def set_preempt(self, row: int, on: bool, number: int = 1) -> None:
+        """The cabinet's input of preempt ``number`` (a railway track circuit, an emergency-vehicle detector)."""
+        if not 1 <= number <= len(self.preempts):
+            raise InputError(
+                f"no preempt {number}: the controllers have {len(self.preempts)}", where=f"intersection {self.ids[row]}"
+            )
         with self.lock:
-            self.preempt_input[row] = bool(on)
+            self.preempt_input[row, number - 1] = bool(on)
 
     def set_commissioning(self, row: int, on: bool) -> None:
         with self.lock:
@@ -692,51 +782,100 @@ class LocalController(Policy):
     def _preempt(self, ctx: PolicyContext, req: np.ndarray) -> np.ndarray:
         """Preemption overrides every other source of requests (central, plan, fallback).
 
-        Entry: the track-clearance stage is requested (the supervisor still
-        times the running green's minimum and the clearances); track service:
-        it is held for the track green; then the dwell stage is requested and
-        held while the input stands and for at least the minimum dwell; exit:
-        normal requests again. NTCIP 1202 ``preemptState`` reports each step
-        (``../shared/reference/field-io.md`` §1.9).
+        A call first times its delay (notActiveWithCall); then entry: the
+        track-clearance stage is requested (the supervisor still times the
+        running green's minimum and the clearances); track service: it is held
+        for the track green; dwell: the dwell stage is requested and held for
+        the minimum dwell and the preempt's minimum duration, and then while the
+        input stands - or, with a link, the linked preempt takes over
+        (linkActive); exit: normal requests again. The highest-priority preempt
+        ready runs. NTCIP 1202 ``preemptState`` reports each step
+        (``../shared/reference/field-io.md`` §1.9; :class:`PreemptConfig`).
         """
         st = self.preempt_state
-        rows = np.flatnonzero(self.preempt_input | (st != PreemptState.NOT_ACTIVE))
+        calls = self.preempt_input | self.preempt_link_call
+        rows = np.flatnonzero(calls.any(axis=1) | (st != PreemptState.NOT_ACTIVE).any(axis=1))
         if not rows.size:
             return req
         req = req.copy()
         t = float(ctx.time_s)
         elapsed = stage_green_elapsed_s(ctx, self.packed)
-        cfg = self.config
         target = np.asarray(ctx.target)
-        for r in rows:
-            s = int(st[r])
-            green = elapsed[r] >= 0
-            cur = int(target[r])
-            track, dwell = int(self.preempt_track_stage[r]), int(self.preempt_dwell_stage[r])
-            if s in (PreemptState.NOT_ACTIVE, PreemptState.EXIT_STARTED):
-                if not self.preempt_input[r]:
-                    st[r] = PreemptState.NOT_ACTIVE
-                    continue
-                s, self.preempt_since[r] = PreemptState.ENTRY_STARTED, t
-            if s == PreemptState.ENTRY_STARTED:
-                if cur == track and green:
-                    s, self.preempt_since[r] = PreemptState.TRACK_SERVICE, t
-                else:
-                    req[r] = track
-            if s == PreemptState.TRACK_SERVICE:
-                if t - self.preempt_since[r] < cfg.preempt_track_green_s:
-                    req[r] = track
-                elif cur == dwell and green:
-                    s, self.preempt_since[r] = PreemptState.DWELL, t
-                else:
-                    req[r] = dwell
-            if s == PreemptState.DWELL:
-                if self.preempt_input[r] or t - self.preempt_since[r] < cfg.preempt_min_dwell_s:
-                    req[r] = dwell
-                else:
-                    s = PreemptState.EXIT_STARTED  # this tick's normal requests take over
-            st[r] = s
+        for r in rows.tolist():
+            want = self._preempt_row(r, t, bool(elapsed[r] >= 0), int(target[r]))
+            if want >= 0:
+                req[r] = want
         return req
+
+    def _preempt_row(self, r: int, t: float, green: bool, cur: int) -> int:
+        """One controller's preempt table for this tick: the stage it requests (-1: normal requests)."""
+        st, cfgs = self.preempt_state[r], self.preempts
+        inp, auto = self.preempt_input[r], self.preempt_link_call[r]
+        idle, waiting = PreemptState.NOT_ACTIVE, PreemptState.NOT_ACTIVE_WITH_CALL
+        running_states = (PreemptState.ENTRY_STARTED, PreemptState.TRACK_SERVICE, PreemptState.DWELL)
+        for p in range(len(cfgs)):  # calls come and go; a call times its delay
+            if st[p] in (idle, waiting, PreemptState.EXIT_STARTED):
+                if not (inp[p] or auto[p]):
+                    st[p] = idle
+                elif st[p] != waiting:
+                    st[p], self._preempt_call_t[r, p] = waiting, t
+        run = -1
+        for p in range(len(cfgs)):  # the highest-priority preempt running or ready runs
+            if st[p] in running_states:
+                run = p
+                break
+            if st[p] == waiting and (auto[p] or t - self._preempt_call_t[r, p] >= cfgs[p].delay_s):
+                st[p] = PreemptState.ENTRY_STARTED
+                self._preempt_start_t[r, p] = self.preempt_since[r, p] = t
+                run = p
+                break
+        want = -1
+        if run >= 0:
+            for q in range(run + 1, len(cfgs)):  # pre-empted by a higher priority: it starts again afterwards
+                if st[q] in running_states:
+                    st[q] = waiting
+            want = self._preempt_step(r, run, t, green, cur)
+        for p in range(len(cfgs)):  # a link stands while the linking preempt's own input does
+            if st[p] == PreemptState.LINK_ACTIVE:
+                auto[cfgs[p].link - 1] = bool(inp[p])
+                if not inp[p]:
+                    st[p] = idle
+        return want
+
+    def _preempt_step(self, r: int, p: int, t: float, green: bool, cur: int) -> int:
+        """Entry, track service and dwell of preempt ``p`` (0-based) of row ``r``; the stage requested."""
+        st, cfg = self.preempt_state[r], self.preempts[p]
+        track, dwell = int(self.preempt_track_stage[r, p]), int(self.preempt_dwell_stage[r, p])
+        s, want = int(st[p]), -1
+        if s == PreemptState.ENTRY_STARTED:
+            if cur == track and green:
+                s, self.preempt_since[r, p] = PreemptState.TRACK_SERVICE, t
+            else:
+                want = track
+        if s == PreemptState.TRACK_SERVICE:
+            if t - self.preempt_since[r, p] < cfg.track_green_s:
+                want = track
+            elif cur == dwell and green:
+                s, self.preempt_since[r, p] = PreemptState.DWELL, t
+            else:
+                want = dwell
+        if s == PreemptState.DWELL:
+            held = (
+                t - self.preempt_since[r, p] < cfg.min_dwell_s
+                or t - self._preempt_start_t[r, p] < cfg.min_duration_s
+            )
+            own = bool(self.preempt_input[r, p])
+            if held:
+                want = dwell
+            elif own and cfg.link:
+                s, want = PreemptState.LINK_ACTIVE, dwell  # the linked preempt takes over from the next tick
+                self.preempt_link_call[r, cfg.link - 1] = True
+            elif own or self.preempt_link_call[r, p]:
+                want = dwell
+            else:
+                s = PreemptState.EXIT_STARTED  # this tick's normal requests take over
+        st[p] = s
+        return want
 
     def _content_reset(self, rows: np.ndarray) -> None:
         for r in rows:
@@ -875,7 +1014,7 @@ class LocalController(Policy):
             bits |= _SB_HEARTBEAT_OK
         if self.snapshot.done:
             bits |= _SB_DONE
-        if self.preempt_state[row] != _PREEMPT_IDLE:
+        if (self.preempt_state[row] > _PREEMPT_CALL).any():  # a sequence runs (a call timing its delay does not)
             bits |= _SB_PREEMPT
         return bits
 
@@ -897,7 +1036,7 @@ _SB_PENDING, _SB_HEARTBEAT_OK, _SB_DONE = (
     int(StatusBits.PLANT_DONE),
 )
 _MODE_FLASH, _MODE_FAULT = int(ControllerMode.FLASH), int(ControllerMode.FAULT)
-_SB_PREEMPT, _PREEMPT_IDLE = int(StatusBits.PREEMPT), int(PreemptState.NOT_ACTIVE)
+_SB_PREEMPT, _PREEMPT_CALL = int(StatusBits.PREEMPT), int(PreemptState.NOT_ACTIVE_WITH_CALL)
 _FB_DETECTOR = int(FaultBits.DETECTOR)
 
 

@@ -141,7 +141,6 @@ _CONSTANTS = {
     "patternTableType": 2,  # patterns
     "maxTimebaseAscActions": 1,
     "timebaseAscActionStatus": 1,  # action 1 (the local plan) in effect
-    "maxPreempts": 1,
     "maxSequences": 1,
     "maxRingControlGroups": 1,
     "maxOverlaps": 1,
@@ -285,6 +284,8 @@ class RowMib:
             (7, 3, 1): [(1, ring) for ring in range(1, self.n_rings + 1)],
             (8, 2, 1): [(c,) for c in range(1, fm.n_groups + 1)],
             (8, 4, 1): [(g,) for g in range(1, phase_groups(fm.n_groups) + 1)],
+            (6, 2, 1): [(k,) for k in range(1, len(self.core.preempts) + 1)],
+            (6, 3, 1): [(k,) for k in range(1, len(self.core.preempts) + 1)],
             (10, 2, 1): [],  # no TS2 port 1 devices: maxPort1Addresses is 0
         }
         return sizes.get(entry, one)
@@ -540,20 +541,37 @@ class RowMib:
             return (OCT, b"")
         if name == "timebaseAscPattern":
             return (INT, prof.fallback_pattern)
-        if name == "preemptState":
-            return (INT, int(self.core.preempt_state[self.row]))
-        if name == "preemptTrackGreen":
-            return (INT, math.ceil(self.core.config.preempt_track_green_s - 1e-9))
-        if name == "preemptDwellGreen":
-            return (INT, math.ceil(self.core.config.preempt_min_dwell_s - 1e-9))
-        if name in ("preemptTrackPhase", "preemptDwellPhase"):
-            stage = (self.core.preempt_track_stage if name == "preemptTrackPhase" else self.core.preempt_dwell_stage)[
-                self.row
-            ]
-            phases = sorted(fm.stage_phases[int(stage)]) if fm.n_stages else []
-            return (INT, phases[0] if phases else 0)
+        if name.startswith("preempt") and name not in ("preemptControl", "preemptControlState"):
+            return self._preempt_value(name, idx[0] - 1)
         if name == "phaseControlGroupPhaseOmit" or name.startswith("phaseControlGroup"):
             return (INT, 0)
+        return (INT, _CONSTANTS.get(name, 0))
+
+    def _preempt_value(self, name: str, p: int) -> ber.Value:
+        """A column of ``preemptTable`` for preempt ``p`` (0-based): the emulator's preempt table, live state.
+
+        Times in whole seconds, rounded up (NTCIP 1202 ``preemptDelay`` 0-600 s,
+        ``preemptMinimumDuration`` 0-65535 s, ``preemptTrackGreen`` / ``preemptDwellGreen``
+        0-255 s); ``preemptLink`` 0 for none (field-io.md §1.9).
+        """
+        core, INT = self.core, ber.INTEGER
+        cfg = core.preempts[p]
+        if name == "preemptState":
+            return (INT, int(core.preempt_state[self.row, p]))
+        seconds = {
+            "preemptDelay": cfg.delay_s,
+            "preemptMinimumDuration": cfg.min_duration_s,
+            "preemptTrackGreen": cfg.track_green_s,
+            "preemptDwellGreen": cfg.min_dwell_s,
+        }
+        if name in seconds:
+            return (INT, math.ceil(seconds[name] - 1e-9))
+        if name == "preemptLink":
+            return (INT, cfg.link)
+        if name in ("preemptTrackPhase", "preemptDwellPhase"):
+            stage = (core.preempt_track_stage if name == "preemptTrackPhase" else core.preempt_dwell_stage)[self.row, p]
+            phases = sorted(self.fmap.stage_phases[int(stage)]) if self.fmap.n_stages else []
+            return (INT, phases[0] if phases else 0)
         return (INT, _CONSTANTS.get(name, 0))
 
     def _make_simple(self) -> dict[str, Callable[[], ber.Value]]:
@@ -574,6 +592,7 @@ class RowMib:
             "maxPhaseGroups": lambda: (INT, self.groups),
             "maxVehicleDetectors": lambda: (INT, fm.max_channel),
             "maxPatterns": lambda: (INT, MAX_PATTERNS),
+            "maxPreempts": lambda: (INT, len(core.preempts)),
             "maxSplits": lambda: (INT, MAX_PATTERNS),
             "unitBackupTime": lambda: (INT, math.ceil(core.config.backup_time_s)),
             "unitControlStatus": lambda: (INT, self._modes()[0]),

@@ -67,7 +67,9 @@ GREEN, YELLOW, RED, FLASH = (
 )
 NOT_FLASH, SYSTEM_CONTROL, MANUAL, BACKUP = 2, 2, 5, 4
 _CENTRAL, _DONE = int(StatusBits.CENTRAL_CONTROL), int(StatusBits.PLANT_DONE)
-_PREEMPT_IDLE, _BAD_PLAN = 2, 7  # preemptState notActive; localFreeStatus badPlan (field-io.md §1.6, §1.9)
+_PREEMPT_IDLE, _PREEMPT_CALL = 2, 3  # preemptState notActive, notActiveWithCall (field-io.md §1.9)
+_LINK_ACTIVE = 7  # preemptState linkActive
+_BAD_PLAN = 7  # localFreeStatus badPlan (field-io.md §1.6)
 _PREEMPT_NAMES = {
     2: "notActive",
     3: "notActiveWithCall",
@@ -86,8 +88,8 @@ def _oid(profile: VendorProfile, name: str, *idx: int) -> tuple[int, ...]:
     return profile.scalar(o.oid) if o.scalar else (*o.oid, *idx)
 
 
-def status_oids(fmap: FieldMap, profile: VendorProfile) -> list[tuple[str, tuple[int, ...]]]:
-    """(key, OID) of everything read every tick, in request order."""
+def status_oids(fmap: FieldMap, profile: VendorProfile, preempts: int = 1) -> list[tuple[str, tuple[int, ...]]]:
+    """(key, OID) of everything read every tick, in request order (``preempts``: rows of preemptState)."""
     out = []
     for g in range(1, phase_groups(fmap.max_phase) + 1):
         for name in (
@@ -108,7 +110,8 @@ def status_oids(fmap: FieldMap, profile: VendorProfile) -> list[tuple[str, tuple
         "shortAlarmStatus",
     ):
         out.append((name, _oid(profile, name)))
-    out.append(("preemptState.1", _oid(profile, "preemptState", 1)))
+    for k in range(1, preempts + 1):
+        out.append((f"preemptState.{k}", _oid(profile, "preemptState", k)))
     for g in range(1, phase_groups(fmap.max_channel) + 1):
         out.append((f"vehicleDetectorStatusGroupAlarms.{g}", _oid(profile, "vehicleDetectorStatusGroupAlarms", g)))
     for c in sorted({int(c) for c in fmap.channel}):
@@ -129,6 +132,9 @@ def status_oids(fmap: FieldMap, profile: VendorProfile) -> list[tuple[str, tuple
             out.append((f"gwGroupQueue.{g}", _oid(profile, "gwGroupQueue", g)))
     return out
 
+
+#: Most preempts whose state the status poll reads (NTCIP 1202 allows 255; cabinets have a handful).
+MAX_PREEMPTS_READ = 16
 
 IDENTITY_OBJECTS = (
     "sysDescr",
@@ -160,7 +166,11 @@ class NtcipStatus:
     local_free: int = 0  # localFreeStatus: notFree(2), commandFree(3) ... badPlan(7) ... failed(11); 0 not read
     cycle_position_s: int = 0  # coordCycleStatus: counts down through the running pattern's cycle
     short_alarms: int = 0  # shortAlarmStatus bits (bit 0 preempt, bit 5 detector fault)
-    preempt_state: int = 0  # preemptState.1: notActive(2), entryStarted(4), trackService(5), dwell(6), exit(8)
+    #: preemptState of the highest-priority preempt not notActive (else preempt 1's): notActive(2),
+    #: notActiveWithCall(3, timing its delay), entryStarted(4), trackService(5), dwell(6), linkActive(7), exit(8)
+    preempt_state: int = 0
+    preempt_number: int = 0  # which preempt preempt_state is (1 = highest priority); 0 none past notActive
+    preempt_states: np.ndarray | None = None  # (P,) preemptState of every preempt read
     detector_alarm: np.ndarray | None = None  # (D,) True: the detector's channel reports an alarm
     ped_call: np.ndarray | None = None  # (G,) True: a crossing has a pedestrian call waiting
 
@@ -185,6 +195,7 @@ class _Layout:
     veh_bit: np.ndarray  # (G,) (group position of the phase, bit) for decoding
     group_of: np.ndarray
     is_ped: np.ndarray
+    preempts: np.ndarray  # (P,) where preemptState.1..P sit
     top: np.ndarray  # (K,) the MIB's upper bound of each object (NTCIP 1202 v02: 255; greenwave extension 65535)
     keys: Sequence[str]  # the key list this layout was made for (identity: the link's own list)
 
@@ -225,6 +236,7 @@ def _layout(keys: Sequence[str], fmap: FieldMap, profile: VendorProfile) -> _Lay
         veh_bit=ph % 8,
         group_of=ph // 8,
         is_ped=np.array([g.is_pedestrian for g in fmap.intersection.groups], bool),
+        preempts=np.array([i for k, i in idx.items() if k.startswith("preemptState.")], np.intp),
         top=np.array([65535 if k.startswith("gw") else _TOP.get(k, 255) for k in keys], np.int64),
         keys=keys,
     )
@@ -277,6 +289,8 @@ def decode_ntcip_status(
     occ = occupancy_from_ntcip(arr[lay.occupancy], profile.occupancy_full_scale)
     ucs = x[v["unitControlStatus"]]
     pattern = x[v["coordPatternStatus"]]
+    pstates = arr[lay.preempts]
+    pnum = int(_preempt_pick(pstates[None, :])[0])
     if profile.greenwave_extension:
         mode, bits = x[v["gwMode"]], x[v["gwStatusBits"]]
         acc, rej, why = x[v["gwAcceptedSeq"]], x[v["gwRejectedSeq"]], x[v["gwRejectReason"]]
@@ -322,10 +336,20 @@ def decode_ntcip_status(
         local_free=x[v["localFreeStatus"]],
         cycle_position_s=x[v["coordCycleStatus"]],
         short_alarms=x[v["shortAlarmStatus"]],
-        preempt_state=x[v["preemptState.1"]],
+        preempt_state=int(pstates[pnum - 1]) if pnum else int(pstates[0]),
+        preempt_number=pnum,
+        preempt_states=pstates,
         detector_alarm=detector_alarm,
         ped_call=ped_call,
     )
+
+
+def _preempt_pick(states: np.ndarray) -> np.ndarray:
+    """Which preempt (1-based, 0 none) a row reports: the highest-priority one running a sequence
+    (entry to exit, linkActive included), else the highest-priority call timing its delay."""
+    run = states > _PREEMPT_CALL
+    call = states == _PREEMPT_CALL
+    return np.where(run.any(axis=1), run.argmax(axis=1) + 1, np.where(call.any(axis=1), call.argmax(axis=1) + 1, 0))
 
 
 def decode_ntcip_rows(
@@ -365,6 +389,9 @@ def decode_ntcip_rows(
     ucs = x[:, v["unitControlStatus"]]
     pattern = x[:, v["coordPatternStatus"]]
     m = len(x)
+    pstates = x[:, lay.preempts]
+    pnum = _preempt_pick(pstates)
+    pstate = pstates[np.arange(m), np.maximum(pnum - 1, 0)]
     cols: dict[str, np.ndarray] = {
         "group_state": state,
         "volume": vol,
@@ -376,7 +403,9 @@ def decode_ntcip_rows(
         "local_free": x[:, v["localFreeStatus"]],
         "cycle_position_s": x[:, v["coordCycleStatus"]],
         "short_alarms": x[:, v["shortAlarmStatus"]],
-        "preempt_state": x[:, v["preemptState.1"]],
+        "preempt_state": pstate,
+        "preempt_number": pnum,
+        "preempt_states": pstates,
         "detector_alarm": detector_alarm,
         "ped_call": ped_call,
     }
@@ -425,6 +454,7 @@ _SCALARS = (
     "cycle_position_s",
     "short_alarms",
     "preempt_state",
+    "preempt_number",
 )
 _ABSENT = {"accepted_seq": 0, "rejected_seq": 0, "reject_reason": 0, "plan_clock_s": math.nan, "tick": -1}
 
@@ -434,7 +464,14 @@ def status_rows(cols: dict[str, np.ndarray]) -> list[NtcipStatus]:
     m = len(cols["group_state"])
     lists = {k: (cols[k].tolist() if k in cols else [_ABSENT[k]] * m) for k in _SCALARS}
     q = cols.get("queue_veh")
-    arrays = [cols["group_state"], cols["volume"], cols["occupancy"], cols["detector_alarm"], cols["ped_call"]]
+    arrays = [
+        cols["group_state"],
+        cols["volume"],
+        cols["occupancy"],
+        cols["detector_alarm"],
+        cols["ped_call"],
+        cols["preempt_states"],
+    ]
     queues: Sequence[np.ndarray | None] = list(q) if q is not None else [None] * m
     return [
         NtcipStatus(
@@ -457,10 +494,12 @@ def status_rows(cols: dict[str, np.ndarray]) -> list[NtcipStatus]:
             cycle_position_s=scal[12],
             short_alarms=scal[13],
             preempt_state=scal[14],
+            preempt_number=scal[15],
+            preempt_states=pre,
             detector_alarm=alarm,
             ped_call=ped,
         )
-        for gs, vol, occ, alarm, ped, qv, *scal in zip(*arrays, queues, *(lists[k] for k in _SCALARS), strict=True)
+        for gs, vol, occ, alarm, ped, pre, qv, *scal in zip(*arrays, queues, *(lists[k] for k in _SCALARS), strict=True)
     ]
 
 
@@ -484,6 +523,8 @@ class NtcipLink(PolledLink):
     reported: dict[str, Any] = field(default_factory=dict)  # alarm -> the value last reported (see _report)
     prepared: PreparedGet | None = None  # the status GET, encoded once (batched polls)
     shape: tuple = ()  # controllers of one shape are decoded together (keys, phases, channels, groups)
+    #: preempt number -> its preemptLink, preemptDelay and preemptMinimumDuration, read when first reached
+    preempt_table: dict[int, dict[str, int]] = field(default_factory=dict)
 
 
 class NtcipBackend(PolledFieldBackend):
@@ -496,12 +537,16 @@ class NtcipBackend(PolledFieldBackend):
 
     protocol_name = "NTCIP"
     #: What a standard controller reports beyond signal states and detectors (field-io.md §1.6, §1.8, §1.9):
-    #: ``preempt_state`` (NTCIP ``preemptState.1``, 0 not read), ``preempt_active`` (0/1),
+    #: ``preempt_state`` (NTCIP ``preemptState`` of the preempt ``preempt_number`` reports: the
+    #: highest-priority one running, else one timing its delay; 0 not read), ``preempt_number`` (1-based,
+    #: 0 none), ``preempt_active`` (0/1: a preempt sequence runs, entry to exit; a call timing its
+    #: ``preemptDelay`` is not one yet),
     #: ``local_free_status`` (``localFreeStatus``), ``coord_cycle_s`` (``coordCycleStatus``),
     #: ``detector_alarms`` (this controller's detectors whose channel reports an alarm) and ``ped_calls``
     #: (bit k: the k-th signal group, a crossing, has a pedestrian call waiting).
     extra_columns = (
         "preempt_state",
+        "preempt_number",
         "preempt_active",
         "local_free_status",
         "coord_cycle_s",
@@ -529,21 +574,10 @@ class NtcipBackend(PolledFieldBackend):
         self._det_start = np.array([sl.start for sl in self._det_slices], np.intp)
 
     def _make_link(self, row: int, endpoint: Endpoint, intersection: Any) -> NtcipLink:
-        prof = vendor_profile(endpoint.vendor)
-        fm = field_map(intersection)
-        pairs = status_oids(fm, prof)
-        keys = [k for k, _ in pairs]
-        shape = (tuple(keys), prof.name, fm.phase.tobytes(), fm.channel.tobytes(), fm.n_groups)
-        shape = self._shapes.setdefault(shape, shape)  # one tuple per shape: grouping compares identities first
-        return NtcipLink(
-            row=row,
-            endpoint=endpoint,
-            fmap=fm,
-            profile=prof,
-            keys=keys,
-            oids=tuple(o for _, o in pairs),
-            shape=shape,
-        )
+        fm, prof = field_map(intersection), vendor_profile(endpoint.vendor)
+        link = NtcipLink(row=row, endpoint=endpoint, fmap=fm, profile=prof, keys=[], oids=())
+        self._set_status_plan(link, 1)
+        return link
 
     # ---- lifecycle --------------------------------------------------------------------------------
     def _client(self, ep: Endpoint) -> SnmpClient:
@@ -630,7 +664,48 @@ class NtcipBackend(PolledFieldBackend):
         link.prev_sequence = None
         # field-io.md §1.12 step 4: keep re-SETting within unitBackupTime / 3, at least once per tick.
         link.refresh_s = max(self.dt_s, ident["unitBackupTime"] / 3.0)
+        await self._read_preempts(link)
         self._set_problem(link, None)
+
+    async def _read_preempts(self, link: NtcipLink) -> None:
+        """``maxPreempts`` and each preempt's ``preemptLink`` / ``preemptDelay`` / ``preemptMinimumDuration``.
+
+        Read once per connect (configuration, field-io.md §1.9: central reads it and never
+        writes it); the status poll then reads ``preemptState`` of every preempt. A
+        controller that does not answer them keeps the poll of ``preemptState.1`` alone.
+        """
+        ep, prof = link.endpoint, link.profile
+        client = self._client(ep)
+        count = 1
+        try:
+            ((_tag, n),) = await client.get(ep, [_oid(prof, "maxPreempts")])
+            if type(n) is int and n >= 1:
+                count = min(n, MAX_PREEMPTS_READ)
+        except FieldIOError:
+            pass
+        names = ("preemptLink", "preemptDelay", "preemptMinimumDuration")
+        table: dict[int, dict[str, int]] = {}
+        try:
+            vals = await client.get(ep, [_oid(prof, nm, k) for k in range(1, count + 1) for nm in names])
+            for k in range(count):
+                row = vals[k * len(names) : (k + 1) * len(names)]
+                if all(type(v) is int for _t, v in row):
+                    table[k + 1] = {nm: int(v) for nm, (_t, v) in zip(names, row, strict=True)}
+        except FieldIOError:
+            pass
+        link.preempt_table = table
+        if count != sum(1 for k in link.keys if k.startswith("preemptState.")):
+            self._set_status_plan(link, count)
+
+    def _set_status_plan(self, link: NtcipLink, preempts: int) -> None:
+        """What the status poll reads of this controller (keys, OIDs, its shape for the batch decode)."""
+        fm, prof = link.fmap, link.profile
+        pairs = status_oids(fm, prof, preempts)
+        keys = [k for k, _ in pairs]
+        shape = (tuple(keys), prof.name, fm.phase.tobytes(), fm.channel.tobytes(), fm.n_groups)
+        link.shape = self._shapes.setdefault(shape, shape)  # one tuple per shape: grouping compares identities
+        link.keys, link.oids = keys, tuple(o for _, o in pairs)
+        link.prepared = None
 
     # ---- reads ----------------------------------------------------------------------------------------------
     async def _poll(self, link: NtcipLink) -> None:
@@ -743,7 +818,7 @@ class NtcipBackend(PolledFieldBackend):
         if others is not None:
             await others
 
-    _QUIET: ClassVar[dict[str, Any]] = {"preempt": False, "free": 0, "detectors": ()}
+    _QUIET: ClassVar[dict[str, Any]] = {"preempt": False, "free": 0, "detectors": (), "preempts": ()}
 
     def _fill_bulk(self, cols: dict[str, Any]) -> tuple[np.ndarray | None, bool]:
         """The rows of this tick's batched poll, a shape at a time (see the base class)."""
@@ -773,8 +848,9 @@ class NtcipBackend(PolledFieldBackend):
             cols["central"][idx] = (sw & _CENTRAL) != 0
             done = done or bool((sw & _DONE).any())
             pre = c["preempt_state"]
-            active = (pre != 0) & (pre != _PREEMPT_IDLE)
+            active = (c["preempt_states"] > _PREEMPT_CALL).any(axis=1)
             extra["preempt_state"][idx] = pre
+            extra["preempt_number"][idx] = c["preempt_number"]
             extra["preempt_active"][idx] = active
             extra["local_free_status"][idx] = c["local_free"]
             extra["coord_cycle_s"][idx] = c["cycle_position_s"]
@@ -783,7 +859,11 @@ class NtcipBackend(PolledFieldBackend):
             extra["ped_calls"][idx] = ped.astype(np.int64) @ (1 << np.arange(ped.shape[1], dtype=np.int64))
             filled[idx] = True
             # Alarms are worded per controller, but only where something is (or was) to report.
-            noisy = active | (c["local_free"] >= _BAD_PLAN) | c["detector_alarm"].any(axis=1)
+            noisy = (
+                (c["preempt_states"] > _PREEMPT_IDLE).any(axis=1)
+                | (c["local_free"] >= _BAD_PLAN)
+                | c["detector_alarm"].any(axis=1)
+            )
             quiet = self._QUIET
             for i in range(len(rows)):
                 link = rows[i]
@@ -808,8 +888,8 @@ class NtcipBackend(PolledFieldBackend):
         ped = st.ped_call
         ped_mask = int(np.dot(ped, 1 << np.arange(len(ped), dtype=np.int64))) if ped is not None and ped.any() else 0
         alarms = int(st.detector_alarm.sum()) if st.detector_alarm is not None else 0
-        active = int(st.preempt_state not in (0, _PREEMPT_IDLE))
-        return (st.preempt_state, active, st.local_free, st.cycle_position_s, alarms, ped_mask)
+        active = int(st.preempt_states is not None and bool((st.preempt_states > _PREEMPT_CALL).any()))
+        return (st.preempt_state, st.preempt_number, active, st.local_free, st.cycle_position_s, alarms, ped_mask)
 
     def _report(self, link: NtcipLink, st: NtcipStatus) -> None:
         """Alarms from what the controller reports, once when each starts and once when it ends.
@@ -819,12 +899,15 @@ class NtcipBackend(PolledFieldBackend):
         and after: the pattern was refused or cannot run, §1.6), and detector alarms by channel.
         """
         fm = link.fmap
-        preempt = st.preempt_state not in (0, _PREEMPT_IDLE)
+        pst = st.preempt_states if st.preempt_states is not None else np.zeros(0, np.int64)
+        preempt = bool((pst > _PREEMPT_CALL).any())
+        # Calls timing their delay and links standing, by preempt number (what a sequence's start waits for).
+        waits = tuple((k + 1, s) for k, s in enumerate(pst.tolist()) if s in (_PREEMPT_CALL, _LINK_ACTIVE))
         free = st.local_free if st.local_free >= _BAD_PLAN else 0
         chans = (
             tuple(int(c) for c in fm.channel[st.detector_alarm]) if st.detector_alarm is not None else ()
         )
-        now = {"preempt": preempt, "free": free, "detectors": chans}
+        now = {"preempt": preempt, "free": free, "detectors": chans, "preempts": waits}
         if now == link.reported:
             return
         before, link.reported = link.reported, now
@@ -832,10 +915,26 @@ class NtcipBackend(PolledFieldBackend):
         if preempt != before.get("preempt", False):
             name = _PREEMPT_NAMES.get(st.preempt_state, str(st.preempt_state))
             msgs.append(
-                f"preempt active (preemptState {name}): the controller serves the preempt, not central's commands"
+                f"preempt active (preempt {st.preempt_number}, preemptState {name}): the controller serves the "
+                "preempt, not central's commands"
                 if preempt
                 else "preempt ended (preemptState notActive)"
             )
+        for k, s in sorted(set(waits) - set(before.get("preempts", ()))):
+            cfg = link.preempt_table.get(k, {})
+            if s == _PREEMPT_CALL:
+                delay = cfg.get("preemptDelay")
+                msgs.append(
+                    f"preempt {k} called, timing its preemptDelay"
+                    + (f" of {delay} s" if delay is not None else "")
+                    + " (notActiveWithCall): central keeps control until it starts"
+                )
+            else:
+                to = cfg.get("preemptLink")
+                msgs.append(
+                    f"preempt {k} linked to preempt {to if to else '?'} (preemptState linkActive): "
+                    "the linked preempt runs while this one's call stands"
+                )
         if free != before.get("free", 0):
             msgs.append(
                 f"localFreeStatus {_FREE_NAMES.get(free, str(free))}: running free, not the commanded pattern"
