@@ -134,36 +134,11 @@ def run_sil(
     spec_file = work / "spec.json"
     spec_file.write_text(spec_to_json(spec), encoding="utf-8")
     ready, kpi_file = work / "ready.json", work / "kpis.json"
-    cmd = [
-        sys.executable,
-        "-m",
-        "api.cli",
-        "emulate",
-        "--protocol",
-        via.value,
-        "--port",
-        "0",
-        "--sumo",
-        str(spec_file),
-        "--lockstep",
-        "--ready-file",
-        str(ready),
-        "--kpi-json",
-        str(kpi_file),
-        "--out-dir",
-        str(out),
-        "--tick",
-        f"{spec.step_length_s:g}",
-        "--resume-heartbeats",
-        "1",
-        "--vehicle-feed-port",
-        str(feed_port := _free_port()),
-    ]
     # NTCIP: per-run communities (the emulator refuses SNMP writes with a default one, #16); the ready
     # file carries no secrets, so central gets them here.
     snmp = SnmpCredentials(community=f"gw-sil-{secrets.token_hex(6)}", write_community=secrets.token_hex(12))
-    if protocol_spec(via).snmp_credentials:
-        cmd += ["--community", snmp.community, "--write-community", snmp.set_community]
+    feed_port = _free_port()
+    cmd = _emulator_command(via, spec, spec_file, ready, kpi_file, out, feed_port, snmp)
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
@@ -202,6 +177,47 @@ def run_sil(
     meta["via"] = via.value
     meta["wall_s"] = round(time.perf_counter() - wall0, 3)
     return kpis
+
+
+def _emulator_command(
+    via: FieldProtocol,
+    spec: Any,
+    spec_file: Path,
+    ready: Path,
+    kpi_file: Path,
+    out: Path,
+    feed_port: int,
+    snmp: SnmpCredentials,
+) -> list[str]:
+    """``greenwave emulate`` in lockstep with SUMO, as a child process, for one software-in-the-loop run."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "api.cli",
+        "emulate",
+        "--protocol",
+        via.value,
+        "--port",
+        "0",
+        "--sumo",
+        str(spec_file),
+        "--lockstep",
+        "--ready-file",
+        str(ready),
+        "--kpi-json",
+        str(kpi_file),
+        "--out-dir",
+        str(out),
+        "--tick",
+        f"{spec.step_length_s:g}",
+        "--resume-heartbeats",
+        "1",
+        "--vehicle-feed-port",
+        str(feed_port),
+    ]
+    if protocol_spec(via).snmp_credentials:
+        cmd += ["--community", snmp.community, "--write-community", snmp.set_community]
+    return cmd
 
 
 def _free_port() -> int:
