@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.arrays import PackedNetwork, any_set, min_rows, read_only
+from controller.arrays import PackedNetwork, any_rows, any_set, min_rows, read_only
 from controller.backend import DetectorLayout, Observation
 from controller.policies.base import PolicyContext
 from controller.policies.kernels import starve_rows
@@ -35,14 +35,14 @@ def stage_green_elapsed_s(ctx: PolicyContext, packed: PackedNetwork) -> np.ndarr
     (an exclusive pedestrian stage after its WALK) is as old as it can be.
     """
     members = packed.stage_groups(ctx.target)
-    served = ctx.served if ctx.served is not None and ctx.served.any() else None
+    served = ctx.served if ctx.served is not None and any_set(ctx.served) else None
     left = members & ~served if served is not None else members
     # A member not green pulls the minimum to -inf; a row with no stage (no members) stays at +inf.
     t = np.where(left & (ctx.state != GREEN), -np.inf, np.where(left, ctx.state_time_s, np.inf))
     youngest = min_rows(t)
     elapsed = np.where(np.isfinite(youngest), youngest, -1.0)
     if served is not None:  # a stage whose every group has been served is as old as it can be
-        return np.where(members.any(axis=1) & ~left.any(axis=1), np.inf, elapsed)
+        return np.where(any_rows(members) & ~any_rows(left), np.inf, elapsed)
     return elapsed
 
 
