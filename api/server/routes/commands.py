@@ -16,6 +16,8 @@ from api.server.deps import ServiceState, require, service
 from api.server.live import Control, ControlKind, EngineRunner
 from api.server.routes.network import network_or_503
 from api.server.schemas import CommandIn, CommandKind, CommandOut, Problem, from_row
+from api.server.settings import Settings
+from intersections.network import Network
 from intersections.plan import plan_from_json
 
 router = APIRouter(prefix="/api", tags=["commands"])
@@ -40,25 +42,8 @@ def create_commands(body: CommandIn, who: Principal = Depends(commander), svc: S
 
     The newest command on an intersection wins; all are listed and can be cancelled.
     """
-    s_ = svc.settings
-    net = network_or_503(svc.runner)
-    problems: list[Problem] = []
-    limit = {CommandKind.HOLD: s_.max_hold_s, CommandKind.FLASH: s_.max_flash_s}.get(body.kind, s_.max_command_s)
-    if body.duration_s > limit:
-        problems.append(Problem(field="duration_s", message=f"at most {limit:g} s for {body.kind.value}"))
-    if body.kind is CommandKind.FLASH and not body.confirm:
-        problems.append(Problem(field="confirm", message="a flash request must be confirmed (confirm: true)"))
     targets = list(dict.fromkeys(body.intersections))
-    for iid in targets:
-        if iid not in net.by_id:
-            problems.append(Problem(field="intersections", message=f"unknown intersection {iid!r}"))
-    if body.kind is CommandKind.HOLD:
-        if not body.stage:
-            problems.append(Problem(field="stage", message="a hold names the stage to hold"))
-        else:
-            for iid in targets:
-                if iid in net.by_id and body.stage not in [st.id for st in net.get(iid).stages]:
-                    problems.append(Problem(field="stage", message=f"{iid} has no stage {body.stage!r}"))
+    problems = _command_problems(body, targets, network_or_503(svc.runner), svc.settings)
     now = utcnow()
     expires = now + timedelta(seconds=body.duration_s)
     created: list[CommandRow] = []
@@ -115,6 +100,28 @@ def create_commands(body: CommandIn, who: Principal = Depends(commander), svc: S
             "command", {"id": co.id, "status": co.status, "intersection": co.intersection, "kind": co.kind}
         )
     return out
+
+
+def _command_problems(body: CommandIn, targets: list[str], net: Network, s_: Settings) -> list[Problem]:
+    """Everything wrong with a command before the database is asked: its duration for its kind,
+    a flash's confirmation, unknown intersections, a hold's stage on every target."""
+    problems: list[Problem] = []
+    limit = {CommandKind.HOLD: s_.max_hold_s, CommandKind.FLASH: s_.max_flash_s}.get(body.kind, s_.max_command_s)
+    if body.duration_s > limit:
+        problems.append(Problem(field="duration_s", message=f"at most {limit:g} s for {body.kind.value}"))
+    if body.kind is CommandKind.FLASH and not body.confirm:
+        problems.append(Problem(field="confirm", message="a flash request must be confirmed (confirm: true)"))
+    for iid in targets:
+        if iid not in net.by_id:
+            problems.append(Problem(field="intersections", message=f"unknown intersection {iid!r}"))
+    if body.kind is CommandKind.HOLD:
+        if not body.stage:
+            problems.append(Problem(field="stage", message="a hold names the stage to hold"))
+        else:
+            for iid in targets:
+                if iid in net.by_id and body.stage not in [st.id for st in net.get(iid).stages]:
+                    problems.append(Problem(field="stage", message=f"{iid} has no stage {body.stage!r}"))
+    return problems
 
 
 @router.get("/commands", response_model=list[CommandOut])
