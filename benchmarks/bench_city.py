@@ -14,7 +14,10 @@ one process run:
    For each: the engine's share of a step, ``(tick-loop wall - time inside SUMO's step) /
    time inside SUMO's step`` (as ``bench_sumo_loop.py`` defines it), and the real-time factor
    ``simulated s / wall s`` of the whole run, loading the network and starting SUMO included
-   (control included: the engine reads, estimates, decides and writes every second).
+   (control included: the engine reads, estimates, decides and writes every second). Also the
+   engine's wall time per tick, and ``cpu_x_realtime``: simulated s over this process's CPU
+   time (SUMO runs in it through libsumo), which other jobs on a shared machine stretch less
+   than the wall time.
 
 Machines here are shared and noisy: the figures are one run's, and a meso/micro ratio from
 the same run means more than either absolute value.
@@ -79,13 +82,16 @@ def optimize_coordinate(net: Path, routes: Path) -> dict[str, float]:
 
 def run_hour(sumocfg: Path, model: str, begin_s: float, seed: int) -> dict[str, float]:
     spec = resolve_run(sumocfg=sumocfg, begin_s=begin_s, end_s=begin_s + HOUR_S, seed=seed, model=model)
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     k = simulate(spec, "adaptive")
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     meta = k["meta"]
     step, loop = meta["sumo_step_s"], meta["loop_s"]
     return {
         "wall_s": wall,
+        "cpu_s": cpu,
+        "cpu_x_realtime": meta["sim_s"] / cpu,
+        "engine_ms_per_tick": 1000.0 * (loop - step) / max(meta["ticks"], 1),
         "loop_s": loop,
         "sumo_step_s": step,
         "engine_share": (loop - step) / step,
@@ -123,7 +129,8 @@ def main() -> None:
         r = run_hour(built.sumocfg, model, a.begin, a.seed)
         runs[model] = r
         print(
-            f"  {model}: one hour in {r['wall_s']:.1f} s (tick loop {r['loop_s']:.1f} s, inside SUMO's step "
+            f"  {model}: one hour in {r['wall_s']:.1f} s, {r['cpu_s']:.1f} s CPU (tick loop {r['loop_s']:.1f} s, "
+            f"inside SUMO's step "
             f"{r['sumo_step_s']:.1f} s), throughput {r['throughput_veh']:.0f} veh, "
             f"mean delay {r['mean_delay_s']:.1f} s, {r['unmodelled']:.0f} junctions on their own program",
             flush=True,
@@ -131,6 +138,8 @@ def main() -> None:
     print(f"city_signals: {opt['signals']:.0f}")
     for model, r in runs.items():
         print(f"city_{model}_engine_share_of_step: {r['engine_share']:.4f}")
+        print(f"city_{model}_engine_ms_per_tick: {r['engine_ms_per_tick']:.3f}")
+        print(f"city_{model}_cpu_x_realtime: {r['cpu_x_realtime']:.1f}")  # this process's CPU (SUMO in it): steadier
         print(f"city_{model}_loop_x_realtime: {r['loop_x_realtime']:.1f}")
     print(f"optimize_coordinate_1000_cpu_s: {opt['cpu_s']:.2f}")  # this process's CPU: steadier under load
     print(f"optimize_coordinate_1000_s: {opt['total_s']:.2f}")
