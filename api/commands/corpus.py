@@ -102,7 +102,7 @@ def _read_runs_log(path: Path, jobs: list[Any]) -> list[Any]:
 
 def run(args: argparse.Namespace) -> int:
     from intersections.errors import InputError
-    from scenarios.corpus.run import corpus_entries, corpus_jobs, markdown_report, select, summarise_corpus
+    from scenarios.corpus.run import corpus_entries, corpus_jobs, select, summarise_corpus
     from scenarios.sweep import execute
 
     families = tuple(args.family or ("real", "generated"))
@@ -159,6 +159,15 @@ def run(args: argparse.Namespace) -> int:
         outcomes = done_before + fresh
     doc = summarise_corpus(entries, outcomes)
     doc.update({"seeds": len(seeds), "end_s": args.end, "controllers": controllers, "wall_s": time.perf_counter() - t0})
+    _write_reports(args, doc, outcomes)
+    _print_verdicts(doc)
+    return 0
+
+
+def _write_reports(args: argparse.Namespace, doc: dict[str, Any], outcomes: list[Any]) -> None:
+    """``--json`` (the summary and every run's scalar KPIs) and ``--markdown`` (the report)."""
+    from scenarios.corpus.run import markdown_report
+
     command = "greenwave corpus run " + " ".join(shlex.quote(a) for a in sys.argv[3:]) if len(sys.argv) > 2 else ""
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -171,6 +180,10 @@ def run(args: argparse.Namespace) -> int:
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(markdown_report(doc, command=command), encoding="utf-8")
+
+
+def _print_verdicts(doc: dict[str, Any]) -> None:
+    """One line per entry, then the corpus's headline figures last, one per line, as ``name: value``."""
     s = doc["summary"]
     for r in doc["entries"]:
         verdict = ""
@@ -186,4 +199,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"failed_runs: {s['failed_runs']}")
     print(f"corpus_worst_adaptive_vs_best_baseline: {s['worst_adaptive_vs_best_baseline']:.3f}")
     print(f"corpus_geomean_adaptive_vs_sumo: {s['geomean_adaptive_vs_sumo']:.3f}")
-    return 0
