@@ -226,12 +226,15 @@ class InputOutputQueue:
         self.storage_veh = storage.copy()
         self.clear_ticks = int(clear_ticks)
         size = delay.size
-        self._slots = int(delay.max(initial=0)) + 1
-        # Ring of the last arrivals, flat, each group's slots side by side (its read and its write
-        # share a cache line or two): slot (head - k) % slots holds those of k ticks ago.
-        self._ring = np.zeros(size * self._slots)
-        self._head = 0
-        self._delay = delay.ravel()
+        self._delay = np.ascontiguousarray(delay.ravel())
+        # Each group's ring of its last tau + 1 arrivals, side by side in one flat array (a group's read
+        # and write share a cache line or two, and the whole is a few times smaller than a ring of the
+        # longest tau for every group): at tick t, slot t % (tau + 1) of it is written and slot
+        # (t - tau) % (tau + 1) holds the arrivals of tau ticks ago.
+        self._ring_len = self._delay + 1
+        self._ring_start = np.cumsum(self._ring_len) - self._ring_len
+        self._ring = np.zeros(int(self._ring_len.sum()))
+        self._tick = 0
         # Arrivals of the last tau ticks, still on their way to the queue: a running sum, O(size) a tick.
         self._transit = np.zeros(size)
         self._storage = self.storage_veh.ravel()
@@ -248,11 +251,11 @@ class InputOutputQueue:
         g = np.ascontiguousarray(green, np.bool_).reshape(-1)
         if not (a.size == d.size == g.size == self._q.size):
             raise ValueError(f"arrivals, departures and green must each have {self._q.size} values")
-        self._head = (self._head + 1) % self._slots
+        self._tick += 1
         # Fresh queue and zone arrays every tick: a caller may keep the previous ones.
         q, n = np.empty_like(self._q), np.empty_like(self._n)
-        _io_step(a, d, g, self._ring, self._head, self._slots, self._delay, self._transit, self._q, self._n,
-                 self._quiet, self.clear_ticks, self._storage, q, n)  # fmt: skip
+        _io_step(a, d, g, self._ring, self._ring_start, self._ring_len, self._tick, self._delay, self._transit,
+                 self._q, self._n, self._quiet, self.clear_ticks, self._storage, q, n)  # fmt: skip
         self._q = q
         self._n = n
         self.queue_veh = self._q.reshape(self.shape)
@@ -274,7 +277,7 @@ def _np_min(x, y):  # type: ignore[no-untyped-def]
 # fmt: off
 @njit(cache=True)
 def _io_step(  # type: ignore[no-untyped-def]
-    a, d, green, ring, head, slots, delay, transit, q_prev, n_prev, quiet, clear_ticks, storage,
+    a, d, green, ring, ring_start, ring_len, tick, delay, transit, q_prev, n_prev, quiet, clear_ticks, storage,
     q, n,  # outputs
 ):
 # fmt: on
@@ -286,8 +289,8 @@ def _io_step(  # type: ignore[no-untyped-def]
     the transit sums and the quiet counters are updated in place.
     """
     for k in range(a.size):
-        ring[k * slots + head] = a[k]
-        at_line = ring[k * slots + (head - delay[k]) % slots]
+        ring[ring_start[k] + tick % ring_len[k]] = a[k]
+        at_line = ring[ring_start[k] + (tick - delay[k]) % ring_len[k]]
         transit[k] += a[k] - at_line
         nk = _np_max(n_prev[k] + a[k] - d[k], 0.0)
         qk = _np_min(_np_max(q_prev[k] + at_line - d[k], 0.0), nk)
