@@ -1339,6 +1339,39 @@ class EngineRunner:
             self.frame = SnapshotFrame(snap)
             self.tick_signal.fire()
             return
+        alarms_by_row = np.zeros(len(net), int)
+        for aid, (r, active, acked) in self.alarm_state.items():
+            if (active or not acked) and aid not in self.shelved:
+                alarms_by_row[r] += 1
+        out = self._snapshot_rows(net, alarms_by_row)
+        self.seq += 1
+        self.snapshot = {
+            "seq": self.seq,
+            "engine": self.state,
+            "error": self.error,
+            "policy": self.policy_name,
+            "backend": str(self.settings.backend),
+            "model": self.settings.model if self.settings.backend is BackendKind.SUMO else None,
+            "speed": self.speed,
+            "sim_time_s": round(self.sim_time_s, 1),
+            "clock": self.clock(self.sim_time_s).isoformat(timespec="seconds"),
+            "restarts": self.restarts,
+            "intersections": out,
+            "roads": self._roads_live(),
+        }
+        counts: dict[str, int] = {}
+        for v in out.values():
+            counts[v["status"]] = counts.get(v["status"], 0) + 1
+        self.summary = {
+            "by_status": counts,
+            "online": sum(n for k, n in counts.items() if k != "comm_loss"),
+            "alarms_open": int(alarms_by_row.sum()),
+        }
+        self.frame = SnapshotFrame(self.snapshot)
+        self.tick_signal.fire()
+
+    def _snapshot_rows(self, net: Network, alarms_by_row: np.ndarray) -> dict[str, Any]:
+        """Each intersection's live row of the snapshot, from the newest history slot."""
         p = (self._h_pos - 1) % HISTORY_TICKS
         states = self.h_states[p]
         target = self.h_target[p]
@@ -1348,10 +1381,6 @@ class EngineRunner:
         lay = self.layout
         assert lay is not None  # bound with the backend, before the first tick
         presence = self.h_presence[p]
-        alarms_by_row = np.zeros(len(net), int)
-        for aid, (r, active, acked) in self.alarm_state.items():
-            if (active or not acked) and aid not in self.shelved:
-                alarms_by_row[r] += 1
         # Whole-network arrays first, then one dict per intersection from plain Python values: at city
         # size (1,000+ rows) per-row numpy calls cost more than their data (~25 ms a tick at 1,024).
         shape = self._snapshot_shape(net, lay)
@@ -1387,31 +1416,7 @@ class EngineRunner:
                 "alarms": alarms_l[r],
                 "timing": self.timing_of(r),
             }
-        self.seq += 1
-        self.snapshot = {
-            "seq": self.seq,
-            "engine": self.state,
-            "error": self.error,
-            "policy": self.policy_name,
-            "backend": str(self.settings.backend),
-            "model": self.settings.model if self.settings.backend is BackendKind.SUMO else None,
-            "speed": self.speed,
-            "sim_time_s": round(self.sim_time_s, 1),
-            "clock": self.clock(self.sim_time_s).isoformat(timespec="seconds"),
-            "restarts": self.restarts,
-            "intersections": out,
-            "roads": self._roads_live(),
-        }
-        counts: dict[str, int] = {}
-        for v in out.values():
-            counts[v["status"]] = counts.get(v["status"], 0) + 1
-        self.summary = {
-            "by_status": counts,
-            "online": sum(n for k, n in counts.items() if k != "comm_loss"),
-            "alarms_open": int(alarms_by_row.sum()),
-        }
-        self.frame = SnapshotFrame(self.snapshot)
-        self.tick_signal.fire()
+        return out
 
     def _snapshot_shape(self, net: Network, lay: Any) -> _SnapshotShape:
         """What the snapshot needs of the network and detector layout that does not change per tick."""
