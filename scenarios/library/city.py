@@ -68,28 +68,12 @@ def _ring_sizes(c: CityNetwork) -> list[int]:
 
 @lru_cache(maxsize=8)
 def city_layout(c: CityNetwork) -> CityLayout:
-    """The city's junctions and links (deterministic in ``c``; see the module docstring)."""
+    """The city's junctions and links (deterministic in ``c``; see the module docstring).
+
+    One random stream in a fixed order (ring jitter, inward links, dropped local links),
+    so a layout is the same for the same ``c``."""
     rng = random.Random(c.layout_seed)
-    nodes: dict[str, tuple[float, float]] = {}
-    angle: dict[str, float] = {}
-    rings: list[list[str]] = []
-    arm_of: dict[str, int] = {}
-    for k, n in enumerate(_ring_sizes(c), start=1):
-        r = k * c.ring_spacing_m
-        arm_index = {round(a * n / c.arms) % n: a for a in range(c.arms)}
-        ids = []
-        for i in range(n):
-            nid = f"r{k}n{i}"
-            if i in arm_index:
-                phi, rr = 2 * math.pi * arm_index[i] / c.arms, r
-                arm_of[nid] = arm_index[i]
-            else:
-                phi = 2 * math.pi * i / n + rng.uniform(-1, 1) * 0.5 * c.jitter_m / r
-                rr = r + rng.uniform(-1, 1) * c.jitter_m
-            nodes[nid] = (rr * math.cos(phi), rr * math.sin(phi))
-            angle[nid] = phi % (2 * math.pi)
-            ids.append(nid)
-        rings.append(ids)
+    nodes, angle, rings, arm_of = _ring_nodes(c, rng)
     links: dict[frozenset[str], bool] = {}
     local_ring: list[frozenset[str]] = []
     for k, ids in enumerate(rings, start=1):
@@ -111,6 +95,52 @@ def city_layout(c: CityNetwork) -> CityLayout:
         nodes[f] = (rr * math.cos(phi), rr * math.sin(phi))
         links[frozenset((chain[-1], f))] = True
         chain.append(f)
+    _add_inward_links(c, rng, rings, arm_of, angle, links)
+    degree = _drop_local_links(c, rng, nodes, links, local_ring)
+    ordered = tuple(sorted(((min(p), max(p), art) for p, art in links.items()), key=lambda t: (_key(t[0]), _key(t[1]))))
+    signals = frozenset(n for n, d in degree.items() if d >= 3)
+    ring = tuple(rings[c.arterial_ring - 1]) if 1 <= c.arterial_ring <= c.rings else ()
+    return CityLayout(nodes, ordered, tuple(tuple(a) for a in arms), ring, signals)
+
+
+def _ring_nodes(
+    c: CityNetwork, rng: random.Random
+) -> tuple[dict[str, tuple[float, float]], dict[str, float], list[list[str]], dict[str, int]]:
+    """Each ring's junctions (arm crossings exactly on their arm, the others jittered): positions,
+    angles, the rings' node ids in order, and the arm each arm crossing lies on."""
+    nodes: dict[str, tuple[float, float]] = {}
+    angle: dict[str, float] = {}
+    rings: list[list[str]] = []
+    arm_of: dict[str, int] = {}
+    for k, n in enumerate(_ring_sizes(c), start=1):
+        r = k * c.ring_spacing_m
+        arm_index = {round(a * n / c.arms) % n: a for a in range(c.arms)}
+        ids = []
+        for i in range(n):
+            nid = f"r{k}n{i}"
+            if i in arm_index:
+                phi, rr = 2 * math.pi * arm_index[i] / c.arms, r
+                arm_of[nid] = arm_index[i]
+            else:
+                phi = 2 * math.pi * i / n + rng.uniform(-1, 1) * 0.5 * c.jitter_m / r
+                rr = r + rng.uniform(-1, 1) * c.jitter_m
+            nodes[nid] = (rr * math.cos(phi), rr * math.sin(phi))
+            angle[nid] = phi % (2 * math.pi)
+            ids.append(nid)
+        rings.append(ids)
+    return nodes, angle, rings, arm_of
+
+
+def _add_inward_links(
+    c: CityNetwork,
+    rng: random.Random,
+    rings: list[list[str]],
+    arm_of: dict[str, int],
+    angle: dict[str, float],
+    links: dict[frozenset[str], bool],
+) -> None:
+    """Local streets from a share (``inward_share``) of each ring's junctions to the nearest free
+    junction of the ring inside, each inner junction taken once."""
     for inner, outer in itertools.pairwise(rings):
         free = [n for n in inner if n not in arm_of]
         if not free:
@@ -130,6 +160,17 @@ def city_layout(c: CityNetwork) -> CityLayout:
                     taken.add(m)
                     links[frozenset((nid, m))] = False
                     break
+
+
+def _drop_local_links(
+    c: CityNetwork,
+    rng: random.Random,
+    nodes: dict[str, tuple[float, float]],
+    links: dict[frozenset[str], bool],
+    local_ring: list[frozenset[str]],
+) -> dict[str, int]:
+    """Drop a share (``drop_share``) of local ring links between junctions of degree 4 or more, never
+    one that disconnects the city; return every node's degree afterwards."""
     degree: dict[str, int] = dict.fromkeys(nodes, 0)
     for pair in links:
         for node in pair:
@@ -148,10 +189,7 @@ def city_layout(c: CityNetwork) -> CityLayout:
                 dropped += 1
             else:
                 links[pair] = False
-    ordered = tuple(sorted(((min(p), max(p), art) for p, art in links.items()), key=lambda t: (_key(t[0]), _key(t[1]))))
-    signals = frozenset(n for n, d in degree.items() if d >= 3)
-    ring = tuple(rings[c.arterial_ring - 1]) if 1 <= c.arterial_ring <= c.rings else ()
-    return CityLayout(nodes, ordered, tuple(tuple(a) for a in arms), ring, signals)
+    return degree
 
 
 def _angle_gap(a: float, b: float) -> float:
