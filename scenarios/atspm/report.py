@@ -73,17 +73,7 @@ def intersection_measures(
     m["split_monitor"] = {str(p): split_monitor(ev, p).to_json() for p in shown}
     m["phase_termination"] = {str(p): v for p, v in phase_terminations(ev, shown).items()}
 
-    # One PCD per phase and approach, as ATSPM draws them (a phase serving two directions gets two).
-    pcd: dict[str, Any] = {}
-    for p in shown:
-        dets = cfg.of(AC, p)
-        approaches = sorted({d.approach for d in dets})
-        for a in approaches:
-            key = str(p) if len(approaches) == 1 else f"{p}-{a}" if a else str(p)
-            mine = [d for d in dets if d.approach == a]
-            body = purdue_coordination(ev, p, mine, start_s=start, end_s=end).to_json(bin_s)
-            body["approach"] = a
-            pcd[key] = body
+    pcd = _coordination_diagrams(ev, cfg, shown, bin_s)
     if pcd:
         m["pcd"] = pcd
         m["arrivals_on_green"] = {p: {"summary": v["summary"], "plans": v["plans"]} for p, v in pcd.items()}
@@ -134,6 +124,24 @@ def intersection_measures(
         "measures": m,
         "skipped": skipped,
     }
+
+
+def _coordination_diagrams(
+    ev: EventTable, cfg: IntersectionDetectors, shown: Sequence[int], bin_s: float
+) -> dict[str, Any]:
+    """One Purdue coordination diagram per phase and approach, as ATSPM draws them (a phase
+    serving two directions gets two, keyed ``phase-approach``)."""
+    pcd: dict[str, Any] = {}
+    for p in shown:
+        dets = cfg.of(AC, p)
+        approaches = sorted({d.approach for d in dets})
+        for a in approaches:
+            key = str(p) if len(approaches) == 1 else f"{p}-{a}" if a else str(p)
+            mine = [d for d in dets if d.approach == a]
+            body = purdue_coordination(ev, p, mine, start_s=ev.start_s, end_s=ev.end_s).to_json(bin_s)
+            body["approach"] = a
+            pcd[key] = body
+    return pcd
 
 
 def write_report(doc: Mapping[str, Any], out_dir: str | Path, *, plots_too: bool = True) -> list[Path]:
