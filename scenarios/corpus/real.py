@@ -324,6 +324,58 @@ def network_features(net_file: Path, additional_files: Sequence[Path] = ()) -> t
     additional file) and ``waut``. The program that runs is the last one loaded for an id
     (additional files after the net), as SUMO does without a WAUT.
     """
+    net = _scan_net(net_file)
+    add_logics: list[ET.Element] = []
+    waut = False
+    for path in additional_files:
+        logics, has_waut = _programs(path)
+        add_logics.extend(logics)
+        waut = waut or has_waut
+
+    running: dict[str, ET.Element] = {}
+    for logic in [*net.logics, *add_logics]:
+        running[logic.get("id", "")] = logic
+    found: set[str] = set()
+    if net.crossings:
+        found.add("pedestrians")
+    if add_logics:
+        found.add("additional_programs")
+    if waut:
+        found.add("waut")
+    if any(len(js - {""}) > 1 for js in net.junctions.values()):
+        found.add("joined")
+    for logic in [*net.logics, *add_logics]:
+        phases = logic.findall("phase")
+        if logic.get("type", "static") != "static":
+            found.add("actuated_phases")
+        for ph in phases:
+            if "g" in ph.get("state", ""):
+                found.add("permissive")
+            lo, hi = ph.get("minDur"), ph.get("maxDur")
+            if lo is not None and hi is not None and float(lo) != float(hi):
+                found.add("actuated_phases")
+    for tl, logic in running.items():
+        states = [ph.get("state", "") for ph in logic.findall("phase")]
+        for index, lane in net.links.get(tl, {}).items():
+            if net.lane_length.get(lane, 1e9) < 5.0:
+                found.add("short_lanes")
+            if states and not any(index < len(s) and s[index] in "Ggs" for s in states):
+                found.add("never_green")
+    return tuple(sorted(found))
+
+
+@dataclass
+class _NetScan:
+    """What :func:`network_features` needs of a net file, read in one streaming pass."""
+
+    lane_length: dict[str, float]  # lane id -> length (m), normal edges only
+    crossings: bool  # any pedestrian crossing
+    logics: list[ET.Element]  # the net's own tlLogic elements
+    links: dict[str, dict[int, str]]  # tl -> link index -> incoming lane
+    junctions: dict[str, set[str]]  # tl -> junctions its incoming normal edges end at
+
+
+def _scan_net(net_file: Path) -> _NetScan:
     lane_length: dict[str, float] = {}
     edge_to: dict[str, str] = {}
     crossings = False
@@ -356,43 +408,7 @@ def network_features(net_file: Path, additional_files: Sequence[Path] = ()) -> t
                 if not src.startswith(":"):
                     junctions.setdefault(tl, set()).add(edge_to.get(src, ""))
                 elem.clear()
-    add_logics: list[ET.Element] = []
-    waut = False
-    for path in additional_files:
-        logics, has_waut = _programs(path)
-        add_logics.extend(logics)
-        waut = waut or has_waut
-
-    running: dict[str, ET.Element] = {}
-    for logic in [*net_logics, *add_logics]:
-        running[logic.get("id", "")] = logic
-    found: set[str] = set()
-    if crossings:
-        found.add("pedestrians")
-    if add_logics:
-        found.add("additional_programs")
-    if waut:
-        found.add("waut")
-    if any(len(js - {""}) > 1 for js in junctions.values()):
-        found.add("joined")
-    for logic in [*net_logics, *add_logics]:
-        phases = logic.findall("phase")
-        if logic.get("type", "static") != "static":
-            found.add("actuated_phases")
-        for ph in phases:
-            if "g" in ph.get("state", ""):
-                found.add("permissive")
-            lo, hi = ph.get("minDur"), ph.get("maxDur")
-            if lo is not None and hi is not None and float(lo) != float(hi):
-                found.add("actuated_phases")
-    for tl, logic in running.items():
-        states = [ph.get("state", "") for ph in logic.findall("phase")]
-        for index, lane in links.get(tl, {}).items():
-            if lane_length.get(lane, 1e9) < 5.0:
-                found.add("short_lanes")
-            if states and not any(index < len(s) and s[index] in "Ggs" for s in states):
-                found.add("never_green")
-    return tuple(sorted(found))
+    return _NetScan(lane_length, crossings, net_logics, links, junctions)
 
 
 def _n_signals(net_file: Path, additional_files: Sequence[Path]) -> int:
