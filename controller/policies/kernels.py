@@ -62,7 +62,10 @@ def max_pressure_decide(  # type: ignore[no-untyped-def]
     """One max-pressure decision per intersection, ``red_s`` updated in place (:mod:`controller.policies.max_pressure`).
 
     Compiled: the vectorised form is ~25 numpy calls a tick, each costing
-    more than its data on the caches SUMO's step has just evicted. The pressure map is applied entry by entry in its
+    more than its data on the caches SUMO's step has just evicted. One long
+    function on purpose: a numba kernel is one loop over the rows whose
+    steps share scratch values in registers, and a call per step from it would
+    cost what compiling it saves. The pressure map is applied entry by entry in its
     stored order, the order ``bincount`` summed in, so pressures (and ties)
     are those of :func:`stage_pressure` folded as before.
 
