@@ -45,7 +45,7 @@ them per intersection:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,10 +175,35 @@ def lane_groups(
     q_group = np.zeros(n_groups) if group_flow_pcu_h is None else np.asarray(group_flow_pcu_h, dtype=float)
     if q_group.shape != (n_groups,):
         raise ValueError(f"{where}: group_flow_pcu_h needs one value per signal group")
+    lanes, moves, units = _approach_units(inter)
 
-    # 1. units (group, approach edge) and their lanes / movements
-    lanes: dict[tuple[int, str], set[str]] = {}
-    moves: dict[tuple[int, str], list[Movement]] = {}
+    def unit_lanes(key: _Key) -> int:
+        if lanes[key]:
+            return len(lanes[key])
+        return max(int(edges[key[1]].get("lanes", 1)), 1) if key[1] in edges else 1
+
+    flows = _unit_flows(inter, where, lanes, moves, q_group, movement_flow_pcu_h, unit_lanes)
+    rows = _lane_group_rows(inter, lanes, moves, units, flows, unit_lanes)
+    if method == "hcm":
+        sat = _hcm_saturation(rows, lane_width_m, base_pc_h_ln, cbd)
+    elif method == "width":
+        n_l = np.array([r["lanes"] for r in rows], dtype=float)
+        sat = width_saturation_flow_pcu_h(n_l * lane_width_m, width_k_pcu_h_m)
+    else:
+        sat = _graph_saturation(rows, edges, where)
+    sat = np.asarray(sat, dtype=float).reshape(len(rows))
+    _apply_overrides(rows, sat, overrides or {}, where)
+    return [LaneGroup(**r, saturation_pcu_h=float(s)) for r, s in zip(rows, sat, strict=True)]
+
+
+_Key = tuple[int, str]  # (signal group row, approach edge): one unit of a lane group
+
+
+def _approach_units(inter: Intersection) -> tuple[dict[_Key, set[str]], dict[_Key, list[Movement]], _Units]:
+    """Step 1: units (group, approach edge) with their lanes and movements, joined where they share
+    a lane (or one of them lists none) on the same approach."""
+    lanes: dict[_Key, set[str]] = {}
+    moves: dict[_Key, list[Movement]] = {}
     for gi, g in enumerate(inter.groups):
         if g.kind is GroupKind.PEDESTRIAN:
             continue
@@ -191,7 +216,7 @@ def lane_groups(
     units = _Units()
     for key in lanes:
         units.parent[key] = key
-    by_edge: dict[str, list[tuple[int, str]]] = {}
+    by_edge: dict[str, list[_Key]] = {}
     for key in lanes:
         by_edge.setdefault(key[1], []).append(key)
     for keys in by_edge.values():
@@ -199,16 +224,31 @@ def lane_groups(
             for b in keys[i + 1 :]:
                 if not lanes[a] or not lanes[b] or lanes[a] & lanes[b]:
                     units.union(a, b)
+    return lanes, moves, units
 
-    def unit_lanes(key: tuple[int, str]) -> int:
-        if lanes[key]:
-            return len(lanes[key])
-        return max(int(edges[key[1]].get("lanes", 1)), 1) if key[1] in edges else 1
 
-    # 2. flows per unit (total, left, right)
-    flow: dict[tuple[int, str], float] = dict.fromkeys(lanes, 0.0)
-    left: dict[tuple[int, str], float] = dict.fromkeys(lanes, 0.0)
-    right: dict[tuple[int, str], float] = dict.fromkeys(lanes, 0.0)
+@dataclass
+class _Flows:
+    total: dict[_Key, float]
+    left: dict[_Key, float]
+    right: dict[_Key, float]
+
+
+def _unit_flows(
+    inter: Intersection,
+    where: str,
+    lanes: dict[_Key, set[str]],
+    moves: dict[_Key, list[Movement]],
+    q_group: np.ndarray,
+    movement_flow_pcu_h: Mapping[tuple[str, str], float] | None,
+    unit_lanes: Callable[[_Key], int],
+) -> _Flows:
+    """Step 2: flow per unit (total, left, right): the movements' known flows shared by lanes,
+    then the rest of each group's total shared over its units by lanes."""
+    flow: dict[_Key, float] = dict.fromkeys(lanes, 0.0)
+    left: dict[_Key, float] = dict.fromkeys(lanes, 0.0)
+    right: dict[_Key, float] = dict.fromkeys(lanes, 0.0)
+    n_groups = len(inter.groups)
     known = np.zeros(n_groups)
     if movement_flow_pcu_h:
         shares: dict[tuple[str, str], list[tuple[int, float, str]]] = {}
@@ -240,9 +280,19 @@ def lane_groups(
         weights = [unit_lanes(k) for k in keys]
         for k, w in zip(keys, weights, strict=True):
             flow[k] += rest * w / sum(weights)
+    return _Flows(flow, left, right)
 
-    # 3. components -> lane groups
-    members: dict[tuple[int, str], list[tuple[int, str]]] = {}
+
+def _lane_group_rows(
+    inter: Intersection,
+    lanes: dict[_Key, set[str]],
+    moves: dict[_Key, list[Movement]],
+    units: _Units,
+    flows: _Flows,
+    unit_lanes: Callable[[_Key], int],
+) -> list[dict[str, Any]]:
+    """Step 3: one lane group per joined component: its lanes, stages, flow and turning shares."""
+    members: dict[_Key, list[_Key]] = {}
     for key in sorted(lanes, key=lambda k: (k[1], k[0])):
         members.setdefault(units.find(key), []).append(key)
     served = stage_sets(inter)
@@ -254,10 +304,10 @@ def lane_groups(
         n_lanes = len(listed) if listed else max(unit_lanes(k) for k in keys)
         common = frozenset.intersection(*(served[gi] for gi in gis))
         stages = common if common else frozenset.union(*(served[gi] for gi in gis))
-        q = sum(flow[k] for k in keys)
+        q = sum(flows.total[k] for k in keys)
         turns = [mv.turn for k in keys for mv in moves[k]]
         if q > 0:
-            p_lt, p_rt = sum(left[k] for k in keys) / q, sum(right[k] for k in keys) / q
+            p_lt, p_rt = sum(flows.left[k] for k in keys) / q, sum(flows.right[k] for k in keys) / q
         else:
             p_lt = sum(t in _LEFT for t in turns) / len(turns)
             p_rt = sum(t in _RIGHT for t in turns) / len(turns)
@@ -274,21 +324,25 @@ def lane_groups(
                 "exclusive_right": all(t in _RIGHT for t in turns),
             }
         )
+    return rows
 
-    # 4. saturation flows (vectorised over the lane groups)
+
+def _hcm_saturation(rows: list[dict[str, Any]], lane_width_m: float, base_pc_h_ln: float, cbd: bool) -> np.ndarray:
+    """Step 4, ``hcm``: the HCM adjusted saturation flow (module docstring) with the turn and
+    lane-utilisation factors, vectorised over the lane groups."""
     n_l = np.array([r["lanes"] for r in rows], dtype=float)
-    if method == "hcm":
-        left_share = np.array([r["left_share"] for r in rows])
-        right_share = np.array([r["right_share"] for r in rows])
-        ex_l = np.array([r["exclusive_left"] for r in rows], dtype=bool)
-        ex_r = np.array([r["exclusive_right"] for r in rows], dtype=bool)
-        f_lt = np.where(ex_l, 0.95, 1.0 / (1.0 + 0.05 * left_share))
-        f_rt = np.where(ex_r, 0.85, 1.0 - np.where(n_l == 1, 0.135, 0.15) * right_share)
-        movement = np.where(ex_l, "left", np.where(ex_r, "right", "through"))
-        f_lu = np.array(
-            [default_lane_utilization_factor(n, str(m)) for n, m in zip(n_l, movement, strict=True)], dtype=float
-        ).reshape(n_l.shape)
-        sat = saturation_flow_pc_h(
+    left_share = np.array([r["left_share"] for r in rows])
+    right_share = np.array([r["right_share"] for r in rows])
+    ex_l = np.array([r["exclusive_left"] for r in rows], dtype=bool)
+    ex_r = np.array([r["exclusive_right"] for r in rows], dtype=bool)
+    f_lt = np.where(ex_l, 0.95, 1.0 / (1.0 + 0.05 * left_share))
+    f_rt = np.where(ex_r, 0.85, 1.0 - np.where(n_l == 1, 0.135, 0.15) * right_share)
+    movement = np.where(ex_l, "left", np.where(ex_r, "right", "through"))
+    f_lu = np.array(
+        [default_lane_utilization_factor(n, str(m)) for n, m in zip(n_l, movement, strict=True)], dtype=float
+    ).reshape(n_l.shape)
+    return np.asarray(
+        saturation_flow_pc_h(
             n_l,
             base_pc_h_ln=base_pc_h_ln,
             f_w=lane_width_factor(lane_width_m),
@@ -297,19 +351,25 @@ def lane_groups(
             f_lt=f_lt,
             f_rt=f_rt,
         )
-    elif method == "width":
-        sat = width_saturation_flow_pcu_h(n_l * lane_width_m, width_k_pcu_h_m)
-    else:
-        sat = np.zeros(len(rows))
-        for i, r in enumerate(rows):
-            d = edges.get(r["approach"])
-            if d is None or "saturation_flow_pcu_h" not in d:
-                raise InputError(
-                    f"approach edge {r['approach']!r} has no saturation_flow_pcu_h in the road graph", where=where
-                )
-            sat[i] = float(d["saturation_flow_pcu_h"]) / max(int(d.get("lanes", 1)), 1) * r["lanes"]
-    sat = np.asarray(sat, dtype=float).reshape(len(rows))
-    for name, value in (overrides or {}).items():
+    )
+
+
+def _graph_saturation(rows: list[dict[str, Any]], edges: Mapping[str, Mapping[str, Any]], where: str) -> np.ndarray:
+    """Step 4, ``graph``: the approach edge's own saturation flow, shared by lanes."""
+    sat = np.zeros(len(rows))
+    for i, r in enumerate(rows):
+        d = edges.get(r["approach"])
+        if d is None or "saturation_flow_pcu_h" not in d:
+            raise InputError(
+                f"approach edge {r['approach']!r} has no saturation_flow_pcu_h in the road graph", where=where
+            )
+        sat[i] = float(d["saturation_flow_pcu_h"]) / max(int(d.get("lanes", 1)), 1) * r["lanes"]
+    return sat
+
+
+def _apply_overrides(rows: list[dict[str, Any]], sat: np.ndarray, overrides: Mapping[str, float], where: str) -> None:
+    """The user's saturation flows, by signal group or approach edge, in place of the computed ones."""
+    for name, value in overrides.items():
         try:
             v = float(value)
         except (TypeError, ValueError):
@@ -320,7 +380,6 @@ def lane_groups(
         if not hit:
             raise InputError(f"saturation flow override {name!r} names no signal group or approach", where=where)
         sat[hit] = v
-    return [LaneGroup(**r, saturation_pcu_h=float(s)) for r, s in zip(rows, sat, strict=True)]
 
 
 def effective_green_s(
