@@ -565,27 +565,7 @@ def plan_webster(
         raise ValueError("need one list of lane groups per intersection")
     if not inters:
         return []
-    stage_y, stage_ig, stage_min = [], [], []
-    for inter, lgs in zip(inters, lane_groups, strict=True):
-        where = f"intersection {inter.id}"
-        if not inter.stages:
-            raise InputError("has no stages: cannot build a fixed-time plan", where=where)
-        starved = [lg.id for lg in lgs if lg.flow_pcu_h > 0 and not lg.saturation_pcu_h > 0]
-        if starved:
-            raise InputError(f"lane groups {starved} have demand but no saturation flow", where=where)
-        ratio = np.array([lg.flow_ratio for lg in lgs], dtype=float)
-        stage_y.append(stage_flow_ratios(inter, ratio, [lg.stages for lg in lgs]))
-        stage_ig.append(stage_intergreens_s(inter))
-        stage_min.append(clearance_min_greens_s(inter, stage_min_greens_s(inter, min_green_s), stage_ig[-1]))
-    n_max = max(len(i.stages) for i in inters)
-    n = len(inters)
-    y = np.zeros((n, n_max))
-    ig = np.zeros((n, n_max))
-    gmin = np.zeros((n, n_max))
-    mask = np.zeros((n, n_max), dtype=bool)
-    for i, (a, b, c) in enumerate(zip(stage_y, stage_ig, stage_min, strict=True)):
-        k = len(a)
-        y[i, :k], ig[i, :k], gmin[i, :k], mask[i, :k] = a, b, c, True
+    y, ig, gmin, mask = _stage_arrays(inters, lane_groups, min_green_s)
     res = webster_timings(
         y,
         ig,
@@ -626,24 +606,7 @@ def plan_webster(
             name="webster",
         )
         check_plan(plan, inter)
-        warnings: list[str] = []
-        big_y = float(res.flow_ratio_sum[i])
-        if res.oversaturated[i]:
-            warnings.append(
-                f"Y = {big_y:.3f} >= {y_limit:g}: oversaturated; cycle set to cycle_max {cycle_max_s:g} s "
-                "(review the stages or the demand)"
-            )
-        elif res.cycle_capped[i]:
-            warnings.append(
-                f"Webster cycle {float(res.optimal_cycle_s[i]):.1f} s exceeds cycle_max {cycle_max_s:g} s: capped"
-            )
-        if res.cycle_over_max[i]:
-            warnings.append(f"minimum greens and intergreens need {cycle:.1f} s, more than cycle_max {cycle_max_s:g} s")
-        fixed = [inter.stages[j].id for j in np.flatnonzero(res.at_min_green[i, :k] & (y[i, :k] > 0))]
-        if fixed:
-            warnings.append(f"stages {fixed} held at their minimum green")
-        if big_y == 0:
-            warnings.append("no demand: shortest cycle, equal splits")
+        warnings = _cycle_warnings(res, i, inter, y[i, :k], cycle, y_limit=y_limit, cycle_max_s=cycle_max_s)
         timing = evaluate_plan(
             plan,
             inter,
@@ -660,3 +623,66 @@ def plan_webster(
             warnings.append(f"lane groups {over} over capacity (v/c up to {timing.max_v_c:.2f})")
         out.append(replace(timing, warnings=tuple(warnings)))
     return out
+
+
+def _stage_arrays(
+    inters: Sequence[Intersection], lane_groups: Sequence[Sequence[LaneGroup]], min_green_s: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per intersection and stage (padded to the most stages): critical flow ratio, intergreen to the
+    next stage, minimum green, and which cells are real stages."""
+    stage_y, stage_ig, stage_min = [], [], []
+    for inter, lgs in zip(inters, lane_groups, strict=True):
+        where = f"intersection {inter.id}"
+        if not inter.stages:
+            raise InputError("has no stages: cannot build a fixed-time plan", where=where)
+        starved = [lg.id for lg in lgs if lg.flow_pcu_h > 0 and not lg.saturation_pcu_h > 0]
+        if starved:
+            raise InputError(f"lane groups {starved} have demand but no saturation flow", where=where)
+        ratio = np.array([lg.flow_ratio for lg in lgs], dtype=float)
+        stage_y.append(stage_flow_ratios(inter, ratio, [lg.stages for lg in lgs]))
+        stage_ig.append(stage_intergreens_s(inter))
+        stage_min.append(clearance_min_greens_s(inter, stage_min_greens_s(inter, min_green_s), stage_ig[-1]))
+    n_max = max(len(i.stages) for i in inters)
+    n = len(inters)
+    y = np.zeros((n, n_max))
+    ig = np.zeros((n, n_max))
+    gmin = np.zeros((n, n_max))
+    mask = np.zeros((n, n_max), dtype=bool)
+    for i, (a, b, c) in enumerate(zip(stage_y, stage_ig, stage_min, strict=True)):
+        k = len(a)
+        y[i, :k], ig[i, :k], gmin[i, :k], mask[i, :k] = a, b, c, True
+    return y, ig, gmin, mask
+
+
+def _cycle_warnings(
+    res: WebsterResult,
+    i: int,
+    inter: Intersection,
+    y: np.ndarray,  # (k,) the stages' critical flow ratios
+    cycle: float,
+    *,
+    y_limit: float,
+    cycle_max_s: float,
+) -> list[str]:
+    """What an engineer should know about intersection ``i``'s cycle: oversaturated, capped, minimum
+    greens and intergreens beyond cycle_max, stages held at their minimum, no demand."""
+    k = len(inter.stages)
+    warnings: list[str] = []
+    big_y = float(res.flow_ratio_sum[i])
+    if res.oversaturated[i]:
+        warnings.append(
+            f"Y = {big_y:.3f} >= {y_limit:g}: oversaturated; cycle set to cycle_max {cycle_max_s:g} s "
+            "(review the stages or the demand)"
+        )
+    elif res.cycle_capped[i]:
+        warnings.append(
+            f"Webster cycle {float(res.optimal_cycle_s[i]):.1f} s exceeds cycle_max {cycle_max_s:g} s: capped"
+        )
+    if res.cycle_over_max[i]:
+        warnings.append(f"minimum greens and intergreens need {cycle:.1f} s, more than cycle_max {cycle_max_s:g} s")
+    fixed = [inter.stages[j].id for j in np.flatnonzero(res.at_min_green[i, :k] & (y > 0))]
+    if fixed:
+        warnings.append(f"stages {fixed} held at their minimum green")
+    if big_y == 0:
+        warnings.append("no demand: shortest cycle, equal splits")
+    return warnings
