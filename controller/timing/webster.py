@@ -186,6 +186,9 @@ def webster_timings(
     ignored; default all true). ``cycle_step_s`` rounds the cycle up to a
     multiple (e.g. 1 or 5 s) before splitting the greens. Work is
     O(n K²) numpy operations: at most K rounds of minimum-green fixing.
+    One function on purpose: it is one vectorised pass of Webster's method
+    (checks, lost time, cycle, capping, green split with minimum-green fixing)
+    whose steps share the same masked (n, K) arrays and read as the method does.
     """
     _check_params(cycle_min_s, cycle_max_s, startup_lost_s, green_extension_s, y_limit, cycle_step_s)
     y = np.atleast_2d(np.asarray(flow_ratio, dtype=float))
@@ -594,18 +597,8 @@ def plan_webster(
         greens_ms[i, :k] = cap_green_runs_s(
             inter, np.minimum(greens_ms[i, :k], stage_max_greens_s(inter)), ig_ms[i, :k], _ceil_ms(gmin[i, :k])
         )
-        cycle = float(greens_ms[i, :k].sum() + ig_ms[i, :k].sum())
-        plan = TimingPlan(
-            intersection_id=inter.id,
-            cycle_s=cycle,
-            offset_s=float(offset_s) % cycle,
-            stages=tuple(
-                PlanStage(stage=st.id, green_s=float(greens_ms[i, j]), intergreen_s=float(ig_ms[i, j]))
-                for j, st in enumerate(inter.stages)
-            ),
-            name="webster",
-        )
-        check_plan(plan, inter)
+        plan = _checked_plan(inter, greens_ms[i, :k], ig_ms[i, :k], offset_s)
+        cycle = plan.cycle_s
         warnings = _cycle_warnings(res, i, inter, y[i, :k], cycle, y_limit=y_limit, cycle_max_s=cycle_max_s)
         timing = evaluate_plan(
             plan,
@@ -623,6 +616,22 @@ def plan_webster(
             warnings.append(f"lane groups {over} over capacity (v/c up to {timing.max_v_c:.2f})")
         out.append(replace(timing, warnings=tuple(warnings)))
     return out
+
+
+def _checked_plan(inter: Intersection, greens_s: np.ndarray, intergreens_s: np.ndarray, offset_s: float) -> TimingPlan:
+    """The Webster plan of ``inter`` from its stages' greens and intergreens, through the plan checker."""
+    cycle = float(greens_s.sum() + intergreens_s.sum())
+    plan = TimingPlan(
+        intersection_id=inter.id,
+        cycle_s=cycle,
+        offset_s=float(offset_s) % cycle,
+        stages=tuple(
+            PlanStage(stage=st.id, green_s=float(greens_s[j]), intergreen_s=float(intergreens_s[j]))
+            for j, st in enumerate(inter.stages)
+        ),
+        name="webster",
+    )
+    return check_plan(plan, inter)
 
 
 def _stage_arrays(
