@@ -238,12 +238,14 @@ def _sequence(  # type: ignore[no-untyped-def]
 # fmt: on
     """One supervisor step, one intersection at a time (see :meth:`SafetySupervisor.step`).
 
-    Compiled: a tick on a 100-intersection grid was ~45 numpy calls, each
-    costing more than the few groups it touched, and 5-10x more on the cold
+    Compiled: the vectorised form is a few dozen numpy calls a tick, each
+    costing more than the few groups it touches, the more so on the cold
     caches SUMO's step leaves behind; here a row's groups are a few dozen
     compares in registers. The order of the rules is the order of the
     numbered steps below, and every group of a row sees the row as it stood
     after the previous step (scratch arrays ``prev``, ``ended``, ``since_red``).
+    One long function on purpose: the steps share a row's scratch values inside
+    one compiled loop, and a call per step would cost what compiling saves.
     """
     n, g = state.shape
     prev = np.empty((n, g), np.int8)
@@ -583,6 +585,7 @@ def _watchdog(  # type: ignore[no-untyped-def]
     Written apart from the sequencing, like the MMU check: it only replaces a
     request with a valid stage, so everything the sequencing guarantees
     (clearances, minimum greens, no conflicts) still holds for the forced one.
+    One function for the rule: a compiled loop over the rows (see :func:`_sequence`).
     """
     n, g = state.shape
     # Greens past their maximum (og) and reds past theirs (orr) at the end of this step, one row at
