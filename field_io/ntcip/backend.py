@@ -522,6 +522,7 @@ class NtcipLink(PolledLink):
     refresh_s: float = 1.0  # re-SET the unchanged block this often (<= unitBackupTime / 3)
     reported: dict[str, Any] = field(default_factory=dict)  # alarm -> the value last reported (see _report)
     prepared: PreparedGet | None = None  # the status GET, encoded once (batched polls)
+    set_prepared: tuple[tuple, PreparedGet] | None = None  # (block, pattern already sent) -> its SET, encoded
     shape: tuple = ()  # controllers of one shape are decoded together (keys, phases, channels, groups)
     #: preempt number -> its preemptLink, preemptDelay and preemptMinimumDuration, read when first reached
     preempt_table: dict[int, dict[str, int]] = field(default_factory=dict)
@@ -1020,13 +1021,88 @@ class NtcipBackend(PolledFieldBackend):
             log.debug("%s: SET failed: %s", link.label, e)
             return
         if content is not None:
-            link.safe_content = content
-            link.sent_content = content
-            link.sent_t = self.clock()
-            if content[0] == "plan":
-                link.pattern_sent = content
+            self._accepted(link, content)
         if step is not None and link.profile.greenwave_extension:
             await self._poll(link)
+
+    def _accepted(self, link: NtcipLink, content: tuple) -> None:
+        """The controller took the block: it is the safe one to fall back on, and the heartbeat's clock restarts."""
+        link.safe_content = content
+        link.sent_content = content
+        link.sent_t = self.clock()
+        if content[0] == "plan":
+            link.pattern_sent = content
+
+    def apply(self, commands: Commands) -> None:
+        """As the base class does, with the SETs due of SNMPv1/v2c controllers sent as one batch."""
+        if self.lockstep or self.client_kind != "fast":
+            super().apply(commands)
+            return
+        self._require_open()
+        assert self._loop is not None
+        active = np.asarray(commands.active, bool)
+        batch: list[tuple[NtcipLink, tuple]] = []
+        lone = []
+        for link in self.links:
+            ok = bool(active[link.row]) and link.readable
+            link.was_active = ok
+            if not ok:
+                self._idle(link)
+                continue  # never send anything for an intersection the engine does not command
+            content = self._due(link, commands)
+            if content is None:
+                continue
+            prepared = self._prepared_set(link, content) if link.endpoint.snmp.version in (1, 2) else None
+            if prepared is None:
+                lone.append(self._send(link, content))
+            else:
+                batch.append((link, content))
+        if batch or lone:
+            self._loop.run(self._set_all(batch, lone))
+
+    def _prepared_set(self, link: NtcipLink, content: tuple) -> PreparedGet | None:
+        """The command block SET of ``content``, encoded once per block (None: send it alone)."""
+        key = (content, link.pattern_sent == content)
+        hit = link.set_prepared
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        try:
+            prepared = self._batch.prepare_set(link.endpoint, self._block_varbinds(link, content))
+        except FieldIOError:
+            return None  # refused before sending: the lone path words it as it always has
+        link.set_prepared = (key, prepared)
+        return prepared
+
+    async def _set_all(self, batch: list[tuple[NtcipLink, tuple]], lone: list) -> None:
+        """The batch's SETs at once; an answer that is not a plain success goes through :meth:`_send` again."""
+        others = asyncio.gather(*lone) if lone else None
+        if batch:
+            items = []
+            for link, _content in batch:
+                hit = link.set_prepared
+                assert hit is not None
+                items.append(hit[1])
+            answers = await self._batch.poll(items, max(link.endpoint.timeout_s for link, _c in batch))
+            retry = []
+            for (link, content), answer in zip(batch, answers, strict=True):
+                if answer is None and link.endpoint.retries == 0:
+                    log.debug("%s: SET failed: no SNMP answer within %g s", link.label, link.endpoint.timeout_s)
+                    continue
+                ok = False
+                if answer is not None:
+                    try:
+                        _v, _c, pdu, _rid, status, _i, _vbl = ber.split_request(answer)
+                        ok = pdu == ber.RESPONSE and status == 0
+                    except ber.BerError:
+                        ok = False
+                if ok:
+                    self._accepted(link, content)
+                else:  # refused, unparseable, or no answer with retries left: the lone SET words the outcome
+                    retry.append(self._send(link, content))
+            if retry:
+                await asyncio.gather(*retry)
+        if others is not None:
+            await others
 
     @staticmethod
     def _names(vbs: Sequence[tuple[tuple[int, ...], ber.Value]]) -> list[str]:
@@ -1051,6 +1127,11 @@ class NtcipBackend(PolledFieldBackend):
         link.content = None
 
     def _command(self, link: NtcipLink, commands: Commands) -> Coroutine[Any, Any, None] | None:
+        content = self._due(link, commands)
+        return None if content is None else self._send(link, content)
+
+    def _due(self, link: NtcipLink, commands: Commands) -> tuple | None:
+        """The block to SET this tick (None: nothing due): changed, not in control, or the heartbeat's refresh."""
         try:
             link.content = self._choose(link, commands)
         except InputError as e:
@@ -1062,7 +1143,7 @@ class NtcipBackend(PolledFieldBackend):
         in_control = st is not None and bool(st.status_word & StatusBits.CENTRAL_CONTROL)
         due = self.clock() - link.sent_t >= link.refresh_s - 0.5 * self.dt_s
         if link.content != link.sent_content or not in_control or due:
-            return self._send(link, link.content)
+            return link.content
         return None
 
     def _step(self, link: NtcipLink) -> Coroutine[Any, Any, None] | None:

@@ -53,6 +53,8 @@ __all__ = [
     "ErrorStatus",
     "VarbindEncoder",
     "GetTemplate",
+    "request_slot",
+    "encode_varbinds",
 ]
 
 INTEGER, OCTET_STRING, NULL, OID, SEQUENCE = 0x02, 0x04, 0x05, 0x06, 0x30
@@ -426,6 +428,34 @@ def encode_response(version: int, community: bytes, request_id: int, status: int
     return _tlv(SEQUENCE, _tlv(INTEGER, _int_body(version)) + _tlv(OCTET_STRING, community) + pdu)
 
 
+class _IntTlvs(dict[bytes, int]):
+    """INTEGER TLV bytes -> value, learned as met: a status answer repeats a few hundred distinct values,
+    and a dictionary hit in a C-level ``map`` costs a fraction of slicing and ``int.from_bytes`` per value."""
+
+    def __missing__(self, tlv: bytes) -> int:
+        v = int.from_bytes(tlv[2:], "big", signed=True)
+        if len(self) < 200_000:
+            self[tlv] = v
+        return v
+
+
+_INT_TLVS = _IntTlvs()
+
+
+def request_slot(version: int, community: bytes, pdu_type: int, vbl: bytes) -> tuple[bytearray, int]:
+    """A request around an encoded varbind list, with a four-byte request id, and where those bytes start.
+
+    The id is patched in place per send. Only ids 0x01000000..0x7fffffff may go there: their
+    minimal BER encoding (X.690 §8.3.2) is four bytes.
+    """
+    body = b"\x02\x04\x01\x00\x00\x00\x02\x01\x00\x02\x01\x00" + vbl
+    pdu = bytes((pdu_type,)) + _len(len(body)) + body
+    head = _tlv(INTEGER, _int_body(version)) + _tlv(OCTET_STRING, community)
+    msg = bytes((SEQUENCE,)) + _len(len(head) + len(pdu)) + head + pdu
+    at = len(msg) - len(pdu) + 1 + len(_len(len(body))) + 2
+    return bytearray(msg), at
+
+
 class GetTemplate:
     """A GET of a fixed OID list, encoded once; answers decoded by comparing OID bytes, not parsing them.
 
@@ -447,16 +477,8 @@ class GetTemplate:
         return _tlv(SEQUENCE, _tlv(INTEGER, _int_body(version)) + _tlv(OCTET_STRING, community) + pdu)
 
     def request_slot(self, version: int, community: bytes) -> tuple[bytearray, int]:
-        """The request with a four-byte request id, and where those bytes start (patched per poll).
-
-        Only ids 0x01000000..0x7fffffff may go there: their minimal BER encoding is four bytes.
-        """
-        body = b"\x02\x04\x01\x00\x00\x00\x02\x01\x00\x02\x01\x00" + self.vbl
-        pdu = bytes((GET,)) + _len(len(body)) + body
-        head = _tlv(INTEGER, _int_body(version)) + _tlv(OCTET_STRING, community)
-        msg = bytes((SEQUENCE,)) + _len(len(head) + len(pdu)) + head + pdu
-        at = len(msg) - len(pdu) + 1 + len(_len(len(body))) + 2
-        return bytearray(msg), at
+        """The request with a four-byte request id, and where those bytes start (see :func:`request_slot`)."""
+        return request_slot(version, community, GET, self.vbl)
 
     def ints(self, data: bytes) -> tuple[int, int, int, list[int] | None]:
         """(request id, error status, error index, integer values); values None unless every one is an INTEGER."""
@@ -469,7 +491,7 @@ class GetTemplate:
         m = self._ints.fullmatch(vbl, a, b)
         if m is None:
             return rid, 0, 0, None
-        return rid, 0, 0, [int.from_bytes(g[2:], "big", signed=True) for g in m.groups()]
+        return rid, 0, 0, list(map(_INT_TLVS.__getitem__, m.groups()))
 
     def values(self, data: bytes) -> tuple[int, int, int, list[Value]]:
         """(request id, error status, error index, values) of a response to :meth:`request`."""

@@ -253,16 +253,19 @@ _RID_LO, _RID_HI = 0x0100_0000, 0x7EFF_FFFF
 
 @dataclass(frozen=True)
 class PreparedGet:
-    """One controller's status GET, encoded once: only the four request-id bytes change per poll."""
+    """One controller's request, encoded once: only the four request-id bytes change per send.
+
+    ``template``: the GET's template, which decodes its answer (None for a prepared SET).
+    """
 
     data: bytearray
     rid_at: int  # where the request id's four bytes start
-    template: ber.GetTemplate
+    template: ber.GetTemplate | None
     dest: tuple[str, int]
 
 
 class BatchGet:
-    """The status GETs of many controllers at once, on one UDP socket (SNMPv1/v2c).
+    """The status GETs (or command SETs) of many controllers at once, on one UDP socket (SNMPv1/v2c).
 
     A central asks every controller the same question every tick. Per poll
     this sends each controller's pre-encoded request (:class:`PreparedGet`,
@@ -301,6 +304,16 @@ class BatchGet:
         version = 0 if ep.snmp.version == 1 else 1
         data, at = tpl.request_slot(version, ep.snmp.community.encode())
         return PreparedGet(data, at, tpl, (ep.host, ep.port))
+
+    def prepare_set(
+        self, ep: Endpoint, varbinds: Sequence[tuple[OID, ber.Value]], *, commissioning: bool = False
+    ) -> PreparedGet:
+        """A SET encoded once, refused here as :meth:`FastSnmpClient.set` refuses it (``check_snmp_set``)."""
+        check_snmp_set(((o, v[1]) for o, v in varbinds), commissioning=commissioning)
+        version = 0 if ep.snmp.version == 1 else 1
+        vbl = ber.encode_varbinds(varbinds)
+        data, at = ber.request_slot(version, ep.snmp.set_community.encode(), ber.SET, vbl)
+        return PreparedGet(data, at, None, (ep.host, ep.port))
 
     def _open(self) -> None:
         if self._sock is not None:

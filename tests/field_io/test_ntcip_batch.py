@@ -125,3 +125,70 @@ def test_batched_poll_reads_every_answering_controller_past_a_silent_one(example
         assert any(a[1] == "J2" and "comm-loss" in a[2] for a in backend.alarms)
     finally:
         silent.close()
+
+
+class _RefusingProxy:
+    """Forwards GETs to an emulated agent and refuses every SET with genErr (a controller that will not
+    take central's block): the batched SET's refusal must be worded as a lone SET's is."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        import threading
+
+        self.upstream = upstream
+        self.front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.front.bind(("127.0.0.1", 0))
+        self.back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.back.bind(("127.0.0.1", 0))
+        self.port = self.front.getsockname()[1]
+        self.refused = 0
+        self._stop = False
+        self._client: tuple[str, int] | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        import select
+
+        while not self._stop:
+            ready, _w, _x = select.select([self.front, self.back], [], [], 0.05)
+            for s in ready:
+                data, addr = s.recvfrom(65535)
+                if s is self.back:
+                    if self._client is not None:
+                        self.front.sendto(data, self._client)
+                    continue
+                msg = ber.decode_message(data)
+                if msg.pdu_type == ber.SET:
+                    self.refused += 1
+                    reply = ber.Message(msg.version, msg.community, ber.RESPONSE, msg.request_id, 5, 1, msg.varbinds)
+                    self.front.sendto(ber.encode_message(reply), addr)
+                else:
+                    self._client = addr
+                    self.back.sendto(data, self.upstream)
+
+    def close(self) -> None:
+        self._stop = True
+        self.thread.join(2)
+        self.front.close()
+        self.back.close()
+
+
+def test_a_refused_batched_set_is_reported_and_the_others_are_taken(example_net, emulator) -> None:
+    net = copies(example_net, 2)
+    emu = emulator(net, "ntcip")
+    proxy = _RefusingProxy((emu.endpoints[1].host, emu.endpoints[1].port))
+    try:
+        eps = [emu.endpoints[0], dataclasses.replace(emu.endpoints[1], port=proxy.port)]
+        with NtcipBackend(net, eps, dt_s=0.2) as backend:
+            eng = Engine(backend, make_policy("actuated"))
+            for _ in range(8):
+                eng.tick()
+            events = list(backend.events)
+            assert emu.core.mode[0] == ControllerMode.CENTRAL_STAGE and emu.core.in_control[0]
+            assert not emu.core.in_control[1]
+        assert proxy.refused >= 2  # the batched SET, then the lone one that words the refusal
+        refused = [m for _t, i, m in events if i == "J2"]
+        assert refused and all(m.startswith("command refused: answers genErr") for m in refused), refused
+        assert not [m for _t, i, m in events if i == "J1"]
+    finally:
+        proxy.close()
