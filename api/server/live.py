@@ -59,16 +59,18 @@ from api.server.db import (
 from api.server.metrics import Metrics
 from api.server.settings import BackendKind, Settings
 from controller.backend import BaseBackend, FakeBackend
-from controller.engine import Engine
+from controller.engine import Engine, TickResult
 from controller.events import EventCode, EventRecorder
 from controller.policies import make_policy
 from controller.safety import Mode
 from intersections.errors import GreenwaveError, InputError, PlanError
-from intersections.model import Intersection, SignalState
+from intersections.model import Intersection, SignalGroup, SignalState
 from intersections.network import Network
 from intersections.plan import TimingPlan, plan_from_json
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from controller.backend import DetectorLayout
     from field_io.emulator.runner import Emulator
     from field_io.vehicle_feed import FeedBackend
@@ -369,7 +371,7 @@ ADAPTIVE = Control(ControlKind.ADAPTIVE)
 def intersection_model(inter: Intersection) -> dict[str, Any]:
     """What the dashboard shows of an intersection's model."""
 
-    def label(g: Any) -> str:
+    def label(g: SignalGroup) -> str:
         if g.movements:
             src = sorted({m.from_edge for m in g.movements})
             turns = "".join(sorted({m.turn for m in g.movements}))
@@ -685,7 +687,7 @@ class EngineRunner:
                 row.x_m, row.y_m = x, y
                 row.model = intersection_model(inter)
 
-    def _plan_control(self, s: Any, plan_id: int, source: str, **kw: Any) -> Control | None:
+    def _plan_control(self, s: Session, plan_id: int, source: str, **kw: Any) -> Control | None:
         pv = s.get(PlanVersion, plan_id)
         if pv is None:
             return None
@@ -731,7 +733,7 @@ class EngineRunner:
                 if a.shelved_until is not None:  # as selected; the column is nullable
                     self.shelved[a.id] = a.shelved_until
 
-    def _command_control(self, s: Any, c: CommandRow) -> Control:
+    def _command_control(self, s: Session, c: CommandRow) -> Control:
         if c.kind == "fixed_plan" and c.plan_id is not None:
             pc = self._plan_control(s, c.plan_id, "command", command_id=c.id, expires_at=c.expires_at)
             if pc is not None:
@@ -739,7 +741,7 @@ class EngineRunner:
         kind = {"flash": ControlKind.FLASH, "hold": ControlKind.HOLD}.get(c.kind, ControlKind.ADAPTIVE)
         return Control(kind, "command", stage=c.stage, command_id=c.id, expires_at=c.expires_at)
 
-    def _end_command_row(self, s: Any, c: CommandRow, status: str, by: str, now: datetime) -> None:
+    def _end_command_row(self, s: Session, c: CommandRow, status: str, by: str, now: datetime) -> None:
         c.status, c.ended_at, c.ended_by = status, now, by
         self.db.audit(s, by, f"command.{status}", c.intersection_id, command_id=c.id, kind=c.kind)
 
@@ -1032,7 +1034,7 @@ class EngineRunner:
                 self.alarm_state.pop(alarm_id)
 
     # ---- after each tick ----------------------------------------------------------------
-    def _after_tick(self, res: Any) -> None:
+    def _after_tick(self, res: TickResult) -> None:
         obs = res.observation
         n = len(self.standing)
         lay = self.layout
@@ -1127,7 +1129,7 @@ class EngineRunner:
         self._k_aog = np.zeros(n)
         self._k_central = np.zeros(n)
 
-    def _kpi_accumulate(self, res: Any, queue_now: np.ndarray) -> None:
+    def _kpi_accumulate(self, res: TickResult, queue_now: np.ndarray) -> None:
         obs = res.observation
         lay = self.layout
         assert lay is not None  # bound with the backend, before the first tick
@@ -1165,7 +1167,7 @@ class EngineRunner:
             self._kpi_reset()
 
     # ---- roads, timing, history, alarms maintenance ------------------------------------------
-    def _road_accumulate(self, res: Any) -> None:
+    def _road_accumulate(self, res: TickResult) -> None:
         """Exponential means (time constant 300 s) of each group's green share and stop-line flow (for x)."""
         obs, lay = res.observation, self.layout
         assert lay is not None  # bound with the backend, before the first tick
@@ -1190,7 +1192,7 @@ class EngineRunner:
         self._t_splits: list[dict[str, float]] = [{} for _ in range(n)]
         self._t_current: list[dict[str, float]] = [{} for _ in range(n)]
 
-    def _timing_track(self, res: Any) -> None:
+    def _timing_track(self, res: TickResult) -> None:
         """Actual cycle, splits (green + intergreen of each stage) and offset, from the served stage.
 
         A cycle starts when the first stage of the running plan (stage 0 when
@@ -1418,7 +1420,7 @@ class EngineRunner:
             }
         return out
 
-    def _snapshot_shape(self, net: Network, lay: Any) -> _SnapshotShape:
+    def _snapshot_shape(self, net: Network, lay: DetectorLayout) -> _SnapshotShape:
         """What the snapshot needs of the network and detector layout that does not change per tick."""
         shape = self._shape
         if shape is None or shape.key != (id(net), id(lay)):
