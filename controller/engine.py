@@ -108,6 +108,7 @@ class Engine:
         self._prev_mode = self.supervisor.mode.copy()
         self._prev_watchdog = np.zeros(self.packed.n, bool)
         self._prev_failed = np.zeros(len(backend.detectors.ids), bool)
+        self._prev_failed_any = False
         self._health_kept: tuple[np.ndarray, np.ndarray, np.ndarray, bool] | None = None
         self.ticks = 0
 
@@ -212,6 +213,9 @@ class Engine:
         failed = declared(self.policy, "detector_failed")
         if failed is None or len(failed) != len(self._prev_failed):
             return
+        now_any = any_set(failed)
+        if not (now_any or self._prev_failed_any):  # none failed before or now (a city: ~15,000 detectors)
+            return
         lay = self.backend.detectors
         for k in np.flatnonzero(failed & ~self._prev_failed):
             msg = f"detector {lay.ids[k]} failed (no data or stuck on): its group falls back to recall"
@@ -223,6 +227,7 @@ class Engine:
             if self.hires is not None:
                 self.hires.emit(t, int(lay.row[k]), 83, int(self.hires.channel[k]))
         self._prev_failed = np.array(failed, bool)
+        self._prev_failed_any = now_any
 
     def _report(self, t: float, requests: np.ndarray, report: SupervisorReport) -> None:
         if any_set(report.refused):
