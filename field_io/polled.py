@@ -15,7 +15,8 @@ wire, so it lives here once; a protocol package supplies only
   decide whether it is the one the inventory describes; ``_poll``: one read of
   one controller into ``link.status``);
 * its **command encoding** (``_command``: the transaction that carries this
-  tick's command, or None; ``_release``; ``_step`` in lockstep);
+  tick's command, or None - or ``_commands`` for all controllers at once, to
+  batch them; ``_release``; ``_step`` in lockstep);
 * the protocol's reading of its status into observation columns
   (``_row_counts``, ``_row_occupancy``, ``_row_extra``).
 
@@ -186,6 +187,10 @@ class PolledFieldBackend(BaseBackend):
     def _command(self, link: Any, commands: Commands) -> Coroutine[Any, Any, None] | None:
         """This tick's transaction for an active, readable controller (None: nothing to send)."""
         raise NotImplementedError
+
+    def _commands(self, links: Sequence[Any], commands: Commands) -> list[Coroutine[Any, Any, None]]:
+        """This tick's transactions for the active, readable ``links`` (a protocol may batch them)."""
+        return [tx for tx in (self._command(link, commands) for link in links) if tx is not None]
 
     def _idle(self, link: Any) -> None:
         """An inactive or unreadable controller this tick: nothing is ever sent for it."""
@@ -385,16 +390,15 @@ class PolledFieldBackend(BaseBackend):
     def apply(self, commands: Commands) -> None:
         self._require_open()
         active = np.asarray(commands.active, bool)
-        todo = []
+        ready = []
         for link in self.links:
             ok = bool(active[link.row]) and link.readable
             link.was_active = ok
             if not ok:
                 self._idle(link)
                 continue  # never send anything for an intersection the engine does not command
-            tx = self._command(link, commands)
-            if tx is not None:
-                todo.append(tx)
+            ready.append(link)
+        todo = self._commands(ready, commands)
         if todo:
             self._run(todo)
 

@@ -1033,22 +1033,13 @@ class NtcipBackend(PolledFieldBackend):
         if content[0] == "plan":
             link.pattern_sent = content
 
-    def apply(self, commands: Commands) -> None:
-        """As the base class does, with the SETs due of SNMPv1/v2c controllers sent as one batch."""
+    def _commands(self, links: Sequence[NtcipLink], commands: Commands) -> list[Coroutine[Any, Any, None]]:
+        """The SETs due of SNMPv1/v2c controllers as one batch (:meth:`_set_all`); SNMPv3 ones alone."""
         if self.lockstep or self.client_kind != "fast":
-            super().apply(commands)
-            return
-        self._require_open()
-        assert self._loop is not None
-        active = np.asarray(commands.active, bool)
+            return super()._commands(links, commands)
         batch: list[tuple[NtcipLink, tuple]] = []
         lone = []
-        for link in self.links:
-            ok = bool(active[link.row]) and link.readable
-            link.was_active = ok
-            if not ok:
-                self._idle(link)
-                continue  # never send anything for an intersection the engine does not command
+        for link in links:
             content = self._due(link, commands)
             if content is None:
                 continue
@@ -1057,8 +1048,7 @@ class NtcipBackend(PolledFieldBackend):
                 lone.append(self._send(link, content))
             else:
                 batch.append((link, content))
-        if batch or lone:
-            self._loop.run(self._set_all(batch, lone))
+        return [self._set_all(batch, lone)] if batch or lone else []
 
     def _prepared_set(self, link: NtcipLink, content: tuple) -> PreparedGet | None:
         """The command block SET of ``content``, encoded once per block (None: send it alone)."""
