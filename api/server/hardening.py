@@ -34,6 +34,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
     "BodyLimit",
@@ -60,10 +61,10 @@ DASHBOARD_SUFFIXES = frozenset({".html", ".js", ".css", ".svg", ".png", ".ico", 
 class SecurityHeaders:
     """ASGI middleware: the headers above on every HTTP response, whatever produced it."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -71,7 +72,7 @@ class SecurityHeaders:
         csp = (CSP_DOCS if path == "/docs" else CSP).encode()
         no_store = path.startswith(NO_STORE_PREFIXES)
 
-        async def send_with_headers(message: Any) -> None:
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if not (no_store and k == b"cache-control")]
                 headers += [
@@ -91,11 +92,11 @@ class SecurityHeaders:
 class BodyLimit:
     """ASGI middleware: 413 for a request body above ``max_bytes`` (declared or streamed)."""
 
-    def __init__(self, app: Any, max_bytes: int = 1 << 20) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int = 1 << 20) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
-    async def _refuse(self, send: Any) -> None:
+    async def _refuse(self, send: Send) -> None:
         body = (
             b'{"detail":[{"loc":["body"],"msg":"request body larger than ' + str(self.max_bytes).encode() + b' bytes",'
             b'"type":"too_large"}]}'
@@ -104,7 +105,7 @@ class BodyLimit:
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -116,7 +117,7 @@ class BodyLimit:
             await self.app(scope, receive, send)  # a body without a declared length only where one is expected
             return
         # No Content-Length (chunked): take the body in up to the limit before any route sees it.
-        buffered: list[Any] = []
+        buffered: list[Message] = []
         seen = 0
         while True:
             message = await receive()
@@ -130,7 +131,7 @@ class BodyLimit:
             if not message.get("more_body", False):
                 break
 
-        async def replay() -> Any:
+        async def replay() -> Message:
             return buffered.pop(0) if buffered else await receive()
 
         await self.app(scope, replay, send)

@@ -14,12 +14,14 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy import and_, select
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.server.auth import Permission, Principal, resolve_token
 from api.server.db import AlarmRow, CommandRow, EventChunk, IntersectionRow, PlanVersion, ScheduleEntry, decode_events
 from api.server.deps import ServiceState, bearer, require, service
 from api.server.live import EngineRunner, alarm_public
 from api.server.schemas import LinkIn
+from api.server.settings import Settings
 from intersections.network import Network
 
 router = APIRouter(prefix="/api", tags=["network"])
@@ -139,10 +141,10 @@ class SnapshotFastPath:
 
     PATH = "/api/snapshot"
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != self.PATH or scope["method"] != "GET" or scope["query_string"]:
             await self.app(scope, receive, send)
             return
@@ -186,7 +188,7 @@ def network(_: Principal = Depends(reader), svc: ServiceState = Depends(service)
     }
 
 
-def base_layer(settings: Any) -> dict[str, Any] | None:
+def base_layer(settings: Settings) -> dict[str, Any] | None:
     """The optional base map: locally served XYZ tiles and where the network's x = y = 0 lies on them.
 
     ``None`` without ``map_tiles_dir``. The zoom range is the tile directory's own (its
