@@ -24,6 +24,7 @@ Timing: real time by default (one tick per ``dt_s`` of wall clock);
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import ssl
@@ -195,7 +196,18 @@ class Emulator:
 
     # ---- running -------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any] | None:
-        """The tick loop, in the calling thread, until :meth:`stop`, ``duration_s`` or the end of the SUMO run."""
+        """The tick loop, in the calling thread, until :meth:`stop`, ``duration_s`` or the end of the SUMO run.
+
+        Run from a process's main thread (``greenwave emulate``), the start-up objects - the
+        controllers' MIB and register tables, hundreds of thousands of them in a farm of a thousand
+        controllers - are frozen out of the cyclic garbage collector for the run (``gc.freeze``):
+        otherwise each full collection walks them all and stalls every answer behind it, which is
+        what a central sees as its slowest polls.
+        """
+        freeze = threading.current_thread() is threading.main_thread()
+        if freeze:
+            gc.collect()
+            gc.freeze()
         try:
             if self.sumo is not None:
                 return self._run_sumo()
@@ -204,6 +216,8 @@ class Emulator:
         except EmulatorStopped:
             return None
         finally:
+            if freeze:
+                gc.unfreeze()
             self.core.finish()
             self._write_events()
 
