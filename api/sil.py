@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controller.engine import Engine
 from controller.policies import make_policy
@@ -49,6 +49,9 @@ from field_io.vehicle_feed import FeedBackend, VehicleFeedClient
 from intersections.errors import SimulationError
 from intersections.loaders.sumo_net import load_sumo_net
 from intersections.network import Network
+
+if TYPE_CHECKING:
+    from simulation.runner import RunSpec
 
 __all__ = ["SimulationCoupling", "run_sil", "spec_to_json", "spec_from_json"]
 
@@ -65,14 +68,14 @@ class SimulationCoupling:
 
         return generate_detectors(base, net_file, add_file).network
 
-    def simulate(self, spec: Any, controller: str, **kw: Any) -> dict[str, Any]:
+    def simulate(self, spec: RunSpec, controller: str, **kw: Any) -> dict[str, Any]:
         """Run SUMO with the emulated controllers (``params={"core": ...}``) and return its KPIs."""
         from simulation.runner import simulate
 
         return simulate(spec, controller, **kw)
 
 
-def spec_to_json(spec: Any) -> str:
+def spec_to_json(spec: RunSpec) -> str:
     """A :class:`~simulation.runner.RunSpec` as JSON (paths as strings)."""
 
     def conv(v: Any) -> Any:
@@ -87,7 +90,7 @@ def spec_to_json(spec: Any) -> str:
     return json.dumps({k: conv(v) for k, v in asdict(spec).items()})
 
 
-def spec_from_json(text: str) -> Any:
+def spec_from_json(text: str) -> RunSpec:
     from simulation.runner import RunSpec
 
     d = json.loads(text)
@@ -107,7 +110,7 @@ def spec_from_json(text: str) -> Any:
 
 
 def run_sil(
-    spec: Any,
+    spec: RunSpec,
     controller: str,
     *,
     via: FieldProtocol | str,
@@ -181,7 +184,7 @@ def run_sil(
 
 def _emulator_command(
     via: FieldProtocol,
-    spec: Any,
+    spec: RunSpec,
     spec_file: Path,
     ready: Path,
     kpi_file: Path,
@@ -250,10 +253,10 @@ def _wait_ready(proc: subprocess.Popen, ready: Path, log_file: Path, timeout_s: 
 
 
 def _central(
-    spec: Any,
+    spec: RunSpec,
     controller: str,
     via: FieldProtocol,
-    network: Any,
+    network: Network,
     endpoints: list[Any],
     params: Mapping[str, Any] | None,
     progress: Callable[[float, float], None] | None,

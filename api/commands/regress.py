@@ -28,9 +28,12 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from api.commands._sumo_args import console, progress_bar
+
+if TYPE_CHECKING:
+    from scenarios.regress import PairResult, Suite
 
 __all__ = ["register", "run"]
 
@@ -61,7 +64,7 @@ def _names(text: str | None) -> list[str]:
     return [x.strip() for x in (text or "").split(",") if x.strip()]
 
 
-def _controllers(suite: Any, arg: str | None) -> tuple[list[str], dict[str, str]]:
+def _controllers(suite: Suite, arg: str | None) -> tuple[list[str], dict[str, str]]:
     from controller.policies import policy_names
     from intersections.errors import InputError
 
@@ -183,7 +186,7 @@ def _update(
     return 1 if failed else 0
 
 
-def _json(suite: Any, results: list[Any], wall: float) -> dict[str, Any]:
+def _json(suite: Suite, results: list[PairResult], wall: float) -> dict[str, Any]:
     return {
         "suite": suite.name,
         "wall_s": round(wall, 1),
@@ -208,7 +211,7 @@ def _json(suite: Any, results: list[Any], wall: float) -> dict[str, Any]:
     }
 
 
-def _print(suite: Any, results: list[Any], wall: float, not_run: dict[str, str]) -> None:
+def _print(suite: Suite, results: list[PairResult], wall: float, not_run: dict[str, str]) -> None:
     from rich.table import Table
 
     t = Table(title=f"regress {suite.name}: {len(results)} pairs in {wall:.0f} s")

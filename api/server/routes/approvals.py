@@ -18,6 +18,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from api.server.auth import Permission, Principal
 from api.server.db import Approval, PlanVersion, utcnow
@@ -54,7 +55,7 @@ def approval_out(a: Approval) -> ApprovalOut:
     )
 
 
-def _pending(s: Any, approval_id: int) -> Approval:
+def _pending(s: Session, approval_id: int) -> Approval:
     a = s.get(Approval, approval_id)
     if a is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown approval {approval_id}")
