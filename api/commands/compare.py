@@ -26,9 +26,12 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from api.commands._sumo_args import add_sumo_args, console, progress_bar, spec_from_args
+
+if TYPE_CHECKING:
+    from scenarios.sweep import RunOutcome
 from api.commands.simulate import check_controllers, print_estimated
 from simulation.kpi import mean_ci95
 
@@ -195,7 +198,7 @@ def _run_on_dask(args: argparse.Namespace, controllers: list[str], seeds: list[i
         ready = prebuild(jobs, Path(args.cache).resolve())
         bar.update(task, description=f"compare {name}: {len(jobs)} runs")
 
-        def on_done(res: Any, done: int, total: int) -> None:
+        def on_done(res: RunOutcome, done: int, total: int) -> None:
             if not res.ok:
                 bar.console.print(f"  [red]failed[/red] {res.job.describe()}: {res.error}")
             bar.update(task, completed=done, description=f"compare {name}: {res.job.controller} seed {res.job.seed}")

@@ -22,9 +22,12 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from api.commands._sumo_args import console, progress_bar
+
+if TYPE_CHECKING:
+    from scenarios.sweep import RunOutcome
 
 __all__ = ["register", "run", "DEFAULT_CACHE"]
 
@@ -69,9 +72,9 @@ def _warn(msg: str) -> None:
 _LOGGED = ("mean_delay_s", "p95_delay_s", "unfinished_veh", "throughput_veh", "teleports")
 
 
-def _append_run(path: Path, res: Any) -> None:
+def _append_run(path: Path, res: RunOutcome) -> None:
     kpis = None
-    if res.ok:
+    if res.kpis is not None:  # res.ok
         kpis = {k: res.kpis.get(k) for k in _LOGGED}
         kpis["meta"] = {"unmodelled": res.kpis.get("meta", {}).get("unmodelled", [])}
     row = {"entry": res.job.tag, "controller": res.job.controller, "seed": res.job.seed, "error": res.error,
@@ -134,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         task = bar.add_task(f"corpus: {len(entries)} entries x {len(controllers)} x {len(seeds)}", total=len(jobs))
         bar.update(task, completed=len(done_before))
 
-        def on_done(res: Any, done: int, total: int) -> None:
+        def on_done(res: RunOutcome, done: int, total: int) -> None:
             if not res.ok:
                 first = (res.error or "").splitlines()[0] if res.error else ""
                 bar.console.print(

@@ -25,9 +25,12 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from api.commands._sumo_args import add_model_arg, console, progress_bar
+
+if TYPE_CHECKING:
+    from scenarios.sweep import RunOutcome
 
 __all__ = ["register", "run", "run_sweep", "add_grid_args", "TABLE_KPIS"]
 
@@ -114,7 +117,7 @@ def run_sweep(
         with progress_bar() as bar:
             task = bar.add_task(f"{title}: {len(ready)} runs", total=len(ready))
 
-            def on_done(res: Any, done: int, total: int) -> None:
+            def on_done(res: RunOutcome, done: int, total: int) -> None:
                 if not res.ok:
                     bar.console.print(f"  [red]failed[/red] {res.job.describe()}: {res.error}")
                 bar.update(task, completed=done)
