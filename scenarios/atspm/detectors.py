@@ -45,12 +45,15 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controller.events import detector_channels, phase_numbers
 from intersections.errors import InputError
 from intersections.model import DetectorKind, Intersection
 from intersections.network import Network
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = [
     "DetectionType",
@@ -144,7 +147,7 @@ class IntersectionDetectors:
         }
 
 
-def _heading(graph: Any, edge_id: str) -> str:
+def _heading(graph: nx.DiGraph[str], edge_id: str) -> str:
     """NB/SB/EB/WB from the road graph's node coordinates (direction of travel)."""
     for u, v, data in graph.edges(data=True):
         if data.get("id") == edge_id:
@@ -157,7 +160,7 @@ def _heading(graph: Any, edge_id: str) -> str:
     return ""
 
 
-def _edge_speed(graph: Any) -> dict[str, float]:
+def _edge_speed(graph: nx.DiGraph[str]) -> dict[str, float]:
     return {d["id"]: float(d.get("free_speed_m_s", 13.89)) for _u, _v, d in graph.edges(data=True) if "id" in d}
 
 
@@ -165,7 +168,7 @@ _TURN = {"l": "L", "L": "L", "s": "T", "t": "L", "r": "R", "R": "R"}
 
 
 def _intersection_config(
-    inter: Intersection, graph: Any, speeds: Mapping[str, float], max_presence_zone_m: float
+    inter: Intersection, graph: nx.DiGraph[str], speeds: Mapping[str, float], max_presence_zone_m: float
 ) -> IntersectionDetectors:
     phases = phase_numbers(inter)
     channels = detector_channels(inter)

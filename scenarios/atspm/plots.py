@@ -15,9 +15,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = [
     "plot_pcd",
@@ -33,7 +37,7 @@ __all__ = [
 TERM_COLOURS = {"gap_out": "tab:green", "max_out": "tab:red", "force_off": "tab:blue", "unknown": "goldenrod"}
 
 
-def _subplots(nrows: int = 1, ncols: int = 1, **kw: Any) -> tuple[Any, Any]:
+def _subplots(nrows: int = 1, ncols: int = 1, **kw: Any) -> tuple[Figure, Any]:
     """A figure without pyplot: no global backend state, safe in worker threads; PNG via Agg."""
     from matplotlib.figure import Figure
 
@@ -45,7 +49,7 @@ def _times(origin: datetime, t_s: Sequence[float] | np.ndarray) -> list[datetime
     return [origin + timedelta(seconds=float(t)) for t in t_s]
 
 
-def _time_axis(ax: Any) -> None:
+def _time_axis(ax: Axes) -> None:
     import matplotlib.dates as mdates
 
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
@@ -53,7 +57,7 @@ def _time_axis(ax: Any) -> None:
     ax.grid(True, alpha=0.3)
 
 
-def _save(fig: Any, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110, format="png")
     return path

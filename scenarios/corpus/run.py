@@ -26,7 +26,7 @@ ratio: the worst case, not the best, is the headline.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
@@ -65,7 +65,7 @@ JUDGED = ("mean_delay_s", "p95_delay_s", "unfinished_veh")
 
 
 def corpus_entries(
-    cache_dir: str | Path, *, families: Sequence[str] = ("real", "generated"), warn: Any = None
+    cache_dir: str | Path, *, families: Sequence[str] = ("real", "generated"), warn: Callable[[str], None] | None = None
 ) -> list[CorpusEntry]:
     """Build (cached) and list the corpus; a family that cannot be built is said once, the rest goes on."""
     out = Path(cache_dir)
