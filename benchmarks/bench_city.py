@@ -15,9 +15,9 @@ one process run:
    time inside SUMO's step`` (as ``bench_sumo_loop.py`` defines it), and the real-time factor
    ``simulated s / wall s`` of the whole run, loading the network and starting SUMO included
    (control included: the engine reads, estimates, decides and writes every second). Also the
-   engine's wall time per tick, and ``cpu_x_realtime``: simulated s over this process's CPU
-   time (SUMO runs in it through libsumo), which other jobs on a shared machine stretch less
-   than the wall time.
+   engine's wall and CPU time per tick (CPU: the loop's minus SUMO's step's), and
+   ``cpu_x_realtime``: simulated s over this process's CPU time (SUMO runs in it through
+   libsumo). Other jobs on a shared machine stretch CPU time less than wall time.
 
 Machines here are shared and noisy: the figures are one run's, and a meso/micro ratio from
 the same run means more than either absolute value.
@@ -92,6 +92,7 @@ def run_hour(sumocfg: Path, model: str, begin_s: float, seed: int) -> dict[str, 
         "cpu_s": cpu,
         "cpu_x_realtime": meta["sim_s"] / cpu,
         "engine_ms_per_tick": 1000.0 * (loop - step) / max(meta["ticks"], 1),
+        "engine_cpu_ms_per_tick": 1000.0 * (meta["loop_cpu_s"] - meta["sumo_step_cpu_s"]) / max(meta["ticks"], 1),
         "loop_s": loop,
         "sumo_step_s": step,
         "engine_share": (loop - step) / step,
@@ -139,6 +140,7 @@ def main() -> None:
     for model, r in runs.items():
         print(f"city_{model}_engine_share_of_step: {r['engine_share']:.4f}")
         print(f"city_{model}_engine_ms_per_tick: {r['engine_ms_per_tick']:.3f}")
+        print(f"city_{model}_engine_cpu_ms_per_tick: {r['engine_cpu_ms_per_tick']:.3f}")
         print(f"city_{model}_cpu_x_realtime: {r['cpu_x_realtime']:.1f}")  # this process's CPU (SUMO in it): steadier
         print(f"city_{model}_loop_x_realtime: {r['loop_x_realtime']:.1f}")
     print(f"optimize_coordinate_1000_cpu_s: {opt['cpu_s']:.2f}")  # this process's CPU: steadier under load
