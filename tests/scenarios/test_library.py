@@ -15,6 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from gwconfig import assert_edit_refused
 
 from intersections.errors import InputError
 from scenarios.library import (
@@ -486,13 +487,7 @@ FAULTS = (DEFS_DIR / "detector_faults.toml").read_text()
     ],
 )
 def test_bad_faults_are_refused_naming_the_field(tmp_path: Path, old: str, new: str, field: str, words: str) -> None:
-    assert old in FAULTS
-    bad = tmp_path / "bad.toml"
-    bad.write_text(FAULTS.replace(old, new, 1))
-    with pytest.raises(InputError) as e:
-        load_scenario_def(bad)
-    assert e.value.where == f"{bad}:{field}"
-    assert words in str(e.value)
+    assert_edit_refused(tmp_path, FAULTS, old, new, field, words)
 
 
 # ----------------------------------------------------------------------------- extends
@@ -564,13 +559,7 @@ GOOD = (DEFS_DIR / "hanoi_mixed.toml").read_text()
 def test_bad_definitions_are_refused_naming_file_and_field(
     tmp_path: Path, old: str, new: str, field: str, words: str
 ) -> None:
-    assert old in GOOD
-    bad = tmp_path / "bad.toml"
-    bad.write_text(GOOD.replace(old, new, 1))
-    with pytest.raises(InputError) as e:
-        load_scenario_def(bad)
-    assert e.value.where == f"{bad}:{field}"
-    assert words in str(e.value)
+    assert_edit_refused(tmp_path, GOOD, old, new, field, words)
 
 
 EMERGENCY = (DEFS_DIR / "emergency.toml").read_text()
@@ -588,13 +577,7 @@ EMERGENCY = (DEFS_DIR / "emergency.toml").read_text()
     ],
 )
 def test_bad_emergency_vehicles_are_refused(tmp_path: Path, old: str, new: str, field: str, words: str) -> None:
-    assert old in EMERGENCY
-    bad = tmp_path / "bad.toml"
-    bad.write_text(EMERGENCY.replace(old, new, 1))
-    with pytest.raises(InputError) as e:
-        load_scenario_def(bad)
-    assert e.value.where == f"{bad}:{field}"
-    assert words in str(e.value)
+    assert_edit_refused(tmp_path, EMERGENCY, old, new, field, words)
 
 
 def test_an_emergency_route_must_be_one_of_the_demands(tmp_path: Path) -> None:
