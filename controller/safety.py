@@ -585,7 +585,7 @@ def _watchdog(  # type: ignore[no-untyped-def]
     Written apart from the sequencing, like the MMU check: it only replaces a
     request with a valid stage, so everything the sequencing guarantees
     (clearances, minimum greens, no conflicts) still holds for the forced one.
-    One function for the rule: a compiled loop over the rows (see :func:`_sequence`).
+    One function on purpose: a compiled loop over the rows (see :func:`_sequence`).
     """
     n, g = state.shape
     # Greens past their maximum (og) and reds past theirs (orr) at the end of this step, one row at
