@@ -1384,7 +1384,7 @@ class EngineRunner:
         assert lay is not None  # bound with the backend, before the first tick
         presence = self.h_presence[p]
         # Whole-network arrays first, then one dict per intersection from plain Python values: at city
-        # size (1,000+ rows) per-row numpy calls cost more than their data (~25 ms a tick at 1,024).
+        # size (1,000+ rows) per-row numpy calls cost more than their data (benchmarks/bench_api.py).
         shape = self._snapshot_shape(net, lay)
         ng_max = shape.group_mask.shape[1]
         green = (states[:, :ng_max] == GREEN) & shape.group_mask
