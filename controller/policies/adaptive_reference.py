@@ -16,7 +16,7 @@ import numpy as np
 from controller.arrays import PackedNetwork
 from controller.backend import Observation, crossing_calls
 from controller.estimate import Estimate
-from controller.policies.adaptive import BLIND_HISTORY_WEIGHT, AdaptivePolicy
+from controller.policies.adaptive import BLIND_HISTORY_WEIGHT, ZONE_FULL_OCCUPANCY, AdaptivePolicy
 from controller.policies.base import PolicyContext
 from controller.policies.kernels import STARVING_SCORE
 from controller.safety import HOLD
@@ -65,6 +65,16 @@ class AdaptiveReference(AdaptivePolicy):
                 heard.setdefault((r, k), set()).add(self._lane[d])
             elif lay.stop_line[d]:
                 lost[r][k] = True
+        # Stop-line zones covered end to end: every working one of the group at least half occupied.
+        zones = [[0] * p.g for _ in range(p.n)]
+        short = [[0] * p.g for _ in range(p.n)]
+        for d in range(n_det):
+            if lay.stop_line[d] and not self.detector_failed[d]:
+                r, k = int(lay.row[d]), int(lay.group[d])
+                zones[r][k] += 1
+                o = float(obs.occupancy[d])
+                short[r][k] += 0 if (math.isfinite(o) and o >= ZONE_FULL_OCCUPANCY) else 1
+        full_zone = [[zones[r][k] > 0 and short[r][k] == 0 for k in range(p.g)] for r in range(p.n)]
         # Passage per group: the unit extension divided by the lanes still heard per approach.
         passage = [
             [self.passage_s / max(1.0, len(heard.get((r, k), ())) / self._roads[r][k]) for k in range(p.g)]
@@ -113,7 +123,10 @@ class AdaptiveReference(AdaptivePolicy):
                 yielding_now = cur_t >= 0 and bool(p.stage_yield[r, cur_t, k])
                 protected_now = bool(self._yielding_prev[r, k]) and not yielding_now and is_green
                 self._yielding_prev[r, k] = yielding_now
-                stalled = is_green and standing and not shrank and not protected_now
+                # A full zone still counting arrivals is discharging: it takes a vehicle in only when
+                # one leaves at the front.
+                moving_full = full_zone[r][k] and self.since_arrival_s[r, k] < self.stall_s
+                stalled = is_green and standing and not shrank and not protected_now and not moving_full
                 self.since_release_s[r, k] = float(self.since_release_s[r, k]) + dt if stalled else 0.0
                 self._prev_q[r, k] = serve[r][k]
         slots = max(1, round(self.approach_window_s / dt))
