@@ -730,6 +730,33 @@ class RowMib:
         self._compiled[oid] = fn
         return fn
 
+    def compile_tick(self, oid: tuple[int, ...]) -> Callable[[dict[str, Any]], ber.Value] | None:
+        """Like :meth:`compile`, as a function of this tick's values (:meth:`_tick_values`, fetched once
+        per request by the caller instead of once per object)."""
+        entry = self.table.get(oid)
+        if entry is None:
+            return None
+        name, idx = entry
+        INT = ber.INTEGER
+        suffix = name[len("phaseStatusGroup") :] if name.startswith("phaseStatusGroup") else ""
+        if _STATUS_KEYS.get(suffix):
+            key, g = _STATUS_KEYS[suffix], idx[0] - 1
+            return lambda tv: (INT, tv["masks"][key][g])
+        if name in ("detectorVolume", "detectorOccupancy"):
+            c, col = idx[0], "volume" if name == "detectorVolume" else "occupancy"
+            return lambda tv: (INT, tv[col].get(c, 0))
+        if name == "volumeOccupancySequence":
+            return lambda tv: (INT, tv["seq"])
+        if name == "gwGroupQueue":
+            g = idx[0] - 1
+            return lambda tv: (INT, tv["queue"][g])
+        if name == "vehicleDetectorStatusGroupAlarms":
+            g = idx[0] - 1
+            return lambda tv: (INT, tv["detectors"]["alarms"][g])
+        fn = self.compile(oid)
+        assert fn is not None
+        return lambda _tv: fn()
+
     def get_many(self, oids: Sequence[tuple[int, ...]]) -> list[ber.Value] | None:
         """Every value, or None if some object does not exist."""
         fns = [self.compile(o) for o in oids]
@@ -1030,7 +1057,7 @@ class SnmpAgent:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._get_cache: dict[bytes, tuple[tuple[int, int], bytes, int, int]] = {}
         self._get_oids: dict[bytes, list[tuple[int, ...]]] = {}
-        self._get_plans: dict[bytes, tuple[list[Callable[[], ber.Value]], ber.VarbindEncoder]] = {}
+        self._get_plans: dict[bytes, tuple[list[Callable[[dict[str, Any]], ber.Value]], ber.VarbindEncoder]] = {}
         self._readers = {snmp.community.encode(), snmp.set_community.encode()}
 
     async def start(self) -> int:
@@ -1069,7 +1096,7 @@ class SnmpAgent:
             oids = self._get_oids.get(vbl)
             if oids is None:
                 return None  # first time this list is asked: the full path learns it
-            fns = [self.mib.compile(o) for o in oids]
+            fns = [self.mib.compile_tick(o) for o in oids]
             if any(f is None for f in fns):
                 return None
             # Compiled once per varbind list: the value functions and the OIDs' bytes (a farm of
@@ -1078,7 +1105,8 @@ class SnmpAgent:
             plan = self._get_plans[vbl] = (cast(list, fns), ber.VarbindEncoder(oids))
         self.mib.begin_request()
         fns, enc = plan
-        body = enc.encode([f() for f in fns])
+        tv = self.mib._tick_values()
+        body = enc.encode([f(tv) for f in fns])
         self._get_cache[vbl] = (epoch, body, 0, 0)
         return ber.encode_response(version, community, rid, 0, 0, body)
 
