@@ -74,7 +74,7 @@ def exit_blocked_share(obs: Observation | None, shape: tuple[int, int]) -> np.nd
     without the signal (Gregoire et al. 2015's capacity-aware back-pressure with unknown
     downstream space falls back to plain back-pressure).
     """
-    x = getattr(obs, "exit_blocked", None)
+    x = None if obs is None else obs.exit_blocked
     if x is None:
         return np.zeros(shape)
     x = np.asarray(x, float)
