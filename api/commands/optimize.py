@@ -37,7 +37,7 @@ __all__ = ["register", "run"]
 _MAX_WARNINGS = 20
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "optimize",
         help="compute fixed-time plans (Webster) from turning counts or SUMO flows",
