@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy import select
 
+from api.server.actual_timing import ActualTiming
 from api.server.control import CentreBackend, OverridePolicy
 from api.server.db import (
     AlarmRow,
@@ -502,7 +503,7 @@ class EngineRunner:
         self._tick_wait_s = 0.0  # this tick's wait for real time inside advance (CentreBackend.on_wait)
         self._shape: _SnapshotShape | None = None
         self.recorder: DrainingRecorder | None = None  # the high-resolution event log, with the engine
-        self._timing_reset(0)
+        self.actual_timing = ActualTiming(0)  # actual cycle, splits and offset, from the served stages
 
     # ---- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -873,7 +874,7 @@ class EngineRunner:
         self._ema_green = np.zeros((n, g))
         self._ema_flow = np.zeros((n, g))
         self._road_occ = np.full(len(self.roads.ids) if self.roads else 0, np.nan)
-        self._timing_reset(n)
+        self.actual_timing = ActualTiming(n)
         self._kpi_reset()
         self.applied = [None] * n  # re-apply every control to the new engine
         return backend
@@ -998,9 +999,7 @@ class EngineRunner:
         assert self.recorder is not None  # controls apply once the engine (and its recorder) run
         self.recorder.emit(self.sim_time_s, r, EventCode.PATTERN_CHANGE, param)
         self.applied[r] = c
-        # A new control: measure its cycles afresh.
-        self._t_cycle_start[r] = self._t_cycle_s[r] = self._t_offset_s[r] = np.nan
-        self._t_splits[r], self._t_current[r] = {}, {}
+        self.actual_timing.restart(r)  # a new control: measure its cycles afresh
 
     # operations the API posts ---------------------------------------------------------
     def set_standing(self, intersection_id: str, control: Control) -> None:
@@ -1072,7 +1071,8 @@ class EngineRunner:
             self._h_pos = (p + 1) % HISTORY_TICKS
             self._h_len = min(self._h_len + 1, HISTORY_TICKS)
         self._road_accumulate(res)
-        self._timing_track(res)
+        assert self.network is not None
+        self.actual_timing.track(res.report.target, res.time_s, self.network, self.policy)
         self._kpi_accumulate(res, q)
         # An accelerated twin ticks faster than anyone can watch: with live_max_hz the live state is
         # published at most that often (wall clock), still once per published tick for everyone.
@@ -1183,81 +1183,9 @@ class EngineRunner:
         if self.roads is not None and obs.occupancy.size == len(self.roads.det_edge):
             self._road_occ = self.roads.occupancy(np.asarray(obs.occupancy, float))
 
-    def _timing_reset(self, n: int) -> None:
-        self._t_prev_target = np.full(n, -1, np.int64)
-        self._t_stage_start = np.full(n, np.nan)
-        self._t_cycle_start = np.full(n, np.nan)
-        self._t_cycle_s = np.full(n, np.nan)
-        self._t_offset_s = np.full(n, np.nan)
-        self._t_splits: list[dict[str, float]] = [{} for _ in range(n)]
-        self._t_current: list[dict[str, float]] = [{} for _ in range(n)]
-
-    def _timing_track(self, res: TickResult) -> None:
-        """Actual cycle, splits (green + intergreen of each stage) and offset, from the served stage.
-
-        A cycle starts when the first stage of the running plan (stage 0 when
-        adaptive) is served again; its start, taken modulo the plan's cycle, is
-        the actual offset (the plan's convention: stage 0 starts at
-        ``offset_s`` on the controller clock's cycle).
-        """
-        target = np.asarray(res.report.target, np.int64)
-        changed = np.flatnonzero(target != self._t_prev_target)
-        if not changed.size:
-            return
-        assert self.network is not None
-        t = res.time_s
-        pol = self.policy
-        for r in changed.tolist():
-            inter = self.network.intersections[r]
-            prev = int(self._t_prev_target[r])
-            if prev >= 0 and np.isfinite(self._t_stage_start[r]) and prev < len(inter.stages):
-                self._t_current[r][inter.stages[prev].id] = round(t - self._t_stage_start[r], 1)
-            new = int(target[r])
-            self._t_prev_target[r] = new
-            self._t_stage_start[r] = t
-            plan = pol.fixed_plan(r)
-            first = int(pol.stage_index[r, 0]) if plan is not None else 0
-            if new == first:
-                if np.isfinite(self._t_cycle_start[r]):
-                    self._t_cycle_s[r] = t - self._t_cycle_start[r]
-                    self._t_splits[r] = self._t_current[r]
-                self._t_current[r] = {}
-                self._t_cycle_start[r] = t
-                self._t_offset_s[r] = (t % plan.cycle_s) if plan is not None else np.nan
-
     def timing_of(self, r: int) -> dict[str, Any]:
-        """Actual timing of the last complete cycle against the running plan, and coordination status.
-
-        ``coordination``: ``coordinated`` when a fixed plan runs and the actual
-        offset is within 5 s of the plan's (about two headways: what a
-        platoon tolerates), ``transition`` when it is further off (the plan just
-        changed, a hold or a preemption pushed it), ``free`` when no plan runs.
-        """
-        plan = self.policy.fixed_plan(r)
-        cyc = self._t_cycle_s[r]
-        out: dict[str, Any] = {
-            "cycle_s": None if not np.isfinite(cyc) else round(float(cyc), 1),
-            "splits_s": self._t_splits[r],
-            "coordination": "free",
-        }
-        if plan is None:
-            return out  # no plan: nothing to compare with (offset, plan, offset_error_s absent)
-        out.update(offset_s=None, offset_error_s=None)
-        out["plan"] = {
-            "cycle_s": plan.cycle_s,
-            "offset_s": plan.offset_s,
-            "splits_s": {st.stage: round(st.green_s + st.intergreen_s, 1) for st in plan.stages},
-        }
-        off = self._t_offset_s[r]
-        if np.isfinite(off):
-            c = plan.cycle_s
-            err = (off - plan.offset_s + c / 2) % c - c / 2
-            out["offset_s"] = round(float(off), 1)
-            out["offset_error_s"] = round(float(err), 1)
-            out["coordination"] = "coordinated" if abs(err) <= 5.0 else "transition"
-        else:
-            out["coordination"] = "transition"
-        return out
+        """Actual timing of row ``r``'s last complete cycle against its running plan (:class:`ActualTiming`)."""
+        return self.actual_timing.of(r, self.policy)
 
     def _store_kpis(self, sample: dict[str, Any]) -> None:
         """Keep the KPI interval in the database (history beyond the in-memory window)."""
