@@ -518,7 +518,7 @@ class NtcipLink(PolledLink):
     refused_content: tuple | None = None
     pattern_sent: tuple | None = None
     sent_content: tuple | None = None
-    sent_t: float = -math.inf
+    sent_t: float = -math.inf  # when the last block was taken (-inf: never; see _accepted)
     refresh_s: float = 1.0  # re-SET the unchanged block this often (<= unitBackupTime / 3)
     reported: dict[str, Any] = field(default_factory=dict)  # alarm -> the value last reported (see _report)
     prepared: PreparedGet | None = None  # the status GET, encoded once (batched polls)
@@ -1029,7 +1029,14 @@ class NtcipBackend(PolledFieldBackend):
         """The controller took the block: it is the safe one to fall back on, and the heartbeat's clock restarts."""
         link.safe_content = content
         link.sent_content = content
-        link.sent_t = self.clock()
+        now = self.clock()
+        if link.sent_t == -math.inf:
+            # The first block of every controller goes out in the same tick; left alone, their
+            # refreshes would come in the same tick too, every unitBackupTime / 3, a burst of SETs
+            # for central and the controllers. The first refresh comes early by a per-controller
+            # fraction of the period (golden-ratio spread), the later ones a period apart.
+            now -= (link.row * 0.618034) % 1.0 * link.refresh_s
+        link.sent_t = now
         if content[0] == "plan":
             link.pattern_sent = content
 
