@@ -109,6 +109,8 @@ EXCEPTION_NAMES = {
     11: "gateway target device failed to respond",
 }
 _HB = COMMAND.address("heartbeat")
+#: Function 23 writing the five heartbeat registers (heartbeat, central clock, step) and reading the status.
+_RW_HEARTBEAT = struct.Struct(">BHHHHB5H")
 _CENTRAL, _PENDING = int(StatusBits.CENTRAL_CONTROL), int(StatusBits.PENDING_HANDBACK)
 _DONE = int(StatusBits.PLANT_DONE)
 _PREEMPT, _DETECTOR_FAULT = int(StatusBits.PREEMPT), int(StatusBits.DETECTOR_FAULT)
@@ -545,15 +547,18 @@ class ModbusBackend(PolledFieldBackend):
 
         sent: list[tuple[ModbusLink, int, bytes]] = []
         by_client: dict[int, tuple[ModbusTcpClient, list[ModbusLink], list[tuple[int, bytes, Any]]]] = {}
+        # Every commanded controller's heartbeat carries the same central clock this tick: its words
+        # once, and the write's range checked once (the same five registers for every controller).
+        clock_words = heartbeat_words(0, self.wall_clock())[1:4]
+        check_modbus_write(_HB, 5)
         for link in batch:
             plan = link.read_plan
             assert plan is not None
-            write = self._status_words(link, None)
-            if write is None:
-                pdu = read_pdu(plan.base, plan.count)
+            if link.was_active:  # what _status_words gives without a step: the next heartbeat and the clock
+                link.heartbeat = hb = (link.heartbeat + 1) & 0xFFFF
+                pdu = _RW_HEARTBEAT.pack(23, plan.base, plan.count, _HB, 5, 10, hb, *clock_words, 0)
             else:
-                check_modbus_write(write[0], len(write[1]))
-                pdu = read_write_pdu(plan.base, plan.count, write[0], write[1])
+                pdu = read_pdu(plan.base, plan.count)
             sent.append((link, plan.count, pdu))
             c = link.client
             _c, group, items = by_client.setdefault(id(c), (c, [], []))

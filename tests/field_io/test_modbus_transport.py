@@ -162,3 +162,15 @@ def test_pipelined_transactions_are_paired_by_transaction_id() -> None:
             await server.wait_closed()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("t", [0.0, 1_765_000_000.123, 12_345.999])
+def test_batched_heartbeat_frame_is_the_generic_read_write(t: float) -> None:
+    """The batched poll packs the heartbeat write with one precompiled struct; the same bytes as function 23."""
+    from field_io.modbus.backend import _HB, _RW_HEARTBEAT
+    from field_io.modbus.codec import heartbeat_words
+    from field_io.modbus.transport import read_write_pdu
+
+    for hb in (0, 1, 65535):
+        fast = _RW_HEARTBEAT.pack(23, 10, 40, _HB, 5, 10, hb, *heartbeat_words(0, t)[1:4], 0)
+        assert fast == read_write_pdu(10, 40, _HB, heartbeat_words(hb, t))
