@@ -8,15 +8,18 @@ A **poll cycle** is one poll of all N controllers, as the engine's ``read``
 does it: Modbus, one function-23 transaction per controller that also carries
 the heartbeat, pipelined on one connection per emulator port (each port is a
 gateway for up to 247 controllers, one unit id each); NTCIP, one GET per
-controller, one UDP agent each; decoded into the observation. The farm runs
+controller, one UDP agent each, every GET sent from one socket and the
+answers decoded a controller shape at a time; decoded into the observation. The farm runs
 ``--per-process`` controllers per emulator process (default 1,000 Modbus,
 250 NTCIP).
 N is *sustained* when the p99 poll cycle stays under 200 ms and every
 controller stays under central control with no failed transaction, while the
 engine also decides and commands every tick (Modbus: a function-16 block when
 a command changed; NTCIP: the complete command block SET, which is also the
-heartbeat, when it changed and at least every unitBackupTime / 3). The whole
-engine tick (poll + decide + command) is reported beside it.
+heartbeat, when it changed and at least every unitBackupTime / 3, the tick's
+SETs as one batch). The whole engine tick (poll + decide + command) is
+reported beside it. The farm's processes freeze their start-up objects out of
+the cyclic garbage collector (``Emulator.run`` in a main thread), as central does.
 
 The ladder of N is measured side by side in one run; the table gives the
 cycle latency (p50 / p99), the central's CPU per controller and second, and
