@@ -58,6 +58,7 @@ from api.server.db import (
     utcnow,
 )
 from api.server.metrics import Metrics
+from api.server.recent import RecentTicks
 from api.server.settings import BackendKind, Settings
 from controller.backend import BaseBackend, FakeBackend
 from controller.engine import Engine, TickResult
@@ -504,6 +505,7 @@ class EngineRunner:
         self._shape: _SnapshotShape | None = None
         self.recorder: DrainingRecorder | None = None  # the high-resolution event log, with the engine
         self.actual_timing = ActualTiming(0)  # actual cycle, splits and offset, from the served stages
+        self.history = RecentTicks(0, 0, 0, HISTORY_TICKS)  # the last ticks, for the snapshot and timelines
 
     # ---- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -863,13 +865,7 @@ class EngineRunner:
         self.layout = backend.detectors
         n, g = backend.packed.n, backend.packed.g
         d = len(backend.detectors.ids)
-        self.h_time = np.full(HISTORY_TICKS, np.nan)
-        self.h_states = np.zeros((HISTORY_TICKS, n, g), np.int8)
-        self.h_target = np.full((HISTORY_TICKS, n), -1, np.int16)
-        self.h_presence = np.zeros((HISTORY_TICKS, d), bool)
-        self.h_queue = np.zeros((HISTORY_TICKS, n), np.float32)
-        self._h_len = 0
-        self._h_pos = 0
+        self.history = RecentTicks(n, g, d, HISTORY_TICKS)
         self.last_queue = np.zeros((n, g))
         self._ema_green = np.zeros((n, g))
         self._ema_flow = np.zeros((n, g))
@@ -1058,18 +1054,10 @@ class EngineRunner:
                     self._clear_alarm(int(r), code, res.time_s)
                 self._cond[code] = now_on.copy()
         with self._lock:
-            p = self._h_pos
-            self.h_time[p] = res.time_s
-            self.h_states[p] = res.states
-            self.h_target[p] = res.report.target
             presence = (np.nan_to_num(obs.occupancy) > 0) | (np.nan_to_num(obs.counts) > 0)
-            if presence.size:
-                self.h_presence[p] = presence
             q = np.nan_to_num(obs.queue_veh).sum(axis=1)
-            self.h_queue[p] = q
+            self.history.push(res.time_s, res.states, res.report.target, presence, q)
             self.last_queue = np.asarray(obs.queue_veh, float).copy()
-            self._h_pos = (p + 1) % HISTORY_TICKS
-            self._h_len = min(self._h_len + 1, HISTORY_TICKS)
         self._road_accumulate(res)
         assert self.network is not None
         self.actual_timing.track(res.report.target, res.time_s, self.network, self.policy)
@@ -1262,7 +1250,7 @@ class EngineRunner:
 
     def _publish_snapshot(self, force: bool = False) -> None:
         net = self.network
-        if net is None or self._h_len == 0:
+        if net is None or len(self.history) == 0:
             snap = {"seq": self.seq + 1, "engine": self.state, "error": self.error, "intersections": {}}
             self.seq += 1
             self.snapshot = snap
@@ -1302,15 +1290,16 @@ class EngineRunner:
 
     def _snapshot_rows(self, net: Network, alarms_by_row: np.ndarray) -> dict[str, Any]:
         """Each intersection's live row of the snapshot, from the newest history slot."""
-        p = (self._h_pos - 1) % HISTORY_TICKS
-        states = self.h_states[p]
-        target = self.h_target[p]
+        h = self.history
+        p = h.newest
+        states = h.states[p]
+        target = h.target[p]
         sup = self.engine.supervisor
         obs_age = self.backend.down_age_s
         comm = self._cond["comm_loss"]
         lay = self.layout
         assert lay is not None  # bound with the backend, before the first tick
-        presence = self.h_presence[p]
+        presence = h.presence[p]
         # Whole-network arrays first, then one dict per intersection from plain Python values: at city
         # size (1,000+ rows) per-row numpy calls cost more than their data (benchmarks/bench_api.py).
         shape = self._snapshot_shape(net, lay)
@@ -1322,7 +1311,7 @@ class EngineRunner:
         det = np.where(presence[shape.det_order], 49, 48).astype(np.uint8).tobytes().decode("ascii")
         modes = sup.mode.tolist()
         comm_l = comm.tolist()
-        queue_l = np.round(self.h_queue[p].astype(float), 1).tolist()
+        queue_l = np.round(h.queue[p].astype(float), 1).tolist()
         age_l = np.round(obs_age.astype(float), 1).tolist()
         down_l = self.link_down.tolist()
         alarms_l = alarms_by_row.tolist()
@@ -1353,7 +1342,7 @@ class EngineRunner:
         shape = self._shape
         if shape is None or shape.key != (id(net), id(lay)):
             n_groups = np.array([len(i.groups) for i in net.intersections], np.int64)
-            g = int(self.h_states.shape[2])
+            g = int(self.history.states.shape[2])
             row = np.asarray(lay.row)
             # Detectors of each row in layout order (a stable sort keeps the per-row order of flatnonzero).
             order = np.argsort(row, kind="stable")
@@ -1393,18 +1382,17 @@ class EngineRunner:
         assert self.network is not None
         inter = self.network.intersections[r]
         with self._lock:
-            if self._h_len == 0:
+            h = self.history
+            if len(h) == 0:
                 return {"t": [], "signals": [], "stage": [], "detectors": [], "groups": inter.group_ids}
-            idx = (self._h_pos - self._h_len + np.arange(self._h_len)) % HISTORY_TICKS
-            t = self.h_time[idx]
-            keep = idx[t >= t[-1] - seconds]
-            t = self.h_time[keep]
-            states = self.h_states[keep, r, : len(inter.groups)]
-            target = self.h_target[keep, r]
+            keep = h.window(seconds)
+            t = h.time[keep]
+            states = h.states[keep, r, : len(inter.groups)]
+            target = h.target[keep, r]
             layout = self.layout
             assert layout is not None
             dets = np.flatnonzero(layout.row == r)
-            pres = self.h_presence[np.ix_(keep, dets)] if dets.size else np.zeros((len(keep), 0), bool)
+            pres = h.presence[np.ix_(keep, dets)] if dets.size else np.zeros((len(keep), 0), bool)
         stage_ids = [s.id for s in inter.stages]
         return {
             "groups": list(inter.group_ids),

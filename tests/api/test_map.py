@@ -218,7 +218,7 @@ def test_the_snapshot_matches_a_per_intersection_reference(city: LiveServer) -> 
     reading of the same tick's arrays gives (the slow reference the fast build replaced)."""
     import numpy as np
 
-    from api.server.live import GREEN, HISTORY_TICKS, STATE_CHARS
+    from api.server.live import GREEN, STATE_CHARS
     from controller.safety import Mode
 
     r_ = city.runner
@@ -226,8 +226,9 @@ def test_the_snapshot_matches_a_per_intersection_reference(city: LiveServer) -> 
     with r_._lock:
         r_._publish_snapshot()
         snap = r_.snapshot["intersections"]
-        p = (r_._h_pos - 1) % HISTORY_TICKS
-        states, sup, lay = r_.h_states[p], r_.engine.supervisor, r_.layout
+        h = r_.history
+        p = h.newest
+        states, sup, lay = h.states[p], r_.engine.supervisor, r_.layout
         for r, inter in enumerate(r_.network.intersections):
             ng = len(inter.groups)
             green = states[r, :ng] == GREEN
@@ -235,8 +236,8 @@ def test_the_snapshot_matches_a_per_intersection_reference(city: LiveServer) -> 
                 "mode": Mode(int(sup.mode[r])).name.lower(),
                 "stage_time_s": round(float(sup.state_time_s[r, :ng][green].min()), 1) if green.any() else 0.0,
                 "signals": "".join(STATE_CHARS[states[r, :ng]]),
-                "detectors": "".join("1" if r_.h_presence[p, k] else "0" for k in np.flatnonzero(lay.row == r)),
-                "queue_veh": round(float(r_.h_queue[p, r]), 1),
+                "detectors": "".join("1" if h.presence[p, k] else "0" for k in np.flatnonzero(lay.row == r)),
+                "queue_veh": round(float(h.queue[p, r]), 1),
             }
             got = {k: snap[inter.id][k] for k in want}
             assert got == want, inter.id

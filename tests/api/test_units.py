@@ -178,3 +178,19 @@ def test_tune_grid_is_a_declared_policy_member() -> None:
         tune_grid = MappingProxyType({"gap_s": (2.0, 3.0)})
 
     assert declared(Tunable(), "tune_grid") == {"gap_s": (2.0, 3.0)}
+
+
+def test_recent_ticks_keep_the_newest_and_window_by_simulated_time() -> None:
+    """The dashboard's ring: the newest slot for the snapshot, the last seconds for a timeline."""
+    import numpy as np
+
+    from api.server.recent import RecentTicks
+
+    h = RecentTicks(n=2, g=3, d=1, size=4)
+    assert len(h) == 0
+    for k in range(6):  # two more than fit: the oldest two are overwritten
+        h.push(float(k), np.full((2, 3), k, np.int8), np.array([k, -1]), np.array([k % 2 == 1]), np.array([k, 0.0]))
+    assert len(h) == 4 and h.time[h.newest] == 5.0 and h.target[h.newest].tolist() == [5, -1]
+    assert h.time[h.window(1.5)].tolist() == [4.0, 5.0]
+    assert h.time[h.window(100.0)].tolist() == [2.0, 3.0, 4.0, 5.0]
+    assert h.presence[h.window(1.0), 0].tolist() == [False, True]
