@@ -57,6 +57,7 @@ from api.server.db import (
     encode_events,
     utcnow,
 )
+from api.server.kpi_window import KpiWindow
 from api.server.metrics import Metrics
 from api.server.recent import RecentTicks
 from api.server.settings import BackendKind, Settings
@@ -506,6 +507,7 @@ class EngineRunner:
         self.recorder: DrainingRecorder | None = None  # the high-resolution event log, with the engine
         self.actual_timing = ActualTiming(0)  # actual cycle, splits and offset, from the served stages
         self.history = RecentTicks(0, 0, 0, HISTORY_TICKS)  # the last ticks, for the snapshot and timelines
+        self.kpi_window = KpiWindow(0, KPI_INTERVAL_S)  # the KPI interval being summed
 
     # ---- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -871,7 +873,7 @@ class EngineRunner:
         self._ema_flow = np.zeros((n, g))
         self._road_occ = np.full(len(self.roads.ids) if self.roads else 0, np.nan)
         self.actual_timing = ActualTiming(n)
-        self._kpi_reset()
+        self.kpi_window = KpiWindow(len(self.standing), KPI_INTERVAL_S)
         self.applied = [None] * n  # re-apply every control to the new engine
         return backend
 
@@ -1061,7 +1063,11 @@ class EngineRunner:
         self._road_accumulate(res)
         assert self.network is not None
         self.actual_timing.track(res.report.target, res.time_s, self.network, self.policy)
-        self._kpi_accumulate(res, q)
+        assert self.layout is not None  # bound with the backend, before the first tick
+        sample = self.kpi_window.add(res, q, self.layout, self.engine.dt_s, self.clock)
+        if sample is not None:
+            self.kpi_samples.append(sample)
+            self._store_kpis(sample)
         # An accelerated twin ticks faster than anyone can watch: with live_max_hz the live state is
         # published at most that often (wall clock), still once per published tick for everyone.
         hz = self.settings.live_max_hz
@@ -1105,54 +1111,6 @@ class EngineRunner:
         assert self.recorder is not None
         self.recorder.emit(t, r, EventCode.ALARM_OFF, list(ALARM_TYPES).index(code) + 1)
         self.publish("alarm", payload)
-
-    def _kpi_reset(self) -> None:
-        n = len(self.standing)
-        self._k_t0: float | None = None
-        self._k_ticks = 0
-        self._k_queue = np.zeros(n)
-        self._k_max_queue = np.zeros(n)
-        self._k_flow = np.zeros(n)
-        self._k_arr = np.zeros(n)
-        self._k_aog = np.zeros(n)
-        self._k_central = np.zeros(n)
-
-    def _kpi_accumulate(self, res: TickResult, queue_now: np.ndarray) -> None:
-        obs = res.observation
-        lay = self.layout
-        assert lay is not None  # bound with the backend, before the first tick
-        n = len(self.standing)
-        if self._k_t0 is None:
-            self._k_t0 = res.time_s
-        self._k_ticks += 1
-        self._k_queue += queue_now
-        np.maximum(self._k_max_queue, queue_now, out=self._k_max_queue)
-        counts = np.nan_to_num(obs.counts)
-        if counts.size:
-            stop = lay.stop_line
-            self._k_flow += np.bincount(lay.row[stop], weights=counts[stop], minlength=n)
-            adv = ~stop
-            green = res.states[lay.row, lay.group] == GREEN
-            self._k_arr += np.bincount(lay.row[adv], weights=counts[adv], minlength=n)
-            self._k_aog += np.bincount(lay.row[adv], weights=counts[adv] * green[adv], minlength=n)
-        self._k_central += res.report.mode == Mode.NORMAL
-        span = res.time_s + self.engine.dt_s - self._k_t0
-        if span >= KPI_INTERVAL_S:
-            k = max(self._k_ticks, 1)
-            sample = {
-                "t": round(res.time_s, 1),
-                "clock": self.clock(res.time_s).isoformat(timespec="seconds"),
-                "queue_veh": np.round(self._k_queue / k, 2).tolist(),
-                "max_queue_veh": np.round(self._k_max_queue, 1).tolist(),
-                "flow_veh_h": np.round(self._k_flow * 3600.0 / span, 0).tolist(),
-                "aog_pct": np.round(
-                    np.where(self._k_arr > 0, 100.0 * self._k_aog / np.maximum(self._k_arr, 1), np.nan), 1
-                ).tolist(),
-                "central_pct": np.round(100.0 * self._k_central / k, 1).tolist(),
-            }
-            self.kpi_samples.append(sample)
-            self._store_kpis(sample)
-            self._kpi_reset()
 
     # ---- roads, timing, history, alarms maintenance ------------------------------------------
     def _road_accumulate(self, res: TickResult) -> None:
