@@ -61,7 +61,8 @@ from api.server.kpi_window import KpiWindow
 from api.server.metrics import Metrics
 from api.server.recent import RecentTicks
 from api.server.settings import BackendKind, Settings
-from controller.backend import BaseBackend, FakeBackend
+from api.server.twin import TwinInputs, build_backend
+from controller.backend import BaseBackend
 from controller.engine import Engine, TickResult
 from controller.events import EventCode, EventRecorder
 from controller.policies import make_policy
@@ -751,104 +752,23 @@ class EngineRunner:
         self.db.audit(s, by, f"command.{status}", c.intersection_id, command_id=c.id, kind=c.kind)
 
     def _make_inner(self) -> BaseBackend | FeedBackend:
-        s = self.settings
-        network = self.model_net
-        if s.backend is BackendKind.FAKE:
-            return FakeBackend(
-                network, dt_s=s.tick_s, arrival_rate_veh_s=0.06, seed=s.seed + self.restarts, record=False
-            )
-        if s.backend is BackendKind.MODBUS:
-            return self._modbus_backend()
-        return self._sumo_backend()
-
-    def _modbus_backend(self) -> FeedBackend:
-        """The twin through emulated controllers over Modbus TCP (field_io), in real time.
-
-        An in-process :class:`~field_io.emulator.runner.Emulator` runs one local
-        controller per intersection (its own supervisor, fallback plan and
-        watchdog) behind the greenwave Modbus profile on a loopback port, and
-        drives the scenario's SUMO run; the engine talks to it through
-        :class:`~field_io.modbus.backend.ModbusBackend`, exactly as to a
-        cabinet. Real time only (the controllers keep wall-clock time).
-        """
-        try:
-            from field_io.emulator.core import EmulatorConfig
-            from field_io.emulator.runner import Emulator
-            from field_io.modbus.backend import ModbusBackend
-            from field_io.vehicle_feed import FeedBackend, VehicleFeedClient
-        except ImportError as e:  # pragma: no cover - field_io ships with the package
-            raise InputError(f"backend 'modbus' needs field_io: {e}") from None
-        if self.spec is None:
-            raise InputError("backend 'modbus' needs a scenario: the emulated controllers drive its SUMO twin")
-        from dataclasses import replace as dc_replace
-
-        from api.sil import SimulationCoupling
-
-        s = self.settings
-        assert self.detectors is not None
-        spec = dc_replace(self.spec, seed=s.seed + self.restarts)
-        emu = Emulator(
-            None,
-            protocol="modbus",
-            port=s.modbus_port,
-            config=EmulatorConfig(dt_s=s.tick_s),
-            sumo_spec=spec,
-            sumo_coupling=SimulationCoupling(),
-            sumo_out_dir=s.data_dir / "emulator",
-            vehicle_feed_port=0,
+        """The backend the settings name (:mod:`api.server.twin`); a Modbus emulator is kept to close."""
+        twin = TwinInputs(
+            network=self.model_net,
+            detectors=self.detectors,
+            spec=self.spec,
+            net_path=self.net_path,
+            begin_s=self.begin_s,
+            end_s=self.end_s,
+            restarts=self.restarts,
         )
-        endpoints = emu.run_in_thread()
-        self._emulator = emu
-        try:
-            backend = ModbusBackend(self.detectors.network, endpoints, dt_s=s.tick_s)
-            # Bus GPS and emergency vehicles arrive beside the controllers, as the city's AVL feed does.
-            feed = VehicleFeedClient(self.detectors.network, emu.feed.host, emu.feed.port)
-            return FeedBackend(backend, feed)
-        except BaseException:
-            self._close_emulator()
-            raise
+        backend, self._emulator = build_backend(self.settings, twin)
+        return backend
 
     def _close_emulator(self) -> None:
         emu, self._emulator = self._emulator, None
         if emu is not None:
             emu.close()
-
-    def _sumo_backend(self) -> BaseBackend:
-        from simulation.runner import program_states
-        from simulation.sumo_backend import SumoBackend, SumoRun, sumo_command
-
-        s = self.settings
-        spec = self.spec
-        assert self.detectors is not None and self.net_path is not None, "the SUMO twin runs on a .net.xml"
-        log_file = s.data_dir / "sumo.log"
-        det_file, meso = self.detectors.additional, None
-        if s.model == "meso":  # loops only; queues estimated (simulation.meso)
-            from simulation.meso import meso_reader
-
-            det_file, meso = meso_reader(self.detectors, self.net_path, s.data_dir, s.tick_s)
-        args = sumo_command(
-            net=spec.net if spec is not None else self.net_path,
-            sumocfg=spec.sumocfg if spec is not None else None,
-            routes=spec.routes if spec is not None else (),
-            additional=[*(spec.additional if spec else ()), det_file],
-            seed=s.seed + self.restarts,
-            step_length_s=s.tick_s,
-            log_file=log_file,
-            begin_s=spec.begin_s if spec is not None else None,
-            end_s=spec.end_s if spec is not None else None,
-            scenario_args=spec.scenario_args if spec is not None else (),
-            model=s.model,
-        )
-        run = SumoRun(sumo_args=args, step_length_s=s.tick_s, begin_s=self.begin_s, end_s=self.end_s, log_file=log_file)
-        return SumoBackend(
-            self.detectors.network,
-            run,
-            detectors=self.detectors,
-            control=True,
-            dt_s=s.tick_s,
-            program_states=program_states(self.net_path),
-            meso=meso,
-        )
 
     def _open_backend(self, previous: CentreBackend | None = None) -> CentreBackend:
         backend = CentreBackend(self._make_inner(), on_read=self.metrics.backend_read.observe, on_wait=self._add_wait)
