@@ -294,28 +294,40 @@ def sweep_jobs(
     return combos, jobs
 
 
-def prebuild(jobs: Sequence[RunJob], cache_dir: str | Path) -> list[RunJob]:
+def _build(scenario: str, out_dir: str, seed: int) -> str:
+    """Build one (scenario, seed) into ``out_dir`` (a cluster task of :func:`prebuild`)."""
+    from scenarios.library import build_scenario
+
+    build_scenario(scenario, out_dir, seed=seed)
+    return out_dir
+
+
+def prebuild(jobs: Sequence[RunJob], cache_dir: str | Path, *, client: Any = None) -> list[RunJob]:
     """Build each (scenario, seed) once into ``cache_dir`` and point the jobs at it.
 
     Builds are deterministic and cached (``scenarios.library``), so runs that
     share a scenario and seed share one folder instead of building it each.
+    With a Dask ``client`` the builds are tasks of its cluster, side by side (a
+    city's seeds take a minute or more each); without, one after another here.
+    A failed build raises its error here, before any run starts.
     """
-    from scenarios.library import build_scenario
-
     cache = Path(cache_dir)
     built: dict[tuple[str, int], str] = {}
-    out = []
     for job in jobs:
-        if job.scenario.endswith(".sumocfg"):
-            out.append(job)  # a ready SUMO configuration (the corpus): nothing to build
-            continue
-        key = (job.scenario, job.seed)
-        if key not in built:
-            d = cache / f"{Path(job.scenario).stem}-seed{job.seed}"
-            build_scenario(job.scenario, d, seed=job.seed)
-            built[key] = str(d)
-        out.append(replace(job, build_dir=built[key]))
-    return out
+        if not job.scenario.endswith(".sumocfg"):  # a ready SUMO configuration (the corpus): nothing to build
+            built.setdefault((job.scenario, job.seed), str(cache / f"{Path(job.scenario).stem}-seed{job.seed}"))
+    if client is not None and len(built) > 1:
+        futures = [client.submit(_build, scn, d, seed, pure=False) for (scn, seed), d in built.items()]
+        try:
+            client.gather(futures)
+        finally:
+            for fut in futures:
+                fut.release()
+    else:
+        for (scn, seed), d in built.items():
+            _build(scn, d, seed)
+    return [job if job.scenario.endswith(".sumocfg") else replace(job, build_dir=built[(job.scenario, job.seed)])
+            for job in jobs]  # fmt: skip
 
 
 def summarise(

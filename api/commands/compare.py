@@ -188,14 +188,14 @@ def _where(args: argparse.Namespace) -> str:
 def _run_on_dask(args: argparse.Namespace, controllers: list[str], seeds: list[int]) -> Results:
     """Every run as a job on Dask (module docstring); a failed run is reported and fails the command."""
     from intersections.errors import SimulationError
-    from scenarios.sweep import execute, prebuild
+    from scenarios.sweep import dask_client, execute, prebuild
 
     name = Path(args.scenario).stem
     jobs = compare_jobs(args, controllers, seeds)
     t0 = time.perf_counter()
-    with progress_bar() as bar:
+    with progress_bar() as bar, dask_client(args.scheduler, args.workers) as client:
         task = bar.add_task(f"compare {name}: building {len(seeds)} seed(s)", total=len(jobs))
-        ready = prebuild(jobs, Path(args.cache).resolve())
+        ready = prebuild(jobs, Path(args.cache).resolve(), client=client)
         bar.update(task, description=f"compare {name}: {len(jobs)} runs")
 
         def on_done(res: RunOutcome, done: int, total: int) -> None:
@@ -203,9 +203,7 @@ def _run_on_dask(args: argparse.Namespace, controllers: list[str], seeds: list[i
                 bar.console.print(f"  [red]failed[/red] {res.job.describe()}: {res.error}")
             bar.update(task, completed=done, description=f"compare {name}: {res.job.controller} seed {res.job.seed}")
 
-        outcomes = execute(
-            ready, scheduler=args.scheduler, workers=args.workers, timeout_s=args.timeout, progress=on_done
-        )
+        outcomes = execute(ready, client=client, timeout_s=args.timeout, progress=on_done)
     console.print(f"{len(outcomes)} runs in {time.perf_counter() - t0:.0f} s ({_where(args)})")
     failed = [o for o in outcomes if not o.ok]
     if failed:

@@ -52,7 +52,7 @@ def test_compare_runs_on_a_dask_scheduler_address(tmp_path: Path) -> None:
         n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0",
         silence_logs=logging.CRITICAL,
     ) as cluster:  # fmt: skip
-        code = main(["compare", str(scn), "--controllers", "webster", "--seeds", "1", "--model", "meso", "--end", "120",
+        code = main(["compare", str(scn), "--controllers", "webster", "--seeds", "2", "--model", "meso", "--end", "120",
                      "--scheduler", cluster.scheduler_address, "--cache", str(tmp_path / "cache"),
                      "--json", str(out), "--timeout", "300"])  # fmt: skip
         with cluster.get_client() as client:
@@ -60,8 +60,10 @@ def test_compare_runs_on_a_dask_scheduler_address(tmp_path: Path) -> None:
     assert code == 0
     assert "gw-run" in ran  # the runs were tasks of that scheduler, not run here
     doc = json.loads(out.read_text())
-    assert doc["scenario"] == "tiny" and doc["model"] == "meso" and doc["seeds"] == [1]
-    (row,) = doc["controllers"]["webster"]["per_seed"]
-    assert row["seed"] == 1 and row["throughput_veh"] > 0 and row["mean_delay_s"] > 0
+    assert doc["scenario"] == "tiny" and doc["model"] == "meso" and doc["seeds"] == [1, 2]
+    rows = doc["controllers"]["webster"]["per_seed"]
+    assert [r["seed"] for r in rows] == [1, 2] and all(r["throughput_veh"] > 0 and r["mean_delay_s"] > 0 for r in rows)
     assert "queue_veh" in doc["estimated"]["webster"]
-    assert list((tmp_path / "cache").iterdir())  # the seed's scenario was built once, into the cache
+    # Each seed's scenario was built once, into the cache, by a task of that scheduler (two seeds: side by side).
+    assert sorted(d.name for d in (tmp_path / "cache").iterdir()) == ["tiny-seed1", "tiny-seed2"]
+    assert "build" in ran
