@@ -44,6 +44,7 @@ import numpy as np
 from sqlalchemy import select
 
 from api.server.actual_timing import ActualTiming
+from api.server.alarm_book import ALARM_TYPES, AlarmBook
 from api.server.control import CentreBackend, OverridePolicy
 from api.server.db import (
     AlarmRow,
@@ -129,15 +130,6 @@ VEHICLE_SPACING_M = 7.5
 ROAD_LEVELS = np.array([0.25, 0.5, 0.75])
 ROAD_LANE_LEVELS_VEH = np.array([1.0, 8.0])
 MAINTENANCE_S = 60.0  # wall seconds between retention prunes and alarm escalation checks
-
-# code -> (severity 1 critical .. 3 medium, RSMP SXL alarm, message)
-ALARM_TYPES: dict[str, tuple[int, str, str]] = {
-    "mmu_fault": (1, "A0006", "safety supervisor latched fault flash (conflict or timing violation)"),
-    "comm_loss": (2, "A0007", "communication lost: the controller does not answer"),
-    "controller_fault": (2, "A0001", "controller reports a fault or local control"),
-    "detector_fault": (3, "A0301", "detector fault: no valid data"),
-}
-
 
 class EngineUnavailable(GreenwaveError):
     pass
@@ -500,7 +492,7 @@ class EngineRunner:
         self.tick_signal = TickSignal()
         self.summary: dict[str, Any] = {"by_status": {}, "online": 0, "alarms_open": 0}
         self.roads: RoadMap | None = None
-        self.shelved: dict[int, datetime] = {}  # alarm id -> shelved until (wall clock)
+        self.alarms = AlarmBook(db, (), self.publish)  # the network's own once it is loaded
         self._last_maintenance = 0.0
         self._last_prune = -float("inf")
         self._tick_wait_s = 0.0  # this tick's wait for real time inside advance (CentreBackend.on_wait)
@@ -643,9 +635,7 @@ class EngineRunner:
         self._sched_idx: dict[int, int] = {}
         self.commands: dict[int, tuple[int, Control]] = {}  # id -> (row, control)
         self.applied: list[Control | None] = [None] * n
-        self.alarm_open: dict[tuple[int, str], int] = {}
-        self.alarm_state: dict[int, tuple[int, bool, bool]] = {}  # id -> (row, active, acked)
-        self._cond = {code: np.zeros(n, bool) for code in ALARM_TYPES}
+        self.alarms = AlarmBook(self.db, network.ids, self.publish)
         self.link_down = np.zeros(n, bool)
         self._load_state()
         self.policy = OverridePolicy(make_policy(self.policy_name))
@@ -732,12 +722,7 @@ class EngineRunner:
             for a in s.scalars(select(AlarmRow).where(AlarmRow.cleared_at.is_(None))):
                 a.cleared_at = now
                 a.message += " (cleared at service restart; raised again if it persists)"
-            for a in s.scalars(select(AlarmRow).where(AlarmRow.acked_at.is_(None))):
-                if a.intersection_id in ids:
-                    self.alarm_state[a.id] = (ids.index(a.intersection_id), False, False)
-            for a in s.scalars(select(AlarmRow).where(AlarmRow.shelved_until.is_not(None))):
-                if a.shelved_until is not None:  # as selected; the column is nullable
-                    self.shelved[a.id] = a.shelved_until
+            self.alarms.load(s)
 
     def _command_control(self, s: Session, c: CommandRow) -> Control:
         if c.kind == "fixed_plan" and c.plan_id is not None:
@@ -943,12 +928,7 @@ class EngineRunner:
         self.backend.link_down[r] = down
 
     def note_ack(self, alarm_id: int) -> None:
-        if alarm_id in self.alarm_state:
-            r, active, _ = self.alarm_state[alarm_id]
-            if active:
-                self.alarm_state[alarm_id] = (r, True, True)
-            else:
-                self.alarm_state.pop(alarm_id)
+        self.alarms.note_ack(alarm_id)
 
     # ---- after each tick ----------------------------------------------------------------
     def _after_tick(self, res: TickResult) -> None:
@@ -967,14 +947,8 @@ class EngineRunner:
             "controller_fault": self.backend.controller_fault & ~comm,
             "detector_fault": det_fault & ~comm,
         }
-        for code, now_on in cond.items():
-            was = self._cond[code]
-            if (now_on != was).any():
-                for r in np.flatnonzero(now_on & ~was):
-                    self._raise_alarm(int(r), code, res.time_s)
-                for r in np.flatnonzero(~now_on & was):
-                    self._clear_alarm(int(r), code, res.time_s)
-                self._cond[code] = now_on.copy()
+        assert self.recorder is not None  # alarms start and end in the event log
+        self.alarms.update(cond, res.time_s, self.recorder.emit)
         with self._lock:
             presence = (np.nan_to_num(obs.occupancy) > 0) | (np.nan_to_num(obs.counts) > 0)
             q = np.nan_to_num(obs.queue_veh).sum(axis=1)
@@ -995,42 +969,6 @@ class EngineRunner:
         if hz is None or now - self._last_publish >= 1.0 / hz:
             self._last_publish = now
             self._publish_snapshot()
-
-    def _raise_alarm(self, r: int, code: str, t: float) -> None:
-        sev, rsmp, msg = ALARM_TYPES[code]
-        assert self.network is not None
-        iid = self.network.ids[r]
-        with self.db.session() as s:
-            a = AlarmRow(intersection_id=iid, code=code, rsmp=rsmp, severity=sev, message=msg)
-            s.add(a)
-            s.flush()
-            self.db.audit(s, "system", "alarm.raise", iid, alarm_id=a.id, code=code)
-            payload = alarm_public(a)
-        self.alarm_open[(r, code)] = a.id
-        self.alarm_state[a.id] = (r, True, False)
-        assert self.recorder is not None
-        self.recorder.emit(t, r, EventCode.ALARM_ON, list(ALARM_TYPES).index(code) + 1)
-        self.publish("alarm", payload)
-
-    def _clear_alarm(self, r: int, code: str, t: float) -> None:
-        aid = self.alarm_open.pop((r, code), None)
-        if aid is None:
-            return
-        with self.db.session() as s:
-            a = s.get(AlarmRow, aid)
-            if a is None:
-                return
-            a.cleared_at = utcnow()
-            self.db.audit(s, "system", "alarm.clear", a.intersection_id, alarm_id=aid, code=code)
-            payload = alarm_public(a)
-            acked = a.acked_at is not None
-        if acked:
-            self.alarm_state.pop(aid, None)
-        else:
-            self.alarm_state[aid] = (r, False, False)
-        assert self.recorder is not None
-        self.recorder.emit(t, r, EventCode.ALARM_OFF, list(ALARM_TYPES).index(code) + 1)
-        self.publish("alarm", payload)
 
     # ---- roads, timing, history, alarms maintenance ------------------------------------------
     def _road_accumulate(self, res: TickResult) -> None:
@@ -1078,41 +1016,11 @@ class EngineRunner:
         self.check_alarms(now)
 
     def check_alarms(self, now: datetime) -> None:
-        """Escalate alarms left unacknowledged ``alarm_escalate_s``; return expired shelves to the list.
-
-        Escalation raises the severity one step (medium -> high -> critical),
-        stamps ``escalated_at``, audits it and pushes it to every dashboard, as
-        an alarm management system's escalation to the supervisor does
-        (ISA-18.2: shelved alarms are suppressed for a limited time only).
-        """
-        limit = now - timedelta(seconds=self.settings.alarm_escalate_s)
-        with self.db.session() as s:
-            for aid, until in list(self.shelved.items()):
-                if until <= now:
-                    self.shelved.pop(aid)
-                    a = s.get(AlarmRow, aid)
-                    if a is not None and a.shelved_until is not None:
-                        a.shelved_until = None
-                        self.db.audit(s, "system", "alarm.unshelve", a.intersection_id, alarm_id=aid, why="expired")
-                        self.publish("alarm", alarm_public(a))
-            rows = s.scalars(
-                select(AlarmRow).where(
-                    AlarmRow.acked_at.is_(None), AlarmRow.escalated_at.is_(None), AlarmRow.raised_at <= limit
-                )
-            ).all()
-            for a in rows:
-                if a.id in self.shelved:
-                    continue
-                a.escalated_at = now
-                a.severity = max(1, a.severity - 1)
-                self.db.audit(s, "system", "alarm.escalate", a.intersection_id, alarm_id=a.id, severity=a.severity)
-                self.publish("alarm", alarm_public(a))
+        """Escalate alarms left unacknowledged ``alarm_escalate_s``; return expired shelves (:class:`AlarmBook`)."""
+        self.alarms.check(now, self.settings.alarm_escalate_s)
 
     def set_shelved(self, alarm_id: int, until: datetime | None) -> None:
-        if until is None:
-            self.shelved.pop(alarm_id, None)
-        else:
-            self.shelved[alarm_id] = until
+        self.alarms.set_shelved(alarm_id, until)
 
     # ---- snapshot --------------------------------------------------------------------------
     def _status(self, r: int, mode: int, comm: bool) -> str:
@@ -1135,10 +1043,7 @@ class EngineRunner:
             self.frame = SnapshotFrame(snap)
             self.tick_signal.fire()
             return
-        alarms_by_row = np.zeros(len(net), int)
-        for aid, (r, active, acked) in self.alarm_state.items():
-            if (active or not acked) and aid not in self.shelved:
-                alarms_by_row[r] += 1
+        alarms_by_row = self.alarms.open_by_row()
         out = self._snapshot_rows(net, alarms_by_row)
         self.seq += 1
         self.snapshot = {
@@ -1174,7 +1079,7 @@ class EngineRunner:
         target = h.target[p]
         sup = self.engine.supervisor
         obs_age = self.backend.down_age_s
-        comm = self._cond["comm_loss"]
+        comm = self.alarms.cond["comm_loss"]
         lay = self.layout
         assert lay is not None  # bound with the backend, before the first tick
         presence = h.presence[p]
@@ -1315,26 +1220,6 @@ class EngineRunner:
                         data=encode_events(sel[:, 0] - t0, sel[:, 2], sel[:, 3]),
                     )
                 )
-
-
-def alarm_public(a: AlarmRow) -> dict[str, Any]:
-    return {
-        "id": a.id,
-        "intersection": a.intersection_id,
-        "code": a.code,
-        "rsmp": a.rsmp,
-        "severity": a.severity,
-        "message": a.message,
-        "raised_at": a.raised_at.isoformat() if a.raised_at else None,
-        "cleared_at": a.cleared_at.isoformat() if a.cleared_at else None,
-        "acked_at": a.acked_at.isoformat() if a.acked_at else None,
-        "acked_by": a.acked_by,
-        "ack_note": a.ack_note,
-        "active": a.cleared_at is None,
-        "shelved_until": a.shelved_until.isoformat() if a.shelved_until else None,
-        "shelved_by": a.shelved_by,
-        "escalated_at": a.escalated_at.isoformat() if a.escalated_at else None,
-    }
 
 
 def _minutes(hhmm: str) -> int:

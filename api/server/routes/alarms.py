@@ -5,7 +5,7 @@ Shelving follows ISA-18.2 alarm management: an operator takes a nuisance alarm
 list for a limited time with a reason; the shelf expires by itself and the
 alarm comes back if still unacknowledged. An alarm left unacknowledged for
 ``alarm_escalate_s`` is escalated one severity step (see
-:meth:`~api.server.live.EngineRunner.check_alarms`); a shelved one is not.
+:meth:`~api.server.alarm_book.AlarmBook.check`); a shelved one is not.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.server.alarm_book import alarm_public
 from api.server.auth import Permission, Principal
 from api.server.db import AlarmRow, AuditEntry, utcnow
 from api.server.deps import ServiceState, require, service
-from api.server.live import EngineRunner, alarm_public
+from api.server.live import EngineRunner
 from api.server.schemas import AckIn, ShelveIn
 
 router = APIRouter(prefix="/api", tags=["alarms"])

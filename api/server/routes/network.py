@@ -16,10 +16,11 @@ from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy import and_, select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.server.alarm_book import alarm_public
 from api.server.auth import Permission, Principal, resolve_token
 from api.server.db import AlarmRow, CommandRow, EventChunk, IntersectionRow, PlanVersion, ScheduleEntry, decode_events
 from api.server.deps import ServiceState, bearer, require, service
-from api.server.live import EngineRunner, alarm_public
+from api.server.live import EngineRunner
 from api.server.schemas import LinkIn
 from api.server.settings import Settings
 from intersections.network import Network
