@@ -265,18 +265,18 @@ class InputOutputQueue:
 
 # numpy's maximum and minimum, element by element (NaN wins, the first of equals is kept).
 @njit(cache=True, inline="always")
-def _np_max(x, y):  # type: ignore[no-untyped-def]
+def _np_max(x, y):
     return x if (x >= y or x != x) else y
 
 
 @njit(cache=True, inline="always")
-def _np_min(x, y):  # type: ignore[no-untyped-def]
+def _np_min(x, y):
     return x if (x <= y or x != x) else y
 
 
 # fmt: off
 @njit(cache=True)
-def _io_step(  # type: ignore[no-untyped-def]
+def _io_step(
     a, d, green, ring, ring_start, ring_len, tick, delay, transit, q_prev, n_prev, quiet, clear_ticks, storage,
     q, n,  # outputs
 ):
@@ -658,7 +658,7 @@ class MesoReader:
 
 # fmt: off
 @njit(cache=True)
-def _attribute(  # type: ignore[no-untyped-def]
+def _attribute(
     c, state, dt, pair_loop, turn, pair_flat, dep_loop, dep_pair, dep_pair_flat, dep_w, in_zone, since_green,
     arr_pair, green, arrivals, departures,  # outputs (arrivals, departures zeroed); since_green updated in place
 ):
@@ -693,7 +693,7 @@ def _attribute(  # type: ignore[no-untyped-def]
 
 # fmt: off
 @njit(cache=True)
-def _observe(  # type: ignore[no-untyped-def]
+def _observe(
     raw, valid, arr_pair, det_idx, det_w, carry, inv_lanes, stop_idx, stop_flat, occ_scale, kpi_src, kpi_flat,
     kpi_inv, queue, counts, occ, e2,  # outputs (occ, e2 zeroed); carry updated in place
 ):
