@@ -134,6 +134,38 @@ def test_a_crossing_with_a_push_button_is_served_only_when_called(buttons: str, 
         assert len(walk_at) == 1 and 100 <= walk_at[0] <= 100 + 5 + 5  # after the vehicles' minimum and clearance
 
 
+@pytest.mark.parametrize("moving", [True, False])
+def test_a_full_zone_that_still_counts_arrivals_holds_its_stage(moving: bool) -> None:
+    """A's zone is covered end to end and its halting count stands at 12 whether or not the queue moves.
+
+    Moving (a vehicle enters the zone every 4 s, slower than the passage time: one must have left at
+    the front), A keeps its
+    stage well past the stall time; stalled (nothing enters), A gaps out after it and B is served.
+    """
+    net = Network((two_phase("J"),), nx.DiGraph())
+    packed = pack(net.intersections)
+    pol = AdaptivePolicy()
+    pol.reset(net, packed)
+    sup = SafetySupervisor(packed, startup_clearance=False, watchdog=False)
+    est = DemandEstimator(detector_layout(net), packed.n, packed.g)
+    a_green = 0
+    for t in range(60):
+        counts = np.array([1.0 if moving and t % 4 == 0 else 0.0, 0.0])
+        obs = Observation(
+            time_s=float(t), counts=counts, occupancy=np.array([0.7, 0.3]), queue_veh=np.array([[12.0, 3.0]]),
+            signal_state=sup.state.copy(), comm_age_s=np.zeros(1), fault=np.zeros(1, bool),
+        )  # fmt: skip
+        ctx = PolicyContext(float(t), 1.0, sup.target.copy(), sup.state.copy(), sup.state_time_s + 1.0, sup.walked)
+        out, _ = sup.step(pol.decide(obs, est.update(obs, 1.0), ctx), 1.0)
+        a_green += int(out[0, 0] == G)
+        if out[0, 1] == G:
+            break
+    if moving:
+        assert a_green >= 40  # held to the adapted maximum, not cut at the stall time
+    else:
+        assert a_green <= 5 + int(pol.stall_s) + 2  # minimum green, then the stall ends it
+
+
 def test_adaptive_gives_more_green_to_heavier_demand_and_serves_everyone() -> None:
     net = Network((two_phase("J"),), nx.DiGraph())
     with FakeBackend(net, arrival_rate_veh_s=np.array([[0.3, 0.06]]), seed=4) as be:
