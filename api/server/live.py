@@ -61,6 +61,7 @@ from api.server.db import (
 from api.server.kpi_window import KpiWindow
 from api.server.metrics import Metrics
 from api.server.recent import RecentTicks
+from api.server.roads import ROAD_LANE_LEVELS_VEH, ROAD_LEVELS, VEHICLE_SPACING_M, RoadMap, RoadTraffic
 from api.server.settings import BackendKind, Settings
 from api.server.twin import TwinInputs, build_backend
 from controller.backend import BaseBackend
@@ -120,15 +121,6 @@ HISTORY_TICKS = 900
 KPI_INTERVAL_S = 30.0
 KPI_SAMPLES = 240
 STATUS_VALUES = ("adaptive", "fixed", "manual", "flash", "comm_loss", "fault")
-#: Queue storage per lane: one queued vehicle per 7.5 m (a passenger car plus the gap to the next one;
-#: the HCM's queue-storage convention of 25 ft per vehicle, ../shared/reference/atspm-and-operations.md).
-VEHICLE_SPACING_M = 7.5
-#: Road colour levels on the map, the worse of two scales. The queued share of the road's storage
-#: (1: >= 25 %, 2: >= 50 %, 3: >= 75 %, about to spill back into the upstream junction), and vehicles queued
-#: per lane (1: >= 1, a queue is waiting; 2: >= 8, more than a 20-s green discharges at the HCM's 1,800
-#: veh/h per lane (2 s headway) after the start-up loss, so it will not clear in one typical urban green).
-ROAD_LEVELS = np.array([0.25, 0.5, 0.75])
-ROAD_LANE_LEVELS_VEH = np.array([1.0, 8.0])
 MAINTENANCE_S = 60.0  # wall seconds between retention prunes and alarm escalation checks
 
 class EngineUnavailable(GreenwaveError):
@@ -213,101 +205,6 @@ class TickSignal:
 def _resolve(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
-
-
-@dataclass(frozen=True)
-class RoadMap:
-    """Which map road feeds which signal group, for colouring roads by queue, occupancy and saturation.
-
-    ``edge`` indexes :attr:`ids` (the network's road edges, in the order
-    ``/api/network`` lists them); a group that serves movements from k roads
-    counts 1/k of its queue on each (``weight``). Detectors map to the road of
-    their lane.
-    """
-
-    ids: tuple[str, ...]
-    storage_veh: np.ndarray  # (E,) vehicles an edge holds queued: lanes * length / VEHICLE_SPACING_M
-    lanes: np.ndarray  # (E,) lanes of the edge
-    sat_flow_veh_h: np.ndarray  # (E,) saturation flow of the edge (all lanes)
-    row: np.ndarray  # (K,) group-to-edge links: intersection row
-    group: np.ndarray  # (K,) group column
-    edge: np.ndarray  # (K,) edge index
-    weight: np.ndarray  # (K,) share of the group's queue counted on this edge
-    det_edge: np.ndarray  # (D,) edge index of each detector, -1 if its lane is on no map edge
-
-    @classmethod
-    def build(cls, network: Network, edge_ids: list[str], detector_ids: tuple[str, ...]) -> RoadMap:
-        index = {e: k for k, e in enumerate(edge_ids)}
-        info = {d["id"]: d for _u, _v, d in network.graph.edges(data=True) if "id" in d}
-        lanes = np.array([max(1, int(info.get(e, {}).get("lanes", 1))) for e in edge_ids], float)
-        length = np.array([float(info.get(e, {}).get("length_m", 100.0)) for e in edge_ids])
-        sat = np.array(
-            [
-                float(info.get(e, {}).get("saturation_flow_pcu_h", 1900.0 * n))
-                for e, n in zip(edge_ids, lanes, strict=True)
-            ]
-        )
-        rows, groups, edges, weights = [], [], [], []
-        for r, inter in enumerate(network.intersections):
-            for g, grp in enumerate(inter.groups):
-                src = sorted({m.from_edge for m in grp.movements if m.from_edge in index})
-                for e in src:
-                    rows.append(r)
-                    groups.append(g)
-                    edges.append(index[e])
-                    weights.append(1.0 / len(src))
-        lane_edge = {}
-        for inter in network.intersections:
-            for d in inter.detectors:
-                lane_edge[d.id] = index.get(d.lane.rsplit("_", 1)[0], -1) if d.lane else -1
-        return cls(
-            ids=tuple(edge_ids),
-            storage_veh=np.maximum(lanes * length / VEHICLE_SPACING_M, 1.0),
-            lanes=lanes,
-            sat_flow_veh_h=sat,
-            row=np.asarray(rows, np.int64),
-            group=np.asarray(groups, np.int64),
-            edge=np.asarray(edges, np.int64),
-            weight=np.asarray(weights, float),
-            det_edge=np.asarray([lane_edge.get(d, -1) for d in detector_ids], np.int64),
-        )
-
-    def levels(self, queue_veh: np.ndarray) -> np.ndarray:
-        """(E,) colour level 0..3 of each road's queue (see :data:`ROAD_LEVELS`, :data:`ROAD_LANE_LEVELS_VEH`)."""
-        share = np.searchsorted(ROAD_LEVELS, queue_veh / self.storage_veh, side="right")
-        per_lane = np.searchsorted(ROAD_LANE_LEVELS_VEH, queue_veh / self.lanes, side="right")
-        return np.maximum(share, per_lane)
-
-    def queue_veh(self, queue_by_group: np.ndarray) -> np.ndarray:
-        """(E,) vehicles queued on each road (NaN, unknown, counts as 0)."""
-        q = np.nan_to_num(queue_by_group[self.row, self.group]) * self.weight
-        return np.bincount(self.edge, weights=q, minlength=len(self.ids))
-
-    def occupancy(self, occupancy_by_detector: np.ndarray) -> np.ndarray:
-        """(E,) mean detector occupancy (0..1) per road; NaN where a road has no detector."""
-        ok = (self.det_edge >= 0) & np.isfinite(occupancy_by_detector)
-        e = self.det_edge[ok]
-        n = np.bincount(e, minlength=len(self.ids))
-        tot = np.bincount(e, weights=occupancy_by_detector[ok], minlength=len(self.ids))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(n > 0, tot / np.maximum(n, 1), np.nan)
-
-    def saturation(self, flow_by_group_veh_h: np.ndarray, green_share: np.ndarray) -> np.ndarray:
-        """(E,) degree of saturation x = q / (s g/C) (Webster 1958; HCM v/c): flow over capacity of the green.
-
-        ``flow_by_group_veh_h`` are stop-line counts (departures) of each group
-        and ``green_share`` each group's share of time in green over the same
-        window, so ``x`` tops out near 1 on a saturated approach; the queue
-        colour shows what is left over.
-        """
-        q = flow_by_group_veh_h[self.row, self.group] * self.weight
-        cap_share = green_share[self.row, self.group] * self.weight
-        flow = np.bincount(self.edge, weights=q, minlength=len(self.ids))
-        share = np.bincount(self.edge, weights=cap_share, minlength=len(self.ids))
-        cnt = np.bincount(self.edge, weights=self.weight, minlength=len(self.ids))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            g = np.where(cnt > 0, share / np.maximum(cnt, 1e-9), np.nan)
-            return np.where(g > 0, flow / (self.sat_flow_veh_h * g), np.nan)
 
 
 class ControlKind(StrEnum):
@@ -501,6 +398,7 @@ class EngineRunner:
         self.actual_timing = ActualTiming(0)  # actual cycle, splits and offset, from the served stages
         self.history = RecentTicks(0, 0, 0, HISTORY_TICKS)  # the last ticks, for the snapshot and timelines
         self.kpi_window = KpiWindow(0, KPI_INTERVAL_S)  # the KPI interval being summed
+        self.road_traffic = RoadTraffic(0, 0, 0)  # what the map's road colours come from
 
     # ---- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -774,9 +672,7 @@ class EngineRunner:
         d = len(backend.detectors.ids)
         self.history = RecentTicks(n, g, d, HISTORY_TICKS)
         self.last_queue = np.zeros((n, g))
-        self._ema_green = np.zeros((n, g))
-        self._ema_flow = np.zeros((n, g))
-        self._road_occ = np.full(len(self.roads.ids) if self.roads else 0, np.nan)
+        self.road_traffic = RoadTraffic(n, g, len(self.roads.ids) if self.roads else 0)
         self.actual_timing = ActualTiming(n)
         self.kpi_window = KpiWindow(len(self.standing), KPI_INTERVAL_S)
         self.applied = [None] * n  # re-apply every control to the new engine
@@ -972,20 +868,8 @@ class EngineRunner:
 
     # ---- roads, timing, history, alarms maintenance ------------------------------------------
     def _road_accumulate(self, res: TickResult) -> None:
-        """Exponential means (time constant 300 s) of each group's green share and stop-line flow (for x)."""
-        obs, lay = res.observation, self.layout
-        assert lay is not None  # bound with the backend, before the first tick
-        a = min(1.0, self.engine.dt_s / 300.0)
-        green = (res.states == GREEN).astype(float)
-        self._ema_green += a * (green - self._ema_green)
-        flow = np.zeros_like(self._ema_flow)
-        counts = np.nan_to_num(obs.counts)
-        if counts.size:
-            stop = lay.stop_line
-            np.add.at(flow, (lay.row[stop], lay.group[stop]), counts[stop] * 3600.0 / self.engine.dt_s)
-        self._ema_flow += a * (flow - self._ema_flow)
-        if self.roads is not None and obs.occupancy.size == len(self.roads.det_edge):
-            self._road_occ = self.roads.occupancy(np.asarray(obs.occupancy, float))
+        assert self.layout is not None  # bound with the backend, before the first tick
+        self.road_traffic.add(res, self.layout, self.engine.dt_s, self.roads)
 
     def timing_of(self, r: int) -> dict[str, Any]:
         """Actual timing of row ``r``'s last complete cycle against its running plan (:class:`ActualTiming`)."""
@@ -1142,22 +1026,7 @@ class EngineRunner:
 
     def _roads_live(self) -> dict[str, Any]:
         """Per map road, in ``/api/network`` order: queue, its level, occupancy and degree of saturation."""
-        roads = self.roads
-        if roads is None or not len(roads.ids):
-            return {"queue_veh": [], "level": [], "occupancy": [], "saturation": []}
-        q = np.round(roads.queue_veh(self.last_queue), 1)  # the level of the figure the client sees
-        level = roads.levels(q)
-        x = roads.saturation(self._ema_flow, self._ema_green)
-
-        def clean(a: np.ndarray, nd: int) -> list[float | None]:
-            return [None if v != v else v for v in np.round(a, nd).tolist()]
-
-        return {
-            "queue_veh": clean(q, 1),
-            "level": level.astype(int).tolist(),
-            "occupancy": clean(self._road_occ, 2),
-            "saturation": clean(x, 2),
-        }
+        return self.road_traffic.live(self.roads, self.last_queue)
 
     def timeline(self, intersection_id: str, seconds: float) -> dict[str, Any]:
         """Signal states, served stage and detector presence of the last ``seconds`` (sim)."""
