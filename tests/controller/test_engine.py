@@ -171,7 +171,7 @@ def test_policies_declare_the_fields_they_read() -> None:
     from controller.backend import OBSERVATION_FIELDS, fields_read_by
 
     assert fields_read_by(make_policy("max-pressure")) == {"queue_veh", "exit_blocked"}
-    assert fields_read_by(make_policy("actuated")) == {"counts", "occupancy"}
+    assert fields_read_by(make_policy("actuated")) == {"counts", "occupancy", "extra"}  # extra: push buttons
     assert fields_read_by(make_policy("webster")) == frozenset()
     assert fields_read_by(make_policy("adaptive")) == OBSERVATION_FIELDS
 
