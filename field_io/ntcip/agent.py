@@ -312,7 +312,7 @@ class RowMib:
             self._static_cache = (groups, dets, np.flatnonzero(self.core.layout.row == self.row))
         return self._static_cache
 
-    def _farm_values(self) -> tuple[list[int], list[int], list[int], list[float], list[int]]:
+    def _farm_values(self) -> tuple[list[int], list[int], list[int], list[float], list[list[int]]]:
         """This tick's detector and queue encodings for every controller of the core at once.
 
         (volume, occupancy, fault kind per detector; queue per group, flattened; the group count per
@@ -1096,13 +1096,14 @@ class SnmpAgent:
             oids = self._get_oids.get(vbl)
             if oids is None:
                 return None  # first time this list is asked: the full path learns it
-            fns = [self.mib.compile_tick(o) for o in oids]
-            if any(f is None for f in fns):
+            compiled = [self.mib.compile_tick(o) for o in oids]
+            fns = [f for f in compiled if f is not None]
+            if len(fns) < len(compiled):
                 return None
             # Compiled once per varbind list: the value functions and the OIDs' bytes (a farm of
             # hundreds of agents answers each list once per tick; decoding and encoding it anew was
             # most of the emulator's CPU).
-            plan = self._get_plans[vbl] = (cast(list, fns), ber.VarbindEncoder(oids))
+            plan = self._get_plans[vbl] = (fns, ber.VarbindEncoder(oids))
         self.mib.begin_request()
         fns, enc = plan
         tv = self.mib._tick_values()

@@ -368,7 +368,7 @@ def decode_ntcip_rows(
     """
     lay = _layout(keys, fmap, profile)
     v = lay.index
-    ok = ~((x < 0) | (x > lay.top)).any(axis=1)
+    ok: np.ndarray = np.asarray(~((x < 0) | (x > lay.top)).any(axis=1))
     bit = lay.veh_bit
     greens = x[:, lay.greens] >> bit & 1
     yellows = x[:, lay.yellows] >> bit & 1
@@ -783,7 +783,7 @@ class NtcipBackend(PolledFieldBackend):
                         link.errors += 1
                         log.debug("%s: no SNMP answer within %g s", link.label, link.endpoint.timeout_s)
                     continue
-                assert link.prepared is not None
+                assert link.prepared is not None and link.prepared.template is not None
                 try:
                     _rid, status, _index, ints = link.prepared.template.ints(answer)
                 except ber.BerError:
@@ -868,7 +868,7 @@ class NtcipBackend(PolledFieldBackend):
             quiet = self._QUIET
             for i in range(len(rows)):
                 link = rows[i]
-                if noisy[i] or (link.reported and link.reported != quiet):
+                if link.status is not None and (noisy[i] or (link.reported and link.reported != quiet)):
                     self._report(link, link.status)
                 elif not link.reported:
                     link.reported = dict(quiet)

@@ -387,7 +387,11 @@ class BatchGet:
         self._items, self._answers, self._sent, self._left = items, [None] * n, 0, n
         loop = asyncio.get_running_loop()
         self._waiter = waiter = loop.create_future()
-        timer = loop.call_later(timeout_s, lambda: waiter.done() or waiter.set_result(None))
+        def expire() -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        timer = loop.call_later(timeout_s, expire)
         try:
             self._send_more()
             await waiter
