@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import resource
 import subprocess
 import time
 import xml.etree.ElementTree as ET
@@ -635,18 +636,21 @@ def test_sumo_args_start_libsumo(built: dict[str, BuiltScenario]) -> None:
 def test_full_horizon_runs_under_a_minute(built: dict[str, BuiltScenario], tmp_path: Path, name: str) -> None:
     b = built[name]
     stats, trips = tmp_path / "stats.xml", tmp_path / "trips.xml"
-    t0 = time.perf_counter()
+    # The child's CPU time, not wall time: on a shared machine the wall clock measures the other
+    # jobs (a 61-s wall on a CI run at load 10); the scenario's size is what this bounds.
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     res = subprocess.run(
         [sumo_binary("sumo"), "-c", str(b.sumocfg), "--statistic-output", str(stats), "--no-warnings",
          "--tripinfo-output", str(trips)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )  # fmt: skip
-    wall_s = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "Error" not in res.stderr
-    assert wall_s < 60.0, f"{name} took {wall_s:.1f} s"
+    assert cpu_s < 60.0, f"{name} took {cpu_s:.1f} s of CPU"
     root = ET.parse(stats).getroot()
     inserted = int(root.find("vehicles").get("inserted"))
     assert inserted > 1000
