@@ -41,6 +41,7 @@ __all__ = [
     "OBSERVATION_FIELDS",
     "fields_read_by",
     "exit_blocked_share",
+    "ZONE_COVERED_OCCUPANCY",
     "crossing_calls",
 ]
 
@@ -64,6 +65,12 @@ def fields_read_by(consumer: object) -> frozenset[str]:
     if unknown:
         raise ValueError(f"{type(consumer).__name__}.reads names unknown observation fields: {sorted(unknown)}")
     return frozenset(reads)
+
+
+#: Occupancy from which a lane-area zone counts as covered by vehicles end to end: a jammed lane of
+#: cars reads 5 m / 7.5 m = 0.67, a queue over only part of the zone less. The SUMO exit zones use it
+#: for a jam reaching back to the junction (simulation.detectors), adaptive for a full stop-line zone.
+ZONE_COVERED_OCCUPANCY = 0.5
 
 
 def exit_blocked_share(obs: Observation | None, shape: tuple[int, int]) -> np.ndarray:

@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
+from controller.backend import ZONE_COVERED_OCCUPANCY
 from intersections.loaders.sumo_net import tls_of_junctions
 from intersections.model import Detector, DetectorKind, GroupKind
 from intersections.network import Network
@@ -87,7 +88,7 @@ EXIT_ZONE_M = 30.0
 #: Capacity-aware back-pressure (Gregoire, Qian, Frazzoli, de La Fortelle, Wongpiromsarn, IEEE
 #: Trans. Control of Network Systems, 2015) weights pressure by the room left downstream; this is
 #: that room, measured where it matters, at the junction's exit.
-EXIT_BLOCKED_OCCUPANCY = 0.5
+EXIT_BLOCKED_OCCUPANCY = ZONE_COVERED_OCCUPANCY
 # Period of the E1/E2 aggregated output: long, so nothing is written during a
 # run; counts are read as differences of the cumulative interval counters.
 INTERVAL_S = 1_000_000

@@ -280,8 +280,8 @@ class SumoBackend(BaseBackend):
         self.observation_filter: Callable[[Observation], Observation] | None = None
         # Buses (GPS-tracked) and emergency vehicles, tracked from departure to arrival.
         self._special: dict[str, str] = {}  # vehicle id -> "bus" | "emergency"
-        # People waiting at signalled crossings (simulation.pedestrians): built at the first read.
-        self._crossings: CrossingCalls | bool | None = False
+        # People waiting at signalled crossings (simulation.pedestrians): built once SUMO runs.
+        self._crossings: CrossingCalls | None = None
         self._row_of_tls = {tls: r for r, tls in enumerate(self._tls)}
 
     # ---- mapping groups <-> link indices ------------------------------------------
@@ -370,6 +370,9 @@ class SumoBackend(BaseBackend):
             self._shutdown()
             raise SimulationError(f"SUMO rejected the detector subscriptions: {self._sumo_error(e)}") from None
         self.time_s = float(self._conn.simulation.getTime())
+        if self.meso is None and "extra" in self.read_fields:
+            p = self.packed
+            self._crossings = CrossingCalls.build(self.network, (p.n, p.g), self._conn)
 
     def _reap_traci(self) -> None:
         """A SUMO child that failed during start-up must not linger as a zombie."""
@@ -757,10 +760,7 @@ class SumoBackend(BaseBackend):
             if recs:
                 arr[:] = recs
             out[kind] = arr
-        if self._crossings is False:
-            p = self.packed
-            self._crossings = None if self.meso is not None else CrossingCalls.build(self.network, (p.n, p.g), c)
-        if isinstance(self._crossings, CrossingCalls):
+        if self._crossings is not None:
             out["ped_calls"] = self._crossings.read(c)
         return out
 

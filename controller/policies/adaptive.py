@@ -54,7 +54,14 @@ import numpy as np
 from numba import njit
 
 from controller.arrays import PackedNetwork, any_rows, any_set
-from controller.backend import OBSERVATION_FIELDS, Observation, crossing_calls, detector_layout, exit_blocked_share
+from controller.backend import (
+    OBSERVATION_FIELDS,
+    ZONE_COVERED_OCCUPANCY,
+    Observation,
+    crossing_calls,
+    detector_layout,
+    exit_blocked_share,
+)
 from controller.estimate import Estimate
 from controller.events import EventCode
 from controller.policies import register_policy
@@ -76,7 +83,6 @@ __all__ = ["AdaptivePolicy", "AdaptiveNoTsp"]
 GREEN = int(SignalState.GREEN)
 BLIND_HISTORY_WEIGHT = 0.25  # EWMA weight of a group's latest green in its historical profile
 VEHICLE_SPACING_M = 7.0  # jam spacing of a car; a motorcycle takes about a third (PCU ~0.3)
-ZONE_FULL_OCCUPANCY = 0.5  # a stop-line zone this occupied is covered end to end (as exit zones, simulation.detectors)
 
 
 @register_policy("adaptive")
@@ -236,9 +242,8 @@ class AdaptivePolicy(Policy):
     def _full_zones(self, obs: Observation) -> np.ndarray:
         """(N, G) bool: every working stop-line zone of the group is covered by vehicles end to end.
 
-        Covered means occupancy of at least :data:`~simulation.detectors.EXIT_BLOCKED_OCCUPANCY`'s
-        0.5 (a jammed lane of cars reads 5 m / 7.5 m = 0.67: a queue over only part of the zone
-        reads less), the same test the exit zones use for a jam reaching back to the junction.
+        Covered means occupancy of at least :data:`~controller.backend.ZONE_COVERED_OCCUPANCY`, the
+        same test the exit zones use for a jam reaching back to the junction.
         """
         p = self.packed
         if not len(self.layout.ids):
@@ -247,7 +252,7 @@ class AdaptivePolicy(Policy):
         occ = np.nan_to_num(np.asarray(obs.occupancy, float))
         size = p.n * p.g
         zones = np.bincount(self.flat, weights=zone, minlength=size)
-        short = np.bincount(self.flat, weights=zone & (occ < ZONE_FULL_OCCUPANCY), minlength=size)
+        short = np.bincount(self.flat, weights=zone & (occ < ZONE_COVERED_OCCUPANCY), minlength=size)
         full: np.ndarray = ((zones > 0) & (short == 0)).reshape(p.n, p.g)
         return full
 
@@ -380,8 +385,9 @@ class AdaptivePolicy(Policy):
         # queue behind refills it as fast as the front leaves. But a full zone takes a vehicle in
         # only when one leaves at the front, so a full zone still counting arrivals is discharging
         # (a stalled one, a left turn waiting for a gap, counts nothing).
-        moving_full = self._full_zones(obs) & (self.since_arrival_s < self.stall_s)
-        stalled = green & standing & ~shrank & ~protected_now & ~moving_full
+        stalled = green & standing & ~shrank & ~protected_now
+        if any_set(stalled):
+            stalled &= ~(self._full_zones(obs) & (self.since_arrival_s < self.stall_s))
         self.since_release_s = np.where(stalled, self.since_release_s + dt, 0.0)
         self._prev_q = q_serve
         releasing = standing & (self.since_release_s < self.stall_s)

@@ -14,9 +14,9 @@ import math
 import numpy as np
 
 from controller.arrays import PackedNetwork
-from controller.backend import Observation, crossing_calls
+from controller.backend import ZONE_COVERED_OCCUPANCY, Observation, crossing_calls
 from controller.estimate import Estimate
-from controller.policies.adaptive import BLIND_HISTORY_WEIGHT, ZONE_FULL_OCCUPANCY, AdaptivePolicy
+from controller.policies.adaptive import BLIND_HISTORY_WEIGHT, AdaptivePolicy
 from controller.policies.base import PolicyContext
 from controller.policies.kernels import STARVING_SCORE
 from controller.safety import HOLD
@@ -73,7 +73,7 @@ class AdaptiveReference(AdaptivePolicy):
                 r, k = int(lay.row[d]), int(lay.group[d])
                 zones[r][k] += 1
                 o = float(obs.occupancy[d])
-                short[r][k] += 0 if (math.isfinite(o) and o >= ZONE_FULL_OCCUPANCY) else 1
+                short[r][k] += 0 if (math.isfinite(o) and o >= ZONE_COVERED_OCCUPANCY) else 1
         full_zone = [[zones[r][k] > 0 and short[r][k] == 0 for k in range(p.g)] for r in range(p.n)]
         # Passage per group: the unit extension divided by the lanes still heard per approach.
         passage = [
