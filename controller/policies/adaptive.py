@@ -193,7 +193,7 @@ class AdaptivePolicy(Policy):
         self.since_release_s = np.zeros((n, g))
         self._yielding_prev = np.zeros((n, g), bool)
         self._prev_q = np.zeros((n, g))
-        self._exit_kept: tuple[Any, np.ndarray, np.ndarray] | None = None
+        self._exit_kept: tuple[np.ndarray | None, np.ndarray, np.ndarray] | None = None
         self.stuck_for_s = np.zeros(len(self.layout.ids))
         self.last_termination = np.zeros(n, np.int16)
         self.detector_failed = np.zeros(len(self.layout.ids), bool)
@@ -303,78 +303,174 @@ class AdaptivePolicy(Policy):
         return result
 
     def decide(self, obs: Observation, est: Estimate, ctx: PolicyContext) -> np.ndarray:
+        """One tick for every intersection: the module docstring's steps 1-5, each a named method.
+
+        The steps share arrays computed once per tick (the current stage, its members, the
+        green mask); each method updates only its own part of the policy's state.
+        """
         p = self.packed
         dt = ctx.dt_s
         rows = np.arange(p.n)
         arrivals, blind = self._detectors(obs, dt)
-        q = np.where(np.isfinite(obs.queue_veh), obs.queue_veh, est.queue_veh) * p.group_valid
-        # Crossings with push buttons (a field controller's, or people waiting at the kerb in SUMO)
-        # are actuated: one waiting person calls the stage, as a vehicle does.
-        buttons = crossing_calls(obs, p)
-        if buttons is not None:
-            pushed = p.is_pedestrian & p.group_valid
-            blind = blind & ~pushed
-            q = np.where(pushed, buttons.astype(float), q)
-        # Blind groups (no or failed detectors) get a recall-like constant demand: served in turn,
-        # neither starved nor favoured.
-        q = np.where(blind, 1.0, q)
-        if ctx.served is not None:
-            q = np.where(ctx.served, 0.0, q)  # a crossing that has walked this stage waits for no green
+        q, blind = self._queues(obs, est, ctx, blind)
         green = ctx.state == GREEN
         q_serve = self._blind_service(q, blind, green, ctx, dt)
         self.since_arrival_s = np.where(arrivals > 0, 0.0, self.since_arrival_s + dt)
-        # Vehicles that entered detection in the last approach_window_s and are still on
-        # their way to the stop line (SURTRAC's approaching platoon, from advance detection).
-        slots = max(1, round(self.approach_window_s / dt))
-        if self._arrival_ring is None or self._arrival_ring.shape[0] != slots:
-            self._arrival_ring = np.zeros((slots, p.n, p.g))
-            self._ring_at = 0
-        self._arrival_ring[self._ring_at] = arrivals
-        self._ring_at = (self._ring_at + 1) % slots
-        approaching = self._arrival_ring.sum(axis=0) / self.arrivals_per_vehicle
-
-        down = (self.down @ q.ravel()).reshape(q.shape)
-        # Exits jammed back to the junction (measured): a group's whole queue held up -> blocked.
-        exit_share, exit_full = self._exit_share(obs)
-        blocked = (down >= self.spillback_fraction * self.storage) | exit_full
-        demand = np.where(blocked, 0.0, q + approaching)
+        approaching = self._approaching(arrivals, dt)
         # A permissive movement green only where it yields (``Stage.yielding``) is not served there:
         # its wait keeps counting until the stage that protects it comes.
         cur = ctx.target
         has = cur >= 0
         cur_c = np.where(has, cur, 0)
         yielding_now = p.stage_yield[rows, cur_c] & has[:, None]
-        waiting = ~(green & ~yielding_now) & (demand > self.queue_threshold_veh) & p.group_valid
-        # A group kept red only by its jammed exit keeps its wait (a jam that flickers must not
-        # reset the starvation clock) but does not force its stage while the jam lasts.
-        held = exit_full & ~green & (q + approaching > self.queue_threshold_veh)
-        self.red_wait_s = np.where(waiting, self.red_wait_s + dt, np.where(held, self.red_wait_s, 0.0))
-        red_forcing = np.where(exit_full, 0.0, self.red_wait_s) if any_set(held) else self.red_wait_s
+        pressure, score, starving_stage, blocked = self._pressure(obs, q, approaching, green, yielding_now, dt)
+        members = p.stage_groups(cur)
+        best, best_score = self._best_other(score, starving_stage, cur, cur_c, rows)
+        cur_pressure = pressure[rows, cur_c]
+        elapsed = stage_green_elapsed_s(ctx, p)
+        past_min = elapsed >= self.stage_min_s[rows, cur_c]
+        discharging, alive = self._alive(obs, q_serve, approaching, green, yielding_now, blocked, members, dt)
+        maxed = elapsed >= self._max_green(pressure, cur_pressure, rows, cur_c)
+        want = best_score > 0
+        if np.isfinite(self.switch_ratio):
+            overwhelmed = best_score > self.switch_ratio * np.maximum(cur_pressure, 0.0) + 1e-9
+        else:
+            overwhelmed = np.zeros(p.n, bool)
+        forced = starving_stage[rows, best]
+        switch = has & past_min & want & (~alive | maxed | forced | (overwhelmed & ~discharging))
+        switch, best = self._transit_priority(obs, ctx, switch, best, score, members, past_min, forced, dt)
+        self.last_termination = _termination(switch, alive, maxed)
+        out = np.where(switch, best, HOLD)
+        first = np.where(any_rows(np.isfinite(score)), score.argmax(axis=1), 0)
+        out = np.where(has, out, first)
+        return self._preempt(obs, out)
 
+    def _queues(
+        self, obs: Observation, est: Estimate, ctx: PolicyContext, blind: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(each group's queue as the policy counts it, the blind mask without actuated crossings).
+
+        Measured where the backend measures it, estimated elsewhere. Crossings with push
+        buttons (a field controller's, or people waiting at the kerb in SUMO) are actuated:
+        one waiting person calls the stage, as a vehicle does. Blind groups (no or failed
+        detectors) get a recall-like constant demand: served in turn, neither starved nor
+        favoured. A crossing that has walked this stage waits for no green.
+        """
+        p = self.packed
+        q = np.where(np.isfinite(obs.queue_veh), obs.queue_veh, est.queue_veh) * p.group_valid
+        buttons = crossing_calls(obs, p)
+        if buttons is not None:
+            pushed = p.is_pedestrian & p.group_valid
+            blind = blind & ~pushed
+            q = np.where(pushed, buttons.astype(float), q)
+        q = np.where(blind, 1.0, q)
+        if ctx.served is not None:
+            q = np.where(ctx.served, 0.0, q)
+        return q, blind
+
+    def _approaching(self, arrivals: np.ndarray, dt: float) -> np.ndarray:
+        """(N, G) vehicles that entered detection in the last ``approach_window_s``, still on their way.
+
+        SURTRAC's approaching platoon, from advance detection: a ring of the last ticks'
+        arrivals, summed and divided by the detectors each vehicle crosses.
+        """
+        p = self.packed
+        slots = max(1, round(self.approach_window_s / dt))
+        if self._arrival_ring is None or self._arrival_ring.shape[0] != slots:
+            self._arrival_ring = np.zeros((slots, p.n, p.g))
+            self._ring_at = 0
+        self._arrival_ring[self._ring_at] = arrivals
+        self._ring_at = (self._ring_at + 1) % slots
+        approaching: np.ndarray = self._arrival_ring.sum(axis=0) / self.arrivals_per_vehicle
+        return approaching
+
+    def _pressure(
+        self,
+        obs: Observation,
+        q: np.ndarray,
+        approaching: np.ndarray,
+        green: np.ndarray,
+        yielding_now: np.ndarray,
+        dt: float,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(stage pressure, stage score, starving-stage mask, blocked groups): steps 2 to 4.
+
+        A group is blocked when its downstream link is nearly full (spillback) or its exits
+        are measured jammed back to the junction; it then counts no demand. Pressure is
+        max-pressure's queue minus downstream queue, weighted by lanes and by the share of the
+        queue that can leave, amplified by the red wait.
+        """
+        p = self.packed
+        down = (self.down @ q.ravel()).reshape(q.shape)
+        exit_share, exit_full = self._exit_share(obs)
+        blocked = (down >= self.spillback_fraction * self.storage) | exit_full
+        want = q + approaching
+        demand = np.where(blocked, 0.0, want)
+        red_forcing = self._red_wait(want, demand, green, yielding_now, exit_full, dt)
         w = self.weight * (1.0 - exit_share)
         pressure_g = w * np.maximum(demand - down, 0.0) * (1.0 + red_forcing / self.wait_weight_s)
         pressure = np.einsum("nsg,ng->ns", self.stage_mask_f, pressure_g)
         pressure = np.where(p.stage_valid, pressure, -np.inf)
         score, starving_stage = starvation_score(pressure, p, red_forcing, self.max_red_s, self.credit)
+        return pressure, score, starving_stage, blocked
 
-        members = p.stage_groups(cur)
-        # Candidates: stages other than the current one.
+    def _red_wait(
+        self,
+        want: np.ndarray,
+        demand: np.ndarray,
+        green: np.ndarray,
+        yielding_now: np.ndarray,
+        exit_full: np.ndarray,
+        dt: float,
+    ) -> np.ndarray:
+        """Advance each group's red wait; return the waits that may force a stage (starvation).
+
+        A group kept red only by its jammed exit keeps its wait (a jam that flickers must not
+        reset the starvation clock) but does not force its stage while the jam lasts.
+        """
+        p = self.packed
+        waiting = ~(green & ~yielding_now) & (demand > self.queue_threshold_veh) & p.group_valid
+        held = exit_full & ~green & (want > self.queue_threshold_veh)
+        self.red_wait_s = np.where(waiting, self.red_wait_s + dt, np.where(held, self.red_wait_s, 0.0))
+        forcing: np.ndarray = np.where(exit_full, 0.0, self.red_wait_s) if any_set(held) else self.red_wait_s
+        return forcing
+
+    def _best_other(
+        self, score: np.ndarray, starving_stage: np.ndarray, cur: np.ndarray, cur_c: np.ndarray, rows: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(the best stage other than the current one, its score) per intersection.
+
+        Highest score in ``pressure`` order; in ``cyclic`` order the next stage in sequence
+        with demand (a starving stage still jumps the queue).
+        """
         others = score.copy()
         others[rows, cur_c] = -np.inf
         best = others.argmax(axis=1)
         if self.order == "cyclic":
-            # Next stage in sequence with demand (a starving stage still jumps the queue).
-            nxt = next_stage_with_demand(cur, others > 0, p.stage_valid)
+            nxt = next_stage_with_demand(cur, others > 0, self.packed.stage_valid)
             best = np.where((nxt >= 0) & ~starving_stage[rows, best], nxt, best)
-        best_score = others[rows, best]
-        cur_pressure = pressure[rows, cur_c]
+        return best, others[rows, best]
 
-        elapsed = stage_green_elapsed_s(ctx, p)
-        past_min = elapsed >= self.stage_min_s[rows, cur_c]
-        # A queue discharges while it shrinks: one that has not for stall_s of green (a permissive
-        # left waiting for a gap, a turn held by pedestrians) is not released at saturation flow
-        # and does not hold the stage (SURTRAC's criterion; HCM start-up lost time 2 s plus two
-        # saturation headways of ~2 s bound stall_s from below).
+    def _alive(
+        self,
+        obs: Observation,
+        q_serve: np.ndarray,
+        approaching: np.ndarray,
+        green: np.ndarray,
+        yielding_now: np.ndarray,
+        blocked: np.ndarray,
+        members: np.ndarray,
+        dt: float,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(the current stage discharges a queue, the current stage is alive): step 1.
+
+        A queue discharges while it shrinks: one that has not for ``stall_s`` of green (a
+        permissive left waiting for a gap, a turn held by pedestrians) is not released at
+        saturation flow and does not hold the stage (SURTRAC's criterion; HCM start-up lost
+        time 2 s plus two saturation headways of ~2 s bound ``stall_s`` from below). A stage
+        is alive while it discharges, or while vehicles approach and one arrived within the
+        passage time (the NTCIP unit extension).
+        """
         standing = q_serve > self.queue_threshold_veh
         shrank = q_serve < self._prev_q - 1e-9
         # A filtering movement that stalled while it yielded starts afresh when its protected stage
@@ -395,29 +491,19 @@ class AdaptivePolicy(Policy):
         arriving = any_rows(members & (approaching > self.queue_threshold_veh) & ~blocked)
         if self.passage_s > 0:
             arriving &= any_rows(members & (self.since_arrival_s < self.passage_g)) | discharging
-        alive = discharging | arriving
-        # Degree-of-saturation-adapted maximum: the current stage's share of total pressure.
+        return discharging, discharging | arriving
+
+    def _max_green(
+        self, pressure: np.ndarray, cur_pressure: np.ndarray, rows: np.ndarray, cur_c: np.ndarray
+    ) -> np.ndarray:
+        """(N,) the current stage's maximum green, adapted to its share of the total pressure (SCATS)."""
+        p = self.packed
         total = np.where(p.stage_valid, np.maximum(pressure, 0.0), 0.0).sum(axis=1)
         share = np.divide(np.maximum(cur_pressure, 0.0), total, out=np.ones(p.n), where=total > 0)
-        max_green = np.maximum(self.min_max_green_s, self.stage_max_s[rows, cur_c] * np.clip(0.5 + share, 0.5, 1.0))
-        maxed = elapsed >= max_green
-        want = best_score > 0
-        if np.isfinite(self.switch_ratio):
-            overwhelmed = best_score > self.switch_ratio * np.maximum(cur_pressure, 0.0) + 1e-9
-        else:
-            overwhelmed = np.zeros(p.n, bool)
-        forced = starving_stage[rows, best]
-        switch = has & past_min & want & (~alive | maxed | forced | (overwhelmed & ~discharging))
-        switch, best = self._transit_priority(obs, ctx, switch, best, score, members, past_min, forced, dt)
-        term = np.zeros(p.n, np.int16)
-        term[switch & ~alive] = EventCode.GAP_OUT
-        term[switch & alive & maxed] = EventCode.MAX_OUT
-        term[switch & alive & ~maxed] = EventCode.FORCE_OFF
-        self.last_termination = term
-        out = np.where(switch, best, HOLD)
-        first = np.where(any_rows(np.isfinite(score)), score.argmax(axis=1), 0)
-        out = np.where(has, out, first)
-        return self._preempt(obs, out)
+        max_green: np.ndarray = np.maximum(
+            self.min_max_green_s, self.stage_max_s[rows, cur_c] * np.clip(0.5 + share, 0.5, 1.0)
+        )
+        return max_green
 
     def _exit_share(self, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
         """(share of each group's queue held up by a jammed exit, whole queue held) from ``obs.exit_blocked``.
@@ -425,7 +511,7 @@ class AdaptivePolicy(Policy):
         A backend hands out the same read-only array while nothing changes (SUMO: NaN where
         not measured, zeros while no exit is jammed); the answer is then kept, not recomputed.
         """
-        x = getattr(obs, "exit_blocked", None)
+        x = obs.exit_blocked
         kept = self._exit_kept
         if kept is not None and kept[0] is x:
             return kept[1], kept[2]
@@ -547,6 +633,19 @@ def AdaptiveNoTsp(**params: Any) -> AdaptivePolicy:
     pol = AdaptivePolicy(**{**params, "tsp": False})
     pol.name = "adaptive-no-tsp"
     return pol
+
+
+def _termination(switch: np.ndarray, alive: np.ndarray, maxed: np.ndarray) -> np.ndarray:
+    """(N,) int16 event code of each stage ended this tick (0 where none): gap-out, max-out or force-off.
+
+    The codes are the Indiana hi-res log's (:class:`~controller.events.EventCode`), which the
+    engine writes for every switch.
+    """
+    term = np.zeros(len(switch), np.int16)
+    term[switch & ~alive] = EventCode.GAP_OUT
+    term[switch & alive & maxed] = EventCode.MAX_OUT
+    term[switch & alive & ~maxed] = EventCode.FORCE_OFF
+    return term
 
 
 # fmt: off
