@@ -364,40 +364,43 @@ def _segment_start_m(length: float, pos: float) -> float:
     return _segment_index(length, pos) * length / segments
 
 
-def generate_meso_loops(network: Network, net_file: str | Path, out_file: str | Path, packed: PackedNetwork,
-                        layout: DetectorLayout, sumo_net: Any = None) -> MesoLoops:  # fmt: skip
-    """Write the meso run's loops (an additional file) for ``network`` (carrying its stop-line detectors).
+class _Segments:
+    """The loops placed so far, one per meso segment (a loop counts its whole segment, so two in one
+    segment would count the same vehicles: hanoi_city's 7,496 wanted places fall in 5,176 segments)."""
 
-    One loop where each stop-line zone begins and one at the start of each exit edge of a
-    controlled movement, one per meso segment (a loop counts its whole segment, so two in
-    one segment would count the same vehicles). This assumes SUMO's default segment length
-    (:data:`MESO_EDGE_LENGTH_M`): with another ``--meso-edgelength`` two places merged here
-    may lie in different segments, and both then get the first one's count. ``sumo_net``:
-    ``net_file`` as ``sumolib.net.readNet`` reads it by default, when the caller has it
-    already (the detectors read the same; parsing hanoi_city's net costs seconds).
-    """
-    import sumolib
+    def __init__(self) -> None:
+        self.loops: dict[tuple[str, int], tuple[str, float]] = {}  # (edge, segment) -> (lane, position)
+        self._index: dict[tuple[str, int], int] = {}
 
-    net = sumo_net if sumo_net is not None else sumolib.net.readNet(str(net_file))
-    tls_nodes = tls_of_junctions(net.getTrafficLights())
-    g = packed.g
-    loops: dict[tuple[str, int], tuple[str, float]] = {}  # (edge, segment) -> (lane, position)
-    loop_index: dict[tuple[str, int], int] = {}
-
-    def loop_at(lane: Any, pos: float) -> int:
-        # One loop per meso segment: every loop in a segment counts the same vehicles (hanoi_city: 5,176
-        # segments hold the 7,496 places a loop is wanted, so 31 % fewer reads per tick).
+    def at(self, lane: Any, pos: float) -> int:
+        """The index of the loop counting ``pos`` on ``lane`` (placed there if its segment has none)."""
         length = float(lane.getLength())
         pos = min(max(pos + 0.1, 0.1), max(length - 0.1, 0.0))
         key = (lane.getEdge().getID(), _segment_index(length, pos))
-        if key not in loop_index:
-            loop_index[key] = len(loops)
-            loops[key] = (lane.getID(), pos)
-        return loop_index[key]
+        if key not in self._index:
+            self._index[key] = len(self.loops)
+            self.loops[key] = (lane.getID(), pos)
+        return self._index[key]
 
-    n, d = packed.n, len(layout.ids)
-    det_loop = np.full(d, -1, np.int64)
-    zone_m = np.zeros(d)
+
+@dataclass
+class _Zones:
+    """Where each model detector's arrivals are counted, and per group what its stop-line zones hold."""
+
+    det_loop: np.ndarray  # (D,) loop counting each detector's zone entry, -1 none
+    zone_m: np.ndarray  # (D,) stop-line zone length (0 for other detectors)
+    delay_s: np.ndarray  # (N, G) mean free-flow time from the count to the stop line
+    storage_veh: np.ndarray  # (N, G)
+    stop_lanes: np.ndarray  # (N, G)
+    entry_of_lane: dict[str, int]  # stop lane -> its zone-entry loop
+
+
+def _zone_entries(network: Network, net: Any, segments: _Segments, packed: PackedNetwork, n_det: int) -> _Zones:
+    """One loop where each stop-line (or advance) detector's zone begins, and each group's zone figures."""
+    tls_nodes = tls_of_junctions(net.getTrafficLights())
+    n, g = packed.n, packed.g
+    det_loop = np.full(n_det, -1, np.int64)
+    zone_m = np.zeros(n_det)
     delay_sum, storage, lanes = np.zeros((n, g)), np.zeros((n, g)), np.zeros((n, g))
     entry_of_lane: dict[str, int] = {}
     entry_m: dict[str, float] = {}  # stop lane -> from where its arrivals are counted to the stop line
@@ -415,7 +418,7 @@ def generate_meso_loops(network: Network, net_file: str | Path, out_file: str | 
                 if det.lane not in entry_of_lane:
                     zl = det.length_m if det.kind is DetectorKind.STOP_LINE else STOP_LINE_LENGTH_M
                     start_lane, pos, to_line = _zone_entry(net, lane, float(zl), tls_nodes, own)
-                    entry_of_lane[det.lane] = loop_at(start_lane, pos)
+                    entry_of_lane[det.lane] = segments.at(start_lane, pos)
                     # Counted on entering the loop's segment: the travel to the stop line starts there.
                     entry_m[det.lane] = to_line - _segment_start_m(float(start_lane.getLength()), pos)
                 det_loop[k] = entry_of_lane[det.lane]
@@ -426,9 +429,23 @@ def generate_meso_loops(network: Network, net_file: str | Path, out_file: str | 
                     storage[r, col] += det.length_m / JAM_SPACING_M
                     lanes[r, col] += 1
             k += 1
-    # Approach pairs (entry loop, group). Before any departure is seen, each stop lane gets an equal
-    # share of the vehicles entering its approach's zone (a loop counts them all).
-    sharing = np.bincount(np.array(list(entry_of_lane.values()), np.int64), minlength=len(loops))
+    delay_s = np.divide(delay_sum, lanes, out=np.zeros((n, g)), where=lanes > 0)
+    return _Zones(det_loop, zone_m, delay_s, storage, lanes, entry_of_lane)
+
+
+def _approach_pairs(
+    network: Network, zones: _Zones, n_loops: int, g: int
+) -> tuple[dict[tuple[int, int], int], list[float], np.ndarray, np.ndarray]:
+    """The approach pairs (entry loop, flat group) in first-seen order, each pair's share of its loop's
+    vehicles, and per model detector its pair (-1 none) and its share of the pair's vehicles.
+
+    Before any departure is seen, each stop lane gets an equal share of the vehicles entering its
+    approach's zone (a loop counts them all); a detector sees its pair's vehicles over as many
+    detectors of its kind as the pair has.
+    """
+    det_loop = zones.det_loop
+    d = len(det_loop)
+    sharing = np.bincount(np.array(list(zones.entry_of_lane.values()), np.int64), minlength=n_loops)
     pair_of: dict[tuple[int, int], int] = {}
     w0: list[float] = []
     det_pair = np.full(d, -1, np.int64)
@@ -446,13 +463,20 @@ def generate_meso_loops(network: Network, net_file: str | Path, out_file: str | 
                     w0[pair_of[key]] += 1.0 / sharing[det_loop[k]]
             kinds.append(det.kind.value)
             k += 1
-    # A detector sees its pair's vehicles over as many detectors of its kind as the pair has.
     per_kind: dict[tuple[int, str], int] = {}
     for kk in range(d):
         if det_pair[kk] >= 0:
             per_kind[(int(det_pair[kk]), kinds[kk])] = per_kind.get((int(det_pair[kk]), kinds[kk]), 0) + 1
     det_w = np.array([1.0 / per_kind[(int(det_pair[kk]), kinds[kk])] if det_pair[kk] >= 0 else 0.0 for kk in range(d)])
-    # Departures: the loop at the start of every exit edge, and the approach pairs whose links feed it.
+    return pair_of, w0, det_pair, det_w
+
+
+def _departures(
+    network: Network, net: Any, segments: _Segments, entry_of_lane: dict[str, int],
+    pair_of: dict[tuple[int, int], int], g: int,
+) -> tuple[dict[tuple[int, int], float], dict[tuple[str, str], tuple[int, int]]]:  # fmt: skip
+    """The loop at the start of every exit edge and the approach pairs whose SUMO links feed it (with
+    the number of links: (exit loop, pair) -> links), and each controlled movement's (row, group)."""
     dep: dict[tuple[int, int], float] = {}
     movement: dict[tuple[str, str], tuple[int, int]] = {}
     for r, inter in enumerate(network.intersections):
@@ -477,11 +501,18 @@ def generate_meso_loops(network: Network, net_file: str | Path, out_file: str | 
             pair = pair_of.get((entry, r * g + served)) if entry is not None and served is not None else None
             if pair is None or out_lane.getEdge().getFunction() not in ("", "normal"):
                 continue
-            key = (loop_at(out_lane, 0.0), pair)
+            key = (segments.at(out_lane, 0.0), pair)
             dep[key] = dep.get(key, 0.0) + 1.0
-    # Short ids, numbered in read order: every tick reads each loop by id, and SUMO looks it up in a
-    # map ordered by id; ids under 16 characters need no heap copy on the way in (C++'s small-string
-    # buffer), and zero-padded ones make read order the map's own order.
+    return dep, movement
+
+
+def _write_loops(loops: dict[tuple[str, int], tuple[str, float]], out_file: str | Path) -> tuple[Path, tuple[str, ...]]:
+    """Write the loops as an additional file; returns it and the loops' ids in read order.
+
+    Short ids, numbered in read order: every tick reads each loop by id, and SUMO looks it up in
+    a map ordered by id; ids under 16 characters need no heap copy on the way in (C++'s
+    small-string buffer), and zero-padded ones make read order the map's own order.
+    """
     width = len(str(max(len(loops) - 1, 0)))
     ids = tuple(f"gw_m{k:0{width}d}" for k in range(len(loops)))
     out = Path(out_file)
@@ -491,9 +522,32 @@ def generate_meso_loops(network: Network, net_file: str | Path, out_file: str | 
         for lid, (lane, pos) in zip(ids, loops.values(), strict=True)
     ]
     out.write_text("\n".join(["<additional>", *body, "</additional>"]) + "\n", encoding="utf-8")
-    delay_s = np.divide(delay_sum, lanes, out=np.zeros((n, g)), where=lanes > 0)
+    return out, ids
+
+
+def generate_meso_loops(network: Network, net_file: str | Path, out_file: str | Path, packed: PackedNetwork,
+                        layout: DetectorLayout, sumo_net: Any = None) -> MesoLoops:  # fmt: skip
+    """Write the meso run's loops (an additional file) for ``network`` (carrying its stop-line detectors).
+
+    One loop where each stop-line zone begins and one at the start of each exit edge of a
+    controlled movement, one per meso segment (a loop counts its whole segment, so two in
+    one segment would count the same vehicles). This assumes SUMO's default segment length
+    (:data:`MESO_EDGE_LENGTH_M`): with another ``--meso-edgelength`` two places merged here
+    may lie in different segments, and both then get the first one's count. ``sumo_net``:
+    ``net_file`` as ``sumolib.net.readNet`` reads it by default, when the caller has it
+    already (the detectors read the same; parsing hanoi_city's net costs seconds).
+    """
+    import sumolib
+
+    net = sumo_net if sumo_net is not None else sumolib.net.readNet(str(net_file))
+    g = packed.g
+    segments = _Segments()
+    zones = _zone_entries(network, net, segments, packed, len(layout.ids))
+    pair_of, w0, det_pair, det_w = _approach_pairs(network, zones, len(segments.loops), g)
+    dep, movement = _departures(network, net, segments, zones.entry_of_lane, pair_of, g)
+    additional, ids = _write_loops(segments.loops, out_file)
     return MesoLoops(
-        additional=out,
+        additional=additional,
         loop_ids=ids,
         pair_loop=np.asarray([lp for lp, _f in pair_of], np.int64),
         pair_flat=np.asarray([f for _lp, f in pair_of], np.int64),
@@ -504,10 +558,10 @@ def generate_meso_loops(network: Network, net_file: str | Path, out_file: str | 
         det_pair=det_pair,
         det_w=det_w,
         det_lane=tuple(det.lane for inter in network.intersections for det in inter.detectors),
-        delay_s=delay_s,
-        storage_veh=storage,
-        stop_lanes=lanes,
-        zone_m=zone_m,
+        delay_s=zones.delay_s,
+        storage_veh=zones.storage_veh,
+        stop_lanes=zones.stop_lanes,
+        zone_m=zones.zone_m,
         movement=movement,
         edge_length_m={e.getID(): float(e.getLength()) for e in net.getEdges()},
     )

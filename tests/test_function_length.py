@@ -24,7 +24,6 @@ NOT_YET_SPLIT = {
     "field_io/ntcip/agent.py:SnmpAgent.handle",
     "field_io/ntcip/backend.py:decode_ntcip_rows",
     "field_io/ntcip/backend.py:decode_ntcip_status",
-    "simulation/meso.py:generate_meso_loops",
     "simulation/runner.py:_simulate",
     "simulation/runner.py:_sumo_backend",
 }
