@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 
@@ -139,6 +139,10 @@ class CommissioningReport:
 @dataclass(frozen=True)
 class CommissionOptions:
     window_s: float = 60.0  # detector observation window
+    # A loop that has counted nothing by the end of the window is watched on, up to this long (default
+    # 3 x the window), before it is called silent: a lightly used approach can go a minute without a
+    # vehicle, and NTCIP reports only the last period, so a poll that misses one loses its count.
+    max_window_s: float | None = None
     poll_s: float = 0.5  # status poll / heartbeat interval
     clock_tolerance_s: float = 2.0
     chatter_veh_s: float = 1.5  # more than a lane can discharge
@@ -167,6 +171,43 @@ class _Status:
     sequence: int
     occupancy: np.ndarray
     commissioning: bool | None
+
+
+class _PatternBlock(NamedTuple):
+    """An NTCIP command block: the central pattern's cycle, offset and split per phase, in whole seconds."""
+
+    cycle_s: int
+    offset_s: int
+    splits: tuple[tuple[int, int], ...]  # (phase, split s), by phase
+
+
+BlockT = TypeVar("BlockT")
+
+
+class _Driver(Protocol, Generic[BlockT]):
+    """What the checklist asks of a protocol's commissioning driver (the protocol table's entry).
+
+    ``BlockT`` is the protocol's command block, opaque to the checklist: it only hands a
+    block made by :meth:`block` or :meth:`release` back to :meth:`heartbeat`.
+    """
+
+    free_running_counters: bool  # volume counters count on (Modbus) or report the last period (NTCIP)
+    resume_needs_new_block: bool  # heartbeats alone never hand control back after a fallback
+    backup_time_s: float
+    resume: int  # heartbeats the controller needs before it hands control back
+    period_s: float  # detector reporting period, read at connect
+
+    async def connect(self) -> dict[str, Any]: ...
+    async def status(self) -> _Status: ...
+    async def clock(self) -> float: ...
+    async def heartbeat(self, block: BlockT | None = None) -> None: ...
+    def block(self, plan: TimingPlan, *, new: bool) -> BlockT: ...
+    def release(self) -> BlockT | None: ...
+    async def configuration(self) -> dict[str, Any]: ...
+    def differences(self, cfg: dict[str, Any]) -> list[str]: ...
+    async def upload_fallback(self, plan: TimingPlan) -> tuple[TimingPlan | None, str]: ...
+    async def heartbeat_check(self) -> tuple[bool, str]: ...
+    def close(self) -> None: ...
 
 
 def _exception(code: int) -> str:
@@ -368,7 +409,6 @@ class _NtcipDriver:
         self.backup_time_s = 5.0
         self.resume = 3
         self.period_s = 1.0  # detector reporting period, read at connect
-        self.content: Any = None
 
     def _oid(self, name: str, *idx: int) -> tuple[int, ...]:
         from field_io.ntcip.oids import OBJECTS
@@ -451,26 +491,26 @@ class _NtcipDriver:
         v = await self._get([("globalTime", ())])
         return float(v["globalTime"]) + 0.5  # globalTime counts whole seconds: the middle of that second
 
-    def block(self, plan: TimingPlan, *, new: bool) -> Any:
+    def block(self, plan: TimingPlan, *, new: bool) -> _PatternBlock:
         from field_io.ntcip.codec import plan_to_pattern
 
         q = quantize_plan(plan, 1.0)
         cycle, offset, splits = plan_to_pattern(q, self.fmap)
-        return ("plan", cycle, offset, tuple(sorted(splits.items())))
+        return _PatternBlock(cycle, offset, tuple(sorted(splits.items())))
 
-    def release(self) -> Any:
+    def release(self) -> _PatternBlock | None:
         return None
 
-    async def heartbeat(self, block: Any = None) -> None:
+    async def heartbeat(self, block: _PatternBlock | None = None) -> None:
         """A complete command-block SET (the NTCIP heartbeat); ``None`` releases (pattern 0, no phase control)."""
         from field_io.ntcip import ber
         from field_io.ntcip.codec import phase_groups
 
         groups = phase_groups(self.fmap.max_phase)
-        vbs: list[Any] = []
+        vbs: list[tuple[tuple[int, ...], ber.Value]] = []
         pattern = 0
         if block is not None:
-            _k, cycle, offset, splits = block
+            cycle, offset, splits = block
             pattern = self.profile.central_pattern
             vbs += [
                 (self._oid("patternCycleTime", pattern), (ber.INTEGER, cycle)),
@@ -505,7 +545,7 @@ class _NtcipDriver:
         q = quantize_plan(plan, 1.0)
         cycle, offset, splits = plan_to_pattern(q, self.fmap)
         fb = self.profile.fallback_pattern
-        vbs: list[Any] = [
+        vbs: list[tuple[tuple[int, ...], ber.Value]] = [
             (self._oid("patternCycleTime", fb), (ber.INTEGER, cycle)),
             (self._oid("patternOffsetTime", fb), (ber.INTEGER, offset)),
             (self._oid("patternSplitNumber", fb), (ber.INTEGER, fb)),
@@ -532,6 +572,15 @@ class _NtcipDriver:
 
     def close(self) -> None:
         self.client.close()
+
+
+if TYPE_CHECKING:
+
+    def _drivers_meet_the_contract(
+        m: _ModbusDriver, n: _NtcipDriver
+    ) -> tuple[_Driver[CommandBlock], _Driver[_PatternBlock]]:
+        """Never called: mypy checks here that both table drivers satisfy :class:`_Driver`."""
+        return m, n
 
 
 # ---- the checks -------------------------------------------------------------------------------------------
@@ -645,79 +694,18 @@ def _plans_equal(a: TimingPlan, b: TimingPlan, step: float) -> list[str]:
 async def _commission(
     proto: FieldProtocol, ep: Endpoint, inter: Intersection, opt: CommissionOptions, report: CommissioningReport
 ) -> None:
+    """The checklist in order: a check that leaves nothing to test after it (identity) ends it."""
     fmap = field_map(inter)
-    drv: Any = load(protocol_spec(proto).commissioning_driver)(ep, fmap)
+    # The table's driver for the protocol; its command block type is opaque here (see _Driver).
+    drv: _Driver[object] = load(protocol_spec(proto).commissioning_driver)(ep, fmap)
     checks = {c.name: c for c in report.checks}
     try:
-        # 1. identity
-        c = checks["identity"]
-        try:
-            info = await drv.connect()
-        except FieldIOError as e:
-            c.fail(e.message)
+        if not await _identity(drv, inter, report, checks["identity"]):
             return
-        problems = info.pop("_problems")
-        report.identity = info
-        if problems:
-            c.details += problems
-            c.fail("the controller is not the one the inventory describes")
-            return
-        c.ok(f"{info.get('profile')}, intersection {inter.id}", **info)
-
-        # 2. heartbeat and clock
-        c = checks["heartbeat and clock"]
-        t_local = time.time()
-        t_ctl = await drv.clock()
-        skew = t_ctl - (t_local + time.time()) / 2
-        c.measured["clock_skew_s"] = round(skew, 3)
-        c.details.append(f"controller clock {datetime.fromtimestamp(t_ctl, UTC).isoformat(timespec='seconds')}, "
-                         f"skew {skew:+.2f} s (tolerance {opt.clock_tolerance_s:g} s)")  # fmt: skip
-        seen, detail = await drv.heartbeat_check()
-        c.details.append(detail)
-        if abs(skew) > opt.clock_tolerance_s:
-            c.fail(f"clock skew {skew:+.2f} s exceeds {opt.clock_tolerance_s:g} s")
-        elif not seen:
-            c.fail("the controller does not echo central's heartbeat")
-        else:
-            c.ok(f"heartbeat seen, clock skew {skew:+.2f} s")
-
-        # 3. configuration
-        c = checks["configuration"]
-        diffs = drv.differences(await drv.configuration())
-        c.details += diffs
-        if diffs:
-            c.fail(f"{len(diffs)} difference(s) between the controller and the inventory")
-        else:
-            n = f"{fmap.n_groups} signal groups, {fmap.n_stages} stages, {fmap.n_detectors} detectors"
-            c.ok(f"{n} as in the inventory")
-
-        # 4. detectors
-        c = checks["detectors"]
-        await _detectors(drv, fmap, opt, c)
-
-        # 5. fallback plan
-        c = checks["fallback plan"]
-        plan = opt.plan or default_fallback_plan(inter)
-        problems = plan_problems(plan, inter)
-        if problems:
-            c.details += problems
-            c.fail("the fallback plan fails the plan check against the inventory")
-        else:
-            step = protocol_spec(proto).plan_step_s
-            sent = quantize_plan(plan, step)
-            stored, why = await drv.upload_fallback(plan)
-            c.details.append(
-                f"sent: cycle {sent.cycle_s:g} s, offset {sent.offset_s:g} s, "
-                + ", ".join(f"{s.stage} {s.green_s:g}+{s.intergreen_s:g} s" for s in sent.stages)
-            )
-            if stored is None:
-                c.fail(why)
-            else:
-                diff = _plans_equal(sent, stored, step)
-                c.details += diff
-                c.fail("read-back differs") if diff else c.ok(f"uploaded and read back: cycle {stored.cycle_s:g} s")
-
-        # 6. watchdog
+        await _heartbeat_and_clock(drv, opt, checks["heartbeat and clock"])
+        await _configuration(drv, fmap, checks["configuration"])
+        await _detectors(drv, fmap, opt, checks["detectors"])
+        plan = await _fallback_plan(drv, proto, inter, opt, checks["fallback plan"])
         c = checks["watchdog"]
         if not opt.watchdog:
             c.summary = "not exercised (--no-watchdog)"
@@ -727,7 +715,80 @@ async def _commission(
         drv.close()
 
 
-async def _detectors(drv: Any, fmap: FieldMap, opt: CommissionOptions, c: Check) -> None:
+async def _identity(drv: _Driver[BlockT], inter: Intersection, report: CommissioningReport, c: Check) -> bool:
+    """Check 1: it answers and is the controller the inventory describes; False ends the checklist."""
+    try:
+        info = await drv.connect()
+    except FieldIOError as e:
+        c.fail(e.message)
+        return False
+    problems = info.pop("_problems")
+    report.identity = info
+    if problems:
+        c.details += problems
+        c.fail("the controller is not the one the inventory describes")
+        return False
+    c.ok(f"{info.get('profile')}, intersection {inter.id}", **info)
+    return True
+
+
+async def _heartbeat_and_clock(drv: _Driver[BlockT], opt: CommissionOptions, c: Check) -> None:
+    """Check 2: its clock within the tolerance of central's (skew against the middle of the read), heartbeat seen."""
+    t_local = time.time()
+    t_ctl = await drv.clock()
+    skew = t_ctl - (t_local + time.time()) / 2
+    c.measured["clock_skew_s"] = round(skew, 3)
+    c.details.append(f"controller clock {datetime.fromtimestamp(t_ctl, UTC).isoformat(timespec='seconds')}, "
+                     f"skew {skew:+.2f} s (tolerance {opt.clock_tolerance_s:g} s)")  # fmt: skip
+    seen, detail = await drv.heartbeat_check()
+    c.details.append(detail)
+    if abs(skew) > opt.clock_tolerance_s:
+        c.fail(f"clock skew {skew:+.2f} s exceeds {opt.clock_tolerance_s:g} s")
+    elif not seen:
+        c.fail("the controller does not echo central's heartbeat")
+    else:
+        c.ok(f"heartbeat seen, clock skew {skew:+.2f} s")
+
+
+async def _configuration(drv: _Driver[BlockT], fmap: FieldMap, c: Check) -> None:
+    """Check 3: every difference between the controller's configuration and the inventory."""
+    diffs = drv.differences(await drv.configuration())
+    c.details += diffs
+    if diffs:
+        c.fail(f"{len(diffs)} difference(s) between the controller and the inventory")
+    else:
+        n = f"{fmap.n_groups} signal groups, {fmap.n_stages} stages, {fmap.n_detectors} detectors"
+        c.ok(f"{n} as in the inventory")
+
+
+async def _fallback_plan(
+    drv: _Driver[BlockT], proto: FieldProtocol, inter: Intersection, opt: CommissionOptions, c: Check
+) -> TimingPlan:
+    """Check 5: the local plan checked, uploaded and read back; returns it (the watchdog commands it)."""
+    plan = opt.plan or default_fallback_plan(inter)
+    problems = plan_problems(plan, inter)
+    if problems:
+        c.details += problems
+        c.fail("the fallback plan fails the plan check against the inventory")
+        return plan
+    step = protocol_spec(proto).plan_step_s
+    sent = quantize_plan(plan, step)
+    stored, why = await drv.upload_fallback(plan)
+    c.details.append(
+        f"sent: cycle {sent.cycle_s:g} s, offset {sent.offset_s:g} s, "
+        + ", ".join(f"{s.stage} {s.green_s:g}+{s.intergreen_s:g} s" for s in sent.stages)
+    )
+    if stored is None:
+        c.fail(why)
+    else:
+        diff = _plans_equal(sent, stored, step)
+        c.details += diff
+        c.fail("read-back differs") if diff else c.ok(f"uploaded and read back: cycle {stored.cycle_s:g} s")
+    return plan
+
+
+async def _detectors(drv: _Driver[BlockT], fmap: FieldMap, opt: CommissionOptions, c: Check) -> None:
+    """Check 4: over the observation window, no detector silent, stuck on or chattering."""
     inter = fmap.intersection
     d = fmap.n_detectors
     counts = np.zeros(d)
@@ -737,7 +798,11 @@ async def _detectors(drv: Any, fmap: FieldMap, opt: CommissionOptions, c: Check)
     periods = 0  # detector reporting periods the counts cover: rates are per second of controller time
     prev = await drv.status()
     t0 = time.monotonic()
-    while time.monotonic() - t0 < opt.window_s:
+    longest = max(opt.window_s, opt.max_window_s if opt.max_window_s is not None else 3.0 * opt.window_s)
+    vehicle = np.array([det.kind is not DetectorKind.PEDESTRIAN for det in inter.detectors], bool)
+    while (elapsed := time.monotonic() - t0) < opt.window_s or (
+        elapsed < longest and (vehicle & (counts == 0) & (occ_high == 0)).any()
+    ):
         await asyncio.sleep(opt.poll_s)
         st = await drv.status()
         seen = 0
@@ -768,6 +833,8 @@ async def _detectors(drv: Any, fmap: FieldMap, opt: CommissionOptions, c: Check)
         elif counts[k] == 0 and occ_high[k] == 0 and det.kind is not DetectorKind.PEDESTRIAN:
             bad.append(f"{label}: silent, no vehicle in {observed_s:.0f} s (check the loop, or observe longer)")
     c.measured["window_s"] = round(window, 1)
+    if window >= opt.window_s + max(opt.poll_s, 1.0):
+        c.details.append(f"observed {window:.0f} s: the window of {opt.window_s:g} s was extended to wait for traffic")
     c.measured["counts"] = {det.id: int(counts[k]) for k, det in enumerate(inter.detectors)}
     c.details += bad
     if bad:
@@ -777,12 +844,12 @@ async def _detectors(drv: Any, fmap: FieldMap, opt: CommissionOptions, c: Check)
 
 
 async def _wait_for(
-    drv: Any, cond: Callable[[_Status], bool], timeout: float, poll: float, beat: Any = False
+    drv: _Driver[BlockT], cond: Callable[[_Status], bool], timeout: float, poll: float, beat: BlockT | None = None
 ) -> float | None:
-    """Seconds until ``cond(status)``, polling (and heartbeating with ``beat`` unless False); None on timeout."""
+    """Seconds until ``cond(status)``, polling (and heartbeating with the block ``beat`` if given); None on timeout."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
-        if beat is not False:
+        if beat is not None:
             await drv.heartbeat(beat)
         st = await drv.status()
         if cond(st):
@@ -791,7 +858,8 @@ async def _wait_for(
     return None
 
 
-async def _watchdog(drv: Any, plan: TimingPlan, opt: CommissionOptions, c: Check) -> None:
+async def _watchdog(drv: _Driver[BlockT], plan: TimingPlan, opt: CommissionOptions, c: Check) -> None:
+    """Check 6: fallback within the backup time without heartbeats; control back only with a new block."""
     poll = opt.poll_s
     backup = drv.backup_time_s
     resume = drv.resume

@@ -17,7 +17,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("intersections", "controller", "simulation", "field_io", "scenarios", "api")
 MAX_LINES = 80
 NOT_YET_SPLIT = {
-    "field_io/commission.py:_commission",
     "field_io/emulator/core.py:LocalController._bind",
     "field_io/modbus/backend.py:ModbusBackend._poll_all",
     "field_io/ntcip/agent.py:RowMib.set",
