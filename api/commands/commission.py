@@ -29,6 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device-id", type=int, default=1, help="Modbus unit/device id (default 1)")
     p.add_argument("--plan", metavar="FILE", help="fallback plan to upload (JSON); default: every stage 15 s")
     p.add_argument("--window", type=float, default=60.0, metavar="S", help="detector observation window (default 60 s)")
+    p.add_argument(
+        "--max-window",
+        type=float,
+        metavar="S",
+        help="watch a detector that has counted nothing by the end of the window on, up to S s, before calling "
+        "it silent (default 3 x --window)",
+    )
     p.add_argument("--poll", type=float, default=0.5, metavar="S", help="poll / heartbeat interval (default 0.5 s)")
     p.add_argument("--clock-tolerance", type=float, default=2.0, metavar="S", help="allowed clock skew (default 2 s)")
     p.add_argument("--no-watchdog", action="store_true", help="do not exercise the watchdog")
@@ -84,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         require_secure_snmp(ep.snmp, insecure_demo=args.insecure_demo, where="commission")
     opts = CommissionOptions(
         window_s=args.window,
+        max_window_s=args.max_window,
         poll_s=args.poll,
         clock_tolerance_s=args.clock_tolerance,
         watchdog=not args.no_watchdog,

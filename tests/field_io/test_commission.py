@@ -55,6 +55,21 @@ def test_faulty_detectors_are_listed(example_net, emulator, capsys, tmp_path) ->
     assert "D06 (channel 6, group P6): chattering" in out
 
 
+def test_a_dead_loop_is_watched_to_the_longest_window_then_silent(example_net, emulator, capsys, tmp_path) -> None:
+    # A loop with no count at the end of the window is watched on (a quiet approach can go a minute
+    # without a vehicle) - but a dead one is still called silent once the longest window has passed.
+    emu = emulator(example_net, "modbus", commissioning=True, speed=40.0, detector_faults={("J1", 3): "silent"})
+    out_json = tmp_path / "c.json"
+    window = ("--window", "1", "--max-window", "2.5", "--poll", "0.025")
+    code, out = commission(capsys, "modbus", emu.endpoints[0].port, "--no-watchdog", *window, "--json", str(out_json))
+    assert code == 1, out
+    assert "D03 (channel 3, group" in out and "silent, no vehicle" in out
+    assert "the window of 1 s was extended to wait for traffic" in out
+    det = next(c for c in json.loads(out_json.read_text())["checks"] if c["name"] == "detectors")
+    assert 2.5 <= det["measured"]["window_s"] < 3.5
+    assert sum(1 for line in out.splitlines() if "silent, no vehicle" in line) == 1  # the live loops counted
+
+
 def test_switch_off_and_clock_skew_fail(example_net, emulator, capsys, tmp_path) -> None:
     emu = emulator(example_net, "modbus", commissioning=False, speed=20.0, clock_offset_s=30.0)
     out_json = tmp_path / "c.json"
