@@ -268,15 +268,15 @@ def _central(
     all_params = {**controller_params(controller, spec, network), **(params or {})}
     policy = make_policy(controller, **all_params)
     dt = spec.step_length_s
-    backend: Any = protocol_spec(via).backend_class()(network, eps, dt_s=dt, lockstep=True)
+    field = protocol_spec(via).backend_class()(network, eps, dt_s=dt, lockstep=True)
     # Bus GPS and emergency vehicles reach central beside the controllers, as the city's AVL feed does.
     feed = VehicleFeedClient(network, "127.0.0.1", feed_port, timeout_s=10.0)
-    backend = FeedBackend(backend, feed)
+    backend = FeedBackend(field, feed, lockstep=True)
     ticks = 0
     with backend:
-        if backend.problems:
+        if field.problems:
             raise SimulationError(
-                "; ".join(f"{k}: {v}" for k, v in backend.problems.items()), where="software in the loop"
+                "; ".join(f"{k}: {v}" for k, v in field.problems.items()), where="software in the loop"
             )
         engine = Engine(backend, policy)
         end = spec.end_s
@@ -289,8 +289,8 @@ def _central(
                 break
     return {
         "central_ticks": ticks,
-        "field_alarms": len(backend.alarms),
-        "field_errors": int(sum(link.errors for link in backend.links)),
-        "field_problems": dict(backend.problems),
+        "field_alarms": len(field.alarms),
+        "field_errors": int(sum(link.errors for link in field.links)),
+        "field_problems": dict(field.problems),
         "vehicle_feed_messages": feed.messages,
     }

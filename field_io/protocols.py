@@ -27,7 +27,10 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from field_io.polled import PolledFieldBackend
 
 __all__ = ["FieldProtocol", "ProtocolSpec", "PROTOCOLS", "protocol_spec", "protocol_names", "load"]
 
@@ -71,9 +74,10 @@ class ProtocolSpec:
     snmp_credentials: bool
     tls: bool
 
-    def backend_class(self) -> Any:
+    def backend_class(self) -> type[PolledFieldBackend]:
         """The central backend class (a :class:`~field_io.polled.PolledFieldBackend` subclass)."""
-        return load(self.backend)
+        cls: type[PolledFieldBackend] = load(self.backend)
+        return cls
 
     def endpoint_detail(self, device_id: int, vendor: str) -> str:
         """How a message names the device behind an address: `` device 3`` or `` (econolite profile)``."""

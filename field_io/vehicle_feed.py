@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from controller.backend import SPECIAL_DTYPE, Commands, Observation
+from controller.backend import SPECIAL_DTYPE, BaseBackend, Commands, Observation
 from intersections.errors import InputError
 from intersections.network import Network
 
@@ -197,41 +197,54 @@ class VehicleFeedClient:
         self._sock.close()
 
 
-class FeedBackend:
-    """A backend whose observations also carry the special-vehicle feed (controllers + AVL, as in the field)."""
+class FeedBackend(BaseBackend):
+    """A backend whose observations also carry the special-vehicle feed (controllers + AVL, as in the field).
 
-    def __init__(self, inner: Any, feed: VehicleFeedClient) -> None:
+    It is a backend like the one it wraps (same network, packed rows and detector layout, so the
+    engine and the controllers index the same rows) and adds the feed's records to each
+    observation's ``extra``. ``lockstep``: the plant steps with central (software in the loop),
+    so once it has stepped, each read waits for the plant's message of that tick; in real time
+    (a digital twin) the newest message is taken as it is. Before the plant's first step no
+    message exists yet and nothing is waited for.
+    """
+
+    def __init__(self, inner: BaseBackend, feed: VehicleFeedClient, *, lockstep: bool = False) -> None:
+        # Not BaseBackend.__init__: the wrapper shares the inner backend's packed network and
+        # detector layout instead of packing the network a second time.
         self.inner = inner
         self.feed = feed
+        self.lockstep = lockstep
         self.network = inner.network
         self.dt_s = inner.dt_s
+        self.packed = inner.packed
+        self.detectors = inner.detectors
+        self.read_fields = inner.read_fields
+        self.lifecycle = inner.lifecycle
+        self.done = inner.done
+        self.steps = 0  # advances so far
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def open(self) -> None:
+    def _open(self) -> None:
         self.inner.open()
 
     def close(self) -> None:
+        """Close the backend and the feed in any state: the feed's socket exists from the start."""
         try:
             self.inner.close()
         finally:
+            self.lifecycle = self.inner.lifecycle
             self.feed.close()
 
     def read(self) -> Observation:
         obs = self.inner.read()
-        special = self.feed.records(obs.time_s, wait=getattr(self.inner, "step", 1) > 0)
+        self.done = self.inner.done
+        special = self.feed.records(obs.time_s, wait=self.lockstep and self.steps > 0)
         return replace(obs, extra={**obs.extra, **special}) if special else obs
 
     def apply(self, commands: Commands) -> None:
         self.inner.apply(commands)
 
     def advance(self) -> float:
-        return self.inner.advance()
-
-    def __enter__(self) -> FeedBackend:
-        self.open()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        t = self.inner.advance()
+        self.steps += 1
+        self.done = self.inner.done
+        return t

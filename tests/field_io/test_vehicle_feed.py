@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from controller.backend import SPECIAL_DTYPE, FakeBackend
+from controller.backend import SPECIAL_DTYPE, BackendState, FakeBackend
 from field_io.vehicle_feed import FeedBackend, VehicleFeedClient, VehicleFeedServer, decode_feed, encode_feed
 from intersections.errors import InputError
 
@@ -33,19 +33,23 @@ def test_central_gets_each_ticks_buses_over_tcp(example_net) -> None:
     client = VehicleFeedClient(example_net, server.host, server.port, timeout_s=2.0)
     try:
         plant = FakeBackend(example_net, seed=1)
-        backend = FeedBackend(plant, client)
+        backend = FeedBackend(plant, client, lockstep=True)
+        assert backend.packed is plant.packed and backend.detectors is plant.detectors  # the same rows
         with backend:
-            assert backend.read().extra.get("bus") is None  # nothing published yet: no wait, no buses
+            assert backend.read().extra.get("bus") is None  # before the plant's first step: no message to wait for
             end = time.monotonic() + 5.0
             while not server._clients and time.monotonic() < end:  # the accept thread registers the client
                 time.sleep(0.01)
-            server.publish(0.0, _records(example_net))
-            obs = backend.read()
+            assert backend.advance() == 1.0  # the plant steps and publishes that tick's records
+            server.publish(1.0, _records(example_net))
+            obs = backend.read()  # in lockstep, the read waits for the message of its tick
+            assert obs.time_s == 1.0
             assert obs.extra["bus"].tolist() == _records(example_net)["bus"].tolist()
             # A malformed message is skipped, not fatal; a lost feed ends the bus data, not control.
             server._clients[0].sendall(b"{not json\n")
             assert client.records(0.0, wait=False)["bus"].tolist() == _records(example_net)["bus"].tolist()
             server.close()
             assert len(client.records(99.0)["bus"]) == 2  # the newest it had; no wait on a closed feed
+        assert backend.lifecycle is plant.lifecycle is BackendState.CLOSED
     finally:
         server.close()
