@@ -215,9 +215,15 @@ class InputOutputQueue:
 
     Arrays in, arrays out, shape ``(N, G)``: one tick is one compiled pass over the
     groups (:func:`_io_step`), with no Python loop whatever the network's size.
+    ``fed``: the flat indices of the groups that can ever count a vehicle (None: all); the
+    pass skips the others, whose arrivals and departures are zero by construction and whose
+    queue therefore stays zero (a city's pedestrian and padding columns, half of its
+    ``(N, G)`` array).
     """
 
-    def __init__(self, delay_ticks: np.ndarray, storage_veh: np.ndarray, *, clear_ticks: int = 5) -> None:
+    def __init__(
+        self, delay_ticks: np.ndarray, storage_veh: np.ndarray, *, clear_ticks: int = 5, fed: np.ndarray | None = None
+    ) -> None:
         delay = np.asarray(delay_ticks, np.int64)
         if delay.ndim != 2 or (delay < 0).any():
             raise ValueError("delay_ticks must be an (N, G) array of ticks >= 0")
@@ -247,6 +253,11 @@ class InputOutputQueue:
         self._quiet = np.zeros(size, np.int64)
         self.queue_veh = self._q.reshape(self.shape)
         self.in_zone_veh = self._n.reshape(self.shape)
+        every = fed is None or len(np.unique(fed)) == size
+        self._fed = np.arange(size) if fed is None else np.unique(np.asarray(fed, np.int64))
+        if len(self._fed) and not 0 <= self._fed[0] <= self._fed[-1] < size:
+            raise ValueError(f"fed must index the {size} groups")
+        self._out = np.empty if every else np.zeros  # the groups skipped keep a zero queue and zone
 
     def update(self, arrivals: np.ndarray, departures: np.ndarray, green: np.ndarray) -> np.ndarray:
         """Advance one tick; returns the queue estimate ``(N, G)`` (vehicles)."""
@@ -257,9 +268,9 @@ class InputOutputQueue:
             raise ValueError(f"arrivals, departures and green must each have {self._q.size} values")
         self._tick += 1
         # Fresh queue and zone arrays every tick: a caller may keep the previous ones.
-        q, n = np.empty_like(self._q), np.empty_like(self._n)
+        q, n = self._out(self._q.size), self._out(self._n.size)
         _io_step(a, d, g, self._ring, self._ring_start, self._ring_len, self._tick, self._delay, self._transit,
-                 self._q, self._n, self._quiet, self.clear_ticks, self._storage, q, n)  # fmt: skip
+                 self._q, self._n, self._quiet, self.clear_ticks, self._storage, self._fed, q, n)  # fmt: skip
         self._q = q
         self._n = n
         self.queue_veh = self._q.reshape(self.shape)
@@ -282,7 +293,7 @@ def _np_min(x, y):
 @njit(cache=True)
 def _io_step(
     a, d, green, ring, ring_start, ring_len, tick, delay, transit, q_prev, n_prev, quiet, clear_ticks, storage,
-    q, n,  # outputs
+    fed, q, n,  # outputs: q and n, the groups not fed left as they are
 ):
 # fmt: on
     """One tick of :meth:`InputOutputQueue.update`, one element at a time in compiled code.
@@ -292,7 +303,7 @@ def _io_step(
     array form cost a dozen numpy calls over a city's ~8,500 groups each tick. The ring,
     the transit sums and the quiet counters are updated in place.
     """
-    for k in range(a.size):
+    for k in fed:
         ring[ring_start[k] + tick % ring_len[k]] = a[k]
         at_line = ring[ring_start[k] + (tick - delay[k]) % ring_len[k]]
         transit[k] += a[k] - at_line
@@ -615,6 +626,7 @@ class MesoReader:
             np.rint(loops.delay_s / self.dt_s).astype(np.int64),
             loops.storage_veh,
             clear_ticks=max(1, round(CLEAR_S / self.dt_s)),
+            fed=loops.pair_flat,  # arrivals and departures only ever go to a pair's group
         )
         self._cum = np.zeros(len(loops.loop_ids))
         self._since_green = np.full(self.n * self.g, np.inf)

@@ -94,6 +94,27 @@ def test_the_vectorised_estimate_matches_the_scalar_equations(seed: int) -> None
             assert got[:, i, j] == pytest.approx(ref), (i, j)
 
 
+def test_skipping_the_groups_never_fed_changes_no_queue() -> None:
+    """Groups that get no arrival nor departure keep a zero queue; the fed ones are computed as before."""
+    rng = np.random.default_rng(7)
+    t, n, g = 200, 4, 5
+    tau = rng.integers(0, 6, (n, g))
+    storage = rng.uniform(3, 30, (n, g))
+    fed = np.flatnonzero(rng.random(n * g) < 0.5)
+    mask = np.zeros(n * g, bool)
+    mask[fed] = True
+    arr = rng.poisson(0.5, (t, n, g)) * mask.reshape(n, g)
+    green = rng.random((t, n, g)) < 0.5
+    dep = np.where(green, rng.poisson(0.7, (t, n, g)), 0) * mask.reshape(n, g)
+    full, part = InputOutputQueue(tau, storage, clear_ticks=3), InputOutputQueue(tau, storage, clear_ticks=3, fed=fed)
+    for k in range(t):
+        q_full, q_part = full.update(arr[k], dep[k], green[k]), part.update(arr[k], dep[k], green[k])
+        assert np.array_equal(q_full, q_part) and np.array_equal(full.in_zone_veh, part.in_zone_veh)
+    assert q_full.reshape(-1)[mask].any() and not q_part.reshape(-1)[~mask].any()
+    with pytest.raises(ValueError, match="fed"):
+        InputOutputQueue(tau, storage, fed=np.array([n * g]))
+
+
 def test_bad_estimator_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="delay_ticks"):
         InputOutputQueue(np.array([-1]), np.array([1.0]))
@@ -168,6 +189,8 @@ def test_lanes_count_whole_vehicles_and_a_green_that_releases_nothing_clears_its
     # Lane shares credit group 0 with half the arrivals: its queue builds while red and is gone
     # once its green has released nothing for CLEAR_S.
     assert max(red_queue) >= 10 and red_queue[119] == 0.0
+
+
 def test_meso_options_come_from_one_table_and_a_user_mesosim_means_meso() -> None:
     micro = sumo_command(net="a.net.xml", seed=1, step_length_s=1.0, log_file="l")
     meso = sumo_command(net="a.net.xml", seed=1, step_length_s=1.0, log_file="l", model="meso")
