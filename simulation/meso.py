@@ -43,7 +43,6 @@ A controller that reads a field the table marks absent is refused before SUMO st
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -62,7 +61,7 @@ from intersections.loaders.sumo_net import tls_of_junctions
 from intersections.model import DetectorKind, GroupKind, SignalState
 from intersections.network import Network
 from simulation.detectors import INTERVAL_S, MIN_SINGLE_LANE_ZONE_M, STOP_LINE_LENGTH_M, upstream_chain
-from simulation.native_reads import NativeIntGetter, native_int_getter
+from simulation.native_reads import CheckedReads
 
 __all__ = [
     "Model",
@@ -81,8 +80,6 @@ __all__ = [
     "MESO_UNSUPPORTED",
     "without_options",
 ]
-
-log = logging.getLogger("greenwave.simulation")
 
 #: A car's length and its jam spacing (5 m + SUMO's default 2.5 m minGap): the queue a zone holds.
 VEHICLE_LENGTH_M = 5.0
@@ -585,8 +582,6 @@ def generate_meso_loops(network: Network, net_file: str | Path, out_file: str | 
 _GREEN = int(SignalState.GREEN)
 _YELLOW = int(SignalState.YELLOW)
 VAR_INTERVAL_NUMBER = 0x25  # traci.constants (identical in libsumo)
-#: Compiled loop reads are checked against libsumo's getters on up to this many ticks, until one counts vehicles.
-VERIFY_NATIVE_READS = 600
 
 
 class MesoReader:
@@ -649,47 +644,30 @@ class MesoReader:
         self._get: Any = None
         self._conn: Any = None
         self._in_process = True
-        self._native: NativeIntGetter | None = None
-        self._verify_left = 0
+        self._reads: CheckedReads | None = None
         self._precompute()
 
     def bind(self, conn: Any, getter: Any, in_process: bool) -> None:
         """Attach to a started SUMO: over TraCI, subscribe every loop's interval count once; in process,
         read them in one compiled pass where libsumo allows (:mod:`simulation.native_reads`)."""
         self._conn, self._get, self._in_process = conn, getter, in_process
-        self._native = None
+        self._reads = None
         if not in_process:
             for lid in self._ids:
                 conn.inductionloop.subscribe(lid, (VAR_INTERVAL_NUMBER,))
-        elif self._ids:
-            self._native = native_int_getter(conn, "inductionloop", "getIntervalVehicleNumber", self._ids)
-            self._verify_left = VERIFY_NATIVE_READS
+        else:
+            self._reads = CheckedReads(conn, "inductionloop", "getIntervalVehicleNumber", self._ids, getter)
 
     def _loop_counts(self) -> np.ndarray:
         n = len(self._ids)
-        if self._native is not None:
-            cum = self._native.read()
-            if self._verify_left:
-                self._verify_native(cum)
-        elif self._in_process:
-            cum = np.fromiter(map(self._get, self._ids), float, n)
+        if self._reads is not None:  # in process
+            cum = self._reads.read()
         else:
             res = self._conn.inductionloop.getAllSubscriptionResults()
             cum = np.fromiter((res[k][VAR_INTERVAL_NUMBER] for k in self._ids), float, n)
         new = cum - self._cum
         self._cum = cum
         return np.where(new >= 0, new, cum)
-
-    def _verify_native(self, cum: np.ndarray) -> None:
-        """The compiled reads against libsumo's getters until one with vehicles counted agrees; on any
-        difference the getters take over for good (and the run goes on with their values)."""
-        swig = np.fromiter(map(self._get, self._ids), float, len(self._ids))
-        if not np.array_equal(swig, cum):
-            log.warning("compiled loop reads differ from libsumo's getters; reading through the getters")
-            self._native = None
-            cum[:] = swig
-            return
-        self._verify_left = 0 if swig.any() else self._verify_left - 1
 
     def read(self, state: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Counts (D,), occupancy (D,), queue (N, G) and per stop lane queue (the KPI's lanes) for this tick."""

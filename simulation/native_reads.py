@@ -10,20 +10,23 @@ an array of prepared ``std::string`` values, so a tick pays SUMO's own lookups a
 object in Python (~0.45 ms for those loops, the same integers).
 
 It relies on what libsumo's Linux wheels are: the C++ API exported from ``_libsumo.so`` with
-GCC's name mangling, and libstdc++'s C++11 ``std::string`` (a pointer, a size and a 16-byte
-buffer that holds short strings in place). :func:`native_int_getter` returns None whenever that
-cannot be confirmed (another platform or standard library, a build without the symbol, an id
-of 16 bytes or more) and the caller keeps the SWIG getter; the ids are the ones SUMO has
-loaded, read only while the simulation runs (the C++ function throws for an unknown id, which
-a compiled loop cannot catch). The first read of each reader is checked against the SWIG
-getter by the caller (:meth:`simulation.meso.MesoReader.bind`).
+GCC's name mangling, and libstdc++'s C++11 ``std::string`` (a pointer to the characters, a
+size, then a 16-byte buffer that holds short strings in place or the capacity of longer ones).
+:func:`native_getter` returns None whenever that cannot be confirmed (another platform or
+standard library, a build without the symbol) and the caller keeps the SWIG getter; the ids are
+the ones SUMO has loaded, read only while the simulation runs (the C++ function throws for an
+unknown id, which a compiled loop cannot catch). :class:`CheckedReads` compares the compiled
+reads with the SWIG getter's until one with a value other than zero agrees, and keeps to the
+getter for good on any difference.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-from collections.abc import Sequence
+import functools
+import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,7 +34,9 @@ from llvmlite import ir  # type: ignore[import-untyped]  # llvmlite ships no typ
 from numba import njit, types
 from numba.extending import intrinsic
 
-__all__ = ["NativeIntGetter", "native_int_getter"]
+__all__ = ["CheckedReads", "NativeGetter", "native_getter"]
+
+log = logging.getLogger("greenwave.simulation")
 
 #: libstdc++'s C++11 std::string: char* data, size_t size, then a 16-byte buffer (or the capacity).
 _STRING_BYTES = 32
@@ -39,95 +44,153 @@ _BUFFER_AT = 16
 _SHORT_MAX = 15  # longest string held in the buffer (plus its terminating NUL)
 _STRING_T = "NSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEE"
 _COMPARE = "_ZNKSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEE7compareERKS4_"
+_CLASSES = {"inductionloop": "InductionLoop", "lanearea": "LaneArea"}
 
 
 def _mangled(domain: str, getter: str) -> str:
-    """GCC's name for ``int libsumo::<Domain>::<getter>(const std::string&)``."""
-    cls = {"inductionloop": "InductionLoop", "lanearea": "LaneArea"}[domain]
+    """GCC's name for ``libsumo::<Domain>::<getter>(const std::string&)`` (the return type is not in it)."""
+    cls = _CLASSES[domain]
     return f"_ZN7libsumo{len(cls)}{cls}{len(getter)}{getter}ERK{_STRING_T}"
 
 
-@intrinsic
-def _call_int(typingctx: Any, fn_addr: Any, arg_addr: Any) -> Any:
-    """``((int (*)(void*)) fn_addr)(arg_addr)``: a call through a function's address, compiled."""
-    sig = types.int32(types.intp, types.intp)
+def _caller(result: Any, llvm_result: Callable[[], Any]) -> Any:
+    """An intrinsic ``((result (*)(void*)) fn_addr)(arg_addr)``: a call through a function's address."""
 
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        ptr = ir.IntType(8).as_pointer()
-        fnty = ir.FunctionType(ir.IntType(32), [ptr])
-        fn = builder.inttoptr(args[0], fnty.as_pointer())
-        return builder.call(fn, [builder.inttoptr(args[1], ptr)])
+    @intrinsic
+    def call(typingctx: Any, fn_addr: Any, arg_addr: Any) -> Any:
+        sig = result(types.intp, types.intp)
 
-    return sig, codegen
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            ptr = ir.IntType(8).as_pointer()
+            fn = builder.inttoptr(args[0], ir.FunctionType(llvm_result(), [ptr]).as_pointer())
+            return builder.call(fn, [builder.inttoptr(args[1], ptr)])
+
+        return sig, codegen
+
+    return call
+
+
+_call_int = _caller(types.int32, lambda: ir.IntType(32))
+_call_double = _caller(types.float64, ir.DoubleType)
 
 
 @njit(cache=True)
-def _read_all(fn_addr, base, stride, out):
+def _read_ints(fn_addr, base, stride, out):
     for k in range(out.size):
         out[k] = _call_int(fn_addr, base + stride * k)
 
 
-def _strings(ids: Sequence[str]) -> np.ndarray | None:
-    """``std::string`` values of ``ids``, side by side (32 bytes each, each pointing into itself);
-    None when an id does not fit the in-place buffer."""
+@njit(cache=True)
+def _read_doubles(fn_addr, base, stride, out):
+    for k in range(out.size):
+        out[k] = _call_double(fn_addr, base + stride * k)
+
+
+def _strings(ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``std::string`` values of ``ids`` side by side (32 bytes each), and the characters of those too
+    long for the in-place buffer (the values point into both arrays: keep them alive together)."""
     n = len(ids)
+    encoded = [sid.encode("utf-8") for sid in ids]
     buf = np.zeros((max(n, 1), _STRING_BYTES // 8), np.uint64)
+    chars = np.zeros(max(1, sum(len(b) + 1 for b in encoded if len(b) > _SHORT_MAX)), np.uint8)
     raw = buf.view(np.uint8)
-    base = buf.ctypes.data
-    for k, sid in enumerate(ids):
-        b = sid.encode("utf-8")
-        if len(b) > _SHORT_MAX:
-            return None
-        buf[k, 0] = base + _STRING_BYTES * k + _BUFFER_AT
+    base, at = buf.ctypes.data, 0
+    for k, b in enumerate(encoded):
         buf[k, 1] = len(b)
-        raw[k, _BUFFER_AT : _BUFFER_AT + len(b)] = np.frombuffer(b, np.uint8)
-    return buf
+        if len(b) <= _SHORT_MAX:
+            buf[k, 0] = base + _STRING_BYTES * k + _BUFFER_AT
+            raw[k, _BUFFER_AT : _BUFFER_AT + len(b)] = np.frombuffer(b, np.uint8)
+        else:
+            buf[k, 0] = chars.ctypes.data + at
+            buf[k, 2] = len(b)  # the capacity, where a long string keeps it
+            chars[at : at + len(b)] = np.frombuffer(b, np.uint8)
+            at += len(b) + 1
+    return buf, chars
 
 
+@functools.cache
 def _layout_agrees() -> bool:
-    """libstdc++'s own ``std::string::compare`` reads our values as the strings they hold."""
+    """libstdc++'s own ``std::string::compare`` reads our values, short and long, as the strings they hold."""
     name = ctypes.util.find_library("stdc++")
     try:
-        lib = ctypes.CDLL(name or "libstdc++.so.6")
-        compare = lib[_COMPARE]
+        compare = ctypes.CDLL(name or "libstdc++.so.6")[_COMPARE]
     except (OSError, AttributeError):
         return False
     compare.restype, compare.argtypes = ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p]
-    probe = _strings(["gw_a", "gw_b", "gw_a"])
-    if probe is None:
-        return False
-    at = [probe.ctypes.data + _STRING_BYTES * k for k in range(3)]
-    return compare(at[0], at[2]) == 0 and compare(at[0], at[1]) < 0 < compare(at[1], at[0])
+    words = ["gw_a", "gw_b", "gw_a", "gw_a_long_enough_0", "gw_a_long_enough_1", "gw_a_long_enough_0"]
+    probe, _chars = _strings(words)
+    at = [probe.ctypes.data + _STRING_BYTES * k for k in range(len(words))]
+    return (
+        all(
+            compare(at[i], at[i + 2]) == 0 and compare(at[i], at[i + 1]) < 0 < compare(at[i + 1], at[i]) for i in (0, 3)
+        )
+        and compare(at[0], at[3]) < 0
+    )
 
 
-class NativeIntGetter:
-    """One libsumo integer getter over a fixed list of ids: :meth:`read` fills a float array."""
+class NativeGetter:
+    """One libsumo getter (an int or a double) over a fixed list of ids: :meth:`read` fills a float array."""
 
-    def __init__(self, address: int, ids: Sequence[str], strings: np.ndarray) -> None:
+    def __init__(self, address: int, ids: Sequence[str], returns: type) -> None:
         self._address = address
-        self._strings = strings  # kept alive: the values point into this array
+        self._strings, self._chars = _strings(ids)  # kept alive: the values point into them
+        self._kernel = _read_doubles if returns is float else _read_ints
         self.n = len(ids)
 
     def read(self, out: np.ndarray | None = None) -> np.ndarray:
         """Every id's value now (float64, one compiled pass); only while the simulation runs."""
         out = np.empty(self.n) if out is None else out
-        _read_all(self._address, self._strings.ctypes.data, _STRING_BYTES, out)
+        if self.n:
+            self._kernel(self._address, self._strings.ctypes.data, _STRING_BYTES, out)
         return out
 
 
-def native_int_getter(module: Any, domain: str, getter: str, ids: Sequence[str]) -> NativeIntGetter | None:
-    """A compiled reader of ``<domain>.<getter>`` over ``ids`` in this process's libsumo, or None
-    where it cannot be confirmed to be safe (see the module docstring)."""
+def native_getter(
+    module: Any, domain: str, getter: str, ids: Sequence[str], returns: type = int
+) -> NativeGetter | None:
+    """A compiled reader of ``<domain>.<getter>`` (returning ``int`` or ``float``) over ``ids`` in this
+    process's libsumo, or None where it cannot be confirmed to be safe (see the module docstring)."""
     raw = getattr(module, "_libsumo", None)
     path = getattr(raw, "__file__", None)
-    if path is None or not _layout_agrees():
+    if path is None or domain not in _CLASSES or returns not in (int, float) or not _layout_agrees():
         return None
     try:
         fn = ctypes.CDLL(path)[_mangled(domain, getter)]
-    except (OSError, AttributeError, KeyError):
-        return None
-    strings = _strings(ids)
-    if strings is None:
+    except (OSError, AttributeError):
         return None
     address = ctypes.cast(fn, ctypes.c_void_p).value
-    return None if address is None else NativeIntGetter(int(address), ids, strings)
+    return None if address is None else NativeGetter(int(address), ids, returns)
+
+
+class CheckedReads:
+    """Every id's value each tick: compiled where :func:`native_getter` allows, else libsumo's getter.
+
+    The compiled reads are compared with the getter's on up to ``checks`` reads, until one
+    with a value other than zero agrees (the first ticks of a run count nothing); on any
+    difference the getter takes over for good, with one warning line, and its values are
+    the ones returned.
+    """
+
+    def __init__(self, module: Any, domain: str, getter: str, ids: Sequence[str], swig: Callable[[str], Any],
+                 *, returns: type = int, checks: int = 600) -> None:  # fmt: skip
+        self.ids = tuple(ids)
+        self._swig = swig
+        self.native = native_getter(module, domain, getter, self.ids, returns) if self.ids else None
+        self._checks = checks if self.native is not None else 0
+        self._what = f"{domain}.{getter}"
+
+    def _by_getter(self) -> np.ndarray:
+        return np.fromiter(map(self._swig, self.ids), float, len(self.ids))
+
+    def read(self) -> np.ndarray:
+        if self.native is None:
+            return self._by_getter()
+        out = self.native.read()
+        if self._checks:
+            ref = self._by_getter()
+            if not np.array_equal(ref, out):
+                log.warning("compiled reads of %s differ from libsumo's getter; reading through the getter", self._what)
+                self.native, self._checks = None, 0
+                return ref
+            self._checks = 0 if ref.any() else self._checks - 1
+        return out

@@ -6,7 +6,9 @@ controllers. Per tick it costs:
 
 * the detector values the policy reads (``read_fields``: a lane-area
   detector on every incoming lane, an advance loop upstream): in process
-  (libsumo) one compiled getter call per detector per value, over TraCI one
+  (libsumo) one compiled pass per lane-area value over libsumo's C++ getter
+  (:mod:`simulation.native_reads`; one getter call per detector where that
+  is not available, and for the loops), over TraCI one
   ``getAllSubscriptionResults`` per detector domain (subscribed once at
   start); never a call per vehicle;
 * for ``exit_blocked`` (read only when the policy declares it): the halting
@@ -48,6 +50,7 @@ from intersections.model import SignalState
 from intersections.network import Network
 from simulation.detectors import EXIT_BLOCKED_OCCUPANCY, SumoDetectors
 from simulation.meso import MESO_UNSUPPORTED, MODEL_OPTIONS, MesoReader, Model, without_options
+from simulation.native_reads import CheckedReads
 from simulation.pedestrians import CrossingCalls
 from simulation.sumo_home import sumo_binary
 
@@ -419,6 +422,21 @@ class SumoBackend(BaseBackend):
             )
             self._read_ids = (_side_by_side(d.e2_ids), _side_by_side(d.e1_ids))
             self._exit_read_ids = _side_by_side(d.exit_ids)
+            # Each lane-area value the policy reads, in one compiled pass (simulation.native_reads).
+            ids2 = self._read_ids[0]
+            self._e2_reads = {
+                field: CheckedReads(c, "lanearea", name, ids2, getter, returns=kind)
+                for field, name, getter, kind in (
+                    ("queue_veh", "getLastStepHaltingNumber", self._getters[2], int),
+                    ("counts", "getIntervalVehicleNumber", self._getters[0], int),
+                    ("occupancy", "getLastStepOccupancy", self._getters[1], float),
+                )
+                if field in self.read_fields
+            }
+            if "exit_blocked" in self.read_fields:
+                self._exit_halt = CheckedReads(
+                    c, "lanearea", "getLastStepHaltingNumber", self._exit_read_ids, self._getters[2]
+                )
         self._set_state = self._compiled(c, "trafficlight", "setRedYellowGreenState")
         if d is not None and not self._in_process:
             f = self.read_fields
@@ -528,7 +546,9 @@ class SumoBackend(BaseBackend):
         from ``getAllSubscriptionResults``, and the subscriptions added 40 %
         to SUMO's own step), so it reads with ``map`` over the ids, calling
         the compiled getters that libsumo's Python methods only forward to
-        (the forwarding layer alone cost 0.2 µs per value). Over TraCI every
+        (the forwarding layer alone cost 0.2 µs per value); the lane-area values
+        go further, one compiled pass each over the C++ getters behind those
+        (:class:`~simulation.native_reads.CheckedReads`). Over TraCI every
         call is a socket round trip, so it reads the subscriptions: one
         message per domain per tick.
 
@@ -547,12 +567,13 @@ class SumoBackend(BaseBackend):
         since = self._read_at
         self._read_at = self.time_s
         if self._in_process:
-            ids2, ids1 = self._read_ids
-            e2_count, e2_occ, e2_halt, e1_count, e1_data = self._getters
+            _ids2, ids1 = self._read_ids
+            _e2_count, _e2_occ, _e2_halt, e1_count, e1_data = self._getters
             # Halting first: the first pass after a step pays for the caches SUMO's step evicted.
-            halt = np.fromiter(map(e2_halt, ids2), float, n2) if "queue_veh" in f else None
-            cnt = np.fromiter(map(e2_count, ids2), float, n2) if "counts" in f else None
-            occ = np.fromiter(map(e2_occ, ids2), float, n2) if "occupancy" in f else None
+            reads = self._e2_reads
+            halt = reads["queue_veh"].read() if "queue_veh" in reads else None
+            cnt = reads["counts"].read() if "counts" in reads else None
+            occ = reads["occupancy"].read() if "occupancy" in reads else None
             new1 = None
             if "counts" in f:
                 if self._e1_per_step:
@@ -601,8 +622,8 @@ class SumoBackend(BaseBackend):
         n = len(d.exit_ids)
         if self._in_process:
             ids = self._exit_read_ids
-            _cnt, e2_occ, e2_halt, _c1, _d1 = self._getters
-            halt = np.fromiter(map(e2_halt, ids), float, n)
+            e2_occ = self._getters[1]
+            halt = self._exit_halt.read()
             standing = np.flatnonzero(halt > 0)
             occ = np.zeros(n)
             if standing.size:
