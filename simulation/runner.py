@@ -19,21 +19,24 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from controller.backend import fields_read_by
-from controller.engine import Engine
+from controller.engine import Engine, TickResult
 from controller.policies import make_policy, policy_factory
-from controller.policies.base import declared
+from controller.policies.base import Policy, declared
 from intersections.errors import InputError, NetworkFileError
 from intersections.loaders.sumo_net import load_sumo_net, running_programs, sumo_time_s
 from intersections.network import Network
-from simulation.detectors import generate_detectors
+from simulation.detectors import SumoDetectors, generate_detectors
 from simulation.kpi import intersection_delays, read_statistics, read_tripinfo, read_vtype_classes, trip_kpis
 from simulation.meso import Model, estimated_fields, meso_reader, model_of, refuse_unmet
 from simulation.sumo_backend import SumoBackend, SumoRun, sumo_command
+
+if TYPE_CHECKING:
+    from controller.timing.demand import Demand
 
 __all__ = ["RunSpec", "resolve_run", "simulate", "program_states", "controller_params", "load_run_network"]
 
@@ -226,7 +229,7 @@ def _defines_vtypes(path: Path) -> bool:
         return False
 
 
-def _design_demand(routes: list[str], network: Network, spec: RunSpec) -> Any:
+def _design_demand(routes: list[str], network: Network, spec: RunSpec) -> Demand:
     """Demand of the busiest 15-minute window: fixed-time plans are designed for the peak.
 
     (HCM practice: the peak 15 minutes, expanded to an hourly rate, i.e.
@@ -239,13 +242,10 @@ def _design_demand(routes: list[str], network: Network, spec: RunSpec) -> Any:
     end = spec.end_s
     if end is None or end - begin <= 900:
         return load_demand(routes, network, begin_s=spec.begin_s, end_s=spec.end_s)
-    best, best_total = None, -1.0
-    for w0 in np.arange(begin, end - 899, 300.0):
-        d = load_demand(routes, network, begin_s=float(w0), end_s=float(w0 + 900))
-        total = float(sum(np.sum(f) for f in d.flows_veh_h.values()))
-        if total > best_total:
-            best, best_total = d, total
-    return best
+    windows = (load_demand(routes, network, begin_s=float(w0), end_s=float(w0 + 900))
+               for w0 in np.arange(begin, end - 899, 300.0))  # fmt: skip
+    # The first of the busiest windows (there is one at least: the run is longer than 900 s).
+    return max(windows, key=lambda d: float(sum(np.sum(f) for f in d.flows_veh_h.values())))
 
 
 def simulate(
@@ -256,7 +256,7 @@ def simulate(
     params: Mapping[str, Any] | None = None,
     dt_s: float = 1.0,
     progress: Callable[[float, float], None] | None = None,
-    on_tick: Callable[[Any], None] | None = None,
+    on_tick: Callable[[TickResult], None] | None = None,
     network: Network | None = None,
     extra_args: tuple[str, ...] = (),
     events_path: str | Path | None = None,
@@ -309,12 +309,13 @@ def _simulate(
     params: Mapping[str, Any],
     dt_s: float,
     progress: Callable[[float, float], None] | None,
-    on_tick: Callable[[Any], None] | None,
+    on_tick: Callable[[TickResult], None] | None,
     network: Network | None,
     extra_args: tuple[str, ...] = (),
     events_path: str | Path | None = None,
     also_read: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
+    """The run behind :func:`simulate`: build the backend, drive the engine, read SUMO's outputs."""
     network = network or load_run_network(spec)
     all_params = {**controller_params(controller, spec, network), **params}
     policy = make_policy(controller, **all_params)
@@ -324,59 +325,31 @@ def _simulate(
     reads = fields_read_by(policy) | {"queue_veh"} | also_read
     if events_path is not None:
         reads |= {"counts", "occupancy"}
-    backend, det, (tripinfo, stats, edgedata) = _sumo_backend(
-        spec, network, policy, out, dt_s, reads, extra_args, model=model
-    )
+    backend, det, outputs = _sumo_backend(spec, network, policy, out, dt_s, reads, extra_args, model=model)
     wall0 = time.perf_counter()
-    pending: dict[str, tuple[str, float]] = {}
     vtypes = read_vtype_classes([*spec.routes, *spec.additional])
-    e2_ids = det.e2_ids
-    ticks = 0
     with backend:
         engine = Engine(backend, policy, hires=events_path is not None)
-        end = spec.end_s
-        loop0, loop_c0 = time.perf_counter(), time.process_time()
-        while True:
-            res = engine.tick()
-            ticks += 1
-            if on_tick is not None:
-                on_tick(res)
-            t = backend.time_s
-            if progress is not None:
-                progress(t, end if end is not None else t)
-            if end is not None and t >= end:
-                break
-            if end is None and backend.vehicles_remaining() == 0:
-                break
-        loop_s, loop_cpu_s = time.perf_counter() - loop0, time.process_time() - loop_c0
+        loop = _drive(engine, backend, spec.end_s, progress, on_tick)
         if engine.hires is not None and events_path is not None:
             engine.hires.write_csv(events_path)
         pending = backend.pending_depart_delays(vtypes)
         events = list(engine.events)
     wall = time.perf_counter() - wall0
-    trips = read_tripinfo(tripinfo, vtypes)
-    st = read_statistics(stats)
-    kpis = trip_kpis(trips, st, pending=pending)
-    incoming = {
-        i.id: sorted({m.from_edge for g in i.groups for m in g.movements if m.turn != "p"})
-        for i in network.intersections
-    }
-    kpis["intersections"] = intersection_delays(edgedata, incoming)
-    q_mean = backend.e2_halting_sum / max(ticks, 1)  # one read per tick
-    kpis["queues"] = _approach_queues(e2_ids, q_mean, backend.e2_halting_max, det.network)
+    kpis = _run_kpis(outputs, vtypes, pending, network, det, backend, loop.ticks)
     kpis["meta"] = {
         "controller": controller,
         "seed": spec.seed,
         "scenario": spec.name,
         "wall_s": round(wall, 3),
-        "loop_s": round(loop_s, 4),
+        "loop_s": round(loop.wall_s, 4),
         "sumo_step_s": round(backend.step_wall_s, 4),
         # This process's CPU time in the loop and in SUMO's step (libsumo runs SUMO in it; over TraCI
         # the step's CPU is SUMO's process's and not counted): steadier than wall time on a busy machine.
-        "loop_cpu_s": round(loop_cpu_s, 4),
+        "loop_cpu_s": round(loop.cpu_s, 4),
         "sumo_step_cpu_s": round(backend.step_cpu_s, 4),
         "sim_s": round(backend.time_s - (spec.begin_s or 0.0), 3),
-        "ticks": ticks,
+        "ticks": loop.ticks,
         "safety_events": len([e for e in events if e.kind in ("violation", "refused")]),
         "unmodelled": [list(u) for u in network.unmodelled],
     }
@@ -384,6 +357,72 @@ def _simulate(
         # What this run's controller read that meso does not measure, and how it was filled.
         kpis["meta"]["model"] = model.value
         kpis["meta"]["estimated"] = estimated_fields(fields_read_by(policy) | {"queue_veh"})
+    return kpis
+
+
+@dataclass(frozen=True)
+class _Loop:
+    """What the tick loop took: ticks, and the wall and CPU seconds of the loop alone."""
+
+    ticks: int
+    wall_s: float
+    cpu_s: float
+
+
+@dataclass(frozen=True)
+class _Outputs:
+    """Where SUMO writes the run's trip info, statistics and edge data."""
+
+    tripinfo: Path
+    statistics: Path
+    edgedata: Path
+
+
+def _drive(
+    engine: Engine,
+    backend: SumoBackend,
+    end: float | None,
+    progress: Callable[[float, float], None] | None,
+    on_tick: Callable[[TickResult], None] | None,
+) -> _Loop:
+    """Tick until ``end``, or, without an end, until every vehicle has left the network."""
+    ticks = 0
+    loop0, loop_c0 = time.perf_counter(), time.process_time()
+    while True:
+        res = engine.tick()
+        ticks += 1
+        if on_tick is not None:
+            on_tick(res)
+        t = backend.time_s
+        if progress is not None:
+            progress(t, end if end is not None else t)
+        if end is not None and t >= end:
+            break
+        if end is None and backend.vehicles_remaining() == 0:
+            break
+    return _Loop(ticks, time.perf_counter() - loop0, time.process_time() - loop_c0)
+
+
+def _run_kpis(
+    outputs: _Outputs,
+    vtypes: Mapping[str, tuple[str, float]],
+    pending: dict[str, tuple[str, float]],
+    network: Network,
+    det: SumoDetectors,
+    backend: SumoBackend,
+    ticks: int,
+) -> dict[str, Any]:
+    """The trip KPIs (:func:`simulation.kpi.trip_kpis`), each intersection's delay and each approach's queue."""
+    trips = read_tripinfo(outputs.tripinfo, vtypes)
+    st = read_statistics(outputs.statistics)
+    kpis = trip_kpis(trips, st, pending=pending)
+    incoming = {
+        i.id: sorted({m.from_edge for g in i.groups for m in g.movements if m.turn != "p"})
+        for i in network.intersections
+    }
+    kpis["intersections"] = intersection_delays(outputs.edgedata, incoming)
+    q_mean = backend.e2_halting_sum / max(ticks, 1)  # one read per tick
+    kpis["queues"] = _approach_queues(det.e2_ids, q_mean, backend.e2_halting_max, det.network)
     return kpis
 
 
@@ -402,14 +441,14 @@ def run_model(spec: RunSpec, extra_args: Iterable[str] = ()) -> Model:
 def _sumo_backend(
     spec: RunSpec,
     network: Network,
-    policy: Any,
+    policy: Policy,
     out: Path,
     dt_s: float,
     reads: frozenset[str],
     extra_args: tuple[str, ...],
     *,
     model: Model = Model.MICRO,
-) -> tuple[SumoBackend, Any, tuple[Path, Path, Path]]:
+) -> tuple[SumoBackend, SumoDetectors, _Outputs]:
     """The run's SUMO backend, its detectors, and where SUMO writes tripinfo, statistics and edge data.
 
     Meso gets the same model detectors (the engine's arrays do not change with the
@@ -425,45 +464,13 @@ def _sumo_backend(
         network, spec.net, out / "gw_detectors.add.xml", exits="exit_blocked" in reads and not meso, sumo_net=sumo_net
     )
     det_file, reader = (det.additional, None) if not meso else meso_reader(det, spec.net, out, dt_s, sumo_net)
-    meandata = out / "gw_meandata.add.xml"
-    edgedata = out / "edgedata.xml"
-    meandata.write_text(
-        f'<additional>\n    <edgeData id="gw_edges" file="{edgedata}" excludeEmpty="true" withInternal="false"/>\n'
-        "</additional>\n",
-        encoding="utf-8",
+    outputs = _Outputs(
+        tripinfo=Path(spec.tripinfo_output) if spec.tripinfo_output else out / "tripinfo.xml",
+        statistics=out / "statistics.xml",
+        edgedata=out / "edgedata.xml",
     )
-    tripinfo = Path(spec.tripinfo_output) if spec.tripinfo_output else out / "tripinfo.xml"
-    stats = out / "statistics.xml"
-    log = out / "sumo.log"
-    adds = [*spec.additional, det_file, meandata]
-    args = sumo_command(
-        net=spec.net,
-        sumocfg=spec.sumocfg,
-        routes=spec.routes,
-        additional=adds,
-        outputs=[
-            *("--tripinfo-output", str(tripinfo)),
-            *("--tripinfo-output.write-unfinished", "true"),
-            *("--statistic-output", str(stats)),
-        ],
-        seed=spec.seed,
-        step_length_s=spec.step_length_s,
-        log_file=log,
-        begin_s=spec.begin_s,
-        end_s=spec.end_s,
-        scenario_args=[*spec.scenario_args, *extra_args],
-        user_args=spec.sumo_args,
-        model=model,
-    )
-    run = SumoRun(
-        sumo_args=args,
-        gui=spec.gui,
-        traci=spec.traci,
-        step_length_s=spec.step_length_s,
-        begin_s=spec.begin_s or 0.0,
-        end_s=spec.end_s,
-        log_file=log,
-    )
+    run = _sumo_run(spec, [*spec.additional, det_file, _edge_data_file(out, outputs.edgedata)], outputs,
+                    out / "sumo.log", extra_args, model)  # fmt: skip
     backend = SumoBackend(
         network,
         run,
@@ -479,7 +486,57 @@ def _sumo_backend(
         from simulation.faults import DetectorFaults
 
         backend.observation_filter = DetectorFaults(faults, len(backend.detectors.ids), backend.detectors)
-    return backend, det, (tripinfo, stats, edgedata)
+    return backend, det, outputs
+
+
+def _edge_data_file(out: Path, edgedata: Path) -> Path:
+    """An additional file asking SUMO for per-edge mean data over the run (the intersection delays)."""
+    meandata = out / "gw_meandata.add.xml"
+    meandata.write_text(
+        f'<additional>\n    <edgeData id="gw_edges" file="{edgedata}" excludeEmpty="true" withInternal="false"/>\n'
+        "</additional>\n",
+        encoding="utf-8",
+    )
+    return meandata
+
+
+def _sumo_run(
+    spec: RunSpec,
+    additional: list[Path],
+    outputs: _Outputs,
+    log_file: Path,
+    extra_args: tuple[str, ...],
+    model: Model,
+) -> SumoRun:
+    """The SUMO session of the run, its command line from :func:`~simulation.sumo_backend.sumo_command`."""
+    args = sumo_command(
+        net=spec.net,
+        sumocfg=spec.sumocfg,
+        routes=spec.routes,
+        additional=additional,
+        outputs=[
+            *("--tripinfo-output", str(outputs.tripinfo)),
+            *("--tripinfo-output.write-unfinished", "true"),
+            *("--statistic-output", str(outputs.statistics)),
+        ],
+        seed=spec.seed,
+        step_length_s=spec.step_length_s,
+        log_file=log_file,
+        begin_s=spec.begin_s,
+        end_s=spec.end_s,
+        scenario_args=[*spec.scenario_args, *extra_args],
+        user_args=spec.sumo_args,
+        model=model,
+    )
+    return SumoRun(
+        sumo_args=args,
+        gui=spec.gui,
+        traci=spec.traci,
+        step_length_s=spec.step_length_s,
+        begin_s=spec.begin_s or 0.0,
+        end_s=spec.end_s,
+        log_file=log_file,
+    )
 
 
 def _approach_queues(

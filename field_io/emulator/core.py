@@ -36,7 +36,7 @@ from enum import IntEnum
 import networkx as nx
 import numpy as np
 
-from controller.arrays import PackedNetwork
+from controller.arrays import PackedNetwork, pack
 from controller.backend import Observation, detector_layout
 from controller.engine import TickResult
 from controller.estimate import Estimate
@@ -280,11 +280,36 @@ class LocalController(Policy):
 
     # ------------------------------------------------------------------ binding
     def _bind(self, network: Network) -> None:
+        """Size every per-intersection and per-detector array for ``network`` (at start and on a new network)."""
         self.network = network
         self.maps: tuple[FieldMap, ...] = network_maps(network)
         self.ids = tuple(i.id for i in network.intersections)
         self.row_of = {iid: r for r, iid in enumerate(self.ids)}
         n = len(self.ids)
+        self.fallback_plans = self._checked_fallback_plans(network)
+        self.central_plans: dict[str, TimingPlan] = dict(self.fallback_plans)
+        # The plan players exist from the start, so a plan central or commissioning sends before the
+        # engine's first reset() lands in them; reset() builds them again on the engine's rows.
+        self._build_plan_players(network, pack(network.intersections))
+        self.layout = detector_layout(network)
+        self._bind_commands(n)
+        self._bind_detectors(len(self.layout.ids))
+        self.tick = -1
+        self._started = self.clock()
+        self.snapshot = self._empty_snapshot()
+        self._step_waiters: list[tuple[int, Callable[[], None], asyncio.AbstractEventLoop | None]] = []
+        self._last_req = np.full(n, -1, np.int64)
+        self._last_supervisor_mode = np.zeros(n, np.int8)
+        self._prev_mode = self.mode.copy()
+        self._prev_target = np.full(n, -1, np.int64)
+        self._deadline: float | None = None
+        self._waiting = False
+        self.done = False
+        self._bind_crossings(n)
+        self._bind_preempts(n)
+
+    def _checked_fallback_plans(self, network: Network) -> dict[str, TimingPlan]:
+        """Each intersection's fallback plan (given, or the default one), refused unless it passes the plan check."""
         plans = {}
         for inter in network.intersections:
             p = self.fallback_plans.get(inter.id) or default_fallback_plan(inter)
@@ -292,10 +317,18 @@ class LocalController(Policy):
             if problems:
                 raise InputError(f"fallback plan refused: {problems[0]}", where=f"intersection {inter.id}")
             plans[inter.id] = p
-        self.fallback_plans = plans
-        self.layout = detector_layout(network)
-        d = len(self.layout.ids)
-        now = self.clock()
+        return plans
+
+    def _build_plan_players(self, network: Network, packed: PackedNetwork) -> None:
+        """The fixed-time players of the local fallback plans and of the plans central commands."""
+        fallback = FixedTimePolicy(self.fallback_plans)
+        fallback.reset(network, packed)
+        central = FixedTimePolicy(self.central_plans)
+        central.reset(network, packed)
+        self.fallback_policy, self.plan_policy = fallback, central
+
+    def _bind_commands(self, n: int) -> None:
+        """Heartbeat, hand-back and command-block state per intersection (the watchdog's and central's)."""
         self.hb_value = np.full(n, -1, np.int64)
         self.hb_change_t = np.full(n, -np.inf)
         self.fresh = np.zeros(n, np.int64)
@@ -320,12 +353,12 @@ class LocalController(Policy):
         self.participating = np.zeros(n, bool)
         self.step_t = np.full(n, -np.inf)
         self._content: list[tuple | None] = [None] * n
-        self.central_plans: dict[str, TimingPlan] = dict(plans)
+
+    def _bind_detectors(self, d: int) -> None:
+        """Detector counters and the configured detector faults (by intersection and channel)."""
         self._volume = np.zeros(d, np.int64)
         self._count_carry = np.zeros(d)  # fractions of a vehicle not yet counted (see _whole_vehicles)
         self._det_seq = 0
-        self.tick = -1
-        self._started = now
         self._fault_kind = np.zeros(d, np.int8)  # 0 none, 1 stuck, 2 silent, 3 chatter
         by_key = {
             (self.ids[r], int(c)): k for k, (r, c) in enumerate(zip(self.layout.row, self._channels(), strict=True))
@@ -335,24 +368,22 @@ class LocalController(Policy):
             if k is None:
                 raise InputError(f"no detector on channel {ch}", where=f"intersection {iid}")
             self._fault_kind[k] = 1 + ("stuck", "silent", "chatter").index(kind)
-        self.snapshot = self._empty_snapshot()
-        self._step_waiters: list[tuple[int, Callable[[], None], asyncio.AbstractEventLoop | None]] = []
-        self._last_req = np.full(n, -1, np.int64)
-        self._last_supervisor_mode = np.zeros(n, np.int8)
-        self._prev_mode = self.mode.copy()
-        self._prev_target = np.full(n, -1, np.int64)
-        self._deadline: float | None = None
-        self._waiting = False
-        self.done = False
-        # Pedestrian push buttons (latched calls, cleared when the crossing shows WALK) and preemption.
+
+    def _bind_crossings(self, n: int) -> None:
+        """Pedestrian push buttons: latched calls, cleared when the crossing shows WALK."""
         g_max = max((m.n_groups for m in self.maps), default=0)
         self.ped_call = np.zeros((n, g_max), bool)
         self._is_ped = np.zeros((n, g_max), bool)
         for r, m in enumerate(self.maps):
             self._is_ped[r, : m.n_groups] = [grp.is_pedestrian for grp in m.intersection.groups]
         self._ped_rng = np.random.default_rng(12345)
-        # Preemption, one column per preempt of the table (priority order): inputs, automatic calls
-        # from links, NTCIP preemptState, and when the call came, the sequence started and the step began.
+
+    def _bind_preempts(self, n: int) -> None:
+        """Preemption, one column per preempt of the table (priority order).
+
+        Inputs, automatic calls from links, NTCIP ``preemptState``, and when the call came,
+        the sequence started and the step began.
+        """
         self.preempts = self.config.preempt_table
         n_pre = len(self.preempts)
         self.preempt_input = np.zeros((n, n_pre), bool)
@@ -397,11 +428,7 @@ class LocalController(Policy):
         # Under the lock: a protocol thread's SET (submit_command -> _set_plan_row) must never see a
         # policy that exists but is not reset yet (a SET in the emulator's first milliseconds did).
         with self.lock:
-            fallback = FixedTimePolicy(self.fallback_plans)
-            fallback.reset(network, packed)
-            central = FixedTimePolicy(self.central_plans)
-            central.reset(network, packed)
-            self.fallback_policy, self.plan_policy = fallback, central
+            self._build_plan_players(network, packed)
         if self.events_enabled:
             self.recorder = EventRecorder(network, packed, self.layout)
 
@@ -649,8 +676,7 @@ class LocalController(Policy):
             elif block.kind == CommandKind.PLAN:
                 assert block.plan is not None
                 self.central_plans[inter.id] = block.plan
-                if hasattr(self, "plan_policy"):
-                    self._set_plan_row(self.plan_policy, row, block.plan)
+                self._set_plan_row(self.plan_policy, row, block.plan)
             # The alarm names the *last* command: a later good block of any kind clears it (a plan
             # refused an hour ago must not read as a current fault once central moved on).
             self.fault_bits[row] &= ~FaultBits.PLAN_REJECTED
@@ -675,8 +701,7 @@ class LocalController(Policy):
                 return reason
             assert plan is not None
             self.fallback_plans[inter.id] = plan
-            if hasattr(self, "fallback_policy"):
-                self._set_plan_row(self.fallback_policy, row, plan)
+            self._set_plan_row(self.fallback_policy, row, plan)
             self.stored_seq[row] = int(seq)
             return RejectReason.NONE
 

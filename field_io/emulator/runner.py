@@ -66,6 +66,17 @@ class SumoCoupling(Protocol):
     def simulate(self, spec: Any, controller: str, **kw: Any) -> dict[str, Any]: ...
 
 
+class FieldServer(Protocol):
+    """A protocol's server of emulated controllers, as the protocol table's ``emulator_server`` binds it."""
+
+    @property
+    def open_connections(self) -> int:
+        """Central's connections held open now (0 for a datagram protocol)."""
+        ...
+
+    async def stop(self) -> None: ...
+
+
 @dataclass
 class _SumoRun:
     spec: Any  # simulation.runner.RunSpec
@@ -140,7 +151,7 @@ class Emulator:
             self.feed = VehicleFeedServer(network, host=host, port=vehicle_feed_port)
             self.core.feed_sink = self.feed.publish
         self.io: LoopThread | None = None
-        self.servers: list[Any] = []
+        self.servers: list[FieldServer] = []
         self.endpoints: list[Endpoint] = []
         self.plant: FakeBackend | None = None
         self.kpis: dict[str, Any] | None = None
@@ -284,8 +295,7 @@ class Emulator:
         holds = protocol_spec(self.protocol).emulator_holds_connections
         end = time.monotonic() + timeout_s
         while time.monotonic() < end:
-            conns = sum(len(getattr(s, "_conns", ())) for s in self.servers)
-            if not holds or conns == 0:
+            if not holds or sum(s.open_connections for s in self.servers) == 0:
                 break
             time.sleep(0.05)
         if not holds:  # datagrams: no connection to wait for, only central's last read

@@ -7,16 +7,19 @@ emulator process can stand in for any number of controllers.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from field_io.endpoints import Endpoint, FieldProtocol
+
+if TYPE_CHECKING:
+    from field_io.emulator.runner import Emulator
 
 __all__ = ["start_servers", "MODBUS_UNITS"]
 
 MODBUS_UNITS = 247  # Modbus unit ids 1-247 per port
 
 
-async def start_servers(emulator: Any) -> list[Endpoint]:
+async def start_servers(emulator: Emulator) -> list[Endpoint]:
     """Bind the servers for ``emulator`` (an :class:`~field_io.emulator.runner.Emulator`) on its I/O loop."""
     from field_io.modbus.server import ModbusFieldServer
 

@@ -135,6 +135,11 @@ class ModbusFieldServer:
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self.port
 
+    @property
+    def open_connections(self) -> int:
+        """Central's TCP connections this server holds open now."""
+        return len(self._conns)
+
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()

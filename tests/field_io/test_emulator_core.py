@@ -99,6 +99,19 @@ def test_fallback_plan_upload_needs_the_commissioning_switch(example_net) -> Non
     assert rig.core.fallback_plans["J1"].cycle_s == plan.cycle_s and rig.core.stored_seq[0] == 5
 
 
+def test_plans_sent_before_the_engine_starts_are_played(example_net) -> None:
+    """A protocol thread may SET a plan in the emulator's first milliseconds, before the engine's reset()."""
+    inter = example_net.intersections[0]
+    core = LocalController(example_net, config=EmulatorConfig(commissioning=True))
+    local = default_fallback_plan(inter, green_s=20)
+    central = default_fallback_plan(inter, green_s=25)
+    assert core.submit_fallback_plan(0, 5, local, RejectReason.NONE) is RejectReason.NONE
+    assert core.submit_command(0, CommandBlock(seq=1, kind=CommandKind.PLAN, plan=central)) is RejectReason.NONE
+    assert core.fallback_policy.cycle_s[0] == local.cycle_s and core.plan_policy.cycle_s[0] == central.cycle_s
+    Engine(FakeBackend(example_net, seed=1), core)  # reset(): the players are built again from the same plans
+    assert core.fallback_policy.cycle_s[0] == local.cycle_s and core.plan_policy.cycle_s[0] == central.cycle_s
+
+
 def test_local_flash_switch_makes_central_read_only(example_net) -> None:
     rig = Rig(example_net)
     rig.tick(3, block=stage_request(1, 1, 3))
