@@ -159,11 +159,12 @@ def program_states(
 
 
 #: Running programs read along with a run's network, by :func:`_programs_key` (a few entries).
-_PROGRAMS: dict[tuple[Any, ...], dict[str, list[str]]] = {}
+_ProgramsKey = tuple[tuple[tuple[str, int, int], ...], float]  # ((path, size, mtime ns), ...), begin s
+_PROGRAMS: dict[_ProgramsKey, dict[str, list[str]]] = {}
 _PROGRAMS_LOCK = threading.Lock()  # runs of a sweep may start side by side in threads
 
 
-def _programs_key(net_file: str | Path, additional: Iterable[str | Path], begin_s: float) -> tuple[Any, ...] | None:
+def _programs_key(net_file: str | Path, additional: Iterable[str | Path], begin_s: float) -> _ProgramsKey | None:
     """The files (path, size, mtime) and begin time the programs depend on; None when a file is unreadable."""
     try:
         files = tuple((str(Path(f).resolve()), (st := Path(f).stat()).st_size, st.st_mtime_ns)

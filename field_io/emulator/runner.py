@@ -32,11 +32,11 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from controller.arrays import pack
 from controller.backend import FakeBackend
-from controller.engine import Engine
+from controller.engine import Engine, TickResult
 from controller.safety import SafetySupervisor
 from field_io.aio import LoopThread
 from field_io.emulator.core import EmulatorConfig, EmulatorStopped, LocalController
@@ -47,6 +47,9 @@ from field_io.security import SnmpCredentials, is_loopback, require_secure_snmp
 from intersections.errors import InputError
 from intersections.network import Network
 from intersections.plan import TimingPlan
+
+if TYPE_CHECKING:
+    from field_io.vehicle_feed import VehicleFeedServer
 
 __all__ = ["Emulator", "EmulatorStopped", "MODBUS_UNITS", "SumoCoupling"]
 
@@ -144,7 +147,7 @@ class Emulator:
         self.core = LocalController(
             network, config=self.config, fallback_plans=fallback_plans, events=self.events_path is not None, pace=True
         )
-        self.feed: Any = None  # field_io.vehicle_feed.VehicleFeedServer
+        self.feed: VehicleFeedServer | None = None
         if vehicle_feed_port is not None:
             from field_io.vehicle_feed import VehicleFeedServer
 
@@ -254,7 +257,7 @@ class Emulator:
         assert self.sumo is not None
         core = self.core
 
-        def on_tick(res: Any) -> None:
+        def on_tick(res: TickResult) -> None:
             if core.stopped:
                 raise EmulatorStopped
             core.publish(res)
