@@ -266,9 +266,8 @@ class AdaptivePolicy(Policy):
         worked (EWMA over its last greens: the historical profile of the
         issue's fallback), then yields. Without a history (never detected) it
         keeps the recall to the adapted maximum green, as a controller's max
-        recall does. Served to the maximum every time, a blind approach took
-        green from the approaches still measured (detector_faults: 135 s mean
-        delay against Webster's 124 s).
+        recall does. Served to the maximum every time, a blind approach would
+        take green from the approaches still measured (docs/adaptive.md, step 6).
         """
         ended = self._was_green & ~green & ~blind
         if ended.any():
@@ -545,9 +544,8 @@ class AdaptivePolicy(Policy):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Green extension or early green for late buses, within limits that protect cross traffic.
 
-        A bus later than ``tsp_lateness_s`` (15 s: on the bus_corridor scenario it cut
-        bus person delay by a fifth at no measurable cost to general traffic, where 60 s
-        almost never acted) against its schedule and within
+        A bus later than ``tsp_lateness_s`` against its schedule (docs/adaptive.md,
+        step 7, says why 15 s) and within
         ``tsp_distance_m`` of the stop line: if its group is green, the
         stage is held up to ``tsp_max_extension_s`` beyond where it would
         have ended; if red, its stage is called next as soon as the current
