@@ -91,6 +91,7 @@ def _modbus_backend(s: Settings, twin: TwinInputs) -> tuple[FeedBackend, Emulato
     try:
         backend = ModbusBackend(twin.detectors.network, endpoints, dt_s=s.tick_s)
         # Bus GPS and emergency vehicles arrive beside the controllers, as the city's AVL feed does.
+        assert emu.feed is not None  # the emulator serves a feed: vehicle_feed_port was given
         feed = VehicleFeedClient(twin.detectors.network, emu.feed.host, emu.feed.port)
         return FeedBackend(backend, feed), emu
     except BaseException:
