@@ -155,6 +155,8 @@ class PolledFieldBackend(BaseBackend):
         self._loop: PrivateLoop | None = None
         self._t0 = 0.0
         self._next_tick = 0.0
+        # This tick's batches decoded as whole arrays, for _fill_bulk: (rows, columns, the protocol's own).
+        self._bulk: list[tuple[np.ndarray, dict[str, Any], Any]] = []
         self.links: list[Any] = [self._make_link(r, eps[i.id], i) for r, i in enumerate(network.intersections)]
         self._det_slices: list[slice] = []
         start = 0
@@ -222,11 +224,39 @@ class PolledFieldBackend(BaseBackend):
 
         ``cols`` holds the observation arrays being built (``counts``, ``occupancy``,
         ``queue_veh``, ``signal_state``, ``fault``, ``mode``, ``central`` and ``extra``, one
-        array per :attr:`extra_columns`). Returns the rows filled (None: none) and whether any
-        reported PLANT_DONE. At thousands of controllers one array operation per column, instead
-        of a handful per controller, is most of the observation's cost.
+        array per :attr:`extra_columns`). Each entry of ``_bulk`` is one batch the protocol
+        decoded (its rows, its columns named as the status names them, and what else the
+        protocol needs): the columns every protocol reports are filled here, the rest by
+        :meth:`_fill_batch`. Returns the rows filled (None: none) and whether any reported
+        PLANT_DONE. At thousands of controllers one array operation per column, instead of a
+        handful per controller, is most of the observation's cost.
         """
-        return None, False
+        bulk, self._bulk = self._bulk, []
+        if not bulk:
+            return None, False
+        filled = np.zeros(len(self.links), bool)
+        done = False
+        extra = dict(zip(self.extra_columns, cols["extra"], strict=True))
+        for idx, arrays, more in bulk:
+            g = arrays["group_state"].shape[1]
+            cols["signal_state"][idx, :g] = arrays["group_state"]
+            queue = arrays.get("queue_veh")
+            if queue is not None:
+                cols["queue_veh"][idx, :g] = queue
+            sw = arrays["status_word"]
+            cols["fault"][idx] = (sw & FAULT_BITS) != 0
+            cols["mode"][idx] = arrays["mode"]
+            cols["central"][idx] = (sw & _CENTRAL) != 0
+            done = done or bool((sw & _DONE).any())
+            self._fill_batch(cols, extra, idx, arrays, more)
+            filled[idx] = True
+        return filled, done
+
+    def _fill_batch(
+        self, cols: dict[str, Any], extra: dict[str, np.ndarray], idx: np.ndarray, arrays: dict[str, Any], more: Any
+    ) -> None:
+        """The protocol's own columns of one batch (counts, occupancy, ``extra``) and its per-row reports."""
+        raise NotImplementedError
 
     # ---- lifecycle ------------------------------------------------------------------------------------------
     def _open(self) -> None:

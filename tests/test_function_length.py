@@ -17,11 +17,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("intersections", "controller", "simulation", "field_io", "scenarios", "api")
 MAX_LINES = 80
 NOT_YET_SPLIT = {
-    "field_io/modbus/backend.py:ModbusBackend._poll_all",
-    "field_io/ntcip/agent.py:RowMib.set",
-    "field_io/ntcip/agent.py:SnmpAgent.handle",
-    "field_io/ntcip/backend.py:decode_ntcip_rows",
-    "field_io/ntcip/backend.py:decode_ntcip_status",
 }
 
 

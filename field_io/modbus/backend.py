@@ -90,7 +90,7 @@ from field_io.modbus.transport import (
     registers,
     write_pdu,
 )
-from field_io.polled import FAULT_BITS, PolledFieldBackend, PolledLink, PollOptions
+from field_io.polled import PolledFieldBackend, PolledLink, PollOptions
 from field_io.security import check_modbus_write, client_context
 from intersections.errors import FieldIOError
 from intersections.network import Network
@@ -205,12 +205,60 @@ class ModbusLink(PolledLink):
     write_failures: int = 0
     read_plan: StatusRead | None = None
 
+    _layout: tuple = ()
+    _layout_plan: StatusRead | None = None
+
     def __post_init__(self) -> None:
         self.read_plan = status_read(self.fmap, 0)
+
+    def layout_key(self) -> tuple:
+        """What decides how this controller's status answer decodes (read length, offset of the status table,
+        groups, detector channels): controllers with equal keys decode as one array. Cached per read plan."""
+        plan = self.read_plan
+        assert plan is not None
+        if self._layout_plan is not plan:
+            fm = self.fmap
+            self._layout, self._layout_plan = (plan.count, plan.skip, fm.n_groups, fm.channel.tobytes()), plan
+        return self._layout
 
     @property
     def readable(self) -> bool:
         return self.client is not None and self.identity is not None and not self.refused
+
+
+class _StatusBatch:
+    """One tick's batched status poll: the answers by row as they arrive, and one waiter for all of them."""
+
+    def __init__(self, n: int, record_latency: bool) -> None:
+        self.answers: dict[int, bytes | None] = {}
+        self.answered_t: dict[int, float] = {}
+        self.tid: dict[int, int] = {}  # row -> transaction id (to forget a straggler's)
+        self.left = n
+        self.record_latency = record_latency
+        self.t0 = 0.0
+        self.waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def answered(self, row: int, answer: bytes | None) -> None:
+        """The transport's callback: an answer (None: the connection failed)."""
+        self.answers[row] = answer
+        if self.record_latency:
+            self.answered_t[row] = time.perf_counter()
+        self.left -= 1
+        if self.left == 0 and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def wait(self, timeout_s: float) -> None:
+        """Until every request is answered or ``timeout_s`` has passed (what is missing is retried apart)."""
+        if self.left <= 0:
+            return
+        timer = asyncio.get_running_loop().call_later(timeout_s, self.waiter.cancel)
+        try:
+            await asyncio.shield(self.waiter)
+        except asyncio.CancelledError:
+            if not self.waiter.cancelled():
+                raise
+        finally:
+            timer.cancel()
 
 
 class ModbusBackend(PolledFieldBackend):
@@ -235,7 +283,6 @@ class ModbusBackend(PolledFieldBackend):
     ) -> None:
         self.wall_clock = wall_clock
         self._conns: dict[tuple, _Conn] = {}
-        self._bulk: list[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]] = []
         super().__init__(network, endpoints, max_concurrent_connects=max_concurrent_connects, **poll)
 
     def _make_link(self, row: int, endpoint: Endpoint, intersection: Any) -> ModbusLink:
@@ -520,93 +567,83 @@ class ModbusBackend(PolledFieldBackend):
         if self.lockstep:
             await super()._poll_all(links)
             return
-        loop = asyncio.get_running_loop()
         batch: list[ModbusLink] = []
         slow: list[ModbusLink] = []
         for link in links:
-            c = link.client
             plan = link.read_plan
-            if link.readable and c.connected and plan is not None and not plan.queue_apart:
+            if link.readable and link.client.connected and plan is not None and not plan.queue_apart:
                 batch.append(link)
             else:
                 slow.append(link)
-        answers: dict[int, bytes | None] = {}
-        answered_t: dict[int, float] = {}
-        t0 = time.perf_counter()
-        waiter: asyncio.Future[None] = loop.create_future()
-        left = len(batch)
+        others = asyncio.gather(*(self._poll(link) for link in slow)) if slow else None
+        if batch:
+            tick = _StatusBatch(len(batch), self.record_latency)
+            sent = self._send_status_batch(batch, tick)
+            await tick.wait(max(link.endpoint.timeout_s for link in batch))
+            retry = self._decode_status_batch(sent, tick)
+            if retry:
+                await asyncio.gather(*(self._poll(link) for link in retry))
+        if others is not None:
+            await others
 
-        def answered(row: int, answer: bytes | None) -> None:
-            nonlocal left
-            answers[row] = answer
-            if self.record_latency:
-                answered_t[row] = time.perf_counter()
-            left -= 1
-            if left == 0 and not waiter.done():
-                waiter.set_result(None)
-
-        sent: list[tuple[ModbusLink, int, bytes]] = []
+    def _send_status_batch(self, batch: Sequence[ModbusLink], tick: _StatusBatch) -> list[tuple[ModbusLink, bytes]]:
+        """Write every controller's status request, one write per connection (a gateway's units share it):
+        a commanded controller's read carries its next heartbeat and the central clock (function 23).
+        Returns (link, request PDU) in batch order; ``tick`` learns each request's transaction id."""
         by_client: dict[int, tuple[ModbusTcpClient, list[ModbusLink], list[tuple[int, bytes, Any]]]] = {}
         # Every commanded controller's heartbeat carries the same central clock this tick: its words
         # once, and the write's range checked once (the same five registers for every controller).
         clock_words = heartbeat_words(0, self.wall_clock())[1:4]
         check_modbus_write(_HB, 5)
+        sent = []
+        answered = tick.answered
         for link in batch:
             plan = link.read_plan
-            assert plan is not None
+            assert plan is not None  # batched links were chosen for having one
             if link.was_active:  # what _status_words gives without a step: the next heartbeat and the clock
                 link.heartbeat = hb = (link.heartbeat + 1) & 0xFFFF
                 pdu = _RW_HEARTBEAT.pack(23, plan.base, plan.count, _HB, 5, 10, hb, *clock_words, 0)
             else:
                 pdu = read_pdu(plan.base, plan.count)
-            sent.append((link, plan.count, pdu))
+            sent.append((link, pdu))
             c = link.client
             _c, group, items = by_client.setdefault(id(c), (c, [], []))
             group.append(link)
             items.append((link.endpoint.device_id, pdu, partial(answered, link.row)))
-        tid_of: dict[int, int] = {}
-        for c, group, items in by_client.values():  # one write per connection: a gateway's units share it
+        tick.t0 = time.perf_counter()
+        for c, group, items in by_client.values():
             for link, tid in zip(group, c.send_many(items), strict=True):
-                tid_of[link.row] = tid
-        others = asyncio.gather(*(self._poll(link) for link in slow)) if slow else None
-        if batch:
-            if left > 0:
-                timer = loop.call_later(max(link.endpoint.timeout_s for link in batch), waiter.cancel)
-                try:
-                    await asyncio.shield(waiter)
-                except asyncio.CancelledError:
-                    if not waiter.cancelled():
-                        raise
-                finally:
-                    timer.cancel()
-            retry = []
-            layouts: dict[tuple, list[tuple[ModbusLink, bytes]]] = {}
-            for link, count, pdu in sent:
-                answer = answers.get(link.row)
-                if not _clean(answer, pdu[0], count):
-                    if link.client is not None:
-                        link.client.forget(tid_of[link.row])
-                    retry.append(link)
-                    continue
-                if self.record_latency:
-                    link.latency_s.append(answered_t[link.row] - t0)  # from the batch's first frame
-                plan, fm = link.read_plan, link.fmap
-                assert plan is not None  # batched links were chosen for having one
-                key = (count, plan.skip, fm.n_groups, fm.channel.tobytes())
-                layouts.setdefault(key, []).append((link, answer))
-            for (count, skip, _g, _ch), rows in layouts.items():
-                words = np.frombuffer(b"".join(a[2:] for _l, a in rows), dtype=">u2").reshape(len(rows), count)
-                arrays: dict[str, np.ndarray] = {}
-                fm0 = rows[0][0].fmap
-                for (link, _a), st in zip(rows, decode_status_rows(words, fm0, skip=skip, arrays=arrays), strict=True):
-                    self._polled(link, st)
-                idx = np.fromiter((link.row for link, _a in rows), np.intp, len(rows))
-                det = self._det_start[idx][:, None] + np.arange(fm0.n_detectors)[None, :]
-                self._bulk.append((idx, det, arrays))
-            if retry:
-                await asyncio.gather(*(self._poll(link) for link in retry))
-        if others is not None:
-            await others
+                tick.tid[link.row] = tid
+        return sent
+
+    def _decode_status_batch(self, sent: Sequence[tuple[ModbusLink, bytes]], tick: _StatusBatch) -> list[ModbusLink]:
+        """Decode the batch's clean answers a register layout at a time (for ``_fill_bulk``); returns the
+        links to retry one by one (no answer in time, an exception answer, a short answer)."""
+        retry = []
+        layouts: dict[tuple, list[tuple[ModbusLink, bytes]]] = {}
+        answers = tick.answers
+        for link, pdu in sent:
+            answer = answers.get(link.row)
+            plan = link.read_plan
+            assert plan is not None
+            if not _clean(answer, pdu[0], plan.count):
+                if link.client is not None:
+                    link.client.forget(tick.tid[link.row])
+                retry.append(link)
+                continue
+            if self.record_latency:
+                link.latency_s.append(tick.answered_t[link.row] - tick.t0)  # from the batch's first frame
+            layouts.setdefault(link.layout_key(), []).append((link, answer))
+        for (count, skip, _g, _ch), rows in layouts.items():
+            words = np.frombuffer(b"".join(a[2:] for _l, a in rows), dtype=">u2").reshape(len(rows), count)
+            arrays: dict[str, np.ndarray] = {}
+            fm0 = rows[0][0].fmap
+            for (link, _a), st in zip(rows, decode_status_rows(words, fm0, skip=skip, arrays=arrays), strict=True):
+                self._polled(link, st)
+            idx = np.fromiter((link.row for link, _a in rows), np.intp, len(rows))
+            det = self._det_start[idx][:, None] + np.arange(fm0.n_detectors)[None, :]
+            self._bulk.append((idx, arrays, det))
+        return retry
 
     def _comm_fail(self, link: ModbusLink, message: str) -> None:
         """A timeout or a lost connection: the comm age grows; reconnect if the connection is gone."""
@@ -623,40 +660,27 @@ class ModbusBackend(PolledFieldBackend):
         self._prev_volume[sl] = st.volume
         return np.nan_to_num((st.volume - prev) % 65536, nan=0.0)
 
-    def _fill_bulk(self, cols: dict[str, Any]) -> tuple[np.ndarray | None, bool]:
-        """The rows of this tick's batched poll, a register layout at a time (see the base class)."""
-        bulk, self._bulk = self._bulk, []
-        if not bulk:
-            return None, False
-        filled = np.zeros(len(self.links), bool)
-        done = False
+    def _fill_batch(
+        self, cols: dict[str, Any], extra: dict[str, np.ndarray], idx: np.ndarray, a: dict[str, Any], more: Any
+    ) -> None:
+        """Counts (differences of the 16-bit volume counters), occupancy, the Modbus columns and the refused
+        blocks of one register layout's batch (see the base class)."""
+        det: np.ndarray = more
         pv = self._prev_volume
-        extra = dict(zip(self.extra_columns, cols["extra"], strict=True))
-        for idx, det, a in bulk:
-            g = a["group_state"].shape[1]
-            vol = a["volume"]
-            prev = pv[det]
-            cols["counts"][det] = np.nan_to_num((vol - prev) % 65536, nan=0.0)
-            pv[det] = vol
-            raw = a["occupancy_raw"]
-            cols["occupancy"][det] = np.where(raw <= OCC_SCALE, raw / OCC_SCALE, np.nan)
-            cols["signal_state"][idx, :g] = a["group_state"]
-            if a["queue_veh"] is not None:
-                cols["queue_veh"][idx, :g] = a["queue_veh"]
-            sw = a["status_word"]
-            cols["fault"][idx] = (sw & FAULT_BITS) != 0
-            cols["mode"][idx] = a["mode"]
-            cols["central"][idx] = (sw & _CENTRAL) != 0
-            done = done or bool((sw & _DONE).any())
-            extra["accepted_seq"][idx] = a["accepted_seq"]
-            extra["reject_reason"][idx] = a["reject_reason"]
-            extra["preempt_active"][idx] = (sw & _PREEMPT) != 0
-            extra["detector_fault"][idx] = (sw & _DETECTOR_FAULT) != 0
-            filled[idx] = True
-            for i in np.flatnonzero(a["rejected_seq"]):  # a refused block is reported once (_report_reject)
-                link = self.links[idx[i]]
-                self._report_reject(link, link.status)
-        return filled, done
+        vol = a["volume"]
+        prev = pv[det]
+        cols["counts"][det] = np.nan_to_num((vol - prev) % 65536, nan=0.0)
+        pv[det] = vol
+        raw = a["occupancy_raw"]
+        cols["occupancy"][det] = np.where(raw <= OCC_SCALE, raw / OCC_SCALE, np.nan)
+        sw = a["status_word"]
+        extra["accepted_seq"][idx] = a["accepted_seq"]
+        extra["reject_reason"][idx] = a["reject_reason"]
+        extra["preempt_active"][idx] = (sw & _PREEMPT) != 0
+        extra["detector_fault"][idx] = (sw & _DETECTOR_FAULT) != 0
+        for i in np.flatnonzero(a["rejected_seq"]):  # a refused block is reported once (_report_reject)
+            link = self.links[idx[i]]
+            self._report_reject(link, link.status)
 
     def _row_occupancy(self, link: ModbusLink, st: FieldStatus) -> np.ndarray:
         raw = st.occupancy_raw

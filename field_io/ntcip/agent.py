@@ -814,8 +814,26 @@ class RowMib:
         system-control parameter resets the backup timer; in backup mode the
         control objects read, and restart from, 0.
         """
-        core, r, prof = self.core, self.row, self.profile
         self.mutations += 1
+        parsed = self._parse_set(varbinds)
+        step = next((v for _i, n, _x, v in parsed if n == "gwLockstepStep"), None)
+        commanding = bool({n for _i, n, _x, _v in parsed} & set(SYSTEM_CONTROL))
+        pattern_writes = [(i, n, x, v) for i, n, x, v in parsed if n.startswith(("pattern", "split"))]
+        touched_fallback = self._check_fallback_touch(pattern_writes)
+        # Validate everything before applying anything.
+        staged_patterns, staged_splits = self._stage_patterns(pattern_writes)
+        control, pat = self._staged_control(parsed)
+        command = self._derive_command(parsed, control, pat, staged_patterns, staged_splits) if commanding else None
+        fallback_plan = None
+        if touched_fallback:
+            fallback_plan = self._staged_fallback_plan(staged_patterns, staged_splits, pattern_writes[0][0])
+        if command is not None:
+            self._submit(*command)
+        return self._apply_set(step, commanding, control, pat, staged_patterns, staged_splits, fallback_plan)
+
+    def _parse_set(self, varbinds: Sequence[tuple[tuple[int, ...], ber.Value]]) -> list[tuple[int, str, tuple, int]]:
+        """(varbind index, object, instance, value) of every varbind; :class:`SnmpError` at the first one that
+        is not a writable object of this agent, not an INTEGER, or outside 0..255 (RFC 3416 §4.2.5)."""
         parsed = []
         for i, (oid, val) in enumerate(varbinds):
             hit = self.table.get(oid)
@@ -830,17 +848,21 @@ class RowMib:
             if not 0 <= v <= 255 and name != "gwLockstepStep":
                 raise SnmpError(ErrorStatus.WRONG_VALUE, i)
             parsed.append((i, name, idx, v))
-        names = {n for _i, n, _x, _v in parsed}
-        step = next((v for _i, n, _x, v in parsed if n == "gwLockstepStep"), None)
-        commanding = bool(names & set(SYSTEM_CONTROL))
-        idx_of = {(n, x): i for i, n, x, _v in parsed}
-        # Pattern / split rows (staged, or the fallback row in commissioning).
-        pattern_writes = [(i, n, x, v) for i, n, x, v in parsed if n.startswith(("pattern", "split"))]
-        touched_fallback = any(x[0] == prof.fallback_pattern for _i, _n, x, _v in pattern_writes)
-        if touched_fallback and not core.commissioning[r]:
+        return parsed
+
+    def _check_fallback_touch(self, pattern_writes: Sequence[tuple[int, str, tuple, int]]) -> bool:
+        """Whether the SET writes the fallback pattern's row, which only a commissioning controller accepts."""
+        core, r = self.core, self.row
+        touched = any(x[0] == self.profile.fallback_pattern for _i, _n, x, _v in pattern_writes)
+        if touched and not core.commissioning[r]:
             core.submit_fallback_plan(r, 0, None, RejectReason.NOT_COMMISSIONING)
             raise SnmpError(ErrorStatus.NOT_WRITABLE, pattern_writes[0][0])
-        # Validate before applying anything.
+        return touched
+
+    def _stage_patterns(
+        self, pattern_writes: Sequence[tuple[int, str, tuple, int]]
+    ) -> tuple[dict[int, list[int]], dict[tuple[int, int], list[int]]]:
+        """The pattern and split tables as they would be after the SET (copies: nothing applied yet)."""
         staged_patterns = {p: list(v) for p, v in self.patterns.items()}
         staged_splits = dict(self.splits)
         for _i, n, x, v in pattern_writes:
@@ -852,6 +874,11 @@ class RowMib:
                 cur = list(staged_splits.get((x[0], x[1]), [0, 0, 0]))
                 cur[col] = v
                 staged_splits[(x[0], x[1])] = cur
+        return staged_patterns, staged_splits
+
+    def _staged_control(self, parsed: Sequence[tuple[int, str, tuple, int]]) -> tuple[dict[str, list[int]], int]:
+        """The phase-control groups and ``systemPatternControl`` after the SET (in backup mode they restart from 0)."""
+        core, r = self.core, self.row
         backup = bool(core.fallback[r] and not core.in_control[r])
         control = {n: ([0] * self.groups if backup else list(v)) for n, v in self.control.items()}
         pat = 0 if backup else self.pattern_control
@@ -860,50 +887,77 @@ class RowMib:
                 control[n][x[0] - 1] = v
             elif n == "systemPatternControl":
                 pat = v
-        block, phase_control = None, False
-        if commanding:
-            ctl = [i for i, n, _x, _v in parsed if n in control]
-            pidx = idx_of.get(("systemPatternControl", ()), ctl[0] if ctl else parsed[0][0])
-            if pat in (FREE, FLASH_PATTERN):
-                self._reject(RejectReason.FORBIDDEN)
-                raise SnmpError(ErrorStatus.WRONG_VALUE, pidx)
-            hold = masks_to_phases(control["phaseControlGroupHold"])
-            force = masks_to_phases(control["phaseControlGroupForceOff"])
-            call = masks_to_phases(control["phaseControlGroupVehCall"])
-            omit = masks_to_phases(control["phaseControlGroupPhaseOmit"])
-            if hold or call or force or omit:
-                block, phase_control = self._phase_control(hold, force, call, omit)
-                pidx = ctl[0] if ctl else pidx
-            elif pat == 0:
-                block = CommandBlock(seq=0, kind=CommandKind.RELEASE)
-            else:
-                plan = self._pattern_plan(pat, staged_patterns, staged_splits)
-                if plan is None:
-                    self._reject(RejectReason.PLAN_INVALID)
-                    raise SnmpError(ErrorStatus.WRONG_VALUE, pidx)
-                block = CommandBlock(seq=0, kind=CommandKind.PLAN, plan=plan)
-        fallback_plan = None
-        if touched_fallback:
-            fb = prof.fallback_pattern
-            prow = staged_patterns[fb]
-            splits = {p: staged_splits.get((prow[2], p), [0, 0, 0])[0] for p in self.fmap.phases}
-            fallback_plan = pattern_to_plan(prow[0], prow[1], splits, self.fmap)
-            if fallback_plan is None:
-                core.submit_fallback_plan(r, 0, None, RejectReason.PLAN_INVALID)
-                raise SnmpError(ErrorStatus.WRONG_VALUE, pattern_writes[0][0])
-        if block is not None:
-            content = block.content()
-            with core.lock:
-                new = content != self.last_content or not (core.in_control[r] or core.pending[r])
-            seq = self.seq % 0xFFFF + 1 if new else self.seq
-            block = replace(block, seq=seq)
-            reason = core.submit_command(r, block, phase_control=phase_control)
-            if reason != RejectReason.NONE:
-                local = reason == RejectReason.LOCAL_OVERRIDE
-                refused = ErrorStatus.RESOURCE_UNAVAILABLE if local else ErrorStatus.WRONG_VALUE
-                raise SnmpError(refused, pidx)
-            self.seq, self.last_content = seq, content
-        # Everything validated: apply.
+        return control, pat
+
+    def _derive_command(
+        self,
+        parsed: Sequence[tuple[int, str, tuple, int]],
+        control: dict[str, list[int]],
+        pat: int,
+        staged_patterns: dict[int, list[int]],
+        staged_splits: dict[tuple[int, int], list[int]],
+    ) -> tuple[CommandBlock, bool, int]:
+        """The command all current control values make (block, whether by phase control, the varbind to blame
+        if the controller refuses it); :class:`SnmpError` for Free, Flash or an inconsistent pattern."""
+        ctl = [i for i, n, _x, _v in parsed if n in control]
+        idx_of = {(n, x): i for i, n, x, _v in parsed}
+        pidx = idx_of.get(("systemPatternControl", ()), ctl[0] if ctl else parsed[0][0])
+        if pat in (FREE, FLASH_PATTERN):
+            self._reject(RejectReason.FORBIDDEN)
+            raise SnmpError(ErrorStatus.WRONG_VALUE, pidx)
+        hold = masks_to_phases(control["phaseControlGroupHold"])
+        force = masks_to_phases(control["phaseControlGroupForceOff"])
+        call = masks_to_phases(control["phaseControlGroupVehCall"])
+        omit = masks_to_phases(control["phaseControlGroupPhaseOmit"])
+        if hold or call or force or omit:
+            block, phase_control = self._phase_control(hold, force, call, omit)
+            return block, phase_control, ctl[0] if ctl else pidx
+        if pat == 0:
+            return CommandBlock(seq=0, kind=CommandKind.RELEASE), False, pidx
+        plan = self._pattern_plan(pat, staged_patterns, staged_splits)
+        if plan is None:
+            self._reject(RejectReason.PLAN_INVALID)
+            raise SnmpError(ErrorStatus.WRONG_VALUE, pidx)
+        return CommandBlock(seq=0, kind=CommandKind.PLAN, plan=plan), False, pidx
+
+    def _staged_fallback_plan(
+        self, staged_patterns: dict[int, list[int]], staged_splits: dict[tuple[int, int], list[int]], index: int
+    ) -> TimingPlan:
+        """The fallback plan the staged fallback pattern row describes; refused (at ``index``) if inconsistent."""
+        prow = staged_patterns[self.profile.fallback_pattern]
+        splits = {p: staged_splits.get((prow[2], p), [0, 0, 0])[0] for p in self.fmap.phases}
+        plan = pattern_to_plan(prow[0], prow[1], splits, self.fmap)
+        if plan is None:
+            self.core.submit_fallback_plan(self.row, 0, None, RejectReason.PLAN_INVALID)
+            raise SnmpError(ErrorStatus.WRONG_VALUE, index)
+        return plan
+
+    def _submit(self, block: CommandBlock, phase_control: bool, pidx: int) -> None:
+        """Hand the command to the controller: a new sequence number when its content changed (or the controller
+        is not running central's commands); a refusal is the SET's error at ``pidx``."""
+        core, r = self.core, self.row
+        content = block.content()
+        with core.lock:
+            new = content != self.last_content or not (core.in_control[r] or core.pending[r])
+        seq = self.seq % 0xFFFF + 1 if new else self.seq
+        reason = core.submit_command(r, replace(block, seq=seq), phase_control=phase_control)
+        if reason != RejectReason.NONE:
+            local = reason == RejectReason.LOCAL_OVERRIDE
+            raise SnmpError(ErrorStatus.RESOURCE_UNAVAILABLE if local else ErrorStatus.WRONG_VALUE, pidx)
+        self.seq, self.last_content = seq, content
+
+    def _apply_set(
+        self,
+        step: int | None,
+        commanding: bool,
+        control: dict[str, list[int]],
+        pat: int,
+        staged_patterns: dict[int, list[int]],
+        staged_splits: dict[tuple[int, int], list[int]],
+        fallback_plan: TimingPlan | None,
+    ) -> int | None:
+        """Everything validated: keep the staged values, count the heartbeat, pass a lockstep step on."""
+        core, r = self.core, self.row
         if fallback_plan is not None:
             self.set_counter += 1
             core.submit_fallback_plan(r, self.set_counter, fallback_plan, RejectReason.NONE)
@@ -1123,7 +1177,23 @@ class SnmpAgent:
         self, msg: ber.Message, send: Callable[[ber.Message], None], *, source: str = "unknown"
     ) -> ber.Message | None:
         """Answer one v1/v2c request; refused writes are logged with ``source`` and leave the state unchanged."""
-        v1 = msg.version == 0
+        refused, reply = self._admit(msg, source)
+        if refused:
+            return reply
+        self.mib.begin_request()
+        if msg.pdu_type == ber.GET:
+            return self._get(msg)
+        if msg.pdu_type == ber.GET_NEXT:
+            return self._get_next(msg)
+        if msg.pdu_type == ber.GET_BULK:
+            return ber.Message(msg.version, msg.community, ber.RESPONSE, msg.request_id, 0, 0, tuple(self._bulk(msg)))
+        if msg.pdu_type == ber.SET:
+            return self._set(msg, send, source)
+        return None
+
+    def _admit(self, msg: ber.Message, source: str) -> tuple[bool, ber.Message | None]:
+        """(refused, the reply if any): a wrong version or community is dropped unanswered (RFC 3584 §4.1), a
+        SET while writes with a default community are off answers noAccess; each is logged with ``source``."""
         expected = 0 if self.snmp.version == 1 else 1
         where = self.mib.fmap.id
         if msg.version != expected:
@@ -1135,7 +1205,7 @@ class SnmpAgent:
                 source,
                 "v1" if expected == 0 else "v2c",
             )
-            return None
+            return True, None
         is_set = msg.pdu_type == ber.SET
         community = self.snmp.set_community if is_set else self.snmp.community
         if msg.community != community.encode() and not (
@@ -1145,78 +1215,78 @@ class SnmpAgent:
             log.warning(
                 "SNMP agent %s: wrong community in a %s from %s dropped", where, "SET" if is_set else "read", source
             )
-            return None
+            return True, None
         if is_set and not self.writes_open:
             log.warning("SNMP agent %s: SET from %s refused: writes with a default community are off", where, source)
-            return ber.Message(
-                msg.version,
-                msg.community,
-                ber.RESPONSE,
-                msg.request_id,
-                _V1.get(ErrorStatus.NO_ACCESS, ErrorStatus.NO_ACCESS) if v1 else ErrorStatus.NO_ACCESS,
-                1,
-                tuple(msg.varbinds),
-            )
+            return True, self._response(msg, ErrorStatus.NO_ACCESS, 1)
+        return False, None
 
-        def response(status: int = 0, index: int = 0, vbs: Sequence[Any] = msg.varbinds) -> ber.Message:
-            if v1 and status:
-                status = _V1.get(status, status)
-            return ber.Message(msg.version, msg.community, ber.RESPONSE, msg.request_id, status, index, tuple(vbs))
+    @staticmethod
+    def _response(
+        msg: ber.Message, status: int = 0, index: int = 0, vbs: Sequence[Any] | None = None
+    ) -> ber.Message:
+        """The RESPONSE to ``msg`` (v2c error statuses mapped to v1's where the request was v1)."""
+        if msg.version == 0 and status:
+            status = _V1.get(status, status)
+        varbinds = msg.varbinds if vbs is None else vbs
+        return ber.Message(msg.version, msg.community, ber.RESPONSE, msg.request_id, status, index, tuple(varbinds))
 
+    def _get(self, msg: ber.Message) -> ber.Message:
+        """GET: every object's value, or v2c's noSuchObject/noSuchInstance (v1: noSuchName at the first
+        missing one); the answer is cached for the batch path until the tick or the MIB changes."""
+        mib, v1 = self.mib, msg.version == 0
+        epoch = self._epoch()
+        out = []
+        for i, (oid, _v) in enumerate(msg.varbinds):
+            val = mib.get(oid)
+            if val is None:
+                if v1:
+                    return self._response(msg, ErrorStatus.NO_SUCH_NAME, i + 1)
+                val = mib.missing(oid)
+            out.append((oid, val))
+        if len(self._get_cache) > 64:
+            self._get_cache.clear()
+            self._get_oids.clear()
+            self._get_plans.clear()
+        key = ber.encode_varbinds([(o, (ber.NULL, None)) for o, _ in msg.varbinds])
+        self._get_cache[key] = (epoch, ber.encode_varbinds(out), 0, 0)
+        self._get_oids[key] = [o for o, _ in msg.varbinds]
+        return self._response(msg, vbs=out)
+
+    def _get_next(self, msg: ber.Message) -> ber.Message:
+        """GET-NEXT: each object's successor; past the end, v2c's endOfMibView (v1: noSuchName)."""
+        out = []
+        for i, (oid, _v) in enumerate(msg.varbinds):
+            hit = self.mib.successor(oid)
+            if hit is None:
+                if msg.version == 0:
+                    return self._response(msg, ErrorStatus.NO_SUCH_NAME, i + 1)  # the end of the MIB view in v1
+                out.append((oid, (ber.END_OF_MIB_VIEW, None)))
+            else:
+                out.append(hit)
+        return self._response(msg, vbs=out)
+
+    def _set(self, msg: ber.Message, send: Callable[[ber.Message], None], source: str) -> ber.Message | None:
+        """SET: all or nothing; a refusal is logged with ``source``; a lockstep step's answer waits for the tick."""
         mib = self.mib
-        mib.begin_request()
-        if msg.pdu_type == ber.GET:
-            epoch = self._epoch()
-            out = []
-            for i, (oid, _v) in enumerate(msg.varbinds):
-                val = mib.get(oid)
-                if val is None:
-                    if v1:
-                        return response(ErrorStatus.NO_SUCH_NAME, i + 1)
-                    val = mib.missing(oid)
-                out.append((oid, val))
-            if len(self._get_cache) > 64:
-                self._get_cache.clear()
-                self._get_oids.clear()
-                self._get_plans.clear()
-            key = ber.encode_varbinds([(o, (ber.NULL, None)) for o, _ in msg.varbinds])
-            self._get_cache[key] = (epoch, ber.encode_varbinds(out), 0, 0)
-            self._get_oids[key] = [o for o, _ in msg.varbinds]
-            return response(vbs=out)
-        if msg.pdu_type == ber.GET_NEXT:
-            out = []
-            for i, (oid, _v) in enumerate(msg.varbinds):
-                hit = mib.successor(oid)
-                if hit is None:
-                    if v1:
-                        return response(ErrorStatus.NO_SUCH_NAME, i + 1)  # the end of the MIB view in v1
-                    out.append((oid, (ber.END_OF_MIB_VIEW, None)))
-                else:
-                    out.append(hit)
-            return response(vbs=out)
-        if msg.pdu_type == ber.GET_BULK:
-            return ber.Message(msg.version, msg.community, ber.RESPONSE, msg.request_id, 0, 0, tuple(self._bulk(msg)))
-
-        if is_set:
-            try:
-                step = mib.set(msg.varbinds)
-            except SnmpError as e:
-                bad = msg.varbinds[e.index][0] if e.index < len(msg.varbinds) else ()
-                log.warning(
-                    "SNMP agent %s: SET from %s refused: %s at varbind %d (%s)",
-                    where,
-                    source,
-                    e,
-                    e.index + 1,
-                    mib.label(bad),
-                )
-                return response(e.status, e.index + 1)
-            if step is not None:
-                reply = response()
-                mib.core.add_step_waiter(step, lambda: send(reply), self.loop)
-                return None
-            return response()
-        return None
+        try:
+            step = mib.set(msg.varbinds)
+        except SnmpError as e:
+            bad = msg.varbinds[e.index][0] if e.index < len(msg.varbinds) else ()
+            log.warning(
+                "SNMP agent %s: SET from %s refused: %s at varbind %d (%s)",
+                mib.fmap.id,
+                source,
+                e,
+                e.index + 1,
+                mib.label(bad),
+            )
+            return self._response(msg, e.status, e.index + 1)
+        if step is not None:
+            reply = self._response(msg)
+            mib.core.add_step_waiter(step, lambda: send(reply), self.loop)
+            return None
+        return self._response(msg)
 
     #: Most varbinds one GETBULK answer carries (a 1,472-byte UDP datagram holds about 60 of ours).
     MAX_BULK_VARBINDS = 60

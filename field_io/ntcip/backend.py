@@ -54,7 +54,7 @@ from field_io.ntcip.codec import (
 from field_io.ntcip.oids import OBJECTS
 from field_io.ntcip.profiles import VendorProfile, vendor_profile
 from field_io.ntcip.transport import BatchGet, PreparedGet, SnmpClient, SnmpErrorStatus, snmp_client
-from field_io.polled import FAULT_BITS, PolledFieldBackend, PolledLink, PollOptions
+from field_io.polled import PolledFieldBackend, PolledLink, PollOptions
 from intersections.errors import InputError
 from intersections.model import SignalState
 from intersections.network import Network
@@ -249,44 +249,21 @@ def _layout(keys: Sequence[str], fmap: FieldMap, profile: VendorProfile) -> _Lay
 def decode_ntcip_status(
     values: Sequence[ber.Value], keys: Sequence[str], fmap: FieldMap, profile: VendorProfile
 ) -> NtcipStatus:
-    """Decode one GET answer; raises :class:`ProtocolError` for wrong types and out-of-range values."""
-    if values and type(values[0]) is int:
-        x = list(values)  # already plain INTEGER values (the fast path)
-    else:
-        x = []
-        for k, (tag, val) in zip(keys, values, strict=True):
-            if tag not in _INT_TAGS or type(val) is not int:
-                what = {ber.NO_SUCH_INSTANCE: "noSuchInstance", ber.NO_SUCH_OBJECT: "noSuchObject"}.get(
-                    tag, f"type 0x{tag:02x}"
-                )
-                raise ProtocolError(f"answers {what} for {k} (an INTEGER was expected)")
-            x.append(val)
-    if len(x) != len(keys):
-        raise ProtocolError(f"answered {len(x)} values for {len(keys)} objects")
+    """Decode one GET answer; raises :class:`ProtocolError` for wrong types and out-of-range values.
+
+    The lone-controller decoder (commissioning, stragglers of the batch): written
+    independently of :func:`decode_ntcip_rows`, which the batch tests hold to it.
+    """
+    x = _integer_values(values, keys)
     lay = _layout(keys, fmap, profile)
     v = lay.index
     arr = np.asarray(x, dtype=np.int64)
-    out_of_range = (arr < 0) | (arr > lay.top)  # MIB ranges (NTCIP 1202 v02): out of range is not data
-    if out_of_range.any():
-        i = int(np.argmax(out_of_range))
-        raise ProtocolError(f"answers {x[i]} for {keys[i]}, outside its range 0..{int(lay.top[i])}")
-    greens = arr[lay.greens] >> lay.veh_bit & 1
-    yellows = arr[lay.yellows] >> lay.veh_bit & 1
-    walks = arr[lay.walks] >> lay.veh_bit & 1
-    ped_call = ((arr[lay.pedcalls] >> lay.veh_bit & 1) == 1) & lay.is_ped
-    detector_alarm = (arr[lay.alarms] >> lay.alarm_bit & 1) == 1
-    state = np.where(
-        lay.is_ped,
-        np.where(walks == 1, GREEN, RED),
-        np.where(greens == 1, GREEN, np.where(yellows == 1, YELLOW, RED)),
-    ).astype(np.int8)
+    _check_ranges(arr, x, keys, lay)
     flash_status = x[v["unitFlashStatus"]]
     flash = flash_status != NOT_FLASH
-    if flash:
-        state[:] = FLASH
+    state = _row_signal_state(arr, lay, flash)
     vol = arr[lay.volume].astype(float)
     vol = np.where(vol >= 255, np.nan, vol)  # 255 = overflow: unknown
-    occ = occupancy_from_ntcip(arr[lay.occupancy], profile.occupancy_full_scale)
     ucs = x[v["unitControlStatus"]]
     pattern = x[v["coordPatternStatus"]]
     pstates = arr[lay.preempts]
@@ -297,30 +274,14 @@ def decode_ntcip_status(
         clock, tick = x[v["gwPlanClock"]] / 10.0, x[v["gwTick"]]
         queue = queue_from_wire(arr[lay.queue]) if len(lay.queue) == fmap.n_groups else None
     else:
-        queue = None
+        mode, bits = _standard_mode_bits(ucs, flash_status, pattern)
         acc = rej = why = 0
         clock, tick = math.nan, -1
-        bits = 0
-        if ucs == SYSTEM_CONTROL:
-            bits |= StatusBits.CENTRAL_CONTROL
-        if ucs == BACKUP:
-            bits |= StatusBits.FALLBACK
-        if ucs == MANUAL:
-            bits |= StatusBits.LOCAL_OVERRIDE
-        if flash:
-            bits |= StatusBits.FLASH
-        if flash_status in (5, 6):
-            bits |= StatusBits.MMU_FAULT
-        if flash:
-            mode = ControllerMode.FAULT if bits & StatusBits.MMU_FAULT else ControllerMode.FLASH
-        elif ucs == SYSTEM_CONTROL:
-            mode = ControllerMode.CENTRAL_STAGE if pattern == 254 else ControllerMode.CENTRAL_PLAN
-        else:
-            mode = ControllerMode.LOCAL_PLAN
+        queue = None
     return NtcipStatus(
         group_state=state,
         volume=vol,
-        occupancy=occ,
+        occupancy=occupancy_from_ntcip(arr[lay.occupancy], profile.occupancy_full_scale),
         sequence=x[v["volumeOccupancySequence"]],
         control_status=ucs,
         flash_status=flash_status,
@@ -339,9 +300,74 @@ def decode_ntcip_status(
         preempt_state=int(pstates[pnum - 1]) if pnum else int(pstates[0]),
         preempt_number=pnum,
         preempt_states=pstates,
-        detector_alarm=detector_alarm,
-        ped_call=ped_call,
+        detector_alarm=(arr[lay.alarms] >> lay.alarm_bit & 1) == 1,
+        ped_call=((arr[lay.pedcalls] >> lay.veh_bit & 1) == 1) & lay.is_ped,
     )
+
+
+def _integer_values(values: Sequence[ber.Value], keys: Sequence[str]) -> list[int]:
+    """The answer's INTEGER values, one per key; :class:`ProtocolError` naming the first object that is not one."""
+    if values and type(values[0]) is int:
+        x = list(values)  # already plain INTEGER values (the fast path)
+    else:
+        x = []
+        for k, (tag, val) in zip(keys, values, strict=True):
+            if tag not in _INT_TAGS or type(val) is not int:
+                what = {ber.NO_SUCH_INSTANCE: "noSuchInstance", ber.NO_SUCH_OBJECT: "noSuchObject"}.get(
+                    tag, f"type 0x{tag:02x}"
+                )
+                raise ProtocolError(f"answers {what} for {k} (an INTEGER was expected)")
+            x.append(val)
+    if len(x) != len(keys):
+        raise ProtocolError(f"answered {len(x)} values for {len(keys)} objects")
+    return x
+
+
+def _check_ranges(arr: np.ndarray, x: Sequence[int], keys: Sequence[str], lay: _Layout) -> None:
+    """MIB ranges (NTCIP 1202 v02): a value out of range is not data; the error names the first one."""
+    out_of_range = (arr < 0) | (arr > lay.top)
+    if out_of_range.any():
+        i = int(np.argmax(out_of_range))
+        raise ProtocolError(f"answers {x[i]} for {keys[i]}, outside its range 0..{int(lay.top[i])}")
+
+
+def _row_signal_state(arr: np.ndarray, lay: _Layout, flash: bool) -> np.ndarray:
+    """Each signal group's state from the phase status groups (a crossing from its walk bit); FLASH in flash."""
+    greens = arr[lay.greens] >> lay.veh_bit & 1
+    yellows = arr[lay.yellows] >> lay.veh_bit & 1
+    walks = arr[lay.walks] >> lay.veh_bit & 1
+    state = np.where(
+        lay.is_ped,
+        np.where(walks == 1, GREEN, RED),
+        np.where(greens == 1, GREEN, np.where(yellows == 1, YELLOW, RED)),
+    ).astype(np.int8)
+    if flash:
+        state[:] = FLASH
+    return state
+
+
+def _standard_mode_bits(ucs: int, flash_status: int, pattern: int) -> tuple[int, int]:
+    """Mode and status bits of a controller without the greenwave extension, from standard objects only
+    (unitControlStatus, unitFlashStatus, coordPatternStatus: NTCIP 1202 v02 §2.4, §2.5)."""
+    flash = flash_status != NOT_FLASH
+    bits = 0
+    if ucs == SYSTEM_CONTROL:
+        bits |= StatusBits.CENTRAL_CONTROL
+    if ucs == BACKUP:
+        bits |= StatusBits.FALLBACK
+    if ucs == MANUAL:
+        bits |= StatusBits.LOCAL_OVERRIDE
+    if flash:
+        bits |= StatusBits.FLASH
+    if flash_status in (5, 6):
+        bits |= StatusBits.MMU_FAULT
+    if flash:
+        mode = ControllerMode.FAULT if bits & StatusBits.MMU_FAULT else ControllerMode.FLASH
+    elif ucs == SYSTEM_CONTROL:
+        mode = ControllerMode.CENTRAL_STAGE if pattern == 254 else ControllerMode.CENTRAL_PLAN
+    else:
+        mode = ControllerMode.LOCAL_PLAN
+    return int(mode), int(bits)
 
 
 def _preempt_pick(states: np.ndarray) -> np.ndarray:
@@ -369,73 +395,86 @@ def decode_ntcip_rows(
     lay = _layout(keys, fmap, profile)
     v = lay.index
     ok: np.ndarray = np.asarray(~((x < 0) | (x > lay.top)).any(axis=1))
+    flash_status = x[:, v["unitFlashStatus"]]
+    flash = flash_status != NOT_FLASH
+    vol = x[:, lay.volume].astype(float)
+    vol[vol >= 255] = np.nan  # 255 = overflow: unknown
+    pstates = x[:, lay.preempts]
+    pnum = _preempt_pick(pstates)
+    cols: dict[str, np.ndarray] = {
+        "group_state": _rows_signal_state(x, lay, flash),
+        "volume": vol,
+        "occupancy": occupancy_from_ntcip(x[:, lay.occupancy], profile.occupancy_full_scale),
+        "sequence": x[:, v["volumeOccupancySequence"]],
+        "control_status": x[:, v["unitControlStatus"]],
+        "flash_status": flash_status,
+        "pattern_status": x[:, v["coordPatternStatus"]],
+        "local_free": x[:, v["localFreeStatus"]],
+        "cycle_position_s": x[:, v["coordCycleStatus"]],
+        "short_alarms": x[:, v["shortAlarmStatus"]],
+        "preempt_state": pstates[np.arange(len(x)), np.maximum(pnum - 1, 0)],
+        "preempt_number": pnum,
+        "preempt_states": pstates,
+        "detector_alarm": (x[:, lay.alarms] >> lay.alarm_bit & 1) == 1,
+        "ped_call": ((x[:, lay.pedcalls] >> lay.veh_bit & 1) == 1) & lay.is_ped,
+    }
+    if profile.greenwave_extension:
+        cols.update(_extension_columns(x, lay, fmap))
+    else:
+        cols.update(_standard_columns(cols["control_status"], flash_status, cols["pattern_status"]))
+    return cols, ok
+
+
+def _rows_signal_state(x: np.ndarray, lay: _Layout, flash: np.ndarray) -> np.ndarray:
+    """:func:`_row_signal_state` for a batch: each row's signal group states, FLASH on the rows in flash."""
     bit = lay.veh_bit
     greens = x[:, lay.greens] >> bit & 1
     yellows = x[:, lay.yellows] >> bit & 1
     walks = x[:, lay.walks] >> bit & 1
-    ped_call = ((x[:, lay.pedcalls] >> bit & 1) == 1) & lay.is_ped
-    detector_alarm = (x[:, lay.alarms] >> lay.alarm_bit & 1) == 1
     state = np.where(
         lay.is_ped,
         np.where(walks == 1, GREEN, RED),
         np.where(greens == 1, GREEN, np.where(yellows == 1, YELLOW, RED)),
     ).astype(np.int8)
-    flash_status = x[:, v["unitFlashStatus"]]
-    flash = flash_status != NOT_FLASH
     state[flash] = FLASH
-    vol = x[:, lay.volume].astype(float)
-    vol[vol >= 255] = np.nan  # 255 = overflow: unknown
-    occ = occupancy_from_ntcip(x[:, lay.occupancy], profile.occupancy_full_scale)
-    ucs = x[:, v["unitControlStatus"]]
-    pattern = x[:, v["coordPatternStatus"]]
-    m = len(x)
-    pstates = x[:, lay.preempts]
-    pnum = _preempt_pick(pstates)
-    pstate = pstates[np.arange(m), np.maximum(pnum - 1, 0)]
-    cols: dict[str, np.ndarray] = {
-        "group_state": state,
-        "volume": vol,
-        "occupancy": occ,
-        "sequence": x[:, v["volumeOccupancySequence"]],
-        "control_status": ucs,
-        "flash_status": flash_status,
-        "pattern_status": pattern,
-        "local_free": x[:, v["localFreeStatus"]],
-        "cycle_position_s": x[:, v["coordCycleStatus"]],
-        "short_alarms": x[:, v["shortAlarmStatus"]],
-        "preempt_state": pstate,
-        "preempt_number": pnum,
-        "preempt_states": pstates,
-        "detector_alarm": detector_alarm,
-        "ped_call": ped_call,
+    return state
+
+
+def _extension_columns(x: np.ndarray, lay: _Layout, fmap: FieldMap) -> dict[str, np.ndarray]:
+    """The columns the greenwave extension OIDs carry (mode, status bits, command sequence numbers, clock,
+    queues when every group reports one)."""
+    v = lay.index
+    cols = {
+        "mode": x[:, v["gwMode"]],
+        "status_word": x[:, v["gwStatusBits"]],
+        "accepted_seq": x[:, v["gwAcceptedSeq"]],
+        "rejected_seq": x[:, v["gwRejectedSeq"]],
+        "reject_reason": x[:, v["gwRejectReason"]],
+        "plan_clock_s": x[:, v["gwPlanClock"]] / 10.0,
+        "tick": x[:, v["gwTick"]],
     }
-    if profile.greenwave_extension:
-        cols["mode"] = x[:, v["gwMode"]]
-        cols["status_word"] = x[:, v["gwStatusBits"]]
-        cols["accepted_seq"] = x[:, v["gwAcceptedSeq"]]
-        cols["rejected_seq"] = x[:, v["gwRejectedSeq"]]
-        cols["reject_reason"] = x[:, v["gwRejectReason"]]
-        cols["plan_clock_s"] = x[:, v["gwPlanClock"]] / 10.0
-        cols["tick"] = x[:, v["gwTick"]]
-        if len(lay.queue) == fmap.n_groups:
-            cols["queue_veh"] = queue_from_wire(x[:, lay.queue])
-    else:  # the same derivation as decode_ntcip_status, column-wise
-        bits = np.zeros(m, np.int64)
-        bits[ucs == SYSTEM_CONTROL] |= int(StatusBits.CENTRAL_CONTROL)
-        bits[ucs == BACKUP] |= int(StatusBits.FALLBACK)
-        bits[ucs == MANUAL] |= int(StatusBits.LOCAL_OVERRIDE)
-        bits[flash] |= int(StatusBits.FLASH)
-        mmu = (flash_status == 5) | (flash_status == 6)
-        bits[mmu] |= int(StatusBits.MMU_FAULT)
-        mode = np.full(m, int(ControllerMode.LOCAL_PLAN), np.int64)
-        central = ~flash & (ucs == SYSTEM_CONTROL)
-        mode[central] = np.where(
-            pattern[central] == 254, int(ControllerMode.CENTRAL_STAGE), int(ControllerMode.CENTRAL_PLAN)
-        )
-        mode[flash] = np.where(mmu[flash], int(ControllerMode.FAULT), int(ControllerMode.FLASH))
-        cols["mode"] = mode
-        cols["status_word"] = bits
-    return cols, ok
+    if len(lay.queue) == fmap.n_groups:
+        cols["queue_veh"] = queue_from_wire(x[:, lay.queue])
+    return cols
+
+
+def _standard_columns(ucs: np.ndarray, flash_status: np.ndarray, pattern: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`_standard_mode_bits` column-wise: mode and status bits from standard objects only."""
+    m = len(ucs)
+    flash = flash_status != NOT_FLASH
+    bits = np.zeros(m, np.int64)
+    bits[ucs == SYSTEM_CONTROL] |= int(StatusBits.CENTRAL_CONTROL)
+    bits[ucs == BACKUP] |= int(StatusBits.FALLBACK)
+    bits[ucs == MANUAL] |= int(StatusBits.LOCAL_OVERRIDE)
+    bits[flash] |= int(StatusBits.FLASH)
+    mmu = (flash_status == 5) | (flash_status == 6)
+    bits[mmu] |= int(StatusBits.MMU_FAULT)
+    mode = np.full(m, int(ControllerMode.LOCAL_PLAN), np.int64)
+    central = ~flash & (ucs == SYSTEM_CONTROL)
+    stage, plan = int(ControllerMode.CENTRAL_STAGE), int(ControllerMode.CENTRAL_PLAN)
+    mode[central] = np.where(pattern[central] == 254, stage, plan)
+    mode[flash] = np.where(mmu[flash], int(ControllerMode.FAULT), int(ControllerMode.FLASH))
+    return {"mode": mode, "status_word": bits}
 
 
 _SCALARS = (
@@ -569,7 +608,6 @@ class NtcipBackend(PolledFieldBackend):
         self.client_kind = client
         self._clients: dict[str, SnmpClient] = {}
         self._batch = BatchGet(window=max_in_flight)
-        self._bulk: list[tuple[np.ndarray, dict[str, np.ndarray], list[NtcipLink]]] = []
         self._shapes: dict[tuple, tuple] = {}
         super().__init__(network, endpoints, max_concurrent_connects=max_in_flight, **poll)
         self._det_start = np.array([sl.start for sl in self._det_slices], np.intp)
@@ -821,58 +859,42 @@ class NtcipBackend(PolledFieldBackend):
 
     _QUIET: ClassVar[dict[str, Any]] = {"preempt": False, "free": 0, "detectors": (), "preempts": ()}
 
-    def _fill_bulk(self, cols: dict[str, Any]) -> tuple[np.ndarray | None, bool]:
-        """The rows of this tick's batched poll, a shape at a time (see the base class)."""
-        bulk, self._bulk = self._bulk, []
-        if not bulk:
-            return None, False
-        filled = np.zeros(len(self.links), bool)
-        done = False
-        extra = dict(zip(self.extra_columns, cols["extra"], strict=True))
-        for idx, c, rows in bulk:
-            g = c["group_state"].shape[1]
-            n_det = c["volume"].shape[1]
-            det = self._det_start[idx][:, None] + np.arange(n_det)[None, :]
-            seq = c["sequence"].tolist()
-            advanced = np.zeros(len(rows), bool)  # counts only when volumeOccupancySequence moved on
-            for i, link in enumerate(rows):
-                prev, link.prev_sequence = link.prev_sequence, seq[i]
-                advanced[i] = prev is not None and prev != seq[i]
-            cols["counts"][det] = np.where(advanced[:, None], c["volume"], 0.0)
-            cols["occupancy"][det] = c["occupancy"]
-            cols["signal_state"][idx, :g] = c["group_state"]
-            if "queue_veh" in c:
-                cols["queue_veh"][idx, :g] = c["queue_veh"]
-            sw = c["status_word"]
-            cols["fault"][idx] = (sw & FAULT_BITS) != 0
-            cols["mode"][idx] = c["mode"]
-            cols["central"][idx] = (sw & _CENTRAL) != 0
-            done = done or bool((sw & _DONE).any())
-            pre = c["preempt_state"]
-            active = (c["preempt_states"] > _PREEMPT_CALL).any(axis=1)
-            extra["preempt_state"][idx] = pre
-            extra["preempt_number"][idx] = c["preempt_number"]
-            extra["preempt_active"][idx] = active
-            extra["local_free_status"][idx] = c["local_free"]
-            extra["coord_cycle_s"][idx] = c["cycle_position_s"]
-            extra["detector_alarms"][idx] = c["detector_alarm"].sum(axis=1)
-            ped = c["ped_call"]
-            extra["ped_calls"][idx] = ped.astype(np.int64) @ (1 << np.arange(ped.shape[1], dtype=np.int64))
-            filled[idx] = True
-            # Alarms are worded per controller, but only where something is (or was) to report.
-            noisy = (
-                (c["preempt_states"] > _PREEMPT_IDLE).any(axis=1)
-                | (c["local_free"] >= _BAD_PLAN)
-                | c["detector_alarm"].any(axis=1)
-            )
-            quiet = self._QUIET
-            for i in range(len(rows)):
-                link = rows[i]
-                if link.status is not None and (noisy[i] or (link.reported and link.reported != quiet)):
-                    self._report(link, link.status)
-                elif not link.reported:
-                    link.reported = dict(quiet)
-        return filled, done
+    def _fill_batch(
+        self, cols: dict[str, Any], extra: dict[str, np.ndarray], idx: np.ndarray, c: dict[str, Any], more: Any
+    ) -> None:
+        """Counts (when volumeOccupancySequence moved on), occupancy, the NTCIP columns, and the alarms of the
+        rows with something to report, for one shape's batch (see the base class)."""
+        rows: list[NtcipLink] = more
+        n_det = c["volume"].shape[1]
+        det = self._det_start[idx][:, None] + np.arange(n_det)[None, :]
+        seq = c["sequence"].tolist()
+        advanced = np.zeros(len(rows), bool)  # counts only when volumeOccupancySequence moved on
+        for i, link in enumerate(rows):
+            prev, link.prev_sequence = link.prev_sequence, seq[i]
+            advanced[i] = prev is not None and prev != seq[i]
+        cols["counts"][det] = np.where(advanced[:, None], c["volume"], 0.0)
+        cols["occupancy"][det] = c["occupancy"]
+        extra["preempt_state"][idx] = c["preempt_state"]
+        extra["preempt_number"][idx] = c["preempt_number"]
+        extra["preempt_active"][idx] = (c["preempt_states"] > _PREEMPT_CALL).any(axis=1)
+        extra["local_free_status"][idx] = c["local_free"]
+        extra["coord_cycle_s"][idx] = c["cycle_position_s"]
+        extra["detector_alarms"][idx] = c["detector_alarm"].sum(axis=1)
+        ped = c["ped_call"]
+        extra["ped_calls"][idx] = ped.astype(np.int64) @ (1 << np.arange(ped.shape[1], dtype=np.int64))
+        # Alarms are worded per controller, but only where something is (or was) to report.
+        noisy = (
+            (c["preempt_states"] > _PREEMPT_IDLE).any(axis=1)
+            | (c["local_free"] >= _BAD_PLAN)
+            | c["detector_alarm"].any(axis=1)
+        )
+        quiet = self._QUIET
+        for i in range(len(rows)):
+            link = rows[i]
+            if link.status is not None and (noisy[i] or (link.reported and link.reported != quiet)):
+                self._report(link, link.status)
+            elif not link.reported:
+                link.reported = dict(quiet)
 
     # ---- observation columns ------------------------------------------------------------------------------
     def _row_counts(self, link: NtcipLink, st: NtcipStatus) -> np.ndarray:
