@@ -23,15 +23,19 @@ needs to see and do at the backend seam:
 * it **times** every read (the backend latency metric) and every wait for the
   next real-time tick inside ``advance`` (field backends), through the
   ``on_read`` and ``on_wait`` callbacks, so the tick metric can leave the wait out.
+
+:class:`Control` is what one intersection should run (a :class:`ControlKind`, its source and
+plan), as the operator's standing choice, the schedule or a command decides it.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
-from enum import IntEnum
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import IntEnum, StrEnum
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 import numpy as np
@@ -49,7 +53,56 @@ from intersections.plan import TimingPlan
 if TYPE_CHECKING:
     from field_io.vehicle_feed import FeedBackend
 
-__all__ = ["OverrideMode", "OverridePolicy", "CentreBackend"]
+__all__ = ["ADAPTIVE", "CentreBackend", "Control", "ControlKind", "OverrideMode", "OverridePolicy"]
+
+
+class ControlKind(StrEnum):
+    """What the control centre runs at an intersection (``Control.kind``; the dashboard shows the value)."""
+
+    ADAPTIVE = "adaptive"
+    FIXED = "fixed"
+    HOLD = "hold"
+    FLASH = "flash"
+
+
+@dataclass(frozen=True)
+class Control:
+    """What one intersection should run, and why."""
+
+    kind: ControlKind
+    source: str = "standing"  # standing | schedule | command
+    plan_id: int | None = None
+    plan_version: int | None = None
+    plan: TimingPlan | None = field(default=None, compare=False)
+    stage: str | None = None
+    command_id: int | None = None
+    expires_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", ControlKind(self.kind))  # a stored mode read back as text
+
+    def public(self) -> dict[str, Any]:
+        """``kind`` and ``source`` always; the other fields only when set.
+
+        Made once per control and shared (read-only) by every snapshot that shows it: the
+        snapshot repeats it for every intersection every tick, and controls seldom change.
+        """
+        cached = self.__dict__.get("_public")
+        if cached is not None:
+            return cached
+        out: dict[str, Any] = {"kind": self.kind, "source": self.source}
+        for k in ("plan_id", "plan_version", "stage", "command_id"):
+            v = getattr(self, k)
+            if v is not None:
+                out[k] = v
+        if self.expires_at is not None:
+            out["expires_at"] = self.expires_at.isoformat()
+        object.__setattr__(self, "_public", out)  # frozen: the cache is not a field (no compare, no repr)
+        return out
+
+
+#: The control an intersection runs when nobody chose another.
+ADAPTIVE = Control(ControlKind.ADAPTIVE)
 
 
 class OverrideMode(IntEnum):

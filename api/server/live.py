@@ -34,9 +34,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +43,7 @@ from sqlalchemy import select
 
 from api.server.actual_timing import ActualTiming
 from api.server.alarm_book import ALARM_TYPES, AlarmBook
-from api.server.control import CentreBackend, OverridePolicy
+from api.server.control import ADAPTIVE, CentreBackend, Control, ControlKind, OverridePolicy
 from api.server.db import (
     AlarmRow,
     CommandRow,
@@ -63,6 +61,7 @@ from api.server.metrics import Metrics
 from api.server.recent import RecentTicks
 from api.server.roads import ROAD_LANE_LEVELS_VEH, ROAD_LEVELS, VEHICLE_SPACING_M, RoadMap, RoadTraffic
 from api.server.settings import BackendKind, Settings
+from api.server.snapshot import SnapshotRows
 from api.server.twin import TwinInputs, build_backend
 from controller.backend import BaseBackend
 from controller.engine import Engine, TickResult
@@ -72,7 +71,7 @@ from controller.safety import Mode
 from intersections.errors import GreenwaveError, InputError, PlanError
 from intersections.model import Intersection, SignalGroup, SignalState
 from intersections.network import Network
-from intersections.plan import TimingPlan, plan_from_json
+from intersections.plan import plan_from_json
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -104,24 +103,14 @@ GREEN, YELLOW, RED, FLASH = (
     int(s) for s in (SignalState.GREEN, SignalState.YELLOW, SignalState.RED, SignalState.FLASH)
 )
 STATE_CHARS = np.array(["R", "Y", "G", "F"])
-STATE_BYTES = np.frombuffer(b"RYGF", np.uint8)  # the same letters as bytes: one decode per snapshot
-MODE_NAMES = {int(m): m.name.lower() for m in Mode}
 
 
-@dataclass(frozen=True)
-class _SnapshotShape:
-    """Per network and detector layout: groups per row, and detectors grouped by row (see ``_publish_snapshot``)."""
-
-    key: tuple[int, int]
-    n_groups: list[int]
-    group_mask: np.ndarray  # (n, g) True where the column is one of the row's groups
-    det_order: np.ndarray  # layout indices sorted by row, layout order within a row
-    det_bounds: list[int]  # row r's detectors are det_order[det_bounds[r]:det_bounds[r + 1]]
 HISTORY_TICKS = 900
 KPI_INTERVAL_S = 30.0
 KPI_SAMPLES = 240
 STATUS_VALUES = ("adaptive", "fixed", "manual", "flash", "comm_loss", "fault")
 MAINTENANCE_S = 60.0  # wall seconds between retention prunes and alarm escalation checks
+
 
 class EngineUnavailable(GreenwaveError):
     pass
@@ -207,58 +196,8 @@ def _resolve(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
-class ControlKind(StrEnum):
-    """What the control centre runs at an intersection (``Control.kind``; the dashboard shows the value)."""
-
-    ADAPTIVE = "adaptive"
-    FIXED = "fixed"
-    HOLD = "hold"
-    FLASH = "flash"
-
-
 #: NTCIP pattern number logged (PATTERN_CHANGE) when a control starts: a fixed plan logs its version.
 _PATTERN_OF = {ControlKind.FLASH: 255, ControlKind.HOLD: 254, ControlKind.ADAPTIVE: 0}
-#: The dashboard status (STATUS_VALUES) a control shows when the controller itself is healthy.
-_STATUS_OF = {ControlKind.ADAPTIVE: "adaptive", ControlKind.FIXED: "fixed", ControlKind.HOLD: "manual"}
-
-
-@dataclass(frozen=True)
-class Control:
-    """What one intersection should run, and why."""
-
-    kind: ControlKind
-    source: str = "standing"  # standing | schedule | command
-    plan_id: int | None = None
-    plan_version: int | None = None
-    plan: TimingPlan | None = field(default=None, compare=False)
-    stage: str | None = None
-    command_id: int | None = None
-    expires_at: datetime | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "kind", ControlKind(self.kind))  # a stored mode read back as text
-
-    def public(self) -> dict[str, Any]:
-        """``kind`` and ``source`` always; the other fields only when set.
-
-        Made once per control and shared (read-only) by every snapshot that shows it: the
-        snapshot repeats it for every intersection every tick, and controls seldom change.
-        """
-        cached = self.__dict__.get("_public")
-        if cached is not None:
-            return cached
-        out: dict[str, Any] = {"kind": self.kind, "source": self.source}
-        for k in ("plan_id", "plan_version", "stage", "command_id"):
-            v = getattr(self, k)
-            if v is not None:
-                out[k] = v
-        if self.expires_at is not None:
-            out["expires_at"] = self.expires_at.isoformat()
-        object.__setattr__(self, "_public", out)  # frozen: the cache is not a field (no compare, no repr)
-        return out
-
-
-ADAPTIVE = Control(ControlKind.ADAPTIVE)
 
 
 def intersection_model(inter: Intersection) -> dict[str, Any]:
@@ -393,7 +332,7 @@ class EngineRunner:
         self._last_maintenance = 0.0
         self._last_prune = -float("inf")
         self._tick_wait_s = 0.0  # this tick's wait for real time inside advance (CentreBackend.on_wait)
-        self._shape: _SnapshotShape | None = None
+        self.snapshot_rows = SnapshotRows()  # each intersection's live row, from the newest tick
         self.recorder: DrainingRecorder | None = None  # the high-resolution event log, with the engine
         self.actual_timing = ActualTiming(0)  # actual cycle, splits and offset, from the served stages
         self.history = RecentTicks(0, 0, 0, HISTORY_TICKS)  # the last ticks, for the snapshot and timelines
@@ -907,17 +846,6 @@ class EngineRunner:
         self.alarms.set_shelved(alarm_id, until)
 
     # ---- snapshot --------------------------------------------------------------------------
-    def _status(self, r: int, mode: int, comm: bool) -> str:
-        c = self.applied[r]
-        if comm:
-            return "comm_loss"
-        if mode == Mode.FAULT:
-            return "fault"
-        kind = c.kind if c is not None else ControlKind.ADAPTIVE
-        if kind is ControlKind.FLASH or mode in (Mode.CLEARING, Mode.FLASH):
-            return "flash"
-        return _STATUS_OF[kind]
-
     def _publish_snapshot(self, force: bool = False) -> None:
         net = self.network
         if net is None or len(self.history) == 0:
@@ -928,7 +856,19 @@ class EngineRunner:
             self.tick_signal.fire()
             return
         alarms_by_row = self.alarms.open_by_row()
-        out = self._snapshot_rows(net, alarms_by_row)
+        assert self.layout is not None  # bound with the backend, before the first tick
+        out = self.snapshot_rows.rows(
+            net,
+            self.layout,
+            self.history,
+            self.engine.supervisor,
+            comm_age_s=self.backend.down_age_s,
+            comm_loss=self.alarms.cond["comm_loss"],
+            link_down=self.link_down,
+            alarms_by_row=alarms_by_row,
+            controls=self.applied,
+            timing_of=self.timing_of,
+        )
         self.seq += 1
         self.snapshot = {
             "seq": self.seq,
@@ -954,75 +894,6 @@ class EngineRunner:
         }
         self.frame = SnapshotFrame(self.snapshot)
         self.tick_signal.fire()
-
-    def _snapshot_rows(self, net: Network, alarms_by_row: np.ndarray) -> dict[str, Any]:
-        """Each intersection's live row of the snapshot, from the newest history slot."""
-        h = self.history
-        p = h.newest
-        states = h.states[p]
-        target = h.target[p]
-        sup = self.engine.supervisor
-        obs_age = self.backend.down_age_s
-        comm = self.alarms.cond["comm_loss"]
-        lay = self.layout
-        assert lay is not None  # bound with the backend, before the first tick
-        presence = h.presence[p]
-        # Whole-network arrays first, then one dict per intersection from plain Python values: at city
-        # size (1,000+ rows) per-row numpy calls cost more than their data (benchmarks/bench_api.py).
-        shape = self._snapshot_shape(net, lay)
-        ng_max = shape.group_mask.shape[1]
-        green = (states[:, :ng_max] == GREEN) & shape.group_mask
-        stage_time = np.where(green, sup.state_time_s[:, :ng_max], np.inf).min(axis=1)
-        stage_time = np.round(np.where(np.isfinite(stage_time), stage_time, 0.0), 1).tolist()
-        sig = STATE_BYTES[states[:, :ng_max]].tobytes().decode("ascii")
-        det = np.where(presence[shape.det_order], 49, 48).astype(np.uint8).tobytes().decode("ascii")
-        modes = sup.mode.tolist()
-        comm_l = comm.tolist()
-        queue_l = np.round(h.queue[p].astype(float), 1).tolist()
-        age_l = np.round(obs_age.astype(float), 1).tolist()
-        down_l = self.link_down.tolist()
-        alarms_l = alarms_by_row.tolist()
-        target_l = target.tolist()
-        b = shape.det_bounds
-        out: dict[str, Any] = {}
-        for r, inter in enumerate(net.intersections):
-            st = target_l[r]
-            c = self.applied[r]
-            out[inter.id] = {
-                "status": self._status(r, modes[r], comm_l[r]),
-                "mode": MODE_NAMES[modes[r]],
-                "control": (c or ADAPTIVE).public(),
-                "stage": inter.stages[st].id if 0 <= st < len(inter.stages) else None,
-                "stage_time_s": stage_time[r],
-                "signals": sig[r * ng_max : r * ng_max + shape.n_groups[r]],
-                "detectors": det[b[r] : b[r + 1]],
-                "queue_veh": queue_l[r],
-                "comm_age_s": age_l[r],
-                "link_down": down_l[r],
-                "alarms": alarms_l[r],
-                "timing": self.timing_of(r),
-            }
-        return out
-
-    def _snapshot_shape(self, net: Network, lay: DetectorLayout) -> _SnapshotShape:
-        """What the snapshot needs of the network and detector layout that does not change per tick."""
-        shape = self._shape
-        if shape is None or shape.key != (id(net), id(lay)):
-            n_groups = np.array([len(i.groups) for i in net.intersections], np.int64)
-            g = int(self.history.states.shape[2])
-            row = np.asarray(lay.row)
-            # Detectors of each row in layout order (a stable sort keeps the per-row order of flatnonzero).
-            order = np.argsort(row, kind="stable")
-            bounds = np.searchsorted(row[order], np.arange(len(net) + 1)).tolist()
-            shape = _SnapshotShape(
-                key=(id(net), id(lay)),
-                n_groups=n_groups.tolist(),
-                group_mask=np.arange(g)[None, :] < n_groups[:, None],
-                det_order=order,
-                det_bounds=bounds,
-            )
-            self._shape = shape
-        return shape
 
     def _roads_live(self) -> dict[str, Any]:
         """Per map road, in ``/api/network`` order: queue, its level, occupancy and degree of saturation."""
