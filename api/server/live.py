@@ -53,9 +53,9 @@ from api.server.db import (
     KpiSample,
     PlanVersion,
     ScheduleEntry,
-    encode_events,
     utcnow,
 )
+from api.server.event_log import DrainingRecorder
 from api.server.kpi_window import KpiWindow
 from api.server.metrics import Metrics
 from api.server.recent import RecentTicks
@@ -65,7 +65,7 @@ from api.server.snapshot import SnapshotRows
 from api.server.twin import TwinInputs, build_backend
 from controller.backend import BaseBackend
 from controller.engine import Engine, TickResult
-from controller.events import EventCode, EventRecorder
+from controller.events import EventCode
 from controller.policies import make_policy
 from controller.safety import Mode
 from intersections.errors import GreenwaveError, InputError, PlanError
@@ -230,15 +230,6 @@ def intersection_model(inter: Intersection) -> dict[str, Any]:
             for d in inter.detectors
         ],
     }
-
-
-class DrainingRecorder(EventRecorder):
-    """An :class:`EventRecorder` whose events can be taken out (written to the database)."""
-
-    def drain(self) -> np.ndarray:
-        ev = self.table()
-        self._chunks = []
-        return ev
 
 
 def read_geometry(net_file: Path, network: Network) -> dict[str, Any]:
@@ -940,26 +931,8 @@ class EngineRunner:
 
     # ---- hi-res events --------------------------------------------------------------------
     def _flush_events(self) -> None:
-        rec = self.recorder
-        if rec is None or self.network is None:
-            return
-        ev = rec.drain()
-        if not len(ev):
-            return
-        ids = self.network.ids
-        with self.db.session() as s:
-            for r in np.unique(ev[:, 1]).astype(int):
-                sel = ev[ev[:, 1] == r]
-                t0, t1 = float(sel[0, 0]), float(sel[-1, 0])
-                s.add(
-                    EventChunk(
-                        intersection_id=ids[r],
-                        start_at=self.clock(t0),
-                        end_at=self.clock(t1),
-                        count=len(sel),
-                        data=encode_events(sel[:, 0] - t0, sel[:, 2], sel[:, 3]),
-                    )
-                )
+        if self.recorder is not None and self.network is not None:
+            self.recorder.flush(self.db, self.network.ids, self.clock)
 
 
 def _minutes(hhmm: str) -> int:
