@@ -44,15 +44,13 @@ from sqlalchemy import select
 from api.server.actual_timing import ActualTiming
 from api.server.alarm_book import ALARM_TYPES, AlarmBook
 from api.server.control import ADAPTIVE, CentreBackend, Control, ControlKind, OverridePolicy
+from api.server.control_book import ControlBook
 from api.server.db import (
     AlarmRow,
-    CommandRow,
     Database,
     EventChunk,
     IntersectionRow,
     KpiSample,
-    PlanVersion,
-    ScheduleEntry,
     utcnow,
 )
 from api.server.event_log import DrainingRecorder
@@ -71,11 +69,8 @@ from controller.safety import Mode
 from intersections.errors import GreenwaveError, InputError, PlanError
 from intersections.model import Intersection, SignalGroup, SignalState
 from intersections.network import Network
-from intersections.plan import plan_from_json
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
     from controller.backend import DetectorLayout
     from field_io.emulator.runner import Emulator
     from field_io.vehicle_feed import FeedBackend
@@ -458,10 +453,7 @@ class EngineRunner:
         n = len(network)
         self.layout = None
         self.network = network
-        self.standing: list[Control] = [ADAPTIVE] * n
-        self.schedules: dict[int, list[tuple[int, Control]]] = {}
-        self._sched_idx: dict[int, int] = {}
-        self.commands: dict[int, tuple[int, Control]] = {}  # id -> (row, control)
+        self.controls = ControlBook(self.db, network.ids)  # what each intersection should run
         self.applied: list[Control | None] = [None] * n
         self.alarms = AlarmBook(self.db, network.ids, self.publish)
         self.link_down = np.zeros(n, bool)
@@ -511,58 +503,15 @@ class EngineRunner:
                 row.x_m, row.y_m = x, y
                 row.model = intersection_model(inter)
 
-    def _plan_control(self, s: Session, plan_id: int, source: str, **kw: Any) -> Control | None:
-        pv = s.get(PlanVersion, plan_id)
-        if pv is None:
-            return None
-        return Control(
-            ControlKind.FIXED, source=source, plan_id=pv.id, plan_version=pv.version, plan=plan_from_json(pv.plan), **kw
-        )
-
     def _load_state(self) -> None:
         """Standing modes, schedules, unexpired commands and open alarms from the database."""
-        ids = self.model_net.ids
         now = utcnow()
         with self.db.session() as s:
-            for r, iid in enumerate(ids):
-                row = s.get(IntersectionRow, iid)
-                if row is not None and row.standing_mode == "fixed" and row.active_plan_id is not None:
-                    self.standing[r] = self._plan_control(s, row.active_plan_id, "standing") or ADAPTIVE
-            for e in s.scalars(select(ScheduleEntry).order_by(ScheduleEntry.id)):
-                if e.intersection_id in ids:
-                    r = ids.index(e.intersection_id)
-                    c = (
-                        self._plan_control(s, e.plan_id, "schedule")
-                        if e.plan_id
-                        else Control(ControlKind.ADAPTIVE, "schedule")
-                    )
-                    if c is not None:
-                        self.schedules.setdefault(r, []).append((_minutes(e.start), c))
-            for v in self.schedules.values():
-                v.sort(key=lambda x: x[0])
-            for cmd in s.scalars(select(CommandRow).where(CommandRow.status == "active")):
-                if cmd.intersection_id not in ids:
-                    continue
-                if cmd.expires_at <= now:
-                    self._end_command_row(s, cmd, "expired", "system", now)
-                    continue
-                self.commands[cmd.id] = (ids.index(cmd.intersection_id), self._command_control(s, cmd))
+            self.controls.load(s, now)
             for a in s.scalars(select(AlarmRow).where(AlarmRow.cleared_at.is_(None))):
                 a.cleared_at = now
                 a.message += " (cleared at service restart; raised again if it persists)"
             self.alarms.load(s)
-
-    def _command_control(self, s: Session, c: CommandRow) -> Control:
-        if c.kind == "fixed_plan" and c.plan_id is not None:
-            pc = self._plan_control(s, c.plan_id, "command", command_id=c.id, expires_at=c.expires_at)
-            if pc is not None:
-                return pc
-        kind = {"flash": ControlKind.FLASH, "hold": ControlKind.HOLD}.get(c.kind, ControlKind.ADAPTIVE)
-        return Control(kind, "command", stage=c.stage, command_id=c.id, expires_at=c.expires_at)
-
-    def _end_command_row(self, s: Session, c: CommandRow, status: str, by: str, now: datetime) -> None:
-        c.status, c.ended_at, c.ended_by = status, now, by
-        self.db.audit(s, by, f"command.{status}", c.intersection_id, command_id=c.id, kind=c.kind)
 
     def _make_inner(self) -> BaseBackend | FeedBackend:
         """The backend the settings name (:mod:`api.server.twin`); a Modbus emulator is kept to close."""
@@ -604,7 +553,7 @@ class EngineRunner:
         self.last_queue = np.zeros((n, g))
         self.road_traffic = RoadTraffic(n, g, len(self.roads.ids) if self.roads else 0)
         self.actual_timing = ActualTiming(n)
-        self.kpi_window = KpiWindow(len(self.standing), KPI_INTERVAL_S)
+        self.kpi_window = KpiWindow(len(self.controls.standing), KPI_INTERVAL_S)
         self.applied = [None] * n  # re-apply every control to the new engine
         return backend
 
@@ -679,31 +628,15 @@ class EngineRunner:
 
     # ---- controls -------------------------------------------------------------------------
     def _resolve_controls(self, now: datetime) -> None:
-        expired = [cid for cid, (_r, c) in self.commands.items() if c.expires_at is not None and c.expires_at <= now]
-        if expired:
-            with self.db.session() as s:
-                for cid in expired:
-                    self.commands.pop(cid)
-                    row = s.get(CommandRow, cid)
-                    if row is not None and row.status == "active":
-                        self._end_command_row(s, row, "expired", "system", now)
-                        self.publish("command", {"id": cid, "status": "expired", "intersection": row.intersection_id})
-        if self.schedules:
-            clock = self.clock(self.sim_time_s)
-            minute = clock.hour * 60 + clock.minute
-            for r, entries in self.schedules.items():
-                idx = max((k for k, (m, _c) in enumerate(entries) if m <= minute), default=len(entries) - 1)
-                if self._sched_idx.get(r) != idx:
-                    self._sched_idx[r] = idx
-                    self.standing[r] = entries[idx][1]
-        newest: dict[int, tuple[int, Control]] = {}
-        for cid, (r, c) in self.commands.items():
-            if r not in newest or cid > newest[r][0]:
-                newest[r] = (cid, c)
-        for r in range(len(self.standing)):
-            want = newest[r][1] if r in newest else self.standing[r]
+        for cid, iid in self.controls.expire(now):
+            self.publish("command", {"id": cid, "status": "expired", "intersection": iid})
+        for r, want in enumerate(self.controls.wanted(self._minute_of_day)):
             if self.applied[r] != want:
                 self._apply_control(r, want)
+
+    def _minute_of_day(self) -> int:
+        clock = self.clock(self.sim_time_s)
+        return clock.hour * 60 + clock.minute
 
     def _apply_control(self, r: int, c: Control) -> None:
         pol, be = self.policy, self.backend
@@ -732,21 +665,16 @@ class EngineRunner:
 
     # operations the API posts ---------------------------------------------------------
     def set_standing(self, intersection_id: str, control: Control) -> None:
-        self.standing[self.row_of(intersection_id)] = control
+        self.controls.set_standing(self.row_of(intersection_id), control)
 
     def add_command(self, command_id: int, intersection_id: str, control: Control) -> None:
-        self.commands[command_id] = (self.row_of(intersection_id), control)
+        self.controls.add_command(command_id, self.row_of(intersection_id), control)
 
     def end_command(self, command_id: int) -> None:
-        self.commands.pop(command_id, None)
+        self.controls.end_command(command_id)
 
     def set_schedule(self, intersection_id: str, entries: list[tuple[str, Control]]) -> None:
-        r = self.row_of(intersection_id)
-        if entries:
-            self.schedules[r] = sorted(((_minutes(t), c) for t, c in entries), key=lambda x: x[0])
-        else:
-            self.schedules.pop(r, None)
-        self._sched_idx.pop(r, None)
+        self.controls.set_schedule(self.row_of(intersection_id), entries)
 
     def set_link(self, intersection_id: str, down: bool) -> None:
         r = self.row_of(intersection_id)
@@ -759,7 +687,7 @@ class EngineRunner:
     # ---- after each tick ----------------------------------------------------------------
     def _after_tick(self, res: TickResult) -> None:
         obs = res.observation
-        n = len(self.standing)
+        n = len(self.controls.standing)
         lay = self.layout
         assert lay is not None  # bound with the backend, before the first tick
         comm = obs.comm_age_s > self.engine.comm_timeout_s
@@ -933,8 +861,3 @@ class EngineRunner:
     def _flush_events(self) -> None:
         if self.recorder is not None and self.network is not None:
             self.recorder.flush(self.db, self.network.ids, self.clock)
-
-
-def _minutes(hhmm: str) -> int:
-    h, m = hhmm.split(":")
-    return int(h) * 60 + int(m)
