@@ -59,6 +59,7 @@ from api.server.metrics import Metrics
 from api.server.recent import RecentTicks
 from api.server.roads import ROAD_LANE_LEVELS_VEH, ROAD_LEVELS, VEHICLE_SPACING_M, RoadMap, RoadTraffic
 from api.server.settings import BackendKind, Settings
+from api.server.site import corridor_of, load_site, signal_positions
 from api.server.snapshot import SnapshotRows
 from api.server.twin import TwinInputs, build_backend
 from controller.backend import BaseBackend
@@ -227,48 +228,6 @@ def intersection_model(inter: Intersection) -> dict[str, Any]:
     }
 
 
-def read_geometry(net_file: Path, network: Network) -> dict[str, Any]:
-    """Edge shapes and junction positions of a SUMO net, for the map (SUMO's x/y metres)."""
-    import sumolib
-
-    net = sumolib.net.readNet(str(net_file))
-    edges = []
-    for e in net.getEdges(withInternal=False):
-        if e.getFunction() == "internal":
-            continue
-        edges.append(
-            {
-                "id": e.getID(),
-                "from": e.getFromNode().getID(),
-                "to": e.getToNode().getID(),
-                "lanes": e.getLaneNumber(),
-                "shape": [[round(x, 1), round(y, 1)] for x, y, *_ in e.getShape()],
-            }
-        )
-    (x0, y0), (x1, y1) = net.getBBoxXY()
-    return {"bounds": [x0, y0, x1, y1], "edges": edges}
-
-
-def _graph_geometry(network: Network) -> dict[str, Any]:
-    g = network.graph
-    xs = [d.get("x_m", 0.0) for _, d in g.nodes(data=True)] or [0.0]
-    ys = [d.get("y_m", 0.0) for _, d in g.nodes(data=True)] or [0.0]
-    edges = [
-        {
-            "id": d["id"],
-            "from": u,
-            "to": v,
-            "lanes": d.get("lanes", 1),
-            "shape": [
-                [g.nodes[u].get("x_m", 0.0), g.nodes[u].get("y_m", 0.0)],
-                [g.nodes[v].get("x_m", 0.0), g.nodes[v].get("y_m", 0.0)],
-            ],
-        }
-        for u, v, d in g.edges(data=True)
-    ]
-    return {"bounds": [min(xs), min(ys), max(xs), max(ys)], "edges": edges}
-
-
 class EngineRunner:
     """Runs the engine in a background thread; see the module docstring."""
 
@@ -393,59 +352,22 @@ class EngineRunner:
             self._publish_snapshot(force=True)
 
     def _setup(self) -> None:
-        s = self.settings
-        from intersections.loaders.sumo_net import load_sumo_net
-        from simulation.detectors import generate_detectors
-
-        data = s.data_dir
-        data.mkdir(parents=True, exist_ok=True)
-        self.spec = None
-        if s.inventory_file is not None:
-            self._setup_network(self._inventory_network(s.inventory_file))
-            return
-        if s.net_file is not None:
-            net_path = Path(s.net_file).resolve()
-        else:
-            from scenarios.specs import resolve_run
-
-            self.spec = resolve_run(
-                scenario=s.scenario, scenario_dir=data / f"scenario-{Path(s.scenario).stem}", seed=s.seed
-            )
-            net_path = self.spec.net
-            self.begin_s = float(self.spec.begin_s or 0.0)
-            self.end_s = self.spec.end_s
-        self.net_path = net_path
-        base = load_sumo_net(net_path)
-        self.detectors = generate_detectors(base, net_path, data / "gw_detectors.add.xml")
-        network = self.detectors.network
-        try:
-            self.geometry = read_geometry(net_path, network)
-        except Exception:  # pragma: no cover - a net sumolib cannot draw
-            self.geometry = _graph_geometry(network)
-        self._setup_network(network)
-
-    def _inventory_network(self, path: Path) -> Network:
-        """A deployment with no SUMO net: the technicians' inventory is the model and the map.
-
-        The map is the inventory's own geometry: intersections and road-graph nodes at
-        their surveyed ``x_m``/``y_m``, each link a straight road between its ends.
-        """
-        from intersections.loaders.inventory import load_inventory
-
-        network = load_inventory(path)
-        self.net_path = None
-        self.detectors = None
-        self.geometry = _graph_geometry(network)
-        return network
+        site = load_site(self.settings)
+        self.spec, self.net_path, self.detectors, self.geometry = (
+            site.spec,
+            site.net_path,
+            site.detectors,
+            site.geometry,
+        )
+        if site.spec is not None:
+            self.begin_s = float(site.spec.begin_s or 0.0)
+            self.end_s = site.spec.end_s
+        self._setup_network(site.network)
 
     def _setup_network(self, network: Network) -> None:
         self.model_net = network
-        g = network.graph
-        node_of = {d.get("tls") or n: n for n, d in g.nodes(data=True) if d.get("signalised")}
-        for inter in network.intersections:
-            nd = g.nodes[node_of.get(inter.id, inter.id)] if node_of.get(inter.id, inter.id) in g else {}
-            self.positions[inter.id] = (float(nd.get("x_m", 0.0)), float(nd.get("y_m", 0.0)))
-        self.corridor = self._make_corridor(network)
+        self.positions.update(signal_positions(network))
+        self.corridor = corridor_of(network, self.positions, self.spec.corridor if self.spec is not None else ())
         from controller.backend import detector_layout
 
         self.roads = RoadMap.build(network, [e["id"] for e in self.geometry["edges"]], detector_layout(network).ids)
@@ -460,37 +382,6 @@ class EngineRunner:
         self._load_state()
         self.policy = OverridePolicy(make_policy(self.policy_name))
         self.network_ready.set()
-
-    def _make_corridor(self, network: Network) -> dict[str, Any] | None:
-        from simulation.timespace import corridor_from_tls
-
-        tls: list[str] = list(self.spec.corridor) if self.spec is not None else []
-        if len(tls) < 2:
-            # The longest row of signals sharing (nearly) one y: a grid's middle row, a main road.
-            rows: dict[int, list[str]] = {}
-            for iid, (_x, y) in self.positions.items():
-                rows.setdefault(round(y / 5.0), []).append(iid)
-            longest = max(len(r) for r in rows.values())
-            if longest < 2:
-                return None
-            full = [rows[k] for k in sorted(rows) if len(rows[k]) == longest]
-            tls = sorted(full[len(full) // 2], key=lambda i: self.positions[i][0])
-        try:
-            c = corridor_from_tls(network, tls)
-        except GreenwaveError:
-            return None
-        speeds = [
-            d.get("free_speed_m_s", 13.89) for _u, _v, d in network.graph.edges(data=True) if d.get("id") in c.edges
-        ]
-        return {
-            "intersections": list(c.tls),
-            "distance_m": [round(x, 1) for x in c.stop_line_m],
-            "through_group": [
-                network.get(t).group_ids[k] if k >= 0 else None for t, k in zip(c.tls, c.through_group, strict=True)
-            ],
-            "length_m": round(c.length_m, 1),
-            "speed_m_s": round(float(np.mean(speeds)) if speeds else 13.89, 2),
-        }
 
     def _sync_intersections(self, network: Network) -> None:
         with self.db.session() as s:

@@ -68,7 +68,8 @@ def test_road_colour_levels_follow_the_queued_share_of_storage(demo_net: Path) -
     """RoadMap on the demo network: a group's queue lands on the roads its movements come from."""
     import numpy as np
 
-    from api.server.live import VEHICLE_SPACING_M, RoadMap, read_geometry
+    from api.server.live import VEHICLE_SPACING_M, RoadMap
+    from api.server.site import read_geometry
     from controller.backend import detector_layout
     from intersections.loaders.sumo_net import load_sumo_net
 
