@@ -7,7 +7,8 @@ each serving a share of the intersections on 127.0.0.1), once per second.
 A **poll cycle** is one poll of all N controllers, as the engine's ``read``
 does it: Modbus, one function-23 transaction per controller that also carries
 the heartbeat, pipelined on one connection per emulator port (each port is a
-gateway for up to 247 controllers, one unit id each); NTCIP, one GET per
+gateway for up to 247 controllers, one unit id each), each connection's
+answers decoded as soon as they are all in; NTCIP, one GET per
 controller, one UDP agent each, every GET sent from one socket and the
 answers decoded a controller shape at a time; decoded into the observation. The farm runs
 ``--per-process`` controllers per emulator process (default 1,000 Modbus,
@@ -23,7 +24,9 @@ the cyclic garbage collector (``Emulator.run`` in a main thread), as central doe
 
 The ladder of N is measured side by side in one run; the table gives the
 cycle latency (p50 / p99), the central's CPU per controller and second, and
-the share of controllers under central control. The headline lines come last.
+the share of controllers under central control. Beside the poll's latency, the central's CPU
+inside the poll (p50): a latency several times that CPU is time spent waiting - for the
+emulators' answers, or for a core on a shared machine. The headline lines come last.
 
 Usage::
 
@@ -142,6 +145,7 @@ def measure(protocol: str, n: int, *, ticks: int, warmup: int, work: Path, per: 
     backend = protocol_spec(protocol).backend_class()(net, eps, dt_s=1.0)
     marks: list[float] = []
     polls: list[float] = []
+    poll_cpu: list[float] = []  # central's CPU inside each poll: wall much above it is waiting (farm, cores)
     advance, read = backend.advance, backend.read
 
     def timed_advance() -> float:
@@ -149,9 +153,10 @@ def measure(protocol: str, n: int, *, ticks: int, warmup: int, work: Path, per: 
         return advance()
 
     def timed_read():  # type: ignore[no-untyped-def]
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         obs = read()
         polls.append(time.perf_counter() - t)
+        poll_cpu.append(time.process_time() - c)
         return obs
 
     backend.advance = timed_advance  # type: ignore[method-assign]
@@ -194,6 +199,7 @@ def measure(protocol: str, n: int, *, ticks: int, warmup: int, work: Path, per: 
         "n": n,
         "p50_ms": float(np.percentile(pc, 50) * 1000),
         "p99_ms": float(np.percentile(pc, 99) * 1000),
+        "poll_cpu_p50_ms": float(np.percentile(np.asarray(poll_cpu[-ticks:]), 50) * 1000),
         "tick_p50_ms": float(np.percentile(c, 50) * 1000),
         "tick_p99_ms": float(np.percentile(c, 99) * 1000),
         "cpu_us_per_ctl": float(np.mean(cpu) / n * 1e6),
@@ -224,7 +230,8 @@ def ladder(
             ok = sustained(r)
         rows.append(r)
         print(
-            f"{protocol:6s} N={n:5d}  poll cycle p50 {r['p50_ms']:6.1f} p99 {r['p99_ms']:6.1f} ms  "
+            f"{protocol:6s} N={n:5d}  poll cycle p50 {r['p50_ms']:6.1f} p99 {r['p99_ms']:6.1f} ms "
+            f"(central cpu {r['poll_cpu_p50_ms']:5.1f})  "
             f"engine tick p50 {r['tick_p50_ms']:6.1f} p99 {r['tick_p99_ms']:6.1f} ms  "
             f"cpu {r['cpu_us_per_ctl']:5.1f} us/controller/s (emulators {r['farm_us_per_ctl']:5.1f})  "
             f"load {r['load']:4.1f}  central {r['central']:.3f}  errors {r['errors']}  "

@@ -227,22 +227,37 @@ class ModbusLink(PolledLink):
 
 
 class _StatusBatch:
-    """One tick's batched status poll: the answers by row as they arrive, and one waiter for all of them."""
+    """One tick's batched status poll: the answers by row as they arrive, connection by connection.
 
-    def __init__(self, n: int, record_latency: bool) -> None:
+    ``groups`` are the batch's links, one list per connection. When every request of a connection is
+    answered, ``on_group(k)`` is scheduled, so that a connection's answers are decoded while the
+    others are still outstanding (the decode is off the round's critical path but for the last
+    connection's); one waiter covers the whole batch.
+    """
+
+    def __init__(self, groups: list[list[ModbusLink]], record_latency: bool, on_group: Callable[[int], None]) -> None:
+        self.groups = groups
         self.answers: dict[int, bytes | None] = {}
         self.answered_t: dict[int, float] = {}
         self.tid: dict[int, int] = {}  # row -> transaction id (to forget a straggler's)
-        self.left = n
+        self.fc: dict[int, int] = {}  # row -> the request's function code (what a clean answer echoes)
+        self.group_left = [len(g) for g in groups]
+        self.decoded = [False] * len(groups)
+        self.left = sum(self.group_left)
         self.record_latency = record_latency
+        self.on_group = on_group
         self.t0 = 0.0
-        self.waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.loop = asyncio.get_running_loop()
+        self.waiter: asyncio.Future[None] = self.loop.create_future()
 
-    def answered(self, row: int, answer: bytes | None) -> None:
+    def answered(self, group: int, row: int, answer: bytes | None) -> None:
         """The transport's callback: an answer (None: the connection failed)."""
         self.answers[row] = answer
         if self.record_latency:
             self.answered_t[row] = time.perf_counter()
+        self.group_left[group] -= 1
+        if self.group_left[group] == 0:
+            self.loop.call_soon(self.on_group, group)
         self.left -= 1
         if self.left == 0 and not self.waiter.done():
             self.waiter.set_result(None)
@@ -251,7 +266,7 @@ class _StatusBatch:
         """Until every request is answered or ``timeout_s`` has passed (what is missing is retried apart)."""
         if self.left <= 0:
             return
-        timer = asyncio.get_running_loop().call_later(timeout_s, self.waiter.cancel)
+        timer = self.loop.call_later(timeout_s, self.waiter.cancel)
         try:
             await asyncio.shield(self.waiter)
         except asyncio.CancelledError:
@@ -577,62 +592,68 @@ class ModbusBackend(PolledFieldBackend):
                 slow.append(link)
         others = asyncio.gather(*(self._poll(link) for link in slow)) if slow else None
         if batch:
-            tick = _StatusBatch(len(batch), self.record_latency)
-            sent = self._send_status_batch(batch, tick)
+            by_conn: dict[int, list[ModbusLink]] = {}
+            for link in batch:
+                by_conn.setdefault(id(link.client), []).append(link)
+            retry: list[ModbusLink] = []
+
+            def decode(k: int) -> None:  # a connection's answers are in (or the batch is over): decode them
+                if not tick.decoded[k]:
+                    retry.extend(self._decode_status_group(tick.groups[k], tick))
+                    tick.decoded[k] = True
+
+            tick = _StatusBatch(list(by_conn.values()), self.record_latency, decode)
+            self._send_status_batch(tick)
             await tick.wait(max(link.endpoint.timeout_s for link in batch))
-            retry = self._decode_status_batch(sent, tick)
+            for k in range(len(tick.groups)):
+                decode(k)
             if retry:
                 await asyncio.gather(*(self._poll(link) for link in retry))
         if others is not None:
             await others
 
-    def _send_status_batch(self, batch: Sequence[ModbusLink], tick: _StatusBatch) -> list[tuple[ModbusLink, bytes]]:
-        """Write every controller's status request, one write per connection (a gateway's units share it):
-        a commanded controller's read carries its next heartbeat and the central clock (function 23).
-        Returns (link, request PDU) in batch order; ``tick`` learns each request's transaction id."""
-        by_client: dict[int, tuple[ModbusTcpClient, list[ModbusLink], list[tuple[int, bytes, Any]]]] = {}
+    def _send_status_batch(self, tick: _StatusBatch) -> None:
+        """Write every controller's status request, one write per connection (a gateway's units share it),
+        each connection's as soon as it is built (its emulator or gateway starts on it while the next is
+        built); a commanded controller's read carries its next heartbeat and the central clock (function 23)."""
         # Every commanded controller's heartbeat carries the same central clock this tick: its words
         # once, and the write's range checked once (the same five registers for every controller).
         clock_words = heartbeat_words(0, self.wall_clock())[1:4]
         check_modbus_write(_HB, 5)
-        sent = []
-        answered = tick.answered
-        for link in batch:
-            plan = link.read_plan
-            assert plan is not None  # batched links were chosen for having one
-            if link.was_active:  # what _status_words gives without a step: the next heartbeat and the clock
-                link.heartbeat = hb = (link.heartbeat + 1) & 0xFFFF
-                pdu = _RW_HEARTBEAT.pack(23, plan.base, plan.count, _HB, 5, 10, hb, *clock_words, 0)
-            else:
-                pdu = read_pdu(plan.base, plan.count)
-            sent.append((link, pdu))
-            c = link.client
-            _c, group, items = by_client.setdefault(id(c), (c, [], []))
-            group.append(link)
-            items.append((link.endpoint.device_id, pdu, partial(answered, link.row)))
+        answered, fc, tids = tick.answered, tick.fc, tick.tid
         tick.t0 = time.perf_counter()
-        for c, group, items in by_client.values():
-            for link, tid in zip(group, c.send_many(items), strict=True):
-                tick.tid[link.row] = tid
-        return sent
+        for k, group in enumerate(tick.groups):
+            items = []
+            for link in group:
+                plan = link.read_plan
+                assert plan is not None  # batched links were chosen for having one
+                if link.was_active:  # what _status_words gives without a step: the next heartbeat and the clock
+                    link.heartbeat = hb = (link.heartbeat + 1) & 0xFFFF
+                    pdu = _RW_HEARTBEAT.pack(23, plan.base, plan.count, _HB, 5, 10, hb, *clock_words, 0)
+                else:
+                    pdu = read_pdu(plan.base, plan.count)
+                fc[link.row] = pdu[0]
+                items.append((link.endpoint.device_id, pdu, partial(answered, k, link.row)))
+            for link, tid in zip(group, group[0].client.send_many(items), strict=True):
+                tids[link.row] = tid
 
-    def _decode_status_batch(self, sent: Sequence[tuple[ModbusLink, bytes]], tick: _StatusBatch) -> list[ModbusLink]:
-        """Decode the batch's clean answers a register layout at a time (for ``_fill_bulk``); returns the
-        links to retry one by one (no answer in time, an exception answer, a short answer)."""
+    def _decode_status_group(self, group: Sequence[ModbusLink], tick: _StatusBatch) -> list[ModbusLink]:
+        """Decode one connection's clean answers a register layout at a time (for ``_fill_bulk``); returns
+        the links to retry one by one (no answer in time, an exception answer, a short answer)."""
         retry = []
         layouts: dict[tuple, list[tuple[ModbusLink, bytes]]] = {}
         answers = tick.answers
-        for link, pdu in sent:
+        for link in group:
             answer = answers.get(link.row)
             plan = link.read_plan
             assert plan is not None
-            if not _clean(answer, pdu[0], plan.count):
+            if not _clean(answer, tick.fc[link.row], plan.count):
                 if link.client is not None:
                     link.client.forget(tick.tid[link.row])
                 retry.append(link)
                 continue
             if self.record_latency:
-                link.latency_s.append(tick.answered_t[link.row] - tick.t0)  # from the batch's first frame
+                link.latency_s.append(tick.answered_t[link.row] - tick.t0)  # from the batch's start
             layouts.setdefault(link.layout_key(), []).append((link, answer))
         for (count, skip, _g, _ch), rows in layouts.items():
             words = np.frombuffer(b"".join(a[2:] for _l, a in rows), dtype=">u2").reshape(len(rows), count)

@@ -456,10 +456,12 @@ _CT, _PC = _S["controller_time"], _S["plan_clock"]
 _StatusScalars = tuple[int, int, int, int, int, int, int, int, float, float, int, int, float, float, int, float]
 
 
-def _status_scalars(w: Sequence[int]) -> _StatusScalars:
+def _status_scalars(w: Any) -> _StatusScalars:
     """The status table's scalar words as :class:`FieldStatus`'s first fields, in their order.
 
-    Positional, as one tuple: both decoders build thousands of these per poll.
+    Positional, as one tuple: both decoders build thousands of these per poll. ``w`` is one
+    status table's words, or (the batch decoder) a 2-D int64 array whose row ``k`` is word ``k``
+    of every controller: the same formulas then give one column per field.
     """
     return (
         w[_S["status_word"]],
@@ -550,13 +552,15 @@ def decode_status_rows(
         )
     out = []
     new, names = object.__new__, _FIELD_STATUS_NAMES
-    for i, w in enumerate(arr[:, :_D0].tolist()):
+    # The scalar fields column by column (the same formulas, over arrays), then one tuple per row.
+    columns: tuple[np.ndarray, ...] = _status_scalars(arr.T)  # type: ignore[assignment]  # arrays in, arrays out
+    scalars = zip(*(col.tolist() for col in columns), strict=True)
+    per_row = zip(scalars, states, volume, occ, queues if skip else [None] * n, strict=True)
+    for scal, gs, vol, oc, q in per_row:
         # The frozen dataclass's generated __init__ sets each field through object.__setattr__
         # (~8 us a status); filling the instance dict directly builds the same value in ~1 us.
         st = new(FieldStatus)
-        st.__dict__.update(
-            zip(names, (*_status_scalars(w), states[i], volume[i], occ[i], queues[i] if skip else None), strict=True)
-        )
+        st.__dict__.update(zip(names, (*scal, gs, vol, oc, q), strict=True))
         out.append(st)
     return out
 
