@@ -1,13 +1,12 @@
 """Many SUMO objects read by id in one compiled loop over libsumo's C++ API, for a city's tick.
 
-libsumo answers one object per Python call: reading the interval count of hanoi_city's
-5,176 meso loops through its SWIG getters costs ~1-1.8 ms a tick (one call, one string
-conversion and one detector lookup per loop), the largest part of greenwave's own work in a
-meso tick. libsumo has no getter for many objects at once, and its subscriptions return one
-Python dict per object (slower still). This module calls the C++ function the SWIG getter
-wraps, ``int libsumo::<Domain>::<getter>(const std::string& id)``, from a compiled loop over
-an array of prepared ``std::string`` values, so a tick pays SUMO's own lookups and nothing per
-object in Python (~0.45 ms for those loops, the same integers).
+libsumo answers one object per Python call, and its subscriptions return one Python dict per
+object: on a city (hanoi_city's 5,176 meso loops, its ~7,000 lane-area zones in micro) the
+Python side of those calls was the largest part of greenwave's own work in a tick. This module
+calls the C++ function each SWIG getter wraps, ``int`` or ``double libsumo::<Domain>::<getter>
+(const std::string& id)``, from a compiled loop over an array of prepared ``std::string``
+values: a tick pays SUMO's own lookups and nothing per object in Python, and gets the same
+numbers (measured in docs/results/city.md).
 
 It relies on what libsumo's Linux wheels are: the C++ API exported from ``_libsumo.so`` with
 GCC's name mangling, and libstdc++'s C++11 ``std::string`` (a pointer to the characters, a
