@@ -1,7 +1,7 @@
 """Many SUMO objects read by id in one compiled loop over libsumo's C++ API, for a city's tick.
 
 libsumo answers one object per Python call, and its subscriptions return one Python dict per
-object: on a city (hanoi_city's 5,176 meso loops, its ~7,000 lane-area zones in micro) the
+object: on a city (hanoi_city's 5,176 meso loops, its 4,140 lane-area zones in micro) the
 Python side of those calls was the largest part of greenwave's own work in a tick. This module
 calls the C++ function each SWIG getter wraps, ``int`` or ``double libsumo::<Domain>::<getter>
 (const std::string& id)``, from a compiled loop over an array of prepared ``std::string``
