@@ -807,55 +807,73 @@ class NtcipBackend(PolledFieldBackend):
                 if link.prepared is None:
                     link.prepared = self._batch.prepare(link.endpoint, link.oids)
                 items.append(link.prepared)
-            t0 = time.perf_counter()
-            answers = await self._batch.poll(items, max(link.endpoint.timeout_s for link in batch))
-            if self.record_latency:
-                dt = time.perf_counter() - t0
-            retry: list[NtcipLink] = []
-            shapes: dict[tuple, tuple[list[NtcipLink], list[list[int]]]] = {}
-            for link, answer in zip(batch, answers, strict=True):
-                if answer is None:
-                    if link.endpoint.retries > 0:
-                        retry.append(link)
-                    else:
-                        link.errors += 1
-                        log.debug("%s: no SNMP answer within %g s", link.label, link.endpoint.timeout_s)
-                    continue
-                assert link.prepared is not None and link.prepared.template is not None
+            parsed: list[tuple[int, int, int, list[int] | None] | None] = [None] * len(batch)
+
+            def on_answer(k: int, data: bytes) -> None:  # matched against the template as it arrives
+                tpl = batch[k].prepared.template  # type: ignore[union-attr]  # prepared just above
+                assert tpl is not None
                 try:
-                    _rid, status, _index, ints = link.prepared.template.ints(answer)
+                    parsed[k] = tpl.ints(data)
                 except ber.BerError:
-                    ints, status = None, -1
-                if status or ints is None:
-                    retry.append(link)  # not the plain answer: the lone read words what is wrong
-                    continue
-                group = shapes.get(link.shape)
-                if group is None:
-                    group = shapes[link.shape] = ([], [])
-                group[0].append(link)
-                group[1].append(ints)
-            for rows, values in shapes.values():
-                fm0, prof0 = rows[0].fmap, rows[0].profile
-                cols, ok = decode_ntcip_rows(np.array(values, np.int64), rows[0].keys, fm0, prof0)
-                if not ok.all():
-                    retry += [link for link, good in zip(rows, ok.tolist(), strict=True) if not good]
-                    keep = np.flatnonzero(ok)
-                    cols = {k: a[keep] for k, a in cols.items()}
-                    rows = [rows[i] for i in keep.tolist()]
-                    if not rows:
-                        continue
-                for link, st in zip(rows, status_rows(cols), strict=True):
-                    self._polled(link, st)
-                    if self.record_latency:
-                        link.latency_s.append(dt)
-                    if link.problem is not None and link.problem.endswith("not using this answer"):
-                        self._set_problem(link, None)
-                idx = np.fromiter((link.row for link in rows), np.intp, len(rows))
-                self._bulk.append((idx, cols, rows))
+                    parsed[k] = (0, -1, 0, None)
+
+            t0 = time.perf_counter()
+            answers = await self._batch.poll(items, max(link.endpoint.timeout_s for link in batch), on_answer)
+            dt = time.perf_counter() - t0
+            retry = self._decode_batch(batch, answers, parsed, dt)
             if retry:
                 await asyncio.gather(*(self._poll(link) for link in retry))
         if others is not None:
             await others
+
+    def _decode_batch(
+        self,
+        batch: Sequence[NtcipLink],
+        answers: Sequence[bytes | None],
+        parsed: Sequence[tuple[int, int, int, list[int] | None] | None],
+        dt: float,
+    ) -> list[NtcipLink]:
+        """Decode the batch's plain answers a controller shape at a time (for ``_fill_bulk``); returns the
+        links to read again one by one (an answer that is not the plain all-INTEGER one expected, a value out
+        of range, or no answer where the endpoint allows retries)."""
+        retry: list[NtcipLink] = []
+        shapes: dict[tuple, tuple[list[NtcipLink], list[list[int]]]] = {}
+        for link, answer, p in zip(batch, answers, parsed, strict=True):
+            if answer is None:
+                if link.endpoint.retries > 0:
+                    retry.append(link)
+                else:
+                    link.errors += 1
+                    log.debug("%s: no SNMP answer within %g s", link.label, link.endpoint.timeout_s)
+                continue
+            _rid, status, _index, ints = p if p is not None else (0, -1, 0, None)
+            if status or ints is None:
+                retry.append(link)  # not the plain answer: the lone read words what is wrong
+                continue
+            group = shapes.get(link.shape)
+            if group is None:
+                group = shapes[link.shape] = ([], [])
+            group[0].append(link)
+            group[1].append(ints)
+        for rows, values in shapes.values():
+            fm0, prof0 = rows[0].fmap, rows[0].profile
+            cols, ok = decode_ntcip_rows(np.array(values, np.int64), rows[0].keys, fm0, prof0)
+            if not ok.all():
+                retry += [link for link, good in zip(rows, ok.tolist(), strict=True) if not good]
+                keep = np.flatnonzero(ok)
+                cols = {k: a[keep] for k, a in cols.items()}
+                rows = [rows[i] for i in keep.tolist()]
+                if not rows:
+                    continue
+            for link, st in zip(rows, status_rows(cols), strict=True):
+                self._polled(link, st)
+                if self.record_latency:
+                    link.latency_s.append(dt)
+                if link.problem is not None and link.problem.endswith("not using this answer"):
+                    self._set_problem(link, None)
+            idx = np.fromiter((link.row for link in rows), np.intp, len(rows))
+            self._bulk.append((idx, cols, rows))
+        return retry
 
     _QUIET: ClassVar[dict[str, Any]] = {"preempt": False, "free": 0, "detectors": (), "preempts": ()}
 

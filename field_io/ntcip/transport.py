@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import itertools
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -292,6 +292,7 @@ class BatchGet:
         self._sent = 0
         self._left = 0
         self._waiter: asyncio.Future[None] | None = None
+        self._on_answer: Callable[[int, bytes], None] | None = None
         self._templates: dict[tuple[tuple[int, ...], ...], ber.GetTemplate] = {}
         self.malformed = 0
         self.sent = 0
@@ -352,7 +353,7 @@ class BatchGet:
         if sock is None:
             return
         answers, base, n = self._answers, self._base, len(self._answers)
-        got = 0
+        fresh: list[int] = []
         while True:
             try:
                 data, addr = sock.recvfrom(65535)
@@ -367,16 +368,31 @@ class BatchGet:
             k = rid - base
             if 0 <= k < n and answers[k] is None and addr[1] == self._items[k].dest[1]:
                 answers[k] = data
-                got += 1
-        if got:
+                fresh.append(k)
+        if fresh:
+            got = len(fresh)
             self._left -= got
             if self._sent < len(self._items):
-                self._send_more()
+                self._send_more()  # refill the window first: the next requests are on their way while ...
+            on_answer = self._on_answer
+            if on_answer is not None:
+                for k in fresh:  # ... these answers are read
+                    on_answer(k, answers[k])  # type: ignore[arg-type]  # set just above
             if self._left <= 0 and self._waiter is not None and not self._waiter.done():
                 self._waiter.set_result(None)
 
-    async def poll(self, items: Sequence[PreparedGet], timeout_s: float) -> list[bytes | None]:
-        """Each controller's raw answer (None: no answer within ``timeout_s`` of the batch's start)."""
+    async def poll(
+        self,
+        items: Sequence[PreparedGet],
+        timeout_s: float,
+        on_answer: Callable[[int, bytes], None] | None = None,
+    ) -> list[bytes | None]:
+        """Each controller's raw answer (None: no answer within ``timeout_s`` of the batch's start).
+
+        ``on_answer(k, data)``, when given, is called as item ``k``'s answer arrives (after the
+        window is refilled), so that the caller reads answers while the rest are on their way
+        instead of all of them after the last; it must not raise.
+        """
         self._open()
         n = len(items)
         if n == 0:
@@ -385,6 +401,7 @@ class BatchGet:
             self._next = _RID_LO
         self._base, self._next = self._next, self._next + n
         self._items, self._answers, self._sent, self._left = items, [None] * n, 0, n
+        self._on_answer = on_answer
         loop = asyncio.get_running_loop()
         self._waiter = waiter = loop.create_future()
         def expire() -> None:
@@ -398,6 +415,7 @@ class BatchGet:
         finally:
             timer.cancel()
             self._waiter = None
+            self._on_answer = None
         answers, self._answers, self._items = self._answers, [], ()
         return answers
 
