@@ -25,6 +25,7 @@ import ctypes
 import ctypes.util
 import functools
 import logging
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -44,6 +45,15 @@ _SHORT_MAX = 15  # longest string held in the buffer (plus its terminating NUL)
 _STRING_T = "NSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEE"
 _COMPARE = "_ZNKSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEE7compareERKS4_"
 _CLASSES = {"inductionloop": "InductionLoop", "lanearea": "LaneArea"}
+#: Fewest ids a :class:`CheckedReads` reads compiled. Below it the getter's Python overhead is well
+#: under a millisecond a tick (about 1 us an id), so nothing is gained for the one risk the compiled
+#: path carries and the getter does not: a C++ exception inside it ends the process instead of
+#: raising. Cities (thousands of loops and zones) take the compiled path; a junction or a district
+#: keeps the getter.
+NATIVE_MIN_IDS = 1000
+#: ``GREENWAVE_NATIVE_READS=0`` keeps every read on libsumo's getter (a field switch, should a
+#: libsumo build ever disagree in a way the start-up checks cannot see).
+NATIVE_ENV = "GREENWAVE_NATIVE_READS"
 
 
 def _mangled(domain: str, getter: str) -> str:
@@ -167,14 +177,16 @@ class CheckedReads:
     The compiled reads are compared with the getter's on up to ``checks`` reads, until one
     with a value other than zero agrees (the first ticks of a run count nothing); on any
     difference the getter takes over for good, with one warning line, and its values are
-    the ones returned.
+    the ones returned. Fewer than ``min_ids`` ids (:data:`NATIVE_MIN_IDS`), or
+    ``GREENWAVE_NATIVE_READS=0`` in the environment, keep the getter from the start.
     """
 
     def __init__(self, module: Any, domain: str, getter: str, ids: Sequence[str], swig: Callable[[str], Any],
-                 *, returns: type = int, checks: int = 600) -> None:  # fmt: skip
+                 *, returns: type = int, checks: int = 600, min_ids: int = NATIVE_MIN_IDS) -> None:  # fmt: skip
         self.ids = tuple(ids)
         self._swig = swig
-        self.native = native_getter(module, domain, getter, self.ids, returns) if self.ids else None
+        wanted = bool(self.ids) and len(self.ids) >= min_ids and os.environ.get(NATIVE_ENV, "1") != "0"
+        self.native = native_getter(module, domain, getter, self.ids, returns) if wanted else None
         self._checks = checks if self.native is not None else 0
         self._what = f"{domain}.{getter}"
 

@@ -10,7 +10,7 @@ import pytest
 
 from scenarios.specs import resolve_run
 from simulation import native_reads
-from simulation.native_reads import CheckedReads, native_getter
+from simulation.native_reads import NATIVE_ENV, NATIVE_MIN_IDS, CheckedReads, native_getter
 
 libsumo = pytest.importorskip("libsumo")
 
@@ -77,8 +77,16 @@ def test_loop_and_zone_reads_equal_the_getters_tick_by_tick(tmp_path: Path) -> N
                 assert np.array_equal(got, [get(i) for i in ids]), cases[k][:2]
                 seen[k] += got.sum()
         assert (seen > 0).all()
-        checked = CheckedReads(libsumo, "lanearea", "getLastStepOccupancy", e2, la.getLastStepOccupancy, returns=float)
-        assert checked.native is not None and np.array_equal(checked.read(), [la.getLastStepOccupancy(z) for z in e2])
+        occ = la.getLastStepOccupancy
+        checked = CheckedReads(libsumo, "lanearea", "getLastStepOccupancy", e2, occ, returns=float, min_ids=1)
+        assert checked.native is not None and np.array_equal(checked.read(), [occ(z) for z in e2])
+        # A district's few ids keep the getter (NATIVE_MIN_IDS), and so does every read when switched off.
+        assert len(e2) < NATIVE_MIN_IDS
+        assert CheckedReads(libsumo, "lanearea", "getLastStepOccupancy", e2, occ, returns=float).native is None
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv(NATIVE_ENV, "0")
+            off = CheckedReads(libsumo, "lanearea", "getLastStepOccupancy", e2, occ, returns=float, min_ids=1)
+            assert off.native is None and np.array_equal(off.read(), [occ(z) for z in e2])
     finally:
         libsumo.close()
 
