@@ -442,6 +442,8 @@ class EngineRunner:
         d = len(backend.detectors.ids)
         self.history = RecentTicks(n, g, d, HISTORY_TICKS)
         self.last_queue = np.zeros((n, g))
+        self.tick_state_time_s = np.zeros((n, g))  # set with each tick's history (see _after_tick)
+        self.tick_modes = np.zeros(n, np.int8)
         self.road_traffic = RoadTraffic(n, g, len(self.roads.ids) if self.roads else 0)
         self.actual_timing = ActualTiming(n)
         self.kpi_window = KpiWindow(len(self.controls.standing), KPI_INTERVAL_S)
@@ -599,6 +601,10 @@ class EngineRunner:
             q = np.nan_to_num(obs.queue_veh).sum(axis=1)
             self.history.push(res.time_s, res.states, res.report.target, presence, q)
             self.last_queue = np.asarray(obs.queue_veh, float).copy()
+            # The supervisor's timers and modes of this tick, for the snapshot: the engine steps the
+            # supervisor outside the lock, so the live ones may be a tick ahead of the history.
+            self.tick_state_time_s = self.engine.supervisor.state_time_s.copy()
+            self.tick_modes = res.report.mode.copy()
         self._road_accumulate(res)
         assert self.network is not None
         self.actual_timing.track(res.report.target, res.time_s, self.network, self.policy)
@@ -671,7 +677,8 @@ class EngineRunner:
             net,
             self.layout,
             self.history,
-            self.engine.supervisor,
+            self.tick_state_time_s,
+            self.tick_modes,
             comm_age_s=self.backend.down_age_s,
             comm_loss=self.alarms.cond["comm_loss"],
             link_down=self.link_down,

@@ -17,7 +17,7 @@ import numpy as np
 from api.server.control import ADAPTIVE, Control, ControlKind
 from api.server.recent import RecentTicks
 from controller.backend import DetectorLayout
-from controller.safety import Mode, SafetySupervisor
+from controller.safety import Mode
 from intersections.model import SignalState
 from intersections.network import Network
 
@@ -64,7 +64,8 @@ class SnapshotRows:
         net: Network,
         lay: DetectorLayout,
         history: RecentTicks,
-        supervisor: SafetySupervisor,
+        state_time_s: np.ndarray,
+        modes_now: np.ndarray,
         *,
         comm_age_s: np.ndarray,
         comm_loss: np.ndarray,
@@ -73,18 +74,23 @@ class SnapshotRows:
         controls: Sequence[Control | None],
         timing_of: Callable[[int], dict[str, Any]],
     ) -> dict[str, Any]:
-        """``{intersection id: row}``: status, mode, control, stage, signals, detectors, queue, link, alarms, timing."""
+        """``{intersection id: row}``: status, mode, control, stage, signals, detectors, queue, link, alarms, timing.
+
+        ``state_time_s`` and ``modes_now`` are the supervisor's timers and modes as the newest tick of
+        ``history`` left them (recorded with it): the live supervisor may already be a tick further on,
+        and a row must not mix its signals with the next tick's stage time.
+        """
         h = history
         p = h.newest
         states = h.states[p]
         shape = self._shape_of(net, lay, int(h.states.shape[2]))
         ng_max = shape.group_mask.shape[1]
         green = (states[:, :ng_max] == GREEN) & shape.group_mask
-        stage_time = np.where(green, supervisor.state_time_s[:, :ng_max], np.inf).min(axis=1)
+        stage_time = np.where(green, state_time_s[:, :ng_max], np.inf).min(axis=1)
         stage_time_l = np.round(np.where(np.isfinite(stage_time), stage_time, 0.0), 1).tolist()
         sig = STATE_BYTES[states[:, :ng_max]].tobytes().decode("ascii")
         det = np.where(h.presence[p][shape.det_order], 49, 48).astype(np.uint8).tobytes().decode("ascii")
-        modes = supervisor.mode.tolist()
+        modes = modes_now.tolist()
         comm_l = comm_loss.tolist()
         queue_l = np.round(h.queue[p].astype(float), 1).tolist()
         age_l = np.round(comm_age_s.astype(float), 1).tolist()

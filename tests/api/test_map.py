@@ -228,13 +228,16 @@ def test_the_snapshot_matches_a_per_intersection_reference(city: LiveServer) -> 
         snap = r_.snapshot["intersections"]
         h = r_.history
         p = h.newest
-        states, sup, lay = h.states[p], r_.engine.supervisor, r_.layout
+        # The supervisor's timers and modes as the newest tick left them (the engine steps it outside
+        # the lock: its live arrays may already be a tick further on).
+        states, lay = h.states[p], r_.layout
+        state_time, modes = r_.tick_state_time_s, r_.tick_modes
         for r, inter in enumerate(r_.network.intersections):
             ng = len(inter.groups)
             green = states[r, :ng] == GREEN
             want = {
-                "mode": Mode(int(sup.mode[r])).name.lower(),
-                "stage_time_s": round(float(sup.state_time_s[r, :ng][green].min()), 1) if green.any() else 0.0,
+                "mode": Mode(int(modes[r])).name.lower(),
+                "stage_time_s": round(float(state_time[r, :ng][green].min()), 1) if green.any() else 0.0,
                 "signals": "".join(STATE_CHARS[states[r, :ng]]),
                 "detectors": "".join("1" if h.presence[p, k] else "0" for k in np.flatnonzero(lay.row == r)),
                 "queue_veh": round(float(h.queue[p, r]), 1),
