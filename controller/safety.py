@@ -647,10 +647,13 @@ def _watchdog(  # type: ignore[no-untyped-def]
             keeps_og = keeps_og or (og[j] and stage_rows[cur, j])
         serves_or = oldest >= 0 and stage_rows[cur, oldest]
         misses_or = oldest >= 0 and not stage_rows[cur, oldest]
-        # An overdue red comes first: a stage that serves it (forced or asked for) stands even
-        # where one of its greens runs past its maximum meanwhile (ended once the red has started),
-        # or two limits could chase each other for ever.
-        if (keeps_og and not serves_or) or (f < 0 and misses_or):
+        # So does the called red that has waited longest, overdue or not: a policy's own starvation
+        # rule (a max red shorter than the watchdog's) asks for its stage, and where that stage
+        # carries a group over from the last one, ending it at that group's maximum green before
+        # the red has started would let the two limits chase each other until the watchdog's own
+        # maximum red (found by the policy property test: max-pressure, a vehicle group red 139 s).
+        serves_wait = waiting >= 0 and stage_rows[cur, waiting]
+        if (keeps_og and not serves_or and not serves_wait) or (f < 0 and misses_or):
             # The next stage in sequence that starts the oldest overdue red, and ends every
             # overdue green (else the longest).
             start_k = f if f >= 0 else tgt

@@ -193,6 +193,32 @@ def test_a_held_stage_is_forced_off_at_max_green_and_served_again_after() -> Non
     assert shown[first_end + 10 :].count(G) > 0  # A is served again once B had its turn
 
 
+def test_a_carried_over_green_does_not_cut_off_the_longest_waiting_red() -> None:
+    """Found by the policy property test (max-pressure): stages {A, C}, {A, B} and {D}; A green through two.
+
+    A policy serves B (waiting longest) by asking for {A, B} just before A's maximum green
+    runs out: the stage stands until B is green, then A is ended. Before, the watchdog ended
+    A (and with it the stage) before B could start, and B waited on.
+    """
+    a = SignalGroup("A", min_green_s=5, max_green_s=20, yellow_s=3, all_red_s=2)
+    b = SignalGroup("B", min_green_s=5, max_green_s=60, yellow_s=3, all_red_s=2)
+    c = SignalGroup("C", min_green_s=5, max_green_s=60, yellow_s=3, all_red_s=2)
+    d = SignalGroup("D", min_green_s=5, max_green_s=60, yellow_s=3, all_red_s=2)
+    conflicts = np.zeros((4, 4), bool)
+    for x, y in ((0, 3), (1, 2), (1, 3), (2, 3)):  # A-D, B-C, B-D, C-D
+        conflicts[x, y] = conflicts[y, x] = True
+    stages = (Stage("AC", {"A", "C"}), Stage("AB", {"A", "B"}), Stage("D", {"D"}))
+    inter = Intersection("X", (a, b, c, d), conflicts, np.full((4, 4), 5.0), stages)
+    sup = SafetySupervisor(pack([inter]), startup_clearance=False)
+    b_green_at = None
+    for k in range(60):
+        req = 0 if k < 17 else 1  # {A, C}, then {A, B} for B three seconds before A's 20 s run out
+        out, _ = sup.step(np.array([req]), 0.0 if k == 0 else 1.0)
+        if out[0, 1] == G and b_green_at is None:
+            b_green_at = k
+    assert b_green_at is not None and b_green_at <= 17 + 3 + 2 + 1  # C's yellow and all-red, then B
+
+
 def test_a_starved_group_is_served_after_max_red() -> None:
     """A policy that asks for A and nothing else: B is forced on after max red, then A again."""
     sup = SafetySupervisor(pack([_two_roads(max_green_s=200)]), startup_clearance=False, max_red_s=60)
