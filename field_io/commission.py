@@ -800,9 +800,14 @@ async def _detectors(drv: _Driver[BlockT], fmap: FieldMap, opt: CommissionOption
     t0 = time.monotonic()
     longest = max(opt.window_s, opt.max_window_s if opt.max_window_s is not None else 3.0 * opt.window_s)
     vehicle = np.array([det.kind is not DetectorKind.PEDESTRIAN for det in inter.detectors], bool)
-    while (elapsed := time.monotonic() - t0) < opt.window_s or (
-        elapsed < longest and (vehicle & (counts == 0) & (occ_high == 0)).any()
-    ):
+
+    def silent() -> np.ndarray:
+        """Vehicle detectors with no count and never occupied so far (a crossing's button may rest)."""
+        return vehicle & (counts == 0) & (occ_high == 0)
+
+    extended = False
+    while (elapsed := time.monotonic() - t0) < opt.window_s or (elapsed < longest and silent().any()):
+        extended = elapsed >= opt.window_s
         await asyncio.sleep(opt.poll_s)
         st = await drv.status()
         seen = 0
@@ -822,6 +827,7 @@ async def _detectors(drv: _Driver[BlockT], fmap: FieldMap, opt: CommissionOption
     # The controller's own time, not the wall clock: a rehearsal emulator may run faster than real time.
     observed_s = periods * drv.period_s if periods else window
     bad = []
+    quiet = silent()
     for k, det in enumerate(inter.detectors):
         g = inter.group_index(det.group)
         rate = counts[k] / observed_s
@@ -830,10 +836,10 @@ async def _detectors(drv: _Driver[BlockT], fmap: FieldMap, opt: CommissionOption
             bad.append(f"{label}: chattering, {counts[k]:.0f} counts in {observed_s:.0f} s ({rate:.1f}/s)")
         elif samples and occ_high[k] >= 0.95 * samples and counts[k] == 0 and green_s[g] >= opt.stuck_green_s:
             bad.append(f"{label}: stuck on, occupied through {green_s[g]:.0f} s of green without a count")
-        elif counts[k] == 0 and occ_high[k] == 0 and det.kind is not DetectorKind.PEDESTRIAN:
+        elif quiet[k]:
             bad.append(f"{label}: silent, no vehicle in {observed_s:.0f} s (check the loop, or observe longer)")
     c.measured["window_s"] = round(window, 1)
-    if window >= opt.window_s + max(opt.poll_s, 1.0):
+    if extended:
         c.details.append(f"observed {window:.0f} s: the window of {opt.window_s:g} s was extended to wait for traffic")
     c.measured["counts"] = {det.id: int(counts[k]) for k, det in enumerate(inter.detectors)}
     c.details += bad

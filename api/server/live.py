@@ -602,9 +602,10 @@ class EngineRunner:
             self.history.push(res.time_s, res.states, res.report.target, presence, q)
             self.last_queue = np.asarray(obs.queue_veh, float).copy()
             # The supervisor's timers and modes of this tick, for the snapshot: the engine steps the
-            # supervisor outside the lock, so the live ones may be a tick ahead of the history.
+            # supervisor outside the lock, so the live ones may be a tick ahead of the history (a copy:
+            # a technician's reset clears the timers in place). The report's modes are its own already.
             self.tick_state_time_s = self.engine.supervisor.state_time_s.copy()
-            self.tick_modes = res.report.mode.copy()
+            self.tick_modes = res.report.mode
         self._road_accumulate(res)
         assert self.network is not None
         self.actual_timing.track(res.report.target, res.time_s, self.network, self.policy)
