@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from api.commands._field_args import add_link_security_args, snmp_credentials, tls_config
@@ -48,6 +49,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _check_durations(args: argparse.Namespace) -> None:
+    """Refuse a window or poll interval that is not a positive finite number of seconds, and a longest window
+    shorter than the window, in one line naming the flag: a zero or negative window would pass the detector
+    check without observing anything, and a zero poll would spin the loop."""
+    from intersections.errors import InputError
+
+    for flag, value in (("--window", args.window), ("--max-window", args.max_window), ("--poll", args.poll)):
+        if value is not None and not (0.0 < value < math.inf):
+            raise InputError(f"{flag} {value:g}: must be a positive number of seconds")
+    if args.max_window is not None and args.max_window < args.window:
+        raise InputError(
+            f"--max-window {args.max_window:g}: shorter than --window {args.window:g} (it is the longest the "
+            "window is extended to)"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from field_io.commission import CommissionOptions, commission
     from field_io.endpoints import Endpoint, FieldProtocol
@@ -56,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from intersections.loaders import load_inventory
     from intersections.plan import load_plans
 
+    _check_durations(args)
     network = load_inventory(args.intersection)
     if args.intersection_id:
         inter = network.get(args.intersection_id)

@@ -120,3 +120,20 @@ def test_example_endpoints_file_loads(tmp_path) -> None:
             assert str(e) == f"{bad}:{said}"
         else:
             raise AssertionError(f"{body!r} must be refused")
+
+
+def test_commission_refuses_a_window_that_cannot_observe(capsys) -> None:
+    """A zero or negative --window would pass the detector check having watched nothing; --max-window is the
+    longest the window is extended to, so it cannot be shorter than --window."""
+    args = ["commission", "--protocol", "modbus", "--host", "127.0.0.1", "--port", "1", "--intersection", str(EXAMPLE)]
+    for extra, said in (
+        (["--window", "0"], "--window 0: must be a positive number of seconds"),
+        (["--window", "-5"], "--window -5: must be a positive number of seconds"),
+        (["--window", "nan"], "--window nan: must be a positive number of seconds"),
+        (["--max-window", "-1"], "--max-window -1: must be a positive number of seconds"),
+        (["--poll", "0"], "--poll 0: must be a positive number of seconds"),
+        (["--window", "30", "--max-window", "10"], "--max-window 10: shorter than --window 30"),
+    ):
+        assert main([*args, *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and said in err, (extra, err)
