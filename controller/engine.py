@@ -238,7 +238,7 @@ class Engine:
                 self._event(t, int(r), "violation", "MMU check failed: latched fault flash")
         if report.watchdog is not None and any_set(report.watchdog):
             for r in np.flatnonzero(report.watchdog & ~self._prev_watchdog):
-                msg = f"watchdog: maximum green or red ran out, stage {int(report.target[r])} forced"
+                msg = f"maximum green or red ran out, stage {int(report.target[r])} forced"
                 self._event(t, int(r), "watchdog", msg)
             self._prev_watchdog = report.watchdog.copy()
         elif self._prev_watchdog.any():
