@@ -15,7 +15,8 @@ controllers. Per tick it costs:
   number of every exit zone, and the occupancy of the few zones where a
   vehicle halts;
 * one ``setRedYellowGreenState`` per intersection whose displayed states
-  changed (at most one call per intersection per tick);
+  changed (at most one call per intersection per tick; the parts of a light
+  over several junctions, one intersection each, are one string and one call);
 * one ``simulationStep``.
 
 Signal groups map to SUMO link indices (the loader keeps them). Where the
@@ -285,7 +286,21 @@ class SumoBackend(BaseBackend):
         self._special: dict[str, str] = {}  # vehicle id -> "bus" | "emergency"
         # People waiting at signalled crossings (simulation.pedestrians): built once SUMO runs.
         self._crossings: CrossingCalls | None = None
-        self._row_of_tls = {tls: r for r, tls in enumerate(self._tls)}
+        # A light over several junctions can be several intersections (its parts, one row each:
+        # intersections.loaders.sumo_net): their rows are written as one string, each link from the
+        # row that drives it (_merged_state).
+        self._rows_of_tls: dict[str, list[int]] = {}
+        for r, tls in enumerate(self._tls):
+            self._rows_of_tls.setdefault(tls, []).append(r)
+        self._owner_of_link: dict[str, list[int]] = {}
+        for tls, rows in self._rows_of_tls.items():
+            if len(rows) > 1:
+                owner = [-1] * max(self._link_maps[r]["n_links"] for r in rows)
+                for r in rows:
+                    for li in np.flatnonzero(self._link_maps[r]["group_of"] >= 0).tolist():
+                        owner[li] = r
+                self._owner_of_link[tls] = owner
+        self._row_text = [""] * p.n  # each shared light's rows' last strings
         self._get_state: Callable[[str], str] | None = None  # the `sumo` controller's state getter, in process
 
     # ---- mapping groups <-> link indices ------------------------------------------
@@ -805,8 +820,12 @@ class SumoBackend(BaseBackend):
         if not nxt:
             return None
         tls, link, dist, _state = nxt[0]
-        row = self._row_of_tls.get(tls)
-        if row is None:
+        rows = self._rows_of_tls.get(tls)
+        if rows is None:
+            return None
+        owner = self._owner_of_link.get(tls)
+        row = rows[0] if owner is None else (owner[link] if 0 <= link < len(owner) else -1)
+        if row < 0:
             return None
         group_of = self._link_maps[row]["group_of"]
         if not 0 <= link < len(group_of) or group_of[link] < 0:
@@ -857,17 +876,32 @@ class SumoBackend(BaseBackend):
             set_state = self._set_state
             width = states.shape[1] * states.itemsize
             blob = states[changed].tobytes()
+            shared: set[str] = set()
             try:
                 for i, row in enumerate(changed.tolist()):
                     key = blob[i * width : (i + 1) * width]
                     text = self._string_cache[row].get(key)
                     if text is None:
                         text = self._string_cache[row][key] = self._build_state_string(row, states[row])
-                    set_state(self._tls[row], text)
+                    tls = self._tls[row]
+                    if tls in self._owner_of_link:
+                        self._row_text[row] = text
+                        shared.add(tls)
+                    else:
+                        set_state(tls, text)
+                for tls in sorted(shared):
+                    set_state(tls, self._merged_state(tls))
             except Exception as e:
                 self._died(e)
         (self._shown,) = read_only(states.copy())
         self._shown_state = self._shown
+
+    def _merged_state(self, tls: str) -> str:
+        """One state string for a light driven as several intersections: each link from its row."""
+        text = self._row_text
+        return "".join(
+            text[r][k] if r >= 0 and k < len(text[r]) else "r" for k, r in enumerate(self._owner_of_link[tls])
+        )
 
     def advance(self) -> float:
         self._require_open()

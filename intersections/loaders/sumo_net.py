@@ -71,6 +71,20 @@ are the graph attribute ``other_edges``); ``saturation_flow_pcu_h`` = vehicle la
 ``controller/timing``'s business). Detectors are not read: the simulation layer
 generates them from the model.
 
+**A light over several junctions** (SUMO's ``--tls.join``, common in imported city
+networks) is one intersection per *part*: junctions of the light that a road
+shorter than :data:`JOINED_PART_LINK_M` links (either way) are one part, the
+others are parts of their own, ids ``<tls>/<junction>+<junction>...`` (a light
+with one part keeps its id). netconvert's programs for such a light serve the
+junctions' side roads one junction after the other (a generated spider's ring
+of eight: 16 green phases, a 544-s cycle), and stages taken from that program
+could never serve two junctions' side roads at once, though links of
+different junctions never conflict. A part's groups, clearances and stages
+come from the same program read over its own links. Junctions closer than
+20 m stay together (netconvert's own ``--tls.join-dist`` default): with no
+room for a queue between them they need one sequence. The backend writes the
+parts of one light as one state string.
+
 **The program SUMO actually runs.** A scenario's additional files may hold
 ``tlLogic`` elements that replace or add to the net's programs, and ``WAUT``
 schedules that switch programs by time of day (SUMO docs, "Simulation/Traffic
@@ -122,6 +136,7 @@ __all__ = [
     "DEFAULT_MAX_GREEN_S",
     "DEFAULT_WALK_S",
     "DEFAULT_CROSSING_WIDTH_M",
+    "JOINED_PART_LINK_M",
 ]
 
 #: Base saturation flow per lane, HCM 7th ed. (2022) ch. 19, signalized
@@ -136,6 +151,9 @@ DEFAULT_MAX_GREEN_S = 60.0
 DEFAULT_WALK_S = 7.0
 #: Stop line to far-side clearance point when a junction has no shape.
 DEFAULT_CROSSING_WIDTH_M = 20.0
+#: Junctions of one traffic light linked by a road shorter than this are one intersection
+#: (module docstring: a light over several junctions); netconvert's ``--tls.join-dist`` default.
+JOINED_PART_LINK_M = 20.0
 
 GREEN_CHARS = frozenset("Ggs")  # 's': green right-turn arrow, stop then go
 YELLOW_CHARS = frozenset("y")
@@ -767,12 +785,53 @@ def _select_programs(
     return [tls.getPrograms()[program_id] for tls in tlss]
 
 
-def _intersection(tls: Any, program: Any, path: Path) -> Intersection:
-    """One traffic light and its running program as an intersection (module docstring: groups,
-    conflicts, clearances, stages), in steps: the program checked, its links grouped by state
-    column, the program's timing, conflicts, clearances, then the groups and stages themselves."""
+def _junction_parts(links: list[_Link]) -> list[list[_Link]]:
+    """A light's links split by part (module docstring: a light over several junctions): junctions
+    linked by a road shorter than :data:`JOINED_PART_LINK_M` share a part; parts in the order of
+    their lowest link index."""
+    root = {lk.junction.getID(): lk.junction.getID() for lk in links}
+
+    def find(j: str) -> str:
+        while root[j] != j:
+            root[j] = root[root[j]]
+            j = root[j]
+        return j
+
+    if len(root) > 1:
+        for node in {lk.junction for lk in links}:
+            for edge in node.getOutgoing():
+                other = edge.getToNode().getID()
+                if other in root and float(edge.getLength()) < JOINED_PART_LINK_M:
+                    root[find(node.getID())] = find(other)
+    parts: dict[str, list[_Link]] = {}
+    for lk in links:
+        parts.setdefault(find(lk.junction.getID()), []).append(lk)
+    return sorted(parts.values(), key=lambda part: min(lk.index for lk in part))
+
+
+def _intersections(tls: Any, program: Any, path: Path) -> list[tuple[Intersection, frozenset[str]]]:
+    """One traffic light and its running program as intersections, one per part, each with the ids
+    of its junctions. A part none of whose links is ever green is left to the program (its links
+    stay red, as the program shows them)."""
     tls_id = tls.getID()
     phases, states, links = _checked_program(tls, program, path)
+    parts = _junction_parts(links)
+    if len(parts) > 1:
+        parts = [p for p in parts if any(GREEN_CHARS & {s[lk.index] for s in states} for lk in p)] or parts[:1]
+    out = []
+    for part in parts:
+        junctions = frozenset(lk.junction.getID() for lk in part)
+        iid = tls_id if len(parts) == 1 else f"{tls_id}/{'+'.join(sorted(junctions))}"
+        out.append((_intersection(tls_id, iid, program, phases, states, part, path), junctions))
+    return out
+
+
+def _intersection(
+    tls_id: str, iid: str, program: Any, phases: list[Any], states: list[str], links: list[_Link], path: Path
+) -> Intersection:
+    """The links of one part of a traffic light and its running program as an intersection (module
+    docstring: groups, conflicts, clearances, stages), in steps: its links grouped by state column,
+    the program's timing, conflicts, clearances, then the groups and stages themselves."""
     columns, group_links = _link_groups(tls_id, program, links, states, path)
     timing = program_timing(
         columns,
@@ -793,7 +852,7 @@ def _intersection(tls: Any, program: Any, path: Path) -> Intersection:
     junctions = {lk.junction for lk in links}
     coords = np.array([j.getCoord() for j in junctions], dtype=float)
     return Intersection(
-        id=tls_id,
+        id=iid,
         groups=tuple(groups),
         conflicts=conflicts,
         intergreen_s=clear.intergreen_s,
@@ -1074,17 +1133,20 @@ def load_sumo_net(
             programs_out[t.getID()] = [ph.state for ph in prog.getPhases()]
     intersections = []
     unmodelled: list[tuple[str, str]] = [(r, RAIL_REASON) for r in rail]
+    # the graph's ``tls`` attribute: the intersection a junction belongs to (a part of a joined light)
     tls_of = tls_of_junctions(tlss)
     for tls, program in zip(tlss, programs, strict=True):
         try:
-            inter = _intersection(tls, program, path)
+            parts = _intersections(tls, program, path)
         except NetworkFileError as e:
             unmodelled.append((tls.getID(), e.message))
             continue
         except InputError as e:
             unmodelled.append((tls.getID(), f"traffic light {tls.getID()}: {e.message}"))
             continue
-        intersections.append(inter)
+        for inter, junctions in parts:
+            intersections.append(inter)
+            tls_of.update(dict.fromkeys(junctions, inter.id))
     if not intersections:
         reasons = "; ".join(r for _t, r in unmodelled[:3])
         raise _fail(path, f"no traffic light greenwave can model ({len(unmodelled)} refused: {reasons})")
