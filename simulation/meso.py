@@ -77,6 +77,8 @@ __all__ = [
     "RECENT_GREEN_S",
     "InputOutputQueue",
     "meso_reader",
+    "meso_loops",
+    "reader_over",
     "MESO_UNSUPPORTED",
     "without_options",
 ]
@@ -797,11 +799,26 @@ def meso_reader(detectors: Any, net_file: str | Path, out_dir: str | Path, dt_s:
     ``detectors`` is :func:`simulation.detectors.generate_detectors`' result: the model
     detectors (the engine's arrays) stay those of micro; only what SUMO measures changes.
     """
+    loops = meso_loops(detectors, net_file, out_dir, sumo_net)
+    return loops.additional, reader_over(detectors, loops, dt_s)
+
+
+def meso_loops(detectors: Any, net_file: str | Path, out_dir: str | Path, sumo_net: Any = None) -> MesoLoops:
+    """The loops of :func:`meso_reader`, written to ``out_dir/gw_meso_loops.add.xml``."""
     from controller.arrays import pack
     from controller.backend import detector_layout
 
     network = detectors.network
     packed, layout = pack(network.intersections), detector_layout(network)
-    loops = generate_meso_loops(network, net_file, Path(out_dir) / "gw_meso_loops.add.xml", packed, layout, sumo_net)
+    return generate_meso_loops(network, net_file, Path(out_dir) / "gw_meso_loops.add.xml", packed, layout, sumo_net)
+
+
+def reader_over(detectors: Any, loops: MesoLoops, dt_s: float) -> MesoReader:
+    """The reader of :func:`meso_reader` over loops already generated (or kept from an earlier run)."""
+    from controller.arrays import pack
+    from controller.backend import detector_layout
+
+    network = detectors.network
+    packed, layout = pack(network.intersections), detector_layout(network)
     lanes = [sid.removeprefix("gw_e2_") for sid in detectors.e2_ids]
-    return loops.additional, MesoReader(loops, packed, layout, dt_s, e2_lanes=lanes)
+    return MesoReader(loops, packed, layout, dt_s, e2_lanes=lanes)

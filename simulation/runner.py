@@ -10,6 +10,7 @@ until every vehicle has left), and returns the KPIs of :mod:`simulation.kpi`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import tempfile
@@ -30,9 +31,10 @@ from controller.policies.base import Policy, declared
 from intersections.errors import InputError, NetworkFileError
 from intersections.loaders.sumo_net import load_sumo_net, running_programs, sumo_time_s
 from intersections.network import Network
+from simulation import run_cache
 from simulation.detectors import SumoDetectors, generate_detectors
 from simulation.kpi import intersection_delays, read_statistics, read_tripinfo, read_vtype_classes, trip_kpis
-from simulation.meso import Model, estimated_fields, meso_reader, model_of, refuse_unmet
+from simulation.meso import MesoLoops, Model, estimated_fields, meso_loops, model_of, reader_over, refuse_unmet
 from simulation.sumo_backend import SumoBackend, SumoRun, sumo_command
 
 if TYPE_CHECKING:
@@ -178,11 +180,23 @@ def load_run_network(spec: RunSpec) -> Network:
     """The intersection model of a run: the programs SUMO runs, from the net and the additional files.
 
     Traffic lights the model cannot hold keep their own programs; one warning line each goes
-    to the ``greenwave`` logger (the command line prints it).
+    to the ``greenwave`` logger (the command line prints it). Kept on disk by the files'
+    content (:mod:`simulation.run_cache`): a city's net takes seconds to read and convert.
     """
-    states: dict[str, list[str]] = {}
+    return _load_run_network(spec)[0]
+
+
+def _load_run_network(spec: RunSpec) -> tuple[Network, str | None]:
+    """:func:`load_run_network`, and the cache key it was kept under (None: not kept)."""
     begin = spec.begin_s or 0.0
-    network = load_sumo_net(spec.net, additional_files=spec.additional, begin_s=begin, programs_out=states)
+    cache_key = run_cache.content_key("network", (spec.net, *spec.additional), (begin,))
+    hit = run_cache.load(cache_key)
+    if hit is not None:
+        network, states = hit
+    else:
+        states = {}
+        network = load_sumo_net(spec.net, additional_files=spec.additional, begin_s=begin, programs_out=states)
+        run_cache.store(cache_key, (network, states))
     key = _programs_key(spec.net, spec.additional, begin)
     if key is not None:
         with _PROGRAMS_LOCK:
@@ -191,7 +205,7 @@ def load_run_network(spec: RunSpec) -> Network:
             _PROGRAMS[key] = states
     for tls, reason in network.unmodelled:
         log.warning("traffic light %s keeps its own program: %s", tls, reason)
-    return network
+    return network, cache_key
 
 
 def controller_params(controller: str, spec: RunSpec, network: Network) -> dict[str, Any]:
@@ -317,7 +331,9 @@ def _simulate(
     also_read: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """The run behind :func:`simulate`: build the backend, drive the engine, read SUMO's outputs."""
-    network = network or load_run_network(spec)
+    net_key = None
+    if network is None:
+        network, net_key = _load_run_network(spec)
     all_params = {**controller_params(controller, spec, network), **params}
     policy = make_policy(controller, **all_params)
     model = run_model(spec, extra_args)
@@ -326,9 +342,10 @@ def _simulate(
     reads = fields_read_by(policy) | {"queue_veh"} | also_read
     if events_path is not None:
         reads |= {"counts", "occupancy"}
-    backend, det, outputs = _sumo_backend(spec, network, policy, out, dt_s, reads, extra_args, model=model)
+    backend, det, outputs = _sumo_backend(spec, network, policy, out, dt_s, reads, extra_args, model=model,
+                                          net_key=net_key)  # fmt: skip
     wall0 = time.perf_counter()
-    vtypes = read_vtype_classes([*spec.routes, *spec.additional])
+    vtypes = _vtype_classes([*spec.routes, *spec.additional])
     with backend:
         engine = Engine(backend, policy, hires=events_path is not None)
         loop = _drive(engine, backend, spec.end_s, progress, on_tick)
@@ -449,22 +466,19 @@ def _sumo_backend(
     extra_args: tuple[str, ...],
     *,
     model: Model = Model.MICRO,
+    net_key: str | None = None,
 ) -> tuple[SumoBackend, SumoDetectors, _Outputs]:
     """The run's SUMO backend, its detectors, and where SUMO writes tripinfo, statistics and edge data.
 
     Meso gets the same model detectors (the engine's arrays do not change with the
     model) but SUMO loads loops only (:func:`simulation.meso.generate_meso_loops`).
+    ``net_key``: the cache key ``network`` came from (:func:`_load_run_network`); the
+    detectors and loops are kept under it too.
     """
-    import sumolib
-
     meso = model is Model.MESO
-    # The net read once for the detectors and the meso loops (hanoi_city: ~2 s a parse).
-    sumo_net = sumolib.net.readNet(str(spec.net))
     # Exit zones only where they are read: SUMO updates every lane-area detector every step.
-    det = generate_detectors(
-        network, spec.net, out / "gw_detectors.add.xml", exits="exit_blocked" in reads and not meso, sumo_net=sumo_net
-    )
-    det_file, reader = (det.additional, None) if not meso else meso_reader(det, spec.net, out, dt_s, sumo_net)
+    det, loops = _detectors(spec, network, out, exits="exit_blocked" in reads and not meso, meso=meso, net_key=net_key)
+    det_file, reader = (det.additional, None) if loops is None else (loops.additional, reader_over(det, loops, dt_s))
     outputs = _Outputs(
         tripinfo=Path(spec.tripinfo_output) if spec.tripinfo_output else out / "tripinfo.xml",
         statistics=out / "statistics.xml",
@@ -488,6 +502,48 @@ def _sumo_backend(
 
         backend.observation_filter = DetectorFaults(faults, len(backend.detectors.ids), backend.detectors)
     return backend, det, outputs
+
+
+def _detectors(
+    spec: RunSpec, network: Network, out: Path, *, exits: bool, meso: bool, net_key: str | None
+) -> tuple[SumoDetectors, MesoLoops | None]:
+    """The run's detectors (their file in ``out``) and, in meso, its loops (theirs too).
+
+    Derived from one ``sumolib`` parse of the net (hanoi_city: ~1 s), or taken from
+    :mod:`simulation.run_cache` when the network came from there (``net_key``): the same
+    files, byte for byte, and the same arrays.
+    """
+    det_path, loops_path = out / "gw_detectors.add.xml", out / "gw_meso_loops.add.xml"
+    key = run_cache.content_key("detectors", (), (net_key, exits, meso)) if net_key is not None else None
+    hit = run_cache.load(key, (network.graph,))
+    if hit is not None:
+        det, det_xml, loops, loops_xml = hit
+        det_path.write_bytes(det_xml)
+        det = dataclasses.replace(det, additional=det_path)
+        if loops is not None:
+            loops_path.write_bytes(loops_xml)
+            loops = dataclasses.replace(loops, additional=loops_path)
+        return det, loops
+    import sumolib
+
+    # The net read once for the detectors and the meso loops (hanoi_city: ~1-2 s a parse).
+    sumo_net = sumolib.net.readNet(str(spec.net))
+    det = generate_detectors(network, spec.net, det_path, exits=exits, sumo_net=sumo_net)
+    loops = meso_loops(det, spec.net, out, sumo_net) if meso else None
+    if key is not None:
+        kept = (det, det_path.read_bytes(), loops, loops_path.read_bytes() if loops is not None else None)
+        run_cache.store(key, kept, (network.graph,))
+    return det, loops
+
+
+def _vtype_classes(files: list[Path]) -> dict[str, tuple[str, float]]:
+    """:func:`~simulation.kpi.read_vtype_classes`, kept by the files' content (a city's route file: ~5 MB)."""
+    key = run_cache.content_key("vtypes", files)
+    hit = run_cache.load(key)
+    if hit is None:
+        hit = read_vtype_classes(files)
+        run_cache.store(key, hit)
+    return dict(hit)
 
 
 def _edge_data_file(out: Path, edgedata: Path) -> Path:
