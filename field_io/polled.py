@@ -135,9 +135,7 @@ class PolledFieldBackend(BaseBackend):
         eps = dict(endpoints) if isinstance(endpoints, Mapping) else {e.intersection: e for e in endpoints}
         missing = [i.id for i in network.intersections if i.id not in eps]
         if missing:
-            raise InputError(
-                f"no {self.protocol_name} endpoint for intersections {missing}", where=type(self).__name__
-            )
+            raise InputError(f"no {self.protocol_name} endpoint for intersections {missing}", where=type(self).__name__)
         self.lockstep = lockstep
         self.comm_timeout_s = 2.0 * dt_s if comm_timeout_s is None else comm_timeout_s
         self.reconnect_delay_s = reconnect_delay_s
@@ -370,16 +368,16 @@ class PolledFieldBackend(BaseBackend):
         timeout = self.comm_timeout_s
         for link in self.links:
             r = link.row
-            st = link.status
             age = now - link.last_ok_t
             comm_age[r] = age
             stale = age > timeout
             if stale or link.alarm:
                 self._alarm(link, stale, age)
-            if st is None or not link.readable:
-                continue
             if bulk is not None and bulk[r]:
                 link.status_fresh = False  # filled by _fill_bulk (fresh and just read: not stale)
+                continue
+            st = link.status  # (only here: a protocol may decode a batched row's status object on first use)
+            if st is None or not link.readable:
                 continue
             sl = self._det_slices[r]
             counts[sl] = self._row_counts(link, st) if link.status_fresh else 0.0  # nothing new read this tick

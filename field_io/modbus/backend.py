@@ -48,8 +48,7 @@ import struct
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Any, TypeGuard, Unpack
+from typing import Any, Unpack
 
 import numpy as np
 
@@ -73,6 +72,7 @@ from field_io.modbus.codec import (
     StatusRead,
     decode_identity,
     decode_status,
+    decode_status_arrays,
     decode_status_rows,
     encode_command_block,
     heartbeat_words,
@@ -109,16 +109,32 @@ EXCEPTION_NAMES = {
     11: "gateway target device failed to respond",
 }
 _HB = COMMAND.address("heartbeat")
-#: Function 23 writing the five heartbeat registers (heartbeat, central clock, step) and reading the status.
-_RW_HEARTBEAT = struct.Struct(">BHHHHB5H")
+#: A whole steady-state status request as one record (MBAP header, then the PDU), for building a
+#: connection's requests as one array: function 23 writing the five heartbeat registers (heartbeat,
+#: central clock, step) and reading the status; function 3 reading it (a controller not commanded).
+_FRAME_RW = np.dtype(
+    [
+        ("tid", ">u2"),
+        ("pid", ">u2"),
+        ("len", ">u2"),
+        ("unit", "u1"),
+        ("fc", "u1"),
+        ("raddr", ">u2"),
+        ("rcount", ">u2"),
+        ("waddr", ">u2"),
+        ("wcount", ">u2"),
+        ("nbytes", "u1"),
+        ("hb", ">u2"),
+        ("clock", ">u2", (3,)),
+        ("step", ">u2"),
+    ]
+)
+_FRAME_READ = np.dtype(
+    [("tid", ">u2"), ("pid", ">u2"), ("len", ">u2"), ("unit", "u1"), ("fc", "u1"), ("raddr", ">u2"), ("rcount", ">u2")]
+)
 _CENTRAL, _PENDING = int(StatusBits.CENTRAL_CONTROL), int(StatusBits.PENDING_HANDBACK)
 _DONE = int(StatusBits.PLANT_DONE)
 _PREEMPT, _DETECTOR_FAULT = int(StatusBits.PREEMPT), int(StatusBits.DETECTOR_FAULT)
-
-
-def _clean(answer: bytes | None, fc: int, count: int) -> TypeGuard[bytes]:
-    """A clean answer to function ``fc`` with ``count`` registers (anything else is retried alone)."""
-    return answer is not None and len(answer) == 2 + 2 * count and answer[0] == fc and answer[1] == 2 * count
 
 
 class _Fail(FieldIOError):
@@ -194,8 +210,6 @@ class ModbusLink(PolledLink):
 
     client: Any = None
     identity: Identity | None = None
-    status: FieldStatus | None = None
-    heartbeat: int = 0
     seq: int = 0
     content: tuple | None = None
     block: CommandBlock | None = None
@@ -207,9 +221,36 @@ class ModbusLink(PolledLink):
 
     _layout: tuple = ()
     _layout_plan: StatusRead | None = None
+    _status: FieldStatus | None = None
+    _rows: _StatusRows | None = None  # the batch this controller's last status came in, not yet made an object
+    _i: int = 0  # its row there
 
     def __post_init__(self) -> None:
         self.read_plan = status_read(self.fmap, 0)
+
+    @property  # type: ignore[misc]  # PolledLink's plain attribute, decoded on first use here
+    def status(self) -> FieldStatus | None:
+        """The last decoded status. A batched poll keeps its statuses as arrays (what the observation is filled
+        from) and makes this object only when someone asks for it: at thousands of controllers per tick an object
+        each is most of the decode's cost, and few are ever looked at."""
+        rows = self._rows
+        if rows is not None:
+            self._status, self._rows = rows.status(self._i), None
+        return self._status
+
+    @status.setter
+    def status(self, st: FieldStatus | None) -> None:
+        self._status, self._rows = st, None
+
+    def seq_state(self) -> tuple[int, int, int] | None:
+        """(status word, accepted, rejected block sequence) of the last status, without decoding the rest
+        (what the command step reads every tick); None: never read."""
+        rows = self._rows
+        if rows is not None:
+            i = self._i
+            return rows.status_word[i], rows.accepted_seq[i], rows.rejected_seq[i]
+        st = self._status
+        return None if st is None else (st.status_word, st.accepted_seq, st.rejected_seq)
 
     def layout_key(self) -> tuple:
         """What decides how this controller's status answer decodes (read length, offset of the status table,
@@ -226,38 +267,127 @@ class ModbusLink(PolledLink):
         return self.client is not None and self.identity is not None and not self.refused
 
 
-class _StatusBatch:
-    """One tick's batched status poll: the answers by row as they arrive, connection by connection.
+class _StatusRows:
+    """One register layout's status answers of one tick, decoded as arrays; a row's :class:`FieldStatus` on demand."""
 
-    ``groups`` are the batch's links, one list per connection. When every request of a connection is
-    answered, ``on_group(k)`` is scheduled, so that a connection's answers are decoded while the
-    others are still outstanding (the decode is off the round's critical path but for the last
-    connection's); one waiter covers the whole batch.
+    __slots__ = ("accepted_seq", "fmap", "rejected_seq", "skip", "status_word", "words")
+
+    def __init__(self, words: np.ndarray, fmap: Any, skip: int, arrays: dict[str, np.ndarray]) -> None:
+        self.words, self.fmap, self.skip = words, fmap, skip
+        self.status_word: list[int] = arrays["status_word"].tolist()
+        self.accepted_seq: list[int] = arrays["accepted_seq"].tolist()
+        self.rejected_seq: list[int] = arrays["rejected_seq"].tolist()
+
+    def status(self, i: int) -> FieldStatus:
+        return decode_status_rows(self.words[i : i + 1], self.fmap, skip=self.skip)[0]
+
+
+@dataclass
+class _Layout:
+    """The controllers of one connection whose status answers decode alike (see ``ModbusLink.layout_key``)."""
+
+    at: np.ndarray  # their places in the connection's batch
+    at_list: list[int]
+    count: int
+    skip: int
+    fmap: Any
+    rows: np.ndarray  # their observation rows
+    det: np.ndarray  # (len, detectors): their detectors' places in the observation
+
+
+class _ConnPlan:
+    """The steady-state status requests of the controllers sharing one connection, as arrays built once.
+
+    The controllers (in batch order), their unit ids, registers and layouts change only when a controller
+    connects, is refused or loses its connection; each tick then fills in transaction ids, heartbeats and
+    the clock, and writes the connection's requests as one buffer.
     """
 
-    def __init__(self, groups: list[list[ModbusLink]], record_latency: bool, on_group: Callable[[int], None]) -> None:
-        self.groups = groups
-        self.answers: dict[int, bytes | None] = {}
-        self.answered_t: dict[int, float] = {}
-        self.tid: dict[int, int] = {}  # row -> transaction id (to forget a straggler's)
-        self.fc: dict[int, int] = {}  # row -> the request's function code (what a clean answer echoes)
-        self.group_left = [len(g) for g in groups]
-        self.decoded = [False] * len(groups)
-        self.left = sum(self.group_left)
+    def __init__(self, key: tuple, links: list[ModbusLink], det_start: np.ndarray) -> None:
+        n = len(links)
+        self.key = key
+        self.links = links
+        self.client: ModbusTcpClient = links[0].client
+        self.rows = np.fromiter((link.row for link in links), np.intp, n)
+        self.timeout_s = max(link.endpoint.timeout_s for link in links)
+        plans = [link.read_plan for link in links]
+        assert all(p is not None for p in plans)
+        units = [link.endpoint.device_id for link in links]
+        base = [p.base for p in plans]  # type: ignore[union-attr]
+        count = [p.count for p in plans]  # type: ignore[union-attr]
+        self.rw = np.zeros(n, _FRAME_RW)
+        self.rw["len"], self.rw["fc"], self.rw["waddr"], self.rw["wcount"], self.rw["nbytes"] = 21, 23, _HB, 5, 10
+        self.read = np.zeros(n, _FRAME_READ)
+        self.read["len"], self.read["fc"] = 6, 3
+        for frames in (self.rw, self.read):
+            frames["unit"], frames["raddr"], frames["rcount"] = units, base, count
+        self.layouts: list[_Layout] = []
+        by_layout: dict[tuple, list[int]] = {}
+        for i, link in enumerate(links):
+            by_layout.setdefault(link.layout_key(), []).append(i)
+        for (cnt, skip, _g, _ch), at in by_layout.items():
+            fm = links[at[0]].fmap
+            rows = self.rows[at]
+            det = det_start[rows][:, None] + np.arange(fm.n_detectors)[None, :]
+            self.layouts.append(_Layout(np.asarray(at, np.intp), at, cnt, skip, fm, rows, det))
+
+
+class _ConnBatch:
+    """One connection's share of a tick's poll: its answers by place in the batch as they arrive."""
+
+    __slots__ = ("answered_t", "answers", "decoded", "fc", "k", "left", "plan", "poll", "t0")
+
+    def __init__(self, plan: _ConnPlan, poll: _Poll, k: int) -> None:
+        n = len(plan.links)
+        self.plan, self.poll, self.k = plan, poll, k
+        self.answers: list[bytes | None] = [None] * n
+        self.answered_t: list[float] | None = [0.0] * n if poll.record_latency else None
+        self.left = n
+        self.fc = np.full(n, 3, np.uint8)  # the function code a clean answer echoes
+        self.t0 = 0.0
+        self.decoded = False
+
+    def answer(self, i: int, pdu: bytes) -> None:
+        answers = self.answers
+        if answers[i] is not None:
+            return  # a duplicate
+        answers[i] = pdu
+        if self.answered_t is not None:
+            self.answered_t[i] = time.perf_counter()
+        self.left -= 1
+        if self.left == 0:
+            self.poll.group_done(self.k)
+
+    def lost(self) -> None:
+        if self.left > 0:
+            self.left = 0
+            self.poll.group_done(self.k)
+
+
+class _Poll:
+    """One tick's batched status poll over every connection; one waiter for the whole of it.
+
+    When every request of a connection is answered, ``on_group(k)`` is scheduled, so that a connection's
+    answers are decoded while the others are still outstanding (the decode is off the round's critical
+    path but for the last connection's).
+    """
+
+    def __init__(self, record_latency: bool, on_group: Callable[[int], None]) -> None:
+        self.groups: list[_ConnBatch] = []
         self.record_latency = record_latency
         self.on_group = on_group
-        self.t0 = 0.0
+        self.left = 0
         self.loop = asyncio.get_running_loop()
         self.waiter: asyncio.Future[None] = self.loop.create_future()
 
-    def answered(self, group: int, row: int, answer: bytes | None) -> None:
-        """The transport's callback: an answer (None: the connection failed)."""
-        self.answers[row] = answer
-        if self.record_latency:
-            self.answered_t[row] = time.perf_counter()
-        self.group_left[group] -= 1
-        if self.group_left[group] == 0:
-            self.loop.call_soon(self.on_group, group)
+    def add(self, plan: _ConnPlan) -> _ConnBatch:
+        batch = _ConnBatch(plan, self, len(self.groups))
+        self.groups.append(batch)
+        self.left += 1
+        return batch
+
+    def group_done(self, k: int) -> None:
+        self.loop.call_soon(self.on_group, k)
         self.left -= 1
         if self.left == 0 and not self.waiter.done():
             self.waiter.set_result(None)
@@ -298,7 +428,14 @@ class ModbusBackend(PolledFieldBackend):
     ) -> None:
         self.wall_clock = wall_clock
         self._conns: dict[tuple, _Conn] = {}
+        self._conn_plans: dict[int, _ConnPlan] = {}  # id(client) -> its batch's requests, built once
+        self._plan_gen = 0  # counts the changes (connects, refusals, losses) that invalidate those
         super().__init__(network, endpoints, max_concurrent_connects=max_concurrent_connects, **poll)
+        self._heartbeat = np.zeros(len(self.links), np.int64)  # the last heartbeat sent to each row
+
+    def _next_heartbeat(self, row: int) -> int:
+        hb = self._heartbeat[row] = (self._heartbeat[row] + 1) & 0xFFFF
+        return int(hb)
 
     def _make_link(self, row: int, endpoint: Endpoint, intersection: Any) -> ModbusLink:
         return ModbusLink(row=row, endpoint=endpoint, fmap=field_map(intersection))
@@ -377,6 +514,7 @@ class ModbusBackend(PolledFieldBackend):
 
     def _unlink(self, link: ModbusLink, *, close: bool) -> None:
         """Forget the link's connection; close it when asked (a broken connection) or when nobody else uses it."""
+        self._plan_gen += 1
         client, link.client = link.client, None
         if client is None:
             return
@@ -397,7 +535,7 @@ class ModbusBackend(PolledFieldBackend):
             return
         link.seq = link.seq % 0xFFFF + 1
         block = CommandBlock(seq=link.seq, kind=CommandKind.RELEASE)
-        words = heartbeat_words(link.heartbeat + 1, self.wall_clock()) + encode_command_block(
+        words = heartbeat_words(int(self._heartbeat[link.row]) + 1, self.wall_clock()) + encode_command_block(
             block, link.fmap.intersection
         )
         try:
@@ -425,6 +563,7 @@ class ModbusBackend(PolledFieldBackend):
         await self._check_identity(link)
 
     async def _check_identity(self, link: ModbusLink) -> None:
+        self._plan_gen += 1  # whatever it finds, the batch's requests are built again
         try:
             words = await self._read(link, IDENTITY.base, IDENTITY.length, what="identity")
         except _Fail as e:
@@ -461,10 +600,12 @@ class ModbusBackend(PolledFieldBackend):
         link.refused = False
         self._prev_volume[self._det_slices[link.row]] = np.nan  # counts restart from this connection
         link.read_plan = status_read(fm, ident.capabilities)
+        self._plan_gen += 1
         self._set_problem(link, None)
 
     def _disconnect(self, link: ModbusLink, message: str, *, refused: bool = False) -> None:
         # A device that answers wrongly leaves the connection to the others behind the same address.
+        self._plan_gen += 1
         self._unlink(link, close=not refused and link.client is not None and not link.client.connected)
         link.identity = None
         link.refused = refused
@@ -534,11 +675,10 @@ class ModbusBackend(PolledFieldBackend):
         """
         if not (link.was_active or step is not None):
             return None
-        words = heartbeat_words(link.heartbeat, self.wall_clock(), step or 0)
+        words = heartbeat_words(int(self._heartbeat[link.row]), self.wall_clock(), step or 0)
         if not link.was_active:
             return _HB + 4, words[4:5]  # lockstep step only: no heartbeat for an inactive row
-        link.heartbeat = (link.heartbeat + 1) & 0xFFFF
-        words[0] = link.heartbeat
+        words[0] = self._next_heartbeat(link.row)
         if step is not None and link.block is not None and link.must_write:
             words += encode_command_block(link.block, link.fmap.intersection)
             link.written_seq = link.block.seq
@@ -598,71 +738,108 @@ class ModbusBackend(PolledFieldBackend):
             retry: list[ModbusLink] = []
 
             def decode(k: int) -> None:  # a connection's answers are in (or the batch is over): decode them
-                if not tick.decoded[k]:
-                    retry.extend(self._decode_status_group(tick.groups[k], tick))
-                    tick.decoded[k] = True
+                group = tick.groups[k]
+                if not group.decoded:
+                    group.decoded = True
+                    retry.extend(self._decode_status_group(group))
 
-            tick = _StatusBatch(list(by_conn.values()), self.record_latency, decode)
-            self._send_status_batch(tick)
-            await tick.wait(max(link.endpoint.timeout_s for link in batch))
-            for k in range(len(tick.groups)):
-                decode(k)
+            tick = _Poll(self.record_latency, decode)
+            for cid, links_ in by_conn.items():
+                self._send_status_batch(tick.add(self._conn_plan(cid, links_)))
+            await tick.wait(max(group.plan.timeout_s for group in tick.groups))
+            for group in tick.groups:
+                group.plan.client.end_batch()  # a straggler's late answer is dropped: it is retried below
+                decode(group.k)
             if retry:
                 await asyncio.gather(*(self._poll(link) for link in retry))
         if others is not None:
             await others
 
-    def _send_status_batch(self, tick: _StatusBatch) -> None:
-        """Write every controller's status request, one write per connection (a gateway's units share it),
-        each connection's as soon as it is built (its emulator or gateway starts on it while the next is
-        built); a commanded controller's read carries its next heartbeat and the central clock (function 23)."""
-        # Every commanded controller's heartbeat carries the same central clock this tick: its words
-        # once, and the write's range checked once (the same five registers for every controller).
-        clock_words = heartbeat_words(0, self.wall_clock())[1:4]
-        check_modbus_write(_HB, 5)
-        answered, fc, tids = tick.answered, tick.fc, tick.tid
-        tick.t0 = time.perf_counter()
-        for k, group in enumerate(tick.groups):
-            items = []
-            for link in group:
-                plan = link.read_plan
-                assert plan is not None  # batched links were chosen for having one
-                if link.was_active:  # what _status_words gives without a step: the next heartbeat and the clock
-                    link.heartbeat = hb = (link.heartbeat + 1) & 0xFFFF
-                    pdu = _RW_HEARTBEAT.pack(23, plan.base, plan.count, _HB, 5, 10, hb, *clock_words, 0)
-                else:
-                    pdu = read_pdu(plan.base, plan.count)
-                fc[link.row] = pdu[0]
-                items.append((link.endpoint.device_id, pdu, partial(answered, k, link.row)))
-            for link, tid in zip(group, group[0].client.send_many(items), strict=True):
-                tids[link.row] = tid
+    def _conn_plan(self, cid: int, links: list[ModbusLink]) -> _ConnPlan:
+        """The connection's batch of requests, built again only when its controllers or their reads changed."""
+        key = (self._plan_gen, tuple(link.row for link in links))
+        plan = self._conn_plans.get(cid)
+        if plan is None or plan.key != key or plan.client is not links[0].client:
+            if len(self._conn_plans) > 2 * len(self._conns) + 8:  # connections come and go: forget the old ones
+                self._conn_plans.clear()
+            plan = self._conn_plans[cid] = _ConnPlan(key, links, self._det_start)
+        return plan
 
-    def _decode_status_group(self, group: Sequence[ModbusLink], tick: _StatusBatch) -> list[ModbusLink]:
-        """Decode one connection's clean answers a register layout at a time (for ``_fill_bulk``); returns
-        the links to retry one by one (no answer in time, an exception answer, a short answer)."""
-        retry = []
-        layouts: dict[tuple, list[tuple[ModbusLink, bytes]]] = {}
-        answers = tick.answers
-        for link in group:
-            answer = answers.get(link.row)
-            plan = link.read_plan
-            assert plan is not None
-            if not _clean(answer, tick.fc[link.row], plan.count):
-                if link.client is not None:
-                    link.client.forget(tick.tid[link.row])
-                retry.append(link)
+    def _send_status_batch(self, group: _ConnBatch) -> None:
+        """Write one connection's status requests as one buffer built as an array (a gateway's units share the
+        connection); a commanded controller's read carries its next heartbeat and the central clock (function
+        23), the others' are plain reads (function 3). Every commanded controller's heartbeat carries the same
+        central clock this tick, and the write's range is the same five registers for all."""
+        plan = group.plan
+        links, n = plan.links, len(plan.links)
+        first = plan.client.begin_batch(n, group)
+        if first is None:
+            group.lost()
+            return
+        check_modbus_write(_HB, 5)
+        active = np.fromiter((link.was_active for link in links), bool, n)
+        tids = (first + np.arange(n)) & 0xFFFF
+        rw, read = plan.rw, plan.read
+        if active.any():
+            rows = plan.rows[active]
+            hb = self._heartbeat[rows] = (self._heartbeat[rows] + 1) & 0xFFFF
+            rw["tid"][active] = tids[active]
+            rw["hb"][active] = hb
+            rw["clock"][active] = heartbeat_words(0, self.wall_clock())[1:4]
+            group.fc[active] = 23
+        if active.all():
+            data = rw.tobytes()
+        elif not active.any():
+            read["tid"] = tids
+            data = read.tobytes()
+        else:  # some commanded, some not (a start-up tick, a partial hand-over): one request each, in order
+            read["tid"] = tids
+            data = b"".join(rw[i].tobytes() if a else read[i].tobytes() for i, a in enumerate(active.tolist()))
+        group.t0 = time.perf_counter()
+        plan.client.write(data)
+
+    def _decode_status_group(self, group: _ConnBatch) -> list[ModbusLink]:
+        """Decode one connection's clean answers a register layout at a time, as arrays (for ``_fill_bulk``);
+        returns the links to retry one by one (no answer in time, an exception answer, a short answer)."""
+        plan, answers = group.plan, group.answers
+        retry: list[ModbusLink] = []
+        now = self.clock()
+        for lay in plan.layouts:
+            size = 2 + 2 * lay.count
+            got = [answers[i] for i in lay.at_list]
+            if None in got or set(map(len, got)) != {size}:  # type: ignore[arg-type]  # None: the first test
+                keep = [a is not None and len(a) == size for a in got]
+                retry.extend(plan.links[i] for i, k in zip(lay.at_list, keep, strict=True) if not k)
+                at = lay.at[np.asarray(keep, bool)]
+                got = [a for a, k in zip(got, keep, strict=True) if k]
+            else:
+                at = lay.at
+            if not got:
                 continue
-            if self.record_latency:
-                link.latency_s.append(tick.answered_t[link.row] - tick.t0)  # from the batch's start
-            layouts.setdefault(link.layout_key(), []).append((link, answer))
-        for (count, skip, _g, _ch), rows in layouts.items():
-            words = np.frombuffer(b"".join(a[2:] for _l, a in rows), dtype=">u2").reshape(len(rows), count)
-            arrays: dict[str, np.ndarray] = {}
-            fm0 = rows[0][0].fmap
-            for (link, _a), st in zip(rows, decode_status_rows(words, fm0, skip=skip, arrays=arrays), strict=True):
-                self._polled(link, st)
-            idx = np.fromiter((link.row for link, _a in rows), np.intp, len(rows))
-            det = self._det_start[idx][:, None] + np.arange(fm0.n_detectors)[None, :]
+            buf = b"".join(got)  # type: ignore[arg-type]  # None filtered out above
+            head = np.frombuffer(buf, np.uint8).reshape(len(got), size)[:, :2]
+            clean = (head[:, 0] == group.fc[at]) & (head[:, 1] == 2 * lay.count)
+            words = np.ndarray((len(got), lay.count), ">u2", buffer=buf, offset=2, strides=(size, 2))
+            if not clean.all():  # an exception answer is as long as a clean one only by accident; still
+                retry.extend(plan.links[i] for i in at[~clean].tolist())
+                at, words = at[clean], words[clean]
+                if not len(at):
+                    continue
+            _arr, arrays = decode_status_arrays(words, lay.fmap, skip=lay.skip)
+            rows = _StatusRows(words, lay.fmap, lay.skip, arrays)
+            at_list = at.tolist()
+            for i, k in enumerate(at_list):  # what _polled does, the status kept as the batch's row
+                link = plan.links[k]
+                link._rows, link._i = rows, i
+                link.status_fresh = True
+                link.last_ok_t = now
+                link.reads += 1
+            if group.answered_t is not None:
+                for k in at_list:
+                    plan.links[k].latency_s.append(group.answered_t[k] - group.t0)  # from the batch's start
+            sel = lay.at_list == at_list
+            idx = lay.rows if sel else plan.rows[at]
+            det = lay.det if sel else self._det_start[idx][:, None] + np.arange(lay.fmap.n_detectors)[None, :]
             self._bulk.append((idx, arrays, det))
         return retry
 
@@ -739,22 +916,23 @@ class ModbusBackend(PolledFieldBackend):
     def _needs_write(self, link: ModbusLink, commands: Commands) -> bool:
         """Update the link's block for this tick; True when it must be (re)written."""
         want = self._block_for(link, commands)
-        st = link.status
+        st = link.seq_state()
         if want is None or st is None:
             return False
         inter = link.fmap.intersection
         new = want != link.content
-        in_control = bool(st.status_word & _CENTRAL)
-        pending = bool(st.status_word & _PENDING)
+        status_word, accepted_seq, rejected_seq = st
+        in_control = bool(status_word & _CENTRAL)
+        pending = bool(status_word & _PENDING)
         if not new and link.block is not None:
             ours = link.block.seq
-            if st.rejected_seq == ours:
+            if rejected_seq == ours:
                 return False  # refused: do not insist with the same block
-            if st.accepted_seq == ours and (in_control or pending):
+            if accepted_seq == ours and (in_control or pending):
                 return False  # in force, or waiting for the handback
-            if st.accepted_seq != ours and link.written_seq == ours:
+            if accepted_seq != ours and link.written_seq == ours:
                 return True  # written but not seen: resend the same block
-            if st.accepted_seq == ours:
+            if accepted_seq == ours:
                 new = True  # the controller fell back since: a complete *new* block is needed
         if new:
             link.seq = link.seq % 0xFFFF + 1
@@ -768,8 +946,7 @@ class ModbusBackend(PolledFieldBackend):
 
     async def _send_block(self, link: ModbusLink) -> None:
         assert link.block is not None
-        link.heartbeat = (link.heartbeat + 1) & 0xFFFF
-        words = heartbeat_words(link.heartbeat, self.wall_clock()) + encode_command_block(
+        words = heartbeat_words(self._next_heartbeat(link.row), self.wall_clock()) + encode_command_block(
             link.block, link.fmap.intersection
         )
         try:

@@ -46,6 +46,7 @@ from intersections.plan import TimingPlan
 
 __all__ = [
     "decode_status_rows",
+    "decode_status_arrays",
     "crc16_modbus",
     "Identity",
     "encode_identity",
@@ -514,48 +515,60 @@ def decode_status(
     )
 
 
-def decode_status_rows(
-    words: np.ndarray, fmap: FieldMap, *, skip: int = 0, arrays: dict[str, Any] | None = None
-) -> list[FieldStatus]:
-    """:func:`decode_status` for many controllers of one layout at once: ``words`` is ``(B, count)``.
+def decode_status_arrays(words: np.ndarray, fmap: FieldMap, *, skip: int = 0) -> tuple[np.ndarray, dict[str, Any]]:
+    """The status columns of many controllers of one layout, as arrays over the rows (no object per row).
 
-    Central reads thousands of controllers per tick; one array operation per
-    field instead of one per controller is what keeps the decode off the poll's
-    critical path. Row ``i`` decodes exactly as ``decode_status(words[i], fmap, skip=skip)``
-    (a test holds the two together). ``arrays``, when given, receives the decoded columns as
-    arrays over the rows (``group_state``, ``volume``, ``occupancy_raw``, ``queue_veh`` or None,
-    ``status_word``, ``mode``, ``accepted_seq``, ``rejected_seq``, ``reject_reason``), for
-    consumers that fill observations a block at a time.
+    ``words`` is ``(B, count)``, one status read per row. Returns the status words as int64 (the
+    status table first: ``skip`` words of queues table dropped) and the columns ``group_state``,
+    ``volume``, ``occupancy_raw``, ``queue_veh`` (None unless the read covered the queues table),
+    ``status_word``, ``mode``, ``accepted_seq``, ``rejected_seq`` and ``reject_reason``: what a
+    central filling its observation a block at a time needs, row ``i`` decoding as
+    ``decode_status(words[i], fmap, skip=skip)``.
     """
     arr = np.asarray(words, dtype=np.int64)
     n = arr.shape[0]
+    queues = None
     if skip:
         queues = queue_from_wire(arr[:, : fmap.n_groups])
         arr = arr[:, skip:]
     g0 = _S["group_state"]
     nib = np.concatenate((arr[:, g0 : g0 + 4], arr[:, _D0 : _D0 + 4]), axis=1)
     codes = ((nib[:, :, None] >> _NIB_SHIFT[None]) & 0xF).reshape(n, -1)[:, : fmap.n_groups]
-    states = CODE_TO_STATE[codes]
     ch = fmap.channel
     if ch.size:
         volume = arr[:, _VOL0 + 2 * (ch - 1)]
         occ = arr[:, _VOL0 + 1 + 2 * (ch - 1)]
     else:
         volume = occ = np.zeros((n, 0), np.int64)
+    arrays: dict[str, Any] = {
+        "group_state": CODE_TO_STATE[codes],
+        "volume": volume,
+        "occupancy_raw": occ,
+        "queue_veh": queues,
+        **{k: arr[:, _S[k]] for k in ("status_word", "mode", "accepted_seq", "rejected_seq", "reject_reason")},
+    }
+    return arr, arrays
+
+
+def decode_status_rows(
+    words: np.ndarray, fmap: FieldMap, *, skip: int = 0, arrays: dict[str, Any] | None = None
+) -> list[FieldStatus]:
+    """:func:`decode_status` for many controllers of one layout at once: ``words`` is ``(B, count)``.
+
+    Row ``i`` decodes exactly as ``decode_status(words[i], fmap, skip=skip)`` (a test holds the two
+    together). ``arrays``, when given, also receives :func:`decode_status_arrays`' columns.
+    """
+    arr, cols = decode_status_arrays(words, fmap, skip=skip)
     if arrays is not None:
-        arrays.update(
-            group_state=states,
-            volume=volume,
-            occupancy_raw=occ,
-            queue_veh=queues if skip else None,
-            **{k: arr[:, _S[k]] for k in ("status_word", "mode", "accepted_seq", "rejected_seq", "reject_reason")},
-        )
+        arrays.update(cols)
+    n = arr.shape[0]
+    states, volume, occ, queues = cols["group_state"], cols["volume"], cols["occupancy_raw"], cols["queue_veh"]
     out = []
     new, names = object.__new__, _FIELD_STATUS_NAMES
     # The scalar fields column by column (the same formulas, over arrays), then one tuple per row.
     columns: tuple[np.ndarray, ...] = _status_scalars(arr.T)  # type: ignore[assignment]  # arrays in, arrays out
     scalars = zip(*(col.tolist() for col in columns), strict=True)
-    per_row = zip(scalars, states, volume, occ, queues if skip else [None] * n, strict=True)
+    per_row = zip(scalars, states, volume, occ, queues if queues is not None else [None] * n, strict=True)
     for scal, gs, vol, oc, q in per_row:
         # The frozen dataclass's generated __init__ sets each field through object.__setattr__
         # (~8 us a status); filling the instance dict directly builds the same value in ~1 us.

@@ -30,12 +30,13 @@ import asyncio
 import ssl
 import struct
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from intersections.errors import FieldIOError
 
 __all__ = [
     "ModbusTcpClient",
+    "BatchReceiver",
     "ModbusTransportError",
     "ModbusTimeout",
     "ModbusConnectionLost",
@@ -72,6 +73,15 @@ class ModbusExceptionAnswer(ModbusTransportError):
     def __init__(self, code: int) -> None:
         super().__init__(f"exception {code:02d}")
         self.code = code
+
+
+class BatchReceiver(Protocol):
+    """Where the answers of a :meth:`ModbusTcpClient.begin_batch` go: ``answer(i, pdu)`` for the ``i``-th
+    transaction id of the batch, ``lost()`` when the connection fails first."""
+
+    def answer(self, i: int, pdu: bytes) -> None: ...
+
+    def lost(self) -> None: ...
 
 
 class _Protocol(asyncio.Protocol):
@@ -127,6 +137,8 @@ class ModbusTcpClient:
         # tid -> the future of a :meth:`request`, or the callback of a batched :meth:`send`
         self._inflight: dict[int, asyncio.Future[bytes] | Callable[[bytes | None], None]] = {}
         self._tid = 0
+        # One batch of consecutive transaction ids (begin_batch): (first id, how many, receiver)
+        self._batch: tuple[int, int, BatchReceiver] | None = None
 
     @property
     def idle(self) -> bool:
@@ -168,10 +180,10 @@ class ModbusTcpClient:
 
     def _next_tid(self) -> int:
         tid = self._tid
-        inflight = self._inflight
+        inflight, batch = self._inflight, self._batch
         for _ in range(0x10000):
             tid = (tid + 1) & 0xFFFF
-            if tid not in inflight:
+            if tid not in inflight and (batch is None or (tid - batch[0]) & 0xFFFF >= batch[1]):
                 break
         else:  # pragma: no cover - 65,536 transactions in flight on one connection
             raise ModbusTransportError("no free transaction id")
@@ -217,6 +229,42 @@ class ModbusTcpClient:
         t.write(b"".join(frames))
         return tids
 
+    def begin_batch(self, n: int, receiver: BatchReceiver) -> int | None:
+        """Reserve ``n`` consecutive transaction ids for one batch whose frames the caller builds as a whole
+        (and writes with :meth:`write`); returns the first id (they wrap at 65,536), or None when not
+        connected. Each answer goes to ``receiver.answer(i, pdu)``, ``i`` its id's place in the batch, with no
+        per-transaction bookkeeping: at thousands of units per connection a future or a callback each costs
+        more than the frame. One batch at a time: a new one, or :meth:`end_batch`, drops the last one's late
+        answers. No timeout here: the caller times the batch and retries what is missing apart."""
+        t = self._transport
+        if t is None or t.is_closing():
+            return None
+        if not 0 < n <= 0xFFFF - len(self._inflight):
+            raise ModbusTransportError(f"no {n} free transaction ids")
+        self._batch = None
+        first = (self._tid + 1) & 0xFFFF
+        for _ in range(len(self._inflight) + 1):  # past every id in flight inside the range, if any
+            clash = [tid for tid in self._inflight if (tid - first) & 0xFFFF < n]
+            if not clash:
+                break
+            first = (max(clash, key=lambda tid: (tid - first) & 0xFFFF) + 1) & 0xFFFF
+        else:  # pragma: no cover - ids in flight spread over the whole space
+            raise ModbusTransportError(f"no {n} consecutive free transaction ids")
+        self._batch = (first, n, receiver)
+        self._tid = (first + n - 1) & 0xFFFF
+        return first
+
+    def end_batch(self) -> None:
+        """Drop the current batch: its late answers are ignored from now on."""
+        self._batch = None
+
+    def write(self, data: bytes) -> None:
+        """Write frames built by the caller (a batch's); nothing if the connection is gone (the batch's
+        receiver learns it through ``lost``)."""
+        t = self._transport
+        if t is not None and not t.is_closing():
+            t.write(data)
+
     def forget(self, tid: int) -> None:
         """Give up a batched transaction (its batch timed out): a late answer is dropped."""
         self._inflight.pop(tid, None)
@@ -247,6 +295,12 @@ class ModbusTcpClient:
             fut.set_exception(TimeoutError())
 
     def _answer(self, tid: int, pdu: bytes) -> None:
+        batch = self._batch
+        if batch is not None:
+            i = (tid - batch[0]) & 0xFFFF
+            if i < batch[1]:
+                batch[2].answer(i, pdu)
+                return
         waiter = self._inflight.pop(tid, None)
         if waiter is None:
             return  # an answer to a transaction that already timed out (or to none): dropped
@@ -267,6 +321,9 @@ class ModbusTcpClient:
         self._fail(ModbusConnectionLost(str(exc) if exc else "closed by the controller"))
 
     def _fail(self, exc: Exception) -> None:
+        batch, self._batch = self._batch, None
+        if batch is not None:
+            batch[2].lost()
         waiting, self._inflight = self._inflight, {}
         for waiter in waiting.values():
             if isinstance(waiter, asyncio.Future):

@@ -165,12 +165,83 @@ def test_pipelined_transactions_are_paired_by_transaction_id() -> None:
 
 
 @pytest.mark.parametrize("t", [0.0, 1_765_000_000.123, 12_345.999])
-def test_batched_heartbeat_frame_is_the_generic_read_write(t: float) -> None:
-    """The batched poll packs the heartbeat write with one precompiled struct; the same bytes as function 23."""
-    from field_io.modbus.backend import _HB, _RW_HEARTBEAT
+def test_batched_request_records_are_the_generic_frames(t: float) -> None:
+    """The batched poll builds a connection's requests as one array of records; each record is byte for byte
+    the MBAP header and the function 23 (heartbeat write and status read) or function 3 PDU."""
+    from field_io.modbus.backend import _FRAME_READ, _FRAME_RW, _HB
     from field_io.modbus.codec import heartbeat_words
     from field_io.modbus.transport import read_write_pdu
 
-    for hb in (0, 1, 65535):
-        fast = _RW_HEARTBEAT.pack(23, 10, 40, _HB, 5, 10, hb, *heartbeat_words(0, t)[1:4], 0)
-        assert fast == read_write_pdu(10, 40, _HB, heartbeat_words(hb, t))
+    for tid, unit, hb in ((1, 1, 0), (65535, 247, 1), (300, 17, 65535)):
+        rw = np.zeros(1, _FRAME_RW)
+        rw["tid"], rw["len"], rw["unit"], rw["fc"], rw["raddr"], rw["rcount"] = tid, 21, unit, 23, 10, 40
+        rw["waddr"], rw["wcount"], rw["nbytes"], rw["hb"] = _HB, 5, 10, hb
+        rw["clock"] = heartbeat_words(0, t)[1:4]
+        pdu = read_write_pdu(10, 40, _HB, heartbeat_words(hb, t))
+        assert rw.tobytes() == struct.pack(">HHHB", tid, 0, len(pdu) + 1, unit) + pdu
+        rd = np.zeros(1, _FRAME_READ)
+        rd["tid"], rd["len"], rd["unit"], rd["fc"], rd["raddr"], rd["rcount"] = tid, 6, unit, 3, 200, 77
+        assert rd.tobytes() == struct.pack(">HHHB", tid, 0, 6, unit) + read_pdu(200, 77)
+
+
+class _Batch:
+    def __init__(self, n: int) -> None:
+        self.got: list[bytes | None] = [None] * n
+        self.lost_calls = 0
+        self.done = asyncio.Event()
+
+    def answer(self, i: int, pdu: bytes) -> None:
+        self.got[i] = pdu
+        if None not in self.got:
+            self.done.set()
+
+    def lost(self) -> None:
+        self.lost_calls += 1
+        self.done.set()
+
+
+def test_a_batch_of_consecutive_transaction_ids_shares_the_connection_with_requests() -> None:
+    """A batch reserves consecutive ids (skipping one in flight), gets each answer by its place in the batch
+    whatever the order, leaves concurrent requests their own ids, drops late answers once ended, and hears
+    of a lost connection."""
+
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(_Reversed, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        c = ModbusTcpClient("127.0.0.1", port, timeout_s=0.5, retries=0)
+        try:
+            assert await c.connect()
+            c._tid = 65533  # the batch's ids wrap past 65535
+            pending = c.send(9, read_pdu(9, 1), lambda a: None)  # 65534, in flight: the batch goes past it
+            batch = _Batch(4)
+            first = c.begin_batch(4, batch)
+            assert first == 65535
+            tids = [(first + i) & 0xFFFF for i in range(4)]
+            assert pending not in tids and tids == [65535, 0, 1, 2]
+            c.write(
+                b"".join(
+                    struct.pack(">HHHB", tid, 0, 6, u) + read_pdu(u, 1)
+                    for tid, u in zip(tids, (1, 2, 3, 4), strict=True)
+                )
+            )
+            # a request meanwhile takes an id outside the batch
+            assert registers(await c.request(5, read_pdu(5, 1))) == [505]
+            await asyncio.wait_for(batch.done.wait(), 1.0)
+            assert [registers(a) for a in batch.got if a is not None] == [[101], [202], [303], [404]]
+            c.end_batch()
+            late = _Batch(1)
+            assert c.begin_batch(1, late) == 4  # after the request's id (3)
+            c.end_batch()
+            c.write(struct.pack(">HHHB", 4, 0, 6, 1) + read_pdu(1, 1))  # its answer arrives after the end: dropped
+            assert registers(await c.request(2, read_pdu(2, 1))) == [202]
+            assert late.got == [None]
+            lost = _Batch(2)
+            assert c.begin_batch(2, lost) is not None
+            c.close()
+            assert lost.lost_calls == 1 and c.begin_batch(1, _Batch(1)) is None
+        finally:
+            c.close()
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(main())
