@@ -19,6 +19,15 @@ one process run:
    ``cpu_x_realtime``: simulated s over this process's CPU time (SUMO runs in it through
    libsumo). Other jobs on a shared machine stretch CPU time less than wall time.
 
+What a run derives from the net before SUMO starts (the intersection model, the detectors, the
+meso loops) is kept on disk by the files' content (:mod:`simulation.run_cache`): every run of a
+scenario after its first starts from there. The benchmark prepares it before the timed hours
+(as the scenario build is cached), and measures what a first run pays instead:
+``city_<model>_uncached_derive_s``, the same derivation with an empty cache, and
+``city_<model>_cached_derive_s`` from the kept copy. ``city_<model>_startup_s`` is the hour's
+wall time outside the tick loop (start-up and close). ``GREENWAVE_RUN_CACHE=0`` runs the hours
+without the cache (every run derives everything, as before the cache).
+
 Machines here are shared and noisy: the figures are one run's, and a meso/micro ratio from
 the same run means more than either absolute value.
 
@@ -30,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,7 +49,8 @@ from controller.timing.demand import load_demand
 from intersections.loaders import load_network
 from intersections.plan import check_plan
 from scenarios.library import build_scenario
-from simulation.runner import resolve_run, simulate
+from simulation import run_cache
+from simulation.runner import prepare_run, resolve_run, simulate
 
 SCENARIO = "hanoi_city"
 HOUR_S = 3600.0
@@ -80,6 +91,28 @@ def optimize_coordinate(net: Path, routes: Path) -> dict[str, float]:
     }
 
 
+def derive(sumocfg: Path, model: str, begin_s: float, seed: int) -> dict[str, float]:
+    """The run's start-up derivation, from the cache (warming it) and then with an empty one, timed."""
+    spec = resolve_run(sumocfg=sumocfg, begin_s=begin_s, end_s=begin_s + HOUR_S, seed=seed, model=model)
+    prepare_run(spec, "adaptive")  # warms the cache, and imports what the run imports
+    t0 = time.perf_counter()
+    prepare_run(spec, "adaptive")
+    cached = time.perf_counter() - t0
+    saved = os.environ.get(run_cache.CACHE_ENV)
+    with tempfile.TemporaryDirectory(prefix="gw-bench-cold-") as cold:
+        os.environ[run_cache.CACHE_ENV] = cold
+        try:
+            t0 = time.perf_counter()
+            prepare_run(spec, "adaptive")
+            uncached = time.perf_counter() - t0
+        finally:
+            if saved is None:
+                os.environ.pop(run_cache.CACHE_ENV, None)
+            else:
+                os.environ[run_cache.CACHE_ENV] = saved
+    return {"cached_s": cached, "uncached_s": uncached}
+
+
 def run_hour(sumocfg: Path, model: str, begin_s: float, seed: int) -> dict[str, float]:
     spec = resolve_run(sumocfg=sumocfg, begin_s=begin_s, end_s=begin_s + HOUR_S, seed=seed, model=model)
     c0, t0 = time.process_time(), time.perf_counter()
@@ -97,6 +130,7 @@ def run_hour(sumocfg: Path, model: str, begin_s: float, seed: int) -> dict[str, 
         "sumo_step_s": step,
         "engine_share": (loop - step) / step,
         "x_realtime": meta["sim_s"] / wall,
+        "startup_s": wall - loop,
         "loop_x_realtime": meta["sim_s"] / loop,
         "throughput_veh": k["throughput_veh"],
         "mean_delay_s": k["mean_delay_s"],
@@ -126,14 +160,25 @@ def main() -> None:
         flush=True,
     )
     runs: dict[str, dict[str, float]] = {}
+    cache_on = run_cache.cache_dir() is not None
     for model in models:
+        if cache_on:
+            d = derive(built.sumocfg, model, a.begin, a.seed)
+            print(
+                f"  {model}: the run's network, detectors and loops derived in {d['uncached_s']:.2f} s with an empty "
+                f"run cache (what a first run pays), {d['cached_s']:.2f} s from {run_cache.cache_dir()}",
+                flush=True,
+            )
         r = run_hour(built.sumocfg, model, a.begin, a.seed)
+        if cache_on:
+            r |= {"uncached_derive_s": d["uncached_s"], "cached_derive_s": d["cached_s"]}
         runs[model] = r
         print(
             f"  {model}: one hour in {r['wall_s']:.1f} s, {r['cpu_s']:.1f} s CPU (tick loop {r['loop_s']:.1f} s, "
             f"inside SUMO's step "
             f"{r['sumo_step_s']:.1f} s), throughput {r['throughput_veh']:.0f} veh, "
-            f"mean delay {r['mean_delay_s']:.1f} s, {r['unmodelled']:.0f} junctions on their own program",
+            f"mean delay {r['mean_delay_s']:.1f} s, {r['unmodelled']:.0f} junctions on their own program; "
+            f"start-up and close {r['startup_s']:.1f} s (run cache {'on' if cache_on else 'off'})",
             flush=True,
         )
     print(f"city_signals: {opt['signals']:.0f}")
@@ -143,6 +188,10 @@ def main() -> None:
         print(f"city_{model}_engine_cpu_ms_per_tick: {r['engine_cpu_ms_per_tick']:.3f}")
         print(f"city_{model}_cpu_x_realtime: {r['cpu_x_realtime']:.1f}")  # this process's CPU (SUMO in it): steadier
         print(f"city_{model}_loop_x_realtime: {r['loop_x_realtime']:.1f}")
+        print(f"city_{model}_startup_s: {r['startup_s']:.2f}")
+        if "uncached_derive_s" in r:
+            print(f"city_{model}_uncached_derive_s: {r['uncached_derive_s']:.2f}")
+            print(f"city_{model}_cached_derive_s: {r['cached_derive_s']:.2f}")
     print(f"optimize_coordinate_1000_cpu_s: {opt['cpu_s']:.2f}")  # this process's CPU: steadier under load
     print(f"optimize_coordinate_1000_s: {opt['total_s']:.2f}")
     for model in ("micro", "meso"):

@@ -40,7 +40,15 @@ from simulation.sumo_backend import SumoBackend, SumoRun, sumo_command
 if TYPE_CHECKING:
     from controller.timing.demand import Demand
 
-__all__ = ["RunSpec", "resolve_run", "simulate", "program_states", "controller_params", "load_run_network"]
+__all__ = [
+    "RunSpec",
+    "resolve_run",
+    "simulate",
+    "program_states",
+    "controller_params",
+    "load_run_network",
+    "prepare_run",
+]
 
 log = logging.getLogger("greenwave")
 
@@ -206,6 +214,20 @@ def _load_run_network(spec: RunSpec) -> tuple[Network, str | None]:
     for tls, reason in network.unmodelled:
         log.warning("traffic light %s keeps its own program: %s", tls, reason)
     return network, cache_key
+
+
+def prepare_run(spec: RunSpec, controller: str, *, extra_args: tuple[str, ...] = ()) -> None:
+    """Derive what a run of ``controller`` on ``spec`` derives from its net before SUMO starts (the
+    intersection model and programs, the detectors and, in meso, the loops), and keep it in
+    :mod:`simulation.run_cache`: the runs after it, in this process or another, start from there.
+    Nothing is kept while the cache is off.
+    """
+    network, key = _load_run_network(spec)
+    policy = make_policy(controller, **controller_params(controller, spec, network))
+    meso = run_model(spec, extra_args) is Model.MESO
+    exits = "exit_blocked" in fields_read_by(policy) and not meso
+    with tempfile.TemporaryDirectory(prefix="gw-prepare-") as tmp:
+        _detectors(spec, network, Path(tmp), exits=exits, meso=meso, net_key=key)
 
 
 def controller_params(controller: str, spec: RunSpec, network: Network) -> dict[str, Any]:

@@ -164,3 +164,21 @@ def test_a_given_network_is_never_matched_to_an_entry(grid: Path, cache: Path, t
     before = set(cache.glob("*.pkl"))
     runner._detectors(spec, network, tmp_path, exits=False, meso=True, net_key=None)
     assert set(cache.glob("*.pkl")) == before
+
+
+@pytest.mark.parametrize("model", ["micro", "meso"])
+def test_a_prepared_run_starts_without_reading_the_net(
+    grid: Path, cache: Path, parses: list[Path], monkeypatch: pytest.MonkeyPatch, model: str
+) -> None:
+    import sumolib
+
+    spec = resolve_run(net=grid, routes=[sumo_nets.flows(grid.parent, grid, end_s=60.0)], end_s=30.0, model=model)
+    runner.prepare_run(spec, "actuated")
+    assert len(parses) == 1
+
+    def no_parse(*_a: object, **_k: object) -> None:
+        raise AssertionError("the net was parsed again")
+
+    monkeypatch.setattr(sumolib.net, "readNet", no_parse)
+    kpis = runner.simulate(spec, "actuated")
+    assert len(parses) == 1 and kpis["meta"]["ticks"] == 30
