@@ -110,6 +110,7 @@ class Engine:
         self._prev_failed = np.zeros(len(backend.detectors.ids), bool)
         self._prev_failed_any = False
         self._health_kept: tuple[np.ndarray, np.ndarray, np.ndarray, bool] | None = None
+        self._blocked_kept: tuple[np.ndarray, np.ndarray | None] | None = None
         self.ticks = 0
 
     def _context(self, time_s: float) -> PolicyContext:
@@ -141,6 +142,24 @@ class Engine:
             (healthy,) = read_only(healthy)
             self._health_kept = (fault, age, healthy, all_healthy)
         return healthy, all_healthy
+
+    def _blocked(self, obs: Observation, shape: tuple[int, int]) -> np.ndarray | None:
+        """(N, G) bool: groups whose exit is jammed (``exit_blocked_share >= 1``); None where none is.
+
+        A backend that does not measure exits (meso, or a run whose policy does not read them)
+        hands out the same read-only array every tick: the answer is then kept, not recomputed.
+        """
+        x = obs.exit_blocked
+        if x is None:
+            return None
+        kept = self._blocked_kept
+        if kept is not None and kept[0] is x:
+            return kept[1]
+        blocked = exit_blocked_share(obs, shape) >= 1.0
+        out = blocked if any_set(blocked) else None
+        if isinstance(x, np.ndarray) and not x.flags.writeable:
+            self._blocked_kept = (x, out)
+        return out
 
     def _event(self, time_s: float, row: int, kind: str, message: str) -> None:
         ev = EngineEvent(time_s, self.packed.ids[row], kind, message)
@@ -176,8 +195,10 @@ class Engine:
         dt = 0.0 if self.ticks == 0 else self.dt_s
         # Calls for the supervisor's watchdog: maximum green and red time only against detected demand,
         # and a group whose exit is jammed has none that green could serve (never green into a blocked exit).
-        blocked = exit_blocked_share(obs, est.queue_veh.shape) >= 1.0
-        calls = ((est.queue_veh > 0) | (est.occupancy > 0)) & ~blocked
+        calls = (est.queue_veh > 0) | (est.occupancy > 0)
+        blocked = self._blocked(obs, est.queue_veh.shape)
+        if blocked is not None:
+            calls &= ~blocked
         pushed = crossing_calls(obs, self.supervisor.packed)
         if pushed is not None:  # somebody waiting at a crossing: its maximum red counts too
             calls |= pushed

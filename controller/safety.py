@@ -560,7 +560,7 @@ class SafetySupervisor:
         _watchdog(
             self.state, self.state_time_s, self.target, self.mode, self.forced, self.fail_safe, self.walked,
             req, fallback, healthy, dt_s, codes, base, s, stage_rows, stage_base,
-            np.ascontiguousarray(self.max_green_s - EPS), np.ascontiguousarray(self.max_red_s - EPS),
+            np.ascontiguousarray(self.max_green_s), np.ascontiguousarray(self.max_red_s),  # EPS taken off inside
             calls, self._conflicts, out_req, out_fb, watched,
         )  # fmt: skip
         return out_req, out_fb, watched
@@ -614,7 +614,7 @@ def _watchdog(  # type: ignore[no-untyped-def]
         waiting = -1  # the called red waiting longest, overdue or not: started first where there is a choice
         for j in range(g):
             timer = state_time[i, j] + dt
-            og[j] = state[i, j] == GREEN and timer >= max_green[i, j]
+            og[j] = state[i, j] == GREEN and timer >= max_green[i, j] - EPS
             if og[j]:  # the maximum times only against a conflicting call
                 og[j] = False
                 for k in range(g):
@@ -625,7 +625,7 @@ def _watchdog(  # type: ignore[no-untyped-def]
             # stage changes: it is not a red the current stage serves, nor one to force a stage for
             # (counted as served, it would hide a vehicle group's longer wait for ever).
             waits = state[i, j] == RED and calls[i, j] and not walked[i, j]
-            orr[j] = waits and timer >= max_red[i, j]
+            orr[j] = waits and timer >= max_red[i, j] - EPS
             any_og = any_og or og[j]
             if orr[j] and (oldest < 0 or timer > state_time[i, oldest] + dt):
                 oldest = j

@@ -647,6 +647,9 @@ class MesoReader:
         self._conn: Any = None
         self._in_process = True
         self._reads: CheckedReads | None = None
+        # Each tracked vehicle's route by its route id (SUMO gives a replaced route a new id): fetching
+        # the edges is the dearest of the calls :meth:`next_signal` makes for a bus each tick.
+        self._routes: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._precompute()
 
     def bind(self, conn: Any, getter: Any, in_process: bool) -> None:
@@ -713,10 +716,18 @@ class MesoReader:
                  queue, counts, occ, e2)  # fmt: skip
         return counts, occ, queue.reshape(self.n, self.g), e2
 
+    def forget(self, vid: str) -> None:
+        """``vid`` is no longer tracked (arrived, or gone): its kept route goes too."""
+        self._routes.pop(vid, None)
+
     def next_signal(self, conn: Any, vid: str) -> tuple[int, int, float] | None:
         """(row, group, distance m) of the next controlled movement on ``vid``'s route, or None."""
         veh = conn.vehicle
-        route = veh.getRoute(vid)
+        route_id = veh.getRouteID(vid)
+        kept = self._routes.get(vid)
+        if kept is None or kept[0] != route_id:
+            kept = self._routes[vid] = (route_id, tuple(veh.getRoute(vid)))
+        route = kept[1]
         at = int(veh.getRouteIndex(vid))
         if at < 0:
             return None

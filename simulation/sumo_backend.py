@@ -780,13 +780,13 @@ class SumoBackend(BaseBackend):
             elif vclass == "emergency":
                 self._special[vid] = "emergency"
         for vid in c.simulation.getArrivedIDList():
-            self._special.pop(vid, None)
+            self._untrack(vid)
         rows: dict[str, list[tuple[float, ...]]] = {"bus": [], "emergency": []}
         for vid, kind in list(self._special.items()):
             try:
                 hit = self._next_signal(vid)
             except Exception:  # teleported away or already gone
-                self._special.pop(vid, None)
+                self._untrack(vid)
                 continue
             if hit is None:
                 continue
@@ -807,6 +807,10 @@ class SumoBackend(BaseBackend):
         if self._crossings is not None:
             out["ped_calls"] = self._crossings.read(c)
         return out
+
+    def _untrack(self, vid: str) -> None:
+        if self._special.pop(vid, None) is not None and self.meso is not None:
+            self.meso.forget(vid)
 
     def _next_signal(self, vid: str) -> tuple[int, int, float] | None:
         """(row, group, distance m) of the next controlled movement ahead of ``vid``, or None.
