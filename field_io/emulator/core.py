@@ -609,6 +609,19 @@ class LocalController(Policy):
                 self.hb_value[row] = int(value)
                 self.hb_change_t[row] = now
 
+    def submit_heartbeats(self, rows: np.ndarray, values: np.ndarray) -> None:
+        """:meth:`submit_heartbeat` for many distinct rows at once (a server answering a batch of reads)."""
+        now = self.clock()
+        with self.lock:
+            v = np.asarray(values, np.int64)
+            changed = v != self.hb_value[rows]
+            if changed.any():
+                r = rows[changed]
+                self.fresh[r[now - self.hb_change_t[r] > self.config.backup_time_s]] = 0
+                self.fresh[r] += 1
+                self.hb_value[r] = v[changed]
+                self.hb_change_t[r] = now
+
     def submit_step(self, row: int, step: int) -> None:
         """Lockstep: central read tick ``step - 1`` and sent its commands; advance to ``step``."""
         if not self.config.lockstep or step <= 0:
@@ -1011,6 +1024,25 @@ class LocalController(Policy):
         return self._stop.is_set()
 
     # ------------------------------------------------------------------ status for the protocols
+    def status_words(self, rows: np.ndarray, now: float) -> np.ndarray:
+        """:meth:`status_word` of many rows at once, the same bits (a test holds the two together)."""
+        m = self.mode[rows]
+        central = self.in_control[rows]
+        bits = np.where(central, _SB_CENTRAL, 0)
+        bits |= np.where(self.fallback[rows] & ~central, _SB_FALLBACK, 0)
+        bits |= np.where(m == _MODE_FLASH, _SB_FLASH, 0) | np.where(m == _MODE_FAULT, _SB_FLASH | _SB_MMU, 0)
+        bits |= np.where(self.local_flash[rows], _SB_LOCAL, 0)
+        bits |= np.where(self.commissioning[rows], _SB_COMMISSIONING, 0)
+        bits |= np.where(self.fault_bits[rows] & _FB_DETECTOR, _SB_DETECTOR, 0)
+        if self.config.lockstep:
+            bits |= _SB_LOCKSTEP | (_SB_STEP_WAITING if self._waiting else 0)
+        bits |= np.where(self.pending[rows] & ~central, _SB_PENDING, 0)
+        bits |= np.where(now - self.hb_change_t[rows] <= self.config.backup_time_s, _SB_HEARTBEAT_OK, 0)
+        if self.snapshot.done:
+            bits |= _SB_DONE
+        bits |= np.where((self.preempt_state[rows] > _PREEMPT_CALL).any(axis=1), _SB_PREEMPT, 0)
+        return bits
+
     def status_word(self, row: int, now: float | None = None) -> int:
         # Plain ints, not enum arithmetic: the protocol servers call this for every status read.
         now = self.clock() if now is None else now

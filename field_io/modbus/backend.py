@@ -67,6 +67,8 @@ from field_io.mapping import field_map
 from field_io.modbus.codec import (
     BLOCK_START,
     OCC_SCALE,
+    STATUS_READ_FRAME,
+    STATUS_RW_FRAME,
     FieldStatus,
     Identity,
     StatusRead,
@@ -109,29 +111,7 @@ EXCEPTION_NAMES = {
     11: "gateway target device failed to respond",
 }
 _HB = COMMAND.address("heartbeat")
-#: A whole steady-state status request as one record (MBAP header, then the PDU), for building a
-#: connection's requests as one array: function 23 writing the five heartbeat registers (heartbeat,
-#: central clock, step) and reading the status; function 3 reading it (a controller not commanded).
-_FRAME_RW = np.dtype(
-    [
-        ("tid", ">u2"),
-        ("pid", ">u2"),
-        ("len", ">u2"),
-        ("unit", "u1"),
-        ("fc", "u1"),
-        ("raddr", ">u2"),
-        ("rcount", ">u2"),
-        ("waddr", ">u2"),
-        ("wcount", ">u2"),
-        ("nbytes", "u1"),
-        ("hb", ">u2"),
-        ("clock", ">u2", (3,)),
-        ("step", ">u2"),
-    ]
-)
-_FRAME_READ = np.dtype(
-    [("tid", ">u2"), ("pid", ">u2"), ("len", ">u2"), ("unit", "u1"), ("fc", "u1"), ("raddr", ">u2"), ("rcount", ">u2")]
-)
+_FRAME_RW, _FRAME_READ = STATUS_RW_FRAME, STATUS_READ_FRAME  # a connection's requests as one array
 _CENTRAL, _PENDING = int(StatusBits.CENTRAL_CONTROL), int(StatusBits.PENDING_HANDBACK)
 _DONE = int(StatusBits.PLANT_DONE)
 _PREEMPT, _DETECTOR_FAULT = int(StatusBits.PREEMPT), int(StatusBits.DETECTOR_FAULT)

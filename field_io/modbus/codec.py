@@ -47,6 +47,8 @@ from intersections.plan import TimingPlan
 __all__ = [
     "decode_status_rows",
     "decode_status_arrays",
+    "STATUS_RW_FRAME",
+    "STATUS_READ_FRAME",
     "crc16_modbus",
     "Identity",
     "encode_identity",
@@ -444,6 +446,30 @@ def encode_queues(queue_veh: np.ndarray, n_rows: int) -> np.ndarray:
     return out.astype(np.uint16)
 
 
+#: A whole steady-state status request as one record (MBAP header, then the PDU), for building or parsing a
+#: connection's requests as one array: function 23 writing the five heartbeat registers (heartbeat, central
+#: clock, step) and reading the status; function 3 reading it (a controller not commanded).
+STATUS_RW_FRAME = np.dtype(
+    [
+        ("tid", ">u2"),
+        ("pid", ">u2"),
+        ("len", ">u2"),
+        ("unit", "u1"),
+        ("fc", "u1"),
+        ("raddr", ">u2"),
+        ("rcount", ">u2"),
+        ("waddr", ">u2"),
+        ("wcount", ">u2"),
+        ("nbytes", "u1"),
+        ("hb", ">u2"),
+        ("clock", ">u2", (3,)),
+        ("step", ">u2"),
+    ]
+)
+STATUS_READ_FRAME = np.dtype(
+    [("tid", ">u2"), ("pid", ">u2"), ("len", ">u2"), ("unit", "u1"), ("fc", "u1"), ("raddr", ">u2"), ("rcount", ">u2")]
+)
+
 _S = {f.name: f.offset for f in STATUS.fields}
 _D0 = DETECTORS.base - STATUS.base
 _VOL0 = _D0 + DETECTORS.field("volume").offset
@@ -741,6 +767,19 @@ _LIVE = {
     )
 }
 _CTIME = STATUS.offset("controller_time")
+
+
+def patch_live_rows(rows: np.ndarray, *, wall_time_s: float, heartbeat_age_s: np.ndarray, **values: np.ndarray) -> None:
+    """:func:`patch_live` for many status rows at once (``rows`` is ``(B, STATUS_LEN)``, each value one per row)."""
+    secs = int(wall_time_s)
+    age = np.asarray(heartbeat_age_s, float)
+    age = np.where((age == age) & (age < 6553.5), age, 6553.5)
+    for name, v in values.items():
+        rows[:, _LIVE[name]] = np.asarray(v, np.int64) & 0xFFFF
+    rows[:, _CTIME] = (secs >> 16) & 0xFFFF
+    rows[:, _CTIME + 1] = secs & 0xFFFF
+    rows[:, _LIVE["controller_time_ms"]] = int((wall_time_s - secs) * 1000) % 1000
+    rows[:, _LIVE["heartbeat_age"]] = (np.maximum(age, 0.0) * 10).astype(np.int64)
 
 
 def patch_live(row: np.ndarray, *, wall_time_s: float, heartbeat_age_s: float, **values: int) -> None:

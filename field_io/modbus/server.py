@@ -16,6 +16,7 @@ connection; they never stop the server.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import ssl
 import struct
@@ -33,6 +34,7 @@ from field_io.modbus.codec import (
     MAX_READ,
     STATUS_BASE,
     STATUS_LEN,
+    STATUS_RW_FRAME,
     decode_command_block,
     decode_plan_table,
     encode_config,
@@ -41,9 +43,10 @@ from field_io.modbus.codec import (
     encode_queues,
     encode_status,
     patch_live,
+    patch_live_rows,
     status_layout,
 )
-from field_io.modbus.profile import COMMAND, FALLBACK_STORED, FALLBACK_UPLOAD, TABLES, Access, Table
+from field_io.modbus.profile import COMMAND, FALLBACK_STORED, FALLBACK_UPLOAD, QUEUES, TABLES, Access, Table
 from field_io.security import peer_role
 
 __all__ = ["ModbusFieldServer"]
@@ -64,12 +67,15 @@ _HB = COMMAND.address("heartbeat")
 _STEP = COMMAND.address("step")
 _CRC = COMMAND.address("crc")
 _MAX_ADU = 260
+# The batched answer below reads the queues table and the live status row as one image, and applies a
+# heartbeat write that stops before the command block.
+assert QUEUES.end == STATUS_BASE and _HB + 5 <= BLOCK_START
 
 
 class _Device:
     """One intersection's register image."""
 
-    def __init__(self, row: int, device_id: int, server: ModbusFieldServer) -> None:
+    def __init__(self, row: int, device_id: int, server: ModbusFieldServer, command: np.ndarray) -> None:
         core = server.core
         fmap = core.maps[row]
         self.row = row
@@ -89,7 +95,7 @@ class _Device:
         config, intergreen = encode_config(fmap)
         self.config = np.asarray(config, np.uint16)
         self.intergreen = np.asarray(intergreen, np.uint16)
-        self.command = np.zeros(COMMAND.length, np.uint16)
+        self.command = command  # this device's row of the server's command image
         self.upload = np.zeros(FALLBACK_UPLOAD.length, np.uint16)
 
 
@@ -116,7 +122,13 @@ class ModbusFieldServer:
         self.refused_peers = 0
         self.serial_base = serial_base
         ids = dict(device_ids) if device_ids is not None else {r + 1: r for r in range(len(core.ids))}
-        self.devices = {uid: _Device(row, uid, self) for uid, row in ids.items()}
+        # Every device's command registers, one row each (in ``ids`` order), so a batch of heartbeat writes is
+        # one assignment; unit id -> that row (-1: no such unit) and each row's intersection.
+        self.command_image = np.zeros((len(ids), COMMAND.length), np.uint16)
+        self.devices = {uid: _Device(row, uid, self, self.command_image[k]) for k, (uid, row) in enumerate(ids.items())}
+        self._unit_index = np.full(max(256, max(ids, default=0) + 1), -1, np.intp)
+        self._unit_index[list(ids)] = np.arange(len(ids))
+        self._device_rows = np.fromiter(ids.values(), np.intp, len(ids))
         self.layout = status_layout(core.maps)
         self._status_tick = -2
         self._status = np.zeros((len(core.ids), STATUS_LEN), np.uint16)
@@ -168,6 +180,71 @@ class ModbusFieldServer:
             self._queues = encode_queues(snap.queue_veh, len(self.core.maps))
             self._status_tick = snap.tick
         return self._status
+
+    def answer_status_batch(self, buf: bytes) -> tuple[int, bytes]:
+        """Answer a run of steady-state status requests at once: (bytes used, the answers), or (0, b"") when
+        ``buf`` does not start with such a run (then it goes request by request, as everything else does).
+
+        Central's tick sends every commanded controller behind this port one function-23 request - the
+        heartbeat write and the status read - in one write. Parsed as an array of records, applied as one
+        heartbeat submission and answered from the tick's status image patched as arrays, a thousand of
+        them cost the emulator about what a few dozen cost one by one. The run qualifies only if every
+        record is such a request (which also proves the framing: each record's length field says 27 bytes),
+        to distinct known units, with no lockstep step, reading within the queues and status tables;
+        the answers are byte for byte the request-by-request ones (a test holds the two together), in
+        request order.
+        """
+        size = STATUS_RW_FRAME.itemsize
+        n = len(buf) // size
+        if n < 2:
+            return 0, b""
+        req = np.frombuffer(buf, STATUS_RW_FRAME, n)
+        ok = (req["pid"] == 0) & (req["len"] == size - 6) & (req["fc"] == 23) & (req["waddr"] == _HB)
+        ok &= (req["wcount"] == 5) & (req["nbytes"] == 10) & (req["step"] == 0)
+        raddr, rcount = req["raddr"].astype(np.intp), req["rcount"].astype(np.intp)
+        ok &= (
+            (rcount >= 1) & (rcount <= MAX_READ) & (raddr >= QUEUES.base) & (raddr + rcount <= STATUS_BASE + STATUS_LEN)
+        )
+        dev = self._unit_index[req["unit"]]
+        if not ok.all() or (dev < 0).any() or len(np.unique(dev)) != n:
+            return 0, b""
+        rows = self._device_rows[dev]
+        core = self.core
+        with core.lock:
+            self.command_image[dev, _HB - COMMAND.base : _HB - COMMAND.base + 4] = np.column_stack(
+                (req["hb"], req["clock"])
+            )
+            self.command_image[dev, _STEP - COMMAND.base] = 0
+            core.submit_heartbeats(rows, req["hb"])
+            status = self._status_rows()[rows]  # a copy: the live fields are patched into it
+            now = core.clock()
+            patch_live_rows(
+                status,
+                wall_time_s=core.wall_clock() + core.config.clock_offset_s,
+                heartbeat_age_s=now - core.hb_change_t[rows],
+                status_word=core.status_words(rows, now),
+                mode=core.mode[rows],
+                heartbeat_echo=np.maximum(core.hb_value[rows], 0),
+                accepted_seq=core.accepted_seq[rows],
+                rejected_seq=core.rejected_seq[rows],
+                reject_reason=core.reject_reason[rows],
+                fault_bits=core.fault_bits[rows],
+            )
+            image = np.concatenate((self._queues[rows], status), axis=1)  # registers QUEUES.base ..
+        self.requests += n
+        start = raddr - QUEUES.base
+        parts: list[bytes] = [b""] * n
+        for first, count in set(zip(start.tolist(), rcount.tolist(), strict=True)):
+            at = np.flatnonzero((start == first) & (rcount == count))
+            out = np.zeros(len(at), _answer_frame(count))
+            out["tid"], out["len"], out["unit"] = req["tid"][at], 3 + 2 * count, req["unit"][at]
+            out["fc"], out["nbytes"], out["data"] = 23, 2 * count, image[at, first : first + count]
+            if len(at) == n:
+                return n * size, out.tobytes()
+            data, step = out.tobytes(), out.itemsize
+            for j, i in enumerate(at.tolist()):
+                parts[i] = data[j * step : (j + 1) * step]
+        return n * size, b"".join(parts)
 
     def _table(self, addr: int) -> Table | None:
         for t in TABLES:
@@ -263,6 +340,22 @@ class ModbusFieldServer:
         return None
 
 
+@functools.cache
+def _answer_frame(count: int) -> np.dtype:
+    """A function-23 answer carrying ``count`` registers, MBAP header included, as one record."""
+    return np.dtype(
+        [
+            ("tid", ">u2"),
+            ("pid", ">u2"),
+            ("len", ">u2"),
+            ("unit", "u1"),
+            ("fc", "u1"),
+            ("nbytes", "u1"),
+            ("data", ">u2", (count,)),
+        ]
+    )
+
+
 class _Connection(asyncio.Protocol):
     def __init__(self, server: ModbusFieldServer) -> None:
         self.server = server
@@ -300,6 +393,12 @@ class _Connection(asyncio.Protocol):
         # gateway's units pipelines them on one connection, and one write per answer would cost
         # a system call per controller.
         buf = self.buf + data if self.buf else data
+        if self.queue is None:  # (a deferred lockstep answer keeps the order through the worker)
+            used, answers = self.server.answer_status_batch(buf)
+            if used:
+                if self.transport is not None and not self.transport.is_closing():
+                    self.transport.write(answers)
+                buf = buf[used:]
         out: list[bytes] = []
         pos, n = 0, len(buf)
         try:
