@@ -22,8 +22,8 @@ so a changed file or a changed loader is a miss, never a stale answer. A file th
 be read, an entry that cannot be unpickled (a half-written file, a class that moved) and a
 cache directory that cannot be written are misses too: the run derives everything as it
 would without the cache. Entries are written to a temporary file and renamed into place
-(runs of a sweep may finish the same entry side by side); the oldest beyond
-:data:`MAX_ENTRIES` are removed.
+(runs of a sweep may finish the same entry side by side); the least recently used beyond
+:data:`MAX_ENTRIES` entries or :data:`MAX_BYTES` are removed.
 
 The directory is ``$GREENWAVE_RUN_CACHE``, else ``$XDG_CACHE_HOME/greenwave/runs`` (else
 ``~/.cache/greenwave/runs``); ``GREENWAVE_RUN_CACHE=0`` switches the cache off. Entries are
@@ -46,11 +46,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["CACHE_ENV", "MAX_ENTRIES", "cache_dir", "content_key", "load", "store"]
+__all__ = ["CACHE_ENV", "MAX_BYTES", "MAX_ENTRIES", "cache_dir", "content_key", "load", "store"]
 
 CACHE_ENV = "GREENWAVE_RUN_CACHE"
-#: Entries kept (a city's pair of entries is ~7 MB; a corpus run touches one pair per net).
+#: Entries kept, and their total size at most (hanoi_city's entries are ~8 MB; a corpus net's ~0.1 MB).
 MAX_ENTRIES = 64
+MAX_BYTES = 256 * 2**20
 _OFF = {"0", "off", "false", "no"}
 _ROOT = Path(__file__).resolve().parents[1]
 #: The code whose output is cached: a change to any of these files changes every key.
@@ -216,13 +217,17 @@ def store(key: str | None, value: Any, shared: Sequence[Any] = ()) -> None:
 
 
 def _prune(folder: Path) -> None:
-    """Remove the least recently used entries beyond :data:`MAX_ENTRIES`."""
+    """Remove the least recently used entries beyond :data:`MAX_ENTRIES` or :data:`MAX_BYTES` (the newest stays)."""
     entries = []
     for p in folder.glob("*.pkl"):
         try:
-            entries.append((p.stat().st_mtime_ns, p))
+            st = p.stat()
         except OSError:
             continue
+        entries.append((st.st_mtime_ns, st.st_size, p))
     entries.sort(reverse=True)
-    for _t, p in entries[MAX_ENTRIES:]:
-        p.unlink(missing_ok=True)
+    total = 0
+    for k, (_t, size, p) in enumerate(entries):
+        total += size
+        if k and (k >= MAX_ENTRIES or total > MAX_BYTES):
+            p.unlink(missing_ok=True)

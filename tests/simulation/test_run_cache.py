@@ -8,6 +8,7 @@ again; nothing is served stale.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -182,3 +183,18 @@ def test_a_prepared_run_starts_without_reading_the_net(
     monkeypatch.setattr(sumolib.net, "readNet", no_parse)
     kpis = runner.simulate(spec, "actuated")
     assert len(parses) == 1 and kpis["meta"]["ticks"] == 30
+
+
+def test_the_least_recently_used_entries_go_first(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(run_cache, "MAX_ENTRIES", 3)
+    keys = [f"{k:064x}" for k in range(5)]
+    for k, key in enumerate(keys[:4]):
+        run_cache.store(key, k)
+        os.utime(cache / f"{key}.pkl", ns=(10**18 + k, 10**18 + k))  # stored long ago, in this order
+    assert sorted(p.stem for p in cache.glob("*.pkl")) == keys[1:4]
+    assert run_cache.load(keys[1]) == 1  # used now: the most recent of the three
+    run_cache.store(keys[4], 4)
+    assert sorted(p.stem for p in cache.glob("*.pkl")) == [keys[1], keys[3], keys[4]]
+    monkeypatch.setattr(run_cache, "MAX_BYTES", 1)
+    run_cache.store(keys[0], 0)
+    assert [p.stem for p in cache.glob("*.pkl")] == [keys[0]]  # the newest always stays
