@@ -21,6 +21,9 @@ heartbeat, when it changed and at least every unitBackupTime / 3, the tick's
 SETs as one batch). The whole engine tick (poll + decide + command) is
 reported beside it. The farm's processes freeze their start-up objects out of
 the cyclic garbage collector (``Emulator.run`` in a main thread), as central does.
+A Modbus emulator answers a connection's run of steady-state status requests as
+arrays (``ModbusFieldServer.answer_status_batch``: the same bytes as one by one),
+as central builds and decodes a connection's requests as arrays.
 
 The ladder of N is measured side by side in one run; the table gives the
 cycle latency (p50 / p99), the central's CPU per controller and second, and
