@@ -2,9 +2,11 @@
 city networks) is one intersection per junction, driven as one SUMO light.
 
 Found on the generated corpus (issue #15, docs/results/corpus.md): netconvert's program for such a
-light serves the junctions' side roads one junction after the other (spider08's ring of eight
+light can serve the junctions' side roads one junction after the other (spider08's ring of eight
 junctions 25 m apart: 16 green phases, a 544-s cycle), and with stages taken from that program no
-controller could serve two side roads at once; light demand waited minutes at every side road.
+controller could serve two side roads at once; light demand waited minutes at every side road. A
+program that runs its junctions in step (every phase moves every junction) is their coordination
+and stays one intersection.
 """
 
 from __future__ import annotations
@@ -72,21 +74,56 @@ def _side_links(net: Path, side: tuple[str, ...]) -> set[int]:
     return {index for in_lane, _out, index in tls.getConnections() if in_lane.getEdge().getID() in side}
 
 
-def test_the_nets_own_program_never_serves_both_side_roads_at_once(joined: tuple[Path, Path]) -> None:
-    """The premise: netconvert sequences the two junctions' side roads (what the old model inherited)."""
+def _program(net: Path, path: Path, phases: list[tuple[float, set[int]]]) -> Path:
+    """An additional file with a program for J: each green phase followed by its 3-s yellow."""
     import sumolib
 
+    tls = sumolib.net.readNet(str(net), withPrograms=True).getTLS("J")
+    width = len(next(iter(tls.getPrograms().values())).getPhases()[0].state)
+    lines = []
+    for duration, green in phases:
+        lines.append(
+            f'    <phase duration="{duration}" state="{"".join("G" if i in green else "r" for i in range(width))}"/>'
+        )
+        lines.append(f'    <phase duration="3" state="{"".join("y" if i in green else "r" for i in range(width))}"/>')
+    path.write_text(
+        '<additional>\n  <tlLogic id="J" programID="p" offset="0" type="static">\n'
+        + "\n".join(lines)
+        + "\n  </tlLogic>\n</additional>\n"
+    )
+    return path
+
+
+def _all_links(net: Path) -> set[int]:
+    import sumolib
+
+    return {index for _in, _out, index in sumolib.net.readNet(str(net)).getTLS("J").getConnections()}
+
+
+@pytest.fixture(scope="module")
+def serialised(joined: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What netconvert writes for a ring of joined junctions, on two: the main road at both, then
+    each junction's side road in turn while the other keeps the main road green."""
     net, _routes = joined
     a, b = _side_links(net, SIDE_A), _side_links(net, SIDE_B)
-    program = next(iter(sumolib.net.readNet(str(net), withPrograms=True).getTLS("J").getPrograms().values()))
-    states = [p.state for p in program.getPhases()]
-    assert any(all(s[i] in "Gg" for i in a) for s in states) and any(all(s[i] in "Gg" for i in b) for s in states)
-    assert not any(all(s[i] in "Gg" for i in a | b) for s in states)
+    main_a, main_b = _links_of(net, "A") - a, _links_of(net, "B") - b
+    main = main_a | main_b
+    path = tmp_path_factory.mktemp("serialised") / "serialised.add.xml"
+    return _program(net, path, [(30, main), (20, a | main_b), (20, b | main_a)])
 
 
-def test_a_light_over_junctions_a_road_apart_is_one_intersection_per_junction(joined: tuple[Path, Path]) -> None:
+def _links_of(net: Path, junction: str) -> set[int]:
+    import sumolib
+
+    tls = sumolib.net.readNet(str(net)).getTLS("J")
+    return {index for in_lane, _out, index in tls.getConnections() if in_lane.getEdge().getToNode().getID() == junction}
+
+
+def test_a_light_that_serves_its_junctions_in_turn_is_one_intersection_per_junction(
+    joined: tuple[Path, Path], serialised: Path
+) -> None:
     net, _routes = joined
-    network = load_sumo_net(net)
+    network = load_sumo_net(net, additional_files=[serialised])
     assert network.ids == ("J/A", "J/B")
     assert {i.tls_id for i in network.intersections} == {"J"}
     a, b = network.get("J/A"), network.get("J/B")
@@ -100,14 +137,14 @@ def test_a_light_over_junctions_a_road_apart_is_one_intersection_per_junction(jo
 
 
 def test_both_side_roads_get_green_together_and_sumo_shows_what_each_part_commands(
-    joined: tuple[Path, Path], tmp_path: Path
+    joined: tuple[Path, Path], serialised: Path, tmp_path: Path
 ) -> None:
     import libsumo
 
     net, routes = joined
     a, b = _side_links(net, SIDE_A), _side_links(net, SIDE_B)
-    spec = resolve_run(net=net, routes=[routes], end_s=300.0)
-    network = load_sumo_net(net)
+    spec = resolve_run(net=net, routes=[routes], additional=(serialised,), end_s=300.0)
+    network = load_sumo_net(net, additional_files=[serialised])
     shown: list[str] = []
     mismatches: list[str] = []
     char_ok = {int(SignalState.GREEN): "Gg", int(SignalState.YELLOW): "y", int(SignalState.RED): "r"}
@@ -118,11 +155,22 @@ def test_both_side_roads_get_green_together_and_sumo_shows_what_each_part_comman
         for row, inter in enumerate(network.intersections):
             for k, grp in enumerate(inter.groups):
                 ok = char_ok.get(int(res.states[row, k]), "")
-                bad = [li for li in grp.link_indices if text[li] not in ok]
-                if bad:
+                if any(text[li] not in ok for li in grp.link_indices):
                     mismatches.append(f"t={res.time_s} {inter.id} {grp.id}: {text}")
 
     k = simulate(spec, "max-pressure", out_dir=tmp_path, on_tick=on_tick, network=network)
     assert k["throughput_veh"] > 0
     assert not mismatches, mismatches[:3]
     assert any(all(s[i] in "Gg" for i in a | b) for s in shown)
+
+
+def test_a_light_whose_program_runs_its_junctions_in_step_stays_one_intersection(
+    joined: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Every phase moves both junctions: the program's sequence is their coordination (netconvert's
+    own program for this pair is such a one too)."""
+    net, _routes = joined
+    a, b = _side_links(net, SIDE_A), _side_links(net, SIDE_B)
+    in_step = _program(net, tmp_path / "in_step.add.xml", [(30, _all_links(net) - a - b), (20, a | b)])
+    assert load_sumo_net(net, additional_files=[in_step]).ids == ("J",)
+    assert load_sumo_net(net).ids == ("J",)
