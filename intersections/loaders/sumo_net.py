@@ -82,13 +82,15 @@ could never serve two junctions' side roads at once, though links of
 different junctions never conflict. A part's groups, clearances and stages
 come from the same program read over its own links. Junctions closer than
 20 m stay together (netconvert's own ``--tls.join-dist`` default): with no
-room for a queue between them they need one sequence. A light whose program
-runs its junctions in step (no more distinct green sets than its busiest part
-has on its own: every phase moves every junction, as in a coordinated pair
-that clears the link between them) stays one intersection too: the program's
-sequence is its coordination, and serving the parts independently lost it on
-saturated generated grids (actuated and adaptive 5-30 % more delay near
-capacity). The backend writes the parts of one light as one state string.
+room for a queue between them they need one sequence. Only a program that
+serves its junctions in turn is split (in no green phase do two junctions show
+other than their own most shown green set, as netconvert writes them); one
+that moves several junctions at once (a pair that clears the link between
+them, offsets: Hamburg's engineered joined programs) stays one intersection,
+as the program's sequence is its coordination: serving the junctions of such
+programs independently cost actuated and adaptive 5-30 % more delay near
+capacity on generated grids. The backend writes the parts of one light as one
+state string.
 
 **The program SUMO actually runs.** A scenario's additional files may hold
 ``tlLogic`` elements that replace or add to the net's programs, and ``WAUT``
@@ -814,15 +816,33 @@ def _junction_parts(links: list[_Link]) -> list[list[_Link]]:
     return sorted(parts.values(), key=lambda part: min(lk.index for lk in part))
 
 
-def _green_steps(states: Sequence[str], links: Sequence[_Link]) -> int:
-    """Distinct sets of green links over the program's phases with no yellow among ``links``."""
-    sets = set()
-    for state in states:
-        chars = [state[lk.index] for lk in links]
-        if not TRANSITION_CHARS & set(chars):
-            sets.add(frozenset(k for k, c in enumerate(chars) if c in GREEN_CHARS))
-    sets.discard(frozenset())
-    return len(sets)
+def _serves_in_turn(states: Sequence[str], durations: Sequence[float], parts: Sequence[Sequence[_Link]]) -> bool:
+    """Whether the program serves its parts one at a time: in no green phase (no yellow) do two parts
+    show other than their own most shown green set (by time). netconvert's programs for joined
+    junctions do so (each junction's side road in turn while the others keep their main road); a
+    coordinated program moves several junctions at once (a pair that clears the link between them,
+    offsets), and that is its coordination."""
+    local: list[list[frozenset[int] | None]] = []
+    for part in parts:
+        sets: list[frozenset[int] | None] = []
+        for state in states:
+            chars = [state[lk.index] for lk in part]
+            no_transition = not TRANSITION_CHARS & set(chars)
+            sets.append(frozenset(k for k, c in enumerate(chars) if c in GREEN_CHARS) if no_transition else None)
+        local.append(sets)
+    mains = []
+    for sets in local:
+        shown: dict[frozenset[int], float] = {}
+        for green, d in zip(sets, durations, strict=True):
+            if green:
+                shown[green] = shown.get(green, 0.0) + d
+        mains.append(max(shown, key=lambda g: shown[g]) if shown else frozenset())
+    for p in range(len(states)):
+        if any(sets[p] is None for sets in local) or not any(sets[p] for sets in local):
+            continue  # a transition somewhere, or all red: not a stage
+        if sum(sets[p] != main for sets, main in zip(local, mains, strict=True)) > 1:
+            return False
+    return True
 
 
 def _intersections(tls: Any, program: Any, path: Path) -> list[tuple[Intersection, frozenset[str]]]:
@@ -832,8 +852,8 @@ def _intersections(tls: Any, program: Any, path: Path) -> list[tuple[Intersectio
     tls_id = tls.getID()
     phases, states, links = _checked_program(tls, program, path)
     parts = _junction_parts(links)
-    if len(parts) > 1 and _green_steps(states, links) <= max(_green_steps(states, p) for p in parts):
-        parts = [links]  # the program runs its junctions in step: one sequence, as programmed
+    if len(parts) > 1 and not _serves_in_turn(states, [float(p.duration) for p in phases], parts):
+        parts = [links]  # the program moves its junctions together: one sequence, as programmed
     if len(parts) > 1:
         parts = [p for p in parts if any(GREEN_CHARS & {s[lk.index] for s in states} for lk in p)] or parts[:1]
     out = []

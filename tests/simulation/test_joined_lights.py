@@ -167,7 +167,7 @@ def test_both_side_roads_get_green_together_and_sumo_shows_what_each_part_comman
 def test_a_light_whose_program_runs_its_junctions_in_step_stays_one_intersection(
     joined: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    """Every phase moves both junctions: the program's sequence is their coordination (netconvert's
+    """Both junctions move together: the program's sequence is their coordination (netconvert's
     own program for this pair is such a one too)."""
     net, _routes = joined
     a, b = _side_links(net, SIDE_A), _side_links(net, SIDE_B)
