@@ -74,9 +74,10 @@ generates them from the model.
 **A light over several junctions** (SUMO's ``--tls.join``, common in imported city
 networks) is one intersection per *part*: junctions of the light that a road
 shorter than :data:`JOINED_PART_LINK_M` links (either way) are one part, the
-others are parts of their own, ids ``<tls>/<junction>+<junction>...`` (a light
-with one part keeps its id). netconvert's programs for such a light serve the
-junctions' side roads one junction after the other (a generated spider's ring
+others are parts of their own, ids ``<tls>@<junction>+<junction>...`` (a light
+with one part keeps its id; ``@``, not ``/``, so the id stays one segment of
+the API's ``/intersections/{id}`` paths). netconvert's programs for such a
+light can serve the junctions' side roads one junction after the other (a generated spider's ring
 of eight: 16 green phases, a 544-s cycle), and stages taken from that program
 could never serve two junctions' side roads at once, though links of
 different junctions never conflict. A part's groups, clearances and stages
@@ -859,7 +860,7 @@ def _intersections(tls: Any, program: Any, path: Path) -> list[tuple[Intersectio
     out = []
     for part in parts:
         junctions = frozenset(lk.junction.getID() for lk in part)
-        iid = tls_id if len(parts) == 1 else f"{tls_id}/{'+'.join(sorted(junctions))}"
+        iid = tls_id if len(parts) == 1 else f"{tls_id}@{'+'.join(sorted(junctions))}"
         out.append((_intersection(tls_id, iid, program, phases, states, part, path), junctions))
     return out
 

@@ -124,16 +124,16 @@ def test_a_light_that_serves_its_junctions_in_turn_is_one_intersection_per_junct
 ) -> None:
     net, _routes = joined
     network = load_sumo_net(net, additional_files=[serialised])
-    assert network.ids == ("J/A", "J/B")
+    assert network.ids == ("J@A", "J@B")
     assert {i.tls_id for i in network.intersections} == {"J"}
-    a, b = network.get("J/A"), network.get("J/B")
+    a, b = network.get("J@A"), network.get("J@B")
     assert {m.from_edge for g in a.groups for m in g.movements} == {"WA", "BA", "ANA", "ASA"}
     assert {m.from_edge for g in b.groups for m in g.movements} == {"AB", "EB", "BNB", "BSB"}
     links = [{li for g in inter.groups for li in g.link_indices} for inter in (a, b)]
     assert links[0] and links[1] and not links[0] & links[1]
     assert (b.x_m - a.x_m, b.y_m - a.y_m) == (100.0, 0.0)  # each at its own junction
     # the road graph names each junction's own intersection (Webster's demand, coordination)
-    assert network.graph.nodes["A"]["tls"] == "J/A" and network.graph.nodes["B"]["tls"] == "J/B"
+    assert network.graph.nodes["A"]["tls"] == "J@A" and network.graph.nodes["B"]["tls"] == "J@B"
 
 
 def test_both_side_roads_get_green_together_and_sumo_shows_what_each_part_commands(
