@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sumo_nets
 
 from intersections.loaders.sumo_net import load_sumo_net
 from intersections.model import DetectorKind, SignalState
@@ -32,7 +33,7 @@ G = int(SignalState.GREEN)
 def jammed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Two one-way streets crossing at signal C, west->east and north->south, no turns."""
     d = tmp_path_factory.mktemp("jam")
-    (d / "n.nod.xml").write_text(
+    nodes = (
         "<nodes>\n"
         '  <node id="C" x="0" y="0" type="traffic_light"/>\n'
         + "".join(
@@ -41,7 +42,7 @@ def jammed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         )
         + "</nodes>\n"
     )
-    (d / "n.edg.xml").write_text(
+    edges = (
         "<edges>\n"
         + "".join(
             f'  <edge id="{a}{b}" from="{a}" to="{b}" numLanes="1" speed="13.9"/>\n'
@@ -49,15 +50,10 @@ def jammed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         )
         + "</edges>\n"
     )
-    (d / "n.con.xml").write_text(
-        '<connections>\n  <delete from="WC" to="CS"/>\n  <delete from="NC" to="CE"/>\n</connections>\n'
+    connections = '<connections>\n  <delete from="WC" to="CS"/>\n  <delete from="NC" to="CE"/>\n</connections>\n'
+    net = sumo_nets.plain(
+        d, nodes, edges, name="jam", connections=connections, options=("--tls.default-type", "static")
     )
-    net = d / "jam.net.xml"
-    subprocess.run(
-        [sumo_binary("netconvert"), "-n", str(d / "n.nod.xml"), "-e", str(d / "n.edg.xml"), "-x", str(d / "n.con.xml"),
-         "-o", str(net), "--tls.default-type", "static"],
-        check=True, capture_output=True,
-    )  # fmt: skip
     routes = d / "jam.rou.xml"
     routes.write_text(
         "<routes>\n"
@@ -137,7 +133,7 @@ def test_a_movement_into_a_jammed_exit_gets_no_green_and_the_cross_street_is_ser
 def test_an_exit_lane_shorter_than_its_zone_gets_a_zone_across_the_lanes_downstream(tmp_path: Path) -> None:
     """C's westward exit is a 0.2-m lane to the unsignalised W2 (a joined junction's leftover, as
     netconvert leaves them on real networks): its exit zone runs on into W2W."""
-    (tmp_path / "n.nod.xml").write_text(
+    nodes = (
         "<nodes>\n"
         '  <node id="C" x="0" y="0" type="traffic_light"/>\n'
         '  <node id="W2" x="-7.4" y="0" type="priority"/>\n'
@@ -148,17 +144,12 @@ def test_an_exit_lane_shorter_than_its_zone_gets_a_zone_across_the_lanes_downstr
         + "</nodes>\n"
     )
     pairs = [("W", "W2"), ("W2", "C"), ("C", "W2"), ("W2", "W"), ("E", "C"), ("C", "E"), ("N", "C"), ("C", "N")]
-    (tmp_path / "n.edg.xml").write_text(
+    edges = (
         "<edges>\n"
         + "".join(f'  <edge id="{a}{b}" from="{a}" to="{b}" numLanes="1" speed="13.9"/>\n' for a, b in pairs)
         + "</edges>\n"
     )
-    net = tmp_path / "short.net.xml"
-    subprocess.run(
-        [sumo_binary("netconvert"), "-n", str(tmp_path / "n.nod.xml"), "-e", str(tmp_path / "n.edg.xml"),
-         "-o", str(net), "--no-turnarounds"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    net = sumo_nets.plain(tmp_path, nodes, edges, name="short")
     lengths = {el.get("id"): float(el.get("length", "nan")) for el in ET.parse(net).getroot().iter("lane")}
     assert lengths["CW2_0"] < 1.0
     det = generate_detectors(load_sumo_net(net), net, tmp_path / "det.add.xml")

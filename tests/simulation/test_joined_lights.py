@@ -11,15 +11,14 @@ and stays one intersection.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
+import sumo_nets
 
 from intersections.loaders.sumo_net import load_sumo_net
 from intersections.model import SignalState
 from simulation.runner import resolve_run, simulate
-from simulation.sumo_home import sumo_binary
 
 pytestmark = pytest.mark.sumo
 
@@ -49,14 +48,7 @@ SIDE_A, SIDE_B = ("ANA", "ASA"), ("BNB", "BSB")
 @pytest.fixture(scope="module")
 def joined(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     d = tmp_path_factory.mktemp("joined")
-    (d / "n.nod.xml").write_text(NODES)
-    (d / "n.edg.xml").write_text(f"<edges>\n{EDGES}</edges>\n")
-    net = d / "joined.net.xml"
-    subprocess.run(
-        [sumo_binary("netconvert"), "-n", str(d / "n.nod.xml"), "-e", str(d / "n.edg.xml"), "-o", str(net),
-         "--no-turnarounds"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    net = sumo_nets.plain(d, NODES, f"<edges>\n{EDGES}</edges>\n", name="joined")
     routes = d / "side.rou.xml"
     flows = "".join(
         f'  <flow id="f{k}" from="{a}" to="{b}" begin="0" end="300" vehsPerHour="{v}" departLane="best"/>\n'

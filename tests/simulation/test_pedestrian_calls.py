@@ -6,16 +6,15 @@ under its own program; people walk across it for the first minutes only.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+import sumo_nets
 
 from intersections.loaders.sumo_net import load_sumo_net
 from intersections.model import GroupKind
 from simulation.sumo_backend import SumoBackend, SumoRun
-from simulation.sumo_home import sumo_binary
 
 pytestmark = pytest.mark.sumo
 
@@ -40,16 +39,10 @@ ROUTES = """<routes>
 @pytest.fixture(scope="module")
 def crossing_net(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("peds")
-    (d / "n.nod.xml").write_text(NODES)
-    (d / "n.edg.xml").write_text(EDGES)
     (d / "r.rou.xml").write_text(ROUTES)
-    net = d / "peds.net.xml"
-    subprocess.run(
-        [sumo_binary("netconvert"), "-n", str(d / "n.nod.xml"), "-e", str(d / "n.edg.xml"), "-o", str(net),
-         "--no-turnarounds", "--sidewalks.guess", "--crossings.guess"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return net
+    return sumo_nets.plain(
+        d, NODES, EDGES, name="peds", options=("--no-turnarounds", "--sidewalks.guess", "--crossings.guess")
+    )
 
 
 def test_people_waiting_at_a_crossing_call_it_and_nobody_calls_an_empty_one(crossing_net: Path) -> None:

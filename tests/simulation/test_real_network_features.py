@@ -8,7 +8,6 @@ that switches programs, and a traffic light the model cannot hold (it keeps its 
 from __future__ import annotations
 
 import logging
-import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from intersections.errors import NetworkFileError
 from intersections.loaders.sumo_net import load_sumo_net, running_programs
 from simulation.detectors import generate_detectors
 from simulation.runner import load_run_network, resolve_run, simulate
-from simulation.sumo_home import sumo_binary
 
 pytestmark = pytest.mark.sumo
 
@@ -46,15 +44,7 @@ EDGES = "".join(
 @pytest.fixture(scope="module")
 def short_net(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("short")
-    (d / "n.nod.xml").write_text(NODES)
-    (d / "n.edg.xml").write_text(f"<edges>\n{EDGES}</edges>\n")
-    net = d / "short.net.xml"
-    subprocess.run(
-        [sumo_binary("netconvert"), "-n", str(d / "n.nod.xml"), "-e", str(d / "n.edg.xml"), "-o", str(net),
-         "--no-turnarounds"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return net
+    return sumo_nets.plain(d, NODES, f"<edges>\n{EDGES}</edges>\n", name="short")
 
 
 def _lane_length(net: Path, lane: str) -> float:
@@ -193,14 +183,7 @@ RAIL_EDGES = """<edges>
 
 
 def test_rail_crossings_have_no_program_and_are_left_to_sumo(tmp_path: Path) -> None:
-    (tmp_path / "n.nod.xml").write_text(RAIL_NODES)
-    (tmp_path / "n.edg.xml").write_text(RAIL_EDGES)
-    net = tmp_path / "rail.net.xml"
-    subprocess.run(
-        [sumo_binary("netconvert"), "-n", str(tmp_path / "n.nod.xml"), "-e", str(tmp_path / "n.edg.xml"), "-o",
-         str(net)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    net = sumo_nets.plain(tmp_path, RAIL_NODES, RAIL_EDGES, name="rail", options=())
     network = load_sumo_net(net)
     assert [i.id for i in network.intersections] == ["C"]
     assert [t for t, _r in network.unmodelled] == ["X"] and "rail" in network.unmodelled[0][1]
@@ -227,14 +210,8 @@ def test_a_zone_reaches_past_a_light_whose_stop_line_stands_just_before_ours(tmp
     of stopping at it and seeing one car of a queue that reaches back over the whole block."""
     d = tmp_path
     signalised = NODES.replace('id="W2" x="-7.4" y="0" type="priority"', 'id="W2" x="-7.4" y="0" type="traffic_light"')
-    (d / "n.nod.xml").write_text(signalised)
-    (d / "n.edg.xml").write_text(f"<edges>\n{EDGES}</edges>\n")
-    net = d / "two_lights.net.xml"
-    subprocess.run(
-        [sumo_binary("netconvert"), "-n", str(d / "n.nod.xml"), "-e", str(d / "n.edg.xml"), "-o", str(net),
-         "--no-turnarounds", "--tls.join", "false"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    edges = f"<edges>\n{EDGES}</edges>\n"
+    net = sumo_nets.plain(d, signalised, edges, name="two_lights", options=("--no-turnarounds", "--tls.join", "false"))
     network = load_sumo_net(net)
     assert {"C", "W2"} <= {i.tls_id or i.id for i in network.intersections}  # two lights, two intersections
     det = generate_detectors(network, net, tmp_path / "det.add.xml")

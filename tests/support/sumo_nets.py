@@ -71,3 +71,28 @@ def flows(tmp: Path, net: Path, *, veh_h: float = 200.0, end_s: float = 300.0, n
     out = tmp / f"{name}.rou.xml"
     out.write_text("\n".join(lines) + "\n")
     return out
+
+
+def plain(
+    d: Path,
+    nodes: str,
+    edges: str,
+    *,
+    name: str = "n",
+    connections: str | None = None,
+    options: tuple[str, ...] = ("--no-turnarounds",),
+) -> Path:
+    """``d/<name>.net.xml`` built by netconvert from plain XML (nodes and edges, connections if given).
+
+    Tests reproduce one network feature each (a 0.2-m lane, a joined light, a crossing) in a few
+    lines of plain XML; this is the one place that writes the files and calls netconvert.
+    """
+    (d / "n.nod.xml").write_text(nodes)
+    (d / "n.edg.xml").write_text(edges)
+    cmd = [sumo_binary("netconvert"), "-n", str(d / "n.nod.xml"), "-e", str(d / "n.edg.xml")]
+    if connections is not None:
+        (d / "n.con.xml").write_text(connections)
+        cmd += ["-x", str(d / "n.con.xml")]
+    net = d / f"{name}.net.xml"
+    subprocess.run([*cmd, "-o", str(net), *options], check=True, capture_output=True)
+    return net
