@@ -75,6 +75,7 @@ _PDUS = {GET, GET_NEXT, RESPONSE, SET, GET_BULK, INFORM, TRAP_V2, REPORT}
 _INTS = {INTEGER, COUNTER32, GAUGE32, TIMETICKS, COUNTER64}
 _EXC = {NO_SUCH_OBJECT, NO_SUCH_INSTANCE, END_OF_MIB_VIEW}
 
+
 class ErrorStatus(IntEnum):
     """RFC 3416 §3 error-status of a response PDU (0-5 are SNMPv1's); ERROR_NAMES spells them as the RFC does."""
 
@@ -389,23 +390,41 @@ class VarbindEncoder:
         self.heads = [
             tuple(b"\x30" + bytes((len(t) + 2 + n,)) + t + bytes((INTEGER, n)) for n in (1, 2, 3, 4)) for t in tlvs
         ]
+        # Per OID, INTEGER value -> its whole varbind, learned as met: a status object takes a few
+        # distinct values tick after tick (masks, modes, counters), so a farm encodes each once.
+        self.memos: list[dict[int, bytes]] = [{} for _ in self.oids]
+
+    def _integer(self, k: int, x: int) -> bytes:
+        """The varbind of OID ``k`` with INTEGER ``x`` (a 32-bit ``int``), remembered while the memo is small."""
+        heads = self.heads[k]
+        if 0 <= x < 128:
+            b = heads[0] + _BYTES[x]
+        else:  # minimal two's complement (X.690 §8.3.2)
+            n = ((x if x >= 0 else ~x).bit_length() + 8) // 8
+            b = heads[n - 1] + x.to_bytes(n, "big", signed=True)
+        memo = self.memos[k]
+        if len(memo) < self.MEMO_MAX:
+            memo[x] = b
+        return b
+
+    #: Most values remembered per OID (a counter such as gwTick takes a new value every tick).
+    MEMO_MAX = 512
 
     def encode(self, values: Sequence[Value]) -> bytes:
         parts: list[bytes] = []
         app = parts.append
-        small = _BYTES
-        for heads, o, v in zip(self.heads, self.oids, values, strict=True):
+        for k, (memo, v) in enumerate(zip(self.memos, values, strict=True)):
             x = v[1]
-            if v[0] == INTEGER and type(x) is int and -0x8000_0000 <= x <= 0x7FFF_FFFF:
-                if 0 <= x < 128:
-                    app(heads[0])
-                    app(small[x])
-                else:  # minimal two's complement (X.690 §8.3.2)
-                    n = ((x if x >= 0 else ~x).bit_length() + 8) // 8
-                    app(heads[n - 1])
-                    app(x.to_bytes(n, "big", signed=True))
+            if v[0] == INTEGER and type(x) is int:
+                b = memo.get(x)
+                if b is not None:
+                    app(b)
+                elif -0x8000_0000 <= x <= 0x7FFF_FFFF:
+                    app(self._integer(k, x))
+                else:
+                    app(_varbind(self.oids[k], v))
             else:
-                app(_varbind(o, v))
+                app(_varbind(self.oids[k], v))
         return _tlv(SEQUENCE, b"".join(parts))
 
 
