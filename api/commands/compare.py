@@ -100,11 +100,16 @@ def run(args: argparse.Namespace) -> int:
     for c, rows in results.items():
         mean, ci = summarise(rows)
         doc["controllers"][c] = {"mean": mean, "ci95": ci, "per_seed": rows}
+    same = identical_seeds(doc)
+    if same:
+        doc["identical_seeds"] = same
     base = doc["controllers"].get("sumo", {}).get("mean", {}).get("mean_delay_s")
     for c in controllers:
         d = doc["controllers"][c]["mean"]["mean_delay_s"]
         doc["relative_delay"][c] = (d / base) if base else None
     _print(doc)
+    if same:
+        console.print(_identical_note(doc))
     if estimated:
         console.print("estimated in the mesoscopic model (no lane-area detectors), for the controllers that read them:")
         print_estimated({f: how for per in estimated.values() for f, how in per.items()})
@@ -233,6 +238,33 @@ TABLE_KPIS = (
 )
 
 
+def identical_seeds(doc: dict[str, Any]) -> list[str]:
+    """Controllers whose seeds all gave the very same KPIs.
+
+    A seed changes a run only through what SUMO draws at random: a scenario whose demand is fixed
+    (a real scenario's route files) and whose vehicle types draw nothing (TAVF-Hamburg's all drive
+    with ``speedFactor="norm(1,0)"`` and ``sigma="0"``) gives the same run for every seed in SUMO's
+    meso (measured: byte-identical tripinfo for seeds 1 and 2), which has no lane changing to draw
+    for. The printed ± 0.0 is then no measured spread, and the report says so.
+    """
+    if len(doc["seeds"]) < 2:
+        return []
+    out = []
+    for c, res in doc["controllers"].items():
+        rows = [{k: r.get(k) for k in SCALAR_KPIS} for r in res["per_seed"]]
+        if len(rows) > 1 and all(r == rows[0] for r in rows[1:]):
+            out.append(c)
+    return out
+
+
+def _identical_note(doc: dict[str, Any]) -> str:
+    return (
+        f"every seed gave the same run for {', '.join(doc['identical_seeds'])}: neither the demand nor the "
+        "vehicles drew anything at random, so ± 0.0 is no measured spread; vary the demand (a library "
+        "scenario draws it per seed) or the vehicle types' speedFactor to measure one"
+    )
+
+
 def _model_note(doc: dict[str, Any]) -> str:
     """Meso runs say so in their titles; micro, the default, stays as it always printed."""
     return " (mesoscopic model)" if doc.get("model") == "meso" else ""
@@ -253,6 +285,8 @@ def markdown_table(doc: dict[str, Any]) -> str:
         cells = [(f"{m[k]:.1f} ± {ci[k]:.1f}" if n > 1 else f"{m[k]:.1f}") if k in m else "-" for k in TABLE_KPIS]
         rel = doc["relative_delay"].get(c)
         lines.append("| " + " | ".join([c, *cells, f"{rel:.2f}" if rel is not None else "-"]) + " |")
+    if doc.get("identical_seeds"):
+        lines += ["", _identical_note(doc)]
     return "\n".join(lines) + "\n"
 
 

@@ -67,3 +67,36 @@ def test_compare_runs_on_a_dask_scheduler_address(tmp_path: Path) -> None:
     # Each seed's scenario was built once, into the cache, by a task of that scheduler (two seeds: side by side).
     assert sorted(d.name for d in (tmp_path / "cache").iterdir()) == ["tiny-seed1", "tiny-seed2"]
     assert "build" in ran
+
+
+@pytest.mark.sumo
+def test_seeds_that_gave_the_same_run_are_said_to_have(tmp_path: Path) -> None:
+    """Vehicles that draw nothing at random (speedFactor fixed, as TAVF-Hamburg's all are) in SUMO's meso:
+    every seed is the same run, and the report says the ± 0.0 is no measured spread. The same flows
+    with SUMO's default speed deviation differ by seed and get no such note."""
+    import sumo_nets
+
+    net = sumo_nets.grid(tmp_path, n=2)
+    flows = sumo_nets.flows(tmp_path, net, veh_h=400.0, end_s=200.0).read_text()
+    docs = {}
+    for case, spread in (("fixed", ' speedDev="0" sigma="0"'), ("drawn", "")):
+        routes = tmp_path / f"{case}.rou.xml"
+        routes.write_text(flows.replace('vClass="passenger"', f'vClass="passenger"{spread}')
+                          .replace('vClass="motorcycle"', f'vClass="motorcycle"{spread}')
+                          .replace('vClass="bus"', f'vClass="bus"{spread}'))  # fmt: skip
+        cfg = tmp_path / f"{case}.sumocfg"
+        cfg.write_text(
+            f'<configuration><input><net-file value="{net.name}"/><route-files value="{routes.name}"/></input>'
+            "</configuration>"
+        )
+        out, md = tmp_path / f"{case}.json", tmp_path / f"{case}.md"
+        code = main(["compare", str(cfg), "--controllers", "sumo", "--seeds", "2", "--model", "meso", "--end", "240",
+                     "--in-process", "--json", str(out), "--markdown", str(md)])  # fmt: skip
+        assert code == 0
+        docs[case] = (json.loads(out.read_text()), md.read_text())
+    fixed, fixed_md = docs["fixed"]
+    assert fixed["identical_seeds"] == ["sumo"] and "every seed gave the same run for sumo" in fixed_md
+    drawn, drawn_md = docs["drawn"]
+    rows = drawn["controllers"]["sumo"]["per_seed"]
+    assert rows[0]["mean_delay_s"] != rows[1]["mean_delay_s"]
+    assert "identical_seeds" not in drawn and "same run" not in drawn_md
