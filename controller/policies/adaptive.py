@@ -15,8 +15,6 @@ from arrays:
 2. **Switch to the stage of highest pressure** (Varaiya 2013 max-pressure:
    queue minus downstream queue, weighted by lanes) amplified by how long its
    vehicles have waited, once the current stage has served its minimum green.
-   While no queue stands in the current stage, a stage that would serve nobody
-   the current one does not serve is not called (actuated control's calls).
    A stage that only extends for sporadic arrivals yields to a stage whose
    pressure exceeds ``switch_ratio`` times its own (hysteresis), and every
    stage yields at its maximum green, which is adapted to the measured degree of
@@ -324,16 +322,13 @@ class AdaptivePolicy(Policy):
         has = cur >= 0
         cur_c = np.where(has, cur, 0)
         yielding_now = p.stage_yield[rows, cur_c] & has[:, None]
-        pressure, score, starving_stage, blocked, pressure_g = self._pressure(
-            obs, q, approaching, green, yielding_now, dt
-        )
+        pressure, score, starving_stage, blocked = self._pressure(obs, q, approaching, green, yielding_now, dt)
         members = p.stage_groups(cur)
+        best, best_score = self._best_other(score, starving_stage, cur, cur_c, rows)
         cur_pressure = pressure[rows, cur_c]
         elapsed = stage_green_elapsed_s(ctx, p)
         past_min = elapsed >= self.stage_min_s[rows, cur_c]
         discharging, alive = self._alive(obs, q_serve, approaching, green, yielding_now, blocked, members, dt)
-        switch_score = self._switch_score(score, starving_stage, pressure_g, q_serve, members, rows, cur_c, has)
-        best, best_score = self._best_other(switch_score, starving_stage, cur, cur_c, rows)
         maxed = elapsed >= self._max_green(pressure, cur_pressure, rows, cur_c)
         want = best_score > 0
         if np.isfinite(self.switch_ratio):
@@ -396,8 +391,8 @@ class AdaptivePolicy(Policy):
         green: np.ndarray,
         yielding_now: np.ndarray,
         dt: float,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(stage pressure, stage score, starving-stage mask, blocked groups, group pressure): steps 2 to 4.
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(stage pressure, stage score, starving-stage mask, blocked groups): steps 2 to 4.
 
         A group is blocked when its downstream link is nearly full (spillback) or its exits
         are measured jammed back to the junction; it then counts no demand. Pressure is
@@ -416,7 +411,7 @@ class AdaptivePolicy(Policy):
         pressure = np.einsum("nsg,ng->ns", self.stage_mask_f, pressure_g)
         pressure = np.where(p.stage_valid, pressure, -np.inf)
         score, starving_stage = starvation_score(pressure, p, red_forcing, self.max_red_s, self.credit)
-        return pressure, score, starving_stage, blocked, pressure_g
+        return pressure, score, starving_stage, blocked
 
     def _red_wait(
         self,
@@ -438,39 +433,6 @@ class AdaptivePolicy(Policy):
         self.red_wait_s = np.where(waiting, self.red_wait_s + dt, np.where(held, self.red_wait_s, 0.0))
         forcing: np.ndarray = np.where(exit_full, 0.0, self.red_wait_s) if any_set(held) else self.red_wait_s
         return forcing
-
-    def _switch_score(
-        self,
-        score: np.ndarray,
-        starving_stage: np.ndarray,
-        pressure_g: np.ndarray,
-        q_serve: np.ndarray,
-        members: np.ndarray,
-        rows: np.ndarray,
-        cur_c: np.ndarray,
-        has: np.ndarray,
-    ) -> np.ndarray:
-        """(N, S) stage scores for a switch: undersaturated, a stage that serves nobody new is no reason for one.
-
-        While no queue stands in the current stage (the intersection is undersaturated now,
-        measured there), a stage whose credited demand all belongs to groups the current
-        stage already serves, such as the left-only stage after a through-and-left stage in
-        netconvert's leading-left programs, would only end the other groups' green and bring
-        it back an intergreen later: its score is capped at 0, so it is not called. That is
-        actuated control's rule, whose calls come only from red groups (HCM 7th ed. ch. 19).
-        Stages that serve some new demand keep their whole score (a green that carries over
-        is worth more than one that must start), and a starving stage always counts. With a
-        queue standing in the current stage the pressure rule stands as before: on a
-        saturated ring road such a switch is what took the green back from a through queue
-        that could not leave while the turns kept theirs (docs/adaptive.md, step 5, has the
-        measurements).
-        """
-        served_now = self.credit[rows, cur_c] & has[:, None]
-        fresh = np.einsum("nsg,ng->ns", self.stage_mask_f, np.where(served_now, 0.0, pressure_g))
-        queued = any_rows(members & (q_serve > self.queue_threshold_veh))
-        eligible = starving_stage | (fresh > 0) | queued[:, None]
-        switch_score: np.ndarray = np.where(eligible, score, np.minimum(score, 0.0))
-        return switch_score
 
     def _best_other(
         self, score: np.ndarray, starving_stage: np.ndarray, cur: np.ndarray, cur_c: np.ndarray, rows: np.ndarray

@@ -260,16 +260,8 @@ class AdaptiveReference(AdaptivePolicy):
         others = [s for s in stages if s != cur]
         if not others:
             return None
+        best = max(others, key=lambda s: (score[s], -s))
         mem = members.get(cur, [])
-        # With no queue standing in the current stage, a stage that serves nobody new (all its credited
-        # demand is already green here) is not worth a switch: its score counts at most 0. Starving
-        # stages always count.
-        queued = any(serve[r][k] > self.queue_threshold_veh for k in mem)
-        gain = {}
-        for s in stages:
-            fresh = sum(pg[k] for k in credit[s] if k not in credit.get(cur, []))
-            gain[s] = score[s] if starving[s] or fresh > 0 or queued else min(score[s], 0.0)
-        best = max(others, key=lambda s: (gain[s], -s))
         elapsed = self._ref_elapsed(r, mem, ctx)
         stage_min = max((float(p.min_green_s[r, k]) for k in mem), default=0.0)
         if elapsed < stage_min:
@@ -288,8 +280,8 @@ class AdaptiveReference(AdaptivePolicy):
         share = max(cur_p, 0.0) / total if total > 0 else 1.0
         max_green = max(self.min_max_green_s, float(self.stage_max_s[r, cur]) * min(max(0.5 + share, 0.5), 1.0))
         maxed = elapsed >= max_green
-        overwhelmed = math.isfinite(self.switch_ratio) and gain[best] > self.switch_ratio * max(cur_p, 0.0) + 1e-9
-        if gain[best] > 0 and (not alive or maxed or starving[best] or (overwhelmed and not discharging)):
+        overwhelmed = math.isfinite(self.switch_ratio) and score[best] > self.switch_ratio * max(cur_p, 0.0) + 1e-9
+        if score[best] > 0 and (not alive or maxed or starving[best] or (overwhelmed and not discharging)):
             return best, 4 if not alive else (5 if maxed else 6)
         return None
 
