@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
+from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
@@ -126,16 +128,26 @@ class _Reversed(asyncio.Protocol):
         self.t.write(b"".join(reversed(out)))  # type: ignore[attr-defined]
 
 
+@contextlib.asynccontextmanager
+async def _reversed_gateway() -> AsyncIterator[ModbusTcpClient]:
+    """A client connected to a :class:`_Reversed` gateway on 127.0.0.1; both closed afterwards."""
+    server = await asyncio.get_running_loop().create_server(_Reversed, "127.0.0.1", 0)
+    c = ModbusTcpClient("127.0.0.1", server.sockets[0].getsockname()[1], timeout_s=0.5, retries=0)
+    try:
+        assert await c.connect()
+        yield c
+    finally:
+        c.close()
+        server.close()
+        await server.wait_closed()
+
+
 def test_pipelined_transactions_are_paired_by_transaction_id() -> None:
     """The units of a gateway share one connection: one write carries every unit's request, and answers
     that come back in any order reach the right caller."""
 
     async def main() -> None:
-        server = await asyncio.get_running_loop().create_server(_Reversed, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        c = ModbusTcpClient("127.0.0.1", port, timeout_s=0.5, retries=0)
-        try:
-            assert await c.connect()
+        async with _reversed_gateway() as c:
             got: dict[int, bytes | None] = {}
             done = asyncio.Event()
 
@@ -156,10 +168,6 @@ def test_pipelined_transactions_are_paired_by_transaction_id() -> None:
             tid = c.send(4, read_pdu(1, 1), lambda a: pytest.fail("a forgotten answer was delivered"))
             c.forget(tid)
             assert registers(await c.request(2, read_pdu(2, 1))) == [202]
-        finally:
-            c.close()
-            server.close()
-            await server.wait_closed()
 
     asyncio.run(main())
 
@@ -206,11 +214,7 @@ def test_a_batch_of_consecutive_transaction_ids_shares_the_connection_with_reque
     of a lost connection."""
 
     async def main() -> None:
-        server = await asyncio.get_running_loop().create_server(_Reversed, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        c = ModbusTcpClient("127.0.0.1", port, timeout_s=0.5, retries=0)
-        try:
-            assert await c.connect()
+        async with _reversed_gateway() as c:
             c._tid = 65533  # the batch's ids wrap past 65535
             pending = c.send(9, read_pdu(9, 1), lambda a: None)  # 65534, in flight: the batch goes past it
             batch = _Batch(4)
@@ -239,9 +243,5 @@ def test_a_batch_of_consecutive_transaction_ids_shares_the_connection_with_reque
             assert c.begin_batch(2, lost) is not None
             c.close()
             assert lost.lost_calls == 1 and c.begin_batch(1, _Batch(1)) is None
-        finally:
-            c.close()
-            server.close()
-            await server.wait_closed()
 
     asyncio.run(main())
