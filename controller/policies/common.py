@@ -166,28 +166,50 @@ class SparseRows:
         return np.bincount(self.rows, weights=self.vals * x.take(self.cols), minlength=self.size)
 
 
-def downstream_matrix(network: Network, packed: PackedNetwork) -> SparseRows:
+def downstream_matrix(network: Network, packed: PackedNetwork, *, look_through_m: float = 0.0) -> SparseRows:
     """Sparse (N·G, N·G) matrix ``D`` so that ``D @ q.ravel()`` is each movement's downstream queue.
 
     A movement (from_edge -> to_edge) discharges into the intersection that
     ``to_edge`` leads to; its downstream queue is the mean queue of the groups
     there that serve traffic coming from ``to_edge`` (Varaiya 2013's
     ``x_m`` for the receiving link, averaged over its turning movements).
+
+    ``look_through_m``: a receiving link shorter than this that is an approach
+    of the movement's own intersection (the link between two junctions modelled
+    as one, :data:`intersections.loaders.sumo_net.JOINED_PART_LINK_M`) is
+    replaced by the links the movements leaving it discharge into, transitively.
+    Such a link holds no queue of its own: the queue measured at its stop line
+    is the approach feeding it (the zone extends upstream, ``simulation.detectors``),
+    often the very approach whose pressure is computed. With 0 (the default), or
+    where no such link exists, ``D`` is the plain matrix entry for entry.
     """
     g = packed.g
+    edges = network.graph.edges(data=True) if look_through_m > 0 else ()  # the plain matrix reads no lengths
+    length_m = {d["id"]: float(d["length_m"]) for _, _, d in edges if "id" in d}
     by_from_edge: dict[str, list[int]] = {}
+    own_from: dict[tuple[int, str], list[int]] = {}  # (intersection, link) -> its groups taking traffic from it
     for r, inter in enumerate(network.intersections):
         for k, grp in enumerate(inter.groups):
             for m in grp.movements:
                 if m.turn != "p":
                     by_from_edge.setdefault(m.from_edge, []).append(r * g + k)
+                    own_from.setdefault((r, m.from_edge), []).append(k)
     rows, cols, vals = [], [], []
     for r, inter in enumerate(network.intersections):
         for k, grp in enumerate(inter.groups):
             targets: set[int] = set()
-            for m in grp.movements:
-                if m.turn != "p":
-                    targets.update(by_from_edge.get(m.to_edge, ()))
+            seen: set[str] = set()
+            todo = [m.to_edge for m in grp.movements if m.turn != "p"]
+            for edge in todo:  # first in, first out (todo grows): the plain order where nothing is looked through
+                if edge in seen:
+                    continue
+                seen.add(edge)
+                inner = own_from.get((r, edge))
+                if inner and length_m.get(edge, np.inf) < look_through_m:
+                    for kk in inner:
+                        todo.extend(m.to_edge for m in inter.groups[kk].movements if m.turn != "p")
+                else:
+                    targets.update(by_from_edge.get(edge, ()))
             for t in targets:
                 rows.append(r * g + k)
                 cols.append(t)

@@ -27,7 +27,8 @@ al. 2020, Transp. Res. C 110; ``../shared/reference/motorcycles-and-algorithms.m
   light's parts closer than ``JOINED_PART_LINK_M``, e.g. grid06's B0+B1, 0.2 m
   apart), a movement into the link between them discharges, in effect, into
   the exits of the movements that leave that link: its downstream queue is
-  theirs (:func:`through_downstream_matrix`). The link stores nothing, and the
+  theirs (:func:`~controller.policies.common.downstream_matrix` with
+  ``look_through_m``). The link stores nothing, and the
   queue measured for it is the approach behind it (its stop-line zone reaches
   upstream over the feeding lanes), so Varaiya's ``x_m`` of the "receiving
   link" would subtract an approach's own queue from its pressure.
@@ -48,12 +49,12 @@ from controller.backend import Observation, exit_blocked_share
 from controller.estimate import Estimate
 from controller.policies import register_policy
 from controller.policies.base import Policy, PolicyContext
-from controller.policies.common import SparseRows, group_lanes
+from controller.policies.common import SparseRows, downstream_matrix, group_lanes
 from controller.policies.kernels import max_pressure_decide
 from intersections.loaders.sumo_net import JOINED_PART_LINK_M
 from intersections.network import Network
 
-__all__ = ["MaxPressurePolicy", "stage_pressure", "pressure_map", "group_pressure_map", "through_downstream_matrix"]
+__all__ = ["MaxPressurePolicy", "stage_pressure", "pressure_map", "group_pressure_map"]
 
 
 def stage_pressure(queue: np.ndarray, downstream: np.ndarray, weight: np.ndarray, stage_mask: np.ndarray) -> np.ndarray:
@@ -61,54 +62,6 @@ def stage_pressure(queue: np.ndarray, downstream: np.ndarray, weight: np.ndarray
     w = weight * (queue - downstream)
     result: np.ndarray = np.einsum("nsg,ng->ns", stage_mask, w)
     return result
-
-
-def through_downstream_matrix(network: Network, packed: PackedNetwork) -> SparseRows:
-    """Sparse (N·G, N·G) ``D``: each movement's downstream queue, looking through links inside its intersection.
-
-    As :func:`controller.policies.common.downstream_matrix` (the mean queue of
-    the groups that take traffic from the receiving link, Varaiya 2013's
-    ``x_m``), except that a receiving link that is an approach of the same
-    intersection and shorter than ``JOINED_PART_LINK_M`` (the link between two
-    junctions modelled as one intersection) is replaced by the links that the
-    movements leaving it discharge into, transitively. Such a link holds no
-    queue of its own: the queue measured at its stop line is that of the
-    approach feeding it (the zone extends upstream, ``simulation.detectors``),
-    often the very approach whose pressure is being computed. With no such
-    link (separate junctions, field networks) ``D`` is the plain one entry for
-    entry.
-    """
-    g = packed.g
-    length_m = {d["id"]: float(d["length_m"]) for _, _, d in network.graph.edges(data=True) if "id" in d}
-    by_from_edge: dict[str, list[int]] = {}
-    own_from: dict[tuple[int, str], list[int]] = {}  # (intersection, link) -> its groups taking traffic from it
-    for r, inter in enumerate(network.intersections):
-        for k, grp in enumerate(inter.groups):
-            for m in grp.movements:
-                if m.turn != "p":
-                    by_from_edge.setdefault(m.from_edge, []).append(r * g + k)
-                    own_from.setdefault((r, m.from_edge), []).append(k)
-    rows, cols, vals = [], [], []
-    for r, inter in enumerate(network.intersections):
-        for k, grp in enumerate(inter.groups):
-            targets: set[int] = set()
-            seen: set[str] = set()
-            todo = [m.to_edge for m in grp.movements if m.turn != "p"]
-            for edge in todo:  # first in, first out (todo grows): the plain matrix's order where nothing is inside
-                if edge in seen:
-                    continue
-                seen.add(edge)
-                inner = own_from.get((r, edge))
-                if inner and length_m.get(edge, np.inf) < JOINED_PART_LINK_M:
-                    for kk in inner:
-                        todo.extend(m.to_edge for m in inter.groups[kk].movements if m.turn != "p")
-                else:
-                    targets.update(by_from_edge.get(edge, ()))
-            for t in targets:
-                rows.append(r * g + k)
-                cols.append(t)
-                vals.append(1.0 / len(targets))
-    return SparseRows(np.asarray(rows, np.int64), np.asarray(cols, np.int64), np.asarray(vals, float), packed.n * g)
 
 
 def group_pressure_map(down: SparseRows, weight: np.ndarray) -> SparseRows:
@@ -151,7 +104,7 @@ class MaxPressurePolicy(Policy):
         self.packed = packed
         weight = group_lanes(network, packed) * packed.group_valid
         self.red_s = np.zeros((packed.n, packed.g))
-        down = through_downstream_matrix(network, packed)
+        down = downstream_matrix(network, packed, look_through_m=JOINED_PART_LINK_M)
         m = pressure_map(down, weight, packed.stage_mask)
         gm = group_pressure_map(down, weight)
         stage_rows, stage_base = packed.stage_rows

@@ -23,7 +23,8 @@ from controller.arrays import pack
 from controller.estimate import Estimate
 from controller.policies.base import PolicyContext
 from controller.policies.common import downstream_matrix
-from controller.policies.max_pressure import MaxPressurePolicy, through_downstream_matrix
+from controller.policies.max_pressure import MaxPressurePolicy
+from intersections.loaders.sumo_net import JOINED_PART_LINK_M
 from intersections.model import Intersection, Movement, SignalGroup, SignalState, Stage
 from intersections.network import Network, add_link
 
@@ -90,7 +91,7 @@ def test_the_inner_link_is_looked_through_and_a_long_link_is_not() -> None:
     for link_m, a_row in ((0.2, []), (60.0, [1])):
         net = _joined(link_m)
         p = pack(net.intersections)
-        d = through_downstream_matrix(net, p)
+        d = downstream_matrix(net, p, look_through_m=JOINED_PART_LINK_M)
         assert d.cols[d.rows == 0].tolist() == a_row  # A discharges into L's link, or through it
         plain = downstream_matrix(net, p)
         assert plain.cols[plain.rows == 0].tolist() == [1]
@@ -105,7 +106,7 @@ def test_without_inner_links_the_matrix_is_the_plain_one_entry_for_entry(tmp_pat
 
     net = load_sumo_net(grid(tmp_path, n=n))
     p = pack(net.intersections)
-    a, b = downstream_matrix(net, p), through_downstream_matrix(net, p)
+    a, b = downstream_matrix(net, p), downstream_matrix(net, p, look_through_m=JOINED_PART_LINK_M)
     assert a.rows.size > 0
     for x, y in ((a.rows, b.rows), (a.cols, b.cols), (a.vals, b.vals)):
         np.testing.assert_array_equal(x, y)
