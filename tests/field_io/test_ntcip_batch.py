@@ -105,12 +105,15 @@ def test_batched_poll_reads_every_answering_controller_past_a_silent_one(example
             res = [eng.tick() for _ in range(8)]
             reads = [link.reads for link in backend.links]
             errors = [link.errors for link in backend.links]
+            # Read while central still drives them: closing the backend hands control back, and a
+            # read after the close raced that hand-back (failed once in a fresh-clone suite run).
+            modes = emu.core.mode[:2].copy()
         obs = res[-1].observation
         assert reads[0] >= 7 and reads[1] >= 7 and reads[2] == 0
         assert errors[:2] == [0, 0]
         assert obs.fault.tolist() == [False, False, True]
         assert obs.extra["central_control"].tolist() == [True, True, False]
-        assert (emu.core.mode[:2] == ControllerMode.CENTRAL_STAGE).all()
+        assert (modes == ControllerMode.CENTRAL_STAGE).all()
         assert "J3" in backend.problems  # never identified: named once, not commanded
         assert np.isfinite(obs.queue_veh[:2]).any()
         # J2 goes quiet after it was identified: its batched GET times out, J1 is still read every tick.
